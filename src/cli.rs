@@ -1,0 +1,149 @@
+/*!
+The command line as the user types it: raw flags, parsed by clap and not yet
+checked against each other or the config file. `config` turns these into one
+validated `Settings`; nothing else reads them.
+
+There is deliberately no flag for the token: a flag would show in `ps` and in
+shell history. Tokens come only from the `WOLKVOX_TOKEN` environment variable.
+*/
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Send a contact list as WhatsApp messages through the Wolkvox API.
+///
+/// Tokens are read from the WOLKVOX_TOKEN environment variable (several
+/// tokens separated by commas), never from a flag.
+#[derive(Debug, Parser)]
+#[command(name = "wolkvox-dispatch", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a contact list, then send every valid row and record each outcome.
+    Send(SendArgs),
+    /// Check a contact list without sending anything (no token needed).
+    Validate(ValidateArgs),
+}
+
+/// Flags shared by every command that reads a contact list.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// The contact list (CSV).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+
+    /// TOML configuration file (see config.example.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Refuse lists with more data rows than this [config: limits.max_rows, default 10000].
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<u64>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Results CSV [default: <INPUT stem>.results.csv beside INPUT].
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+
+    /// Validate and record what would be sent, without sending anything or needing a token.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Continue an earlier run recorded in the results file: rows already done are skipped.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// With --resume: send again the rows recorded `failed`.
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
+
+    /// With --resume: send again the rows recorded `unknown` (they may already have been delivered).
+    #[arg(long, requires = "resume")]
+    pub retry_unknown: bool,
+
+    /// Replace the origin https://wv{server}.wolkvox.com (a proxy or a local test server).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// At most N requests per second per token [config: limits.requests_per_second, default 10].
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+
+    /// No progress bar and only warnings in the log; the summary is still printed.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn send_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "wolkvox-dispatch",
+            "send",
+            "list.csv",
+            "--dry-run",
+            "--rate",
+            "5",
+            "--max-rows",
+            "20",
+            "--log-format",
+            "json",
+        ])
+        .expect("valid flags");
+        let Command::Send(args) = cli.command else {
+            panic!("expected send")
+        };
+        assert!(args.dry_run);
+        assert_eq!(args.rate, Some(5.0));
+        assert_eq!(args.input.max_rows, Some(20));
+        assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn retry_flags_need_resume() {
+        let err = Cli::try_parse_from(["wolkvox-dispatch", "send", "l.csv", "--retry-failed"]);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn there_is_no_token_flag() {
+        let err = Cli::try_parse_from(["wolkvox-dispatch", "send", "l.csv", "--token", "x"]);
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,699 @@
+/*!
+Turns the raw flags and the optional TOML file into one validated `Settings`.
+
+Precedence is flags, then the config file, then built-in defaults. Every value
+is checked here, once, so the rest of the program never re-checks: a config
+error names the file and the key (`limits.max_in_flight_per_token`) or the
+flag (`--rate`) to fix. Tokens are read from `WOLKVOX_TOKEN` here too and never
+leave a `Token` wrapper that hides them from `Debug`.
+*/
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::cli::{InputArgs, LogFormat, SendArgs};
+
+/// The API refuses more than this many simultaneous requests per token.
+pub const API_MAX_IN_FLIGHT: usize = 2;
+/// The environment variable tokens are read from.
+pub const TOKEN_ENV: &str = "WOLKVOX_TOKEN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {reason}")]
+    Key {
+        path: PathBuf,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("{flag}: {reason}")]
+    Flag { flag: &'static str, reason: String },
+    #[error(
+        "no Wolkvox server configured: set `api.server` (e.g. \"0042\") or `api.base_url` in the config file, or pass --base-url"
+    )]
+    NoEndpoint,
+    #[error(
+        "no token: set the {TOKEN_ENV} environment variable (several tokens separated by commas); tokens are never accepted as flags"
+    )]
+    NoToken,
+    #[error("token #{index} in {TOKEN_ENV} {reason}")]
+    BadToken { index: usize, reason: &'static str },
+}
+
+// ---------------------------------------------------------------------------
+// The file, as written by the user.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub columns: ColumnsSection,
+    #[serde(default)]
+    pub retry: RetrySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    pub server: Option<String>,
+    pub base_url: Option<String>,
+    pub connector_id: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub requests_per_second: Option<f64>,
+    pub max_in_flight_per_token: Option<usize>,
+    pub max_rows: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsSection {
+    pub telephone: Option<String>,
+    pub message: Option<String>,
+    pub connector_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySection {
+    pub max_attempts: Option<u32>,
+    pub base_delay: Option<String>,
+    pub max_delay: Option<String>,
+    pub max_consecutive_failures: Option<u32>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validated settings.
+
+/// Header names of the columns the validator needs (matched ignoring case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    pub telephone: String,
+    pub message: String,
+    pub connector_id: String,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Self {
+            telephone: "telephone".into(),
+            message: "message".into(),
+            connector_id: "connector_id".into(),
+        }
+    }
+}
+
+/// What reading and validating a list needs: shared by `validate` and `send`.
+#[derive(Debug, Clone)]
+pub struct ListSettings {
+    pub input: PathBuf,
+    pub max_rows: u64,
+    pub columns: Columns,
+    /// Used for rows whose connector_id cell is missing or empty.
+    pub connector_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts per row, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Consecutive service-level failures on every token that stop the run.
+    pub max_consecutive_failures: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_consecutive_failures: 20,
+        }
+    }
+}
+
+/// Everything `send` needs, validated.
+#[derive(Debug, Clone)]
+pub struct SendSettings {
+    pub list: ListSettings,
+    pub config_path: Option<PathBuf>,
+    pub results: PathBuf,
+    pub dry_run: bool,
+    pub resume: bool,
+    pub retry_failed: bool,
+    pub retry_unknown: bool,
+    /// The origin requests go to, without a trailing slash. `None` only for dry runs.
+    pub origin: Option<String>,
+    pub timeout: Duration,
+    /// Requests per second per token.
+    pub rate: f64,
+    pub max_in_flight: usize,
+    pub retry: RetryPolicy,
+    pub quiet: bool,
+    pub log_format: LogFormat,
+}
+
+pub const DEFAULT_RATE: f64 = 10.0;
+pub const DEFAULT_MAX_ROWS: u64 = 10_000;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+    path.map(FileConfig::load)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn key_error(path: Option<&Path>, key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        path: path.map(Path::to_owned).unwrap_or_default(),
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn non_empty_name(
+    path: Option<&Path>,
+    key: &'static str,
+    value: Option<String>,
+    default: String,
+) -> Result<String, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.trim().is_empty() => Err(key_error(path, key, "must not be empty")),
+        Some(v) => Ok(v.trim().to_owned()),
+    }
+}
+
+fn duration(
+    path: Option<&Path>,
+    key: &'static str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text).map_err(|e| {
+            key_error(
+                path,
+                key,
+                format!(
+                    "{text:?} is not a duration ({e}); write it like \"60s\", \"500ms\" or \"2m\""
+                ),
+            )
+        }),
+    }
+}
+
+fn list_settings(
+    args: &InputArgs,
+    file: &mut FileConfig,
+    path: Option<&Path>,
+) -> Result<ListSettings, ConfigError> {
+    let defaults = Columns::default();
+    let columns = Columns {
+        telephone: non_empty_name(
+            path,
+            "columns.telephone",
+            file.columns.telephone.take(),
+            defaults.telephone,
+        )?,
+        message: non_empty_name(
+            path,
+            "columns.message",
+            file.columns.message.take(),
+            defaults.message,
+        )?,
+        connector_id: non_empty_name(
+            path,
+            "columns.connector_id",
+            file.columns.connector_id.take(),
+            defaults.connector_id,
+        )?,
+    };
+    let max_rows = match (args.max_rows, file.limits.max_rows) {
+        (Some(0), _) => {
+            return Err(ConfigError::Flag {
+                flag: "--max-rows",
+                reason: "must be at least 1".into(),
+            });
+        }
+        (Some(n), _) => n,
+        (None, Some(0)) => return Err(key_error(path, "limits.max_rows", "must be at least 1")),
+        (None, Some(n)) => n,
+        (None, None) => DEFAULT_MAX_ROWS,
+    };
+    let connector_id = match file.api.connector_id.take() {
+        Some(c) if c.trim().is_empty() => {
+            return Err(key_error(
+                path,
+                "api.connector_id",
+                "must not be empty (remove the key to require a connector_id column)",
+            ));
+        }
+        other => other.map(|c| c.trim().to_owned()),
+    };
+    Ok(ListSettings {
+        input: args.input.clone(),
+        max_rows,
+        columns,
+        connector_id,
+    })
+}
+
+/// Settings for `validate`.
+pub fn validate_settings(args: &InputArgs) -> Result<ListSettings, ConfigError> {
+    let path = args.config.as_deref();
+    let mut file = load_file(path)?;
+    list_settings(args, &mut file, path)
+}
+
+/// The origin the API lives at: `--base-url`, then `api.base_url`, then `api.server`.
+fn origin(
+    flag: Option<&str>,
+    api: &ApiSection,
+    path: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(url) = flag {
+        return check_base_url(url)
+            .map(Some)
+            .map_err(|reason| ConfigError::Flag {
+                flag: "--base-url",
+                reason,
+            });
+    }
+    if let Some(url) = &api.base_url {
+        return check_base_url(url)
+            .map(Some)
+            .map_err(|reason| key_error(path, "api.base_url", reason));
+    }
+    if let Some(server) = &api.server {
+        let server = server.trim();
+        if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(key_error(
+                path,
+                "api.server",
+                format!(
+                    "{server:?} is not a Wolkvox server id: use only letters and digits, as given by Wolkvox support (e.g. \"0042\" for wv0042.wolkvox.com)"
+                ),
+            ));
+        }
+        return Ok(Some(format!("https://wv{server}.wolkvox.com")));
+    }
+    Ok(None)
+}
+
+/// A base URL is an origin (scheme, host, optional port and path prefix), nothing more.
+fn check_base_url(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
+        format!("{url:?} is not a URL ({e}); write it like https://wv0042.wolkvox.com")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?} must start with https:// or http://"));
+    }
+    if parsed.host_str().is_none() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "{url:?} must not have a query or fragment: the tool appends /api/v2/whatsapp.php?api=... itself"
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials: the token goes in WOLKVOX_TOKEN".into());
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Settings for `send`.
+pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
+    let path = args.input.config.as_deref();
+    let mut file = load_file(path)?;
+    let list = list_settings(&args.input, &mut file, path)?;
+
+    let origin = origin(args.base_url.as_deref(), &file.api, path)?;
+    if origin.is_none() && !args.dry_run {
+        return Err(ConfigError::NoEndpoint);
+    }
+    let timeout = duration(
+        path,
+        "api.timeout",
+        file.api.timeout.as_deref(),
+        DEFAULT_TIMEOUT,
+    )?;
+    if timeout.is_zero() {
+        return Err(key_error(path, "api.timeout", "must be more than 0s"));
+    }
+
+    let rate = match (args.rate, file.limits.requests_per_second) {
+        (Some(r), _) if !(r.is_finite() && r > 0.0) => {
+            return Err(ConfigError::Flag {
+                flag: "--rate",
+                reason: format!(
+                    "{r} is not a rate: give requests per second per token, more than 0"
+                ),
+            });
+        }
+        (Some(r), _) => r,
+        (None, Some(r)) if !(r.is_finite() && r > 0.0) => {
+            return Err(key_error(
+                path,
+                "limits.requests_per_second",
+                format!("{r} is not a rate: give requests per second per token, more than 0"),
+            ));
+        }
+        (None, Some(r)) => r,
+        (None, None) => DEFAULT_RATE,
+    };
+
+    let max_in_flight = match file.limits.max_in_flight_per_token {
+        None => API_MAX_IN_FLIGHT,
+        Some(n) if (1..=API_MAX_IN_FLIGHT).contains(&n) => n,
+        Some(n) => {
+            return Err(key_error(
+                path,
+                "limits.max_in_flight_per_token",
+                format!(
+                    "{n} is not allowed: the Wolkvox API accepts at most {API_MAX_IN_FLIGHT} simultaneous requests per token; use 1 or 2"
+                ),
+            ));
+        }
+    };
+
+    let defaults = RetryPolicy::default();
+    let retry = RetryPolicy {
+        max_attempts: match file.retry.max_attempts {
+            Some(0) => return Err(key_error(path, "retry.max_attempts", "must be at least 1")),
+            Some(n) => n,
+            None => defaults.max_attempts,
+        },
+        base_delay: duration(
+            path,
+            "retry.base_delay",
+            file.retry.base_delay.as_deref(),
+            defaults.base_delay,
+        )?,
+        max_delay: duration(
+            path,
+            "retry.max_delay",
+            file.retry.max_delay.as_deref(),
+            defaults.max_delay,
+        )?,
+        max_consecutive_failures: match file.retry.max_consecutive_failures {
+            Some(0) => {
+                return Err(key_error(
+                    path,
+                    "retry.max_consecutive_failures",
+                    "must be at least 1",
+                ));
+            }
+            Some(n) => n,
+            None => defaults.max_consecutive_failures,
+        },
+    };
+    if retry.max_delay < retry.base_delay {
+        return Err(key_error(
+            path,
+            "retry.max_delay",
+            "must not be shorter than retry.base_delay",
+        ));
+    }
+
+    let results = match &args.results {
+        Some(p) => p.clone(),
+        None => sibling(
+            &list.input,
+            if args.dry_run {
+                "dry-run.csv"
+            } else {
+                "results.csv"
+            },
+        ),
+    };
+
+    Ok(SendSettings {
+        list,
+        config_path: args.input.config.clone(),
+        results,
+        dry_run: args.dry_run,
+        resume: args.resume,
+        retry_failed: args.retry_failed,
+        retry_unknown: args.retry_unknown,
+        origin,
+        timeout,
+        rate,
+        max_in_flight,
+        retry,
+        quiet: args.quiet,
+        log_format: args.log_format,
+    })
+}
+
+/// `dir/contacts.csv` + "results.csv" -> `dir/contacts.results.csv`.
+pub fn sibling(input: &Path, suffix: &str) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "contacts".into());
+    input.with_file_name(format!("{stem}.{suffix}"))
+}
+
+// ---------------------------------------------------------------------------
+// Tokens.
+
+/// A Wolkvox token. `Debug` never shows it; only `api` exposes it, to build the header.
+#[derive(Clone)]
+pub struct Token {
+    /// 1-based position in WOLKVOX_TOKEN: how logs and errors name a token.
+    pub index: usize,
+    secret: SecretString,
+}
+
+impl Token {
+    pub fn expose(&self) -> &str {
+        self.secret.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token(#{}, [REDACTED])", self.index)
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "token #{}", self.index)
+    }
+}
+
+/// Parses `WOLKVOX_TOKEN`'s value: comma-separated, blanks ignored, repeats merged
+/// (a repeated token would otherwise get twice the API's in-flight allowance).
+pub fn parse_tokens(value: Option<&str>) -> Result<Vec<Token>, ConfigError> {
+    let Some(value) = value else {
+        return Err(ConfigError::NoToken);
+    };
+    let mut seen = HashSet::new();
+    let mut tokens = Vec::new();
+    for (i, raw) in value.split(',').enumerate() {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::BadToken {
+                index: i + 1,
+                reason: "contains spaces, control or non-ASCII characters, which cannot go in an HTTP header",
+            });
+        }
+        if seen.insert(raw.to_owned()) {
+            tokens.push(Token {
+                index: i + 1,
+                secret: SecretString::from(raw.to_owned()),
+            });
+        }
+    }
+    if tokens.is_empty() {
+        return Err(ConfigError::NoToken);
+    }
+    Ok(tokens)
+}
+
+/// Reads the tokens from the environment.
+pub fn tokens_from_env() -> Result<Vec<Token>, ConfigError> {
+    match std::env::var(TOKEN_ENV) {
+        Ok(v) => parse_tokens(Some(&v)),
+        Err(std::env::VarError::NotPresent) => parse_tokens(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::BadToken {
+            index: 1,
+            reason: "is not valid UTF-8",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn send_args(extra: &[&str]) -> SendArgs {
+        use clap::Parser;
+        let mut argv = vec!["wolkvox-dispatch", "send", "dir/list.csv"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Send(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn config_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let s = send_settings(&send_args(&["--base-url", "http://127.0.0.1:9/"])).unwrap();
+        assert_eq!(s.rate, DEFAULT_RATE);
+        assert_eq!(s.max_in_flight, 2);
+        assert_eq!(s.list.max_rows, 10_000);
+        assert_eq!(s.timeout, Duration::from_secs(60));
+        assert_eq!(s.origin.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(s.results, PathBuf::from("dir/list.results.csv"));
+        assert_eq!(s.retry, RetryPolicy::default());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let f = config_file(
+            "[api]\nserver = \"0042\"\ntimeout = \"5s\"\n[limits]\nrequests_per_second = 3\nmax_rows = 50\n[columns]\ntelephone = \"Celular\"\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&["--config", path, "--rate", "7"])).unwrap();
+        assert_eq!(s.rate, 7.0);
+        assert_eq!(s.list.max_rows, 50);
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        assert_eq!(s.list.columns.telephone, "Celular");
+        assert_eq!(s.origin.as_deref(), Some("https://wv0042.wolkvox.com"));
+        let s = send_settings(&send_args(&["--config", path, "--max-rows", "9"])).unwrap();
+        assert_eq!(s.list.max_rows, 9);
+        assert_eq!(s.rate, 3.0);
+    }
+
+    #[test]
+    fn more_than_two_in_flight_is_refused_naming_key_and_file() {
+        let f = config_file("[limits]\nmax_in_flight_per_token = 3\n");
+        let path = f.path().to_str().unwrap();
+        let err = send_settings(&send_args(&["--config", path, "--dry-run"])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("limits.max_in_flight_per_token"), "{text}");
+        assert!(text.contains(path), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let f = config_file("[limits]\nrequest_per_second = 3\n");
+        let err = send_settings(&send_args(&[
+            "--config",
+            f.path().to_str().unwrap(),
+            "--dry-run",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("request_per_second"), "{err}");
+    }
+
+    #[test]
+    fn server_ids_cannot_change_the_host() {
+        for bad in ["0042.evil.com/", "a b", "x@y", "", "00/42"] {
+            let f = config_file(&format!("[api]\nserver = {bad:?}\n"));
+            let err =
+                send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap_err();
+            assert!(err.to_string().contains("api.server"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn base_urls_are_origins_only() {
+        for bad in ["ftp://x", "http://h/?api=x", "not a url", "https://u:p@h"] {
+            assert!(
+                send_settings(&send_args(&["--base-url", bad])).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn real_runs_need_an_endpoint_dry_runs_do_not() {
+        assert!(matches!(
+            send_settings(&send_args(&[])),
+            Err(ConfigError::NoEndpoint)
+        ));
+        let s = send_settings(&send_args(&["--dry-run"])).unwrap();
+        assert_eq!(s.results, PathBuf::from("dir/list.dry-run.csv"));
+    }
+
+    #[test]
+    fn bad_rates_and_durations_are_refused() {
+        assert!(send_settings(&send_args(&["--dry-run", "--rate", "0"])).is_err());
+        assert!(send_settings(&send_args(&["--dry-run", "--rate", "NaN"])).is_err());
+        let f = config_file("[api]\ntimeout = \"soon\"\n");
+        let err = send_settings(&send_args(&[
+            "--config",
+            f.path().to_str().unwrap(),
+            "--dry-run",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("api.timeout"), "{err}");
+    }
+
+    #[test]
+    fn tokens_are_split_deduplicated_and_hidden() {
+        let tokens = parse_tokens(Some(" abc , def,,abc ")).unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens[0].expose(), "abc");
+        assert_eq!(tokens[1].index, 2);
+        let shown = format!("{:?} {}", tokens, tokens[0]);
+        assert!(!shown.contains("abc") && !shown.contains("def"), "{shown}");
+        assert!(matches!(
+            parse_tokens(Some(" , ")),
+            Err(ConfigError::NoToken)
+        ));
+        assert!(matches!(parse_tokens(None), Err(ConfigError::NoToken)));
+        let err = parse_tokens(Some("good,bad token")).unwrap_err();
+        assert!(!err.to_string().contains("bad token"), "{err}");
+    }
+}

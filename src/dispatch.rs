@@ -1,0 +1,523 @@
+/*!
+Sends jobs: tokens, their limiters, the worker pool, retries and stopping.
+
+Each token gets `max_in_flight` workers (at most 2, the API's limit), so a
+token can never carry more requests at once, retries included: a worker keeps
+its row through every attempt. Every attempt first waits on the token's
+`governor` limiter, so the quota counts retries too. Rows come from one shared
+queue, so several tokens share the list and a row refused because of its
+token goes back to the front for the others.
+
+A row is retried only when the answer proves it was not delivered (see
+`api::Answer::Transient`); a request that may have been delivered is recorded
+`unknown` and never sent again here. The run stops early on a signal, when no
+token is left, when the API does not exist at the configured URL, or when
+every token has failed too many times in a row (the service is down); rows not
+attempted are then recorded `not_sent`.
+*/
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Answer, Client, Reply, TokenProblem};
+use crate::config::{RetryPolicy, Token};
+use crate::report::Progress;
+use crate::results::{Outcome, Recorder, Status, now};
+use crate::validate::Job;
+
+/// The longest a `Retry-After` is honoured before giving up waiting.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// Why a run stopped before every row was attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Every token was refused (invalid, missing) or spent today's quota.
+    NoTokens { quota_spent: bool },
+    /// The API answered that the endpoint does not exist: a configuration error.
+    ApiNotFound { msg: String },
+    /// Every token failed this many times in a row.
+    ServiceDown { failures: u32 },
+    /// The results file or journal could not be written: sending on would lose outcomes.
+    RecordFailed { message: String },
+}
+
+impl StopReason {
+    /// What the `not_sent` rows say in their `msg`.
+    fn not_sent_msg(&self) -> String {
+        match self {
+            StopReason::Interrupted => "not sent: the run was interrupted".into(),
+            StopReason::NoTokens { quota_spent: true } => {
+                "not sent: every token has spent today's quota".into()
+            }
+            StopReason::NoTokens { quota_spent: false } => {
+                "not sent: every token was refused".into()
+            }
+            StopReason::ApiNotFound { .. } => {
+                "not sent: the API does not exist at the configured URL".into()
+            }
+            StopReason::ServiceDown { .. } => "not sent: the service looked down".into(),
+            StopReason::RecordFailed { .. } => "not sent: the results could not be written".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Interrupted => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
+            StopReason::NoTokens { quota_spent: true } => write!(
+                f,
+                "every token has spent today's quota (licences x 1000 calls a day); it renews tomorrow"
+            ),
+            StopReason::NoTokens { quota_spent: false } => write!(
+                f,
+                "every token in WOLKVOX_TOKEN was refused by Wolkvox (invalid, expired or quota spent); check the tokens"
+            ),
+            StopReason::ApiNotFound { msg } => {
+                write!(f, "Wolkvox answered {msg:?}: check api.server / --base-url")
+            }
+            StopReason::ServiceDown { failures } => write!(
+                f,
+                "every token failed {failures} times in a row: the service looks down"
+            ),
+            StopReason::RecordFailed { message } => {
+                write!(f, "cannot record outcomes ({message})")
+            }
+        }
+    }
+}
+
+/// How the pool behaves.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Requests per second per token.
+    pub rate: f64,
+    /// Requests in flight per token (1 or 2).
+    pub max_in_flight: usize,
+    pub retry: RetryPolicy,
+}
+
+struct TokenState {
+    token: Token,
+    /// `None` when the rate is too high to express (no pacing needed).
+    limiter: Option<DefaultDirectRateLimiter>,
+    retired: Mutex<Option<TokenProblem>>,
+    /// Consecutive attempts that failed for service reasons (not row-specific refusals).
+    failures: AtomicU32,
+}
+
+impl TokenState {
+    fn retired(&self) -> Option<TokenProblem> {
+        *self.retired.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<Job>>,
+    tokens: Vec<TokenState>,
+    client: Client,
+    recorder: Arc<Recorder>,
+    retry: RetryPolicy,
+    progress: Progress,
+    /// Cancelled when the run must stop starting requests.
+    stop: CancellationToken,
+    reason: Mutex<Option<StopReason>>,
+    /// Rows without a final outcome yet (queued or in flight).
+    unfinished: AtomicUsize,
+    /// Wakes idle workers when a row is requeued or finished.
+    changed: Notify,
+}
+
+impl Shared {
+    fn stop_with(&self, reason: StopReason) {
+        let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            tracing::warn!("stopping: {reason}");
+            *slot = Some(reason);
+        }
+        self.stop.cancel();
+    }
+
+    fn pop(&self) -> Option<Job> {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+
+    fn push_front(&self, job: Job) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_front(job);
+        self.changed.notify_waiters();
+    }
+
+    fn record(&self, outcome: Outcome, key: &str) {
+        if let Err(e) = self.recorder.record(outcome, Some(key)) {
+            self.stop_with(StopReason::RecordFailed {
+                message: e.to_string(),
+            });
+        }
+        self.progress.inc();
+        self.unfinished.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// True when every token still in use has failed `max_consecutive_failures` times in a row.
+    fn service_down(&self) -> bool {
+        let limit = self.retry.max_consecutive_failures;
+        let mut active = self
+            .tokens
+            .iter()
+            .filter(|t| t.retired().is_none())
+            .peekable();
+        active.peek().is_some() && active.all(|t| t.failures.load(Ordering::Relaxed) >= limit)
+    }
+}
+
+/// What a worker does after a row.
+enum Flow {
+    Next,
+    /// The token cannot be used: the row goes back for another token.
+    Requeue(Job),
+    Stop,
+}
+
+fn limiter(rate: f64) -> Option<DefaultDirectRateLimiter> {
+    let period = Duration::from_secs_f64(1.0 / rate);
+    Quota::with_period(period)
+        .map(|q| RateLimiter::direct(q.allow_burst(std::num::NonZeroU32::MIN)))
+}
+
+/// The wait before attempt `attempt + 1`: exponential, capped, with jitter
+/// (between half and all of the step) so that workers do not retry in lockstep.
+pub fn backoff(retry: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(after) = retry_after {
+        return after.min(MAX_RETRY_AFTER);
+    }
+    let step = retry
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(retry.max_delay);
+    let half = step / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+fn outcome(job: &Job, status: Status, reply: &Reply, attempts: u32, started: Instant) -> Outcome {
+    Outcome {
+        row: job.row,
+        telephone: job.telephone.clone(),
+        status,
+        http_status: reply.http_status,
+        code: reply.code.clone().unwrap_or_default(),
+        error: reply.error.clone(),
+        msg: reply.msg.clone(),
+        attempts,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        finished_at: now(),
+    }
+}
+
+async fn worker(shared: Arc<Shared>, index: usize) {
+    let ts = &shared.tokens[index];
+    loop {
+        if shared.stop.is_cancelled() || ts.retired().is_some() {
+            return;
+        }
+        // Registered before looking at the queue, so a requeue in between is not missed.
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let Some(job) = shared.pop() else {
+            if shared.unfinished.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            // Rows are still in flight elsewhere and may come back if their token is refused.
+            tokio::select! {
+                () = changed => {}
+                () = shared.stop.cancelled() => return,
+            }
+            continue;
+        };
+        match send_row(&shared, ts, job).await {
+            Flow::Next => {}
+            Flow::Requeue(job) => {
+                shared.push_front(job);
+                return;
+            }
+            Flow::Stop => return,
+        }
+    }
+}
+
+/// Takes one row through its attempts with one token.
+async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    let mut last = Reply::default();
+    loop {
+        if let Some(limiter) = &ts.limiter {
+            tokio::select! {
+                biased;
+                () = shared.stop.cancelled() => {
+                    return stopped(shared, job, &last, attempts, started);
+                }
+                () = limiter.until_ready() => {}
+            }
+        }
+        if shared.stop.is_cancelled() {
+            return stopped(shared, job, &last, attempts, started);
+        }
+        if ts.retired().is_some() {
+            return Flow::Requeue(job);
+        }
+        if attempts == 0
+            && let Err(e) = shared.recorder.intent(&job)
+        {
+            shared.stop_with(StopReason::RecordFailed {
+                message: e.to_string(),
+            });
+            return stopped(shared, job, &last, attempts, started);
+        }
+        attempts += 1;
+        match shared.client.send(&ts.token, &job).await {
+            Answer::Accepted(reply) => {
+                ts.failures.store(0, Ordering::Relaxed);
+                shared.record(
+                    outcome(&job, Status::Sent, &reply, attempts, started),
+                    &job.key,
+                );
+                return Flow::Next;
+            }
+            Answer::Refused(reply) => {
+                ts.failures.store(0, Ordering::Relaxed);
+                shared.record(
+                    outcome(&job, Status::Failed, &reply, attempts, started),
+                    &job.key,
+                );
+                return Flow::Next;
+            }
+            Answer::Unknown(reply) => {
+                ts.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    row = job.row,
+                    "row {}: {} ({}): it may have been delivered; recorded unknown",
+                    job.row,
+                    reply.error,
+                    reply.msg
+                );
+                shared.record(
+                    outcome(&job, Status::Unknown, &reply, attempts, started),
+                    &job.key,
+                );
+                if shared.service_down() {
+                    shared.stop_with(StopReason::ServiceDown {
+                        failures: shared.retry.max_consecutive_failures,
+                    });
+                }
+                return Flow::Next;
+            }
+            Answer::TokenRejected(problem, reply) => {
+                let mut retired = ts.retired.lock().unwrap_or_else(PoisonError::into_inner);
+                if retired.is_none() {
+                    tracing::warn!(
+                        "{} refused ({}): not used for the rest of this run",
+                        ts.token,
+                        if reply.msg.is_empty() {
+                            &reply.error
+                        } else {
+                            &reply.msg
+                        }
+                    );
+                    *retired = Some(problem);
+                }
+                return Flow::Requeue(job);
+            }
+            Answer::ApiNotFound(reply) => {
+                shared.stop_with(StopReason::ApiNotFound {
+                    msg: reply.msg.clone(),
+                });
+                return stopped(shared, job, &reply, attempts, started);
+            }
+            Answer::Transient { reply, retry_after } => {
+                ts.failures.fetch_add(1, Ordering::Relaxed);
+                if shared.service_down() {
+                    shared.stop_with(StopReason::ServiceDown {
+                        failures: shared.retry.max_consecutive_failures,
+                    });
+                    return stopped(shared, job, &reply, attempts, started);
+                }
+                if attempts >= shared.retry.max_attempts {
+                    let mut o = outcome(&job, Status::Failed, &reply, attempts, started);
+                    o.msg = format!("{} (gave up after {attempts} attempts)", o.msg)
+                        .trim_start()
+                        .to_owned();
+                    shared.record(o, &job.key);
+                    return Flow::Next;
+                }
+                let wait = backoff(&shared.retry, attempts, retry_after);
+                tracing::debug!(
+                    row = job.row,
+                    attempt = attempts,
+                    ?wait,
+                    "retrying: {} {}",
+                    reply.error,
+                    reply.msg
+                );
+                last = reply;
+                tokio::select! {
+                    biased;
+                    () = shared.stop.cancelled() => {
+                        return stopped(shared, job, &last, attempts, started);
+                    }
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The run is stopping and this row was certainly not delivered: `not_sent`.
+fn stopped(shared: &Shared, job: Job, last: &Reply, attempts: u32, started: Instant) -> Flow {
+    let mut o = outcome(&job, Status::NotSent, last, attempts, started);
+    if o.msg.is_empty() {
+        o.msg = stop_msg(shared);
+    }
+    shared.record(o, &job.key);
+    Flow::Stop
+}
+
+fn stop_msg(shared: &Shared) -> String {
+    shared
+        .reason
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(StopReason::not_sent_msg)
+        .unwrap_or_else(|| "not sent".into())
+}
+
+/// Sends every job and records every outcome. Returns why the run stopped early, if it did.
+pub async fn run(
+    jobs: Vec<Job>,
+    tokens: Vec<Token>,
+    client: Client,
+    pool: &PoolSettings,
+    recorder: Arc<Recorder>,
+    progress: Progress,
+    stop: CancellationToken,
+) -> Option<StopReason> {
+    let unfinished = AtomicUsize::new(jobs.len());
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(jobs.into()),
+        tokens: tokens
+            .into_iter()
+            .map(|token| TokenState {
+                token,
+                limiter: limiter(pool.rate),
+                retired: Mutex::new(None),
+                failures: AtomicU32::new(0),
+            })
+            .collect(),
+        client,
+        recorder,
+        retry: pool.retry.clone(),
+        progress,
+        stop,
+        reason: Mutex::new(None),
+        unfinished,
+        changed: Notify::new(),
+    });
+    let mut workers = tokio::task::JoinSet::new();
+    for index in 0..shared.tokens.len() {
+        for _ in 0..pool.max_in_flight {
+            workers.spawn(worker(Arc::clone(&shared), index));
+        }
+    }
+    while let Some(done) = workers.join_next().await {
+        if let Err(e) = done {
+            // A worker panicked: its row has no outcome; stop rather than guess.
+            shared.stop_with(StopReason::RecordFailed {
+                message: format!("internal error: {e}"),
+            });
+        }
+    }
+    let left: Vec<Job> = shared
+        .queue
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain(..)
+        .collect();
+    if !left.is_empty()
+        && shared
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    {
+        let quota_spent = shared
+            .tokens
+            .iter()
+            .any(|t| t.retired() == Some(TokenProblem::QuotaSpent));
+        shared.stop_with(StopReason::NoTokens { quota_spent });
+    }
+    let msg = stop_msg(&shared);
+    for job in left {
+        shared.record(
+            Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+            &job.key,
+        );
+    }
+    shared
+        .reason
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let retry = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(300),
+            max_consecutive_failures: 20,
+        };
+        for _ in 0..100 {
+            let first = backoff(&retry, 1, None);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let second = backoff(&retry, 2, None);
+            assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
+            let capped = backoff(&retry, 30, None);
+            assert!(capped >= Duration::from_millis(150) && capped <= Duration::from_millis(300));
+        }
+        assert_eq!(
+            backoff(&retry, 1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            backoff(&retry, 1, Some(Duration::from_secs(86_400))),
+            MAX_RETRY_AFTER
+        );
+    }
+
+    #[test]
+    fn limiter_handles_extreme_rates() {
+        assert!(limiter(10.0).is_some());
+        assert!(limiter(0.5).is_some());
+        assert!(limiter(1e12).is_none());
+    }
+}

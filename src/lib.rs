@@ -1,0 +1,480 @@
+/*!
+wolkvox-dispatch: send a contact list as WhatsApp messages through the Wolkvox
+API, safely and as fast as the API allows.
+
+Data flows one way: `input` reads rows, `validate` turns each into a verdict,
+`dispatch` sends the valid ones through `api`, and `results` records every
+outcome; `report` shows progress and the summary. `run` wires them together
+for each command and maps what happened to an `Exit` code that scripts rely on.
+*/
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod input;
+pub mod report;
+pub mod results;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, SendArgs, ValidateArgs};
+use crate::config::{ListSettings, SendSettings};
+use crate::report::{Progress, Summary, human_duration};
+use crate::results::{Outcome, Prior, Recorder, Status};
+use crate::validate::{Job, Validator, Verdict};
+
+/// Exit codes: a contract with scripts and cron jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every row was sent (dry run, validate: every row is valid).
+    Success = 0,
+    /// The run finished, but some rows were invalid, failed, unknown or duplicate.
+    SomeRowsNotSent = 1,
+    /// Nothing was sent: a usage, configuration or input error.
+    NothingSent = 2,
+    /// The run stopped early; `--resume` continues it.
+    Stopped = 3,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// Errors that stop a command before anything is sent (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+    #[error(transparent)]
+    Header(#[from] validate::HeaderError),
+    #[error(transparent)]
+    Results(#[from] results::ResultsError),
+    #[error(transparent)]
+    Client(#[from] api::ClientError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        Exit::NothingSent
+    }
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Validate(args) => validate_command(&args),
+        Command::Send(args) => send_command(&args),
+    }
+}
+
+/// Reads and judges every row, handing each verdict to `each` as it is made.
+/// Returns the number of data rows. Fails on an unreadable file, a missing
+/// column, or more rows than allowed, before any verdict is acted on by a send.
+fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<u64, Error> {
+    let rows = input::open(&list.input)?;
+    let mut validator = Validator::new(rows.header(), list)?;
+    let mut count = 0;
+    for record in rows {
+        let record = record?;
+        count = record.row;
+        if count > list.max_rows {
+            return Err(input::InputError::TooManyRows {
+                path: list.input.clone(),
+                max_rows: list.max_rows,
+            }
+            .into());
+        }
+        each(validator.check(&record));
+    }
+    if count == 0 {
+        return Err(input::InputError::NoRows {
+            path: list.input.clone(),
+        }
+        .into());
+    }
+    Ok(count)
+}
+
+/// The `msg` of an invalid row: every problem, with its column.
+fn problems_text(problems: &[validate::Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.column, p.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
+    report::init_logging(cli::LogFormat::Text, false, &Progress::hidden());
+    let list = config::validate_settings(&args.input)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut invalid, mut duplicate) = (0u64, 0u64);
+    let rows = read_list(&list, |verdict| match verdict {
+        Verdict::Valid(_) => {}
+        Verdict::Invalid { row, problems, .. } => {
+            invalid += 1;
+            for p in problems {
+                let _ = writeln!(out, "row {row}, column {:?}: {}", p.column, p.reason);
+            }
+        }
+        Verdict::Duplicate { row, of_row, .. } => {
+            duplicate += 1;
+            let _ = writeln!(
+                out,
+                "row {row}: duplicate of row {of_row} (same telephone and message); it would not be sent"
+            );
+        }
+    })?;
+    let _ = writeln!(
+        out,
+        "{invalid} of {rows} rows invalid, {duplicate} duplicate, {} valid ({})",
+        rows - invalid - duplicate,
+        list.input.display()
+    );
+    let _ = out.flush();
+    Ok(if invalid + duplicate == 0 {
+        Exit::Success
+    } else {
+        Exit::SomeRowsNotSent
+    })
+}
+
+fn send_command(args: &SendArgs) -> Result<Exit, Error> {
+    let settings = config::send_settings(args)?;
+    let progress = Progress::new(settings.quiet);
+    report::init_logging(settings.log_format, settings.quiet, &progress);
+    let tokens = if settings.dry_run {
+        Vec::new()
+    } else {
+        config::tokens_from_env()?
+    };
+    let started = Instant::now();
+
+    // The whole list is judged before the results file is even created.
+    let mut verdicts = Vec::new();
+    read_list(&settings.list, |v| verdicts.push(v))?;
+
+    let (recorder, prior) = Recorder::open(&results::OpenOptions2 {
+        results: settings.results.clone(),
+        dry_run: settings.dry_run,
+        resume: settings.resume,
+    })?;
+    let plan = plan(verdicts, &prior, &settings, &recorder)?;
+
+    if settings.dry_run {
+        let counts = recorder.finish()?;
+        let estimate = estimate(plan.jobs.len(), &settings);
+        print_summary(Summary {
+            title: "dry run: nothing was sent",
+            counts: &counts,
+            elapsed: started.elapsed(),
+            skipped: plan.skipped,
+            results: &settings.results,
+            estimate: Some(estimate),
+            stopped: None,
+        });
+        return Ok(finished_exit(&counts));
+    }
+
+    let origin = settings
+        .origin
+        .clone()
+        .ok_or(config::ConfigError::NoEndpoint)?;
+    let client = api::Client::new(&origin, settings.timeout, settings.max_in_flight)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let recorder = Arc::new(recorder);
+    tracing::info!(
+        rows = plan.jobs.len(),
+        tokens = tokens.len(),
+        rate = settings.rate,
+        "sending {} rows through {} token(s)",
+        plan.jobs.len(),
+        tokens.len()
+    );
+    let send_started = Instant::now();
+    let stop = CancellationToken::new();
+    let stopped = runtime.block_on(async {
+        tokio::spawn(watch_signals(stop.clone(), Arc::clone(&recorder)));
+        progress.start(plan.jobs.len() as u64, "sending");
+        let pool = dispatch::PoolSettings {
+            rate: settings.rate,
+            max_in_flight: settings.max_in_flight,
+            retry: settings.retry.clone(),
+        };
+        dispatch::run(
+            plan.jobs,
+            tokens,
+            client,
+            &pool,
+            Arc::clone(&recorder),
+            progress.clone(),
+            stop,
+        )
+        .await
+    });
+    progress.finish();
+    runtime.shutdown_background();
+    let recorder = Arc::try_unwrap(recorder).map_err(|_| results::ResultsError::Write {
+        path: settings.results.clone(),
+        source: std::io::Error::other("results still in use at the end of the run"),
+    })?;
+    let counts = recorder.finish()?;
+    let stopped_text = stopped
+        .as_ref()
+        .map(|reason| format!("{reason}.\nTo continue, run: {}", resume_command(&settings)));
+    print_summary(Summary {
+        title: if stopped.is_some() {
+            "run stopped"
+        } else {
+            "run finished"
+        },
+        counts: &counts,
+        elapsed: send_started.elapsed(),
+        skipped: plan.skipped,
+        results: &settings.results,
+        estimate: None,
+        stopped: stopped_text,
+    });
+    Ok(if stopped.is_some() {
+        Exit::Stopped
+    } else {
+        finished_exit(&counts)
+    })
+}
+
+/// Rows to send, after recording those that need no request.
+struct Plan {
+    jobs: Vec<Job>,
+    /// Rows an earlier run already finished.
+    skipped: u64,
+}
+
+/// Records invalid and duplicate rows (and, when resuming, rows already done), and
+/// returns the jobs left to send. For a dry run every valid row is recorded `dry_run`.
+fn plan(
+    verdicts: Vec<Verdict>,
+    prior: &Prior,
+    settings: &SendSettings,
+    recorder: &Recorder,
+) -> Result<Plan, Error> {
+    let mut jobs = Vec::new();
+    let mut skipped = 0;
+    for verdict in verdicts {
+        match verdict {
+            Verdict::Invalid {
+                row,
+                telephone,
+                problems,
+            } => recorder.record(
+                Outcome::local(row, &telephone, Status::Invalid, problems_text(&problems)),
+                None,
+            )?,
+            Verdict::Duplicate {
+                row,
+                telephone,
+                of_row,
+            } => recorder.record(
+                Outcome::local(
+                    row,
+                    &telephone,
+                    Status::Duplicate,
+                    format!("same telephone and message as row {of_row}"),
+                ),
+                None,
+            )?,
+            Verdict::Valid(job) if settings.dry_run => {
+                recorder.record(
+                    Outcome::local(job.row, &job.telephone, Status::DryRun, "would be sent"),
+                    None,
+                )?;
+                jobs.push(job);
+            }
+            Verdict::Valid(job) => {
+                if let Some(&row) = prior.interrupted.get(&job.key) {
+                    if settings.retry_unknown {
+                        jobs.push(job);
+                    } else {
+                        skipped += 1;
+                        let o = Outcome::local(
+                            job.row,
+                            &job.telephone,
+                            Status::Unknown,
+                            format!(
+                                "an earlier run was stopped while sending this message (then row {row}): it may have been delivered; --resume --retry-unknown sends it again"
+                            ),
+                        );
+                        recorder.record(o, Some(&job.key))?;
+                    }
+                    continue;
+                }
+                let carry = prior.done.get(&job.key).filter(|o| match o.status {
+                    Status::Sent => true,
+                    Status::Failed => !settings.retry_failed,
+                    Status::Unknown => !settings.retry_unknown,
+                    _ => false,
+                });
+                match carry {
+                    Some(earlier) => {
+                        skipped += 1;
+                        let mut o = earlier.clone();
+                        o.row = job.row;
+                        recorder.record(o, None)?;
+                    }
+                    None => jobs.push(job),
+                }
+            }
+        }
+    }
+    if skipped > 0 {
+        tracing::info!("{skipped} rows were already done in an earlier run and are skipped");
+    }
+    Ok(Plan { jobs, skipped })
+}
+
+/// Exit code of a run that went to the end.
+fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
+    let bad = [
+        Status::Failed,
+        Status::Unknown,
+        Status::Invalid,
+        Status::Duplicate,
+        Status::NotSent,
+    ]
+    .iter()
+    .any(|s| counts.get(s).copied().unwrap_or(0) > 0);
+    if bad {
+        Exit::SomeRowsNotSent
+    } else {
+        Exit::Success
+    }
+}
+
+/// How long sending `jobs` rows would take at the configured limits.
+fn estimate(jobs: usize, settings: &SendSettings) -> String {
+    let tokens = config::tokens_from_env()
+        .map(|t| t.len())
+        .unwrap_or(1)
+        .max(1);
+    let per_second = settings.rate * tokens as f64;
+    let secs = jobs as f64 / per_second;
+    format!(
+        "{jobs} messages would take at least {} at {} requests/s per token with {tokens} token(s) (each token also carries at most {} requests at once, so a slow server lowers this)",
+        human_duration(Duration::from_secs_f64(secs)),
+        settings.rate,
+        settings.max_in_flight
+    )
+}
+
+/// The command that continues this run.
+fn resume_command(settings: &SendSettings) -> String {
+    let mut cmd = format!(
+        "wolkvox-dispatch send {} --results {}",
+        quote(&settings.list.input),
+        quote(&settings.results)
+    );
+    if let Some(config) = &settings.config_path {
+        cmd.push_str(&format!(" --config {}", quote(config)));
+    }
+    cmd.push_str(" --resume");
+    cmd
+}
+
+fn quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+fn print_summary(summary: Summary<'_>) {
+    let text = summary.render();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// First Ctrl-C or SIGTERM: stop starting requests and let those in flight finish.
+/// Second: exit at once, after taking the results lock so no line is left half-written.
+async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>) {
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for Ctrl-C/SIGTERM: {e}");
+            return;
+        }
+    };
+    signals.next().await;
+    tracing::warn!(
+        "interrupted: no new requests; waiting for those in flight (press Ctrl-C again to exit at once)"
+    );
+    stop.cancel();
+    signals.next().await;
+    let _frozen = recorder.freeze();
+    eprintln!(
+        "interrupted again: exiting now; every outcome recorded so far is in {}; continue with --resume",
+        recorder.path().display()
+    );
+    std::process::exit(i32::from(Exit::Stopped.code()));
+}
+
+#[cfg(unix)]
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn next(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

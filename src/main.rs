@@ -1,0 +1,14 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = wolkvox_dispatch::cli::Cli::parse();
+    match wolkvox_dispatch::run(cli) {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit().code())
+        }
+    }
+}

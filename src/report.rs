@@ -1,0 +1,225 @@
+/*!
+What the user sees: the progress bar, the log lines on stderr, and the summary
+at the end of every run.
+
+The progress bar exists only on a terminal (indicatif hides itself when stderr
+is not one, as under cron) and not with `--quiet`. Log lines go through the
+bar's `suspend` so they never tear it. The summary always goes to stdout.
+*/
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::cli::LogFormat;
+use crate::results::Status;
+
+/// A progress bar that may be hidden; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar on stderr, shown only if stderr is a terminal and `quiet` is off.
+    pub fn new(quiet: bool) -> Self {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4))
+        };
+        Self { bar }
+    }
+
+    pub fn hidden() -> Self {
+        Self {
+            bar: ProgressBar::hidden(),
+        }
+    }
+
+    /// Starts counting `total` rows.
+    pub fn start(&self, total: u64, what: &'static str) {
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows  {per_sec}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        self.bar.set_message(what);
+        self.bar.reset_eta();
+    }
+
+    pub fn inc(&self) {
+        self.bar.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    /// Runs `f` with the bar cleared, so a line written to stderr is not torn.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+}
+
+/// Writes log lines to stderr around the progress bar.
+#[derive(Clone)]
+struct BarWriter(Progress);
+
+struct BarLine(Progress, Vec<u8>);
+
+impl Write for BarLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BarLine {
+    fn drop(&mut self) {
+        let line = std::mem::take(&mut self.1);
+        self.0.suspend(|| {
+            let _ = std::io::stderr().lock().write_all(&line);
+        });
+    }
+}
+
+impl<'a> MakeWriter<'a> for BarWriter {
+    type Writer = BarLine;
+    fn make_writer(&'a self) -> Self::Writer {
+        BarLine(self.0.clone(), Vec::with_capacity(256))
+    }
+}
+
+/// Installs the log subscriber: `RUST_LOG` sets the level (default info, warn with
+/// `--quiet`). Calling it twice (tests calling `run` in-process) keeps the first.
+pub fn init_logging(format: LogFormat, quiet: bool, progress: &Progress) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let writer = BarWriter(progress.clone());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.without_time().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Everything the end-of-run summary shows.
+#[derive(Debug, Clone)]
+pub struct Summary<'a> {
+    pub title: &'a str,
+    pub counts: &'a HashMap<Status, u64>,
+    pub elapsed: Duration,
+    /// Rows skipped because an earlier run already finished them.
+    pub skipped: u64,
+    pub results: &'a Path,
+    /// For dry runs: how long sending would take at the configured limits.
+    pub estimate: Option<String>,
+    /// Why the run stopped early, and how to resume.
+    pub stopped: Option<String>,
+}
+
+impl Summary<'_> {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(self.title);
+        out.push('\n');
+        let total: u64 = self.counts.values().sum();
+        out.push_str(&format!("  {:<11}{total:>8}\n", "rows"));
+        for status in Status::ALL {
+            let n = self.counts.get(&status).copied().unwrap_or(0);
+            if n > 0 || status == Status::Sent && self.estimate.is_none() {
+                out.push_str(&format!("  {:<11}{n:>8}\n", status.as_str()));
+            }
+        }
+        if self.skipped > 0 {
+            out.push_str(&format!(
+                "  {:<11}{:>8}  (already done in an earlier run)\n",
+                "skipped", self.skipped
+            ));
+        }
+        let secs = self.elapsed.as_secs_f64();
+        let sent = self.counts.get(&Status::Sent).copied().unwrap_or(0);
+        if self.estimate.is_none() {
+            let rate = if secs > 0.0 { sent as f64 / secs } else { 0.0 };
+            out.push_str(&format!(
+                "  {:<11}{secs:>8.1} s  ({rate:.1} messages/s)\n",
+                "elapsed"
+            ));
+        } else {
+            out.push_str(&format!("  {:<11}{secs:>8.1} s\n", "elapsed"));
+        }
+        if let Some(estimate) = &self.estimate {
+            out.push_str(&format!("  {:<11}{estimate}\n", "estimate"));
+        }
+        out.push_str(&format!("  {:<11}{}\n", "results", self.results.display()));
+        if let Some(stopped) = &self.stopped {
+            out.push_str(&format!("stopped early: {stopped}\n"));
+        }
+        out
+    }
+}
+
+/// "12.5 s", "3 min 20 s", "1 h 5 min".
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        format!("{} min {} s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    } else {
+        format!(
+            "{} h {} min",
+            (secs / 3600.0) as u64,
+            ((secs % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_shows_counts_elapsed_rate_and_path() {
+        let counts = HashMap::from([(Status::Sent, 8), (Status::Invalid, 2)]);
+        let text = Summary {
+            title: "done",
+            counts: &counts,
+            elapsed: Duration::from_secs(4),
+            skipped: 3,
+            results: Path::new("r.csv"),
+            estimate: None,
+            stopped: Some("interrupted".into()),
+        }
+        .render();
+        assert!(text.contains("rows             10"), "{text}");
+        assert!(text.contains("sent              8"), "{text}");
+        assert!(text.contains("invalid           2"), "{text}");
+        assert!(text.contains("(2.0 messages/s)"), "{text}");
+        assert!(text.contains("skipped           3"), "{text}");
+        assert!(text.contains("results    r.csv"), "{text}");
+        assert!(text.contains("stopped early: interrupted"), "{text}");
+        assert!(!text.contains("failed"), "{text}");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(12_500)), "12.5 s");
+        assert_eq!(human_duration(Duration::from_secs(200)), "3 min 20 s");
+        assert_eq!(human_duration(Duration::from_secs(3900)), "1 h 5 min");
+    }
+}

@@ -1,0 +1,702 @@
+/*!
+The results file and the journal beside it: what happened to every row, and
+what is needed to resume safely.
+
+- `<results>` is the user's record: one CSV line per data row, appended and
+  flushed as each outcome is known, then rewritten sorted by row (atomically)
+  when the run ends.
+- `<results>.journal` is the tool's memory, one JSON object a line: an
+  `intent` is written before a request leaves, a `done` with the full outcome
+  after. It is keyed by content (telephone + message), so `--resume` matches
+  rows even in an edited or re-sorted list, and a row with an intent but no
+  outcome (the process was killed mid-request) is `unknown`, never unsent.
+  The journal is also what is locked, so two runs can never share a results file.
+
+Every text cell written to the CSV is neutralized against spreadsheet formula
+injection (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'`).
+*/
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::Job;
+
+/// The results file's columns, in order. Scripts depend on them.
+pub const COLUMNS: [&str; 10] = [
+    "row",
+    "telephone",
+    "status",
+    "http_status",
+    "code",
+    "error",
+    "msg",
+    "attempts",
+    "elapsed_ms",
+    "finished_at",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Sent,
+    Failed,
+    Unknown,
+    Invalid,
+    Duplicate,
+    NotSent,
+    DryRun,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Sent,
+        Status::Failed,
+        Status::Unknown,
+        Status::Invalid,
+        Status::Duplicate,
+        Status::NotSent,
+        Status::DryRun,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Unknown => "unknown",
+            Status::Invalid => "invalid",
+            Status::Duplicate => "duplicate",
+            Status::NotSent => "not_sent",
+            Status::DryRun => "dry_run",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row's outcome: a line of the results file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub row: u64,
+    pub telephone: String,
+    pub status: Status,
+    pub http_status: Option<u16>,
+    pub code: String,
+    pub error: String,
+    pub msg: String,
+    pub attempts: u32,
+    pub elapsed_ms: u64,
+    pub finished_at: String,
+}
+
+impl Outcome {
+    /// An outcome with no server answer (invalid, duplicate, not_sent, dry_run).
+    pub fn local(row: u64, telephone: &str, status: Status, msg: impl Into<String>) -> Self {
+        Self {
+            row,
+            telephone: telephone.to_owned(),
+            status,
+            http_status: None,
+            code: String::new(),
+            error: String::new(),
+            msg: msg.into(),
+            attempts: 0,
+            elapsed_ms: 0,
+            finished_at: now(),
+        }
+    }
+}
+
+/// Now, RFC 3339 in UTC with milliseconds.
+pub fn now() -> String {
+    let ts = jiff::Timestamp::now();
+    let ms = ts.as_millisecond();
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap_or(ts)
+        .to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error(
+        "{path} already exists: this list was already sent (or partly sent). To continue that run, add --resume; to send it again from scratch, move the results file and its .journal away first"
+    )]
+    AlreadyExists { path: PathBuf },
+    #[error(
+        "{path} is the results file of a real run, not a dry run's: choose another file with --results"
+    )]
+    NotADryRun { path: PathBuf },
+    #[error(
+        "another wolkvox-dispatch run is using {path} right now; wait for it to finish (two runs on one results file could send messages twice)"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "{results} exists but its journal {journal} is missing or empty, so it cannot be told which rows were already attempted; restore the journal, or send the remaining rows as a new list"
+    )]
+    NoJournal { results: PathBuf, journal: PathBuf },
+    #[error("{path}, line {line}: the journal is damaged ({message}); it cannot be resumed safely")]
+    BadJournal {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn write_error(path: &Path) -> impl Fn(std::io::Error) -> ResultsError + '_ {
+    move |source| ResultsError::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The journal of a results file.
+pub fn journal_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".journal");
+    PathBuf::from(name)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Event {
+    Intent { key: String, row: u64 },
+    Done { key: String, outcome: Outcome },
+}
+
+/// What earlier runs recorded, by content key.
+#[derive(Debug, Default)]
+pub struct Prior {
+    /// The last outcome recorded for each key.
+    pub done: HashMap<String, Outcome>,
+    /// Keys whose last event is an intent: a request may have left with no answer recorded.
+    pub interrupted: HashMap<String, u64>,
+}
+
+impl Prior {
+    /// Reads a journal. A torn last line (the process was killed mid-write) is ignored;
+    /// damage anywhere else is an error, since guessing could send a message twice.
+    pub fn load(path: &Path, file: &mut File) -> Result<Self, ResultsError> {
+        file.rewind().map_err(|e| ResultsError::Read {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut prior = Prior::default();
+        let mut lines = BufReader::new(&*file).split(b'\n').enumerate().peekable();
+        while let Some((i, line)) = lines.next() {
+            let line = line.map_err(|e| ResultsError::Read {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Event>(&line) {
+                Ok(Event::Intent { key, row }) => {
+                    prior.interrupted.insert(key, row);
+                }
+                Ok(Event::Done { key, outcome }) => {
+                    prior.interrupted.remove(&key);
+                    prior.done.insert(key, outcome);
+                }
+                Err(_) if lines.peek().is_none() => {}
+                Err(e) => {
+                    return Err(ResultsError::BadJournal {
+                        path: path.to_owned(),
+                        line: i + 1,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(prior)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty() && self.interrupted.is_empty()
+    }
+}
+
+/// Neutralizes a cell a spreadsheet would read as a formula (OWASP CSV injection).
+pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+fn write_row<W: Write>(w: &mut csv::Writer<W>, o: &Outcome) -> csv::Result<()> {
+    let http = o.http_status.map(|s| s.to_string()).unwrap_or_default();
+    w.write_record([
+        o.row.to_string().as_str(),
+        &neutralize(&o.telephone),
+        o.status.as_str(),
+        &http,
+        &neutralize(&o.code),
+        &neutralize(&o.error),
+        &neutralize(&o.msg),
+        &o.attempts.to_string(),
+        &o.elapsed_ms.to_string(),
+        &o.finished_at,
+    ])
+}
+
+fn csv_error(path: &Path) -> impl Fn(csv::Error) -> ResultsError + '_ {
+    move |e| match e.into_kind() {
+        csv::ErrorKind::Io(source) => ResultsError::Write {
+            path: path.to_owned(),
+            source,
+        },
+        other => ResultsError::Write {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("{other:?}")),
+        },
+    }
+}
+
+/// Reads a results file written by this tool (for dry-run checks and reports).
+pub fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
+    let bad = |message: String| ResultsError::Read {
+        path: path.to_owned(),
+        message,
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+    if header.iter().ne(COLUMNS.iter().copied()) {
+        return Err(bad(format!(
+            "not a wolkvox-dispatch results file (its header is {:?})",
+            header.iter().collect::<Vec<_>>().join(",")
+        )));
+    }
+    let mut out = Vec::new();
+    for record in reader.deserialize::<Outcome>() {
+        out.push(record.map_err(|e| bad(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// How the recorder should open its files.
+#[derive(Debug, Clone)]
+pub struct OpenOptions2 {
+    pub results: PathBuf,
+    pub dry_run: bool,
+    pub resume: bool,
+}
+
+struct Inner {
+    results: csv::Writer<File>,
+    journal: Option<File>,
+    /// The final line of each row of this run, for the sorted rewrite at the end.
+    outcomes: Vec<Outcome>,
+    counts: HashMap<Status, u64>,
+}
+
+/// Writes outcomes as they arrive. Shared by every worker; each line is written whole
+/// under one lock, so an abrupt exit never leaves half a line.
+pub struct Recorder {
+    path: PathBuf,
+    journal_path: PathBuf,
+    /// Held for the whole run: the OS lock is what keeps a second run out.
+    _lock: File,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Takes an exclusive OS lock without waiting.
+fn try_lock(file: &File, path: &Path) -> Result<(), ResultsError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ResultsError::Locked {
+            path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(ResultsError::Write {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+impl Recorder {
+    /// Opens (and locks) the results of a run. For a real run it also returns what
+    /// earlier runs recorded (empty unless resuming).
+    pub fn open(options: &OpenOptions2) -> Result<(Self, Prior), ResultsError> {
+        let path = options.results.clone();
+        let journal_path = journal_path(&path);
+        if options.dry_run {
+            return Self::open_dry_run(path, journal_path).map(|r| (r, Prior::default()));
+        }
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&journal_path)
+            .map_err(write_error(&journal_path))?;
+        try_lock(&journal, &path)?;
+        let journal_len = journal
+            .metadata()
+            .map_err(write_error(&journal_path))?
+            .len();
+        let results_exist = path.exists();
+        let prior = if options.resume {
+            let prior = Prior::load(&journal_path, &mut journal)?;
+            if results_exist && prior.is_empty() {
+                return Err(ResultsError::NoJournal {
+                    results: path,
+                    journal: journal_path,
+                });
+            }
+            prior
+        } else {
+            if results_exist || journal_len > 0 {
+                return Err(ResultsError::AlreadyExists { path });
+            }
+            Prior::default()
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(write_error(&path))?;
+        let new = file.metadata().map_err(write_error(&path))?.len() == 0;
+        let lock = journal.try_clone().map_err(write_error(&journal_path))?;
+        let recorder = Self::with_files(path, journal_path, lock, file, Some(journal), new)?;
+        Ok((recorder, prior))
+    }
+
+    fn open_dry_run(path: PathBuf, journal_path: PathBuf) -> Result<Self, ResultsError> {
+        if journal_path.exists() {
+            return Err(ResultsError::NotADryRun { path });
+        }
+        if path.exists() {
+            let earlier =
+                read(&path).map_err(|_| ResultsError::NotADryRun { path: path.clone() })?;
+            let real = earlier.iter().any(|o| {
+                !matches!(
+                    o.status,
+                    Status::DryRun | Status::Invalid | Status::Duplicate
+                )
+            });
+            if real {
+                return Err(ResultsError::NotADryRun { path });
+            }
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(write_error(&path))?;
+        try_lock(&file, &path)?;
+        file.set_len(0).map_err(write_error(&path))?;
+        let lock = file.try_clone().map_err(write_error(&path))?;
+        Self::with_files(path, journal_path, lock, file, None, true)
+    }
+
+    fn with_files(
+        path: PathBuf,
+        journal_path: PathBuf,
+        lock: File,
+        file: File,
+        journal: Option<File>,
+        write_header: bool,
+    ) -> Result<Self, ResultsError> {
+        let mut results = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
+        if write_header {
+            results.write_record(COLUMNS).map_err(csv_error(&path))?;
+            results.flush().map_err(write_error(&path))?;
+        }
+        Ok(Self {
+            path,
+            journal_path,
+            _lock: lock,
+            inner: Mutex::new(Inner {
+                results,
+                journal,
+                outcomes: Vec::new(),
+                counts: HashMap::new(),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A worker that panicked mid-write cannot leave the data inconsistent in a
+        // way that matters more than losing the rest of the run.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn journal_event(&self, inner: &mut Inner, event: &Event) -> Result<(), ResultsError> {
+        if let Some(journal) = inner.journal.as_mut() {
+            let mut line = serde_json::to_vec(event).map_err(|e| ResultsError::Write {
+                path: self.journal_path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            line.push(b'\n');
+            journal
+                .write_all(&line)
+                .map_err(write_error(&self.journal_path))?;
+        }
+        Ok(())
+    }
+
+    /// Records, before the first request for `job` is written, that it may be sent.
+    pub fn intent(&self, job: &Job) -> Result<(), ResultsError> {
+        let mut inner = self.lock();
+        self.journal_event(
+            &mut inner,
+            &Event::Intent {
+                key: job.key.clone(),
+                row: job.row,
+            },
+        )
+    }
+
+    /// Records a row's outcome: journal first (the tool's memory), then the results line.
+    /// `key` is given for rows that were (or could have been) sent.
+    pub fn record(&self, outcome: Outcome, key: Option<&str>) -> Result<(), ResultsError> {
+        let mut inner = self.lock();
+        if let Some(key) = key {
+            self.journal_event(
+                &mut inner,
+                &Event::Done {
+                    key: key.to_owned(),
+                    outcome: outcome.clone(),
+                },
+            )?;
+        }
+        write_row(&mut inner.results, &outcome).map_err(csv_error(&self.path))?;
+        inner.results.flush().map_err(write_error(&self.path))?;
+        *inner.counts.entry(outcome.status).or_default() += 1;
+        inner.outcomes.push(outcome);
+        Ok(())
+    }
+
+    /// Counts per status so far.
+    pub fn counts(&self) -> HashMap<Status, u64> {
+        self.lock().counts.clone()
+    }
+
+    /// Blocks every further write; held by a hard exit so no line is cut in half.
+    pub fn freeze(&self) -> MutexGuard<'_, impl Sized> {
+        self.lock()
+    }
+
+    /// Ends the run: rewrites the results sorted by row, one line per row (the last
+    /// one recorded wins), atomically. Returns the counts per status.
+    pub fn finish(self) -> Result<HashMap<Status, u64>, ResultsError> {
+        let inner = self
+            .inner
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Inner {
+            mut results,
+            journal,
+            mut outcomes,
+            ..
+        } = inner;
+        results.flush().map_err(write_error(&self.path))?;
+        if let Some(j) = &journal {
+            j.sync_data().map_err(write_error(&self.journal_path))?;
+        }
+        drop(results);
+        // Stable sort keeps recording order within a row, so the last one is final.
+        outcomes.sort_by_key(|o| o.row);
+        let mut finals: Vec<Outcome> = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            match finals.last_mut() {
+                Some(last) if last.row == o.row => *last = o,
+                _ => finals.push(o),
+            }
+        }
+        let mut counts = HashMap::new();
+        for o in &finals {
+            *counts.entry(o.status).or_default() += 1;
+        }
+        let mut tmp_name = self.path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let file = File::create(&tmp).map_err(write_error(&tmp))?;
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(std::io::BufWriter::new(file));
+        w.write_record(COLUMNS).map_err(csv_error(&tmp))?;
+        for o in &finals {
+            write_row(&mut w, o).map_err(csv_error(&tmp))?;
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| ResultsError::Write {
+                path: tmp.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .into_inner()
+            .map_err(|e| ResultsError::Write {
+                path: tmp.clone(),
+                source: e.into_error(),
+            })?;
+        file.sync_all().map_err(write_error(&tmp))?;
+        std::fs::rename(&tmp, &self.path).map_err(write_error(&self.path))?;
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Message;
+
+    fn job(row: u64, key: &str) -> Job {
+        Job {
+            row,
+            telephone: format!("57300123456{row}"),
+            connector_id: "1".into(),
+            message: Message::Free {
+                text: "hola".into(),
+            },
+            key: key.into(),
+        }
+    }
+
+    fn opts(dir: &Path, dry_run: bool, resume: bool) -> OpenOptions2 {
+        OpenOptions2 {
+            results: dir.join("r.csv"),
+            dry_run,
+            resume,
+        }
+    }
+
+    #[test]
+    fn neutralizes_formula_cells() {
+        assert_eq!(neutralize("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        for c in ["+1", "-1", "@SUM", "\tx", "\rx"] {
+            assert!(neutralize(c).starts_with('\''), "{c:?}");
+        }
+        assert_eq!(neutralize("573001234567"), "573001234567");
+        assert_eq!(neutralize(""), "");
+    }
+
+    #[test]
+    fn results_are_rewritten_sorted_with_one_line_per_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, prior) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        assert!(prior.is_empty());
+        rec.intent(&job(2, "k2")).unwrap();
+        rec.record(
+            Outcome::local(2, "573001234562", Status::Sent, "ok"),
+            Some("k2"),
+        )
+        .unwrap();
+        rec.record(Outcome::local(1, "=1+1", Status::Invalid, "bad"), None)
+            .unwrap();
+        // Lines are on disk before the run ends.
+        let early = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+        assert_eq!(early.lines().count(), 3, "{early}");
+        let counts = rec.finish().unwrap();
+        assert_eq!(counts[&Status::Sent], 1);
+        let rows = read(&dir.path().join("r.csv")).unwrap();
+        assert_eq!(rows.iter().map(|o| o.row).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(rows[0].telephone, "'=1+1");
+    }
+
+    #[test]
+    fn an_existing_run_is_refused_without_resume_and_resumed_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        rec.intent(&job(1, "k1")).unwrap();
+        rec.record(Outcome::local(1, "t", Status::Sent, ""), Some("k1"))
+            .unwrap();
+        rec.intent(&job(2, "k2")).unwrap();
+        // Simulates a crash: k2 has an intent and no outcome.
+        drop(rec);
+        assert!(matches!(
+            Recorder::open(&opts(dir.path(), false, false)),
+            Err(ResultsError::AlreadyExists { .. })
+        ));
+        let (_rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+        assert_eq!(prior.done["k1"].status, Status::Sent);
+        assert_eq!(prior.interrupted.get("k2"), Some(&2));
+    }
+
+    #[test]
+    fn a_second_run_on_the_same_results_is_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_first, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        assert!(matches!(
+            Recorder::open(&opts(dir.path(), false, true)),
+            Err(ResultsError::Locked { .. })
+        ));
+    }
+
+    #[test]
+    fn a_torn_last_journal_line_is_ignored_but_damage_elsewhere_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        std::fs::write(
+            &path,
+            "{\"event\":\"intent\",\"key\":\"a\",\"row\":1}\n{\"event\":\"do",
+        )
+        .unwrap();
+        let mut f = File::open(&path).unwrap();
+        let prior = Prior::load(&path, &mut f).unwrap();
+        assert_eq!(prior.interrupted.len(), 1);
+        std::fs::write(
+            &path,
+            "garbage\n{\"event\":\"intent\",\"key\":\"a\",\"row\":1}\n",
+        )
+        .unwrap();
+        let mut f = File::open(&path).unwrap();
+        assert!(matches!(
+            Prior::load(&path, &mut f),
+            Err(ResultsError::BadJournal { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn dry_runs_overwrite_dry_runs_but_never_real_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path(), true, false);
+        let (rec, _) = Recorder::open(&o).unwrap();
+        rec.record(Outcome::local(1, "t", Status::DryRun, ""), None)
+            .unwrap();
+        rec.finish().unwrap();
+        let (rec, _) = Recorder::open(&o).unwrap();
+        rec.finish().unwrap();
+        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap_or_else(|_| {
+            std::fs::remove_file(dir.path().join("r.csv")).unwrap();
+            Recorder::open(&opts(dir.path(), false, false)).unwrap()
+        });
+        rec.record(Outcome::local(1, "t", Status::Sent, ""), Some("k"))
+            .unwrap();
+        rec.finish().unwrap();
+        assert!(matches!(
+            Recorder::open(&o),
+            Err(ResultsError::NotADryRun { .. })
+        ));
+    }
+}
