@@ -205,6 +205,7 @@ pub struct ClientError(String);
 pub struct Client {
     http: reqwest::Client,
     origin: String,
+    timeout: Duration,
 }
 
 impl Client {
@@ -227,6 +228,7 @@ impl Client {
         Ok(Self {
             http,
             origin: origin.trim_end_matches('/').to_owned(),
+            timeout,
         })
     }
 
@@ -234,12 +236,41 @@ impl Client {
         format!("{}/api/v2/whatsapp.php?api={api}", self.origin)
     }
 
+    /// The URL of the token information API.
+    pub fn token_info_url(&self) -> String {
+        format!("{}/api/v2/information.php?api=token_info", self.origin)
+    }
+
+    /// Asks Wolkvox how much of today's quota `token` has left. Never fails: a call
+    /// that gets no usable answer is `TokenInfo::Unknown`, with why.
+    pub async fn token_info(&self, token: &Token) -> TokenInfo {
+        let Some(header) = token_header(token) else {
+            return TokenInfo::Unknown("the token cannot be sent as an HTTP header".into());
+        };
+        let request = self
+            .http
+            .get(self.token_info_url())
+            .header("wolkvox-token", header)
+            // A pre-flight check should not hold a campaign for the full request timeout.
+            .timeout(self.timeout.min(TOKEN_INFO_TIMEOUT));
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return TokenInfo::Unknown(excerpt(&error_chain(&e))),
+        };
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        if let Err(e) = read_capped(&mut response, &mut body).await {
+            return TokenInfo::Unknown(excerpt(&error_chain(&e)));
+        }
+        parse_token_info(status, &body)
+    }
+
     /// Sends one job with one token and classifies the answer. Never fails: every
     /// problem is an `Answer`.
     pub async fn send(&self, token: &Token, job: &Job) -> Answer {
-        let mut header = match HeaderValue::from_str(token.expose()) {
-            Ok(h) => h,
-            Err(_) => {
+        let header = match token_header(token) {
+            Some(h) => h,
+            None => {
                 // Checked when tokens are read; kept as an answer rather than a panic.
                 return Answer::TokenRejected(
                     TokenProblem::Invalid,
@@ -250,7 +281,6 @@ impl Client {
                 );
             }
         };
-        header.set_sensitive(true);
         let request = self
             .http
             .post(self.url_for(api_name(&job.message)))
@@ -264,30 +294,127 @@ impl Client {
         let status = response.status().as_u16();
         let after = retry_after(response.headers());
         let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = MAX_BODY_BYTES - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if body.len() >= MAX_BODY_BYTES {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) if (200..300).contains(&status) => {
-                    // Accepted or not, we cannot tell: the message may be delivered.
-                    return Answer::Unknown(Reply {
-                        http_status: Some(status),
-                        code: None,
-                        error: "connection lost while reading the answer".into(),
-                        msg: excerpt(&error_chain(&e)),
-                    });
-                }
-                // An error status was already received: judge by it.
-                Err(_) => break,
+        match read_capped(&mut response, &mut body).await {
+            Ok(()) => {}
+            Err(e) if (200..300).contains(&status) => {
+                // Accepted or not, we cannot tell: the message may be delivered.
+                return Answer::Unknown(Reply {
+                    http_status: Some(status),
+                    code: None,
+                    error: "connection lost while reading the answer".into(),
+                    msg: excerpt(&error_chain(&e)),
+                });
             }
+            // An error status was already received: judge by it.
+            Err(_) => {}
         }
         classify(status, &body, after)
+    }
+}
+
+/// The `wolkvox-token` header, marked sensitive so it is never logged.
+fn token_header(token: &Token) -> Option<HeaderValue> {
+    // Checked when tokens are read; `None` is kept as an answer rather than a panic.
+    let mut header = HeaderValue::from_str(token.expose()).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
+/// Reads the body into `body`, at most `MAX_BODY_BYTES` of it.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    body: &mut Vec<u8>,
+) -> Result<(), reqwest::Error> {
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY_BYTES {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The longest the pre-flight `token_info` call may take.
+const TOKEN_INFO_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Today's quota of one token, as `token_info` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenQuota {
+    /// Calls allowed a day (licences x 1000).
+    pub limit: u64,
+    /// Calls made today.
+    pub used_today: u64,
+}
+
+impl TokenQuota {
+    /// Calls left today. The `token_info` call itself costs one; whether the reported
+    /// use already counts it is not documented, so it is taken off again: at worst one
+    /// call of the day is left unused.
+    pub fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.used_today).saturating_sub(1)
+    }
+}
+
+/// What `token_info` said about a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenInfo {
+    Quota(TokenQuota),
+    /// The token cannot be used today: invalid, missing, or its quota already spent.
+    Rejected(TokenProblem, Reply),
+    /// No usable answer (the call failed, or the fields are not in it): why.
+    Unknown(String),
+}
+
+/// Reads a `token_info` answer. Pure, so every shape is unit-tested. The nesting of
+/// `token_limit` and `token_use_today` is not documented: they are looked up at any
+/// depth, as numbers or strings of digits.
+pub fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
+    if let Answer::TokenRejected(problem, reply) = classify(status, body, None) {
+        return TokenInfo::Rejected(problem, reply);
+    }
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    if !(200..300).contains(&status) {
+        let said = parsed
+            .as_ref()
+            .and_then(|v| v.get("msg"))
+            .map(|m| excerpt(&m.to_string()))
+            .unwrap_or_else(|| excerpt(&String::from_utf8_lossy(body)));
+        return TokenInfo::Unknown(format!("HTTP {status} {said}").trim().to_owned());
+    }
+    let Some(value) = parsed else {
+        return TokenInfo::Unknown("the answer is not JSON".into());
+    };
+    match (
+        find_count(&value, "token_limit"),
+        find_count(&value, "token_use_today"),
+    ) {
+        (Some(limit), Some(used_today)) => TokenInfo::Quota(TokenQuota { limit, used_today }),
+        _ => TokenInfo::Unknown(
+            "the answer has no token_limit and token_use_today (as whole numbers)".into(),
+        ),
+    }
+}
+
+/// The first `key` at any depth whose value is a whole number (or a string of digits).
+fn find_count(value: &serde_json::Value, key: &str) -> Option<u64> {
+    use serde_json::Value;
+    let count = |v: &Value| match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match value {
+        Value::Object(map) => map
+            .get(key)
+            .and_then(count)
+            .or_else(|| map.values().find_map(|v| find_count(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find_count(v, key)),
+        _ => None,
     }
 }
 
@@ -428,6 +555,85 @@ mod tests {
                 retry_after: Some(Duration::from_secs(2))
             }
         );
+    }
+
+    #[test]
+    fn token_info_fields_are_found_wherever_they_are() {
+        let quota = |limit, used_today| TokenInfo::Quota(TokenQuota { limit, used_today });
+        let shapes: [(&str, TokenInfo); 6] = [
+            // As the fake answers: nested under data.
+            (
+                r#"{"code":200,"error":null,"msg":"ok","data":{"token_limit":1000,"token_use_today":40,"all_token_today":90}}"#,
+                quota(1000, 40),
+            ),
+            // Flat, numbers as strings.
+            (
+                r#"{"token_limit":"3000","token_use_today":" 7 "}"#,
+                quota(3000, 7),
+            ),
+            // In an array, floats that are whole numbers, a code given as a string.
+            (
+                r#"{"code":"200","data":[{"token":{"token_limit":2000.0,"token_use_today":0}}]}"#,
+                quota(2000, 0),
+            ),
+            // The fields are missing.
+            (
+                r#"{"code":200,"data":{"limit":1000}}"#,
+                TokenInfo::Unknown(
+                    "the answer has no token_limit and token_use_today (as whole numbers)".into(),
+                ),
+            ),
+            // Not JSON.
+            (
+                "<html>maintenance</html>",
+                TokenInfo::Unknown("the answer is not JSON".into()),
+            ),
+            // Not a number.
+            (
+                r#"{"token_limit":"many","token_use_today":1}"#,
+                TokenInfo::Unknown(
+                    "the answer has no token_limit and token_use_today (as whole numbers)".into(),
+                ),
+            ),
+        ];
+        for (body, want) in shapes {
+            assert_eq!(parse_token_info(200, body.as_bytes()), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn token_info_refusals_and_failures() {
+        assert!(matches!(
+            parse_token_info(403, &body("403", "\"FORBIDDEN\"", "PLEASE VALIDATE TOKEN")),
+            TokenInfo::Rejected(TokenProblem::Invalid, _)
+        ));
+        assert!(matches!(
+            parse_token_info(200, &body("403", "\"FORBIDDEN\"", "TOKEN LIMIT EXCEEDED")),
+            TokenInfo::Rejected(TokenProblem::QuotaSpent, _)
+        ));
+        let TokenInfo::Unknown(why) = parse_token_info(503, b"busy") else {
+            panic!()
+        };
+        assert_eq!(why, "HTTP 503 busy");
+    }
+
+    #[test]
+    fn remaining_takes_off_the_check_itself() {
+        let q = TokenQuota {
+            limit: 1000,
+            used_today: 40,
+        };
+        assert_eq!(q.remaining(), 959);
+        let spent = TokenQuota {
+            limit: 1000,
+            used_today: 1000,
+        };
+        assert_eq!(spent.remaining(), 0);
+        let over = TokenQuota {
+            limit: 10,
+            used_today: 12,
+        };
+        assert_eq!(over.remaining(), 0);
     }
 
     #[test]

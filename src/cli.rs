@@ -79,6 +79,18 @@ pub struct SendArgs {
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
 
+    /// Do not ask Wolkvox (token_info, one call per token) how much of today's quota is left before sending.
+    #[arg(long)]
+    pub no_quota_check: bool,
+
+    /// When today's quota cannot cover the list: send what fits and record the rest `not_sent` (continue tomorrow with --resume).
+    #[arg(long)]
+    pub partial: bool,
+
+    /// Also write the end-of-run summary as JSON to FILE (counts per status, elapsed, rate, exit code), for monitoring.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+
     /// No progress bar and only warnings in the log; the summary is still printed.
     #[arg(long, short)]
     pub quiet: bool,
@@ -133,6 +145,25 @@ mod tests {
         assert_eq!(args.rate, Some(5.0));
         assert_eq!(args.input.max_rows, Some(20));
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn quota_and_summary_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "wolkvox-dispatch",
+            "send",
+            "list.csv",
+            "--no-quota-check",
+            "--partial",
+            "--summary-json",
+            "s.json",
+        ])
+        .expect("valid flags");
+        let Command::Send(args) = cli.command else {
+            panic!("expected send")
+        };
+        assert!(args.no_quota_check && args.partial);
+        assert_eq!(args.summary_json, Some(PathBuf::from("s.json")));
     }
 
     #[test]

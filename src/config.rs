@@ -185,6 +185,12 @@ pub struct SendSettings {
     pub retry: RetryPolicy,
     pub quiet: bool,
     pub log_format: LogFormat,
+    /// Ask each token's remaining daily quota before sending (not with --no-quota-check).
+    pub quota_check: bool,
+    /// Send what today's quota allows instead of refusing a list that does not fit.
+    pub partial: bool,
+    /// Where to write the end-of-run summary as JSON.
+    pub summary_json: Option<PathBuf>,
 }
 
 pub const DEFAULT_RATE: f64 = 10.0;
@@ -479,6 +485,9 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         retry,
         quiet: args.quiet,
         log_format: args.log_format,
+        quota_check: !args.no_quota_check,
+        partial: args.partial,
+        summary_json: args.summary_json.clone(),
     })
 }
 

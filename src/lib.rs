@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod input;
+pub mod quota;
 pub mod report;
 pub mod results;
 pub mod validate;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, SendArgs, ValidateArgs};
 use crate::config::{ListSettings, SendSettings};
-use crate::report::{Progress, Summary, human_duration};
+use crate::report::{Progress, Summary, SummaryJson, human_duration};
 use crate::results::{Outcome, Prior, Recorder, Status};
 use crate::validate::{Job, Validator, Verdict};
 
@@ -63,6 +64,8 @@ pub enum Error {
     Results(#[from] results::ResultsError),
     #[error(transparent)]
     Client(#[from] api::ClientError),
+    #[error(transparent)]
+    Quota(#[from] quota::QuotaError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -77,7 +80,35 @@ impl Error {
 pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Validate(args) => validate_command(&args),
-        Command::Send(args) => send_command(&args),
+        Command::Send(args) => {
+            let started_at = results::now();
+            let result = send_command(&args, &started_at);
+            if let (Err(e), Some(path)) = (&result, &args.summary_json) {
+                // The run never got to a summary: the JSON says why, with exit code 2.
+                let counts = HashMap::new();
+                let summary = Summary {
+                    title: "error",
+                    counts: &counts,
+                    elapsed: Duration::ZERO,
+                    skipped: 0,
+                    results: args.results.as_deref().unwrap_or(Path::new("")),
+                    estimate: None,
+                    stopped: None,
+                };
+                write_summary_json(
+                    path,
+                    &SummaryJson {
+                        summary: &summary,
+                        exit_code: e.exit().code(),
+                        dry_run: args.dry_run,
+                        started_at: &started_at,
+                        finished_at: &results::now(),
+                        error: Some(e.to_string()),
+                    },
+                );
+            }
+            result
+        }
     }
 }
 
@@ -154,7 +185,7 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     })
 }
 
-fn send_command(args: &SendArgs) -> Result<Exit, Error> {
+fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     let settings = config::send_settings(args)?;
     let progress = Progress::new(settings.quiet);
     report::init_logging(settings.log_format, settings.quiet, &progress);
@@ -179,16 +210,22 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
     if settings.dry_run {
         let counts = recorder.finish()?;
         let estimate = estimate(plan.jobs.len(), &settings);
-        print_summary(Summary {
-            title: "dry run: nothing was sent",
-            counts: &counts,
-            elapsed: started.elapsed(),
-            skipped: plan.skipped,
-            results: &settings.results,
-            estimate: Some(estimate),
-            stopped: None,
-        });
-        return Ok(finished_exit(&counts));
+        let exit = finished_exit(&counts);
+        print_summary(
+            &Summary {
+                title: "dry run: nothing was sent",
+                counts: &counts,
+                elapsed: started.elapsed(),
+                skipped: plan.skipped,
+                results: &settings.results,
+                estimate: Some(estimate),
+                stopped: None,
+            },
+            &settings,
+            exit,
+            started_at,
+        );
+        return Ok(exit);
     }
 
     let origin = settings
@@ -207,6 +244,36 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    let mut plan = plan;
+    let mut tokens = tokens;
+    let mut cut = 0;
+    if settings.quota_check {
+        let answers = runtime.block_on(quota::ask(&client, tokens));
+        let fitted = quota::fit(answers).and_then(|fitted| {
+            quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
+        });
+        let (fitted, n) = match fitted {
+            Ok(ok) => ok,
+            Err(e) => {
+                refuse(recorder, plan.jobs, &e)?;
+                return Err(e.into());
+            }
+        };
+        tokens = fitted.tokens;
+        let rest = plan.jobs.split_off(n.min(plan.jobs.len()));
+        cut = rest.len();
+        for job in rest {
+            recorder.record(
+                Outcome::local(
+                    job.row,
+                    &job.telephone,
+                    Status::NotSent,
+                    "not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)",
+                ),
+                Some(&job.key),
+            )?;
+        }
+    }
     let recorder = Arc::new(recorder);
     tracing::info!(
         rows = plan.jobs.len(),
@@ -249,27 +316,55 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
         source: std::io::Error::other("results still in use at the end of the run"),
     })?;
     let counts = recorder.finish()?;
-    let stopped_text = stopped
-        .as_ref()
-        .map(|reason| format!("{reason}.\nTo continue, run: {}", resume_command(&settings)));
-    print_summary(Summary {
-        title: if stopped.is_some() {
-            "run stopped"
-        } else {
-            "run finished"
-        },
-        counts: &counts,
-        elapsed: send_started.elapsed(),
-        skipped: plan.skipped,
-        results: &settings.results,
-        estimate: None,
-        stopped: stopped_text,
-    });
-    Ok(if stopped.is_some() {
+    let stopped_text = match (&stopped, cut) {
+        (Some(reason), _) => Some(reason.to_string()),
+        (None, 0) => None,
+        (None, cut) => Some(format!(
+            "today's quota was not enough for {cut} rows, recorded not_sent (--partial); the quota renews tomorrow"
+        )),
+    }
+    .map(|text| format!("{text}.\nTo continue, run: {}", resume_command(&settings)));
+    let exit = if stopped_text.is_some() {
         Exit::Stopped
     } else {
         finished_exit(&counts)
-    })
+    };
+    print_summary(
+        &Summary {
+            title: if stopped_text.is_some() {
+                "run stopped"
+            } else {
+                "run finished"
+            },
+            counts: &counts,
+            elapsed: send_started.elapsed(),
+            skipped: plan.skipped,
+            results: &settings.results,
+            estimate: None,
+            stopped: stopped_text,
+        },
+        &settings,
+        exit,
+        started_at,
+    );
+    Ok(exit)
+}
+
+/// A run refused before any request: a new run leaves no files behind (the same
+/// command can be run again); a resumed one records the rows `not_sent`.
+fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &quota::QuotaError) -> Result<(), Error> {
+    if recorder.is_new() {
+        return Ok(recorder.discard()?);
+    }
+    let msg = format!("not sent: {why}");
+    for job in jobs {
+        recorder.record(
+            Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+            Some(&job.key),
+        )?;
+    }
+    recorder.finish()?;
+    Ok(())
 }
 
 /// Rows to send, after recording those that need no request.
@@ -421,12 +516,33 @@ fn quote(path: &Path) -> String {
     }
 }
 
-fn print_summary(summary: Summary<'_>) {
+/// Prints the summary and, with --summary-json, writes it as JSON too.
+fn print_summary(summary: &Summary<'_>, settings: &SendSettings, exit: Exit, started_at: &str) {
     let text = summary.render();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+    if let Some(path) = &settings.summary_json {
+        write_summary_json(
+            path,
+            &SummaryJson {
+                summary,
+                exit_code: exit.code(),
+                dry_run: settings.dry_run,
+                started_at,
+                finished_at: &results::now(),
+                error: None,
+            },
+        );
+    }
+}
+
+/// A summary file that cannot be written is a warning: the run itself is done.
+fn write_summary_json(path: &Path, json: &SummaryJson<'_>) {
+    if let Err(e) = json.write(path) {
+        tracing::warn!("cannot write the summary to {}: {e}", path.display());
+    }
 }
 
 /// First Ctrl-C or SIGTERM: stop starting requests and let those in flight finish.

@@ -133,6 +133,13 @@ pub struct Summary<'a> {
 }
 
 impl Summary<'_> {
+    /// Messages sent per second of the elapsed time.
+    pub fn messages_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        let sent = self.counts.get(&Status::Sent).copied().unwrap_or(0);
+        if secs > 0.0 { sent as f64 / secs } else { 0.0 }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(self.title);
@@ -152,9 +159,8 @@ impl Summary<'_> {
             ));
         }
         let secs = self.elapsed.as_secs_f64();
-        let sent = self.counts.get(&Status::Sent).copied().unwrap_or(0);
         if self.estimate.is_none() {
-            let rate = if secs > 0.0 { sent as f64 / secs } else { 0.0 };
+            let rate = self.messages_per_second();
             out.push_str(&format!(
                 "  {:<11}{secs:>8.1} s  ({rate:.1} messages/s)\n",
                 "elapsed"
@@ -170,6 +176,61 @@ impl Summary<'_> {
             out.push_str(&format!("stopped early: {stopped}\n"));
         }
         out
+    }
+}
+
+/// `--summary-json`: the same summary, as JSON for monitoring, with what a monitor
+/// needs besides (the exit code, when the run started and ended, an error).
+#[derive(Debug, Clone)]
+pub struct SummaryJson<'a> {
+    pub summary: &'a Summary<'a>,
+    pub exit_code: u8,
+    pub dry_run: bool,
+    /// RFC 3339.
+    pub started_at: &'a str,
+    pub finished_at: &'a str,
+    /// The error that stopped the command before sending (exit 2).
+    pub error: Option<String>,
+}
+
+impl SummaryJson<'_> {
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = self.summary;
+        let counts: serde_json::Map<String, serde_json::Value> = Status::ALL
+            .iter()
+            .map(|st| {
+                let n = s.counts.get(st).copied().unwrap_or(0);
+                (st.as_str().to_owned(), n.into())
+            })
+            .collect();
+        let results = s.results.to_str().filter(|p| !p.is_empty());
+        serde_json::json!({
+            "counts": counts,
+            "rows": s.counts.values().sum::<u64>(),
+            "skipped": s.skipped,
+            "elapsed_s": (s.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            "messages_per_second": (s.messages_per_second() * 100.0).round() / 100.0,
+            "results": results,
+            "exit_code": self.exit_code,
+            "stopped": s.stopped,
+            "dry_run": self.dry_run,
+            "estimate": s.estimate,
+            "error": self.error,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        })
+    }
+
+    /// Writes the JSON to `path` atomically (a temporary file beside it, then a rename),
+    /// so a monitor never reads half a file.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut text = serde_json::to_vec_pretty(&self.to_json()).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, &text)?;
+        std::fs::rename(&tmp, path)
     }
 }
 
@@ -214,6 +275,61 @@ mod tests {
         assert!(text.contains("results    r.csv"), "{text}");
         assert!(text.contains("stopped early: interrupted"), "{text}");
         assert!(!text.contains("failed"), "{text}");
+    }
+
+    #[test]
+    fn summary_json_has_every_status_and_the_same_figures() {
+        let counts = HashMap::from([(Status::Sent, 8), (Status::NotSent, 2)]);
+        let summary = Summary {
+            title: "run stopped",
+            counts: &counts,
+            elapsed: Duration::from_millis(4000),
+            skipped: 1,
+            results: Path::new("r.csv"),
+            estimate: None,
+            stopped: Some("interrupted".into()),
+        };
+        let json = SummaryJson {
+            summary: &summary,
+            exit_code: 3,
+            dry_run: false,
+            started_at: "2026-01-01T00:00:00Z",
+            finished_at: "2026-01-01T00:00:04Z",
+            error: None,
+        }
+        .to_json();
+        assert_eq!(json["counts"]["sent"], 8);
+        assert_eq!(json["counts"]["not_sent"], 2);
+        assert_eq!(json["counts"]["dry_run"], 0);
+        assert_eq!(json["counts"].as_object().unwrap().len(), Status::ALL.len());
+        assert_eq!(json["rows"], 10);
+        assert_eq!(json["elapsed_s"], 4.0);
+        assert_eq!(json["messages_per_second"], 2.0);
+        assert_eq!(json["exit_code"], 3);
+        assert_eq!(json["stopped"], "interrupted");
+        assert_eq!(json["results"], "r.csv");
+        assert_eq!(json["error"], serde_json::Value::Null);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        SummaryJson {
+            summary: &summary,
+            exit_code: 3,
+            dry_run: false,
+            started_at: "a",
+            finished_at: "b",
+            error: None,
+        }
+        .write(&path)
+        .unwrap();
+        let back: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back, json_with_times(json, "a", "b"));
+    }
+
+    fn json_with_times(mut v: serde_json::Value, start: &str, end: &str) -> serde_json::Value {
+        v["started_at"] = start.into();
+        v["finished_at"] = end.into();
+        v
     }
 
     #[test]

@@ -313,6 +313,8 @@ pub struct Recorder {
     /// Held for the whole run: the OS lock is what keeps a second run out.
     _lock: File,
     inner: Mutex<Inner>,
+    /// This run created the results file (not a resume): `discard` may remove it.
+    created: bool,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -384,7 +386,8 @@ impl Recorder {
             .map_err(write_error(&path))?;
         let new = file.metadata().map_err(write_error(&path))?.len() == 0;
         let lock = journal.try_clone().map_err(write_error(&journal_path))?;
-        let recorder = Self::with_files(path, journal_path, lock, file, Some(journal), new)?;
+        let mut recorder = Self::with_files(path, journal_path, lock, file, Some(journal), new)?;
+        recorder.created = !options.resume;
         Ok((recorder, prior))
     }
 
@@ -442,6 +445,7 @@ impl Recorder {
                 outcomes: Vec::new(),
                 counts: HashMap::new(),
             }),
+            created: false,
         })
     }
 
@@ -509,6 +513,28 @@ impl Recorder {
     /// Blocks every further write; held by a hard exit so no line is cut in half.
     pub fn freeze(&self) -> MutexGuard<'_, impl Sized> {
         self.lock()
+    }
+
+    /// True when this run created the results file (it is not a resumed run).
+    pub fn is_new(&self) -> bool {
+        self.created
+    }
+
+    /// Removes the results file and journal of a run refused before any request (the
+    /// quota check), so the same command can be run again without --resume. Files of an
+    /// earlier run are never removed: for a resumed run this does nothing.
+    pub fn discard(self) -> Result<(), ResultsError> {
+        if !self.created {
+            return Ok(());
+        }
+        let inner = self
+            .inner
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(inner);
+        std::fs::remove_file(&self.path).map_err(write_error(&self.path))?;
+        std::fs::remove_file(&self.journal_path).map_err(write_error(&self.journal_path))?;
+        Ok(())
     }
 
     /// Ends the run: rewrites the results sorted by row, one line per row (the last
@@ -663,6 +689,23 @@ mod tests {
             Recorder::open(&opts(dir.path(), false, true)),
             Err(ResultsError::NoJournal { .. })
         ));
+    }
+
+    #[test]
+    fn a_refused_new_run_leaves_nothing_but_a_resumed_one_keeps_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        rec.record(Outcome::local(1, "t", Status::Invalid, ""), None)
+            .unwrap();
+        rec.discard().unwrap();
+        assert!(!results.exists() && !journal_path(&results).exists());
+        // Nothing is left in the way of the same command without --resume.
+        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        rec.finish().unwrap();
+        let (rec, _) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+        rec.discard().unwrap();
+        assert!(results.exists() && journal_path(&results).exists());
     }
 
     #[test]

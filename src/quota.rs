@@ -1,0 +1,213 @@
+/*!
+The pre-flight check of today's quota: before the first message, each token's
+`token_info` (one call per token, asked at once) says how many calls it has
+left today, and the run is fitted to that.
+
+A token that `token_info` refuses (invalid, missing) or that has nothing left
+today is dropped with a warning; if none is left, nothing is sent. If the rows
+to send are more than all the tokens have left, the run is refused before any
+message, unless `--partial` asks to send what fits. A check that gets no usable
+answer (a failed call, fields not found) is only a warning: a campaign is not
+held up by a pre-flight check, and a quota that runs out mid-run still retires
+its token (`TOKEN LIMIT EXCEEDED`).
+*/
+
+use crate::api::{Client, TokenInfo, TokenProblem};
+use crate::config::Token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error(
+        "today's quota allows {fits} more request(s) on {tokens} token(s), but {rows} rows are to be sent: nothing was sent. Send the first {fits} today with --partial (the rest is recorded not_sent; continue tomorrow with --resume), or add tokens to WOLKVOX_TOKEN (separated by commas; each has licences x 1000 calls a day). --no-quota-check skips this check"
+    )]
+    TooSmall {
+        rows: usize,
+        fits: u64,
+        tokens: usize,
+    },
+    #[error("no token can send today ({detail}): nothing was sent")]
+    NoToken { detail: String },
+}
+
+/// The tokens that can send today and how many requests they have left in all.
+#[derive(Debug)]
+pub struct Fitted {
+    pub tokens: Vec<Token>,
+    /// `None` when at least one token's quota could not be read.
+    pub left: Option<u64>,
+}
+
+/// Asks every token's `token_info` at once; answers come back in the tokens' order.
+pub async fn ask(client: &Client, tokens: Vec<Token>) -> Vec<(Token, TokenInfo)> {
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, token) in tokens.into_iter().enumerate() {
+        let client = client.clone();
+        calls.spawn(async move {
+            let info = client.token_info(&token).await;
+            (i, token, info)
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        match done {
+            Ok(answer) => answers.push(answer),
+            // A task can only fail by panicking; its token is then not used.
+            Err(e) => tracing::warn!("quota check failed: {e}"),
+        }
+    }
+    answers.sort_by_key(|(i, _, _)| *i);
+    answers.into_iter().map(|(_, t, info)| (t, info)).collect()
+}
+
+/// Keeps the tokens that can send today and adds up what they have left.
+pub fn fit(answers: Vec<(Token, TokenInfo)>) -> Result<Fitted, QuotaError> {
+    let mut tokens = Vec::new();
+    let mut left = Some(0u64);
+    let mut dropped = Vec::new();
+    for (token, info) in answers {
+        match info {
+            TokenInfo::Quota(q) if q.remaining() == 0 => {
+                tracing::warn!(
+                    "{token} has no calls left today (limit {}, used {}): not used in this run",
+                    q.limit,
+                    q.used_today
+                );
+                dropped.push(format!("{token}: today's quota is spent"));
+            }
+            TokenInfo::Quota(q) => {
+                tracing::info!(
+                    "{token}: {} calls left today (limit {}, used {})",
+                    q.remaining(),
+                    q.limit,
+                    q.used_today
+                );
+                left = left.map(|n| n.saturating_add(q.remaining()));
+                tokens.push(token);
+            }
+            TokenInfo::Rejected(problem, reply) => {
+                let why = match problem {
+                    TokenProblem::QuotaSpent => "today's quota is spent",
+                    TokenProblem::Invalid => "invalid, expired or malformed",
+                    TokenProblem::Missing => "not received by Wolkvox",
+                };
+                tracing::warn!(
+                    "{token} refused by token_info ({}): {why}; not used in this run",
+                    if reply.msg.is_empty() {
+                        &reply.error
+                    } else {
+                        &reply.msg
+                    }
+                );
+                dropped.push(format!("{token}: {why}"));
+            }
+            TokenInfo::Unknown(why) => {
+                tracing::warn!(
+                    "cannot read today's quota of {token} ({why}); sending anyway: if the quota runs out, the token is retired and the rest is recorded not_sent"
+                );
+                left = None;
+                tokens.push(token);
+            }
+        }
+    }
+    if tokens.is_empty() {
+        return Err(QuotaError::NoToken {
+            detail: dropped.join("; "),
+        });
+    }
+    Ok(Fitted { tokens, left })
+}
+
+/// How many of `rows` jobs to send: all of them, the first ones that fit (`partial`),
+/// or none (an error that says what fits).
+pub fn rows_to_send(rows: usize, fitted: &Fitted, partial: bool) -> Result<usize, QuotaError> {
+    let Some(left) = fitted.left else {
+        return Ok(rows);
+    };
+    let fits = usize::try_from(left).unwrap_or(usize::MAX);
+    if rows <= fits {
+        tracing::info!(
+            "today's quota allows {left} more requests on {} token(s): enough for the {rows} rows",
+            fitted.tokens.len()
+        );
+        Ok(rows)
+    } else if partial {
+        tracing::warn!(
+            "today's quota allows {left} more requests on {} token(s): sending the first {fits} of {rows} rows (--partial)",
+            fitted.tokens.len()
+        );
+        Ok(fits)
+    } else {
+        Err(QuotaError::TooSmall {
+            rows,
+            fits: left,
+            tokens: fitted.tokens.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Reply, TokenQuota};
+    use crate::config::parse_tokens;
+
+    fn tokens(n: usize) -> Vec<Token> {
+        let list: Vec<String> = (1..=n).map(|i| format!("tok{i}")).collect();
+        parse_tokens(Some(&list.join(","))).unwrap()
+    }
+
+    fn quota(limit: u64, used_today: u64) -> TokenInfo {
+        TokenInfo::Quota(TokenQuota { limit, used_today })
+    }
+
+    #[test]
+    fn what_is_left_is_summed_over_tokens_that_can_send() {
+        let answers = tokens(4).into_iter().zip([
+            quota(1000, 100),
+            quota(1000, 1000),
+            TokenInfo::Rejected(TokenProblem::Invalid, Reply::default()),
+            quota(2000, 0),
+        ]);
+        let fitted = fit(answers.collect()).unwrap();
+        let kept: Vec<usize> = fitted.tokens.iter().map(|t| t.index).collect();
+        assert_eq!(kept, [1, 4]);
+        assert_eq!(fitted.left, Some(899 + 1999));
+    }
+
+    #[test]
+    fn an_unreadable_quota_keeps_the_token_and_does_not_limit() {
+        let answers = tokens(2)
+            .into_iter()
+            .zip([quota(1000, 990), TokenInfo::Unknown("HTTP 500".into())]);
+        let fitted = fit(answers.collect()).unwrap();
+        assert_eq!(fitted.tokens.len(), 2);
+        assert_eq!(fitted.left, None);
+        assert_eq!(rows_to_send(5000, &fitted, false).unwrap(), 5000);
+    }
+
+    #[test]
+    fn no_usable_token_is_an_error_that_says_why() {
+        let answers = tokens(2).into_iter().zip([
+            TokenInfo::Rejected(TokenProblem::Invalid, Reply::default()),
+            TokenInfo::Rejected(TokenProblem::QuotaSpent, Reply::default()),
+        ]);
+        let err = fit(answers.collect()).unwrap_err().to_string();
+        assert!(err.contains("token #1: invalid"), "{err}");
+        assert!(err.contains("token #2: today's quota is spent"), "{err}");
+    }
+
+    #[test]
+    fn a_list_larger_than_the_quota_is_refused_or_cut() {
+        let fitted = Fitted {
+            tokens: tokens(2),
+            left: Some(150),
+        };
+        assert_eq!(rows_to_send(150, &fitted, false).unwrap(), 150);
+        let err = rows_to_send(151, &fitted, false).unwrap_err().to_string();
+        assert!(
+            err.contains("allows 150 more request(s) on 2 token(s)") && err.contains("--partial"),
+            "{err}"
+        );
+        assert_eq!(rows_to_send(151, &fitted, true).unwrap(), 150);
+    }
+}
