@@ -16,6 +16,7 @@ pub mod input;
 pub mod report;
 pub mod results;
 pub mod validate;
+pub mod window;
 
 use std::collections::HashMap;
 use std::io::Write;
