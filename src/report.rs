@@ -55,6 +55,11 @@ impl Progress {
         self.bar.reset_eta();
     }
 
+    /// Replaces the text before the bar (e.g. "waiting for contact hours").
+    pub fn set_message(&self, message: impl Into<std::borrow::Cow<'static, str>>) {
+        self.bar.set_message(message);
+    }
+
     pub fn inc(&self) {
         self.bar.inc(1);
     }
@@ -130,6 +135,8 @@ pub struct Summary<'a> {
     pub estimate: Option<String>,
     /// Why the run stopped early, and how to resume.
     pub stopped: Option<String>,
+    /// Whether the run fits in the contact hours (dry runs with `campaign.hours`).
+    pub hours: Option<String>,
 }
 
 impl Summary<'_> {
@@ -164,6 +171,9 @@ impl Summary<'_> {
         }
         if let Some(estimate) = &self.estimate {
             out.push_str(&format!("  {:<11}{estimate}\n", "estimate"));
+        }
+        if let Some(hours) = &self.hours {
+            out.push_str(&format!("  {:<11}{hours}\n", "hours"));
         }
         out.push_str(&format!("  {:<11}{}\n", "results", self.results.display()));
         if let Some(stopped) = &self.stopped {
@@ -204,6 +214,7 @@ mod tests {
             results: Path::new("r.csv"),
             estimate: None,
             stopped: Some("interrupted".into()),
+            hours: None,
         }
         .render();
         assert!(text.contains("rows             10"), "{text}");

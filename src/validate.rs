@@ -11,11 +11,13 @@ row's position, so an edited or re-sorted list still matches.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::ListSettings;
 use crate::input::Record;
+use crate::suppress::Suppression;
 
 /// WhatsApp caps a text body at this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
@@ -64,13 +66,24 @@ pub enum Verdict {
         /// The earlier row with the same telephone and message.
         of_row: u64,
     },
+    /// A valid row whose number is on an opt-out list: never sent, not even on resume.
+    Suppressed {
+        row: u64,
+        telephone: String,
+        /// The content key, so the outcome is journaled and a resumed run keeps it.
+        key: String,
+        /// The opt-out list that names the number.
+        list: PathBuf,
+    },
 }
 
 impl Verdict {
     pub fn row(&self) -> u64 {
         match self {
             Verdict::Valid(job) => job.row,
-            Verdict::Invalid { row, .. } | Verdict::Duplicate { row, .. } => *row,
+            Verdict::Invalid { row, .. }
+            | Verdict::Duplicate { row, .. }
+            | Verdict::Suppressed { row, .. } => *row,
         }
     }
 }
@@ -92,6 +105,8 @@ pub struct Validator {
     default_connector: Option<String>,
     /// First row of each content key, to mark later copies `duplicate`.
     seen: HashMap<String, u64>,
+    /// Numbers that must not be contacted.
+    suppression: Option<Arc<Suppression>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +187,15 @@ impl Validator {
             names,
             default_connector: settings.connector_id.clone(),
             seen: HashMap::new(),
+            suppression: None,
         })
+    }
+
+    /// Marks valid rows whose number is on one of these opt-out lists `suppressed`
+    /// (before duplicate detection, so copies of such a row are suppressed too).
+    pub fn with_suppression(mut self, suppression: Arc<Suppression>) -> Self {
+        self.suppression = Some(suppression);
+        self
     }
 
     /// Judges one row. Later rows with the same content as an earlier valid row are duplicates.
@@ -231,6 +254,18 @@ impl Validator {
                     text: text.to_owned(),
                 };
                 let key = content_key(&telephone, &message);
+                if let Some(list) = self
+                    .suppression
+                    .as_ref()
+                    .and_then(|s| s.list_for(&telephone))
+                {
+                    return Verdict::Suppressed {
+                        row: record.row,
+                        list: list.to_owned(),
+                        telephone,
+                        key,
+                    };
+                }
                 if let Some(&of_row) = self.seen.get(&key) {
                     return Verdict::Duplicate {
                         row: record.row,
@@ -365,6 +400,7 @@ mod tests {
             max_rows: 100,
             columns: Columns::default(),
             connector_id: connector.map(str::to_owned),
+            suppress: Vec::new(),
         }
     }
 
@@ -475,6 +511,41 @@ mod tests {
                 of_row: 1
             }
         );
+    }
+
+    #[test]
+    fn numbers_on_an_opt_out_list_are_suppressed_however_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("optout.txt");
+        std::fs::write(&list, "+57 300 123 4567\n").unwrap();
+        let suppression = Suppression::load(std::slice::from_ref(&list), "telephone").unwrap();
+        let mut v = Validator::new(&header(&["telephone", "message"]), &settings(Some("1")))
+            .unwrap()
+            .with_suppression(Arc::new(suppression));
+        let Verdict::Suppressed {
+            row,
+            telephone,
+            list: named,
+            ..
+        } = v.check(&record(1, &["573001234567", "Hola"]))
+        else {
+            panic!("suppressed")
+        };
+        assert_eq!((row, telephone.as_str(), named), (1, "573001234567", list));
+        // A copy of a suppressed row is suppressed too, not a duplicate of it.
+        assert!(matches!(
+            v.check(&record(2, &["(57) 300-123-4567", "Hola"])),
+            Verdict::Suppressed { row: 2, .. }
+        ));
+        // An invalid row stays invalid; other numbers are untouched.
+        assert!(matches!(
+            v.check(&record(3, &["573001234567", " "])),
+            Verdict::Invalid { .. }
+        ));
+        assert!(matches!(
+            v.check(&record(4, &["573014567890", "Hola"])),
+            Verdict::Valid(_)
+        ));
     }
 
     #[test]
