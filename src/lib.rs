@@ -337,7 +337,7 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
     let send_started = Instant::now();
     let stop = CancellationToken::new();
     let stopped = runtime.block_on(async {
-        tokio::spawn(watch_signals(stop.clone(), Arc::clone(&recorder)));
+        let signals = tokio::spawn(watch_signals(stop.clone(), Arc::clone(&recorder)));
         progress.start(plan.jobs.len() as u64, "sending");
         let pool = dispatch::PoolSettings {
             rate: settings.rate,
@@ -345,7 +345,7 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
             retry: settings.retry.clone(),
             hours,
         };
-        dispatch::run(
+        let stopped = dispatch::run(
             plan.jobs,
             tokens,
             client,
@@ -354,7 +354,12 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
             progress.clone(),
             stop,
         )
-        .await
+        .await;
+        // The watcher holds the recorder; end it here, or `try_unwrap` below races
+        // `shutdown_background` (which drops tasks on other threads) and loses.
+        signals.abort();
+        let _ = signals.await;
+        stopped
     });
     progress.finish();
     runtime.shutdown_background();
