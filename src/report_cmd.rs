@@ -330,6 +330,7 @@ pub fn render(r: &Report) -> String {
         _ => out.push_str("no request was sent to Wolkvox\n"),
     }
     match &r.next {
+        None if r.rows == 0 => out.push_str("no rows recorded yet\n"),
         None => out.push_str(
             "nothing left to send: every row is sent, suppressed, invalid or duplicate\n",
         ),

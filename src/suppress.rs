@@ -227,7 +227,12 @@ fn read_entries(path: &Path, telephone_column: &str) -> Result<Vec<(u64, String)
         let header = first && !t.bytes().any(|b| b.is_ascii_digit());
         first = false;
         if !header {
-            entries.push((i as u64 + 1, t.to_owned()));
+            // A one-column CSV may quote its cells.
+            let cell = t
+                .strip_prefix('"')
+                .and_then(|c| c.strip_suffix('"'))
+                .unwrap_or(t);
+            entries.push((i as u64 + 1, cell.trim().to_owned()));
         }
     }
     Ok(entries)
@@ -278,10 +283,10 @@ mod tests {
         let a = list(
             dir.path(),
             "optout.txt",
-            "\u{feff}# people who said stop\ntelefono\n+57 300 123 4567\r\n\n0057-301-456-7890\n   # indented comment\n",
+            "\u{feff}# people who said stop\ntelefono\n+57 300 123 4567\r\n\n0057-301-456-7890\n   # indented comment\n\"573109876543\"\n",
         );
         let s = Suppression::load(std::slice::from_ref(&a), "telephone").unwrap();
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.len(), 3);
         assert_eq!(s.list_for("573001234567"), Some(a.as_path()));
         assert_eq!(s.list_for("573014567890"), Some(a.as_path()));
         assert_eq!(s.list_for("573109999999"), None);
