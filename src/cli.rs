@@ -44,6 +44,16 @@ pub struct InputArgs {
     /// Refuse lists with more data rows than this [config: limits.max_rows, default 10000].
     #[arg(long, value_name = "N")]
     pub max_rows: Option<u64>,
+
+    /// Send the approved HSM template TEMPLATE_NAME (api=send_template_official) instead
+    /// of a free message; a `template_name` column overrides it per row [config: hsm.template_name].
+    #[arg(long, value_name = "TEMPLATE_NAME")]
+    pub hsm: Option<String>,
+
+    /// Columns whose values, in this order, fill the template's variables (joined with `;`),
+    /// e.g. nombre,fecha,hora [config: hsm.vars].
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub hsm_vars: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -133,6 +143,31 @@ mod tests {
         assert_eq!(args.rate, Some(5.0));
         assert_eq!(args.input.max_rows, Some(20));
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn hsm_flags_parse_on_send_and_validate() {
+        for command in ["send", "validate"] {
+            let cli = Cli::try_parse_from([
+                "wolkvox-dispatch",
+                command,
+                "list.csv",
+                "--hsm",
+                "cita_recordatorio",
+                "--hsm-vars",
+                "nombre,fecha,hora",
+            ])
+            .expect("valid flags");
+            let input = match cli.command {
+                Command::Send(a) => a.input,
+                Command::Validate(a) => a.input,
+            };
+            assert_eq!(input.hsm.as_deref(), Some("cita_recordatorio"));
+            assert_eq!(
+                input.hsm_vars.as_deref(),
+                Some(&["nombre".to_owned(), "fecha".to_owned(), "hora".to_owned()][..])
+            );
+        }
     }
 
     #[test]

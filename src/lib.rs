@@ -81,12 +81,21 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     }
 }
 
+/// What reading a whole list found out, besides the verdicts.
+struct Listed {
+    /// Data rows in the list.
+    rows: u64,
+    /// Whether the rows are HSM templates (decided from the settings and the header).
+    template: bool,
+}
+
 /// Reads and judges every row, handing each verdict to `each` as it is made.
-/// Returns the number of data rows. Fails on an unreadable file, a missing
-/// column, or more rows than allowed, before any verdict is acted on by a send.
-fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<u64, Error> {
+/// Fails on an unreadable file, a missing column, or more rows than allowed,
+/// before any verdict is acted on by a send.
+fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<Listed, Error> {
     let rows = input::open(&list.input)?;
     let mut validator = Validator::new(rows.header(), list)?;
+    let template = validator.is_template();
     let mut count = 0;
     for record in rows {
         let record = record?;
@@ -106,7 +115,10 @@ fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<u64, 
         }
         .into());
     }
-    Ok(count)
+    Ok(Listed {
+        rows: count,
+        template,
+    })
 }
 
 /// The `msg` of an invalid row: every problem, with its column.
@@ -124,8 +136,13 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut invalid, mut duplicate) = (0u64, 0u64);
-    let rows = read_list(&list, |verdict| match verdict {
-        Verdict::Valid(_) => {}
+    let mut previews = Vec::new();
+    let listed = read_list(&list, |verdict| match verdict {
+        Verdict::Valid(job) => {
+            if previews.len() < report::PREVIEW_ROWS {
+                previews.extend(report::template_preview(&job));
+            }
+        }
         Verdict::Invalid { row, problems, .. } => {
             invalid += 1;
             for p in problems {
@@ -140,6 +157,8 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
             );
         }
     })?;
+    let rows = listed.rows;
+    print_previews(&mut out, &previews);
     let _ = writeln!(
         out,
         "{invalid} of {rows} rows invalid, {duplicate} duplicate, {} valid ({})",
@@ -154,8 +173,23 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     })
 }
 
+/// The first template rows as they would be sent, under a heading.
+fn print_previews(out: &mut impl Write, previews: &[String]) {
+    if previews.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "first {} valid rows, as they would be sent:",
+        previews.len()
+    );
+    for line in previews {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 fn send_command(args: &SendArgs) -> Result<Exit, Error> {
-    let settings = config::send_settings(args)?;
+    let mut settings = config::send_settings(args)?;
     let progress = Progress::new(settings.quiet);
     report::init_logging(settings.log_format, settings.quiet, &progress);
     let tokens = if settings.dry_run {
@@ -167,7 +201,12 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
 
     // The whole list is judged before the results file is even created.
     let mut verdicts = Vec::new();
-    read_list(&settings.list, |v| verdicts.push(v))?;
+    let listed = read_list(&settings.list, |v| verdicts.push(v))?;
+    if args.results.is_none() {
+        // Only the header tells whether a `template_name` column makes this a template run.
+        settings.results =
+            config::default_results(&settings.list.input, settings.dry_run, listed.template);
+    }
 
     let (recorder, prior) = Recorder::open(&results::OpenOptions2 {
         results: settings.results.clone(),
@@ -178,6 +217,13 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
 
     if settings.dry_run {
         let counts = recorder.finish()?;
+        let previews: Vec<String> = plan
+            .jobs
+            .iter()
+            .filter_map(report::template_preview)
+            .take(report::PREVIEW_ROWS)
+            .collect();
+        print_previews(&mut std::io::stdout().lock(), &previews);
         let estimate = estimate(plan.jobs.len(), &settings);
         print_summary(Summary {
             title: "dry run: nothing was sent",
@@ -393,17 +439,29 @@ fn resume_command(settings: &SendSettings) -> String {
     if let Some(config) = &settings.config_path {
         cmd.push_str(&format!(" --config {}", quote(config)));
     }
+    // Template settings given as flags must be given again, or the rest would go as free messages.
+    let hsm = &settings.list.hsm;
+    if let Some(name) = hsm.template_name.as_ref().filter(|_| hsm.name_from_flag) {
+        cmd.push_str(&format!(" --hsm {}", quote_text(name)));
+    }
+    if let Some(vars) = hsm.vars.as_ref().filter(|_| hsm.vars_from_flag) {
+        cmd.push_str(&format!(" --hsm-vars {}", quote_text(&vars.join(","))));
+    }
     cmd.push_str(" --resume");
     cmd
 }
 
 fn quote(path: &Path) -> String {
-    let text = path.display().to_string();
+    quote_text(&path.display().to_string())
+}
+
+/// `text` as one shell word.
+fn quote_text(text: &str) -> String {
     if text
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "/._-,".contains(c))
     {
-        text
+        text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }
