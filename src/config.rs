@@ -831,26 +831,23 @@ mod tests {
         let err =
             send_settings(&send_args(&["--dry-run", "--hsm-vars", "nombre,,hora"])).unwrap_err();
         assert!(err.to_string().contains("variable 2"), "{err}");
-        for text in [
-            "[hsm]\ntemplate_name = \"\"\n",
-            "[hsm]\nvars = [\"a\", \"\"]\n",
-        ] {
+        let dry_run_with = |text: &str| {
             let f = config_file(text);
-            let err = send_settings(&send_args(&[
+            send_settings(&send_args(&[
                 "--config",
                 f.path().to_str().unwrap(),
                 "--dry-run",
             ]))
-            .unwrap_err();
+        };
+        for text in [
+            "[hsm]\ntemplate_name = \"\"\n",
+            "[hsm]\nvars = [\"a\", \"\"]\n",
+        ] {
+            let err = dry_run_with(text).unwrap_err();
             assert!(err.to_string().contains("key `hsm."), "{err}");
         }
-        let f = config_file("[hsm]\nvars = \"nombre,fecha\"\n");
-        let err = send_settings(&send_args(&[
-            "--config",
-            f.path().to_str().unwrap(),
-            "--dry-run",
-        ]))
-        .unwrap_err();
+        // vars is a TOML array, not the flag's comma-separated string.
+        let err = dry_run_with("[hsm]\nvars = \"nombre,fecha\"\n").unwrap_err();
         assert!(err.to_string().contains("vars"), "{err}");
     }
 
