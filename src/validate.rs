@@ -168,6 +168,14 @@ pub enum HeaderError {
     )]
     NoConnector { path: PathBuf, column: String },
     #[error(
+        "{path}: no `{column}` column (the header has: {header}); rename the column or set columns.message in the config, or pass --hsm TEMPLATE_NAME to send an HSM template, which needs no message column"
+    )]
+    NoMessage {
+        path: PathBuf,
+        column: String,
+        header: String,
+    },
+    #[error(
         "{path}: no `{column}` column for template variable {index} of {setting} (the header has: {header}); add the column or fix {setting}"
     )]
     MissingVar {
@@ -223,7 +231,13 @@ impl Validator {
         let kind = match template_columns(header, settings)? {
             Some(columns) => Kind::Template(columns),
             None => Kind::Free {
-                message: required(&names.message, "columns.message")?,
+                message: find(header, &names.message, path)?.ok_or_else(|| {
+                    HeaderError::NoMessage {
+                        path: path.to_owned(),
+                        column: names.message.clone(),
+                        header: header.join(", "),
+                    }
+                })?,
             },
         };
         let connector_id = find(header, &names.connector_id, path)?;
@@ -925,6 +939,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, HeaderError::NoTemplateName { .. }), "{err}");
+        assert!(err.to_string().contains("--hsm TEMPLATE_NAME"), "{err}");
+        let err = Validator::new(&header(&["telephone", "nombre"]), &hsm_settings(None, None))
+            .unwrap_err();
+        assert!(err.to_string().contains("no `message` column"), "{err}");
         assert!(err.to_string().contains("--hsm TEMPLATE_NAME"), "{err}");
     }
 
