@@ -399,11 +399,28 @@ pub fn validate_settings(args: &InputArgs) -> Result<ListSettings, ConfigError> 
 }
 
 /// The origin the API lives at: `--base-url`, then `api.base_url`, then `api.server`.
+/// `api.server` is checked even when a base URL wins, so a bad file never passes silently.
 fn origin(
     flag: Option<&str>,
     api: &ApiSection,
     path: Option<&Path>,
 ) -> Result<Option<String>, ConfigError> {
+    let server = match &api.server {
+        Some(server) => {
+            let server = server.trim();
+            if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(key_error(
+                    path,
+                    "api.server",
+                    format!(
+                        "{server:?} is not a Wolkvox server id: use only letters and digits, as given by Wolkvox support (e.g. \"0042\" for wv0042.wolkvox.com)"
+                    ),
+                ));
+            }
+            Some(format!("https://wv{server}.wolkvox.com"))
+        }
+        None => None,
+    };
     if let Some(url) = flag {
         return check_base_url(url)
             .map(Some)
@@ -417,20 +434,7 @@ fn origin(
             .map(Some)
             .map_err(|reason| key_error(path, "api.base_url", reason));
     }
-    if let Some(server) = &api.server {
-        let server = server.trim();
-        if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(key_error(
-                path,
-                "api.server",
-                format!(
-                    "{server:?} is not a Wolkvox server id: use only letters and digits, as given by Wolkvox support (e.g. \"0042\" for wv0042.wolkvox.com)"
-                ),
-            ));
-        }
-        return Ok(Some(format!("https://wv{server}.wolkvox.com")));
-    }
-    Ok(None)
+    Ok(server)
 }
 
 /// A base URL is an origin (scheme, host, optional port and path prefix), nothing more.
