@@ -997,6 +997,11 @@ mod tests {
             a,
             content_key("573001234568", &template("cita", "Ana;martes", "", ""))
         );
+        // The kind tag keeps apart a free text that spells out a template's hashed bytes.
+        let mut spelled = 4u64.to_le_bytes().to_vec();
+        spelled.extend_from_slice(b"citaAna;martes");
+        let spelled = String::from_utf8(spelled).unwrap();
+        assert_ne!(a, content_key(phone, &Message::Free { text: spelled }));
     }
 
     #[test]
