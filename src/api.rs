@@ -143,12 +143,13 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Answ
     let effective = if http_ok {
         match code {
             Some(c) => c,
-            None if reply.code.is_some() => 0,
             None => {
+                // Wolkvox said 2xx but not what it did: the message may have been
+                // accepted, so it must not be sent again unless the user asks.
                 if reply.error.is_empty() {
-                    reply.error = "response has no code".into();
+                    reply.error = "response has no usable code".into();
                 }
-                return Answer::Refused(reply);
+                return Answer::Unknown(reply);
             }
         }
     } else {
@@ -182,6 +183,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn api_name(message: &Message) -> &'static str {
     match message {
         Message::Free { .. } => "send_message_official",
+        Message::Template { .. } => "send_template_official",
     }
 }
 
@@ -192,6 +194,19 @@ pub fn request_body(job: &Job) -> serde_json::Value {
             "connector_id": job.connector_id,
             "telephone": job.telephone,
             "message": text,
+        }),
+        Message::Template {
+            name,
+            vars,
+            customer_id,
+            url_attach,
+        } => serde_json::json!({
+            "connector_id": job.connector_id,
+            "telephone": job.telephone,
+            "template_name": name,
+            "template_vars": vars,
+            "customer_id": customer_id,
+            "url_attach": url_attach,
         }),
     }
 }
@@ -529,7 +544,8 @@ mod tests {
     #[test]
     fn non_json_bodies_become_short_excerpts() {
         let html = format!("<html>{}</html>", "x".repeat(10_000));
-        let Answer::Refused(reply) = classify(200, html.as_bytes(), None) else {
+        // A 2xx that cannot be read may still mean "accepted": unknown, never resent.
+        let Answer::Unknown(reply) = classify(200, html.as_bytes(), None) else {
             panic!()
         };
         assert_eq!(reply.error, "response is not JSON");
@@ -537,6 +553,14 @@ mod tests {
         assert!(matches!(
             classify(502, b"Bad gateway", None),
             Answer::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(400, b"<html>bad</html>", None),
+            Answer::Refused(_)
+        ));
+        assert!(matches!(
+            classify(201, br#"{"code":"ok"}"#, None),
+            Answer::Unknown(_)
         ));
     }
 
@@ -652,5 +676,33 @@ mod tests {
         assert_eq!(body["connector_id"], "1");
         assert_eq!(body["message"], "Hola \"Ana\"\n👋");
         assert_eq!(api_name(&job.message), "send_message_official");
+    }
+
+    #[test]
+    fn template_bodies_carry_every_template_field_as_strings() {
+        let job = Job {
+            row: 1,
+            telephone: "573001234567".into(),
+            connector_id: "7".into(),
+            message: Message::Template {
+                name: "cita_recordatorio".into(),
+                vars: "Ana;martes;10:00".into(),
+                customer_id: String::new(),
+                url_attach: "https://example.com/a.jpg".into(),
+            },
+            key: String::new(),
+        };
+        assert_eq!(
+            request_body(&job),
+            serde_json::json!({
+                "connector_id": "7",
+                "telephone": "573001234567",
+                "template_name": "cita_recordatorio",
+                "template_vars": "Ana;martes;10:00",
+                "customer_id": "",
+                "url_attach": "https://example.com/a.jpg",
+            })
+        );
+        assert_eq!(api_name(&job.message), "send_template_official");
     }
 }
