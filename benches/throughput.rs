@@ -313,6 +313,7 @@ enum Tool {
     Dispatch,
     Curl,
     Python,
+    Raw,
 }
 
 impl Tool {
@@ -321,6 +322,7 @@ impl Tool {
             Tool::Dispatch => "wolkvox-dispatch",
             Tool::Curl => "xargs -P2 curl",
             Tool::Python => "python pool of 2",
+            Tool::Raw => "reference: bare keep-alive loop",
         }
     }
 }
@@ -362,6 +364,7 @@ fn run_case(tool: Tool, case: &Case, dir: &Path, list: &Path) -> Result<Measured
     let fake = FakeWolkvox::start(behavior);
     let url = fake.send_message_url();
     let commands: Vec<Spawn> = match tool {
+        Tool::Raw => Vec::new(),
         Tool::Dispatch => {
             let results = dir.join("bench.results.csv");
             let _ = fs::remove_file(&results);
@@ -375,7 +378,7 @@ fn run_case(tool: Tool, case: &Case, dir: &Path, list: &Path) -> Result<Measured
                 .arg("--base-url")
                 .arg(fake.base_url())
                 .arg("--rate")
-                .arg("100000")
+                .arg(std::env::var("BENCH_RATE").unwrap_or_else(|_| "100000".into()))
                 .args(if std::env::var_os("BENCH_DEBUG").is_some() {
                     vec!["--log-format", "json"]
                 } else {
@@ -427,7 +430,17 @@ fn run_case(tool: Tool, case: &Case, dir: &Path, list: &Path) -> Result<Measured
         }
     };
     let spawned = Instant::now();
-    let (codes, usage) = run_all(commands)?;
+    let (codes, usage) = if tool == Tool::Raw {
+        let elapsed = bare_client(fake.addr(), &tokens, case.rows)?;
+        let usage = Usage {
+            elapsed,
+            max_rss_kib: 0,
+            cpu: Duration::ZERO,
+        };
+        (vec![0], usage)
+    } else {
+        run_all(commands)?
+    };
     let exited = Instant::now();
     if tool == Tool::Curl {
         for t in 0..case.tokens {
@@ -507,6 +520,86 @@ fn run_case(tool: Tool, case: &Case, dir: &Path, list: &Path) -> Result<Measured
     })
 }
 
+/// The least a client can do: per token, 2 threads each with one keep-alive connection,
+/// writing a prepared request and reading the answer, nothing else (no validation, no
+/// results, no async runtime). It runs inside this process, so it has no RSS or CPU of
+/// its own to show. Its ratio is what this machine and this fake allow any client.
+fn bare_client(
+    addr: std::net::SocketAddr,
+    tokens: &[String],
+    rows: usize,
+) -> Result<Duration, String> {
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    let worker = |token: &str| -> Result<(), String> {
+        let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= rows {
+                return Ok(());
+            }
+            let body = serde_json::json!({
+                "connector_id": "1",
+                "telephone": telephone(i),
+                "message": message(i),
+            })
+            .to_string();
+            let request = format!(
+                "POST /api/v2/whatsapp.php?api=send_message_official HTTP/1.1\r\nhost: {addr}\r\nwolkvox-token: {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream
+                .write_all(request.as_bytes())
+                .map_err(|e| e.to_string())?;
+            buf.clear();
+            // Headers, then as much body as content-length says.
+            let (head_end, length) = loop {
+                let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("connection closed".into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    if !head.starts_with("http/1.1 2") {
+                        return Err(format!("answer: {}", head.lines().next().unwrap_or("")));
+                    }
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (end + 4, length);
+                }
+            };
+            while buf.len() < head_end + length {
+                let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("connection closed".into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    };
+    let result: Result<(), String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .flat_map(|t| [t, t])
+            .map(|t| scope.spawn(|| worker(t)))
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())))
+    });
+    result.map(|()| start.elapsed())
+}
+
 fn write_shard(path: &Path, rows: impl Iterator<Item = usize>) -> std::io::Result<()> {
     let mut out = BufWriter::new(fs::File::create(path)?);
     for i in rows {
@@ -580,6 +673,7 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
         .and_then(|v| v.parse::<usize>().ok());
     let mut peers = Vec::new();
     if env_on("BENCH_PEERS") {
+        peers.push(Tool::Raw);
         if have("curl", "--version") && have("xargs", "--version") {
             peers.push(Tool::Curl);
         } else {
@@ -670,7 +764,11 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                             m.server_ms,
                             m.lead.as_secs_f64() * 1000.0,
                             m.tail.as_secs_f64() * 1000.0,
-                            mib(m.usage.max_rss_kib),
+                            if tool == Tool::Raw {
+                                "-".to_owned()
+                            } else {
+                                mib(m.usage.max_rss_kib)
+                            },
                             m.usage.cpu.as_secs_f64()
                         )
                     }

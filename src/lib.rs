@@ -386,10 +386,7 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         settings.timeout,
         settings.max_in_flight * tokens.len(),
     )?;
-    // One thread: the work is waiting on at most 2 requests per token, and a single
-    // thread never wakes a second one to share it (with the multi-thread runtime that
-    // was ~3 futex calls a row, and measurable time at 10 ms of latency on 2 cores).
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;

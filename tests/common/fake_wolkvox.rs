@@ -868,12 +868,20 @@ fn json_bytes(body: &Value) -> Vec<u8> {
     serde_json::to_vec(body).unwrap_or_default()
 }
 
-/// Sleeps until `deadline` to within about 0.1 ms. tokio's timer works in whole
-/// milliseconds and rounds up, which made a 10 ms latency about 11.2 ms and skewed every
-/// throughput figure measured against the fake; a blocking thread's sleep is precise.
+/// Sleeps until `deadline`, precisely. tokio's timer works in whole milliseconds and
+/// rounds up, which made a 10 ms latency about 11.2 ms and skewed every throughput
+/// figure measured against the fake. A blocking thread sleeps instead, and spins the
+/// last 0.2 ms, since the OS may wake a sleeping thread 50 us or more late.
 async fn precise_sleep(deadline: Instant) {
+    const SPIN: Duration = Duration::from_micros(200);
     let wait = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        let rest = deadline.saturating_duration_since(Instant::now());
+        if rest > SPIN {
+            std::thread::sleep(rest - SPIN);
+        }
+        while Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
     });
     if wait.await.is_err() {
         tokio::time::sleep_until(deadline.into()).await;
