@@ -753,7 +753,8 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                             None => (
                                 "(no bound)".to_owned(),
                                 format!(
-                                    "{:.2} x 5,000/s",
+                                    "{:.0}/s per token = {:.2} x 5,000/s",
+                                    rate / tokens as f64,
                                     rate / tokens as f64 / TARGET_ZERO_LATENCY
                                 ),
                             ),

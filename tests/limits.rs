@@ -276,12 +276,14 @@ fn the_summary_json_has_every_status_and_the_run_figures() {
         ("unknown", 0),
         ("invalid", 1),
         ("duplicate", 1),
+        ("suppressed", 0),
         ("not_sent", 0),
         ("dry_run", 0),
     ];
     for (status, n) in expected {
         assert_eq!(counts.get(status), Some(&json!(n)), "{status}: {json}");
     }
+    assert_eq!(counts.len(), expected.len(), "{json}");
     assert_eq!(json["rows"], 4);
     assert_eq!(json["exit_code"], 1);
     assert_eq!(json["stopped"], Value::Null);
