@@ -212,7 +212,11 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
     let send_started = Instant::now();
     let stop = CancellationToken::new();
     let stopped = runtime.block_on(async {
-        let signals = tokio::spawn(watch_signals(stop.clone(), Arc::clone(&recorder)));
+        let signals = tokio::spawn(watch_signals(
+            stop.clone(),
+            Arc::clone(&recorder),
+            resume_command(&settings),
+        ));
         progress.start(plan.jobs.len() as u64, "sending");
         let pool = dispatch::PoolSettings {
             rate: settings.rate,
@@ -388,25 +392,45 @@ fn estimate(jobs: usize, settings: &SendSettings) -> String {
     )
 }
 
-/// The command that continues this run.
+/// The command that continues this run: the command line it was started with (so every
+/// flag, `--base-url` or `--rate` included, carries over), with `--resume` and
+/// `--results`, and without `--retry-failed` / `--retry-unknown`: rows this run retried
+/// and that came back `failed` or `unknown` again are not re-sent unless asked again.
 fn resume_command(settings: &SendSettings) -> String {
-    let mut cmd = format!(
-        "wolkvox-dispatch send {} --results {}",
-        quote(&settings.list.input),
-        quote(&settings.results)
-    );
-    if let Some(config) = &settings.config_path {
-        cmd.push_str(&format!(" --config {}", quote(config)));
+    resume_command_from(std::env::args_os().skip(1), &settings.results)
+}
+
+fn resume_command_from(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    results: &Path,
+) -> String {
+    let mut words = vec!["wolkvox-dispatch".to_owned()];
+    let (mut resume, mut has_results) = (false, false);
+    for arg in args {
+        let text = arg.to_string_lossy().into_owned();
+        match text.as_str() {
+            "--retry-failed" | "--retry-unknown" => continue,
+            "--resume" => resume = true,
+            t if t == "--results" || t.starts_with("--results=") => has_results = true,
+            _ => {}
+        }
+        words.push(quote(Path::new(&text)));
     }
-    cmd.push_str(" --resume");
-    cmd
+    if !has_results {
+        words.push("--results".into());
+        words.push(quote(results));
+    }
+    if !resume {
+        words.push("--resume".into());
+    }
+    words.join(" ")
 }
 
 fn quote(path: &Path) -> String {
     let text = path.display().to_string();
     if text
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:=,+@%".contains(c))
     {
         text
     } else {
@@ -424,7 +448,7 @@ fn print_summary(summary: Summary<'_>) {
 
 /// First Ctrl-C or SIGTERM: stop starting requests and let those in flight finish.
 /// Second: exit at once, after taking the results lock so no line is left half-written.
-async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>) {
+async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>, resume: String) {
     let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
@@ -440,7 +464,7 @@ async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>) {
     signals.next().await;
     let _frozen = recorder.freeze();
     eprintln!(
-        "interrupted again: exiting now; every outcome recorded so far is in {}; continue with --resume",
+        "interrupted again: exiting now. Every outcome received so far is in {}; the rows that were in flight will be `unknown` (they may have been delivered).\nTo continue, run: {resume}",
         recorder.path().display()
     );
     std::process::exit(i32::from(Exit::Stopped.code()));
@@ -481,5 +505,43 @@ impl Signals {
 
     async fn next(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resume_of(args: &[&str]) -> String {
+        resume_command_from(
+            args.iter().map(std::ffi::OsString::from),
+            Path::new("out/my list.results.csv"),
+        )
+    }
+
+    #[test]
+    fn the_resume_command_keeps_every_flag_but_the_retry_ones() {
+        assert_eq!(
+            resume_of(&[
+                "send",
+                "list.csv",
+                "--base-url",
+                "http://127.0.0.1:9000",
+                "--rate",
+                "5"
+            ]),
+            "wolkvox-dispatch send list.csv --base-url http://127.0.0.1:9000 --rate 5 --results 'out/my list.results.csv' --resume"
+        );
+        assert_eq!(
+            resume_of(&[
+                "send",
+                "it's.csv",
+                "--results=r.csv",
+                "--resume",
+                "--retry-unknown",
+                "--retry-failed"
+            ]),
+            "wolkvox-dispatch send 'it'\\''s.csv' --results=r.csv --resume"
+        );
     }
 }
