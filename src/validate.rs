@@ -123,10 +123,16 @@ pub enum HeaderError {
 /// Position of `name` in `header`, ignoring case and surrounding spaces.
 fn find(header: &[String], name: &str, path: &Path) -> Result<Option<usize>, HeaderError> {
     let mut found = None;
+    let want = name.trim().to_lowercase();
     for (i, h) in header.iter().enumerate() {
-        if h.trim().eq_ignore_ascii_case(name.trim())
-            || h.trim().to_lowercase() == name.trim().to_lowercase()
-        {
+        let h = h.trim();
+        // Lower-casing allocates; a header of a million columns should not pay for it.
+        let same = if h.is_ascii() {
+            h.eq_ignore_ascii_case(&want)
+        } else {
+            h.to_lowercase() == want
+        };
+        if same {
             if let Some(first) = found {
                 return Err(HeaderError::Repeated {
                     path: path.to_owned(),
@@ -149,7 +155,7 @@ impl Validator {
             find(header, name, path)?.ok_or_else(|| HeaderError::Missing {
                 path: path.to_owned(),
                 column: name.to_owned(),
-                header: header.join(", "),
+                header: header_list(header),
                 key,
             })
         };
@@ -250,11 +256,41 @@ impl Validator {
             (telephone, _) => Verdict::Invalid {
                 row: record.row,
                 // The normalized number when it was fine, so the row can be found by it.
-                telephone: telephone.unwrap_or_else(|| raw_phone.to_owned()),
+                telephone: telephone.unwrap_or_else(|| excerpt(raw_phone)),
                 problems,
             },
         }
     }
+}
+
+/// A telephone cell longer than this is not looked at digit by digit.
+const MAX_TELEPHONE_BYTES: usize = 64;
+
+/// Cells echoed in messages and in the results are cut to this many characters: a
+/// hostile file must not turn one cell into megabytes of output.
+const SHOWN_CHARS: usize = 40;
+/// Header names listed in a message.
+const SHOWN_COLUMNS: usize = 20;
+
+/// The start of an untrusted cell, marked with `…` when cut.
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// The header's names for a message, cut when there are many or they are long.
+fn header_list(header: &[String]) -> String {
+    let mut list: Vec<String> = header
+        .iter()
+        .take(SHOWN_COLUMNS)
+        .map(|h| excerpt(h))
+        .collect();
+    if header.len() > SHOWN_COLUMNS {
+        list.push(format!("… {} columns in all", header.len()));
+    }
+    list.join(", ")
 }
 
 /// A stable digest of who gets what: the normalized telephone and the message.
@@ -280,9 +316,17 @@ pub fn normalize_telephone(raw: &str) -> Result<String, String> {
     if t.is_empty() {
         return Err("is empty".into());
     }
+    let shown = format!("{:?}", excerpt(t));
+    // Far more than any written-out number (15 digits and some punctuation).
+    if t.len() > MAX_TELEPHONE_BYTES {
+        return Err(format!(
+            "{shown} is {} characters long: too long to be a telephone number",
+            t.chars().count()
+        ));
+    }
     if looks_scientific(t) {
         return Err(format!(
-            "{t:?} is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again"
+            "{shown} is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again"
         ));
     }
     let mut rest = t;
@@ -296,7 +340,7 @@ pub fn normalize_telephone(raw: &str) -> Result<String, String> {
             ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
             _ => {
                 return Err(format!(
-                    "{t:?} is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed"
+                    "{shown} is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed"
                 ));
             }
         }
@@ -308,19 +352,19 @@ pub fn normalize_telephone(raw: &str) -> Result<String, String> {
     }
     if digits.len() < MIN_DIGITS {
         return Err(format!(
-            "{t:?} has {} digits: too few for a number with its country code (e.g. 573001234567)",
+            "{shown} has {} digits: too few for a number with its country code (e.g. 573001234567)",
             digits.len()
         ));
     }
     if digits.len() > MAX_DIGITS {
         return Err(format!(
-            "{t:?} has {} digits: more than the {MAX_DIGITS} an international number can have",
+            "{shown} has {} digits: more than the {MAX_DIGITS} an international number can have",
             digits.len()
         ));
     }
     if digits.starts_with('0') {
         return Err(format!(
-            "{t:?} starts with 0 after the country-code position: write it with the country code (e.g. 573001234567)"
+            "{shown} starts with 0 after the country-code position: write it with the country code (e.g. 573001234567)"
         ));
     }
     Ok(digits)
@@ -412,6 +456,30 @@ mod tests {
                 .contains("more than")
         );
         assert!(normalize_telephone("  ").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn huge_cells_are_cut_in_messages_and_results() {
+        let huge = "9".repeat(1_000_000);
+        let err = normalize_telephone(&huge).unwrap_err();
+        assert!(
+            err.len() < 200 && err.contains("1000000 characters"),
+            "{err}"
+        );
+        let mut v =
+            Validator::new(&header(&["telephone", "message"]), &settings(Some("1"))).unwrap();
+        let Verdict::Invalid { telephone, .. } = v.check(&record(1, &[&huge, "Hola"])) else {
+            panic!("a million digits is no telephone")
+        };
+        assert_eq!(telephone, format!("{}…", "9".repeat(SHOWN_CHARS)));
+        let names: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+        let err = Validator::new(&names, &settings(Some("1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 1000 && err.contains("10000 columns in all"),
+            "{err}"
+        );
     }
 
     #[test]
