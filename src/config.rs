@@ -16,6 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::cli::{InputArgs, LogFormat, SendArgs};
+use crate::input::{Encoding, ReadOptions};
+use crate::template::TemplateSource;
 
 /// The API refuses more than this many simultaneous requests per token.
 pub const API_MAX_IN_FLIGHT: usize = 2;
@@ -39,6 +41,11 @@ pub enum ConfigError {
     },
     #[error("{flag}: {reason}")]
     Flag { flag: &'static str, reason: String },
+    #[error("cannot read the template file {path} (--template): {source}")]
+    TemplateFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "no Wolkvox server configured: set `api.server` (e.g. \"0042\") or `api.base_url` in the config file, or pass --base-url"
     )]
@@ -65,6 +72,33 @@ pub struct FileConfig {
     pub columns: ColumnsSection,
     #[serde(default)]
     pub retry: RetrySection,
+    #[serde(default)]
+    pub input: InputSection,
+    #[serde(default)]
+    pub phone: PhoneSection,
+    #[serde(default)]
+    pub message: MessageSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub encoding: Option<String>,
+    pub delimiter: Option<String>,
+    pub sheet: Option<String>,
+    pub allow_duplicates: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSection {
+    pub default_country: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSection {
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,13 +170,21 @@ impl Default for Columns {
 }
 
 /// What reading and validating a list needs: shared by `validate` and `send`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListSettings {
     pub input: PathBuf,
     pub max_rows: u64,
     pub columns: Columns,
     /// Used for rows whose connector_id cell is missing or empty.
     pub connector_id: Option<String>,
+    /// Sheet, encoding and delimiter.
+    pub read: ReadOptions,
+    /// Send repeated telephone + message rows instead of marking them `duplicate`.
+    pub allow_duplicates: bool,
+    /// Country of national numbers (no country code), e.g. CO.
+    pub default_country: Option<phonenumber::country::Id>,
+    /// Renders each row's message instead of reading a message column.
+    pub template: Option<TemplateSource>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -291,7 +333,118 @@ fn list_settings(
         max_rows,
         columns,
         connector_id,
+        read: read_options(args, &mut file.input, path)?,
+        allow_duplicates: args.allow_duplicates || file.input.allow_duplicates.unwrap_or(false),
+        default_country: match file.phone.default_country.take() {
+            None => None,
+            Some(code) => Some(crate::phone::parse_country(&code).ok_or_else(|| {
+                key_error(
+                    path,
+                    "phone.default_country",
+                    format!(
+                        "{code:?} is not a country code: use the two-letter ISO 3166 code, e.g. \"CO\", \"MX\", \"ES\""
+                    ),
+                )
+            })?),
+        },
+        template: template(args, &mut file.message, path)?,
     })
+}
+
+/// Sheet, encoding and delimiter: flags, then `[input]`, then detection.
+fn read_options(
+    args: &InputArgs,
+    section: &mut InputSection,
+    path: Option<&Path>,
+) -> Result<ReadOptions, ConfigError> {
+    const DELIMITERS: &str = "use \",\", \";\", \"tab\" or \"|\"";
+    let delimiter = match (&args.delimiter, section.delimiter.take()) {
+        (Some(d), _) => {
+            Some(
+                crate::input::parse_delimiter(d).ok_or_else(|| ConfigError::Flag {
+                    flag: "--delimiter",
+                    reason: format!("{d:?} is not a delimiter: {DELIMITERS}"),
+                })?,
+            )
+        }
+        (None, Some(d)) => Some(crate::input::parse_delimiter(&d).ok_or_else(|| {
+            key_error(
+                path,
+                "input.delimiter",
+                format!("{d:?} is not a delimiter: {DELIMITERS}"),
+            )
+        })?),
+        (None, None) => None,
+    };
+    let encoding = match section.encoding.take() {
+        None => Encoding::Auto,
+        Some(e) => Encoding::parse(&e).ok_or_else(|| {
+            key_error(
+                path,
+                "input.encoding",
+                format!("{e:?} is not supported: use \"auto\", \"utf-8\" or \"windows-1252\""),
+            )
+        })?,
+    };
+    let sheet = match (&args.sheet, section.sheet.take()) {
+        (Some(s), _) if s.trim().is_empty() => {
+            return Err(ConfigError::Flag {
+                flag: "--sheet",
+                reason: "must not be empty".into(),
+            });
+        }
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(s)) if s.trim().is_empty() => {
+            return Err(key_error(path, "input.sheet", "must not be empty"));
+        }
+        (None, s) => s,
+    };
+    Ok(ReadOptions {
+        sheet,
+        encoding,
+        delimiter,
+    })
+}
+
+/// The message template: `--template FILE`, then `message.template`.
+fn template(
+    args: &InputArgs,
+    section: &mut MessageSection,
+    path: Option<&Path>,
+) -> Result<Option<TemplateSource>, ConfigError> {
+    let source = match (&args.template, section.template.take()) {
+        (Some(file), _) => {
+            let text =
+                std::fs::read_to_string(file).map_err(|source| ConfigError::TemplateFile {
+                    path: file.clone(),
+                    source,
+                })?;
+            if text.trim().is_empty() {
+                return Err(ConfigError::Flag {
+                    flag: "--template",
+                    reason: format!("{} is empty", file.display()),
+                });
+            }
+            TemplateSource {
+                text,
+                origin: format!("--template {}", file.display()),
+            }
+        }
+        (None, Some(text)) => {
+            if text.trim().is_empty() {
+                return Err(key_error(path, "message.template", "must not be empty"));
+            }
+            TemplateSource {
+                text,
+                origin: format!(
+                    "message.template in {}",
+                    path.map(|p| p.display().to_string()).unwrap_or_default()
+                ),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(source))
 }
 
 /// Settings for `validate`.

@@ -12,9 +12,12 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod header;
 pub mod input;
+pub mod phone;
 pub mod report;
 pub mod results;
+pub mod template;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -57,14 +60,21 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Input(#[from] input::InputError),
+    /// Boxed: header errors carry several names and would make every `Result` large.
     #[error(transparent)]
-    Header(#[from] validate::HeaderError),
+    Header(Box<validate::HeaderError>),
     #[error(transparent)]
     Results(#[from] results::ResultsError),
     #[error(transparent)]
     Client(#[from] api::ClientError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+impl From<validate::HeaderError> for Error {
+    fn from(e: validate::HeaderError) -> Self {
+        Error::Header(Box::new(e))
+    }
 }
 
 impl Error {
@@ -84,9 +94,31 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 /// Reads and judges every row, handing each verdict to `each` as it is made.
 /// Returns the number of data rows. Fails on an unreadable file, a missing
 /// column, or more rows than allowed, before any verdict is acted on by a send.
-fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<u64, Error> {
-    let rows = input::open(&list.input)?;
-    let mut validator = Validator::new(rows.header(), list)?;
+fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Result<u64, Error> {
+    let (rows, validator) = open_list(list)?;
+    judge_rows(list, rows, validator, each)
+}
+
+/// Opens the list and checks its header; logs which column is used for what.
+fn open_list(list: &ListSettings) -> Result<(input::Rows, Validator), Error> {
+    let rows = input::open_with(&list.input, &list.read)?;
+    let validator = Validator::new(rows.header(), list)?;
+    tracing::info!(
+        "{}: {}; {}",
+        list.input.display(),
+        rows.format(),
+        validator.columns_summary()
+    );
+    Ok((rows, validator))
+}
+
+/// The rows of `read_list`, once the header is checked.
+fn judge_rows(
+    list: &ListSettings,
+    rows: input::Rows,
+    mut validator: Validator,
+    mut each: impl FnMut(Verdict),
+) -> Result<u64, Error> {
     let mut count = 0;
     for record in rows {
         let record = record?;
@@ -124,7 +156,9 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut invalid, mut duplicate) = (0u64, 0u64);
-    let rows = read_list(&list, |verdict| match verdict {
+    let (rows, validator) = open_list(&list)?;
+    let _ = writeln!(out, "{}", validator.columns_summary());
+    let rows = judge_rows(&list, rows, validator, |verdict| match verdict {
         Verdict::Valid(_) => {}
         Verdict::Invalid { row, problems, .. } => {
             invalid += 1;

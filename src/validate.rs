@@ -10,18 +10,19 @@ row's position, so an edited or re-sorted list still matches.
 */
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::config::ListSettings;
+use crate::header::{self, Found};
 use crate::input::Record;
+use crate::phone;
+use crate::template::{MessageTemplate, TemplateError};
 
 /// WhatsApp caps a text body at this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
-/// E.164 numbers have at most 15 digits; the shortest real ones with country code have 8.
-const MIN_DIGITS: usize = 8;
-const MAX_DIGITS: usize = 15;
 
 /// What a job asks the API to deliver. New kinds (HSM templates) are new variants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,19 +80,33 @@ impl Verdict {
 #[derive(Debug, Clone)]
 struct Positions {
     telephone: usize,
-    message: usize,
+    /// `None` when a template makes each message.
+    message: Option<usize>,
     connector_id: Option<usize>,
     width: usize,
+}
+
+/// What the first copy of a content key was, and how many copies followed.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    first_row: u64,
+    copies: u64,
 }
 
 /// Judges rows of one file.
 #[derive(Debug)]
 pub struct Validator {
     positions: Positions,
-    names: crate::config::Columns,
+    /// How problems name the telephone, message and connector columns.
+    labels: crate::config::Columns,
     default_connector: Option<String>,
-    /// First row of each content key, to mark later copies `duplicate`.
-    seen: HashMap<String, u64>,
+    default_country: Option<phonenumber::country::Id>,
+    template: Option<MessageTemplate>,
+    allow_duplicates: bool,
+    /// Each content key's first row (16-byte digests: duplicate detection is
+    /// the one thing that grows with the list).
+    seen: HashMap<[u8; 16], Seen>,
+    summary: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,62 +121,150 @@ pub enum HeaderError {
         key: &'static str,
     },
     #[error(
-        "{path}: column `{column}` appears twice in the header (columns {first} and {second}); keep one"
+        "{path}: two columns can be the {role} column: {first:?} (column {first_index}) and {second:?} (column {second_index}); rename or remove one, or name the one to use with {key} in the config"
     )]
-    Repeated {
+    Ambiguous {
         path: PathBuf,
-        column: String,
-        first: usize,
-        second: usize,
+        role: &'static str,
+        key: &'static str,
+        first: String,
+        first_index: usize,
+        second: String,
+        second_index: usize,
     },
     #[error(
         "{path}: no connector_id: add a `{column}` column or set api.connector_id in the config"
     )]
     NoConnector { path: PathBuf, column: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
 }
 
-/// Position of `name` in `header`, ignoring case and surrounding spaces.
-fn find(header: &[String], name: &str, path: &Path) -> Result<Option<usize>, HeaderError> {
-    let mut found = None;
-    for (i, h) in header.iter().enumerate() {
-        if h.trim().eq_ignore_ascii_case(name.trim())
-            || h.trim().to_lowercase() == name.trim().to_lowercase()
-        {
-            if let Some(first) = found {
-                return Err(HeaderError::Repeated {
-                    path: path.to_owned(),
-                    column: name.to_owned(),
-                    first: first + 1,
-                    second: i + 1,
-                });
-            }
-            found = Some(i);
-        }
+/// Position of a role's column: its configured name, or an alias of its default name.
+fn find_role(
+    header: &[String],
+    name: &str,
+    role: &'static str,
+    aliases: &[&str],
+    key: &'static str,
+    path: &Path,
+) -> Result<Option<usize>, HeaderError> {
+    match header::find(header, name, role, aliases) {
+        Found::None => Ok(None),
+        Found::At(i) => Ok(Some(i)),
+        Found::Twice(a, b) => Err(HeaderError::Ambiguous {
+            path: path.to_owned(),
+            role,
+            key,
+            first: header.get(a).cloned().unwrap_or_default(),
+            first_index: a + 1,
+            second: header.get(b).cloned().unwrap_or_default(),
+            second_index: b + 1,
+        }),
     }
-    Ok(found)
 }
 
 impl Validator {
     pub fn new(header: &[String], settings: &ListSettings) -> Result<Self, HeaderError> {
         let path = settings.input.as_path();
-        let names = settings.columns.clone();
-        let required = |name: &str, key: &'static str| -> Result<usize, HeaderError> {
-            find(header, name, path)?.ok_or_else(|| HeaderError::Missing {
-                path: path.to_owned(),
-                column: name.to_owned(),
-                header: header.join(", "),
-                key,
-            })
+        let names = &settings.columns;
+        let missing = |column: &str, key: &'static str| HeaderError::Missing {
+            path: path.to_owned(),
+            column: column.to_owned(),
+            header: header.join(", "),
+            key,
         };
-        let telephone = required(&names.telephone, "columns.telephone")?;
-        let message = required(&names.message, "columns.message")?;
-        let connector_id = find(header, &names.connector_id, path)?;
+        let telephone = find_role(
+            header,
+            &names.telephone,
+            "telephone",
+            header::TELEPHONE_ALIASES,
+            "columns.telephone",
+            path,
+        )?
+        .ok_or_else(|| missing(&names.telephone, "columns.telephone"))?;
+        let template = settings
+            .template
+            .as_ref()
+            .map(|t| MessageTemplate::new(t, header, path))
+            .transpose()?;
+        let message = match template {
+            // With a template, a message column is just another column.
+            Some(_) => None,
+            None => Some(
+                find_role(
+                    header,
+                    &names.message,
+                    "message",
+                    header::MESSAGE_ALIASES,
+                    "columns.message",
+                    path,
+                )?
+                .ok_or_else(|| {
+                    missing(
+                        &names.message,
+                        "columns.message (or use a message template: --template FILE)",
+                    )
+                })?,
+            ),
+        };
+        let connector_id = find_role(
+            header,
+            &names.connector_id,
+            "connector_id",
+            header::CONNECTOR_ALIASES,
+            "columns.connector_id",
+            path,
+        )?;
         if connector_id.is_none() && settings.connector_id.is_none() {
             return Err(HeaderError::NoConnector {
                 path: path.to_owned(),
                 column: names.connector_id.clone(),
             });
         }
+        let label = |i: Option<usize>, fallback: &str| {
+            i.and_then(|i| header.get(i))
+                .cloned()
+                .unwrap_or_else(|| fallback.to_owned())
+        };
+        let labels = crate::config::Columns {
+            telephone: label(Some(telephone), &names.telephone),
+            message: match &template {
+                Some(_) => "message (template)".into(),
+                None => label(message, &names.message),
+            },
+            connector_id: label(connector_id, &names.connector_id),
+        };
+        let summary = {
+            let mut parts = vec![format!("telephone <- {:?}", labels.telephone)];
+            parts.push(match &template {
+                Some(t) => {
+                    let used: Vec<String> = t.columns().map(|c| format!("{c:?}")).collect();
+                    format!(
+                        "message <- template ({}) using {}",
+                        t.origin(),
+                        if used.is_empty() {
+                            "no column".into()
+                        } else {
+                            used.join(", ")
+                        }
+                    )
+                }
+                None => format!("message <- {:?}", labels.message),
+            });
+            parts.push(match (connector_id, &settings.connector_id) {
+                (Some(_), Some(default)) => format!(
+                    "connector_id <- {:?} (empty cells: api.connector_id {default:?})",
+                    labels.connector_id
+                ),
+                (Some(_), None) => format!("connector_id <- {:?}", labels.connector_id),
+                (None, default) => format!(
+                    "connector_id <- api.connector_id {:?}",
+                    default.as_deref().unwrap_or_default()
+                ),
+            });
+            format!("columns: {}", parts.join(", "))
+        };
         Ok(Self {
             positions: Positions {
                 telephone,
@@ -169,13 +272,23 @@ impl Validator {
                 connector_id,
                 width: header.len(),
             },
-            names,
+            labels,
             default_connector: settings.connector_id.clone(),
+            default_country: settings.default_country,
+            template,
+            allow_duplicates: settings.allow_duplicates,
             seen: HashMap::new(),
+            summary,
         })
     }
 
-    /// Judges one row. Later rows with the same content as an earlier valid row are duplicates.
+    /// Which column is used for what, e.g. `columns: telephone <- "Celular", message <- "Mensaje", ...`.
+    pub fn columns_summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// Judges one row. Later rows with the same content as an earlier valid row
+    /// are duplicates, unless duplicates are allowed.
     pub fn check(&mut self, record: &Record) -> Verdict {
         let p = &self.positions;
         let field = |i: usize| record.fields.get(i).map(String::as_str).unwrap_or("");
@@ -186,28 +299,40 @@ impl Validator {
             problems.push(Problem {
                 column: "(row)".into(),
                 reason: format!(
-                    "has {} fields but the header has {}: is there an unquoted comma in a message? put such fields in double quotes",
+                    "has {} fields but the header has {}: is there an unquoted delimiter in a message? put such fields in double quotes",
                     record.fields.len(),
                     p.width
                 ),
             });
         }
 
-        let telephone = match normalize_telephone(raw_phone) {
+        let telephone = match phone::normalize(raw_phone, self.default_country) {
             Ok(t) => Some(t),
             Err(reason) => {
                 problems.push(Problem {
-                    column: self.names.telephone.clone(),
+                    column: self.labels.telephone.clone(),
                     reason,
                 });
                 None
             }
         };
 
-        let text = field(p.message);
-        if let Err(reason) = check_message(text) {
+        let text = match (&self.template, p.message) {
+            (Some(template), _) => match template.render(&record.fields) {
+                Ok(text) => Some(text),
+                Err(found) => {
+                    problems.extend(found);
+                    None
+                }
+            },
+            (None, Some(i)) => Some(field(i).to_owned()),
+            (None, None) => None,
+        };
+        if let Some(text) = &text
+            && let Err(reason) = check_message(text)
+        {
             problems.push(Problem {
-                column: self.names.message.clone(),
+                column: self.labels.message.clone(),
                 reason,
             });
         }
@@ -220,25 +345,37 @@ impl Validator {
             .or_else(|| self.default_connector.clone());
         if connector.is_none() {
             problems.push(Problem {
-                column: self.names.connector_id.clone(),
+                column: self.labels.connector_id.clone(),
                 reason: "is empty and api.connector_id is not set in the config".into(),
             });
         }
 
-        match (telephone, connector) {
-            (Some(telephone), Some(connector_id)) if problems.is_empty() => {
-                let message = Message::Free {
-                    text: text.to_owned(),
-                };
-                let key = content_key(&telephone, &message);
-                if let Some(&of_row) = self.seen.get(&key) {
-                    return Verdict::Duplicate {
-                        row: record.row,
-                        telephone,
-                        of_row,
-                    };
+        match (telephone, connector, text) {
+            (Some(telephone), Some(connector_id), Some(text)) if problems.is_empty() => {
+                let message = Message::Free { text };
+                let digest = content_digest(&telephone, &message);
+                let mut key = hex(&digest);
+                match self.seen.entry(digest) {
+                    Entry::Occupied(mut first) if self.allow_duplicates => {
+                        // Each copy keeps a key of its own, so --resume tells them apart;
+                        // the first copy's key is the plain one.
+                        first.get_mut().copies += 1;
+                        key = format!("{key}#{}", first.get().copies);
+                    }
+                    Entry::Occupied(first) => {
+                        return Verdict::Duplicate {
+                            row: record.row,
+                            telephone,
+                            of_row: first.get().first_row,
+                        };
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(Seen {
+                            first_row: record.row,
+                            copies: 0,
+                        });
+                    }
                 }
-                self.seen.insert(key.clone(), record.row);
                 Verdict::Valid(Job {
                     row: record.row,
                     telephone,
@@ -247,7 +384,7 @@ impl Validator {
                     key,
                 })
             }
-            (telephone, _) => Verdict::Invalid {
+            (telephone, _, _) => Verdict::Invalid {
                 row: record.row,
                 // The normalized number when it was fine, so the row can be found by it.
                 telephone: telephone.unwrap_or_else(|| raw_phone.to_owned()),
@@ -261,6 +398,10 @@ impl Validator {
 /// The connector is left out on purpose: the same text to the same person
 /// through another line is still the same message to them.
 pub fn content_key(telephone: &str, message: &Message) -> String {
+    hex(&content_digest(telephone, message))
+}
+
+fn content_digest(telephone: &str, message: &Message) -> [u8; 16] {
     let mut hash = Sha256::new();
     hash.update(telephone.as_bytes());
     hash.update([0]);
@@ -271,74 +412,13 @@ pub fn content_key(telephone: &str, message: &Message) -> String {
         }
     }
     let digest = hash.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let mut short = [0u8; 16];
+    short.copy_from_slice(&digest[..16]);
+    short
 }
 
-/// Digits with the country code, or why not.
-pub fn normalize_telephone(raw: &str) -> Result<String, String> {
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err("is empty".into());
-    }
-    if looks_scientific(t) {
-        return Err(format!(
-            "{t:?} is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again"
-        ));
-    }
-    let mut rest = t;
-    if let Some(r) = rest.strip_prefix('+') {
-        rest = r;
-    }
-    let mut digits = String::with_capacity(rest.len());
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
-            _ => {
-                return Err(format!(
-                    "{t:?} is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed"
-                ));
-            }
-        }
-    }
-    if !t.starts_with('+')
-        && let Some(d) = digits.strip_prefix("00")
-    {
-        digits = d.to_owned();
-    }
-    if digits.len() < MIN_DIGITS {
-        return Err(format!(
-            "{t:?} has {} digits: too few for a number with its country code (e.g. 573001234567)",
-            digits.len()
-        ));
-    }
-    if digits.len() > MAX_DIGITS {
-        return Err(format!(
-            "{t:?} has {} digits: more than the {MAX_DIGITS} an international number can have",
-            digits.len()
-        ));
-    }
-    if digits.starts_with('0') {
-        return Err(format!(
-            "{t:?} starts with 0 after the country-code position: write it with the country code (e.g. 573001234567)"
-        ));
-    }
-    Ok(digits)
-}
-
-/// `5.73E+11`, `5,73E+11`, `5.73e11`: what Excel shows for a long number in a General cell.
-fn looks_scientific(t: &str) -> bool {
-    let Some(e) = t.find(['e', 'E']) else {
-        return false;
-    };
-    let (mantissa, exponent) = (&t[..e], &t[e + 1..]);
-    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
-    !mantissa.is_empty()
-        && mantissa
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
-        && !exponent.is_empty()
-        && exponent.chars().all(|c| c.is_ascii_digit())
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check_message(text: &str) -> Result<(), String> {
@@ -357,14 +437,13 @@ fn check_message(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Columns;
 
     fn settings(connector: Option<&str>) -> ListSettings {
         ListSettings {
             input: PathBuf::from("list.csv"),
             max_rows: 100,
-            columns: Columns::default(),
             connector_id: connector.map(str::to_owned),
+            ..ListSettings::default()
         }
     }
 
@@ -381,56 +460,149 @@ mod tests {
     }
 
     #[test]
-    fn telephones_are_normalized_to_digits_with_country_code() {
-        for (raw, want) in [
-            ("+57 300 123 4567", "573001234567"),
-            ("0057 300-123-4567", "573001234567"),
-            ("(57) 300.123.4567", "573001234567"),
-            ("593991234567", "593991234567"),
-        ] {
-            assert_eq!(normalize_telephone(raw).as_deref(), Ok(want), "{raw}");
-        }
-    }
-
-    #[test]
-    fn bad_telephones_say_why() {
-        let sci = normalize_telephone("5.73E+11").unwrap_err();
-        assert!(sci.contains("Text"), "{sci}");
-        assert!(
-            normalize_telephone("57300abc4567")
-                .unwrap_err()
-                .contains("not a telephone")
-        );
-        assert!(
-            normalize_telephone("12345")
-                .unwrap_err()
-                .contains("too few")
-        );
-        assert!(
-            normalize_telephone("1234567890123456")
-                .unwrap_err()
-                .contains("more than")
-        );
-        assert!(normalize_telephone("  ").unwrap_err().contains("empty"));
-    }
-
-    #[test]
-    fn header_columns_are_matched_ignoring_case_and_required() {
+    fn header_columns_are_matched_ignoring_case_accents_and_aliases() {
         let v = Validator::new(
             &header(&["Nombre", " TELEPHONE ", "Message"]),
             &settings(Some("1")),
         );
         assert!(v.is_ok());
-        let err = Validator::new(&header(&["phone", "message"]), &settings(Some("1"))).unwrap_err();
+        let v = Validator::new(
+            &header(&["Nombre", "Teléfono", "MENSAJE"]),
+            &settings(Some("1")),
+        )
+        .unwrap();
+        assert_eq!(
+            v.columns_summary(),
+            "columns: telephone <- \"Teléfono\", message <- \"MENSAJE\", connector_id <- api.connector_id \"1\""
+        );
+        let err = Validator::new(&header(&["fono", "message"]), &settings(Some("1"))).unwrap_err();
         assert!(err.to_string().contains("columns.telephone"), "{err}");
         let err = Validator::new(&header(&["telephone", "message"]), &settings(None)).unwrap_err();
         assert!(err.to_string().contains("api.connector_id"), "{err}");
         let err = Validator::new(
-            &header(&["telephone", "Telephone", "message"]),
+            &header(&["Teléfono", "Celular", "message"]),
             &settings(Some("1")),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("twice"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"Teléfono\"")
+                && text.contains("\"Celular\"")
+                && text.contains("columns.telephone"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_column_name_turns_aliases_off() {
+        let mut s = settings(Some("1"));
+        s.columns.telephone = "Celular".into();
+        let h = header(&["Teléfono", "celular", "Mensaje"]);
+        let v = Validator::new(&h, &s).unwrap();
+        assert!(
+            v.columns_summary()
+                .starts_with("columns: telephone <- \"celular\"")
+        );
+        s.columns.telephone = "whatsapp".into();
+        assert!(matches!(
+            Validator::new(&h, &s),
+            Err(HeaderError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn national_numbers_need_the_default_country() {
+        let h = header(&["Celular", "Mensaje"]);
+        let mut v = Validator::new(&h, &settings(Some("1"))).unwrap();
+        let Verdict::Invalid { problems, .. } = v.check(&record(1, &["300 123 4567", "Hola"]))
+        else {
+            panic!("a national number without default_country")
+        };
+        assert_eq!(problems[0].column, "Celular");
+        assert!(
+            problems[0].reason.contains("phone.default_country"),
+            "{problems:?}"
+        );
+
+        let mut s = settings(Some("1"));
+        s.default_country = crate::phone::parse_country("CO");
+        let mut v = Validator::new(&h, &s).unwrap();
+        let Verdict::Valid(job) = v.check(&record(1, &["300 123 4567", "Hola"])) else {
+            panic!("valid with CO")
+        };
+        assert_eq!(job.telephone, "573001234567");
+    }
+
+    #[test]
+    fn templates_make_the_message_and_the_message_column_optional() {
+        let mut s = settings(Some("1"));
+        s.template = Some(crate::template::TemplateSource {
+            text: "Hola {{ nombre }}, su cita es el {{ fecha }}.".into(),
+            origin: "--template cita.j2".into(),
+        });
+        let h = header(&["Nombre", "Celular", "Fecha"]);
+        let mut v = Validator::new(&h, &s).unwrap();
+        assert_eq!(
+            v.columns_summary(),
+            "columns: telephone <- \"Celular\", message <- template (--template cita.j2) using \"Fecha\", \"Nombre\", connector_id <- api.connector_id \"1\""
+        );
+        let Verdict::Valid(job) =
+            v.check(&record(1, &["Señora Núñez", "+57 300 123 4567", "martes"]))
+        else {
+            panic!("valid")
+        };
+        assert_eq!(
+            job.message,
+            Message::Free {
+                text: "Hola Señora Núñez, su cita es el martes.".into()
+            }
+        );
+        let Verdict::Invalid { problems, .. } =
+            v.check(&record(2, &["Ana", "+57 300 123 4568", ""]))
+        else {
+            panic!("empty used column")
+        };
+        assert_eq!(problems[0].column, "Fecha");
+        let long = "x".repeat(MAX_MESSAGE_CHARS);
+        let Verdict::Invalid { problems, .. } =
+            v.check(&record(3, &[&long, "+57 300 123 4569", "lunes"]))
+        else {
+            panic!("too long once rendered")
+        };
+        assert_eq!(problems[0].column, "message (template)");
+        assert!(problems[0].reason.contains("4096"), "{problems:?}");
+
+        let err = Validator::new(&header(&["Nombre", "Celular"]), &s).unwrap_err();
+        assert!(matches!(
+            err,
+            HeaderError::Template(TemplateError::MissingColumn { .. })
+        ));
+    }
+
+    #[test]
+    fn allowed_duplicates_get_keys_of_their_own() {
+        let h = header(&["telephone", "message"]);
+        let mut s = settings(Some("1"));
+        s.allow_duplicates = true;
+        let mut v = Validator::new(&h, &s).unwrap();
+        let keys: Vec<String> = (1..=3)
+            .map(
+                |row| match v.check(&record(row, &["+57 300 123 4567", "Hola"])) {
+                    Verdict::Valid(job) => job.key,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        let plain = content_key(
+            "573001234567",
+            &Message::Free {
+                text: "Hola".into(),
+            },
+        );
+        assert_eq!(
+            keys,
+            [plain.clone(), format!("{plain}#1"), format!("{plain}#2")]
+        );
     }
 
     #[test]
