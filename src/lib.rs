@@ -96,19 +96,19 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 /// column, or more rows than allowed, before any verdict is acted on by a send.
 fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Result<u64, Error> {
     let (rows, validator) = open_list(list)?;
-    judge_rows(list, rows, validator, each)
-}
-
-/// Opens the list and checks its header; logs which column is used for what.
-fn open_list(list: &ListSettings) -> Result<(input::Rows, Validator), Error> {
-    let rows = input::open_with(&list.input, &list.read)?;
-    let validator = Validator::new(rows.header(), list)?;
     tracing::info!(
         "{}: {}; {}",
         list.input.display(),
         rows.format(),
         validator.columns_summary()
     );
+    judge_rows(list, rows, validator, each)
+}
+
+/// Opens the list and checks its header.
+fn open_list(list: &ListSettings) -> Result<(input::Rows, Validator), Error> {
+    let rows = input::open_with(&list.input, &list.read)?;
+    let validator = Validator::new(rows.header(), list)?;
     Ok((rows, validator))
 }
 
