@@ -139,7 +139,7 @@ pub enum ResultsError {
     )]
     Locked { path: PathBuf },
     #[error(
-        "{results} exists but its journal {journal} is missing or empty, so it cannot be told which rows were already attempted; restore the journal, or send the remaining rows as a new list"
+        "{results} exists but its journal {journal} is missing, so it cannot be told which rows were already attempted; restore the journal, or send the remaining rows as a new list"
     )]
     NoJournal { results: PathBuf, journal: PathBuf },
     #[error("{path}, line {line}: the journal is damaged ({message}); it cannot be resumed safely")]
@@ -346,6 +346,9 @@ impl Recorder {
         if options.dry_run {
             return Self::open_dry_run(path, journal_path).map(|r| (r, Prior::default()));
         }
+        // Checked before opening (which creates it): a missing journal next to existing
+        // results means it was deleted, and what was attempted can no longer be known.
+        let journal_existed = journal_path.exists();
         let mut journal = OpenOptions::new()
             .read(true)
             .append(true)
@@ -360,7 +363,8 @@ impl Recorder {
         let results_exist = path.exists();
         let prior = if options.resume {
             let prior = Prior::load(&journal_path, &mut journal)?;
-            if results_exist && prior.is_empty() {
+            // An empty journal is fine: every request is preceded by an intent, so none left.
+            if results_exist && !journal_existed {
                 return Err(ResultsError::NoJournal {
                     results: path,
                     journal: journal_path,
@@ -641,6 +645,24 @@ mod tests {
         let (_rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
         assert_eq!(prior.done["k1"].status, Status::Sent);
         assert_eq!(prior.interrupted.get("k2"), Some(&2));
+    }
+
+    #[test]
+    fn resume_needs_the_journal_but_not_a_non_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        rec.record(Outcome::local(1, "t", Status::Invalid, ""), None)
+            .unwrap();
+        drop(rec);
+        // Nothing was attempted: the journal is empty, and resuming is safe.
+        let (rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+        assert!(prior.is_empty());
+        drop(rec);
+        std::fs::remove_file(journal_path(&dir.path().join("r.csv"))).unwrap();
+        assert!(matches!(
+            Recorder::open(&opts(dir.path(), false, true)),
+            Err(ResultsError::NoJournal { .. })
+        ));
     }
 
     #[test]
