@@ -246,14 +246,14 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
     let send_started = Instant::now();
     let stop = CancellationToken::new();
     let stopped = runtime.block_on(async {
-        tokio::spawn(watch_signals(stop.clone(), Arc::clone(&recorder)));
+        let signals = tokio::spawn(watch_signals(stop.clone(), Arc::clone(&recorder)));
         progress.start(plan.jobs.len() as u64, "sending");
         let pool = dispatch::PoolSettings {
             rate: settings.rate,
             max_in_flight: settings.max_in_flight,
             retry: settings.retry.clone(),
         };
-        dispatch::run(
+        let stopped = dispatch::run(
             plan.jobs,
             tokens,
             client,
@@ -262,7 +262,12 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
             progress.clone(),
             stop,
         )
-        .await
+        .await;
+        // The watcher holds the recorder; end it here, or `try_unwrap` below races
+        // `shutdown_background` (which drops tasks on other threads) and loses.
+        signals.abort();
+        let _ = signals.await;
+        stopped
     });
     progress.finish();
     runtime.shutdown_background();
