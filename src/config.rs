@@ -833,6 +833,91 @@ mod tests {
         assert!(err.to_string().contains("api.timeout"), "{err}");
     }
 
+    /// config.example.toml with every commented `# key = value` line uncommented.
+    fn uncommented_example() -> String {
+        include_str!("../config.example.toml")
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_config_is_valid_as_is_and_with_every_key_uncommented() {
+        let f = config_file(include_str!("../config.example.toml"));
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(s.list.default_country, None);
+        assert_eq!(s.list.template, None);
+        let f = config_file(&uncommented_example());
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(s.list.columns, Columns::default());
+        assert_eq!(s.list.default_country, crate::phone::parse_country("CO"));
+        assert_eq!(s.list.read.sheet.as_deref(), Some("Contactos"));
+        assert_eq!(s.list.read.delimiter, Some(b','));
+        assert!(!s.list.allow_duplicates);
+        assert!(s.list.template.is_some());
+    }
+
+    #[test]
+    fn input_phone_and_message_settings_are_checked() {
+        let bad = [
+            ("[input]\nencoding = \"utf-16\"\n", "input.encoding"),
+            ("[input]\ndelimiter = \":\"\n", "input.delimiter"),
+            ("[input]\nsheet = \" \"\n", "input.sheet"),
+            (
+                "[phone]\ndefault_country = \"Colombia\"\n",
+                "phone.default_country",
+            ),
+            ("[message]\ntemplate = \"  \"\n", "message.template"),
+        ];
+        for (text, key) in bad {
+            let f = config_file(text);
+            let err = send_settings(&send_args(&[
+                "--config",
+                f.path().to_str().unwrap(),
+                "--dry-run",
+            ]))
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let f = config_file(
+            "[input]\ndelimiter = \";\"\nencoding = \"latin1\"\nallow_duplicates = true\n[phone]\ndefault_country = \"mx\"\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&["--config", path, "--dry-run"])).unwrap();
+        assert_eq!(s.list.read.delimiter, Some(b';'));
+        assert_eq!(s.list.read.encoding, Encoding::Windows1252);
+        assert!(s.list.allow_duplicates);
+        assert_eq!(s.list.default_country, crate::phone::parse_country("MX"));
+        // Flags win over the file.
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--dry-run",
+            "--delimiter",
+            "tab",
+        ]))
+        .unwrap();
+        assert_eq!(s.list.read.delimiter, Some(b'\t'));
+        assert!(send_settings(&send_args(&["--dry-run", "--delimiter", "::"])).is_err());
+        let err = send_settings(&send_args(&[
+            "--dry-run",
+            "--template",
+            "/nonexistent/t.j2",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("--template"), "{err}");
+    }
+
     #[test]
     fn tokens_are_split_deduplicated_and_hidden() {
         let tokens = parse_tokens(Some(" abc , def,,abc ")).unwrap();

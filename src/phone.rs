@@ -140,13 +140,15 @@ fn parse_checked(country: Option<Id>, text: &str) -> Result<PhoneNumber, Refusal
     let number = phonenumber::parse(country, text).map_err(|_| Refusal::Unparsable)?;
     // `number_type` is Unknown exactly when `is_valid` is false; asking once does both.
     let kind = number.number_type(&phonenumber::metadata::DATABASE);
-    let country = number.country().id().map(|id| iso(id));
+    // The country is looked up again only to explain a refusal: for shared
+    // country codes (+1) finding it costs a pattern match per region.
+    let country = || number.country().id().map(iso);
     match kind {
         Type::Mobile | Type::FixedLineOrMobile | Type::Voip | Type::PersonalNumber => Ok(number),
-        Type::Unknown => Err(Refusal::Invalid { country }),
+        Type::Unknown => Err(Refusal::Invalid { country: country() }),
         other => Err(Refusal::Kind {
             kind: kind_name(other),
-            country,
+            country: country(),
         }),
     }
 }
