@@ -152,6 +152,8 @@ struct TextRows {
 }
 
 struct SheetRows {
+    /// The sheet's name, for the log.
+    name: String,
     range: calamine::Range<Data>,
     /// Index in `range` of the next row to read.
     next: usize,
@@ -532,9 +534,9 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
             })?,
     };
     let range = workbook.worksheet_range(&name).map_err(spreadsheet_error)?;
-    tracing::debug!("{}: reading sheet {name:?}", path.display());
     let first_line = range.start().map(|(r, _)| u64::from(r) + 1).unwrap_or(1);
     let mut sheet = SheetRows {
+        name,
         range,
         next: 0,
         first_line,
@@ -650,7 +652,7 @@ impl Rows {
         self.row
     }
 
-    /// How the file is being read, for the log: "CSV, `;`, Windows-1252" or "sheet".
+    /// How the file is being read, for the log: delimiter and encoding, or the sheet.
     pub fn format(&self) -> String {
         match &self.source {
             Source::Text(t) => format!(
@@ -658,7 +660,7 @@ impl Rows {
                 char::from(t.delimiter),
                 t.decoding.name()
             ),
-            Source::Sheet(_) => "spreadsheet".into(),
+            Source::Sheet(sheet) => format!("spreadsheet, sheet {:?}", sheet.name),
         }
     }
 }
