@@ -143,12 +143,13 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Answ
     let effective = if http_ok {
         match code {
             Some(c) => c,
-            None if reply.code.is_some() => 0,
             None => {
+                // Wolkvox said 2xx but not what it did: the message may have been
+                // accepted, so it must not be sent again unless the user asks.
                 if reply.error.is_empty() {
-                    reply.error = "response has no code".into();
+                    reply.error = "response has no usable code".into();
                 }
-                return Answer::Refused(reply);
+                return Answer::Unknown(reply);
             }
         }
     } else {
@@ -402,7 +403,8 @@ mod tests {
     #[test]
     fn non_json_bodies_become_short_excerpts() {
         let html = format!("<html>{}</html>", "x".repeat(10_000));
-        let Answer::Refused(reply) = classify(200, html.as_bytes(), None) else {
+        // A 2xx that cannot be read may still mean "accepted": unknown, never resent.
+        let Answer::Unknown(reply) = classify(200, html.as_bytes(), None) else {
             panic!()
         };
         assert_eq!(reply.error, "response is not JSON");
@@ -410,6 +412,14 @@ mod tests {
         assert!(matches!(
             classify(502, b"Bad gateway", None),
             Answer::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(400, b"<html>bad</html>", None),
+            Answer::Refused(_)
+        ));
+        assert!(matches!(
+            classify(201, br#"{"code":"ok"}"#, None),
+            Answer::Unknown(_)
         ));
     }
 

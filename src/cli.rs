@@ -28,6 +28,8 @@ pub enum Command {
     Send(SendArgs),
     /// Check a contact list without sending anything (no token needed).
     Validate(ValidateArgs),
+    /// Summarize a results file (also one still being written): counts, failures, next step.
+    Report(ReportArgs),
 }
 
 /// Flags shared by every command that reads a contact list.
@@ -60,6 +62,9 @@ pub struct InputArgs {
     /// Send every copy of a repeated telephone + message, instead of marking later copies `duplicate` [config: input.allow_duplicates].
     #[arg(long)]
     pub allow_duplicates: bool,
+    /// Opt-out list: numbers in it are never sent anything (repeatable; adds to campaign.suppress).
+    #[arg(long = "suppress", value_name = "FILE")]
+    pub suppress: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -102,12 +107,34 @@ pub struct SendArgs {
     /// Log line format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Outside the contact hours (campaign.hours), wait for them to open instead of stopping.
+    #[arg(long)]
+    pub wait_for_window: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub input: InputArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReportArgs {
+    /// A results file written by `send` (or `send --dry-run`).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+
+    /// Output format: text for people, json for scripts.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -149,6 +176,45 @@ mod tests {
         assert_eq!(args.rate, Some(5.0));
         assert_eq!(args.input.max_rows, Some(20));
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn suppress_repeats_on_send_and_validate_and_report_takes_a_format() {
+        let cli = Cli::try_parse_from([
+            "wolkvox-dispatch",
+            "send",
+            "l.csv",
+            "--suppress",
+            "a.csv",
+            "--suppress",
+            "b.txt",
+            "--wait-for-window",
+        ])
+        .expect("valid flags");
+        let Command::Send(args) = cli.command else {
+            panic!("expected send")
+        };
+        assert_eq!(
+            args.input.suppress,
+            [PathBuf::from("a.csv"), PathBuf::from("b.txt")]
+        );
+        assert!(args.wait_for_window);
+        let cli = Cli::try_parse_from(["wolkvox-dispatch", "validate", "l.csv", "--suppress", "a"])
+            .expect("valid flags");
+        let Command::Validate(args) = cli.command else {
+            panic!("expected validate")
+        };
+        assert_eq!(args.input.suppress.len(), 1);
+        let cli = Cli::try_parse_from(["wolkvox-dispatch", "report", "r.csv", "--format", "json"])
+            .expect("valid flags");
+        let Command::Report(args) = cli.command else {
+            panic!("expected report")
+        };
+        assert_eq!(args.format, ReportFormat::Json);
+        assert!(
+            Cli::try_parse_from(["wolkvox-dispatch", "report", "r.csv", "--format", "xml"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::cli::{InputArgs, LogFormat, SendArgs};
 use crate::input::{Encoding, ReadOptions};
 use crate::template::TemplateSource;
+use crate::window::{ContactWindow, Week};
 
 /// The API refuses more than this many simultaneous requests per token.
 pub const API_MAX_IN_FLIGHT: usize = 2;
@@ -72,6 +73,8 @@ pub struct FileConfig {
     pub columns: ColumnsSection,
     #[serde(default)]
     pub retry: RetrySection,
+    #[serde(default)]
+    pub campaign: CampaignSection,
     #[serde(default)]
     pub input: InputSection,
     #[serde(default)]
@@ -135,6 +138,17 @@ pub struct RetrySection {
     pub max_consecutive_failures: Option<u32>,
 }
 
+/// Campaign hygiene: opt-out lists and contact hours.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSection {
+    /// Opt-out lists, relative to the config file's directory.
+    pub suppress: Option<Vec<PathBuf>>,
+    pub hours: Option<String>,
+    pub timezone: Option<String>,
+    pub holidays: Option<Vec<String>>,
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -185,6 +199,9 @@ pub struct ListSettings {
     pub default_country: Option<phonenumber::country::Id>,
     /// Renders each row's message instead of reading a message column.
     pub template: Option<TemplateSource>,
+    /// Opt-out lists: `--suppress` files, then `campaign.suppress` (resolved against
+    /// the config file's directory).
+    pub suppress: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +244,21 @@ pub struct SendSettings {
     pub retry: RetryPolicy,
     pub quiet: bool,
     pub log_format: LogFormat,
+    /// Contact hours; `None` sends at any hour.
+    pub window: Option<ContactWindow>,
+    /// Outside the contact hours, wait for them instead of stopping.
+    pub wait_for_window: bool,
+    /// The `--suppress` files as given, for the command that resumes this run.
+    pub suppress_flags: Vec<PathBuf>,
+}
+
+/// Everything `validate` needs.
+#[derive(Debug, Clone)]
+pub struct ValidateSettings {
+    pub list: ListSettings,
+    pub window: Option<ContactWindow>,
+    /// Requests per second per token from the config, for the contact-hours estimate.
+    pub rate: f64,
 }
 
 pub const DEFAULT_RATE: f64 = 10.0;
@@ -328,6 +360,20 @@ fn list_settings(
         }
         other => other.map(|c| c.trim().to_owned()),
     };
+    let base = path.and_then(Path::parent).unwrap_or(Path::new(""));
+    let suppress = args
+        .suppress
+        .iter()
+        .cloned()
+        .chain(
+            file.campaign
+                .suppress
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| base.join(p)),
+        )
+        .collect();
     Ok(ListSettings {
         input: args.input.clone(),
         max_rows,
@@ -348,6 +394,7 @@ fn list_settings(
             })?),
         },
         template: template(args, &mut file.message, path)?,
+        suppress,
     })
 }
 
@@ -447,19 +494,88 @@ fn template(
     Ok(Some(source))
 }
 
+/// The contact window from `[campaign]`: `None` when neither hours nor holidays are set.
+/// A time zone is required with either, so "07:00" is never silently the server's time.
+fn contact_window(
+    campaign: &CampaignSection,
+    path: Option<&Path>,
+) -> Result<Option<ContactWindow>, ConfigError> {
+    if campaign.hours.is_none() && campaign.holidays.is_none() {
+        if campaign.timezone.is_some() {
+            crate::window::parse_timezone(campaign.timezone.as_deref().unwrap_or_default())
+                .map_err(|reason| key_error(path, "campaign.timezone", reason))?;
+        }
+        return Ok(None);
+    }
+    let week = match &campaign.hours {
+        Some(spec) => {
+            Week::parse(spec).map_err(|reason| key_error(path, "campaign.hours", reason))?
+        }
+        None => Week::always(),
+    };
+    let Some(tz) = &campaign.timezone else {
+        return Err(key_error(
+            path,
+            "campaign.timezone",
+            "is required with campaign.hours or campaign.holidays: write the recipients' IANA time zone, such as \"America/Bogota\"",
+        ));
+    };
+    let tz = crate::window::parse_timezone(tz)
+        .map_err(|reason| key_error(path, "campaign.timezone", reason))?;
+    let mut holidays = std::collections::BTreeSet::new();
+    for (i, text) in campaign.holidays.iter().flatten().enumerate() {
+        let date = crate::window::parse_holiday(text).map_err(|reason| {
+            key_error(
+                path,
+                "campaign.holidays",
+                format!("entry {}: {reason}", i + 1),
+            )
+        })?;
+        holidays.insert(date);
+    }
+    ContactWindow::new(week, tz, holidays)
+        .map(Some)
+        .map_err(|reason| key_error(path, "campaign.hours", reason))
+}
+
 /// Settings for `validate`.
-pub fn validate_settings(args: &InputArgs) -> Result<ListSettings, ConfigError> {
+pub fn validate_settings(args: &InputArgs) -> Result<ValidateSettings, ConfigError> {
     let path = args.config.as_deref();
     let mut file = load_file(path)?;
-    list_settings(args, &mut file, path)
+    let list = list_settings(args, &mut file, path)?;
+    let window = contact_window(&file.campaign, path)?;
+    // Only for the estimate: `send` reports a bad rate; here the default stands in.
+    let rate = file
+        .limits
+        .requests_per_second
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .unwrap_or(DEFAULT_RATE);
+    Ok(ValidateSettings { list, window, rate })
 }
 
 /// The origin the API lives at: `--base-url`, then `api.base_url`, then `api.server`.
+/// `api.server` is checked even when a base URL wins, so a bad file never passes silently.
 fn origin(
     flag: Option<&str>,
     api: &ApiSection,
     path: Option<&Path>,
 ) -> Result<Option<String>, ConfigError> {
+    let server = match &api.server {
+        Some(server) => {
+            let server = server.trim();
+            if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(key_error(
+                    path,
+                    "api.server",
+                    format!(
+                        "{server:?} is not a Wolkvox server id: use only letters and digits, as given by Wolkvox support (e.g. \"0042\" for wv0042.wolkvox.com)"
+                    ),
+                ));
+            }
+            Some(format!("https://wv{server}.wolkvox.com"))
+        }
+        None => None,
+    };
     if let Some(url) = flag {
         return check_base_url(url)
             .map(Some)
@@ -473,20 +589,7 @@ fn origin(
             .map(Some)
             .map_err(|reason| key_error(path, "api.base_url", reason));
     }
-    if let Some(server) = &api.server {
-        let server = server.trim();
-        if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(key_error(
-                path,
-                "api.server",
-                format!(
-                    "{server:?} is not a Wolkvox server id: use only letters and digits, as given by Wolkvox support (e.g. \"0042\" for wv0042.wolkvox.com)"
-                ),
-            ));
-        }
-        return Ok(Some(format!("https://wv{server}.wolkvox.com")));
-    }
-    Ok(None)
+    Ok(server)
 }
 
 /// A base URL is an origin (scheme, host, optional port and path prefix), nothing more.
@@ -517,6 +620,13 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
     let mut file = load_file(path)?;
     let list = list_settings(&args.input, &mut file, path)?;
 
+    let window = contact_window(&file.campaign, path)?;
+    if args.wait_for_window && window.is_none() {
+        return Err(ConfigError::Flag {
+            flag: "--wait-for-window",
+            reason: "there are no contact hours to wait for: set campaign.hours (and campaign.timezone) in the config file".into(),
+        });
+    }
     let origin = origin(args.base_url.as_deref(), &file.api, path)?;
     if origin.is_none() && !args.dry_run {
         return Err(ConfigError::NoEndpoint);
@@ -632,6 +742,9 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         retry,
         quiet: args.quiet,
         log_format: args.log_format,
+        window,
+        wait_for_window: args.wait_for_window,
+        suppress_flags: args.input.suppress.clone(),
     })
 }
 
@@ -916,6 +1029,88 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("--template"), "{err}");
+    }
+
+    #[test]
+    fn campaign_keys_are_read_and_checked_naming_the_key() {
+        let f = config_file(
+            "[campaign]\nsuppress = [\"optout.csv\", \"/abs/bajas.txt\"]\nhours = \"mon-fri 07:00-19:00\"\ntimezone = \"America/Bogota\"\nholidays = [\"2026-12-08\"]\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--dry-run",
+            "--suppress",
+            "x.txt",
+        ]))
+        .unwrap();
+        let dir = f.path().parent().unwrap();
+        assert_eq!(
+            s.list.suppress,
+            [
+                PathBuf::from("x.txt"),
+                dir.join("optout.csv"),
+                PathBuf::from("/abs/bajas.txt")
+            ]
+        );
+        assert_eq!(s.suppress_flags, [PathBuf::from("x.txt")]);
+        let window = s.window.expect("a window");
+        assert!(window.is_open("2026-12-07T15:00:00Z".parse().unwrap()));
+        assert!(!window.is_open("2026-12-08T15:00:00Z".parse().unwrap()));
+
+        for (text, key) in [
+            (
+                "[campaign]\nhours = \"mon-fri 07:00\"\ntimezone = \"UTC\"\n",
+                "campaign.hours",
+            ),
+            (
+                "[campaign]\nhours = \"mon-fri 07:00-19:00\"\n",
+                "campaign.timezone",
+            ),
+            (
+                "[campaign]\nhours = \"mon 07:00-19:00\"\ntimezone = \"Bogota\"\n",
+                "campaign.timezone",
+            ),
+            (
+                "[campaign]\ntimezone = \"Mars/Olympus\"\n",
+                "campaign.timezone",
+            ),
+            (
+                "[campaign]\nholidays = [\"8/12/2026\"]\ntimezone = \"UTC\"\n",
+                "campaign.holidays",
+            ),
+            ("[campaign]\nhour = \"mon 07:00-19:00\"\n", "hour"),
+        ] {
+            let f = config_file(text);
+            let p = f.path().to_str().unwrap();
+            let err = send_settings(&send_args(&["--config", p, "--dry-run"])).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+            let err = validate_settings(&InputArgs {
+                input: "l.csv".into(),
+                config: Some(f.path().to_owned()),
+                ..InputArgs::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        // Holidays alone: every hour of every other day.
+        let f = config_file("[campaign]\nholidays = [\"2026-12-08\"]\ntimezone = \"UTC\"\n");
+        let s = send_settings(&send_args(&[
+            "--config",
+            f.path().to_str().unwrap(),
+            "--dry-run",
+        ]))
+        .unwrap();
+        let window = s.window.unwrap();
+        assert!(window.is_open("2026-12-07T03:00:00Z".parse().unwrap()));
+        assert!(!window.is_open("2026-12-08T03:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn waiting_for_a_window_needs_one() {
+        let err = send_settings(&send_args(&["--dry-run", "--wait-for-window"])).unwrap_err();
+        assert!(err.to_string().contains("campaign.hours"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ bar's `suspend` so they never tear it. The summary always goes to stdout.
 */
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -53,6 +53,11 @@ impl Progress {
         );
         self.bar.set_message(what);
         self.bar.reset_eta();
+    }
+
+    /// Replaces the text before the bar (e.g. "waiting for contact hours").
+    pub fn set_message(&self, message: impl Into<std::borrow::Cow<'static, str>>) {
+        self.bar.set_message(message);
     }
 
     pub fn inc(&self) {
@@ -107,9 +112,11 @@ pub fn init_logging(format: LogFormat, quiet: bool, progress: &Progress) {
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let writer = BarWriter(progress.clone());
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_ansi(colour)
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.without_time().try_init(),
@@ -130,6 +137,8 @@ pub struct Summary<'a> {
     pub estimate: Option<String>,
     /// Why the run stopped early, and how to resume.
     pub stopped: Option<String>,
+    /// Whether the run fits in the contact hours (dry runs with `campaign.hours`).
+    pub hours: Option<String>,
 }
 
 impl Summary<'_> {
@@ -164,6 +173,9 @@ impl Summary<'_> {
         }
         if let Some(estimate) = &self.estimate {
             out.push_str(&format!("  {:<11}{estimate}\n", "estimate"));
+        }
+        if let Some(hours) = &self.hours {
+            out.push_str(&format!("  {:<11}{hours}\n", "hours"));
         }
         out.push_str(&format!("  {:<11}{}\n", "results", self.results.display()));
         if let Some(stopped) = &self.stopped {
@@ -204,6 +216,7 @@ mod tests {
             results: Path::new("r.csv"),
             estimate: None,
             stopped: Some("interrupted".into()),
+            hours: None,
         }
         .render();
         assert!(text.contains("rows             10"), "{text}");

@@ -12,6 +12,7 @@ row's position, so an edited or re-sorted list still matches.
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -19,6 +20,7 @@ use crate::config::ListSettings;
 use crate::header::{self, Found};
 use crate::input::Record;
 use crate::phone;
+use crate::suppress::Suppression;
 use crate::template::{MessageTemplate, TemplateError};
 
 /// WhatsApp caps a text body at this many characters.
@@ -65,13 +67,24 @@ pub enum Verdict {
         /// The earlier row with the same telephone and message.
         of_row: u64,
     },
+    /// A valid row whose number is on an opt-out list: never sent, not even on resume.
+    Suppressed {
+        row: u64,
+        telephone: String,
+        /// The content key, so the outcome is journaled and a resumed run keeps it.
+        key: String,
+        /// The opt-out list that names the number.
+        list: PathBuf,
+    },
 }
 
 impl Verdict {
     pub fn row(&self) -> u64 {
         match self {
             Verdict::Valid(job) => job.row,
-            Verdict::Invalid { row, .. } | Verdict::Duplicate { row, .. } => *row,
+            Verdict::Invalid { row, .. }
+            | Verdict::Duplicate { row, .. }
+            | Verdict::Suppressed { row, .. } => *row,
         }
     }
 }
@@ -107,6 +120,8 @@ pub struct Validator {
     /// the one thing that grows with the list).
     seen: HashMap<[u8; 16], Seen>,
     summary: String,
+    /// Numbers that must not be contacted.
+    suppression: Option<Arc<Suppression>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +294,15 @@ impl Validator {
             allow_duplicates: settings.allow_duplicates,
             seen: HashMap::new(),
             summary,
+            suppression: None,
         })
+    }
+
+    /// Marks valid rows whose number is on one of these opt-out lists `suppressed`
+    /// (before duplicate detection, so copies of such a row are suppressed too).
+    pub fn with_suppression(mut self, suppression: Arc<Suppression>) -> Self {
+        self.suppression = Some(suppression);
+        self
     }
 
     /// Which column is used for what, e.g. `columns: telephone <- "Celular", message <- "Mensaje", ...`.
@@ -355,6 +378,18 @@ impl Validator {
                 let message = Message::Free { text };
                 let digest = content_digest(&telephone, &message);
                 let mut key = hex(&digest);
+                if let Some(list) = self
+                    .suppression
+                    .as_ref()
+                    .and_then(|s| s.list_for(&telephone))
+                {
+                    return Verdict::Suppressed {
+                        row: record.row,
+                        list: list.to_owned(),
+                        telephone,
+                        key,
+                    };
+                }
                 match self.seen.entry(digest) {
                     Entry::Occupied(mut first) if self.allow_duplicates => {
                         // Each copy keeps a key of its own, so --resume tells them apart;
@@ -647,6 +682,41 @@ mod tests {
                 of_row: 1
             }
         );
+    }
+
+    #[test]
+    fn numbers_on_an_opt_out_list_are_suppressed_however_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("optout.txt");
+        std::fs::write(&list, "+57 300 123 4567\n").unwrap();
+        let suppression = Suppression::load(std::slice::from_ref(&list), "telephone").unwrap();
+        let mut v = Validator::new(&header(&["telephone", "message"]), &settings(Some("1")))
+            .unwrap()
+            .with_suppression(Arc::new(suppression));
+        let Verdict::Suppressed {
+            row,
+            telephone,
+            list: named,
+            ..
+        } = v.check(&record(1, &["573001234567", "Hola"]))
+        else {
+            panic!("suppressed")
+        };
+        assert_eq!((row, telephone.as_str(), named), (1, "573001234567", list));
+        // A copy of a suppressed row is suppressed too, not a duplicate of it.
+        assert!(matches!(
+            v.check(&record(2, &["(57) 300-123-4567", "Hola"])),
+            Verdict::Suppressed { row: 2, .. }
+        ));
+        // An invalid row stays invalid; other numbers are untouched.
+        assert!(matches!(
+            v.check(&record(3, &["573001234567", " "])),
+            Verdict::Invalid { .. }
+        ));
+        assert!(matches!(
+            v.check(&record(4, &["573014567890", "Hola"])),
+            Verdict::Valid(_)
+        ));
     }
 
     #[test]

@@ -1,0 +1,1044 @@
+//! A fake Wolkvox WhatsApp endpoint for integration tests and benches.
+//!
+//! Self-contained on purpose: it uses only `std`, `tokio`, `axum` and `serde_json`, so a
+//! bench can pull it in with
+//! `#[path = "../tests/common/fake_wolkvox.rs"] mod fake_wolkvox;`.
+//!
+//! The server runs on `127.0.0.1:0` in a background std thread with its own multi-thread
+//! tokio runtime, so blocking `#[test]` functions (which run the binary through
+//! `assert_cmd`) can use it as well as async tests. It answers like the public Wolkvox
+//! API (see `shared/wolkvox-api.md`):
+//!
+//! - `POST /api/v2/whatsapp.php?api=send_message_official` (connector_id, telephone, message)
+//! - `POST /api/v2/whatsapp.php?api=send_template_official` (connector_id, telephone,
+//!   template_name, template_vars, customer_id, url_attach)
+//! - `GET  /api/v2/information.php?api=token_info`
+//!
+//! It counts requests in flight per token (more than the limit, 2 by default, is recorded as
+//! a violation and answered with the real API's 403), logs every request in arrival order,
+//! and lets a test script failures through a hook ([`Behavior::hook`]).
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::serve::{IncomingStream, Listener};
+use serde_json::{Value, json};
+
+/// Path of the WhatsApp APIs.
+pub const WHATSAPP_PATH: &str = "/api/v2/whatsapp.php";
+/// Path of the token information API.
+pub const INFORMATION_PATH: &str = "/api/v2/information.php";
+/// `api=` value of the free-form message API.
+pub const API_SEND_MESSAGE: &str = "send_message_official";
+/// `api=` value of the HSM template API.
+pub const API_SEND_TEMPLATE: &str = "send_template_official";
+/// `api=` value of the token information API.
+pub const API_TOKEN_INFO: &str = "token_info";
+
+pub const MSG_SENT: &str = "Message has been sent successfully";
+pub const MSG_ENTER_TOKEN: &str = "PLEASE ENTER THE WOLKVOX-TOKEN";
+pub const MSG_VALIDATE_TOKEN: &str = "PLEASE VALIDATE TOKEN";
+pub const MSG_TOKEN_LIMIT: &str = "TOKEN LIMIT EXCEEDED";
+pub const MSG_SIMULTANEOUS: &str = "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)";
+pub const MSG_API_NOT_EXIST: &str = "THE API YOU WANT TO CONSULT DOES NOT EXIST";
+pub const MSG_PARAMETERS_REQUIRED: &str = "SOME PARAMETERS ARE REQUIRED";
+
+/// Daily limit reported by `token_info` for a token without a configured quota.
+pub const DEFAULT_TOKEN_LIMIT: u64 = 1000;
+
+/// A scripted-failure hook: `None` means "behave normally".
+pub type Hook = Arc<dyn Fn(&RequestInfo) -> Option<Reply> + Send + Sync>;
+
+/// What the hook sees of a request.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// 0-based index of the request among all requests the fake received.
+    pub index: usize,
+    /// 0-based index of this request among the requests for the same `telephone`
+    /// (0 for requests without a telephone).
+    pub attempt: usize,
+    /// The `wolkvox-token` header, if any.
+    pub token: Option<String>,
+    /// The `api=` query value ("" when absent).
+    pub api: String,
+    pub method: String,
+    pub path: String,
+    /// `telephone` from the body (a JSON number is turned into its digits).
+    pub telephone: Option<String>,
+    /// The body parsed as JSON (`Value::Null` when it is not JSON).
+    pub body: Value,
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A JSON answer with the given HTTP status.
+    Json { status: u16, body: Value },
+    /// Any bytes with any content type (HTML error pages, garbage, huge bodies).
+    Raw {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// A JSON answer with extra headers (e.g. 429 with `Retry-After`). `Value::Null` as the
+    /// body sends an empty body.
+    WithHeaders {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Value,
+    },
+    /// Read the whole request, then close the connection without writing any response.
+    DropConnection,
+    /// Sleep this long, then answer normally (meant to outlast the client's timeout).
+    Hang(Duration),
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Self {
+        Reply::Json { status, body }
+    }
+
+    /// `{"code": status, "error": error, "msg": msg}` with the same HTTP status.
+    pub fn api_error(status: u16, error: &str, msg: &str) -> Self {
+        Reply::Json {
+            status,
+            body: json!({"code": status, "error": error, "msg": msg}),
+        }
+    }
+
+    /// The documented success answer: 201 `{"code":201,"error":null,"msg":"Message has been sent successfully"}`.
+    pub fn sent() -> Self {
+        Reply::Json {
+            status: 201,
+            body: json!({"code": 201, "error": null, "msg": MSG_SENT}),
+        }
+    }
+
+    /// Success with `code` as a string, as some Wolkvox APIs do.
+    pub fn sent_code_as_string() -> Self {
+        Reply::Json {
+            status: 201,
+            body: json!({"code": "201", "error": null, "msg": MSG_SENT}),
+        }
+    }
+
+    pub fn validate_token() -> Self {
+        Reply::api_error(403, "FORBIDDEN", MSG_VALIDATE_TOKEN)
+    }
+
+    pub fn token_limit_exceeded() -> Self {
+        Reply::api_error(403, "FORBIDDEN", MSG_TOKEN_LIMIT)
+    }
+
+    pub fn simultaneous_limit() -> Self {
+        Reply::api_error(403, "FORBIDDEN", MSG_SIMULTANEOUS)
+    }
+
+    pub fn api_does_not_exist() -> Self {
+        Reply::api_error(400, "BAD REQUEST", MSG_API_NOT_EXIST)
+    }
+
+    pub fn parameters_required() -> Self {
+        Reply::api_error(400, "BAD REQUEST", MSG_PARAMETERS_REQUIRED)
+    }
+
+    /// HTTP 429 with `Retry-After: secs` and a small JSON body.
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        Reply::WithHeaders {
+            status: 429,
+            headers: vec![("Retry-After".to_owned(), retry_after_secs.to_string())],
+            body: json!({"code": 429, "error": "TOO MANY REQUESTS", "msg": "SLOW DOWN"}),
+        }
+    }
+
+    /// A non-JSON body, e.g. a proxy's HTML error page.
+    pub fn raw(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Reply::Raw {
+            status,
+            content_type: content_type.to_owned(),
+            body: body.into(),
+        }
+    }
+}
+
+/// How the fake behaves. Build with [`Behavior::ok`] and the builder methods.
+#[derive(Clone)]
+pub struct Behavior {
+    /// Sleep before answering each request.
+    pub latency: Duration,
+    /// Extra random sleep in `0..=jitter` added to `latency`.
+    pub jitter: Duration,
+    /// When `Some`, only these tokens are accepted (others get 403 PLEASE VALIDATE TOKEN).
+    pub valid_tokens: Option<HashSet<String>>,
+    /// Per-token number of calls allowed before 403 TOKEN LIMIT EXCEEDED.
+    pub quotas: HashMap<String, u64>,
+    /// More requests than this in flight on one token is a violation (the real API: 2).
+    pub max_in_flight_per_token: usize,
+    /// Scripted answers; consulted after the concurrency check and the latency sleep.
+    pub hook: Option<Hook>,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior::ok()
+    }
+}
+
+impl std::fmt::Debug for Behavior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behavior")
+            .field("latency", &self.latency)
+            .field("jitter", &self.jitter)
+            .field("valid_tokens", &self.valid_tokens)
+            .field("quotas", &self.quotas)
+            .field("max_in_flight_per_token", &self.max_in_flight_per_token)
+            .field("hook", &self.hook.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
+}
+
+impl Behavior {
+    /// Every request with a token and the required fields is answered 201, without delay.
+    pub fn ok() -> Self {
+        Behavior {
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            valid_tokens: None,
+            quotas: HashMap::new(),
+            max_in_flight_per_token: 2,
+            hook: None,
+        }
+    }
+
+    /// Sleep `ms` milliseconds before each answer.
+    pub fn latency(mut self, ms: u64) -> Self {
+        self.latency = Duration::from_millis(ms);
+        self
+    }
+
+    pub fn latency_duration(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Add a random `0..=ms` milliseconds to each answer's latency.
+    pub fn jitter(mut self, ms: u64) -> Self {
+        self.jitter = Duration::from_millis(ms);
+        self
+    }
+
+    /// Accept only these tokens.
+    pub fn valid_tokens<I, S>(mut self, tokens: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.valid_tokens = Some(tokens.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `token` may make `calls` calls; the next ones get 403 TOKEN LIMIT EXCEEDED.
+    pub fn quota(mut self, token: impl Into<String>, calls: u64) -> Self {
+        self.quotas.insert(token.into(), calls);
+        self
+    }
+
+    pub fn max_in_flight_per_token(mut self, n: usize) -> Self {
+        self.max_in_flight_per_token = n;
+        self
+    }
+
+    /// Script answers: return `Some(reply)` to override, `None` for the normal behaviour.
+    pub fn hook<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&RequestInfo) -> Option<Reply> + Send + Sync + 'static,
+    {
+        self.hook = Some(Arc::new(f));
+        self
+    }
+}
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// 0-based arrival order.
+    pub index: usize,
+    /// 0-based index among the requests for the same telephone.
+    pub attempt: usize,
+    pub method: String,
+    pub path: String,
+    /// The client's address (one per connection: shows keep-alive reuse).
+    pub peer: SocketAddr,
+    pub token: Option<String>,
+    /// The `api=` query value ("" when absent).
+    pub api: String,
+    pub telephone: Option<String>,
+    /// The body parsed as JSON (`Value::Null` when it is not JSON).
+    pub body: Value,
+    pub raw_body: Vec<u8>,
+    /// When the handler started (the whole request had been read).
+    pub started: Instant,
+    /// When the answer was built (or the connection was dropped / the client went away).
+    pub ended: Option<Instant>,
+    /// HTTP status answered; 0 when no answer was given (dropped, or the client went away).
+    pub status: u16,
+    /// The fake answered a 2xx success to a send API: HTTP 2xx and, if the body is JSON
+    /// with a `code`, that code is 2xx (a non-JSON 2xx body counts as delivered: the
+    /// message went out, the client just cannot read the answer).
+    pub delivered: bool,
+    /// The connection was closed without an answer ([`Reply::DropConnection`]).
+    pub dropped: bool,
+    /// Requests in flight on this token when this one arrived, itself included.
+    pub in_flight_at_entry: usize,
+}
+
+impl Received {
+    /// `message` from the body, if it is a string.
+    pub fn message(&self) -> Option<&str> {
+        self.body.get("message").and_then(Value::as_str)
+    }
+
+    /// `connector_id` from the body, as text (strings and numbers).
+    pub fn connector_id(&self) -> Option<String> {
+        self.body.get("connector_id").and_then(value_as_text)
+    }
+
+    pub fn is_send(&self) -> bool {
+        self.api == API_SEND_MESSAGE || self.api == API_SEND_TEMPLATE
+    }
+}
+
+/// More requests in flight on one token than allowed.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub token: String,
+    /// Index of the request that found the token over its limit.
+    pub index: usize,
+    pub in_flight: usize,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    log: Vec<Received>,
+    attempts_by_telephone: HashMap<String, usize>,
+    in_flight: HashMap<String, usize>,
+    max_in_flight: HashMap<String, usize>,
+    violations: Vec<Violation>,
+    used: HashMap<String, u64>,
+}
+
+struct Shared {
+    behavior: Behavior,
+    inner: Mutex<Inner>,
+    rng: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn random_below(&self, bound: u64) -> u64 {
+        if bound == 0 {
+            return 0;
+        }
+        // splitmix64
+        let mut z = self
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        z % (bound + 1)
+    }
+}
+
+/// Decrements the token's in-flight count and stamps `ended` when the handler finishes,
+/// including when it is cancelled because the client went away.
+struct FlightGuard {
+    shared: Arc<Shared>,
+    index: usize,
+    token: Option<String>,
+    released: bool,
+}
+
+impl FlightGuard {
+    /// Take the request out of the in-flight count now (idempotent).
+    fn release(&mut self) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
+        let now = Instant::now();
+        let mut inner = self.shared.lock();
+        if let Some(token) = &self.token
+            && let Some(n) = inner.in_flight.get_mut(token)
+        {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(entry) = inner.log.get_mut(self.index)
+            && entry.ended.is_none()
+        {
+            entry.ended = Some(now);
+        }
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A listener whose connections a handler can cut (for Reply::DropConnection).
+
+struct KillSwitch {
+    killed: AtomicBool,
+    socket: Mutex<Option<std::net::TcpStream>>,
+}
+
+impl KillSwitch {
+    fn new(socket: Option<std::net::TcpStream>) -> Self {
+        KillSwitch {
+            killed: AtomicBool::new(false),
+            socket: Mutex::new(socket),
+        }
+    }
+
+    /// Shut the socket down both ways: the client sees the connection closed with no
+    /// answer, and the server side's writes fail, so hyper closes it too.
+    fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(socket) = socket {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// What each connection carries into the handlers (through `ConnectInfo`).
+#[derive(Clone)]
+struct Conn {
+    peer: SocketAddr,
+    kill: Arc<KillSwitch>,
+}
+
+struct KillableListener {
+    inner: tokio::net::TcpListener,
+}
+
+impl KillableListener {
+    fn wrap(stream: tokio::net::TcpStream) -> io::Result<(tokio::net::TcpStream, Arc<KillSwitch>)> {
+        let std_stream = stream.into_std()?;
+        let handle = std_stream.try_clone()?;
+        let stream = tokio::net::TcpStream::from_std(std_stream)?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Arc::new(KillSwitch::new(Some(handle)))))
+    }
+}
+
+impl Listener for KillableListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = Conn;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, peer)) => match Self::wrap(stream) {
+                    Ok((stream, kill)) => return (stream, Conn { peer, kill }),
+                    Err(_) => continue,
+                },
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(Conn {
+            peer: self.inner.local_addr()?,
+            kill: Arc::new(KillSwitch::new(None)),
+        })
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.peer)
+    }
+}
+
+impl Connected<IncomingStream<'_, KillableListener>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// A running fake endpoint; shuts down when dropped.
+pub struct FakeWolkvox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeWolkvox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeWolkvox")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeWolkvox {
+    /// Bind 127.0.0.1 on a free port and serve in a background thread.
+    pub fn start(behavior: Behavior) -> FakeWolkvox {
+        let std_listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("fake wolkvox: bind 127.0.0.1:0");
+        std_listener
+            .set_nonblocking(true)
+            .expect("fake wolkvox: set_nonblocking");
+        let addr = std_listener.local_addr().expect("fake wolkvox: local_addr");
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(addr.port());
+        let shared = Arc::new(Shared {
+            behavior,
+            inner: Mutex::new(Inner::default()),
+            rng: AtomicU64::new(seed),
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        let thread = std::thread::Builder::new()
+            .name(format!("fake-wolkvox-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("fake wolkvox: tokio runtime");
+                rt.block_on(async move {
+                    let listener = KillableListener {
+                        inner: tokio::net::TcpListener::from_std(std_listener)
+                            .expect("fake wolkvox: tokio listener"),
+                    };
+                    let server =
+                        axum::serve(listener, app.into_make_service_with_connect_info::<Conn>());
+                    tokio::select! {
+                        _ = async move { server.await } => {}
+                        _ = rx => {}
+                    }
+                });
+                // Cancels the connection tasks still running (hanging requests included).
+                rt.shutdown_timeout(Duration::from_millis(500));
+            })
+            .expect("fake wolkvox: spawn thread");
+        FakeWolkvox {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The origin, e.g. `http://127.0.0.1:40123` (what `--base-url` takes).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Full URL of the free-form message API.
+    pub fn send_message_url(&self) -> String {
+        format!(
+            "{}{}?api={}",
+            self.base_url(),
+            WHATSAPP_PATH,
+            API_SEND_MESSAGE
+        )
+    }
+
+    /// Every request, in arrival order.
+    pub fn requests(&self) -> Vec<Received> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Only the requests to a send API (not `token_info`, not unknown paths).
+    pub fn send_requests(&self) -> Vec<Received> {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.is_send())
+            .cloned()
+            .collect()
+    }
+
+    /// Requests (any API) whose body carried this telephone.
+    pub fn requests_for(&self, telephone: &str) -> Vec<Received> {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.telephone.as_deref() == Some(telephone))
+            .cloned()
+            .collect()
+    }
+
+    /// Number of requests received (all APIs).
+    pub fn count(&self) -> usize {
+        self.shared.lock().log.len()
+    }
+
+    /// Requests answered with a 2xx success, in arrival order.
+    pub fn delivered(&self) -> Vec<Received> {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.delivered)
+            .cloned()
+            .collect()
+    }
+
+    /// Telephones of the requests answered with a 2xx success, in arrival order
+    /// (a telephone delivered twice appears twice).
+    pub fn delivered_telephones(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.delivered)
+            .filter_map(|r| r.telephone.clone())
+            .collect()
+    }
+
+    /// The highest number of requests ever in flight at once, per token.
+    pub fn max_in_flight(&self) -> HashMap<String, usize> {
+        self.shared.lock().max_in_flight.clone()
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared.lock().violations.clone()
+    }
+
+    /// Calls counted against each token's quota so far.
+    pub fn token_use(&self) -> HashMap<String, u64> {
+        self.shared.lock().used.clone()
+    }
+
+    /// Panics, with every violation listed, if a token ever had more requests in flight
+    /// than allowed.
+    pub fn assert_no_overlap_violation(&self) {
+        let inner = self.shared.lock();
+        if inner.violations.is_empty() {
+            return;
+        }
+        let limit = self.shared.behavior.max_in_flight_per_token;
+        let mut detail = String::new();
+        for v in &inner.violations {
+            let req = inner.log.get(v.index);
+            detail.push_str(&format!(
+                "\n  request #{} token {:?}: {} in flight (telephone {:?})",
+                v.index,
+                v.token,
+                v.in_flight,
+                req.and_then(|r| r.telephone.clone()),
+            ));
+        }
+        panic!(
+            "more than {limit} requests in flight on one token ({} violation(s); max per token {:?}):{detail}",
+            inner.violations.len(),
+            inner.max_in_flight,
+        );
+    }
+
+    /// Wait (blocking, polling) until at least `n` requests arrived; false on timeout.
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.count() >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for FakeWolkvox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The handler.
+
+fn value_as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+fn code_is_2xx(code: &Value) -> bool {
+    match code {
+        Value::Number(n) => n.as_u64().is_some_and(|c| (200..300).contains(&c)),
+        Value::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .is_ok_and(|c| (200..300).contains(&c)),
+        _ => false,
+    }
+}
+
+/// HTTP 2xx and, if the body is JSON carrying a `code`, a 2xx code.
+fn is_success(status: u16, body: &[u8]) -> bool {
+    if !(200..300).contains(&status) {
+        return false;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => match v.get("code") {
+            Some(code) => code_is_2xx(code),
+            None => true,
+        },
+        Err(_) => true,
+    }
+}
+
+fn error_word(status: u16) -> &'static str {
+    match status {
+        400 => "BAD REQUEST",
+        401 => "UNAUTHORIZED",
+        403 => "FORBIDDEN",
+        404 => "NOT FOUND",
+        _ => "ERROR",
+    }
+}
+
+fn api_error(status: u16, msg: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"code": status, "error": error_word(status), "msg": msg}),
+    )
+}
+
+fn field_present(body: &Value, name: &str, allow_empty: bool) -> bool {
+    match body.get(name) {
+        Some(Value::String(s)) => allow_empty || !s.trim().is_empty(),
+        Some(Value::Number(_)) => true,
+        _ => false,
+    }
+}
+
+/// The fake's normal (unscripted) answer.
+fn normal_answer(
+    shared: &Shared,
+    path: &str,
+    api: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let Some(token) = token else {
+        return api_error(401, MSG_ENTER_TOKEN);
+    };
+    if let Some(valid) = &shared.behavior.valid_tokens
+        && !valid.contains(token)
+    {
+        return api_error(403, MSG_VALIDATE_TOKEN);
+    }
+    let known = match path {
+        WHATSAPP_PATH => api == API_SEND_MESSAGE || api == API_SEND_TEMPLATE,
+        INFORMATION_PATH => api == API_TOKEN_INFO,
+        _ => return api_error(404, "NOT FOUND"),
+    };
+    if !known {
+        return api_error(400, MSG_API_NOT_EXIST);
+    }
+    let quota = shared.behavior.quotas.get(token).copied();
+    let (used, all_today) = {
+        let mut inner = shared.lock();
+        let used = inner.used.get(token).copied().unwrap_or(0);
+        if quota.is_some_and(|q| used >= q) {
+            return api_error(403, MSG_TOKEN_LIMIT);
+        }
+        inner.used.insert(token.to_owned(), used + 1);
+        (used + 1, inner.used.values().sum::<u64>())
+    };
+    if api == API_TOKEN_INFO {
+        let limit = quota.unwrap_or(DEFAULT_TOKEN_LIMIT);
+        return (
+            200,
+            json!({
+                "code": 200,
+                "error": null,
+                "msg": "ok",
+                "data": {
+                    "token_limit": limit,
+                    "token_use_today": used,
+                    "all_token_today": all_today,
+                    "available_consumption_options": limit.saturating_sub(used),
+                }
+            }),
+        );
+    }
+    let complete = if api == API_SEND_MESSAGE {
+        ["connector_id", "telephone", "message"]
+            .iter()
+            .all(|f| field_present(body, f, false))
+    } else {
+        ["connector_id", "telephone", "template_name"]
+            .iter()
+            .all(|f| field_present(body, f, false))
+            && ["template_vars", "customer_id", "url_attach"]
+                .iter()
+                .all(|f| field_present(body, f, true))
+    };
+    if !complete {
+        return api_error(400, MSG_PARAMETERS_REQUIRED);
+    }
+    (201, json!({"code": 201, "error": null, "msg": MSG_SENT}))
+}
+
+fn build_response(
+    status: u16,
+    headers: &[(String, String)],
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ct) = content_type
+        && let Ok(v) = HeaderValue::from_str(ct)
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, v);
+    }
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(n, v);
+        }
+    }
+    response
+}
+
+fn json_bytes(body: &Value) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw_body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let api = query_param(&uri, "api").unwrap_or_default();
+    let path = uri.path().to_owned();
+    let token = headers
+        .get("wolkvox-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = serde_json::from_slice(&raw_body).unwrap_or(Value::Null);
+    let telephone = body.get("telephone").and_then(value_as_text);
+    let limit = shared.behavior.max_in_flight_per_token;
+
+    // Register the request and count it in flight.
+    let (index, attempt, in_flight) = {
+        let mut inner = shared.lock();
+        let index = inner.log.len();
+        let attempt = match &telephone {
+            Some(t) => {
+                let n = inner.attempts_by_telephone.entry(t.clone()).or_insert(0);
+                let a = *n;
+                *n += 1;
+                a
+            }
+            None => 0,
+        };
+        let in_flight = match &token {
+            Some(t) => {
+                let n = inner.in_flight.entry(t.clone()).or_insert(0);
+                *n += 1;
+                let now = *n;
+                let max = inner.max_in_flight.entry(t.clone()).or_insert(0);
+                *max = (*max).max(now);
+                if now > limit {
+                    inner.violations.push(Violation {
+                        token: t.clone(),
+                        index,
+                        in_flight: now,
+                        at: started,
+                    });
+                }
+                now
+            }
+            None => 0,
+        };
+        inner.log.push(Received {
+            index,
+            attempt,
+            method: method.to_string(),
+            path: path.clone(),
+            peer: conn.peer,
+            token: token.clone(),
+            api: api.clone(),
+            telephone: telephone.clone(),
+            body: body.clone(),
+            raw_body: raw_body.to_vec(),
+            started,
+            ended: None,
+            status: 0,
+            delivered: false,
+            dropped: false,
+            in_flight_at_entry: in_flight,
+        });
+        (index, attempt, in_flight)
+    };
+    let mut guard = FlightGuard {
+        shared: Arc::clone(&shared),
+        index,
+        token: token.clone(),
+        released: false,
+    };
+    let is_send = api == API_SEND_MESSAGE || api == API_SEND_TEMPLATE;
+    let finish = |status: u16, delivered: bool, dropped: bool| {
+        let mut inner = shared.lock();
+        if let Some(entry) = inner.log.get_mut(index) {
+            entry.status = status;
+            entry.delivered = delivered;
+            entry.dropped = dropped;
+            entry.ended = Some(Instant::now());
+        }
+    };
+
+    if token.is_some() && in_flight > limit {
+        let (status, body) = api_error(403, MSG_SIMULTANEOUS);
+        finish(status, false, false);
+        return build_response(status, &[], Some("application/json"), json_bytes(&body));
+    }
+
+    let mut sleep = shared.behavior.latency;
+    let jitter_ms = shared.behavior.jitter.as_millis() as u64;
+    if jitter_ms > 0 {
+        sleep += Duration::from_millis(shared.random_below(jitter_ms));
+    }
+    if !sleep.is_zero() {
+        tokio::time::sleep(sleep).await;
+    }
+
+    let scripted = shared.behavior.hook.as_ref().and_then(|hook| {
+        hook(&RequestInfo {
+            index,
+            attempt,
+            token: token.clone(),
+            api: api.clone(),
+            method: method.to_string(),
+            path: path.clone(),
+            telephone: telephone.clone(),
+            body: body.clone(),
+        })
+    });
+
+    let normal = |shared: &Shared| {
+        let (status, answer) = normal_answer(shared, &path, &api, token.as_deref(), &body);
+        let bytes = json_bytes(&answer);
+        (
+            status,
+            Vec::new(),
+            Some("application/json".to_owned()),
+            bytes,
+        )
+    };
+
+    let (status, extra_headers, content_type, bytes) = match scripted {
+        None => normal(&shared),
+        Some(Reply::Json { status, body }) => (
+            status,
+            Vec::new(),
+            Some("application/json".to_owned()),
+            json_bytes(&body),
+        ),
+        Some(Reply::Raw {
+            status,
+            content_type,
+            body,
+        }) => (status, Vec::new(), Some(content_type), body),
+        Some(Reply::WithHeaders {
+            status,
+            headers,
+            body,
+        }) => {
+            if body.is_null() {
+                (status, headers, None, Vec::new())
+            } else {
+                (
+                    status,
+                    headers,
+                    Some("application/json".to_owned()),
+                    json_bytes(&body),
+                )
+            }
+        }
+        Some(Reply::DropConnection) => {
+            // Log and leave the in-flight count first: the client may look at the log, or
+            // send its next request, as soon as it sees the connection close.
+            finish(0, false, true);
+            guard.release();
+            conn.kill.kill();
+            // Never written: the socket is shut down, hyper fails the write and closes.
+            return build_response(500, &[], None, Vec::new());
+        }
+        Some(Reply::Hang(d)) => {
+            tokio::time::sleep(d).await;
+            normal(&shared)
+        }
+    };
+    let delivered = is_send && is_success(status, &bytes);
+    finish(status, delivered, false);
+    build_response(status, &extra_headers, content_type.as_deref(), bytes)
+}

@@ -1,0 +1,229 @@
+//! Helpers shared by the integration tests: the fake Wolkvox endpoint, temp dirs, CSV and
+//! config writers, a preconfigured command for the binary and a results-file reader.
+#![allow(dead_code)]
+
+mod fake_wolkvox;
+pub use fake_wolkvox::*;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use tempfile::TempDir;
+
+/// The binary under test.
+pub const BIN: &str = "wolkvox-dispatch";
+
+/// Columns of the results file, in order.
+pub const RESULTS_HEADER: [&str; 10] = [
+    "row",
+    "telephone",
+    "status",
+    "http_status",
+    "code",
+    "error",
+    "msg",
+    "attempts",
+    "elapsed_ms",
+    "finished_at",
+];
+
+/// A fresh temporary directory, removed when dropped.
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("wolkvox-test-")
+        .tempdir()
+        .expect("create temp dir")
+}
+
+/// Write `contents` to `dir/name` and return the path.
+pub fn write_csv(dir: impl AsRef<Path>, name: &str, contents: &str) -> PathBuf {
+    write_bytes(dir, name, contents.as_bytes())
+}
+
+pub fn write_bytes(dir: impl AsRef<Path>, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.as_ref().join(name);
+    fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+/// Write a TOML config as `dir/wolkvox.toml` and return its path.
+pub fn write_config(dir: impl AsRef<Path>, toml: &str) -> PathBuf {
+    write_named_config(dir, "wolkvox.toml", toml)
+}
+
+pub fn write_named_config(dir: impl AsRef<Path>, name: &str, toml: &str) -> PathBuf {
+    write_bytes(dir, name, toml.as_bytes())
+}
+
+/// A config with only `[api] connector_id` (plus any extra TOML appended verbatim).
+pub fn write_connector_config(dir: impl AsRef<Path>, connector_id: &str, extra: &str) -> PathBuf {
+    write_config(
+        dir,
+        &format!("[api]\nconnector_id = \"{connector_id}\"\n{extra}"),
+    )
+}
+
+/// `<dir>/<stem>.results.csv` for an input path.
+pub fn default_results_path(input: &Path) -> PathBuf {
+    sibling_with_suffix(input, ".results.csv")
+}
+
+/// `<dir>/<stem>.dry-run.csv` for an input path.
+pub fn default_dry_run_path(input: &Path) -> PathBuf {
+    sibling_with_suffix(input, ".dry-run.csv")
+}
+
+/// `<results>.journal`.
+pub fn journal_path(results: &Path) -> PathBuf {
+    let mut s = results.as_os_str().to_owned();
+    s.push(".journal");
+    PathBuf::from(s)
+}
+
+fn sibling_with_suffix(input: &Path, suffix: &str) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .expect("input has a file name")
+        .to_string_lossy();
+    input.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// The binary, with `WOLKVOX_TOKEN` and `RUST_LOG` removed, `NO_COLOR=1`, `TERM=dumb`
+/// (no progress bar) and a 60 s safety timeout.
+pub fn cmd() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin(BIN).expect("binary wolkvox-dispatch is built");
+    c.env_remove("WOLKVOX_TOKEN")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .timeout(Duration::from_secs(60));
+    c
+}
+
+/// `send INPUT --base-url <fake> --rate 1000` with `WOLKVOX_TOKEN=tokens`.
+pub fn send_cmd(input: &Path, fake: &FakeWolkvox, tokens: &str) -> assert_cmd::Command {
+    let mut c = cmd();
+    c.arg("send")
+        .arg(input)
+        .arg("--base-url")
+        .arg(fake.base_url())
+        .arg("--rate")
+        .arg("1000")
+        .env("WOLKVOX_TOKEN", tokens);
+    c
+}
+
+/// What a finished run left behind.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal, e.g. the safety timeout).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with stdout and stderr if the exit code is not `expected`.
+    pub fn expect_code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code {} (expected {expected})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Run to completion and capture exit code, stdout and stderr (never panics on the code).
+pub fn run(mut c: assert_cmd::Command) -> Run {
+    let out = c.output().expect("run wolkvox-dispatch");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The header line of a results file.
+pub fn read_header(path: &Path) -> Vec<String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .from_path(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    rdr.headers()
+        .expect("results header")
+        .iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every data line of a results (or dry-run) file as `column -> value`.
+pub fn read_results(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .from_path(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let header: Vec<String> = rdr
+        .headers()
+        .expect("results header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap_or_else(|e| panic!("bad line in {}: {e}", path.display()));
+            header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+/// `status` of each line, keyed by `row` (panics on a repeated row).
+pub fn statuses_by_row(rows: &[HashMap<String, String>]) -> HashMap<u64, String> {
+    let mut out = HashMap::new();
+    for r in rows {
+        let n: u64 = r["row"].parse().expect("row is a number");
+        let prev = out.insert(n, r["status"].clone());
+        assert!(prev.is_none(), "row {n} appears twice in the results");
+    }
+    out
+}
+
+/// The line for data row `n` (1-based).
+pub fn row(rows: &[HashMap<String, String>], n: u64) -> &HashMap<String, String> {
+    rows.iter()
+        .find(|r| r["row"] == n.to_string())
+        .unwrap_or_else(|| panic!("no line for row {n} in {rows:?}"))
+}
+
+/// A CSV field, quoted when needed (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A `telephone,message,connector_id` CSV with one line per `(telephone, message)`.
+pub fn contacts_csv(rows: &[(&str, &str)], connector_id: &str) -> String {
+    let mut s = String::from("telephone,message,connector_id\n");
+    for (tel, msg) in rows {
+        s.push_str(&format!(
+            "{},{},{}\n",
+            csv_field(tel),
+            csv_field(msg),
+            csv_field(connector_id)
+        ));
+    }
+    s
+}
+
+/// `n` distinct, realistic Colombian mobile numbers: 573001230000, 573001230001, ...
+pub fn colombian_mobiles(n: usize) -> Vec<String> {
+    assert!(n <= 10_000);
+    (0..n).map(|i| format!("57300123{i:04}")).collect()
+}
