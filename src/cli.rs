@@ -65,6 +65,15 @@ pub struct InputArgs {
     /// Opt-out list: numbers in it are never sent anything (repeatable; adds to campaign.suppress).
     #[arg(long = "suppress", value_name = "FILE")]
     pub suppress: Vec<PathBuf>,
+    /// Send the approved HSM template TEMPLATE_NAME (api=send_template_official) instead
+    /// of a free message; a `template_name` column overrides it per row [config: hsm.template_name].
+    #[arg(long, value_name = "TEMPLATE_NAME")]
+    pub hsm: Option<String>,
+
+    /// Columns whose values, in this order, fill the template's variables (joined with `;`),
+    /// e.g. nombre,fecha,hora [config: hsm.vars].
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub hsm_vars: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -215,6 +224,32 @@ mod tests {
             Cli::try_parse_from(["wolkvox-dispatch", "report", "r.csv", "--format", "xml"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn hsm_flags_parse_on_send_and_validate() {
+        for command in ["send", "validate"] {
+            let cli = Cli::try_parse_from([
+                "wolkvox-dispatch",
+                command,
+                "list.csv",
+                "--hsm",
+                "cita_recordatorio",
+                "--hsm-vars",
+                "nombre,fecha,hora",
+            ])
+            .expect("valid flags");
+            let input = match cli.command {
+                Command::Send(a) => a.input,
+                Command::Validate(a) => a.input,
+                Command::Report(_) => unreachable!("parsed send or validate"),
+            };
+            assert_eq!(input.hsm.as_deref(), Some("cita_recordatorio"));
+            assert_eq!(
+                input.hsm_vars.as_deref(),
+                Some(&["nombre".to_owned(), "fecha".to_owned(), "hora".to_owned()][..])
+            );
+        }
     }
 
     #[test]

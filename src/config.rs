@@ -76,6 +76,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub campaign: CampaignSection,
     #[serde(default)]
+    pub hsm: HsmSection,
+    #[serde(default)]
     pub input: InputSection,
     #[serde(default)]
     pub phone: PhoneSection,
@@ -149,6 +151,15 @@ pub struct CampaignSection {
     pub holidays: Option<Vec<String>>,
 }
 
+/// `[hsm]`: send an approved template instead of a free message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSection {
+    pub template_name: Option<String>,
+    /// Column names, in the template's variable order (a TOML array of strings).
+    pub vars: Option<Vec<String>>,
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -202,6 +213,35 @@ pub struct ListSettings {
     /// Opt-out lists: `--suppress` files, then `campaign.suppress` (resolved against
     /// the config file's directory).
     pub suppress: Vec<PathBuf>,
+    /// HSM template settings; empty for free messages.
+    pub hsm: HsmSettings,
+}
+
+/// What `--hsm`/`--hsm-vars` or `[hsm]` asked for. A list is sent as templates when a
+/// name is given here, or when it has a `template_name` column and no message column
+/// (see `validate::Validator::new`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HsmSettings {
+    /// The template for rows whose `template_name` cell is missing or empty.
+    pub template_name: Option<String>,
+    /// Columns whose values, in order, are joined with `;` into `template_vars`.
+    pub vars: Option<Vec<String>>,
+    /// Whether the name came from `--hsm` (else from the file): errors name the right
+    /// place, and the resume command repeats the flag.
+    pub name_from_flag: bool,
+    /// Whether the variables came from `--hsm-vars` (else from the file).
+    pub vars_from_flag: bool,
+}
+
+impl HsmSettings {
+    /// How messages name where the variable list was set.
+    pub fn vars_source(&self) -> &'static str {
+        if self.vars_from_flag {
+            "--hsm-vars"
+        } else {
+            "hsm.vars"
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -374,6 +414,7 @@ fn list_settings(
                 .map(|p| base.join(p)),
         )
         .collect();
+    let hsm = hsm_settings(args, &mut file.hsm, path)?;
     Ok(ListSettings {
         input: args.input.clone(),
         max_rows,
@@ -395,6 +436,62 @@ fn list_settings(
         },
         template: template(args, &mut file.message, path)?,
         suppress,
+        hsm,
+    })
+}
+
+/// `--hsm`/`--hsm-vars` over `[hsm]`. Names are trimmed; empty ones are refused.
+fn hsm_settings(
+    args: &InputArgs,
+    file: &mut HsmSection,
+    path: Option<&Path>,
+) -> Result<HsmSettings, ConfigError> {
+    let empty_name =
+        "must not be empty: give the name of an approved template (e.g. cita_recordatorio)";
+    let template_name = match (&args.hsm, file.template_name.take()) {
+        (Some(flag), _) if flag.trim().is_empty() => {
+            return Err(ConfigError::Flag {
+                flag: "--hsm",
+                reason: empty_name.into(),
+            });
+        }
+        (Some(flag), _) => Some(flag.trim().to_owned()),
+        (None, Some(key)) if key.trim().is_empty() => {
+            return Err(key_error(path, "hsm.template_name", empty_name));
+        }
+        (None, key) => key.map(|k| k.trim().to_owned()),
+    };
+    let empty_column = |names: &[String]| {
+        names.iter().position(|n| n.trim().is_empty()).map(|i| {
+            format!(
+                "variable {} has no column name: list the columns in the template's order, e.g. nombre,fecha,hora",
+                i + 1
+            )
+        })
+    };
+    let vars = match (&args.hsm_vars, file.vars.take()) {
+        (Some(flag), _) => {
+            if let Some(reason) = empty_column(flag) {
+                return Err(ConfigError::Flag {
+                    flag: "--hsm-vars",
+                    reason,
+                });
+            }
+            Some(flag.iter().map(|n| n.trim().to_owned()).collect())
+        }
+        (None, Some(key)) => {
+            if let Some(reason) = empty_column(&key) {
+                return Err(key_error(path, "hsm.vars", reason));
+            }
+            Some(key.iter().map(|n| n.trim().to_owned()).collect())
+        }
+        (None, None) => None,
+    };
+    Ok(HsmSettings {
+        template_name,
+        vars,
+        name_from_flag: args.hsm.is_some(),
+        vars_from_flag: args.hsm_vars.is_some(),
     })
 }
 
@@ -717,14 +814,9 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
 
     let results = match &args.results {
         Some(p) => p.clone(),
-        None => sibling(
-            &list.input,
-            if args.dry_run {
-                "dry-run.csv"
-            } else {
-                "results.csv"
-            },
-        ),
+        // A list with a template_name column but no name here is settled from its
+        // header, later (see `default_results`).
+        None => default_results(&list.input, args.dry_run, list.hsm.template_name.is_some()),
     };
 
     Ok(SendSettings {
@@ -746,6 +838,19 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         wait_for_window: args.wait_for_window,
         suppress_flags: args.input.suppress.clone(),
     })
+}
+
+/// The results path when `--results` is not given: `<stem>.results.csv` (`.dry-run.csv`),
+/// or `<stem>.hsm.results.csv` (`.hsm.dry-run.csv`) for templates, so the template step
+/// and the free-message step of a campaign on the same list never share a results file.
+pub fn default_results(input: &Path, dry_run: bool, template: bool) -> PathBuf {
+    let suffix = match (template, dry_run) {
+        (false, false) => "results.csv",
+        (false, true) => "dry-run.csv",
+        (true, false) => "hsm.results.csv",
+        (true, true) => "hsm.dry-run.csv",
+    };
+    sibling(input, suffix)
 }
 
 /// `dir/contacts.csv` + "results.csv" -> `dir/contacts.results.csv`.
@@ -1111,6 +1216,72 @@ mod tests {
     fn waiting_for_a_window_needs_one() {
         let err = send_settings(&send_args(&["--dry-run", "--wait-for-window"])).unwrap_err();
         assert!(err.to_string().contains("campaign.hours"), "{err}");
+    }
+
+    #[test]
+    fn hsm_flags_override_the_file_and_change_the_default_results() {
+        let f = config_file(
+            "[hsm]\ntemplate_name = \" bienvenida \"\nvars = [\"nombre\", \" ciudad \"]\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&["--config", path, "--dry-run"])).unwrap();
+        assert_eq!(s.list.hsm.template_name.as_deref(), Some("bienvenida"));
+        assert_eq!(
+            s.list.hsm.vars,
+            Some(vec!["nombre".to_owned(), "ciudad".to_owned()])
+        );
+        assert!(!s.list.hsm.name_from_flag && !s.list.hsm.vars_from_flag);
+        assert_eq!(s.results, PathBuf::from("dir/list.hsm.dry-run.csv"));
+
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--hsm",
+            "cita_recordatorio",
+            "--hsm-vars",
+            "nombre,fecha,hora",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.list.hsm.template_name.as_deref(),
+            Some("cita_recordatorio")
+        );
+        assert_eq!(s.list.hsm.vars.as_ref().map(Vec::len), Some(3));
+        assert!(s.list.hsm.name_from_flag && s.list.hsm.vars_from_flag);
+        assert_eq!(s.results, PathBuf::from("dir/list.hsm.results.csv"));
+        assert_eq!(
+            default_results(Path::new("l.csv"), false, false),
+            PathBuf::from("l.results.csv")
+        );
+    }
+
+    #[test]
+    fn empty_hsm_names_are_refused_naming_the_flag_or_key() {
+        let err = send_settings(&send_args(&["--dry-run", "--hsm", " "])).unwrap_err();
+        assert!(err.to_string().starts_with("--hsm:"), "{err}");
+        let err =
+            send_settings(&send_args(&["--dry-run", "--hsm-vars", "nombre,,hora"])).unwrap_err();
+        assert!(err.to_string().contains("variable 2"), "{err}");
+        let dry_run_with = |text: &str| {
+            let f = config_file(text);
+            send_settings(&send_args(&[
+                "--config",
+                f.path().to_str().unwrap(),
+                "--dry-run",
+            ]))
+        };
+        for text in [
+            "[hsm]\ntemplate_name = \"\"\n",
+            "[hsm]\nvars = [\"a\", \"\"]\n",
+        ] {
+            let err = dry_run_with(text).unwrap_err();
+            assert!(err.to_string().contains("key `hsm."), "{err}");
+        }
+        // vars is a TOML array, not the flag's comma-separated string.
+        let err = dry_run_with("[hsm]\nvars = \"nombre,fecha\"\n").unwrap_err();
+        assert!(err.to_string().contains("vars"), "{err}");
     }
 
     #[test]

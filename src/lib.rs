@@ -107,6 +107,8 @@ struct ListRead {
     rows: u64,
     /// The opt-out lists applied, if any were given.
     suppression: Option<Arc<Suppression>>,
+    /// Whether the rows are HSM templates (decided from the settings and the header).
+    template: bool,
 }
 
 /// Reads and judges every row, handing each verdict to `each` as it is made.
@@ -164,6 +166,7 @@ fn judge_rows(
         mut validator,
         suppression,
     } = opened;
+    let template = validator.is_template();
     let mut count = 0;
     for record in rows {
         let record = record?;
@@ -186,6 +189,7 @@ fn judge_rows(
     Ok(ListRead {
         rows: count,
         suppression,
+        template,
     })
 }
 
@@ -205,10 +209,15 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut invalid, mut duplicate, mut suppressed) = (0u64, 0u64, 0u64);
+    let mut previews = Vec::new();
     let opened = open_list(list)?;
     let _ = writeln!(out, "{}", opened.validator.columns_summary());
     let read = judge_rows(list, opened, |verdict| match verdict {
-        Verdict::Valid(_) => {}
+        Verdict::Valid(job) => {
+            if previews.len() < report::PREVIEW_ROWS {
+                previews.extend(report::template_preview(&job));
+            }
+        }
         Verdict::Invalid { row, problems, .. } => {
             invalid += 1;
             for p in problems {
@@ -237,6 +246,7 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
         }
     })?;
     let rows = read.rows;
+    print_previews(&mut out, &previews);
     let valid = rows - invalid - duplicate - suppressed;
     let _ = writeln!(
         out,
@@ -306,8 +316,23 @@ fn hours_line(
     window.map(|w| w.fit(jiff::Timestamp::now(), needed).describe())
 }
 
+/// The first template rows as they would be sent, under a heading.
+fn print_previews(out: &mut impl Write, previews: &[String]) {
+    if previews.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "first {} valid rows, as they would be sent:",
+        previews.len()
+    );
+    for line in previews {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 fn send_command(args: &SendArgs) -> Result<Exit, Error> {
-    let settings = config::send_settings(args)?;
+    let mut settings = config::send_settings(args)?;
     let progress = Progress::new(settings.quiet);
     report::init_logging(settings.log_format, settings.quiet, &progress);
     let tokens = if settings.dry_run {
@@ -323,6 +348,11 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
     if let Some(s) = &read.suppression {
         tracing::info!("{}", suppression_line(s));
     }
+    if args.results.is_none() {
+        // Only the header tells whether a `template_name` column makes this a template run.
+        settings.results =
+            config::default_results(&settings.list.input, settings.dry_run, read.template);
+    }
 
     let (recorder, prior) = Recorder::open(&results::OpenOptions2 {
         results: settings.results.clone(),
@@ -333,6 +363,13 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
 
     if settings.dry_run {
         let counts = recorder.finish()?;
+        let previews: Vec<String> = plan
+            .jobs
+            .iter()
+            .filter_map(report::template_preview)
+            .take(report::PREVIEW_ROWS)
+            .collect();
+        print_previews(&mut std::io::stdout().lock(), &previews);
         let estimate = estimate(plan.jobs.len(), &settings);
         print_summary(Summary {
             title: "dry run: nothing was sent",
@@ -618,18 +655,30 @@ fn resume_command(settings: &SendSettings) -> String {
     for list in &settings.suppress_flags {
         cmd.push_str(&format!(" --suppress {}", quote(list)));
     }
+    // Template settings given as flags must be given again, or the rest would go as free messages.
+    let hsm = &settings.list.hsm;
+    if let Some(name) = hsm.template_name.as_ref().filter(|_| hsm.name_from_flag) {
+        cmd.push_str(&format!(" --hsm {}", quote_text(name)));
+    }
+    if let Some(vars) = hsm.vars.as_ref().filter(|_| hsm.vars_from_flag) {
+        cmd.push_str(&format!(" --hsm-vars {}", quote_text(&vars.join(","))));
+    }
     cmd.push_str(" --resume");
     cmd
 }
 
 /// A path as a shell word: as is when safe, else single-quoted.
 pub(crate) fn quote(path: &Path) -> String {
-    let text = path.display().to_string();
+    quote_text(&path.display().to_string())
+}
+
+/// `text` as one shell word.
+fn quote_text(text: &str) -> String {
     if text
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "/._-,".contains(c))
     {
-        text
+        text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }

@@ -18,6 +18,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;
 use crate::results::Status;
+use crate::validate::{Job, Message};
+
+/// How many valid rows `validate` and `--dry-run` show as they would be sent.
+pub const PREVIEW_ROWS: usize = 5;
 
 /// A progress bar that may be hidden; cheap to clone.
 #[derive(Debug, Clone)]
@@ -185,6 +189,29 @@ impl Summary<'_> {
     }
 }
 
+/// One line showing what a template row would send, so the variable mapping can be
+/// checked before a campaign: `row 1: template cita_recordatorio, vars "Ana;martes;10:00"`.
+/// `None` for free messages (their text is in the list itself).
+pub fn template_preview(job: &Job) -> Option<String> {
+    let Message::Template {
+        name,
+        vars,
+        customer_id,
+        url_attach,
+    } = &job.message
+    else {
+        return None;
+    };
+    let mut line = format!("row {}: template {name}, vars {vars:?}", job.row);
+    if !customer_id.is_empty() {
+        line.push_str(&format!(", customer_id {customer_id:?}"));
+    }
+    if !url_attach.is_empty() {
+        line.push_str(&format!(", url_attach {url_attach:?}"));
+    }
+    Some(line)
+}
+
 /// "12.5 s", "3 min 20 s", "1 h 5 min".
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
@@ -227,6 +254,42 @@ mod tests {
         assert!(text.contains("results    r.csv"), "{text}");
         assert!(text.contains("stopped early: interrupted"), "{text}");
         assert!(!text.contains("failed"), "{text}");
+    }
+
+    #[test]
+    fn template_previews_show_name_vars_and_extras() {
+        let mut job = Job {
+            row: 3,
+            telephone: "573001234567".into(),
+            connector_id: "1".into(),
+            message: Message::Template {
+                name: "cita_recordatorio".into(),
+                vars: "Ana;martes;10:00".into(),
+                customer_id: String::new(),
+                url_attach: String::new(),
+            },
+            key: String::new(),
+        };
+        assert_eq!(
+            template_preview(&job).as_deref(),
+            Some(r#"row 3: template cita_recordatorio, vars "Ana;martes;10:00""#)
+        );
+        job.message = Message::Template {
+            name: "promo".into(),
+            vars: String::new(),
+            customer_id: "C-9".into(),
+            url_attach: "https://x.co/a.png".into(),
+        };
+        assert_eq!(
+            template_preview(&job).as_deref(),
+            Some(
+                r#"row 3: template promo, vars "", customer_id "C-9", url_attach "https://x.co/a.png""#
+            )
+        );
+        job.message = Message::Free {
+            text: "hola".into(),
+        };
+        assert_eq!(template_preview(&job), None);
     }
 
     #[test]

@@ -26,12 +26,33 @@ use crate::template::{MessageTemplate, TemplateError};
 /// WhatsApp caps a text body at this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 
-/// What a job asks the API to deliver. New kinds (HSM templates) are new variants.
+/// What a job asks the API to deliver: the one value the dispatcher carries, whatever
+/// the kind; `api` turns it into the right call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A free-form text (`api=send_message_official`).
     Free { text: String },
+    /// An approved HSM template (`api=send_template_official`), which opens the
+    /// conversation. Every field is sent as is; an absent one is an empty string.
+    Template {
+        name: String,
+        /// The template's variables, in order, joined with `;`.
+        vars: String,
+        customer_id: String,
+        /// A public https URL of the media for templates with a media header.
+        url_attach: String,
+    },
 }
+
+/// Optional column that names the template per row (overrides `--hsm`).
+pub const TEMPLATE_NAME_COLUMN: &str = "template_name";
+/// Optional column with the template's variables already joined with `;`.
+pub const TEMPLATE_VARS_COLUMN: &str = "template_vars";
+/// Optional columns passed through to the template API.
+pub const CUSTOMER_ID_COLUMN: &str = "customer_id";
+pub const URL_ATTACH_COLUMN: &str = "url_attach";
+/// Separates the variables in `template_vars`.
+const VAR_SEPARATOR: char = ';';
 
 /// A row that passed validation: everything the API call needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +114,7 @@ impl Verdict {
 #[derive(Debug, Clone)]
 struct Positions {
     telephone: usize,
-    /// `None` when a template makes each message.
-    message: Option<usize>,
+    kind: Kind,
     connector_id: Option<usize>,
     width: usize,
 }
@@ -104,6 +124,38 @@ struct Positions {
 struct Seen {
     first_row: u64,
     copies: u64,
+}
+
+/// Which message kind the list is sent as, with the columns that kind reads.
+#[derive(Debug, Clone)]
+enum Kind {
+    Free {
+        message: usize,
+    },
+    /// Free messages rendered from `Validator::template` (`--template`, `message.template`).
+    Rendered,
+    Template(TemplateColumns),
+}
+
+#[derive(Debug, Clone)]
+struct TemplateColumns {
+    /// The `template_name` column, if any; its empty cells use `default_name`.
+    name: Option<usize>,
+    default_name: Option<String>,
+    vars: Vars,
+    customer_id: Option<usize>,
+    url_attach: Option<usize>,
+}
+
+/// Where a row's `template_vars` comes from.
+#[derive(Debug, Clone)]
+enum Vars {
+    /// `--hsm-vars`/`hsm.vars`: these columns (name as configured, position), in order.
+    Named(Vec<(String, usize)>),
+    /// A `template_vars` column, already joined with `;`.
+    Joined(usize),
+    /// A template without variables.
+    None,
 }
 
 /// Judges rows of one file.
@@ -151,8 +203,72 @@ pub enum HeaderError {
         "{path}: no connector_id: add a `{column}` column or set api.connector_id in the config"
     )]
     NoConnector { path: PathBuf, column: String },
+    #[error(
+        "{path}: column `{column}` appears twice in the header (columns {first} and {second}); keep one"
+    )]
+    Repeated {
+        path: PathBuf,
+        column: String,
+        first: usize,
+        second: usize,
+    },
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error(
+        "{path}: no `{column}` column (the header has: {header}); rename the column or set columns.message in the config, or render each message from a template with --template FILE, or pass --hsm TEMPLATE_NAME to send an HSM template, which needs no message column"
+    )]
+    NoMessage {
+        path: PathBuf,
+        column: String,
+        header: String,
+    },
+    #[error(
+        "{path}: no `{column}` column for template variable {index} of {setting} (the header has: {header}); add the column or fix {setting}"
+    )]
+    MissingVar {
+        path: PathBuf,
+        column: String,
+        index: usize,
+        setting: &'static str,
+        header: String,
+    },
+    #[error(
+        "{path}: {setting} names the template's variables but no template is given: pass --hsm TEMPLATE_NAME, set hsm.template_name in the config, or add a `{TEMPLATE_NAME_COLUMN}` column"
+    )]
+    NoTemplateName {
+        path: PathBuf,
+        setting: &'static str,
+    },
+    #[error(
+        "{path}: --template (message.template) renders free-form messages, --hsm (hsm.*) sends HSM templates: give one or the other"
+    )]
+    TemplateAndHsm { path: PathBuf },
+}
+
+/// Position of `name` in `header`, ignoring case, accents and surrounding spaces.
+fn find(header: &[String], name: &str, path: &Path) -> Result<Option<usize>, HeaderError> {
+    match header::find(header, name, name, &[]) {
+        Found::None => Ok(None),
+        Found::At(i) => Ok(Some(i)),
+        Found::Twice(first, second) => Err(HeaderError::Repeated {
+            path: path.to_owned(),
+            column: name.to_owned(),
+            first: first + 1,
+            second: second + 1,
+        }),
+    }
+}
+
+/// Position of the message column (its configured name or, by default, an alias).
+fn find_message(header: &[String], settings: &ListSettings) -> Result<Option<usize>, HeaderError> {
+    find_role(
+        header,
+        &settings.columns.message,
+        "message",
+        header::MESSAGE_ALIASES,
+        "columns.message",
+        &settings.input,
+    )
 }
 
 /// Position of a role's column: its configured name, or an alias of its default name.
@@ -203,25 +319,27 @@ impl Validator {
             .as_ref()
             .map(|t| MessageTemplate::new(t, header, path))
             .transpose()?;
-        let message = match template {
-            // With a template, a message column is just another column.
-            Some(_) => None,
-            None => Some(
-                find_role(
-                    header,
-                    &names.message,
-                    "message",
-                    header::MESSAGE_ALIASES,
-                    "columns.message",
-                    path,
-                )?
-                .ok_or_else(|| {
-                    missing(
-                        &names.message,
-                        "columns.message (or use a message template: --template FILE)",
-                    )
-                })?,
-            ),
+        let kind = if template.is_some() {
+            if settings.hsm.template_name.is_some() || settings.hsm.vars.is_some() {
+                return Err(HeaderError::TemplateAndHsm {
+                    path: path.to_owned(),
+                });
+            }
+            // A message column, if any, is just another column for the template.
+            Kind::Rendered
+        } else {
+            match template_columns(header, settings)? {
+                Some(columns) => Kind::Template(columns),
+                None => Kind::Free {
+                    message: find_message(header, settings)?.ok_or_else(|| {
+                        HeaderError::NoMessage {
+                            path: path.to_owned(),
+                            column: names.message.clone(),
+                            header: header.join(", "),
+                        }
+                    })?,
+                },
+            }
         };
         let connector_id = find_role(
             header,
@@ -244,16 +362,28 @@ impl Validator {
         };
         let labels = crate::config::Columns {
             telephone: label(Some(telephone), &names.telephone),
-            message: match &template {
-                Some(_) => "message (template)".into(),
-                None => label(message, &names.message),
+            message: match &kind {
+                Kind::Free { message } => label(Some(*message), &names.message),
+                Kind::Rendered => "message (template)".into(),
+                Kind::Template(_) => names.message.clone(),
             },
             connector_id: label(connector_id, &names.connector_id),
         };
         let summary = {
             let mut parts = vec![format!("telephone <- {:?}", labels.telephone)];
-            parts.push(match &template {
-                Some(t) => {
+            parts.push(match (&template, &kind) {
+                (_, Kind::Template(columns)) => {
+                    let per_row = columns
+                        .name
+                        .and_then(|i| header.get(i))
+                        .map(|h| format!(" (per row: {h:?})"))
+                        .unwrap_or_default();
+                    match &columns.default_name {
+                        Some(name) => format!("message <- HSM template {name:?}{per_row}"),
+                        None => format!("message <- HSM template{per_row}"),
+                    }
+                }
+                (Some(t), _) => {
                     let used: Vec<String> = t.columns().map(|c| format!("{c:?}")).collect();
                     format!(
                         "message <- template ({}) using {}",
@@ -265,7 +395,7 @@ impl Validator {
                         }
                     )
                 }
-                None => format!("message <- {:?}", labels.message),
+                (None, _) => format!("message <- {:?}", labels.message),
             });
             parts.push(match (connector_id, &settings.connector_id) {
                 (Some(_), Some(default)) => format!(
@@ -283,7 +413,7 @@ impl Validator {
         Ok(Self {
             positions: Positions {
                 telephone,
-                message,
+                kind,
                 connector_id,
                 width: header.len(),
             },
@@ -340,25 +470,35 @@ impl Validator {
             }
         };
 
-        let text = match (&self.template, p.message) {
-            (Some(template), _) => match template.render(&record.fields) {
-                Ok(text) => Some(text),
-                Err(found) => {
+        let check_text = |text: &str, problems: &mut Vec<Problem>| {
+            if let Err(reason) = check_message(text) {
+                problems.push(Problem {
+                    column: self.labels.message.clone(),
+                    reason,
+                });
+            }
+        };
+        let message = match &p.kind {
+            Kind::Free { message } => {
+                let text = field(*message);
+                check_text(text, &mut problems);
+                Some(Message::Free {
+                    text: text.to_owned(),
+                })
+            }
+            Kind::Rendered => match self.template.as_ref().map(|t| t.render(&record.fields)) {
+                Some(Ok(text)) => {
+                    check_text(&text, &mut problems);
+                    Some(Message::Free { text })
+                }
+                Some(Err(found)) => {
                     problems.extend(found);
                     None
                 }
+                None => None,
             },
-            (None, Some(i)) => Some(field(i).to_owned()),
-            (None, None) => None,
+            Kind::Template(columns) => template_message(columns, &field, &mut problems),
         };
-        if let Some(text) = &text
-            && let Err(reason) = check_message(text)
-        {
-            problems.push(Problem {
-                column: self.labels.message.clone(),
-                reason,
-            });
-        }
 
         let connector = p
             .connector_id
@@ -373,9 +513,8 @@ impl Validator {
             });
         }
 
-        match (telephone, connector, text) {
-            (Some(telephone), Some(connector_id), Some(text)) if problems.is_empty() => {
-                let message = Message::Free { text };
+        match (telephone, connector, message) {
+            (Some(telephone), Some(connector_id), Some(message)) if problems.is_empty() => {
                 let digest = content_digest(&telephone, &message);
                 let mut key = hex(&digest);
                 if let Some(list) = self
@@ -429,6 +568,190 @@ impl Validator {
     }
 }
 
+impl Validator {
+    /// Whether this list is sent as HSM templates.
+    pub fn is_template(&self) -> bool {
+        matches!(self.positions.kind, Kind::Template(_))
+    }
+}
+
+/// The template columns, when the list is sent as templates: a name is configured
+/// (`--hsm`, `hsm.template_name`), or the list has a `template_name` column and either
+/// no message column or a configured variable list. A list with both a message and a
+/// `template_name` column is sent as free messages unless told otherwise, so the two
+/// steps of a campaign can use the same list.
+fn template_columns(
+    header: &[String],
+    settings: &ListSettings,
+) -> Result<Option<TemplateColumns>, HeaderError> {
+    let path = settings.input.as_path();
+    let hsm = &settings.hsm;
+    let name = find(header, TEMPLATE_NAME_COLUMN, path)?;
+    let has_message = find_message(header, settings)?.is_some();
+    let template =
+        hsm.template_name.is_some() || name.is_some() && (!has_message || hsm.vars.is_some());
+    if !template {
+        if hsm.vars.is_some() {
+            return Err(HeaderError::NoTemplateName {
+                path: path.to_owned(),
+                setting: hsm.vars_source(),
+            });
+        }
+        if name.is_some() {
+            tracing::warn!(
+                "{}: the `{TEMPLATE_NAME_COLUMN}` column is ignored: sending the `{}` column as free messages; to send templates, pass --hsm TEMPLATE_NAME (the column then overrides it per row)",
+                path.display(),
+                settings.columns.message
+            );
+        }
+        return Ok(None);
+    }
+    let vars = match &hsm.vars {
+        Some(names) => {
+            let mut columns = Vec::with_capacity(names.len());
+            for (i, column) in names.iter().enumerate() {
+                let Some(at) = find(header, column, path)? else {
+                    return Err(HeaderError::MissingVar {
+                        path: path.to_owned(),
+                        column: column.clone(),
+                        index: i + 1,
+                        setting: hsm.vars_source(),
+                        header: header.join(", "),
+                    });
+                };
+                columns.push((column.clone(), at));
+            }
+            Vars::Named(columns)
+        }
+        None => match find(header, TEMPLATE_VARS_COLUMN, path)? {
+            Some(at) => Vars::Joined(at),
+            None => Vars::None,
+        },
+    };
+    Ok(Some(TemplateColumns {
+        name,
+        default_name: hsm.template_name.clone(),
+        vars,
+        customer_id: find(header, CUSTOMER_ID_COLUMN, path)?,
+        url_attach: find(header, URL_ATTACH_COLUMN, path)?,
+    }))
+}
+
+/// A row's template message, or `None` with its problems added.
+fn template_message<'a>(
+    columns: &TemplateColumns,
+    field: &impl Fn(usize) -> &'a str,
+    problems: &mut Vec<Problem>,
+) -> Option<Message> {
+    let before = problems.len();
+    let mut problem = |column: &str, reason: String| {
+        problems.push(Problem {
+            column: column.to_owned(),
+            reason,
+        })
+    };
+    let name = columns
+        .name
+        .map(|i| field(i).trim())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .or_else(|| columns.default_name.clone());
+    if name.is_none() {
+        problem(
+            TEMPLATE_NAME_COLUMN,
+            "is empty and no template is given with --hsm or hsm.template_name".into(),
+        );
+    }
+    let vars = match &columns.vars {
+        Vars::Named(named) => {
+            let mut values = Vec::with_capacity(named.len());
+            for (i, (column, at)) in named.iter().enumerate() {
+                let value = field(*at).trim();
+                match check_var(value) {
+                    Ok(()) => values.push(value),
+                    Err(reason) => problem(
+                        column,
+                        format!("template variable {} of {}: {reason}", i + 1, named.len()),
+                    ),
+                }
+            }
+            values.join(&VAR_SEPARATOR.to_string())
+        }
+        Vars::Joined(at) => {
+            let joined = field(*at).trim();
+            if !joined.is_empty() {
+                for (i, value) in joined.split(VAR_SEPARATOR).enumerate() {
+                    // `;` inside a value cannot be told apart here: it is a separator.
+                    if let Err(reason) = check_var(value.trim()) {
+                        problem(
+                            TEMPLATE_VARS_COLUMN,
+                            format!("variable {}: {reason}", i + 1),
+                        );
+                    }
+                }
+            }
+            joined.to_owned()
+        }
+        Vars::None => String::new(),
+    };
+    let customer_id = columns
+        .customer_id
+        .map(|i| field(i).trim().to_owned())
+        .unwrap_or_default();
+    let url_attach = columns
+        .url_attach
+        .map(|i| field(i).trim())
+        .unwrap_or_default();
+    if !url_attach.is_empty()
+        && let Err(reason) = check_https_url(url_attach)
+    {
+        problem(URL_ATTACH_COLUMN, reason);
+    }
+    match name {
+        Some(name) if problems.len() == before => Some(Message::Template {
+            name,
+            vars,
+            customer_id,
+            url_attach: url_attach.to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// One template variable's value, already trimmed.
+fn check_var(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("is empty: every template variable needs a value, and WhatsApp refuses a template with an empty one".into());
+    }
+    if value.contains(VAR_SEPARATOR) {
+        return Err(format!(
+            "{value:?} contains `;`, which separates the variables in template_vars: it would shift every variable after it; replace the `;` (e.g. with `,`)"
+        ));
+    }
+    if value.contains(['\n', '\r', '\t']) {
+        return Err(format!(
+            "{value:?} contains a line break or tab, which WhatsApp refuses in a template variable; put it on one line"
+        ));
+    }
+    Ok(())
+}
+
+/// `url_attach` must be a public https URL: WhatsApp fetches the media from it.
+fn check_https_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        format!("{url:?} is not a URL ({e}); write it like https://example.com/image.jpg")
+    })?;
+    if parsed.scheme() != "https" {
+        return Err(format!(
+            "{url:?} must start with https:// (WhatsApp fetches the media from a public https URL)"
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
 /// A stable digest of who gets what: the normalized telephone and the message.
 /// The connector is left out on purpose: the same text to the same person
 /// through another line is still the same message to them.
@@ -444,6 +767,15 @@ fn content_digest(telephone: &str, message: &Message) -> [u8; 16] {
         Message::Free { text } => {
             hash.update(b"free\0");
             hash.update(text.as_bytes());
+        }
+        // The kind is part of the key: a template and a free message to the same person
+        // are two deliveries. The name's length keeps name and vars apart.
+        // customer_id and url_attach do not change what the person is asked.
+        Message::Template { name, vars, .. } => {
+            hash.update(b"template\0");
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name.as_bytes());
+            hash.update(vars.as_bytes());
         }
     }
     let digest = hash.finalize();
@@ -615,6 +947,18 @@ mod tests {
     }
 
     #[test]
+    fn a_message_template_and_an_hsm_template_are_not_combined() {
+        let mut s = settings(Some("1"));
+        s.template = Some(crate::template::TemplateSource {
+            text: "Hola {{ nombre }}".into(),
+            origin: "--template t.j2".into(),
+        });
+        s.hsm.template_name = Some("cita".into());
+        let err = Validator::new(&header(&["nombre", "telephone"]), &s).unwrap_err();
+        assert!(matches!(err, HeaderError::TemplateAndHsm { .. }), "{err}");
+    }
+
+    #[test]
     fn allowed_duplicates_get_keys_of_their_own() {
         let h = header(&["telephone", "message"]);
         let mut s = settings(Some("1"));
@@ -727,6 +1071,239 @@ mod tests {
             panic!()
         };
         assert_eq!(job.connector_id, "3");
+    }
+
+    fn hsm_settings(name: Option<&str>, vars: Option<&[&str]>) -> ListSettings {
+        let mut s = settings(Some("1"));
+        s.hsm.template_name = name.map(str::to_owned);
+        s.hsm.vars = vars.map(|v| v.iter().map(|c| c.to_string()).collect());
+        s
+    }
+
+    fn template(name: &str, vars: &str, customer_id: &str, url_attach: &str) -> Message {
+        Message::Template {
+            name: name.into(),
+            vars: vars.into(),
+            customer_id: customer_id.into(),
+            url_attach: url_attach.into(),
+        }
+    }
+
+    fn problems(verdict: Verdict) -> Vec<Problem> {
+        match verdict {
+            Verdict::Invalid { problems, .. } => problems,
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn template_rows_join_the_named_columns_and_need_no_message_column() {
+        let mut v = Validator::new(
+            &header(&[
+                "Nombre",
+                "telephone",
+                "fecha",
+                "hora",
+                "Customer_ID",
+                "url_attach",
+            ]),
+            &hsm_settings(
+                Some("cita_recordatorio"),
+                Some(&["nombre", "fecha", "hora"]),
+            ),
+        )
+        .unwrap();
+        assert!(v.is_template());
+        let Verdict::Valid(job) = v.check(&record(
+            1,
+            &[" Ana ", "573001234567", "martes", "10:00", "C-1", ""],
+        )) else {
+            panic!("valid row")
+        };
+        assert_eq!(
+            job.message,
+            template("cita_recordatorio", "Ana;martes;10:00", "C-1", "")
+        );
+        assert_eq!(job.key, content_key("573001234567", &job.message));
+        let Verdict::Valid(job) = v.check(&record(
+            2,
+            &[
+                "Raúl",
+                "593987654321",
+                "jueves",
+                "8:30",
+                "",
+                "https://cdn.example.com/a.jpg",
+            ],
+        )) else {
+            panic!("valid row")
+        };
+        assert_eq!(
+            job.message,
+            template(
+                "cita_recordatorio",
+                "Raúl;jueves;8:30",
+                "",
+                "https://cdn.example.com/a.jpg"
+            )
+        );
+        assert!(matches!(
+            v.check(&record(
+                3,
+                &["Ana", "+57 300 123 4567", "martes", "10:00", "C-2", ""]
+            )),
+            Verdict::Duplicate { of_row: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn a_semicolon_or_an_empty_value_makes_a_template_row_invalid() {
+        let mut v = Validator::new(
+            &header(&["nombre", "telephone", "fecha", "hora", "url_attach"]),
+            &hsm_settings(Some("cita"), Some(&["nombre", "fecha", "hora"])),
+        )
+        .unwrap();
+        let p = problems(v.check(&record(1, &["Ana; Luis", "573001234567", "", "10:00", ""])));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].column, "nombre");
+        assert!(p[0].reason.contains("`;`"), "{}", p[0].reason);
+        assert!(
+            p[0].reason.contains("shift every variable after it"),
+            "{}",
+            p[0].reason
+        );
+        assert!(
+            p[0].reason.starts_with("template variable 1 of 3: "),
+            "{}",
+            p[0].reason
+        );
+        assert_eq!(p[1].column, "fecha");
+        assert!(p[1].reason.contains("is empty"), "{}", p[1].reason);
+
+        let p = problems(v.check(&record(
+            2,
+            &["Ana", "573001234567", "mar\ntes", "10:00", ""],
+        )));
+        assert!(p[0].reason.contains("line break"), "{p:?}");
+
+        for bad in [
+            "http://cdn.example.com/a.jpg",
+            "cdn.example.com/a.jpg",
+            "https://",
+        ] {
+            let p = problems(v.check(&record(3, &["Ana", "573001234567", "lunes", "9:00", bad])));
+            assert_eq!(p[0].column, "url_attach", "{bad}");
+        }
+    }
+
+    #[test]
+    fn template_names_come_from_the_column_or_the_flag() {
+        let mut v = Validator::new(
+            &header(&["telephone", "template_name", "template_vars"]),
+            &hsm_settings(Some("bienvenida"), None),
+        )
+        .unwrap();
+        let Verdict::Valid(job) = v.check(&record(1, &["573001234567", "promo_mayo", "Ana;20 %"]))
+        else {
+            panic!()
+        };
+        assert_eq!(job.message, template("promo_mayo", "Ana;20 %", "", ""));
+        let Verdict::Valid(job) = v.check(&record(2, &["573001234567", " ", ""])) else {
+            panic!()
+        };
+        assert_eq!(job.message, template("bienvenida", "", "", ""));
+        let p = problems(v.check(&record(3, &["573001234568", "x", "Ana;;10:00"])));
+        assert_eq!(p[0].column, "template_vars");
+        assert!(p[0].reason.contains("variable 2: is empty"), "{p:?}");
+
+        // The column alone makes a template list when there is no message column.
+        let mut v = Validator::new(
+            &header(&["telephone", "template_name"]),
+            &hsm_settings(None, None),
+        )
+        .unwrap();
+        assert!(v.is_template());
+        let p = problems(v.check(&record(1, &["573001234567", ""])));
+        assert_eq!(p[0].column, "template_name");
+        assert!(p[0].reason.contains("--hsm"), "{p:?}");
+    }
+
+    #[test]
+    fn a_list_with_message_and_template_name_columns_is_free_unless_told() {
+        let h = header(&["telephone", "message", "template_name", "nombre"]);
+        let v = Validator::new(&h, &hsm_settings(None, None)).unwrap();
+        assert!(!v.is_template());
+        let v = Validator::new(&h, &hsm_settings(None, Some(&["nombre"]))).unwrap();
+        assert!(v.is_template());
+        let err = Validator::new(
+            &header(&["telephone", "message", "nombre"]),
+            &hsm_settings(None, Some(&["nombre"])),
+        )
+        .unwrap_err();
+        assert!(matches!(err, HeaderError::NoTemplateName { .. }), "{err}");
+        assert!(err.to_string().contains("--hsm TEMPLATE_NAME"), "{err}");
+        let err = Validator::new(&header(&["telephone", "nombre"]), &hsm_settings(None, None))
+            .unwrap_err();
+        assert!(err.to_string().contains("no `message` column"), "{err}");
+        assert!(err.to_string().contains("--hsm TEMPLATE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_variable_column_names_it_and_lists_the_header() {
+        let err = Validator::new(
+            &header(&["nombre", "telephone", "fecha"]),
+            &hsm_settings(Some("cita"), Some(&["nombre", "fecha", "hora"])),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("no `hora` column for template variable 3 of hsm.vars"),
+            "{text}"
+        );
+        assert!(text.contains("nombre, telephone, fecha"), "{text}");
+    }
+
+    #[test]
+    fn template_keys_cover_kind_name_and_vars_only() {
+        let phone = "573001234567";
+        let a = content_key(phone, &template("cita", "Ana;martes", "", ""));
+        assert_eq!(
+            a,
+            content_key(
+                phone,
+                &template("cita", "Ana;martes", "C-1", "https://x.co/a")
+            )
+        );
+        assert_ne!(
+            a,
+            content_key(phone, &template("cita", "Ana;jueves", "", ""))
+        );
+        assert_ne!(
+            a,
+            content_key(phone, &template("cita2", "Ana;martes", "", ""))
+        );
+        assert_ne!(
+            content_key(phone, &template("ab", "c", "", "")),
+            content_key(phone, &template("a", "bc", "", ""))
+        );
+        assert_ne!(
+            content_key(phone, &template("cita", "", "", "")),
+            content_key(
+                phone,
+                &Message::Free {
+                    text: "cita".into()
+                }
+            )
+        );
+        assert_ne!(
+            a,
+            content_key("573001234568", &template("cita", "Ana;martes", "", ""))
+        );
+        // The kind tag keeps apart a free text that spells out a template's hashed bytes.
+        let mut spelled = 4u64.to_le_bytes().to_vec();
+        spelled.extend_from_slice(b"citaAna;martes");
+        let spelled = String::from_utf8(spelled).unwrap();
+        assert_ne!(a, content_key(phone, &Message::Free { text: spelled }));
     }
 
     #[test]
