@@ -35,6 +35,8 @@ pub const TELEPHONE_ALIASES: &[&str] = &[
     "numero_de_whatsapp",
     "telefono_celular",
     "telefono_movil",
+    "number",
+    "msisdn",
 ];
 
 /// Aliases of the message column, as identifiers.

@@ -20,28 +20,10 @@ refused (wrong file or wrong column).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use unicode_normalization::UnicodeNormalization;
-
 use phonenumber::country::Id;
 
-use crate::input;
+use crate::{header, input};
 
-/// Header names taken as the telephone column of an opt-out list (compared without
-/// case or accents), besides the configured `columns.telephone`.
-const TELEPHONE_NAMES: [&str; 12] = [
-    "telephone",
-    "phone",
-    "telefono",
-    "tel",
-    "celular",
-    "cel",
-    "movil",
-    "mobile",
-    "whatsapp",
-    "numero",
-    "number",
-    "msisdn",
-];
 /// Bad entries reported one by one per file; the rest are counted.
 const MAX_WARNINGS_PER_FILE: usize = 20;
 
@@ -90,18 +72,13 @@ fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
     crate::phone::normalize(raw, default_country)
 }
 
-/// Lowercase, without accents or surrounding spaces: `" Teléfono "` -> `"telefono"`.
-fn fold(name: &str) -> String {
-    name.trim()
-        .nfd()
-        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
+/// A header naming the telephone column: the contact list's configured name or one of
+/// the telephone aliases, compared as identifiers (no case, accents or spacing).
 fn is_telephone_name(name: &str, configured: &str) -> bool {
-    let name = fold(name);
-    !name.is_empty() && (name == fold(configured) || TELEPHONE_NAMES.contains(&name.as_str()))
+    let name = header::identifier(name);
+    !name.is_empty()
+        && (name == header::identifier(configured)
+            || header::TELEPHONE_ALIASES.contains(&name.as_str()))
 }
 
 impl Suppression {
