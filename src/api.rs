@@ -183,6 +183,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn api_name(message: &Message) -> &'static str {
     match message {
         Message::Free { .. } => "send_message_official",
+        Message::Template { .. } => "send_template_official",
     }
 }
 
@@ -193,6 +194,19 @@ pub fn request_body(job: &Job) -> serde_json::Value {
             "connector_id": job.connector_id,
             "telephone": job.telephone,
             "message": text,
+        }),
+        Message::Template {
+            name,
+            vars,
+            customer_id,
+            url_attach,
+        } => serde_json::json!({
+            "connector_id": job.connector_id,
+            "telephone": job.telephone,
+            "template_name": name,
+            "template_vars": vars,
+            "customer_id": customer_id,
+            "url_attach": url_attach,
         }),
     }
 }
@@ -456,5 +470,33 @@ mod tests {
         assert_eq!(body["connector_id"], "1");
         assert_eq!(body["message"], "Hola \"Ana\"\n👋");
         assert_eq!(api_name(&job.message), "send_message_official");
+    }
+
+    #[test]
+    fn template_bodies_carry_every_template_field_as_strings() {
+        let job = Job {
+            row: 1,
+            telephone: "573001234567".into(),
+            connector_id: "7".into(),
+            message: Message::Template {
+                name: "cita_recordatorio".into(),
+                vars: "Ana;martes;10:00".into(),
+                customer_id: String::new(),
+                url_attach: "https://example.com/a.jpg".into(),
+            },
+            key: String::new(),
+        };
+        assert_eq!(
+            request_body(&job),
+            serde_json::json!({
+                "connector_id": "7",
+                "telephone": "573001234567",
+                "template_name": "cita_recordatorio",
+                "template_vars": "Ana;martes;10:00",
+                "customer_id": "",
+                "url_attach": "https://example.com/a.jpg",
+            })
+        );
+        assert_eq!(api_name(&job.message), "send_template_official");
     }
 }

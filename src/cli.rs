@@ -28,12 +28,14 @@ pub enum Command {
     Send(SendArgs),
     /// Check a contact list without sending anything (no token needed).
     Validate(ValidateArgs),
+    /// Summarize a results file (also one still being written): counts, failures, next step.
+    Report(ReportArgs),
 }
 
 /// Flags shared by every command that reads a contact list.
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
-    /// The contact list (CSV).
+    /// The contact list: CSV or other delimited text, or a spreadsheet (.xlsx, .xlsm, .xlsb, .xls, .ods).
     #[arg(value_name = "INPUT")]
     pub input: PathBuf,
 
@@ -44,6 +46,34 @@ pub struct InputArgs {
     /// Refuse lists with more data rows than this [config: limits.max_rows, default 10000].
     #[arg(long, value_name = "N")]
     pub max_rows: Option<u64>,
+
+    /// Spreadsheets: the sheet to read [config: input.sheet, default: the first sheet].
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+
+    /// Text files: the field delimiter: , ; tab | [config: input.delimiter, default: detected from the header].
+    #[arg(long, value_name = "D")]
+    pub delimiter: Option<String>,
+
+    /// Render each row's message from this template file (Jinja syntax, columns as variables) [config: message.template].
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+
+    /// Send every copy of a repeated telephone + message, instead of marking later copies `duplicate` [config: input.allow_duplicates].
+    #[arg(long)]
+    pub allow_duplicates: bool,
+    /// Opt-out list: numbers in it are never sent anything (repeatable; adds to campaign.suppress).
+    #[arg(long = "suppress", value_name = "FILE")]
+    pub suppress: Vec<PathBuf>,
+    /// Send the approved HSM template TEMPLATE_NAME (api=send_template_official) instead
+    /// of a free message; a `template_name` column overrides it per row [config: hsm.template_name].
+    #[arg(long, value_name = "TEMPLATE_NAME")]
+    pub hsm: Option<String>,
+
+    /// Columns whose values, in this order, fill the template's variables (joined with `;`),
+    /// e.g. nombre,fecha,hora [config: hsm.vars].
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub hsm_vars: Option<Vec<String>>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -86,12 +116,34 @@ pub struct SendArgs {
     /// Log line format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Outside the contact hours (campaign.hours), wait for them to open instead of stopping.
+    #[arg(long)]
+    pub wait_for_window: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub input: InputArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReportArgs {
+    /// A results file written by `send` (or `send --dry-run`).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+
+    /// Output format: text for people, json for scripts.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -133,6 +185,71 @@ mod tests {
         assert_eq!(args.rate, Some(5.0));
         assert_eq!(args.input.max_rows, Some(20));
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn suppress_repeats_on_send_and_validate_and_report_takes_a_format() {
+        let cli = Cli::try_parse_from([
+            "wolkvox-dispatch",
+            "send",
+            "l.csv",
+            "--suppress",
+            "a.csv",
+            "--suppress",
+            "b.txt",
+            "--wait-for-window",
+        ])
+        .expect("valid flags");
+        let Command::Send(args) = cli.command else {
+            panic!("expected send")
+        };
+        assert_eq!(
+            args.input.suppress,
+            [PathBuf::from("a.csv"), PathBuf::from("b.txt")]
+        );
+        assert!(args.wait_for_window);
+        let cli = Cli::try_parse_from(["wolkvox-dispatch", "validate", "l.csv", "--suppress", "a"])
+            .expect("valid flags");
+        let Command::Validate(args) = cli.command else {
+            panic!("expected validate")
+        };
+        assert_eq!(args.input.suppress.len(), 1);
+        let cli = Cli::try_parse_from(["wolkvox-dispatch", "report", "r.csv", "--format", "json"])
+            .expect("valid flags");
+        let Command::Report(args) = cli.command else {
+            panic!("expected report")
+        };
+        assert_eq!(args.format, ReportFormat::Json);
+        assert!(
+            Cli::try_parse_from(["wolkvox-dispatch", "report", "r.csv", "--format", "xml"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn hsm_flags_parse_on_send_and_validate() {
+        for command in ["send", "validate"] {
+            let cli = Cli::try_parse_from([
+                "wolkvox-dispatch",
+                command,
+                "list.csv",
+                "--hsm",
+                "cita_recordatorio",
+                "--hsm-vars",
+                "nombre,fecha,hora",
+            ])
+            .expect("valid flags");
+            let input = match cli.command {
+                Command::Send(a) => a.input,
+                Command::Validate(a) => a.input,
+                Command::Report(_) => unreachable!("parsed send or validate"),
+            };
+            assert_eq!(input.hsm.as_deref(), Some("cita_recordatorio"));
+            assert_eq!(
+                input.hsm_vars.as_deref(),
+                Some(&["nombre".to_owned(), "fecha".to_owned(), "hora".to_owned()][..])
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::cli::{InputArgs, LogFormat, SendArgs};
+use crate::input::{Encoding, ReadOptions};
+use crate::template::TemplateSource;
+use crate::window::{ContactWindow, Week};
 
 /// The API refuses more than this many simultaneous requests per token.
 pub const API_MAX_IN_FLIGHT: usize = 2;
@@ -39,6 +42,11 @@ pub enum ConfigError {
     },
     #[error("{flag}: {reason}")]
     Flag { flag: &'static str, reason: String },
+    #[error("cannot read the template file {path} (--template): {source}")]
+    TemplateFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "no Wolkvox server configured: set `api.server` (e.g. \"0042\") or `api.base_url` in the config file, or pass --base-url"
     )]
@@ -65,6 +73,37 @@ pub struct FileConfig {
     pub columns: ColumnsSection,
     #[serde(default)]
     pub retry: RetrySection,
+    #[serde(default)]
+    pub campaign: CampaignSection,
+    #[serde(default)]
+    pub hsm: HsmSection,
+    #[serde(default)]
+    pub input: InputSection,
+    #[serde(default)]
+    pub phone: PhoneSection,
+    #[serde(default)]
+    pub message: MessageSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub encoding: Option<String>,
+    pub delimiter: Option<String>,
+    pub sheet: Option<String>,
+    pub allow_duplicates: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSection {
+    pub default_country: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSection {
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +138,26 @@ pub struct RetrySection {
     pub base_delay: Option<String>,
     pub max_delay: Option<String>,
     pub max_consecutive_failures: Option<u32>,
+}
+
+/// Campaign hygiene: opt-out lists and contact hours.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSection {
+    /// Opt-out lists, relative to the config file's directory.
+    pub suppress: Option<Vec<PathBuf>>,
+    pub hours: Option<String>,
+    pub timezone: Option<String>,
+    pub holidays: Option<Vec<String>>,
+}
+
+/// `[hsm]`: send an approved template instead of a free message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSection {
+    pub template_name: Option<String>,
+    /// Column names, in the template's variable order (a TOML array of strings).
+    pub vars: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -136,13 +195,53 @@ impl Default for Columns {
 }
 
 /// What reading and validating a list needs: shared by `validate` and `send`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListSettings {
     pub input: PathBuf,
     pub max_rows: u64,
     pub columns: Columns,
     /// Used for rows whose connector_id cell is missing or empty.
     pub connector_id: Option<String>,
+    /// Sheet, encoding and delimiter.
+    pub read: ReadOptions,
+    /// Send repeated telephone + message rows instead of marking them `duplicate`.
+    pub allow_duplicates: bool,
+    /// Country of national numbers (no country code), e.g. CO.
+    pub default_country: Option<phonenumber::country::Id>,
+    /// Renders each row's message instead of reading a message column.
+    pub template: Option<TemplateSource>,
+    /// Opt-out lists: `--suppress` files, then `campaign.suppress` (resolved against
+    /// the config file's directory).
+    pub suppress: Vec<PathBuf>,
+    /// HSM template settings; empty for free messages.
+    pub hsm: HsmSettings,
+}
+
+/// What `--hsm`/`--hsm-vars` or `[hsm]` asked for. A list is sent as templates when a
+/// name is given here, or when it has a `template_name` column and no message column
+/// (see `validate::Validator::new`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HsmSettings {
+    /// The template for rows whose `template_name` cell is missing or empty.
+    pub template_name: Option<String>,
+    /// Columns whose values, in order, are joined with `;` into `template_vars`.
+    pub vars: Option<Vec<String>>,
+    /// Whether the name came from `--hsm` (else from the file): errors name the right
+    /// place, and the resume command repeats the flag.
+    pub name_from_flag: bool,
+    /// Whether the variables came from `--hsm-vars` (else from the file).
+    pub vars_from_flag: bool,
+}
+
+impl HsmSettings {
+    /// How messages name where the variable list was set.
+    pub fn vars_source(&self) -> &'static str {
+        if self.vars_from_flag {
+            "--hsm-vars"
+        } else {
+            "hsm.vars"
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +284,21 @@ pub struct SendSettings {
     pub retry: RetryPolicy,
     pub quiet: bool,
     pub log_format: LogFormat,
+    /// Contact hours; `None` sends at any hour.
+    pub window: Option<ContactWindow>,
+    /// Outside the contact hours, wait for them instead of stopping.
+    pub wait_for_window: bool,
+    /// The `--suppress` files as given, for the command that resumes this run.
+    pub suppress_flags: Vec<PathBuf>,
+}
+
+/// Everything `validate` needs.
+#[derive(Debug, Clone)]
+pub struct ValidateSettings {
+    pub list: ListSettings,
+    pub window: Option<ContactWindow>,
+    /// Requests per second per token from the config, for the contact-hours estimate.
+    pub rate: f64,
 }
 
 pub const DEFAULT_RATE: f64 = 10.0;
@@ -286,19 +400,254 @@ fn list_settings(
         }
         other => other.map(|c| c.trim().to_owned()),
     };
+    let base = path.and_then(Path::parent).unwrap_or(Path::new(""));
+    let suppress = args
+        .suppress
+        .iter()
+        .cloned()
+        .chain(
+            file.campaign
+                .suppress
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| base.join(p)),
+        )
+        .collect();
+    let hsm = hsm_settings(args, &mut file.hsm, path)?;
     Ok(ListSettings {
         input: args.input.clone(),
         max_rows,
         columns,
         connector_id,
+        read: read_options(args, &mut file.input, path)?,
+        allow_duplicates: args.allow_duplicates || file.input.allow_duplicates.unwrap_or(false),
+        default_country: match file.phone.default_country.take() {
+            None => None,
+            Some(code) => Some(crate::phone::parse_country(&code).ok_or_else(|| {
+                key_error(
+                    path,
+                    "phone.default_country",
+                    format!(
+                        "{code:?} is not a country code: use the two-letter ISO 3166 code, e.g. \"CO\", \"MX\", \"ES\""
+                    ),
+                )
+            })?),
+        },
+        template: template(args, &mut file.message, path)?,
+        suppress,
+        hsm,
     })
 }
 
+/// `--hsm`/`--hsm-vars` over `[hsm]`. Names are trimmed; empty ones are refused.
+fn hsm_settings(
+    args: &InputArgs,
+    file: &mut HsmSection,
+    path: Option<&Path>,
+) -> Result<HsmSettings, ConfigError> {
+    let empty_name =
+        "must not be empty: give the name of an approved template (e.g. cita_recordatorio)";
+    let template_name = match (&args.hsm, file.template_name.take()) {
+        (Some(flag), _) if flag.trim().is_empty() => {
+            return Err(ConfigError::Flag {
+                flag: "--hsm",
+                reason: empty_name.into(),
+            });
+        }
+        (Some(flag), _) => Some(flag.trim().to_owned()),
+        (None, Some(key)) if key.trim().is_empty() => {
+            return Err(key_error(path, "hsm.template_name", empty_name));
+        }
+        (None, key) => key.map(|k| k.trim().to_owned()),
+    };
+    let empty_column = |names: &[String]| {
+        names.iter().position(|n| n.trim().is_empty()).map(|i| {
+            format!(
+                "variable {} has no column name: list the columns in the template's order, e.g. nombre,fecha,hora",
+                i + 1
+            )
+        })
+    };
+    let vars = match (&args.hsm_vars, file.vars.take()) {
+        (Some(flag), _) => {
+            if let Some(reason) = empty_column(flag) {
+                return Err(ConfigError::Flag {
+                    flag: "--hsm-vars",
+                    reason,
+                });
+            }
+            Some(flag.iter().map(|n| n.trim().to_owned()).collect())
+        }
+        (None, Some(key)) => {
+            if let Some(reason) = empty_column(&key) {
+                return Err(key_error(path, "hsm.vars", reason));
+            }
+            Some(key.iter().map(|n| n.trim().to_owned()).collect())
+        }
+        (None, None) => None,
+    };
+    Ok(HsmSettings {
+        template_name,
+        vars,
+        name_from_flag: args.hsm.is_some(),
+        vars_from_flag: args.hsm_vars.is_some(),
+    })
+}
+
+/// Sheet, encoding and delimiter: flags, then `[input]`, then detection.
+fn read_options(
+    args: &InputArgs,
+    section: &mut InputSection,
+    path: Option<&Path>,
+) -> Result<ReadOptions, ConfigError> {
+    const DELIMITERS: &str = "use \",\", \";\", \"tab\" or \"|\"";
+    let delimiter = match (&args.delimiter, section.delimiter.take()) {
+        (Some(d), _) => {
+            Some(
+                crate::input::parse_delimiter(d).ok_or_else(|| ConfigError::Flag {
+                    flag: "--delimiter",
+                    reason: format!("{d:?} is not a delimiter: {DELIMITERS}"),
+                })?,
+            )
+        }
+        (None, Some(d)) => Some(crate::input::parse_delimiter(&d).ok_or_else(|| {
+            key_error(
+                path,
+                "input.delimiter",
+                format!("{d:?} is not a delimiter: {DELIMITERS}"),
+            )
+        })?),
+        (None, None) => None,
+    };
+    let encoding = match section.encoding.take() {
+        None => Encoding::Auto,
+        Some(e) => Encoding::parse(&e).ok_or_else(|| {
+            key_error(
+                path,
+                "input.encoding",
+                format!("{e:?} is not supported: use \"auto\", \"utf-8\" or \"windows-1252\""),
+            )
+        })?,
+    };
+    let sheet = match (&args.sheet, section.sheet.take()) {
+        (Some(s), _) if s.trim().is_empty() => {
+            return Err(ConfigError::Flag {
+                flag: "--sheet",
+                reason: "must not be empty".into(),
+            });
+        }
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(s)) if s.trim().is_empty() => {
+            return Err(key_error(path, "input.sheet", "must not be empty"));
+        }
+        (None, s) => s,
+    };
+    Ok(ReadOptions {
+        sheet,
+        encoding,
+        delimiter,
+    })
+}
+
+/// The message template: `--template FILE`, then `message.template`.
+fn template(
+    args: &InputArgs,
+    section: &mut MessageSection,
+    path: Option<&Path>,
+) -> Result<Option<TemplateSource>, ConfigError> {
+    let source = match (&args.template, section.template.take()) {
+        (Some(file), _) => {
+            let text =
+                std::fs::read_to_string(file).map_err(|source| ConfigError::TemplateFile {
+                    path: file.clone(),
+                    source,
+                })?;
+            if text.trim().is_empty() {
+                return Err(ConfigError::Flag {
+                    flag: "--template",
+                    reason: format!("{} is empty", file.display()),
+                });
+            }
+            TemplateSource {
+                text,
+                origin: format!("--template {}", file.display()),
+            }
+        }
+        (None, Some(text)) => {
+            if text.trim().is_empty() {
+                return Err(key_error(path, "message.template", "must not be empty"));
+            }
+            TemplateSource {
+                text,
+                origin: format!(
+                    "message.template in {}",
+                    path.map(|p| p.display().to_string()).unwrap_or_default()
+                ),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(source))
+}
+
+/// The contact window from `[campaign]`: `None` when neither hours nor holidays are set.
+/// A time zone is required with either, so "07:00" is never silently the server's time.
+fn contact_window(
+    campaign: &CampaignSection,
+    path: Option<&Path>,
+) -> Result<Option<ContactWindow>, ConfigError> {
+    if campaign.hours.is_none() && campaign.holidays.is_none() {
+        if campaign.timezone.is_some() {
+            crate::window::parse_timezone(campaign.timezone.as_deref().unwrap_or_default())
+                .map_err(|reason| key_error(path, "campaign.timezone", reason))?;
+        }
+        return Ok(None);
+    }
+    let week = match &campaign.hours {
+        Some(spec) => {
+            Week::parse(spec).map_err(|reason| key_error(path, "campaign.hours", reason))?
+        }
+        None => Week::always(),
+    };
+    let Some(tz) = &campaign.timezone else {
+        return Err(key_error(
+            path,
+            "campaign.timezone",
+            "is required with campaign.hours or campaign.holidays: write the recipients' IANA time zone, such as \"America/Bogota\"",
+        ));
+    };
+    let tz = crate::window::parse_timezone(tz)
+        .map_err(|reason| key_error(path, "campaign.timezone", reason))?;
+    let mut holidays = std::collections::BTreeSet::new();
+    for (i, text) in campaign.holidays.iter().flatten().enumerate() {
+        let date = crate::window::parse_holiday(text).map_err(|reason| {
+            key_error(
+                path,
+                "campaign.holidays",
+                format!("entry {}: {reason}", i + 1),
+            )
+        })?;
+        holidays.insert(date);
+    }
+    ContactWindow::new(week, tz, holidays)
+        .map(Some)
+        .map_err(|reason| key_error(path, "campaign.hours", reason))
+}
+
 /// Settings for `validate`.
-pub fn validate_settings(args: &InputArgs) -> Result<ListSettings, ConfigError> {
+pub fn validate_settings(args: &InputArgs) -> Result<ValidateSettings, ConfigError> {
     let path = args.config.as_deref();
     let mut file = load_file(path)?;
-    list_settings(args, &mut file, path)
+    let list = list_settings(args, &mut file, path)?;
+    let window = contact_window(&file.campaign, path)?;
+    // Only for the estimate: `send` reports a bad rate; here the default stands in.
+    let rate = file
+        .limits
+        .requests_per_second
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .unwrap_or(DEFAULT_RATE);
+    Ok(ValidateSettings { list, window, rate })
 }
 
 /// The origin the API lives at: `--base-url`, then `api.base_url`, then `api.server`.
@@ -368,6 +717,13 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
     let mut file = load_file(path)?;
     let list = list_settings(&args.input, &mut file, path)?;
 
+    let window = contact_window(&file.campaign, path)?;
+    if args.wait_for_window && window.is_none() {
+        return Err(ConfigError::Flag {
+            flag: "--wait-for-window",
+            reason: "there are no contact hours to wait for: set campaign.hours (and campaign.timezone) in the config file".into(),
+        });
+    }
     let origin = origin(args.base_url.as_deref(), &file.api, path)?;
     if origin.is_none() && !args.dry_run {
         return Err(ConfigError::NoEndpoint);
@@ -458,14 +814,9 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
 
     let results = match &args.results {
         Some(p) => p.clone(),
-        None => sibling(
-            &list.input,
-            if args.dry_run {
-                "dry-run.csv"
-            } else {
-                "results.csv"
-            },
-        ),
+        // A list with a template_name column but no name here is settled from its
+        // header, later (see `default_results`).
+        None => default_results(&list.input, args.dry_run, list.hsm.template_name.is_some()),
     };
 
     Ok(SendSettings {
@@ -483,7 +834,23 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         retry,
         quiet: args.quiet,
         log_format: args.log_format,
+        window,
+        wait_for_window: args.wait_for_window,
+        suppress_flags: args.input.suppress.clone(),
     })
+}
+
+/// The results path when `--results` is not given: `<stem>.results.csv` (`.dry-run.csv`),
+/// or `<stem>.hsm.results.csv` (`.hsm.dry-run.csv`) for templates, so the template step
+/// and the free-message step of a campaign on the same list never share a results file.
+pub fn default_results(input: &Path, dry_run: bool, template: bool) -> PathBuf {
+    let suffix = match (template, dry_run) {
+        (false, false) => "results.csv",
+        (false, true) => "dry-run.csv",
+        (true, false) => "hsm.results.csv",
+        (true, true) => "hsm.dry-run.csv",
+    };
+    sibling(input, suffix)
 }
 
 /// `dir/contacts.csv` + "results.csv" -> `dir/contacts.results.csv`.
@@ -682,6 +1049,239 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("api.timeout"), "{err}");
+    }
+
+    /// config.example.toml with every commented `# key = value` line uncommented.
+    fn uncommented_example() -> String {
+        include_str!("../config.example.toml")
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_config_is_valid_as_is_and_with_every_key_uncommented() {
+        let f = config_file(include_str!("../config.example.toml"));
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(s.list.default_country, None);
+        assert_eq!(s.list.template, None);
+        let f = config_file(&uncommented_example());
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(s.list.columns, Columns::default());
+        assert_eq!(s.list.default_country, crate::phone::parse_country("CO"));
+        assert_eq!(s.list.read.sheet.as_deref(), Some("Contactos"));
+        assert_eq!(s.list.read.delimiter, Some(b','));
+        assert!(!s.list.allow_duplicates);
+        assert!(s.list.template.is_some());
+    }
+
+    #[test]
+    fn input_phone_and_message_settings_are_checked() {
+        let bad = [
+            ("[input]\nencoding = \"utf-16\"\n", "input.encoding"),
+            ("[input]\ndelimiter = \":\"\n", "input.delimiter"),
+            ("[input]\nsheet = \" \"\n", "input.sheet"),
+            (
+                "[phone]\ndefault_country = \"Colombia\"\n",
+                "phone.default_country",
+            ),
+            ("[message]\ntemplate = \"  \"\n", "message.template"),
+        ];
+        for (text, key) in bad {
+            let f = config_file(text);
+            let err = send_settings(&send_args(&[
+                "--config",
+                f.path().to_str().unwrap(),
+                "--dry-run",
+            ]))
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let f = config_file(
+            "[input]\ndelimiter = \";\"\nencoding = \"latin1\"\nallow_duplicates = true\n[phone]\ndefault_country = \"mx\"\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&["--config", path, "--dry-run"])).unwrap();
+        assert_eq!(s.list.read.delimiter, Some(b';'));
+        assert_eq!(s.list.read.encoding, Encoding::Windows1252);
+        assert!(s.list.allow_duplicates);
+        assert_eq!(s.list.default_country, crate::phone::parse_country("MX"));
+        // Flags win over the file.
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--dry-run",
+            "--delimiter",
+            "tab",
+        ]))
+        .unwrap();
+        assert_eq!(s.list.read.delimiter, Some(b'\t'));
+        assert!(send_settings(&send_args(&["--dry-run", "--delimiter", "::"])).is_err());
+        let err = send_settings(&send_args(&[
+            "--dry-run",
+            "--template",
+            "/nonexistent/t.j2",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("--template"), "{err}");
+    }
+
+    #[test]
+    fn campaign_keys_are_read_and_checked_naming_the_key() {
+        let f = config_file(
+            "[campaign]\nsuppress = [\"optout.csv\", \"/abs/bajas.txt\"]\nhours = \"mon-fri 07:00-19:00\"\ntimezone = \"America/Bogota\"\nholidays = [\"2026-12-08\"]\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--dry-run",
+            "--suppress",
+            "x.txt",
+        ]))
+        .unwrap();
+        let dir = f.path().parent().unwrap();
+        assert_eq!(
+            s.list.suppress,
+            [
+                PathBuf::from("x.txt"),
+                dir.join("optout.csv"),
+                PathBuf::from("/abs/bajas.txt")
+            ]
+        );
+        assert_eq!(s.suppress_flags, [PathBuf::from("x.txt")]);
+        let window = s.window.expect("a window");
+        assert!(window.is_open("2026-12-07T15:00:00Z".parse().unwrap()));
+        assert!(!window.is_open("2026-12-08T15:00:00Z".parse().unwrap()));
+
+        for (text, key) in [
+            (
+                "[campaign]\nhours = \"mon-fri 07:00\"\ntimezone = \"UTC\"\n",
+                "campaign.hours",
+            ),
+            (
+                "[campaign]\nhours = \"mon-fri 07:00-19:00\"\n",
+                "campaign.timezone",
+            ),
+            (
+                "[campaign]\nhours = \"mon 07:00-19:00\"\ntimezone = \"Bogota\"\n",
+                "campaign.timezone",
+            ),
+            (
+                "[campaign]\ntimezone = \"Mars/Olympus\"\n",
+                "campaign.timezone",
+            ),
+            (
+                "[campaign]\nholidays = [\"8/12/2026\"]\ntimezone = \"UTC\"\n",
+                "campaign.holidays",
+            ),
+            ("[campaign]\nhour = \"mon 07:00-19:00\"\n", "hour"),
+        ] {
+            let f = config_file(text);
+            let p = f.path().to_str().unwrap();
+            let err = send_settings(&send_args(&["--config", p, "--dry-run"])).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+            let err = validate_settings(&InputArgs {
+                input: "l.csv".into(),
+                config: Some(f.path().to_owned()),
+                ..InputArgs::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        // Holidays alone: every hour of every other day.
+        let f = config_file("[campaign]\nholidays = [\"2026-12-08\"]\ntimezone = \"UTC\"\n");
+        let s = send_settings(&send_args(&[
+            "--config",
+            f.path().to_str().unwrap(),
+            "--dry-run",
+        ]))
+        .unwrap();
+        let window = s.window.unwrap();
+        assert!(window.is_open("2026-12-07T03:00:00Z".parse().unwrap()));
+        assert!(!window.is_open("2026-12-08T03:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn waiting_for_a_window_needs_one() {
+        let err = send_settings(&send_args(&["--dry-run", "--wait-for-window"])).unwrap_err();
+        assert!(err.to_string().contains("campaign.hours"), "{err}");
+    }
+
+    #[test]
+    fn hsm_flags_override_the_file_and_change_the_default_results() {
+        let f = config_file(
+            "[hsm]\ntemplate_name = \" bienvenida \"\nvars = [\"nombre\", \" ciudad \"]\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&["--config", path, "--dry-run"])).unwrap();
+        assert_eq!(s.list.hsm.template_name.as_deref(), Some("bienvenida"));
+        assert_eq!(
+            s.list.hsm.vars,
+            Some(vec!["nombre".to_owned(), "ciudad".to_owned()])
+        );
+        assert!(!s.list.hsm.name_from_flag && !s.list.hsm.vars_from_flag);
+        assert_eq!(s.results, PathBuf::from("dir/list.hsm.dry-run.csv"));
+
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--hsm",
+            "cita_recordatorio",
+            "--hsm-vars",
+            "nombre,fecha,hora",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.list.hsm.template_name.as_deref(),
+            Some("cita_recordatorio")
+        );
+        assert_eq!(s.list.hsm.vars.as_ref().map(Vec::len), Some(3));
+        assert!(s.list.hsm.name_from_flag && s.list.hsm.vars_from_flag);
+        assert_eq!(s.results, PathBuf::from("dir/list.hsm.results.csv"));
+        assert_eq!(
+            default_results(Path::new("l.csv"), false, false),
+            PathBuf::from("l.results.csv")
+        );
+    }
+
+    #[test]
+    fn empty_hsm_names_are_refused_naming_the_flag_or_key() {
+        let err = send_settings(&send_args(&["--dry-run", "--hsm", " "])).unwrap_err();
+        assert!(err.to_string().starts_with("--hsm:"), "{err}");
+        let err =
+            send_settings(&send_args(&["--dry-run", "--hsm-vars", "nombre,,hora"])).unwrap_err();
+        assert!(err.to_string().contains("variable 2"), "{err}");
+        let dry_run_with = |text: &str| {
+            let f = config_file(text);
+            send_settings(&send_args(&[
+                "--config",
+                f.path().to_str().unwrap(),
+                "--dry-run",
+            ]))
+        };
+        for text in [
+            "[hsm]\ntemplate_name = \"\"\n",
+            "[hsm]\nvars = [\"a\", \"\"]\n",
+        ] {
+            let err = dry_run_with(text).unwrap_err();
+            assert!(err.to_string().contains("key `hsm."), "{err}");
+        }
+        // vars is a TOML array, not the flag's comma-separated string.
+        let err = dry_run_with("[hsm]\nvars = \"nombre,fecha\"\n").unwrap_err();
+        assert!(err.to_string().contains("vars"), "{err}");
     }
 
     #[test]

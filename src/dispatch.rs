@@ -12,8 +12,14 @@ A row is retried only when the answer proves it was not delivered (see
 `api::Answer::Transient`); a request that may have been delivered is recorded
 `unknown` and never sent again here. The run stops early on a signal, when no
 token is left, when the API does not exist at the configured URL, or when
-every token has failed too many times in a row (the service is down); rows not
-attempted are then recorded `not_sent`.
+every token has failed too many times in a row (the service is down), or when
+the contact hours close; rows not attempted are then recorded `not_sent`.
+
+Contact hours are checked before every attempt (not only every row), so a
+retry never goes out after the window closed. Requests already in flight when
+it closes finish normally. With `--wait-for-window` a worker keeps its row and
+sleeps until the window opens (waking every minute to re-read the clock, and
+at once on Ctrl-C) instead of stopping the run.
 */
 
 use std::collections::VecDeque;
@@ -30,9 +36,13 @@ use crate::config::{RetryPolicy, Token};
 use crate::report::Progress;
 use crate::results::{Outcome, Recorder, Status, now};
 use crate::validate::Job;
+use crate::window::{Gate, GateState, show};
 
 /// The longest a `Retry-After` is honoured before giving up waiting.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// While waiting for the contact window, the clock is read again at least this often
+/// (a suspended laptop or a corrected clock must not make the wait overshoot).
+const MAX_WINDOW_NAP: Duration = Duration::from_secs(60);
 
 /// Why a run stopped before every row was attempted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +57,11 @@ pub enum StopReason {
     ServiceDown { failures: u32 },
     /// The results file or journal could not be written: sending on would lose outcomes.
     RecordFailed { message: String },
+    /// Outside the contact hours (`campaign.hours`): at the start, or the window closed
+    /// mid-run. `next_open` is `None` if it does not open again in the searched range.
+    WindowClosed {
+        next_open: Option<jiff::ZonedDateTime>,
+    },
 }
 
 impl StopReason {
@@ -65,6 +80,16 @@ impl StopReason {
             }
             StopReason::ServiceDown { .. } => "not sent: the service looked down".into(),
             StopReason::RecordFailed { .. } => "not sent: the results could not be written".into(),
+            StopReason::WindowClosed {
+                next_open: Some(at),
+            } => format!(
+                "not sent: outside the contact hours; the window opens again {}",
+                show(at)
+            ),
+            StopReason::WindowClosed { next_open: None } => {
+                "not sent: outside the contact hours, which do not open again in the coming years"
+                    .into()
+            }
         }
     }
 }
@@ -91,6 +116,17 @@ impl std::fmt::Display for StopReason {
             StopReason::RecordFailed { message } => {
                 write!(f, "cannot record outcomes ({message})")
             }
+            StopReason::WindowClosed {
+                next_open: Some(at),
+            } => write!(
+                f,
+                "outside the contact hours (campaign.hours): the window opens again {}; run the command below then, or add --wait-for-window to wait for it",
+                show(at)
+            ),
+            StopReason::WindowClosed { next_open: None } => write!(
+                f,
+                "outside the contact hours, and campaign.hours with campaign.holidays leave no time to send in the coming years: check them"
+            ),
         }
     }
 }
@@ -103,6 +139,16 @@ pub struct PoolSettings {
     /// Requests in flight per token (1 or 2).
     pub max_in_flight: usize,
     pub retry: RetryPolicy,
+    /// Contact hours to keep to; `None` sends at any hour.
+    pub hours: Option<Arc<Hours>>,
+}
+
+/// Contact hours as the pool uses them.
+#[derive(Debug)]
+pub struct Hours {
+    pub gate: Gate,
+    /// Wait for the window to open instead of stopping the run.
+    pub wait: bool,
 }
 
 struct TokenState {
@@ -134,6 +180,9 @@ struct Shared {
     unfinished: AtomicUsize,
     /// Wakes idle workers when a row is requeued or finished.
     changed: Notify,
+    hours: Option<Arc<Hours>>,
+    /// The opening being waited for, so it is announced once, not once per worker.
+    waiting_for: Mutex<Option<jiff::Timestamp>>,
 }
 
 impl Shared {
@@ -180,6 +229,34 @@ impl Shared {
         self.progress.inc();
         self.unfinished.fetch_sub(1, Ordering::AcqRel);
         self.changed.notify_waiters();
+    }
+
+    /// Tells the user, once per closing, that the run waits for the contact window.
+    fn announce_wait(&self, opens: &jiff::ZonedDateTime) {
+        let mut waiting = self
+            .waiting_for
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *waiting != Some(opens.timestamp()) {
+            *waiting = Some(opens.timestamp());
+            let when = show(opens);
+            tracing::info!(
+                "outside the contact hours: waiting until {when} (Ctrl-C stops; --resume continues later)"
+            );
+            self.progress
+                .set_message(format!("waiting for contact hours ({when})"));
+        }
+    }
+
+    fn window_reopened(&self) {
+        let mut waiting = self
+            .waiting_for
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if waiting.take().is_some() {
+            tracing::info!("the contact window is open: sending");
+            self.progress.set_message("sending");
+        }
     }
 
     /// True when every token still in use has failed `max_consecutive_failures` times in a row.
@@ -271,7 +348,7 @@ async fn worker(shared: Arc<Shared>, index: usize) {
 
 /// Takes one row through its attempts with one token.
 async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
-    let started = Instant::now();
+    let mut started = Instant::now();
     let mut attempts = 0u32;
     let mut last = Reply::default();
     loop {
@@ -286,6 +363,22 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
         }
         if shared.stop.is_cancelled() {
             return stopped(shared, job, &last, attempts, started);
+        }
+        if let Some(hours) = &shared.hours
+            && let GateState::Closed { next_open } = hours.gate.check()
+        {
+            if !hours.wait {
+                shared.stop_with(StopReason::WindowClosed { next_open });
+                return stopped(shared, job, &last, attempts, started);
+            }
+            if !wait_for_window(shared, hours, next_open).await {
+                return stopped(shared, job, &last, attempts, started);
+            }
+            if attempts == 0 {
+                started = Instant::now();
+            }
+            // The wait may have been long: take the limiter again.
+            continue;
         }
         if ts.retired().is_some() {
             return Flow::Requeue(job);
@@ -396,6 +489,38 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
     }
 }
 
+/// Sleeps until the contact window opens. False if the run stopped meanwhile (Ctrl-C,
+/// another worker's stop, or a window that never opens).
+async fn wait_for_window(
+    shared: &Shared,
+    hours: &Hours,
+    mut next_open: Option<jiff::ZonedDateTime>,
+) -> bool {
+    loop {
+        let Some(opens) = next_open else {
+            shared.stop_with(StopReason::WindowClosed { next_open: None });
+            return false;
+        };
+        shared.announce_wait(&opens);
+        let until = hours.gate.now().duration_until(opens.timestamp());
+        let nap = Duration::try_from(until)
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(10), MAX_WINDOW_NAP);
+        tokio::select! {
+            biased;
+            () = shared.stop.cancelled() => return false,
+            () = tokio::time::sleep(nap) => {}
+        }
+        match hours.gate.check() {
+            GateState::Open => {
+                shared.window_reopened();
+                return true;
+            }
+            GateState::Closed { next_open: n } => next_open = n,
+        }
+    }
+}
+
 /// The run is stopping and this row was certainly not delivered: `not_sent`.
 fn stopped(shared: &Shared, job: Job, last: &Reply, attempts: u32, started: Instant) -> Flow {
     let mut o = outcome(&job, Status::NotSent, last, attempts, started);
@@ -448,6 +573,8 @@ pub async fn run(
         reason: Mutex::new(None),
         unfinished,
         changed: Notify::new(),
+        hours: pool.hours.clone(),
+        waiting_for: Mutex::new(None),
     });
     let mut workers = tokio::task::JoinSet::new();
     for index in 0..shared.tokens.len() {

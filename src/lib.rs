@@ -2,9 +2,11 @@
 wolkvox-dispatch: send a contact list as WhatsApp messages through the Wolkvox
 API, safely and as fast as the API allows.
 
-Data flows one way: `input` reads rows, `validate` turns each into a verdict,
-`dispatch` sends the valid ones through `api`, and `results` records every
-outcome; `report` shows progress and the summary. `run` wires them together
+Data flows one way: `input` reads rows, `validate` turns each into a verdict
+(with `suppress` marking opted-out numbers), `dispatch` sends the valid ones
+through `api` within the contact hours of `window`, and `results` records
+every outcome; `report` shows progress and the summary, and `report_cmd`
+summarizes any results file afterwards. `run` wires them together
 for each command and maps what happened to an `Exit` code that scripts rely on.
 */
 
@@ -12,10 +14,16 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod header;
 pub mod input;
+pub mod phone;
 pub mod report;
+pub mod report_cmd;
 pub mod results;
+pub mod suppress;
+pub mod template;
 pub mod validate;
+pub mod window;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -29,7 +37,9 @@ use crate::cli::{Cli, Command, SendArgs, ValidateArgs};
 use crate::config::{ListSettings, SendSettings};
 use crate::report::{Progress, Summary, human_duration};
 use crate::results::{Outcome, Prior, Recorder, Status};
+use crate::suppress::Suppression;
 use crate::validate::{Job, Validator, Verdict};
+use crate::window::ContactWindow;
 
 /// Exit codes: a contract with scripts and cron jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,14 +67,23 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Input(#[from] input::InputError),
+    /// Boxed: header errors carry several names and would make every `Result` large.
     #[error(transparent)]
-    Header(#[from] validate::HeaderError),
+    Header(Box<validate::HeaderError>),
     #[error(transparent)]
     Results(#[from] results::ResultsError),
     #[error(transparent)]
     Client(#[from] api::ClientError),
+    #[error(transparent)]
+    Suppress(#[from] suppress::SuppressError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+impl From<validate::HeaderError> for Error {
+    fn from(e: validate::HeaderError) -> Self {
+        Error::Header(Box::new(e))
+    }
 }
 
 impl Error {
@@ -78,15 +97,76 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Validate(args) => validate_command(&args),
         Command::Send(args) => send_command(&args),
+        Command::Report(args) => report_cmd::run(&args),
     }
 }
 
+/// What reading a list found besides the verdicts.
+struct ListRead {
+    /// Data rows.
+    rows: u64,
+    /// The opt-out lists applied, if any were given.
+    suppression: Option<Arc<Suppression>>,
+    /// Whether the rows are HSM templates (decided from the settings and the header).
+    template: bool,
+}
+
 /// Reads and judges every row, handing each verdict to `each` as it is made.
-/// Returns the number of data rows. Fails on an unreadable file, a missing
-/// column, or more rows than allowed, before any verdict is acted on by a send.
-fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<u64, Error> {
-    let rows = input::open(&list.input)?;
+/// Fails on an unreadable opt-out list or contact list, a missing column, or more
+/// rows than allowed, before any verdict is acted on by a send.
+fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Result<ListRead, Error> {
+    let opened = open_list(list)?;
+    tracing::info!(
+        "{}: {}; {}",
+        list.input.display(),
+        opened.rows.format(),
+        opened.validator.columns_summary()
+    );
+    judge_rows(list, opened, each)
+}
+
+/// A list whose header has been checked, ready to be judged row by row.
+struct OpenList {
+    rows: input::Rows,
+    validator: Validator,
+    suppression: Option<Arc<Suppression>>,
+}
+
+/// Loads the opt-out lists, opens the contact list and checks its header.
+fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
+    let suppression = if list.suppress.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Suppression::load_for(
+            &list.suppress,
+            &list.columns.telephone,
+            list.default_country,
+        )?))
+    };
+    let rows = input::open_with(&list.input, &list.read)?;
     let mut validator = Validator::new(rows.header(), list)?;
+    if let Some(s) = &suppression {
+        validator = validator.with_suppression(Arc::clone(s));
+    }
+    Ok(OpenList {
+        rows,
+        validator,
+        suppression,
+    })
+}
+
+/// The rows of `read_list`, once the header is checked.
+fn judge_rows(
+    list: &ListSettings,
+    opened: OpenList,
+    mut each: impl FnMut(Verdict),
+) -> Result<ListRead, Error> {
+    let OpenList {
+        rows,
+        mut validator,
+        suppression,
+    } = opened;
+    let template = validator.is_template();
     let mut count = 0;
     for record in rows {
         let record = record?;
@@ -106,7 +186,11 @@ fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<u64, 
         }
         .into());
     }
-    Ok(count)
+    Ok(ListRead {
+        rows: count,
+        suppression,
+        template,
+    })
 }
 
 /// The `msg` of an invalid row: every problem, with its column.
@@ -120,12 +204,20 @@ fn problems_text(problems: &[validate::Problem]) -> String {
 
 fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     report::init_logging(cli::LogFormat::Text, false, &Progress::hidden());
-    let list = config::validate_settings(&args.input)?;
+    let settings = config::validate_settings(&args.input)?;
+    let list = &settings.list;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let (mut invalid, mut duplicate) = (0u64, 0u64);
-    let rows = read_list(&list, |verdict| match verdict {
-        Verdict::Valid(_) => {}
+    let (mut invalid, mut duplicate, mut suppressed) = (0u64, 0u64, 0u64);
+    let mut previews = Vec::new();
+    let opened = open_list(list)?;
+    let _ = writeln!(out, "{}", opened.validator.columns_summary());
+    let read = judge_rows(list, opened, |verdict| match verdict {
+        Verdict::Valid(job) => {
+            if previews.len() < report::PREVIEW_ROWS {
+                previews.extend(report::template_preview(&job));
+            }
+        }
         Verdict::Invalid { row, problems, .. } => {
             invalid += 1;
             for p in problems {
@@ -139,14 +231,43 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
                 "row {row}: duplicate of row {of_row} (same telephone and message); it would not be sent"
             );
         }
+        Verdict::Suppressed {
+            row,
+            telephone,
+            list,
+            ..
+        } => {
+            suppressed += 1;
+            let _ = writeln!(
+                out,
+                "row {row}: {telephone} is on the opt-out list {}; it would not be sent (suppressed)",
+                list.display()
+            );
+        }
     })?;
+    let rows = read.rows;
+    print_previews(&mut out, &previews);
+    let valid = rows - invalid - duplicate - suppressed;
     let _ = writeln!(
         out,
-        "{invalid} of {rows} rows invalid, {duplicate} duplicate, {} valid ({})",
-        rows - invalid - duplicate,
+        "{invalid} of {rows} rows invalid, {duplicate} duplicate, {suppressed} suppressed, {valid} valid ({})",
         list.input.display()
     );
+    if let Some(s) = &read.suppression {
+        let _ = writeln!(out, "{}", suppression_line(s));
+    }
+    if let Some(window) = &settings.window {
+        let tokens = token_count_for_estimates();
+        let needed = sending_time(valid, settings.rate, tokens);
+        let _ = writeln!(
+            out,
+            "contact hours: {} (at {} requests/s per token with {tokens} token(s))",
+            window.fit(jiff::Timestamp::now(), needed).describe(),
+            settings.rate
+        );
+    }
     let _ = out.flush();
+    // Suppressed rows are the user's intent, not a problem with the list.
     Ok(if invalid + duplicate == 0 {
         Exit::Success
     } else {
@@ -154,8 +275,64 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     })
 }
 
+/// `opt-out lists: 1234 numbers from 2 file(s)[, 3 entries ignored ...]`.
+fn suppression_line(s: &Suppression) -> String {
+    let mut line = format!(
+        "opt-out lists: {} numbers from {} file(s)",
+        s.len(),
+        s.lists().len()
+    );
+    if s.skipped() > 0 {
+        line.push_str(&format!(
+            ", {} entries ignored because they are not telephone numbers (see the warnings)",
+            s.skipped()
+        ));
+    }
+    line
+}
+
+/// Tokens in WOLKVOX_TOKEN, or 1 when none are set (validate and dry runs need none).
+fn token_count_for_estimates() -> usize {
+    config::tokens_from_env()
+        .map(|t| t.len())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The least time `jobs` requests take at `rate` per token with `tokens` tokens.
+fn sending_time(jobs: u64, rate: f64, tokens: usize) -> Duration {
+    let per_second = rate * tokens.max(1) as f64;
+    Duration::try_from_secs_f64(jobs as f64 / per_second).unwrap_or(Duration::MAX)
+}
+
+/// The contact-hours line of a summary: does sending `jobs` rows fit in the window?
+fn hours_line(
+    window: Option<&ContactWindow>,
+    jobs: usize,
+    rate: f64,
+    tokens: usize,
+) -> Option<String> {
+    let needed = sending_time(jobs as u64, rate, tokens);
+    window.map(|w| w.fit(jiff::Timestamp::now(), needed).describe())
+}
+
+/// The first template rows as they would be sent, under a heading.
+fn print_previews(out: &mut impl Write, previews: &[String]) {
+    if previews.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "first {} valid rows, as they would be sent:",
+        previews.len()
+    );
+    for line in previews {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 fn send_command(args: &SendArgs) -> Result<Exit, Error> {
-    let settings = config::send_settings(args)?;
+    let mut settings = config::send_settings(args)?;
     let progress = Progress::new(settings.quiet);
     report::init_logging(settings.log_format, settings.quiet, &progress);
     let tokens = if settings.dry_run {
@@ -167,7 +344,15 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
 
     // The whole list is judged before the results file is even created.
     let mut verdicts = Vec::new();
-    read_list(&settings.list, |v| verdicts.push(v))?;
+    let read = read_list(&settings.list, |v| verdicts.push(v))?;
+    if let Some(s) = &read.suppression {
+        tracing::info!("{}", suppression_line(s));
+    }
+    if args.results.is_none() {
+        // Only the header tells whether a `template_name` column makes this a template run.
+        settings.results =
+            config::default_results(&settings.list.input, settings.dry_run, read.template);
+    }
 
     let (recorder, prior) = Recorder::open(&results::OpenOptions2 {
         results: settings.results.clone(),
@@ -178,6 +363,13 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
 
     if settings.dry_run {
         let counts = recorder.finish()?;
+        let previews: Vec<String> = plan
+            .jobs
+            .iter()
+            .filter_map(report::template_preview)
+            .take(report::PREVIEW_ROWS)
+            .collect();
+        print_previews(&mut std::io::stdout().lock(), &previews);
         let estimate = estimate(plan.jobs.len(), &settings);
         print_summary(Summary {
             title: "dry run: nothing was sent",
@@ -187,6 +379,12 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
             results: &settings.results,
             estimate: Some(estimate),
             stopped: None,
+            hours: hours_line(
+                settings.window.as_ref(),
+                plan.jobs.len(),
+                settings.rate,
+                token_count_for_estimates(),
+            ),
         });
         return Ok(finished_exit(&counts));
     }
@@ -209,6 +407,20 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
         plan.jobs.len(),
         tokens.len()
     );
+    if let Some(line) = hours_line(
+        settings.window.as_ref(),
+        plan.jobs.len(),
+        settings.rate,
+        tokens.len(),
+    ) {
+        tracing::info!("contact hours: {line}");
+    }
+    let hours = settings.window.clone().map(|window| {
+        Arc::new(dispatch::Hours {
+            gate: window::Gate::new(window, Arc::new(window::SystemClock)),
+            wait: settings.wait_for_window,
+        })
+    });
     let send_started = Instant::now();
     let stop = CancellationToken::new();
     let stopped = runtime.block_on(async {
@@ -222,6 +434,7 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
             rate: settings.rate,
             max_in_flight: settings.max_in_flight,
             retry: settings.retry.clone(),
+            hours,
         };
         let stopped = dispatch::run(
             plan.jobs,
@@ -261,6 +474,7 @@ fn send_command(args: &SendArgs) -> Result<Exit, Error> {
         results: &settings.results,
         estimate: None,
         stopped: stopped_text,
+        hours: None,
     });
     Ok(if stopped.is_some() {
         Exit::Stopped
@@ -309,6 +523,50 @@ fn plan(
                 ),
                 None,
             )?,
+            Verdict::Suppressed {
+                row,
+                telephone,
+                key,
+                list,
+            } => {
+                // What an earlier run may already have delivered stays the truth; anything
+                // else is recorded suppressed, journaled, so no resume ever sends it.
+                let earlier = prior
+                    .done
+                    .get(&key)
+                    .filter(|o| matches!(o.status, Status::Sent | Status::Unknown));
+                if let Some(earlier) = earlier {
+                    skipped += 1;
+                    tracing::warn!(
+                        "row {row}: {telephone} is on the opt-out list {}, but an earlier run already recorded this message {}; it is not sent again",
+                        list.display(),
+                        earlier.status
+                    );
+                    let mut o = earlier.clone();
+                    o.row = row;
+                    recorder.record(o, None)?;
+                } else if let Some(&then) = prior.interrupted.get(&key) {
+                    skipped += 1;
+                    let o = Outcome::local(
+                        row,
+                        &telephone,
+                        Status::Unknown,
+                        format!(
+                            "an earlier run was stopped while sending this message (then row {then}): it may have been delivered; the number is now on the opt-out list {}, so it is never sent again",
+                            list.display()
+                        ),
+                    );
+                    recorder.record(o, Some(&key))?;
+                } else {
+                    let o = Outcome::local(
+                        row,
+                        &telephone,
+                        Status::Suppressed,
+                        format!("on the opt-out list {}: never sent", list.display()),
+                    );
+                    recorder.record(o, Some(&key))?;
+                }
+            }
             Verdict::Valid(job) if settings.dry_run => {
                 recorder.record(
                     Outcome::local(job.row, &job.telephone, Status::DryRun, "would be sent"),
@@ -335,7 +593,8 @@ fn plan(
                     continue;
                 }
                 let carry = prior.done.get(&job.key).filter(|o| match o.status {
-                    Status::Sent => true,
+                    // Suppressed in an earlier run: stays so even if the list is not given now.
+                    Status::Sent | Status::Suppressed => true,
                     Status::Failed => !settings.retry_failed,
                     Status::Unknown => !settings.retry_unknown,
                     _ => false,
@@ -378,15 +637,10 @@ fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
 
 /// How long sending `jobs` rows would take at the configured limits.
 fn estimate(jobs: usize, settings: &SendSettings) -> String {
-    let tokens = config::tokens_from_env()
-        .map(|t| t.len())
-        .unwrap_or(1)
-        .max(1);
-    let per_second = settings.rate * tokens as f64;
-    let secs = jobs as f64 / per_second;
+    let tokens = token_count_for_estimates();
     format!(
         "{jobs} messages would take at least {} at {} requests/s per token with {tokens} token(s) (each token also carries at most {} requests at once, so a slow server lowers this)",
-        human_duration(Duration::from_secs_f64(secs)),
+        human_duration(sending_time(jobs as u64, settings.rate, tokens)),
         settings.rate,
         settings.max_in_flight
     )
@@ -414,7 +668,7 @@ fn resume_command_from(
             t if t == "--results" || t.starts_with("--results=") => has_results = true,
             _ => {}
         }
-        words.push(quote(Path::new(&text)));
+        words.push(quote_text(&text));
     }
     if !has_results {
         words.push("--results".into());
@@ -426,13 +680,18 @@ fn resume_command_from(
     words.join(" ")
 }
 
-fn quote(path: &Path) -> String {
-    let text = path.display().to_string();
+/// A path as a shell word: as is when safe, else single-quoted.
+pub(crate) fn quote(path: &Path) -> String {
+    quote_text(&path.display().to_string())
+}
+
+/// `text` as one shell word.
+fn quote_text(text: &str) -> String {
     if text
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-:=,+@%".contains(c))
     {
-        text
+        text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }

@@ -8,7 +8,7 @@ bar's `suspend` so they never tear it. The summary always goes to stdout.
 */
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,6 +18,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;
 use crate::results::Status;
+use crate::validate::{Job, Message};
+
+/// How many valid rows `validate` and `--dry-run` show as they would be sent.
+pub const PREVIEW_ROWS: usize = 5;
 
 /// A progress bar that may be hidden; cheap to clone.
 #[derive(Debug, Clone)]
@@ -53,6 +57,11 @@ impl Progress {
         );
         self.bar.set_message(what);
         self.bar.reset_eta();
+    }
+
+    /// Replaces the text before the bar (e.g. "waiting for contact hours").
+    pub fn set_message(&self, message: impl Into<std::borrow::Cow<'static, str>>) {
+        self.bar.set_message(message);
     }
 
     pub fn inc(&self) {
@@ -107,9 +116,11 @@ pub fn init_logging(format: LogFormat, quiet: bool, progress: &Progress) {
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let writer = BarWriter(progress.clone());
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_ansi(colour)
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.without_time().try_init(),
@@ -130,6 +141,8 @@ pub struct Summary<'a> {
     pub estimate: Option<String>,
     /// Why the run stopped early, and how to resume.
     pub stopped: Option<String>,
+    /// Whether the run fits in the contact hours (dry runs with `campaign.hours`).
+    pub hours: Option<String>,
 }
 
 impl Summary<'_> {
@@ -165,12 +178,38 @@ impl Summary<'_> {
         if let Some(estimate) = &self.estimate {
             out.push_str(&format!("  {:<11}{estimate}\n", "estimate"));
         }
+        if let Some(hours) = &self.hours {
+            out.push_str(&format!("  {:<11}{hours}\n", "hours"));
+        }
         out.push_str(&format!("  {:<11}{}\n", "results", self.results.display()));
         if let Some(stopped) = &self.stopped {
             out.push_str(&format!("stopped early: {stopped}\n"));
         }
         out
     }
+}
+
+/// One line showing what a template row would send, so the variable mapping can be
+/// checked before a campaign: `row 1: template cita_recordatorio, vars "Ana;martes;10:00"`.
+/// `None` for free messages (their text is in the list itself).
+pub fn template_preview(job: &Job) -> Option<String> {
+    let Message::Template {
+        name,
+        vars,
+        customer_id,
+        url_attach,
+    } = &job.message
+    else {
+        return None;
+    };
+    let mut line = format!("row {}: template {name}, vars {vars:?}", job.row);
+    if !customer_id.is_empty() {
+        line.push_str(&format!(", customer_id {customer_id:?}"));
+    }
+    if !url_attach.is_empty() {
+        line.push_str(&format!(", url_attach {url_attach:?}"));
+    }
+    Some(line)
 }
 
 /// "12.5 s", "3 min 20 s", "1 h 5 min".
@@ -204,6 +243,7 @@ mod tests {
             results: Path::new("r.csv"),
             estimate: None,
             stopped: Some("interrupted".into()),
+            hours: None,
         }
         .render();
         assert!(text.contains("rows             10"), "{text}");
@@ -214,6 +254,42 @@ mod tests {
         assert!(text.contains("results    r.csv"), "{text}");
         assert!(text.contains("stopped early: interrupted"), "{text}");
         assert!(!text.contains("failed"), "{text}");
+    }
+
+    #[test]
+    fn template_previews_show_name_vars_and_extras() {
+        let mut job = Job {
+            row: 3,
+            telephone: "573001234567".into(),
+            connector_id: "1".into(),
+            message: Message::Template {
+                name: "cita_recordatorio".into(),
+                vars: "Ana;martes;10:00".into(),
+                customer_id: String::new(),
+                url_attach: String::new(),
+            },
+            key: String::new(),
+        };
+        assert_eq!(
+            template_preview(&job).as_deref(),
+            Some(r#"row 3: template cita_recordatorio, vars "Ana;martes;10:00""#)
+        );
+        job.message = Message::Template {
+            name: "promo".into(),
+            vars: String::new(),
+            customer_id: "C-9".into(),
+            url_attach: "https://x.co/a.png".into(),
+        };
+        assert_eq!(
+            template_preview(&job).as_deref(),
+            Some(
+                r#"row 3: template promo, vars "", customer_id "C-9", url_attach "https://x.co/a.png""#
+            )
+        );
+        job.message = Message::Free {
+            text: "hola".into(),
+        };
+        assert_eq!(template_preview(&job), None);
     }
 
     #[test]

@@ -48,17 +48,20 @@ pub enum Status {
     Unknown,
     Invalid,
     Duplicate,
+    /// On an opt-out list: never sent, by this run or any resumed one.
+    Suppressed,
     NotSent,
     DryRun,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Sent,
         Status::Failed,
         Status::Unknown,
         Status::Invalid,
         Status::Duplicate,
+        Status::Suppressed,
         Status::NotSent,
         Status::DryRun,
     ];
@@ -70,6 +73,7 @@ impl Status {
             Status::Unknown => "unknown",
             Status::Invalid => "invalid",
             Status::Duplicate => "duplicate",
+            Status::Suppressed => "suppressed",
             Status::NotSent => "not_sent",
             Status::DryRun => "dry_run",
         }
@@ -293,12 +297,23 @@ fn csv_error(path: &Path) -> impl Fn(csv::Error) -> ResultsError + '_ {
 }
 
 /// Reads a results file written by this tool (for dry-run checks and reports).
+///
+/// It may be read while a run is still appending to it, without any lock: a last line
+/// without its newline, or one that does not parse, is taken as still being written and
+/// ignored. Damage anywhere else is an error. Lines are returned as they are in the file
+/// (during a resumed run a row can appear twice; the later line is the newer outcome).
 pub fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
     let bad = |message: String| ResultsError::Read {
         path: path.to_owned(),
         message,
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let mut bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    // A torn last line: keep only what ends with a newline.
+    match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => bytes.truncate(end + 1),
+        None => bytes.clear(),
+    }
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     if header.iter().ne(COLUMNS.iter().copied()) {
         return Err(bad(format!(
@@ -307,8 +322,14 @@ pub fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
         )));
     }
     let mut out = Vec::new();
-    for record in reader.deserialize::<Outcome>() {
-        out.push(record.map_err(|e| bad(e.to_string()))?);
+    let mut records = reader.deserialize::<Outcome>().peekable();
+    while let Some(record) = records.next() {
+        match record {
+            Ok(o) => out.push(o),
+            // The last line may be cut inside a quoted field that holds a newline.
+            Err(_) if records.peek().is_none() => {}
+            Err(e) => return Err(bad(e.to_string())),
+        }
     }
     Ok(out)
 }
@@ -493,7 +514,7 @@ impl Recorder {
             let real = earlier.iter().any(|o| {
                 !matches!(
                     o.status,
-                    Status::DryRun | Status::Invalid | Status::Duplicate
+                    Status::DryRun | Status::Invalid | Status::Duplicate | Status::Suppressed
                 )
             });
             if real {
@@ -853,6 +874,37 @@ mod tests {
             assert_eq!(prior.interrupted.len(), 2, "{torn:?}");
             std::fs::remove_file(dir.path().join("r.csv")).unwrap();
         }
+    }
+
+    #[test]
+    fn a_results_file_being_written_is_read_up_to_its_last_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let head = COLUMNS.join(",");
+        let line = "1,573001234567,sent,201,201,,ok,1,10,2026-03-02T12:00:00.000Z";
+        std::fs::write(&path, format!("{head}\n{line}\n2,5730012")).unwrap();
+        let rows = read(&path).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, Status::Sent);
+        // A cut inside a quoted message that spans lines.
+        std::fs::write(
+            &path,
+            format!("{head}\n{line}\n2,57,failed,400,400,x,\"a\n"),
+        )
+        .unwrap();
+        assert_eq!(read(&path).unwrap().len(), 1);
+        // Damage before the last line is not hidden.
+        std::fs::write(&path, format!("{head}\n1,x\n{line}\n")).unwrap();
+        assert!(read(&path).is_err());
+        // A file with only part of its header is not a results file yet.
+        std::fs::write(&path, "row,tele").unwrap();
+        assert!(read(&path).is_err());
+        std::fs::write(
+            &path,
+            format!("{head}\n3,57,suppressed,,,,on opt-out list,0,0,x\n"),
+        )
+        .unwrap();
+        assert_eq!(read(&path).unwrap()[0].status, Status::Suppressed);
     }
 
     #[test]

@@ -10,25 +10,49 @@ row's position, so an edited or re-sorted list still matches.
 */
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::ListSettings;
+use crate::header::{self, Found};
 use crate::input::Record;
+use crate::phone;
+use crate::suppress::Suppression;
+use crate::template::{MessageTemplate, TemplateError};
 
 /// WhatsApp caps a text body at this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
-/// E.164 numbers have at most 15 digits; the shortest real ones with country code have 8.
-const MIN_DIGITS: usize = 8;
-const MAX_DIGITS: usize = 15;
 
-/// What a job asks the API to deliver. New kinds (HSM templates) are new variants.
+/// What a job asks the API to deliver: the one value the dispatcher carries, whatever
+/// the kind; `api` turns it into the right call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A free-form text (`api=send_message_official`).
     Free { text: String },
+    /// An approved HSM template (`api=send_template_official`), which opens the
+    /// conversation. Every field is sent as is; an absent one is an empty string.
+    Template {
+        name: String,
+        /// The template's variables, in order, joined with `;`.
+        vars: String,
+        customer_id: String,
+        /// A public https URL of the media for templates with a media header.
+        url_attach: String,
+    },
 }
+
+/// Optional column that names the template per row (overrides `--hsm`).
+pub const TEMPLATE_NAME_COLUMN: &str = "template_name";
+/// Optional column with the template's variables already joined with `;`.
+pub const TEMPLATE_VARS_COLUMN: &str = "template_vars";
+/// Optional columns passed through to the template API.
+pub const CUSTOMER_ID_COLUMN: &str = "customer_id";
+pub const URL_ATTACH_COLUMN: &str = "url_attach";
+/// Separates the variables in `template_vars`.
+const VAR_SEPARATOR: char = ';';
 
 /// A row that passed validation: everything the API call needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,13 +88,24 @@ pub enum Verdict {
         /// The earlier row with the same telephone and message.
         of_row: u64,
     },
+    /// A valid row whose number is on an opt-out list: never sent, not even on resume.
+    Suppressed {
+        row: u64,
+        telephone: String,
+        /// The content key, so the outcome is journaled and a resumed run keeps it.
+        key: String,
+        /// The opt-out list that names the number.
+        list: PathBuf,
+    },
 }
 
 impl Verdict {
     pub fn row(&self) -> u64 {
         match self {
             Verdict::Valid(job) => job.row,
-            Verdict::Invalid { row, .. } | Verdict::Duplicate { row, .. } => *row,
+            Verdict::Invalid { row, .. }
+            | Verdict::Duplicate { row, .. }
+            | Verdict::Suppressed { row, .. } => *row,
         }
     }
 }
@@ -79,19 +114,66 @@ impl Verdict {
 #[derive(Debug, Clone)]
 struct Positions {
     telephone: usize,
-    message: usize,
+    kind: Kind,
     connector_id: Option<usize>,
     width: usize,
+}
+
+/// What the first copy of a content key was, and how many copies followed.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    first_row: u64,
+    copies: u64,
+}
+
+/// Which message kind the list is sent as, with the columns that kind reads.
+#[derive(Debug, Clone)]
+enum Kind {
+    Free {
+        message: usize,
+    },
+    /// Free messages rendered from `Validator::template` (`--template`, `message.template`).
+    Rendered,
+    Template(TemplateColumns),
+}
+
+#[derive(Debug, Clone)]
+struct TemplateColumns {
+    /// The `template_name` column, if any; its empty cells use `default_name`.
+    name: Option<usize>,
+    default_name: Option<String>,
+    vars: Vars,
+    customer_id: Option<usize>,
+    url_attach: Option<usize>,
+}
+
+/// Where a row's `template_vars` comes from.
+#[derive(Debug, Clone)]
+enum Vars {
+    /// `--hsm-vars`/`hsm.vars`: these columns (name as configured, position), in order.
+    Named(Vec<(String, usize)>),
+    /// A `template_vars` column, already joined with `;`.
+    Joined(usize),
+    /// A template without variables.
+    None,
 }
 
 /// Judges rows of one file.
 #[derive(Debug)]
 pub struct Validator {
     positions: Positions,
-    names: crate::config::Columns,
+    /// How problems name the telephone, message and connector columns.
+    labels: crate::config::Columns,
     default_connector: Option<String>,
-    /// First row of each content key, to mark later copies `duplicate`.
-    seen: HashMap<String, u64>,
+    default_country: Option<phonenumber::country::Id>,
+    template: Option<MessageTemplate>,
+    allow_duplicates: bool,
+    /// Each content key's first row (16-byte digests: duplicate detection is
+    /// the one thing that grows with the list).
+    seen: HashMap<[u8; 16], Seen>,
+    summary: String,
+    /// Numbers that must not be contacted.
+    suppression: Option<Arc<Suppression>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +188,22 @@ pub enum HeaderError {
         key: &'static str,
     },
     #[error(
+        "{path}: two columns can be the {role} column: {first:?} (column {first_index}) and {second:?} (column {second_index}); rename or remove one, or name the one to use with {key} in the config"
+    )]
+    Ambiguous {
+        path: PathBuf,
+        role: &'static str,
+        key: &'static str,
+        first: String,
+        first_index: usize,
+        second: String,
+        second_index: usize,
+    },
+    #[error(
+        "{path}: no connector_id: add a `{column}` column or set api.connector_id in the config"
+    )]
+    NoConnector { path: PathBuf, column: String },
+    #[error(
         "{path}: column `{column}` appears twice in the header (columns {first} and {second}); keep one"
     )]
     Repeated {
@@ -114,74 +212,236 @@ pub enum HeaderError {
         first: usize,
         second: usize,
     },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     #[error(
-        "{path}: no connector_id: add a `{column}` column or set api.connector_id in the config"
+        "{path}: no `{column}` column (the header has: {header}); rename the column or set columns.message in the config, or render each message from a template with --template FILE, or pass --hsm TEMPLATE_NAME to send an HSM template, which needs no message column"
     )]
-    NoConnector { path: PathBuf, column: String },
+    NoMessage {
+        path: PathBuf,
+        column: String,
+        header: String,
+    },
+    #[error(
+        "{path}: no `{column}` column for template variable {index} of {setting} (the header has: {header}); add the column or fix {setting}"
+    )]
+    MissingVar {
+        path: PathBuf,
+        column: String,
+        index: usize,
+        setting: &'static str,
+        header: String,
+    },
+    #[error(
+        "{path}: {setting} names the template's variables but no template is given: pass --hsm TEMPLATE_NAME, set hsm.template_name in the config, or add a `{TEMPLATE_NAME_COLUMN}` column"
+    )]
+    NoTemplateName {
+        path: PathBuf,
+        setting: &'static str,
+    },
+    #[error(
+        "{path}: --template (message.template) renders free-form messages, --hsm (hsm.*) sends HSM templates: give one or the other"
+    )]
+    TemplateAndHsm { path: PathBuf },
 }
 
-/// Position of `name` in `header`, ignoring case and surrounding spaces.
+/// Position of `name` in `header`, ignoring case, accents and surrounding spaces.
 fn find(header: &[String], name: &str, path: &Path) -> Result<Option<usize>, HeaderError> {
-    let mut found = None;
-    let want = name.trim().to_lowercase();
-    for (i, h) in header.iter().enumerate() {
-        let h = h.trim();
-        // Lower-casing allocates; a header of a million columns should not pay for it.
-        let same = if h.is_ascii() {
-            h.eq_ignore_ascii_case(&want)
-        } else {
-            h.to_lowercase() == want
-        };
-        if same {
-            if let Some(first) = found {
-                return Err(HeaderError::Repeated {
-                    path: path.to_owned(),
-                    column: name.to_owned(),
-                    first: first + 1,
-                    second: i + 1,
-                });
-            }
-            found = Some(i);
-        }
+    match header::find(header, name, name, &[]) {
+        Found::None => Ok(None),
+        Found::At(i) => Ok(Some(i)),
+        Found::Twice(first, second) => Err(HeaderError::Repeated {
+            path: path.to_owned(),
+            column: name.to_owned(),
+            first: first + 1,
+            second: second + 1,
+        }),
     }
-    Ok(found)
+}
+
+/// Position of the message column (its configured name or, by default, an alias).
+fn find_message(header: &[String], settings: &ListSettings) -> Result<Option<usize>, HeaderError> {
+    find_role(
+        header,
+        &settings.columns.message,
+        "message",
+        header::MESSAGE_ALIASES,
+        "columns.message",
+        &settings.input,
+    )
+}
+
+/// Position of a role's column: its configured name, or an alias of its default name.
+fn find_role(
+    header: &[String],
+    name: &str,
+    role: &'static str,
+    aliases: &[&str],
+    key: &'static str,
+    path: &Path,
+) -> Result<Option<usize>, HeaderError> {
+    match header::find(header, name, role, aliases) {
+        Found::None => Ok(None),
+        Found::At(i) => Ok(Some(i)),
+        Found::Twice(a, b) => Err(HeaderError::Ambiguous {
+            path: path.to_owned(),
+            role,
+            key,
+            first: header.get(a).cloned().unwrap_or_default(),
+            first_index: a + 1,
+            second: header.get(b).cloned().unwrap_or_default(),
+            second_index: b + 1,
+        }),
+    }
 }
 
 impl Validator {
     pub fn new(header: &[String], settings: &ListSettings) -> Result<Self, HeaderError> {
         let path = settings.input.as_path();
-        let names = settings.columns.clone();
-        let required = |name: &str, key: &'static str| -> Result<usize, HeaderError> {
-            find(header, name, path)?.ok_or_else(|| HeaderError::Missing {
-                path: path.to_owned(),
-                column: name.to_owned(),
-                header: header_list(header),
-                key,
-            })
+        let names = &settings.columns;
+        let missing = |column: &str, key: &'static str| HeaderError::Missing {
+            path: path.to_owned(),
+            column: column.to_owned(),
+            header: header_list(header),
+            key,
         };
-        let telephone = required(&names.telephone, "columns.telephone")?;
-        let message = required(&names.message, "columns.message")?;
-        let connector_id = find(header, &names.connector_id, path)?;
+        let telephone = find_role(
+            header,
+            &names.telephone,
+            "telephone",
+            header::TELEPHONE_ALIASES,
+            "columns.telephone",
+            path,
+        )?
+        .ok_or_else(|| missing(&names.telephone, "columns.telephone"))?;
+        let template = settings
+            .template
+            .as_ref()
+            .map(|t| MessageTemplate::new(t, header, path))
+            .transpose()?;
+        let kind = if template.is_some() {
+            if settings.hsm.template_name.is_some() || settings.hsm.vars.is_some() {
+                return Err(HeaderError::TemplateAndHsm {
+                    path: path.to_owned(),
+                });
+            }
+            // A message column, if any, is just another column for the template.
+            Kind::Rendered
+        } else {
+            match template_columns(header, settings)? {
+                Some(columns) => Kind::Template(columns),
+                None => Kind::Free {
+                    message: find_message(header, settings)?.ok_or_else(|| {
+                        HeaderError::NoMessage {
+                            path: path.to_owned(),
+                            column: names.message.clone(),
+                            header: header_list(header),
+                        }
+                    })?,
+                },
+            }
+        };
+        let connector_id = find_role(
+            header,
+            &names.connector_id,
+            "connector_id",
+            header::CONNECTOR_ALIASES,
+            "columns.connector_id",
+            path,
+        )?;
         if connector_id.is_none() && settings.connector_id.is_none() {
             return Err(HeaderError::NoConnector {
                 path: path.to_owned(),
                 column: names.connector_id.clone(),
             });
         }
+        let label = |i: Option<usize>, fallback: &str| {
+            i.and_then(|i| header.get(i))
+                .cloned()
+                .unwrap_or_else(|| fallback.to_owned())
+        };
+        let labels = crate::config::Columns {
+            telephone: label(Some(telephone), &names.telephone),
+            message: match &kind {
+                Kind::Free { message } => label(Some(*message), &names.message),
+                Kind::Rendered => "message (template)".into(),
+                Kind::Template(_) => names.message.clone(),
+            },
+            connector_id: label(connector_id, &names.connector_id),
+        };
+        let summary = {
+            let mut parts = vec![format!("telephone <- {:?}", labels.telephone)];
+            parts.push(match (&template, &kind) {
+                (_, Kind::Template(columns)) => {
+                    let per_row = columns
+                        .name
+                        .and_then(|i| header.get(i))
+                        .map(|h| format!(" (per row: {h:?})"))
+                        .unwrap_or_default();
+                    match &columns.default_name {
+                        Some(name) => format!("message <- HSM template {name:?}{per_row}"),
+                        None => format!("message <- HSM template{per_row}"),
+                    }
+                }
+                (Some(t), _) => {
+                    let used: Vec<String> = t.columns().map(|c| format!("{c:?}")).collect();
+                    format!(
+                        "message <- template ({}) using {}",
+                        t.origin(),
+                        if used.is_empty() {
+                            "no column".into()
+                        } else {
+                            used.join(", ")
+                        }
+                    )
+                }
+                (None, _) => format!("message <- {:?}", labels.message),
+            });
+            parts.push(match (connector_id, &settings.connector_id) {
+                (Some(_), Some(default)) => format!(
+                    "connector_id <- {:?} (empty cells: api.connector_id {default:?})",
+                    labels.connector_id
+                ),
+                (Some(_), None) => format!("connector_id <- {:?}", labels.connector_id),
+                (None, default) => format!(
+                    "connector_id <- api.connector_id {:?}",
+                    default.as_deref().unwrap_or_default()
+                ),
+            });
+            format!("columns: {}", parts.join(", "))
+        };
         Ok(Self {
             positions: Positions {
                 telephone,
-                message,
+                kind,
                 connector_id,
                 width: header.len(),
             },
-            names,
+            labels,
             default_connector: settings.connector_id.clone(),
+            default_country: settings.default_country,
+            template,
+            allow_duplicates: settings.allow_duplicates,
             seen: HashMap::new(),
+            summary,
+            suppression: None,
         })
     }
 
-    /// Judges one row. Later rows with the same content as an earlier valid row are duplicates.
+    /// Marks valid rows whose number is on one of these opt-out lists `suppressed`
+    /// (before duplicate detection, so copies of such a row are suppressed too).
+    pub fn with_suppression(mut self, suppression: Arc<Suppression>) -> Self {
+        self.suppression = Some(suppression);
+        self
+    }
+
+    /// Which column is used for what, e.g. `columns: telephone <- "Celular", message <- "Mensaje", ...`.
+    pub fn columns_summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// Judges one row. Later rows with the same content as an earlier valid row
+    /// are duplicates, unless duplicates are allowed.
     pub fn check(&mut self, record: &Record) -> Verdict {
         let p = &self.positions;
         let field = |i: usize| record.fields.get(i).map(String::as_str).unwrap_or("");
@@ -192,31 +452,53 @@ impl Validator {
             problems.push(Problem {
                 column: "(row)".into(),
                 reason: format!(
-                    "has {} fields but the header has {}: is there an unquoted comma in a message? put such fields in double quotes",
+                    "has {} fields but the header has {}: is there an unquoted delimiter in a message? put such fields in double quotes",
                     record.fields.len(),
                     p.width
                 ),
             });
         }
 
-        let telephone = match normalize_telephone(raw_phone) {
+        let telephone = match phone::normalize(raw_phone, self.default_country) {
             Ok(t) => Some(t),
             Err(reason) => {
                 problems.push(Problem {
-                    column: self.names.telephone.clone(),
+                    column: self.labels.telephone.clone(),
                     reason,
                 });
                 None
             }
         };
 
-        let text = field(p.message);
-        if let Err(reason) = check_message(text) {
-            problems.push(Problem {
-                column: self.names.message.clone(),
-                reason,
-            });
-        }
+        let check_text = |text: &str, problems: &mut Vec<Problem>| {
+            if let Err(reason) = check_message(text) {
+                problems.push(Problem {
+                    column: self.labels.message.clone(),
+                    reason,
+                });
+            }
+        };
+        let message = match &p.kind {
+            Kind::Free { message } => {
+                let text = field(*message);
+                check_text(text, &mut problems);
+                Some(Message::Free {
+                    text: text.to_owned(),
+                })
+            }
+            Kind::Rendered => match self.template.as_ref().map(|t| t.render(&record.fields)) {
+                Some(Ok(text)) => {
+                    check_text(&text, &mut problems);
+                    Some(Message::Free { text })
+                }
+                Some(Err(found)) => {
+                    problems.extend(found);
+                    None
+                }
+                None => None,
+            },
+            Kind::Template(columns) => template_message(columns, &field, &mut problems),
+        };
 
         let connector = p
             .connector_id
@@ -226,25 +508,48 @@ impl Validator {
             .or_else(|| self.default_connector.clone());
         if connector.is_none() {
             problems.push(Problem {
-                column: self.names.connector_id.clone(),
+                column: self.labels.connector_id.clone(),
                 reason: "is empty and api.connector_id is not set in the config".into(),
             });
         }
 
-        match (telephone, connector) {
-            (Some(telephone), Some(connector_id)) if problems.is_empty() => {
-                let message = Message::Free {
-                    text: text.to_owned(),
-                };
-                let key = content_key(&telephone, &message);
-                if let Some(&of_row) = self.seen.get(&key) {
-                    return Verdict::Duplicate {
+        match (telephone, connector, message) {
+            (Some(telephone), Some(connector_id), Some(message)) if problems.is_empty() => {
+                let digest = content_digest(&telephone, &message);
+                let mut key = hex(&digest);
+                if let Some(list) = self
+                    .suppression
+                    .as_ref()
+                    .and_then(|s| s.list_for(&telephone))
+                {
+                    return Verdict::Suppressed {
                         row: record.row,
+                        list: list.to_owned(),
                         telephone,
-                        of_row,
+                        key,
                     };
                 }
-                self.seen.insert(key.clone(), record.row);
+                match self.seen.entry(digest) {
+                    Entry::Occupied(mut first) if self.allow_duplicates => {
+                        // Each copy keeps a key of its own, so --resume tells them apart;
+                        // the first copy's key is the plain one.
+                        first.get_mut().copies += 1;
+                        key = format!("{key}#{}", first.get().copies);
+                    }
+                    Entry::Occupied(first) => {
+                        return Verdict::Duplicate {
+                            row: record.row,
+                            telephone,
+                            of_row: first.get().first_row,
+                        };
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(Seen {
+                            first_row: record.row,
+                            copies: 0,
+                        });
+                    }
+                }
                 Verdict::Valid(Job {
                     row: record.row,
                     telephone,
@@ -253,7 +558,7 @@ impl Validator {
                     key,
                 })
             }
-            (telephone, _) => Verdict::Invalid {
+            (telephone, _, _) => Verdict::Invalid {
                 row: record.row,
                 // The normalized number when it was fine, so the row can be found by it.
                 telephone: telephone.unwrap_or_else(|| excerpt(raw_phone)),
@@ -263,8 +568,189 @@ impl Validator {
     }
 }
 
-/// A telephone cell longer than this is not looked at digit by digit.
-const MAX_TELEPHONE_BYTES: usize = 64;
+impl Validator {
+    /// Whether this list is sent as HSM templates.
+    pub fn is_template(&self) -> bool {
+        matches!(self.positions.kind, Kind::Template(_))
+    }
+}
+
+/// The template columns, when the list is sent as templates: a name is configured
+/// (`--hsm`, `hsm.template_name`), or the list has a `template_name` column and either
+/// no message column or a configured variable list. A list with both a message and a
+/// `template_name` column is sent as free messages unless told otherwise, so the two
+/// steps of a campaign can use the same list.
+fn template_columns(
+    header: &[String],
+    settings: &ListSettings,
+) -> Result<Option<TemplateColumns>, HeaderError> {
+    let path = settings.input.as_path();
+    let hsm = &settings.hsm;
+    let name = find(header, TEMPLATE_NAME_COLUMN, path)?;
+    let has_message = find_message(header, settings)?.is_some();
+    let template =
+        hsm.template_name.is_some() || name.is_some() && (!has_message || hsm.vars.is_some());
+    if !template {
+        if hsm.vars.is_some() {
+            return Err(HeaderError::NoTemplateName {
+                path: path.to_owned(),
+                setting: hsm.vars_source(),
+            });
+        }
+        if name.is_some() {
+            tracing::warn!(
+                "{}: the `{TEMPLATE_NAME_COLUMN}` column is ignored: sending the `{}` column as free messages; to send templates, pass --hsm TEMPLATE_NAME (the column then overrides it per row)",
+                path.display(),
+                settings.columns.message
+            );
+        }
+        return Ok(None);
+    }
+    let vars = match &hsm.vars {
+        Some(names) => {
+            let mut columns = Vec::with_capacity(names.len());
+            for (i, column) in names.iter().enumerate() {
+                let Some(at) = find(header, column, path)? else {
+                    return Err(HeaderError::MissingVar {
+                        path: path.to_owned(),
+                        column: column.clone(),
+                        index: i + 1,
+                        setting: hsm.vars_source(),
+                        header: header_list(header),
+                    });
+                };
+                columns.push((column.clone(), at));
+            }
+            Vars::Named(columns)
+        }
+        None => match find(header, TEMPLATE_VARS_COLUMN, path)? {
+            Some(at) => Vars::Joined(at),
+            None => Vars::None,
+        },
+    };
+    Ok(Some(TemplateColumns {
+        name,
+        default_name: hsm.template_name.clone(),
+        vars,
+        customer_id: find(header, CUSTOMER_ID_COLUMN, path)?,
+        url_attach: find(header, URL_ATTACH_COLUMN, path)?,
+    }))
+}
+
+/// A row's template message, or `None` with its problems added.
+fn template_message<'a>(
+    columns: &TemplateColumns,
+    field: &impl Fn(usize) -> &'a str,
+    problems: &mut Vec<Problem>,
+) -> Option<Message> {
+    let before = problems.len();
+    let mut problem = |column: &str, reason: String| {
+        problems.push(Problem {
+            column: column.to_owned(),
+            reason,
+        })
+    };
+    let name = columns
+        .name
+        .map(|i| field(i).trim())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .or_else(|| columns.default_name.clone());
+    if name.is_none() {
+        problem(
+            TEMPLATE_NAME_COLUMN,
+            "is empty and no template is given with --hsm or hsm.template_name".into(),
+        );
+    }
+    let vars = match &columns.vars {
+        Vars::Named(named) => {
+            let mut values = Vec::with_capacity(named.len());
+            for (i, (column, at)) in named.iter().enumerate() {
+                let value = field(*at).trim();
+                match check_var(value) {
+                    Ok(()) => values.push(value),
+                    Err(reason) => problem(
+                        column,
+                        format!("template variable {} of {}: {reason}", i + 1, named.len()),
+                    ),
+                }
+            }
+            values.join(&VAR_SEPARATOR.to_string())
+        }
+        Vars::Joined(at) => {
+            let joined = field(*at).trim();
+            if !joined.is_empty() {
+                for (i, value) in joined.split(VAR_SEPARATOR).enumerate() {
+                    // `;` inside a value cannot be told apart here: it is a separator.
+                    if let Err(reason) = check_var(value.trim()) {
+                        problem(
+                            TEMPLATE_VARS_COLUMN,
+                            format!("variable {}: {reason}", i + 1),
+                        );
+                    }
+                }
+            }
+            joined.to_owned()
+        }
+        Vars::None => String::new(),
+    };
+    let customer_id = columns
+        .customer_id
+        .map(|i| field(i).trim().to_owned())
+        .unwrap_or_default();
+    let url_attach = columns
+        .url_attach
+        .map(|i| field(i).trim())
+        .unwrap_or_default();
+    if !url_attach.is_empty()
+        && let Err(reason) = check_https_url(url_attach)
+    {
+        problem(URL_ATTACH_COLUMN, reason);
+    }
+    match name {
+        Some(name) if problems.len() == before => Some(Message::Template {
+            name,
+            vars,
+            customer_id,
+            url_attach: url_attach.to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// One template variable's value, already trimmed.
+fn check_var(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("is empty: every template variable needs a value, and WhatsApp refuses a template with an empty one".into());
+    }
+    if value.contains(VAR_SEPARATOR) {
+        return Err(format!(
+            "{value:?} contains `;`, which separates the variables in template_vars: it would shift every variable after it; replace the `;` (e.g. with `,`)"
+        ));
+    }
+    if value.contains(['\n', '\r', '\t']) {
+        return Err(format!(
+            "{value:?} contains a line break or tab, which WhatsApp refuses in a template variable; put it on one line"
+        ));
+    }
+    Ok(())
+}
+
+/// `url_attach` must be a public https URL: WhatsApp fetches the media from it.
+fn check_https_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        format!("{url:?} is not a URL ({e}); write it like https://example.com/image.jpg")
+    })?;
+    if parsed.scheme() != "https" {
+        return Err(format!(
+            "{url:?} must start with https:// (WhatsApp fetches the media from a public https URL)"
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
 
 /// Cells echoed in messages and in the results are cut to this many characters: a
 /// hostile file must not turn one cell into megabytes of output.
@@ -273,7 +759,7 @@ const SHOWN_CHARS: usize = 40;
 const SHOWN_COLUMNS: usize = 20;
 
 /// The start of an untrusted cell, marked with `…` when cut.
-fn excerpt(text: &str) -> String {
+pub fn excerpt(text: &str) -> String {
     match text.char_indices().nth(SHOWN_CHARS) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
@@ -297,6 +783,10 @@ fn header_list(header: &[String]) -> String {
 /// The connector is left out on purpose: the same text to the same person
 /// through another line is still the same message to them.
 pub fn content_key(telephone: &str, message: &Message) -> String {
+    hex(&content_digest(telephone, message))
+}
+
+fn content_digest(telephone: &str, message: &Message) -> [u8; 16] {
     let mut hash = Sha256::new();
     hash.update(telephone.as_bytes());
     hash.update([0]);
@@ -305,84 +795,24 @@ pub fn content_key(telephone: &str, message: &Message) -> String {
             hash.update(b"free\0");
             hash.update(text.as_bytes());
         }
-    }
-    let digest = hash.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Digits with the country code, or why not.
-pub fn normalize_telephone(raw: &str) -> Result<String, String> {
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err("is empty".into());
-    }
-    let shown = format!("{:?}", excerpt(t));
-    // Far more than any written-out number (15 digits and some punctuation).
-    if t.len() > MAX_TELEPHONE_BYTES {
-        return Err(format!(
-            "{shown} is {} characters long: too long to be a telephone number",
-            t.chars().count()
-        ));
-    }
-    if looks_scientific(t) {
-        return Err(format!(
-            "{shown} is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again"
-        ));
-    }
-    let mut rest = t;
-    if let Some(r) = rest.strip_prefix('+') {
-        rest = r;
-    }
-    let mut digits = String::with_capacity(rest.len());
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
-            _ => {
-                return Err(format!(
-                    "{shown} is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed"
-                ));
-            }
+        // The kind is part of the key: a template and a free message to the same person
+        // are two deliveries. The name's length keeps name and vars apart.
+        // customer_id and url_attach do not change what the person is asked.
+        Message::Template { name, vars, .. } => {
+            hash.update(b"template\0");
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name.as_bytes());
+            hash.update(vars.as_bytes());
         }
     }
-    if !t.starts_with('+')
-        && let Some(d) = digits.strip_prefix("00")
-    {
-        digits = d.to_owned();
-    }
-    if digits.len() < MIN_DIGITS {
-        return Err(format!(
-            "{shown} has {} digits: too few for a number with its country code (e.g. 573001234567)",
-            digits.len()
-        ));
-    }
-    if digits.len() > MAX_DIGITS {
-        return Err(format!(
-            "{shown} has {} digits: more than the {MAX_DIGITS} an international number can have",
-            digits.len()
-        ));
-    }
-    if digits.starts_with('0') {
-        return Err(format!(
-            "{shown} starts with 0 after the country-code position: write it with the country code (e.g. 573001234567)"
-        ));
-    }
-    Ok(digits)
+    let digest = hash.finalize();
+    let mut short = [0u8; 16];
+    short.copy_from_slice(&digest[..16]);
+    short
 }
 
-/// `5.73E+11`, `5,73E+11`, `5.73e11`: what Excel shows for a long number in a General cell.
-fn looks_scientific(t: &str) -> bool {
-    let Some(e) = t.find(['e', 'E']) else {
-        return false;
-    };
-    let (mantissa, exponent) = (&t[..e], &t[e + 1..]);
-    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
-    !mantissa.is_empty()
-        && mantissa
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
-        && !exponent.is_empty()
-        && exponent.chars().all(|c| c.is_ascii_digit())
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check_message(text: &str) -> Result<(), String> {
@@ -401,14 +831,13 @@ fn check_message(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Columns;
 
     fn settings(connector: Option<&str>) -> ListSettings {
         ListSettings {
             input: PathBuf::from("list.csv"),
             max_rows: 100,
-            columns: Columns::default(),
             connector_id: connector.map(str::to_owned),
+            ..ListSettings::default()
         }
     }
 
@@ -425,53 +854,23 @@ mod tests {
     }
 
     #[test]
-    fn telephones_are_normalized_to_digits_with_country_code() {
-        for (raw, want) in [
-            ("+57 300 123 4567", "573001234567"),
-            ("0057 300-123-4567", "573001234567"),
-            ("(57) 300.123.4567", "573001234567"),
-            ("593991234567", "593991234567"),
-        ] {
-            assert_eq!(normalize_telephone(raw).as_deref(), Ok(want), "{raw}");
-        }
-    }
-
-    #[test]
-    fn bad_telephones_say_why() {
-        let sci = normalize_telephone("5.73E+11").unwrap_err();
-        assert!(sci.contains("Text"), "{sci}");
-        assert!(
-            normalize_telephone("57300abc4567")
-                .unwrap_err()
-                .contains("not a telephone")
-        );
-        assert!(
-            normalize_telephone("12345")
-                .unwrap_err()
-                .contains("too few")
-        );
-        assert!(
-            normalize_telephone("1234567890123456")
-                .unwrap_err()
-                .contains("more than")
-        );
-        assert!(normalize_telephone("  ").unwrap_err().contains("empty"));
-    }
-
-    #[test]
     fn huge_cells_are_cut_in_messages_and_results() {
         let huge = "9".repeat(1_000_000);
-        let err = normalize_telephone(&huge).unwrap_err();
-        assert!(
-            err.len() < 200 && err.contains("1000000 characters"),
-            "{err}"
-        );
         let mut v =
             Validator::new(&header(&["telephone", "message"]), &settings(Some("1"))).unwrap();
-        let Verdict::Invalid { telephone, .. } = v.check(&record(1, &[&huge, "Hola"])) else {
+        let Verdict::Invalid {
+            telephone,
+            problems,
+            ..
+        } = v.check(&record(1, &[&huge, "Hola"]))
+        else {
             panic!("a million digits is no telephone")
         };
         assert_eq!(telephone, format!("{}…", "9".repeat(SHOWN_CHARS)));
+        assert!(
+            problems.iter().all(|p| p.reason.len() < 200),
+            "{problems:?}"
+        );
         let names: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
         let err = Validator::new(&names, &settings(Some("1")))
             .unwrap_err()
@@ -483,22 +882,161 @@ mod tests {
     }
 
     #[test]
-    fn header_columns_are_matched_ignoring_case_and_required() {
+    fn header_columns_are_matched_ignoring_case_accents_and_aliases() {
         let v = Validator::new(
             &header(&["Nombre", " TELEPHONE ", "Message"]),
             &settings(Some("1")),
         );
         assert!(v.is_ok());
-        let err = Validator::new(&header(&["phone", "message"]), &settings(Some("1"))).unwrap_err();
+        let v = Validator::new(
+            &header(&["Nombre", "Teléfono", "MENSAJE"]),
+            &settings(Some("1")),
+        )
+        .unwrap();
+        assert_eq!(
+            v.columns_summary(),
+            "columns: telephone <- \"Teléfono\", message <- \"MENSAJE\", connector_id <- api.connector_id \"1\""
+        );
+        let err = Validator::new(&header(&["fono", "message"]), &settings(Some("1"))).unwrap_err();
         assert!(err.to_string().contains("columns.telephone"), "{err}");
         let err = Validator::new(&header(&["telephone", "message"]), &settings(None)).unwrap_err();
         assert!(err.to_string().contains("api.connector_id"), "{err}");
         let err = Validator::new(
-            &header(&["telephone", "Telephone", "message"]),
+            &header(&["Teléfono", "Celular", "message"]),
             &settings(Some("1")),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("twice"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"Teléfono\"")
+                && text.contains("\"Celular\"")
+                && text.contains("columns.telephone"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_column_name_turns_aliases_off() {
+        let mut s = settings(Some("1"));
+        s.columns.telephone = "Celular".into();
+        let h = header(&["Teléfono", "celular", "Mensaje"]);
+        let v = Validator::new(&h, &s).unwrap();
+        assert!(
+            v.columns_summary()
+                .starts_with("columns: telephone <- \"celular\"")
+        );
+        s.columns.telephone = "whatsapp".into();
+        assert!(matches!(
+            Validator::new(&h, &s),
+            Err(HeaderError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn national_numbers_need_the_default_country() {
+        let h = header(&["Celular", "Mensaje"]);
+        let mut v = Validator::new(&h, &settings(Some("1"))).unwrap();
+        let Verdict::Invalid { problems, .. } = v.check(&record(1, &["300 123 4567", "Hola"]))
+        else {
+            panic!("a national number without default_country")
+        };
+        assert_eq!(problems[0].column, "Celular");
+        assert!(
+            problems[0].reason.contains("phone.default_country"),
+            "{problems:?}"
+        );
+
+        let mut s = settings(Some("1"));
+        s.default_country = crate::phone::parse_country("CO");
+        let mut v = Validator::new(&h, &s).unwrap();
+        let Verdict::Valid(job) = v.check(&record(1, &["300 123 4567", "Hola"])) else {
+            panic!("valid with CO")
+        };
+        assert_eq!(job.telephone, "573001234567");
+    }
+
+    #[test]
+    fn templates_make_the_message_and_the_message_column_optional() {
+        let mut s = settings(Some("1"));
+        s.template = Some(crate::template::TemplateSource {
+            text: "Hola {{ nombre }}, su cita es el {{ fecha }}.".into(),
+            origin: "--template cita.j2".into(),
+        });
+        let h = header(&["Nombre", "Celular", "Fecha"]);
+        let mut v = Validator::new(&h, &s).unwrap();
+        assert_eq!(
+            v.columns_summary(),
+            "columns: telephone <- \"Celular\", message <- template (--template cita.j2) using \"Fecha\", \"Nombre\", connector_id <- api.connector_id \"1\""
+        );
+        let Verdict::Valid(job) =
+            v.check(&record(1, &["Señora Núñez", "+57 300 123 4567", "martes"]))
+        else {
+            panic!("valid")
+        };
+        assert_eq!(
+            job.message,
+            Message::Free {
+                text: "Hola Señora Núñez, su cita es el martes.".into()
+            }
+        );
+        let Verdict::Invalid { problems, .. } =
+            v.check(&record(2, &["Ana", "+57 300 123 4568", ""]))
+        else {
+            panic!("empty used column")
+        };
+        assert_eq!(problems[0].column, "Fecha");
+        let long = "x".repeat(MAX_MESSAGE_CHARS);
+        let Verdict::Invalid { problems, .. } =
+            v.check(&record(3, &[&long, "+57 300 123 4569", "lunes"]))
+        else {
+            panic!("too long once rendered")
+        };
+        assert_eq!(problems[0].column, "message (template)");
+        assert!(problems[0].reason.contains("4096"), "{problems:?}");
+
+        let err = Validator::new(&header(&["Nombre", "Celular"]), &s).unwrap_err();
+        assert!(matches!(
+            err,
+            HeaderError::Template(TemplateError::MissingColumn { .. })
+        ));
+    }
+
+    #[test]
+    fn a_message_template_and_an_hsm_template_are_not_combined() {
+        let mut s = settings(Some("1"));
+        s.template = Some(crate::template::TemplateSource {
+            text: "Hola {{ nombre }}".into(),
+            origin: "--template t.j2".into(),
+        });
+        s.hsm.template_name = Some("cita".into());
+        let err = Validator::new(&header(&["nombre", "telephone"]), &s).unwrap_err();
+        assert!(matches!(err, HeaderError::TemplateAndHsm { .. }), "{err}");
+    }
+
+    #[test]
+    fn allowed_duplicates_get_keys_of_their_own() {
+        let h = header(&["telephone", "message"]);
+        let mut s = settings(Some("1"));
+        s.allow_duplicates = true;
+        let mut v = Validator::new(&h, &s).unwrap();
+        let keys: Vec<String> = (1..=3)
+            .map(
+                |row| match v.check(&record(row, &["+57 300 123 4567", "Hola"])) {
+                    Verdict::Valid(job) => job.key,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        let plain = content_key(
+            "573001234567",
+            &Message::Free {
+                text: "Hola".into(),
+            },
+        );
+        assert_eq!(
+            keys,
+            [plain.clone(), format!("{plain}#1"), format!("{plain}#2")]
+        );
     }
 
     #[test]
@@ -546,6 +1084,41 @@ mod tests {
     }
 
     #[test]
+    fn numbers_on_an_opt_out_list_are_suppressed_however_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("optout.txt");
+        std::fs::write(&list, "+57 300 123 4567\n").unwrap();
+        let suppression = Suppression::load(std::slice::from_ref(&list), "telephone").unwrap();
+        let mut v = Validator::new(&header(&["telephone", "message"]), &settings(Some("1")))
+            .unwrap()
+            .with_suppression(Arc::new(suppression));
+        let Verdict::Suppressed {
+            row,
+            telephone,
+            list: named,
+            ..
+        } = v.check(&record(1, &["573001234567", "Hola"]))
+        else {
+            panic!("suppressed")
+        };
+        assert_eq!((row, telephone.as_str(), named), (1, "573001234567", list));
+        // A copy of a suppressed row is suppressed too, not a duplicate of it.
+        assert!(matches!(
+            v.check(&record(2, &["(57) 300-123-4567", "Hola"])),
+            Verdict::Suppressed { row: 2, .. }
+        ));
+        // An invalid row stays invalid; other numbers are untouched.
+        assert!(matches!(
+            v.check(&record(3, &["573001234567", " "])),
+            Verdict::Invalid { .. }
+        ));
+        assert!(matches!(
+            v.check(&record(4, &["573014567890", "Hola"])),
+            Verdict::Valid(_)
+        ));
+    }
+
+    #[test]
     fn connector_falls_back_to_the_config() {
         let mut v =
             Validator::new(&header(&["telephone", "message"]), &settings(Some("3"))).unwrap();
@@ -553,6 +1126,239 @@ mod tests {
             panic!()
         };
         assert_eq!(job.connector_id, "3");
+    }
+
+    fn hsm_settings(name: Option<&str>, vars: Option<&[&str]>) -> ListSettings {
+        let mut s = settings(Some("1"));
+        s.hsm.template_name = name.map(str::to_owned);
+        s.hsm.vars = vars.map(|v| v.iter().map(|c| c.to_string()).collect());
+        s
+    }
+
+    fn template(name: &str, vars: &str, customer_id: &str, url_attach: &str) -> Message {
+        Message::Template {
+            name: name.into(),
+            vars: vars.into(),
+            customer_id: customer_id.into(),
+            url_attach: url_attach.into(),
+        }
+    }
+
+    fn problems(verdict: Verdict) -> Vec<Problem> {
+        match verdict {
+            Verdict::Invalid { problems, .. } => problems,
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn template_rows_join_the_named_columns_and_need_no_message_column() {
+        let mut v = Validator::new(
+            &header(&[
+                "Nombre",
+                "telephone",
+                "fecha",
+                "hora",
+                "Customer_ID",
+                "url_attach",
+            ]),
+            &hsm_settings(
+                Some("cita_recordatorio"),
+                Some(&["nombre", "fecha", "hora"]),
+            ),
+        )
+        .unwrap();
+        assert!(v.is_template());
+        let Verdict::Valid(job) = v.check(&record(
+            1,
+            &[" Ana ", "573001234567", "martes", "10:00", "C-1", ""],
+        )) else {
+            panic!("valid row")
+        };
+        assert_eq!(
+            job.message,
+            template("cita_recordatorio", "Ana;martes;10:00", "C-1", "")
+        );
+        assert_eq!(job.key, content_key("573001234567", &job.message));
+        let Verdict::Valid(job) = v.check(&record(
+            2,
+            &[
+                "Raúl",
+                "593987654321",
+                "jueves",
+                "8:30",
+                "",
+                "https://cdn.example.com/a.jpg",
+            ],
+        )) else {
+            panic!("valid row")
+        };
+        assert_eq!(
+            job.message,
+            template(
+                "cita_recordatorio",
+                "Raúl;jueves;8:30",
+                "",
+                "https://cdn.example.com/a.jpg"
+            )
+        );
+        assert!(matches!(
+            v.check(&record(
+                3,
+                &["Ana", "+57 300 123 4567", "martes", "10:00", "C-2", ""]
+            )),
+            Verdict::Duplicate { of_row: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn a_semicolon_or_an_empty_value_makes_a_template_row_invalid() {
+        let mut v = Validator::new(
+            &header(&["nombre", "telephone", "fecha", "hora", "url_attach"]),
+            &hsm_settings(Some("cita"), Some(&["nombre", "fecha", "hora"])),
+        )
+        .unwrap();
+        let p = problems(v.check(&record(1, &["Ana; Luis", "573001234567", "", "10:00", ""])));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].column, "nombre");
+        assert!(p[0].reason.contains("`;`"), "{}", p[0].reason);
+        assert!(
+            p[0].reason.contains("shift every variable after it"),
+            "{}",
+            p[0].reason
+        );
+        assert!(
+            p[0].reason.starts_with("template variable 1 of 3: "),
+            "{}",
+            p[0].reason
+        );
+        assert_eq!(p[1].column, "fecha");
+        assert!(p[1].reason.contains("is empty"), "{}", p[1].reason);
+
+        let p = problems(v.check(&record(
+            2,
+            &["Ana", "573001234567", "mar\ntes", "10:00", ""],
+        )));
+        assert!(p[0].reason.contains("line break"), "{p:?}");
+
+        for bad in [
+            "http://cdn.example.com/a.jpg",
+            "cdn.example.com/a.jpg",
+            "https://",
+        ] {
+            let p = problems(v.check(&record(3, &["Ana", "573001234567", "lunes", "9:00", bad])));
+            assert_eq!(p[0].column, "url_attach", "{bad}");
+        }
+    }
+
+    #[test]
+    fn template_names_come_from_the_column_or_the_flag() {
+        let mut v = Validator::new(
+            &header(&["telephone", "template_name", "template_vars"]),
+            &hsm_settings(Some("bienvenida"), None),
+        )
+        .unwrap();
+        let Verdict::Valid(job) = v.check(&record(1, &["573001234567", "promo_mayo", "Ana;20 %"]))
+        else {
+            panic!()
+        };
+        assert_eq!(job.message, template("promo_mayo", "Ana;20 %", "", ""));
+        let Verdict::Valid(job) = v.check(&record(2, &["573001234567", " ", ""])) else {
+            panic!()
+        };
+        assert_eq!(job.message, template("bienvenida", "", "", ""));
+        let p = problems(v.check(&record(3, &["573001234568", "x", "Ana;;10:00"])));
+        assert_eq!(p[0].column, "template_vars");
+        assert!(p[0].reason.contains("variable 2: is empty"), "{p:?}");
+
+        // The column alone makes a template list when there is no message column.
+        let mut v = Validator::new(
+            &header(&["telephone", "template_name"]),
+            &hsm_settings(None, None),
+        )
+        .unwrap();
+        assert!(v.is_template());
+        let p = problems(v.check(&record(1, &["573001234567", ""])));
+        assert_eq!(p[0].column, "template_name");
+        assert!(p[0].reason.contains("--hsm"), "{p:?}");
+    }
+
+    #[test]
+    fn a_list_with_message_and_template_name_columns_is_free_unless_told() {
+        let h = header(&["telephone", "message", "template_name", "nombre"]);
+        let v = Validator::new(&h, &hsm_settings(None, None)).unwrap();
+        assert!(!v.is_template());
+        let v = Validator::new(&h, &hsm_settings(None, Some(&["nombre"]))).unwrap();
+        assert!(v.is_template());
+        let err = Validator::new(
+            &header(&["telephone", "message", "nombre"]),
+            &hsm_settings(None, Some(&["nombre"])),
+        )
+        .unwrap_err();
+        assert!(matches!(err, HeaderError::NoTemplateName { .. }), "{err}");
+        assert!(err.to_string().contains("--hsm TEMPLATE_NAME"), "{err}");
+        let err = Validator::new(&header(&["telephone", "nombre"]), &hsm_settings(None, None))
+            .unwrap_err();
+        assert!(err.to_string().contains("no `message` column"), "{err}");
+        assert!(err.to_string().contains("--hsm TEMPLATE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_variable_column_names_it_and_lists_the_header() {
+        let err = Validator::new(
+            &header(&["nombre", "telephone", "fecha"]),
+            &hsm_settings(Some("cita"), Some(&["nombre", "fecha", "hora"])),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("no `hora` column for template variable 3 of hsm.vars"),
+            "{text}"
+        );
+        assert!(text.contains("nombre, telephone, fecha"), "{text}");
+    }
+
+    #[test]
+    fn template_keys_cover_kind_name_and_vars_only() {
+        let phone = "573001234567";
+        let a = content_key(phone, &template("cita", "Ana;martes", "", ""));
+        assert_eq!(
+            a,
+            content_key(
+                phone,
+                &template("cita", "Ana;martes", "C-1", "https://x.co/a")
+            )
+        );
+        assert_ne!(
+            a,
+            content_key(phone, &template("cita", "Ana;jueves", "", ""))
+        );
+        assert_ne!(
+            a,
+            content_key(phone, &template("cita2", "Ana;martes", "", ""))
+        );
+        assert_ne!(
+            content_key(phone, &template("ab", "c", "", "")),
+            content_key(phone, &template("a", "bc", "", ""))
+        );
+        assert_ne!(
+            content_key(phone, &template("cita", "", "", "")),
+            content_key(
+                phone,
+                &Message::Free {
+                    text: "cita".into()
+                }
+            )
+        );
+        assert_ne!(
+            a,
+            content_key("573001234568", &template("cita", "Ana;martes", "", ""))
+        );
+        // The kind tag keeps apart a free text that spells out a template's hashed bytes.
+        let mut spelled = 4u64.to_le_bytes().to_vec();
+        spelled.extend_from_slice(b"citaAna;martes");
+        let spelled = String::from_utf8(spelled).unwrap();
+        assert_ne!(a, content_key(phone, &Message::Free { text: spelled }));
     }
 
     #[test]

@@ -1,0 +1,121 @@
+//! A fake Wolkvox endpoint on 127.0.0.1, for trying `send` end to end without a real
+//! token or server (the same fake the integration tests use).
+//!
+//! ```text
+//! cargo run --example fake_wolkvox -- --latency-ms 20 --write-list /tmp/list.csv --rows 300
+//! ```
+//!
+//! It prints the `--base-url` to use, serves until Ctrl-C, then prints what it received:
+//! requests, messages delivered, telephones delivered more than once (there should be
+//! none) and the most requests it ever saw in flight per token (never more than 2).
+
+#[path = "../tests/common/fake_wolkvox.rs"]
+mod fake_wolkvox;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fake_wolkvox::{Behavior, FakeWolkvox};
+
+struct Args {
+    latency_ms: u64,
+    list: Option<PathBuf>,
+    rows: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        latency_ms: 20,
+        list: None,
+        rows: 300,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--latency-ms" => {
+                args.latency_ms = value()?.parse().map_err(|e| format!("--latency-ms: {e}"))?
+            }
+            "--write-list" => args.list = Some(PathBuf::from(value()?)),
+            "--rows" => args.rows = value()?.parse().map_err(|e| format!("--rows: {e}"))?,
+            "-h" | "--help" => {
+                return Err(
+                    "usage: fake_wolkvox [--latency-ms N] [--write-list FILE] [--rows N]".into(),
+                );
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.rows > 10_000 {
+        return Err("--rows: at most 10000".into());
+    }
+    Ok(args)
+}
+
+/// A list of `rows` contacts with realistic Colombian mobile numbers.
+fn write_list(path: &PathBuf, rows: usize) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "nombre,telephone,message,connector_id")?;
+    for i in 0..rows {
+        writeln!(
+            out,
+            "Cliente {i},+57 300 123 {i:04},\"Hola, cliente {i}: su pedido está listo. ¡Gracias!\",1"
+        )?;
+    }
+    out.flush()
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(path) = &args.list {
+        if let Err(e) = write_list(path, args.rows) {
+            eprintln!("cannot write {}: {e}", path.display());
+            std::process::exit(2);
+        }
+        println!("wrote {} contacts to {}", args.rows, path.display());
+    }
+    let fake = FakeWolkvox::start(Behavior::ok().latency(args.latency_ms));
+    println!(
+        "fake Wolkvox listening with {} ms latency; send to it with:\n  WOLKVOX_TOKEN=any-token wolkvox-dispatch send LIST --base-url {}\nPress Ctrl-C to stop and print what it received.",
+        args.latency_ms,
+        fake.base_url()
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            std::process::exit(2);
+        }
+    };
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    // Let answers in flight finish before reading the log.
+    std::thread::sleep(Duration::from_millis(100));
+    let requests = fake.send_requests();
+    let delivered = fake.delivered_telephones();
+    let mut per_phone: HashMap<&str, usize> = HashMap::new();
+    for t in &delivered {
+        *per_phone.entry(t.as_str()).or_default() += 1;
+    }
+    let twice = per_phone.values().filter(|&&n| n > 1).count();
+    let max_in_flight = fake.max_in_flight().values().copied().max().unwrap_or(0);
+    println!(
+        "\nreceived {} send requests; delivered {} messages to {} telephones; telephones delivered more than once: {twice}; most requests in flight on one token: {max_in_flight}; violations: {}",
+        requests.len(),
+        delivered.len(),
+        per_phone.len(),
+        fake.violations().len()
+    );
+}

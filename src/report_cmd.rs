@@ -1,0 +1,485 @@
+/*!
+`wolkvox-dispatch report RESULTS`: what happened in a run, and what to run next,
+from its results file alone.
+
+It reads any results file this tool wrote, also one a running `send` is still
+appending to (without locking it: `results::read` ignores a torn last line,
+and a row that appears twice, as during a resumed run, counts once with its
+latest line). It prints counts per status, the failures (`failed` and
+`unknown`) grouped by the server's `code` and `msg` most common first, why
+rows were not sent, the first and last answer with the rate between them, and
+the exact command that sends what is left. `--format json` gives the same as
+one JSON object for scripts.
+*/
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::results::{self, Outcome, Status};
+use crate::{Error, Exit, quote};
+
+/// Rows listed per group; the rest are counted.
+const ROWS_PER_GROUP: usize = 10;
+/// Extensions tried, in order, for the contact list beside a results file.
+const INPUT_EXTENSIONS: [&str; 5] = ["csv", "xlsx", "xls", "ods", "txt"];
+/// Stands for the contact list when it cannot be found beside the results file.
+const INPUT_PLACEHOLDER: &str = "INPUT";
+
+/// Rows that share an outcome's `code` and `msg` (or, for rows not sent, its `msg`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub code: String,
+    pub msg: String,
+    /// The `error` of the group's first row (Wolkvox's `error`, or the tool's reason).
+    pub error: String,
+    pub count: u64,
+    /// How many of them are `failed` and how many `unknown` (failure groups only).
+    pub failed: u64,
+    pub unknown: u64,
+    /// The first few row numbers, to look them up.
+    pub rows: Vec<u64>,
+}
+
+/// What to run next.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Next {
+    pub command: String,
+    /// What the command would send.
+    pub sends: String,
+    /// False when the contact list was not found and the command holds `INPUT`.
+    pub input_found: bool,
+}
+
+/// Everything `report` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub results: PathBuf,
+    pub rows: u64,
+    /// Every status, zero included, so scripts can rely on the keys.
+    pub counts: BTreeMap<&'static str, u64>,
+    pub failures: Vec<Group>,
+    pub not_sent: Vec<Group>,
+    pub suppressed: Vec<Group>,
+    /// First and last `finished_at` of rows that were sent to Wolkvox (attempts > 0).
+    pub first_finished_at: Option<String>,
+    pub last_finished_at: Option<String>,
+    /// `sent` / (last - first), when they differ.
+    pub messages_per_second: Option<f64>,
+    /// `None` when nothing is left to send.
+    pub next: Option<Next>,
+}
+
+/// Runs the command: prints the report on stdout. Exit 0 whatever the run's outcome
+/// (the report itself worked); 2 if the file cannot be read.
+pub fn run(args: &ReportArgs) -> Result<Exit, Error> {
+    let outcomes = results::read(&args.results)?;
+    let report = build(&args.results, outcomes);
+    let text = match args.format {
+        ReportFormat::Text => render(&report),
+        ReportFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&report)
+                .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
+            json.push('\n');
+            json
+        }
+    };
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(Exit::Success)
+}
+
+/// Builds the report from the lines of a results file (later lines for a row win).
+pub fn build(results: &Path, outcomes: Vec<Outcome>) -> Report {
+    let mut latest: BTreeMap<u64, Outcome> = BTreeMap::new();
+    for o in outcomes {
+        latest.insert(o.row, o);
+    }
+    let mut counts: BTreeMap<&'static str, u64> =
+        Status::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for o in latest.values() {
+        *counts.entry(o.status.as_str()).or_default() += 1;
+    }
+    let count = |s: Status| counts.get(s.as_str()).copied().unwrap_or(0);
+
+    let failures = groups(
+        latest
+            .values()
+            .filter(|o| matches!(o.status, Status::Failed | Status::Unknown)),
+        true,
+    );
+    let not_sent = groups(
+        latest.values().filter(|o| o.status == Status::NotSent),
+        false,
+    );
+    let suppressed = groups(
+        latest.values().filter(|o| o.status == Status::Suppressed),
+        false,
+    );
+
+    let times: Vec<jiff::Timestamp> = latest
+        .values()
+        .filter(|o| o.attempts > 0)
+        .filter_map(|o| o.finished_at.parse().ok())
+        .collect();
+    let first = times.iter().min().copied();
+    let last = times.iter().max().copied();
+    let messages_per_second = match (first, last) {
+        (Some(f), Some(l)) if l > f => {
+            Some(count(Status::Sent) as f64 / f.duration_until(l).as_secs_f64())
+        }
+        _ => None,
+    };
+
+    Report {
+        results: results.to_owned(),
+        rows: latest.len() as u64,
+        next: next_step(results, &counts),
+        counts,
+        failures,
+        not_sent,
+        suppressed,
+        first_finished_at: first.map(|t| t.to_string()),
+        last_finished_at: last.map(|t| t.to_string()),
+        messages_per_second,
+    }
+}
+
+/// Groups outcomes by (`code`, `msg`), most common first (ties: by code, then msg).
+fn groups<'a>(outcomes: impl Iterator<Item = &'a Outcome>, by_code: bool) -> Vec<Group> {
+    let mut map: HashMap<(String, String), Group> = HashMap::new();
+    for o in outcomes {
+        let code = if by_code {
+            o.code.clone()
+        } else {
+            String::new()
+        };
+        let group = map
+            .entry((code.clone(), o.msg.clone()))
+            .or_insert_with(|| Group {
+                code,
+                msg: o.msg.clone(),
+                error: o.error.clone(),
+                count: 0,
+                failed: 0,
+                unknown: 0,
+                rows: Vec::new(),
+            });
+        group.count += 1;
+        match o.status {
+            Status::Failed => group.failed += 1,
+            Status::Unknown => group.unknown += 1,
+            _ => {}
+        }
+        if group.rows.len() < ROWS_PER_GROUP {
+            group.rows.push(o.row);
+        }
+    }
+    let mut out: Vec<Group> = map.into_values().collect();
+    out.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.code.cmp(&b.code))
+            .then_with(|| a.msg.cmp(&b.msg))
+    });
+    out
+}
+
+/// The contact list a results file came from: `X.results.csv` or `X.dry-run.csv`
+/// -> the first of `X.csv`, `X.xlsx`... that exists beside it.
+pub fn input_for(results: &Path) -> Option<PathBuf> {
+    let name = results.file_name()?.to_str()?;
+    let stem = name
+        .strip_suffix(".results.csv")
+        .or_else(|| name.strip_suffix(".dry-run.csv"))?;
+    INPUT_EXTENSIONS
+        .iter()
+        .map(|ext| results.with_file_name(format!("{stem}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+fn next_step(results: &Path, counts: &BTreeMap<&'static str, u64>) -> Option<Next> {
+    let count = |s: Status| counts.get(s.as_str()).copied().unwrap_or(0);
+    let input = input_for(results);
+    let input_text = input
+        .as_deref()
+        .map(quote)
+        .unwrap_or_else(|| INPUT_PLACEHOLDER.to_owned());
+    if count(Status::DryRun) > 0 {
+        return Some(Next {
+            command: format!("wolkvox-dispatch send {input_text}"),
+            sends: format!(
+                "this is a dry run's file: nothing was sent; this sends the {} rows recorded dry_run",
+                count(Status::DryRun)
+            ),
+            input_found: input.is_some(),
+        });
+    }
+    let (not_sent, failed, unknown) = (
+        count(Status::NotSent),
+        count(Status::Failed),
+        count(Status::Unknown),
+    );
+    if not_sent + failed + unknown == 0 {
+        return None;
+    }
+    let mut command = format!(
+        "wolkvox-dispatch send {input_text} --results {} --resume",
+        quote(results)
+    );
+    let mut parts = Vec::new();
+    if not_sent > 0 {
+        parts.push(format!("the {not_sent} not_sent rows"));
+    }
+    if failed > 0 {
+        command.push_str(" --retry-failed");
+        parts.push(format!("again the {failed} failed rows"));
+    }
+    if unknown > 0 {
+        command.push_str(" --retry-unknown");
+        parts.push(format!(
+            "again the {unknown} unknown rows (they may already have been delivered: check before sending them twice)"
+        ));
+    }
+    Some(Next {
+        command,
+        sends: format!("sends {}", parts.join(", and ")),
+        input_found: input.is_some(),
+    })
+}
+
+/// The report for people.
+pub fn render(r: &Report) -> String {
+    let mut out = format!("report of {} ({} rows)\n", r.results.display(), r.rows);
+    for status in Status::ALL {
+        let n = r.counts.get(status.as_str()).copied().unwrap_or(0);
+        if n > 0 {
+            out.push_str(&format!("  {:<11}{n:>8}\n", status.as_str()));
+        }
+    }
+    let rows = |g: &Group| {
+        let mut text = g
+            .rows
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if g.count > g.rows.len() as u64 {
+            text.push_str(", ...");
+        }
+        text
+    };
+    if !r.failures.is_empty() {
+        out.push_str("failures (failed and unknown) by code and msg, most common first:\n");
+        for g in &r.failures {
+            let code = if g.code.is_empty() {
+                "no code".to_owned()
+            } else {
+                format!("code {}", g.code)
+            };
+            let what = match (g.error.is_empty(), g.msg.is_empty()) {
+                (false, false) => format!("{}: {}", g.error, g.msg),
+                (true, _) => g.msg.clone(),
+                (false, true) => g.error.clone(),
+            };
+            let kinds = match (g.failed, g.unknown) {
+                (_, 0) => "failed".to_owned(),
+                (0, _) => "unknown".to_owned(),
+                (f, u) => format!("{f} failed, {u} unknown"),
+            };
+            out.push_str(&format!(
+                "  {:>8}  {code}  {what}  [{kinds}; rows {}]\n",
+                g.count,
+                rows(g)
+            ));
+        }
+    }
+    for (title, list) in [("not sent", &r.not_sent), ("suppressed", &r.suppressed)] {
+        if !list.is_empty() {
+            out.push_str(&format!("{title}:\n"));
+            for g in list {
+                out.push_str(&format!(
+                    "  {:>8}  {}  [rows {}]\n",
+                    g.count,
+                    g.msg,
+                    rows(g)
+                ));
+            }
+        }
+    }
+    if r.counts.get(Status::Invalid.as_str()).copied().unwrap_or(0) > 0 {
+        out.push_str(
+            "invalid rows: the reason of each is in the results file's msg column (or run `wolkvox-dispatch validate` on the list)\n",
+        );
+    }
+    match (&r.first_finished_at, &r.last_finished_at) {
+        (Some(first), Some(last)) => {
+            out.push_str(&format!("first answer  {first}\nlast answer   {last}\n"));
+            match r.messages_per_second {
+                Some(rate) => out.push_str(&format!(
+                    "rate          {rate:.2} messages/s (sent rows over that time, pauses between runs included)\n"
+                )),
+                None => out.push_str("rate          - (a single moment)\n"),
+            }
+        }
+        _ => out.push_str("no request was sent to Wolkvox\n"),
+    }
+    match &r.next {
+        None if r.rows == 0 => out.push_str("no rows recorded yet\n"),
+        None => out.push_str(
+            "nothing left to send: every row is sent, suppressed, invalid or duplicate\n",
+        ),
+        Some(next) => {
+            out.push_str(&format!("next: {}\n", next.command));
+            out.push_str(&format!("  {}.\n", next.sends));
+            if !next.input_found {
+                out.push_str(&format!(
+                    "  Replace {INPUT_PLACEHOLDER} with the contact list this results file came from.\n"
+                ));
+            }
+            out.push_str(
+                "  Add the --config and --suppress options of the original run: contact hours and opt-out lists are not stored in the results file (rows recorded suppressed stay suppressed).\n",
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(row: u64, status: Status, code: &str, msg: &str, at: &str) -> Outcome {
+        Outcome {
+            row,
+            telephone: format!("5730012345{row:02}"),
+            status,
+            http_status: None,
+            code: code.into(),
+            error: String::new(),
+            msg: msg.into(),
+            attempts: u32::from(!matches!(
+                status,
+                Status::NotSent | Status::Suppressed | Status::Invalid
+            )),
+            elapsed_ms: 5,
+            finished_at: at.into(),
+        }
+    }
+
+    #[test]
+    fn failures_are_grouped_by_code_and_msg_most_common_first() {
+        let t = "2026-03-02T15:00:00Z";
+        let lines = vec![
+            o(1, Status::Sent, "201", "ok", "2026-03-02T15:00:00Z"),
+            o(2, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
+            o(3, Status::Failed, "403", "CLOSED", t),
+            o(4, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
+            o(5, Status::Unknown, "", "timed out", t),
+            o(6, Status::Failed, "400", "OTHER", t),
+            o(7, Status::Sent, "201", "ok", "2026-03-02T15:00:04Z"),
+            o(
+                8,
+                Status::NotSent,
+                "",
+                "not sent: outside the contact hours",
+                t,
+            ),
+            o(
+                9,
+                Status::Suppressed,
+                "",
+                "on the opt-out list o.txt: never sent",
+                t,
+            ),
+            o(10, Status::Failed, "403", "CLOSED", t),
+            o(11, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
+        ];
+        let r = build(Path::new("/nowhere/list.results.csv"), lines);
+        let keys: Vec<(&str, &str, u64)> = r
+            .failures
+            .iter()
+            .map(|g| (g.code.as_str(), g.msg.as_str(), g.count))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("400", "SOME PARAMETERS ARE REQUIRED", 3),
+                ("403", "CLOSED", 2),
+                ("", "timed out", 1),
+                ("400", "OTHER", 1),
+            ]
+        );
+        assert_eq!(r.failures[0].rows, [2, 4, 11]);
+        assert_eq!(r.counts["sent"], 2);
+        assert_eq!(r.counts["dry_run"], 0);
+        assert_eq!(r.not_sent[0].count, 1);
+        assert_eq!(r.suppressed[0].rows, [9]);
+        assert_eq!(r.first_finished_at.as_deref(), Some("2026-03-02T15:00:00Z"));
+        assert_eq!(r.last_finished_at.as_deref(), Some("2026-03-02T15:00:04Z"));
+        assert_eq!(r.messages_per_second, Some(0.5));
+        let next = r.next.as_ref().unwrap();
+        assert_eq!(
+            next.command,
+            "wolkvox-dispatch send INPUT --results /nowhere/list.results.csv --resume --retry-failed --retry-unknown"
+        );
+        assert!(!next.input_found);
+        let text = render(&r);
+        assert!(
+            text.contains("3  code 400  SOME PARAMETERS ARE REQUIRED  [failed; rows 2, 4, 11]"),
+            "{text}"
+        );
+        assert!(text.contains("Replace INPUT"), "{text}");
+    }
+
+    #[test]
+    fn the_latest_line_of_a_row_wins_and_the_input_is_found_beside_the_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("list.csv");
+        std::fs::write(&input, "telephone,message\n").unwrap();
+        let results = dir.path().join("list.results.csv");
+        let t = "2026-03-02T15:00:00Z";
+        let r = build(
+            &results,
+            vec![
+                o(1, Status::NotSent, "", "not sent: interrupted", t),
+                o(2, Status::Sent, "201", "ok", t),
+                o(1, Status::Sent, "201", "ok", t),
+                o(3, Status::Failed, "400", "x", t),
+            ],
+        );
+        assert_eq!(r.rows, 3);
+        assert_eq!((r.counts["sent"], r.counts["not_sent"]), (2, 0));
+        assert_eq!(r.messages_per_second, None);
+        let next = r.next.unwrap();
+        assert!(next.input_found);
+        assert_eq!(
+            next.command,
+            format!(
+                "wolkvox-dispatch send {} --results {} --resume --retry-failed",
+                input.display(),
+                results.display()
+            )
+        );
+        assert_eq!(next.sends, "sends again the 1 failed rows");
+    }
+
+    #[test]
+    fn nothing_left_means_no_command() {
+        let t = "2026-03-02T15:00:00Z";
+        let r = build(
+            Path::new("r.results.csv"),
+            vec![
+                o(1, Status::Sent, "201", "ok", t),
+                o(2, Status::Suppressed, "", "on the opt-out list", t),
+            ],
+        );
+        assert_eq!(r.next, None);
+        assert!(render(&r).contains("nothing left to send"));
+    }
+}
