@@ -35,7 +35,7 @@ pub enum Command {
 /// Flags shared by every command that reads a contact list.
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
-    /// The contact list (CSV).
+    /// The contact list: CSV or other delimited text, or a spreadsheet (.xlsx, .xlsm, .xlsb, .xls, .ods).
     #[arg(value_name = "INPUT")]
     pub input: PathBuf,
 
@@ -47,6 +47,21 @@ pub struct InputArgs {
     #[arg(long, value_name = "N")]
     pub max_rows: Option<u64>,
 
+    /// Spreadsheets: the sheet to read [config: input.sheet, default: the first sheet].
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+
+    /// Text files: the field delimiter: , ; tab | [config: input.delimiter, default: detected from the header].
+    #[arg(long, value_name = "D")]
+    pub delimiter: Option<String>,
+
+    /// Render each row's message from this template file (Jinja syntax, columns as variables) [config: message.template].
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+
+    /// Send every copy of a repeated telephone + message, instead of marking later copies `duplicate` [config: input.allow_duplicates].
+    #[arg(long)]
+    pub allow_duplicates: bool,
     /// Opt-out list: numbers in it are never sent anything (repeatable; adds to campaign.suppress).
     #[arg(long = "suppress", value_name = "FILE")]
     pub suppress: Vec<PathBuf>,

@@ -16,6 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::cli::{InputArgs, LogFormat, SendArgs};
+use crate::input::{Encoding, ReadOptions};
+use crate::template::TemplateSource;
 use crate::window::{ContactWindow, Week};
 
 /// The API refuses more than this many simultaneous requests per token.
@@ -40,6 +42,11 @@ pub enum ConfigError {
     },
     #[error("{flag}: {reason}")]
     Flag { flag: &'static str, reason: String },
+    #[error("cannot read the template file {path} (--template): {source}")]
+    TemplateFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "no Wolkvox server configured: set `api.server` (e.g. \"0042\") or `api.base_url` in the config file, or pass --base-url"
     )]
@@ -70,6 +77,33 @@ pub struct FileConfig {
     pub campaign: CampaignSection,
     #[serde(default)]
     pub hsm: HsmSection,
+    #[serde(default)]
+    pub input: InputSection,
+    #[serde(default)]
+    pub phone: PhoneSection,
+    #[serde(default)]
+    pub message: MessageSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub encoding: Option<String>,
+    pub delimiter: Option<String>,
+    pub sheet: Option<String>,
+    pub allow_duplicates: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSection {
+    pub default_country: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSection {
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,13 +195,21 @@ impl Default for Columns {
 }
 
 /// What reading and validating a list needs: shared by `validate` and `send`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListSettings {
     pub input: PathBuf,
     pub max_rows: u64,
     pub columns: Columns,
     /// Used for rows whose connector_id cell is missing or empty.
     pub connector_id: Option<String>,
+    /// Sheet, encoding and delimiter.
+    pub read: ReadOptions,
+    /// Send repeated telephone + message rows instead of marking them `duplicate`.
+    pub allow_duplicates: bool,
+    /// Country of national numbers (no country code), e.g. CO.
+    pub default_country: Option<phonenumber::country::Id>,
+    /// Renders each row's message instead of reading a message column.
+    pub template: Option<TemplateSource>,
     /// Opt-out lists: `--suppress` files, then `campaign.suppress` (resolved against
     /// the config file's directory).
     pub suppress: Vec<PathBuf>,
@@ -384,6 +426,21 @@ fn list_settings(
         max_rows,
         columns,
         connector_id,
+        read: read_options(args, &mut file.input, path)?,
+        allow_duplicates: args.allow_duplicates || file.input.allow_duplicates.unwrap_or(false),
+        default_country: match file.phone.default_country.take() {
+            None => None,
+            Some(code) => Some(crate::phone::parse_country(&code).ok_or_else(|| {
+                key_error(
+                    path,
+                    "phone.default_country",
+                    format!(
+                        "{code:?} is not a country code: use the two-letter ISO 3166 code, e.g. \"CO\", \"MX\", \"ES\""
+                    ),
+                )
+            })?),
+        },
+        template: template(args, &mut file.message, path)?,
         suppress,
         hsm,
     })
@@ -442,6 +499,102 @@ fn hsm_settings(
         name_from_flag: args.hsm.is_some(),
         vars_from_flag: args.hsm_vars.is_some(),
     })
+}
+
+/// Sheet, encoding and delimiter: flags, then `[input]`, then detection.
+fn read_options(
+    args: &InputArgs,
+    section: &mut InputSection,
+    path: Option<&Path>,
+) -> Result<ReadOptions, ConfigError> {
+    const DELIMITERS: &str = "use \",\", \";\", \"tab\" or \"|\"";
+    let delimiter = match (&args.delimiter, section.delimiter.take()) {
+        (Some(d), _) => {
+            Some(
+                crate::input::parse_delimiter(d).ok_or_else(|| ConfigError::Flag {
+                    flag: "--delimiter",
+                    reason: format!("{d:?} is not a delimiter: {DELIMITERS}"),
+                })?,
+            )
+        }
+        (None, Some(d)) => Some(crate::input::parse_delimiter(&d).ok_or_else(|| {
+            key_error(
+                path,
+                "input.delimiter",
+                format!("{d:?} is not a delimiter: {DELIMITERS}"),
+            )
+        })?),
+        (None, None) => None,
+    };
+    let encoding = match section.encoding.take() {
+        None => Encoding::Auto,
+        Some(e) => Encoding::parse(&e).ok_or_else(|| {
+            key_error(
+                path,
+                "input.encoding",
+                format!("{e:?} is not supported: use \"auto\", \"utf-8\" or \"windows-1252\""),
+            )
+        })?,
+    };
+    let sheet = match (&args.sheet, section.sheet.take()) {
+        (Some(s), _) if s.trim().is_empty() => {
+            return Err(ConfigError::Flag {
+                flag: "--sheet",
+                reason: "must not be empty".into(),
+            });
+        }
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(s)) if s.trim().is_empty() => {
+            return Err(key_error(path, "input.sheet", "must not be empty"));
+        }
+        (None, s) => s,
+    };
+    Ok(ReadOptions {
+        sheet,
+        encoding,
+        delimiter,
+    })
+}
+
+/// The message template: `--template FILE`, then `message.template`.
+fn template(
+    args: &InputArgs,
+    section: &mut MessageSection,
+    path: Option<&Path>,
+) -> Result<Option<TemplateSource>, ConfigError> {
+    let source = match (&args.template, section.template.take()) {
+        (Some(file), _) => {
+            let text =
+                std::fs::read_to_string(file).map_err(|source| ConfigError::TemplateFile {
+                    path: file.clone(),
+                    source,
+                })?;
+            if text.trim().is_empty() {
+                return Err(ConfigError::Flag {
+                    flag: "--template",
+                    reason: format!("{} is empty", file.display()),
+                });
+            }
+            TemplateSource {
+                text,
+                origin: format!("--template {}", file.display()),
+            }
+        }
+        (None, Some(text)) => {
+            if text.trim().is_empty() {
+                return Err(key_error(path, "message.template", "must not be empty"));
+            }
+            TemplateSource {
+                text,
+                origin: format!(
+                    "message.template in {}",
+                    path.map(|p| p.display().to_string()).unwrap_or_default()
+                ),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(source))
 }
 
 /// The contact window from `[campaign]`: `None` when neither hours nor holidays are set.
@@ -905,6 +1058,91 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("api.timeout"), "{err}");
+    }
+
+    /// config.example.toml with every commented `# key = value` line uncommented.
+    fn uncommented_example() -> String {
+        include_str!("../config.example.toml")
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_config_is_valid_as_is_and_with_every_key_uncommented() {
+        let f = config_file(include_str!("../config.example.toml"));
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(s.list.default_country, None);
+        assert_eq!(s.list.template, None);
+        let f = config_file(&uncommented_example());
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(s.list.columns, Columns::default());
+        assert_eq!(s.list.default_country, crate::phone::parse_country("CO"));
+        assert_eq!(s.list.read.sheet.as_deref(), Some("Contactos"));
+        assert_eq!(s.list.read.delimiter, Some(b','));
+        assert!(!s.list.allow_duplicates);
+        assert!(s.list.template.is_some());
+    }
+
+    #[test]
+    fn input_phone_and_message_settings_are_checked() {
+        let bad = [
+            ("[input]\nencoding = \"utf-16\"\n", "input.encoding"),
+            ("[input]\ndelimiter = \":\"\n", "input.delimiter"),
+            ("[input]\nsheet = \" \"\n", "input.sheet"),
+            (
+                "[phone]\ndefault_country = \"Colombia\"\n",
+                "phone.default_country",
+            ),
+            ("[message]\ntemplate = \"  \"\n", "message.template"),
+        ];
+        for (text, key) in bad {
+            let f = config_file(text);
+            let err = send_settings(&send_args(&[
+                "--config",
+                f.path().to_str().unwrap(),
+                "--dry-run",
+            ]))
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let f = config_file(
+            "[input]\ndelimiter = \";\"\nencoding = \"latin1\"\nallow_duplicates = true\n[phone]\ndefault_country = \"mx\"\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&["--config", path, "--dry-run"])).unwrap();
+        assert_eq!(s.list.read.delimiter, Some(b';'));
+        assert_eq!(s.list.read.encoding, Encoding::Windows1252);
+        assert!(s.list.allow_duplicates);
+        assert_eq!(s.list.default_country, crate::phone::parse_country("MX"));
+        // Flags win over the file.
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--dry-run",
+            "--delimiter",
+            "tab",
+        ]))
+        .unwrap();
+        assert_eq!(s.list.read.delimiter, Some(b'\t'));
+        assert!(send_settings(&send_args(&["--dry-run", "--delimiter", "::"])).is_err());
+        let err = send_settings(&send_args(&[
+            "--dry-run",
+            "--template",
+            "/nonexistent/t.j2",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("--template"), "{err}");
     }
 
     #[test]

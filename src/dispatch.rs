@@ -195,6 +195,16 @@ impl Shared {
         self.stop.cancel();
     }
 
+    /// Why the run is stopping. The dispatcher sets a reason before it cancels, so a
+    /// cancellation without one came from outside: Ctrl-C or SIGTERM.
+    fn reason(&self) -> Option<StopReason> {
+        let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() && self.stop.is_cancelled() {
+            *slot = Some(StopReason::Interrupted);
+        }
+        slot.clone()
+    }
+
     fn pop(&self) -> Option<Job> {
         self.queue
             .lock()
@@ -528,18 +538,20 @@ async fn wait_for_window(
 /// The run is stopping and this row was certainly not delivered: `not_sent`.
 fn stopped(shared: &Shared, job: Job, last: &Reply, attempts: u32, started: Instant) -> Flow {
     let mut o = outcome(&job, Status::NotSent, last, attempts, started);
-    if o.msg.is_empty() {
-        o.msg = stop_msg(shared);
-    }
+    // Earlier attempts (if any) were refused in ways that prove no delivery; keep what
+    // the server said last, after why the row was not tried again.
+    o.msg = match (o.msg.is_empty(), o.error.is_empty()) {
+        (true, true) => stop_msg(shared),
+        (true, false) => format!("{} (last answer: {})", stop_msg(shared), o.error),
+        (false, _) => format!("{} (last answer: {})", stop_msg(shared), o.msg),
+    };
     shared.record(o, &job.key);
     Flow::Stop
 }
 
 fn stop_msg(shared: &Shared) -> String {
     shared
-        .reason
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+        .reason()
         .as_ref()
         .map(StopReason::not_sent_msg)
         .unwrap_or_else(|| "not sent".into())
@@ -598,13 +610,7 @@ pub async fn run(
         .unwrap_or_else(PoisonError::into_inner)
         .drain(..)
         .collect();
-    if !left.is_empty()
-        && shared
-            .reason
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-    {
+    if !left.is_empty() && shared.reason().is_none() {
         let quota_spent = shared
             .tokens
             .iter()
@@ -618,11 +624,7 @@ pub async fn run(
             &job.key,
         );
     }
-    shared
-        .reason
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
+    shared.reason()
 }
 
 #[cfg(test)]

@@ -3,15 +3,37 @@ Reads a contact list into rows: a header and, for each data row, its fields as
 text with its row number (1 = the first row after the header) and the line it
 starts on, so every later message can say where a problem is.
 
-Rows are streamed, never all held here: `validate` of a very large file runs in
-constant memory. A file that cannot be read as a table at all is an
-`InputError` (the run sends nothing); a row that is merely wrong is the
-validator's business.
+Two kinds of file are read, chosen by the file name's extension:
+
+- spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`), through calamine:
+  the first sheet, or the one named by `--sheet`. Numeric cells come out as the
+  digits the user typed (a phone stored as `573001234567.0` is `573001234567`,
+  never `5.73E+11`); dates as ISO text. The sheet is loaded whole (calamine has
+  no streaming reader); `line` is the sheet's row number.
+- anything else, as delimited text: the delimiter (`,` `;` tab `|`) is guessed
+  from the header line unless given, and the encoding is UTF-8 (with or
+  without BOM), UTF-16 with a BOM (Excel's "Unicode text"), or Windows-1252
+  (what Excel's "CSV" export writes on a Spanish-locale Windows), detected
+  from the first 64 KiB unless `[input] encoding` says. Fields are decoded one
+  at a time from csv's byte records, so text files are streamed and `validate`
+  of a very large file runs in constant memory.
+
+A file that cannot be read as a table at all is an `InputError` (the run sends
+nothing); a row that is merely wrong is the validator's business.
 */
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+
+use calamine::{Data, Reader as _};
+
+/// How much of a text file is looked at to guess its encoding and delimiter.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// Extensions read as spreadsheets; everything else is delimited text.
+const SPREADSHEET_EXTENSIONS: [&str; 5] = ["xlsx", "xlsm", "xlsb", "xls", "ods"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -38,6 +60,64 @@ pub enum InputError {
     TooManyRows { path: PathBuf, max_rows: u64 },
     #[error("{path}: {message}")]
     Header { path: PathBuf, message: String },
+    #[error(
+        "cannot read {path} as a spreadsheet: {message}; if it is really a CSV file, give it a .csv name"
+    )]
+    Spreadsheet { path: PathBuf, message: String },
+    #[error("{path}: no sheet named {wanted:?} (--sheet or input.sheet); its sheets are: {sheets}")]
+    NoSuchSheet {
+        path: PathBuf,
+        wanted: String,
+        sheets: String,
+    },
+}
+
+/// The text encoding of a delimited file (`[input] encoding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 if the first 64 KiB are valid UTF-8, else Windows-1252. A byte
+    /// order mark always wins.
+    #[default]
+    Auto,
+    Utf8,
+    Windows1252,
+}
+
+impl Encoding {
+    /// Parses the config value: "auto", "utf-8", "windows-1252" (a few spellings of each).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "utf-8" | "utf8" => Some(Self::Utf8),
+            // WHATWG decodes latin1 / iso-8859-1 as windows-1252 too: it is a superset.
+            "windows-1252" | "cp1252" | "latin1" | "latin-1" | "iso-8859-1" => {
+                Some(Self::Windows1252)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Parses a delimiter as written in `--delimiter` or `[input] delimiter`.
+pub fn parse_delimiter(text: &str) -> Option<u8> {
+    match text {
+        "," => Some(b','),
+        ";" => Some(b';'),
+        "|" => Some(b'|'),
+        "tab" | "\t" | "\\t" => Some(b'\t'),
+        _ => None,
+    }
+}
+
+/// How to read the input, from flags and `[input]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Spreadsheets: the sheet to read (default: the first).
+    pub sheet: Option<String>,
+    /// Text files: the encoding.
+    pub encoding: Encoding,
+    /// Text files: the delimiter, or `None` to detect it from the header line.
+    pub delimiter: Option<u8>,
 }
 
 /// One data row as read.
@@ -45,7 +125,7 @@ pub enum InputError {
 pub struct Record {
     /// 1-based data row number (the header is not a row).
     pub row: u64,
-    /// Line of the file the row starts on (1-based), for messages.
+    /// Line of the file (sheet row, for spreadsheets) the row starts on (1-based), for messages.
     pub line: u64,
     pub fields: Vec<String>,
 }
@@ -54,10 +134,31 @@ pub struct Record {
 pub struct Rows {
     path: PathBuf,
     header: Vec<String>,
-    reader: csv::Reader<Box<dyn Read>>,
-    record: csv::ByteRecord,
+    source: Source,
     row: u64,
     failed: bool,
+}
+
+enum Source {
+    Text(TextRows),
+    Sheet(SheetRows),
+}
+
+struct TextRows {
+    reader: csv::Reader<Box<dyn Read>>,
+    delimiter: u8,
+    record: csv::ByteRecord,
+    decoding: Decoding,
+}
+
+struct SheetRows {
+    /// The sheet's name, for the log.
+    name: String,
+    range: calamine::Range<Data>,
+    /// Index in `range` of the next row to read.
+    next: usize,
+    /// Sheet row number (1-based) of the range's first row.
+    first_line: u64,
 }
 
 impl std::fmt::Debug for Rows {
@@ -70,20 +171,93 @@ impl std::fmt::Debug for Rows {
     }
 }
 
-/// Opens a contact list and reads its header.
+/// Opens a contact list with default options and reads its header.
 pub fn open(path: &Path) -> Result<Rows, InputError> {
+    open_with(path, &ReadOptions::default())
+}
+
+/// Opens a contact list and reads its header: a spreadsheet by its extension,
+/// otherwise delimited text.
+pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
+    if is_spreadsheet(path) {
+        return open_sheet(path, options.sheet.as_deref());
+    }
+    if let Some(sheet) = &options.sheet {
+        tracing::warn!(
+            "{}: is read as delimited text (not a spreadsheet by its extension); the sheet {sheet:?} is ignored",
+            path.display()
+        );
+    }
     let file = File::open(path).map_err(|source| InputError::Open {
         path: path.to_owned(),
         source,
     })?;
-    from_reader(path, Box::new(BufReader::with_capacity(64 * 1024, file)))
+    from_reader_with(
+        path,
+        Box::new(BufReader::with_capacity(64 * 1024, file)),
+        options,
+    )
 }
 
-/// Reads a table from any byte stream; `path` only names it in messages.
+/// Whether `path` is read as a spreadsheet (by its extension, any case).
+pub fn is_spreadsheet(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        SPREADSHEET_EXTENSIONS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(e))
+    })
+}
+
+/// Reads a UTF-8 (or auto-detected) comma-or-other table from any byte stream;
+/// `path` only names it in messages.
 pub fn from_reader(path: &Path, source: Box<dyn Read>) -> Result<Rows, InputError> {
+    from_reader_with(path, source, &ReadOptions::default())
+}
+
+/// Reads delimited text from any byte stream; `path` only names it in messages.
+pub fn from_reader_with(
+    path: &Path,
+    source: Box<dyn Read>,
+    options: &ReadOptions,
+) -> Result<Rows, InputError> {
+    let io_error = |source| InputError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let (mut prefix, mut source) = peek(source, SNIFF_BYTES).map_err(io_error)?;
+    let bom = Bom::of(&prefix);
+    if matches!(bom, Some(Bom::Utf16)) {
+        // Excel's "Unicode text" export: transcode the whole stream to UTF-8.
+        let utf8 = encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .bom_sniffing(true)
+            .strip_bom(true)
+            .build(source);
+        (prefix, source) = peek(Box::new(utf8), SNIFF_BYTES).map_err(io_error)?;
+    }
+    let decoding = match (bom, options.encoding) {
+        (Some(_), _) => Decoding::Utf8 {
+            chosen: Chosen::Bom,
+        },
+        (None, Encoding::Utf8) => Decoding::Utf8 {
+            chosen: Chosen::Config,
+        },
+        (None, Encoding::Windows1252) => Decoding::Windows1252,
+        (None, Encoding::Auto) => Decoding::sniff(&prefix),
+    };
+    let delimiter = options
+        .delimiter
+        .unwrap_or_else(|| detect_delimiter(&prefix));
+    tracing::debug!(
+        "{}: delimited text, delimiter {:?}, encoding {}",
+        path.display(),
+        char::from(delimiter),
+        decoding.name()
+    );
+
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .delimiter(delimiter)
         .from_reader(source);
     let mut record = csv::ByteRecord::new();
     let parse_error = |e: csv::Error| InputError::Parse {
@@ -96,29 +270,373 @@ pub fn from_reader(path: &Path, source: Box<dyn Read>) -> Result<Rows, InputErro
             path: path.to_owned(),
         });
     }
-    let header = decode_fields(&record).map_err(|field| InputError::Parse {
+    // Excel's `sep=;` hint line, when present, comes before the header.
+    if record.len() <= 2
+        && record.get(0).is_some_and(|f| f.starts_with(b"sep="))
+        && record.iter().skip(1).all(<[u8]>::is_empty)
+        && !reader.read_byte_record(&mut record).map_err(parse_error)?
+    {
+        return Err(InputError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let mut text = TextRows {
+        reader,
+        delimiter,
+        record,
+        decoding,
+    };
+    let line = text.record.position().map(|p| p.line()).unwrap_or(1);
+    let header = text.decode_record().map_err(|field| InputError::Parse {
         path: path.to_owned(),
-        line: 1,
+        line,
         message: format!(
-            "header column {} is not valid UTF-8: save the file as UTF-8 (Excel: \"CSV UTF-8\")",
-            field + 1
+            "header column {}: {}",
+            field + 1,
+            text.decoding.failure_hint()
         ),
     })?;
+    let header = trimmed_header(path, header)?;
+    Ok(Rows {
+        path: path.to_owned(),
+        header,
+        source: Source::Text(text),
+        row: 0,
+        failed: false,
+    })
+}
+
+fn trimmed_header(path: &Path, header: Vec<String>) -> Result<Vec<String>, InputError> {
     let header: Vec<String> = header.into_iter().map(|h| h.trim().to_owned()).collect();
     if header.iter().all(String::is_empty) {
         return Err(InputError::Empty {
             path: path.to_owned(),
         });
     }
+    Ok(header)
+}
+
+/// Reads up to `n` bytes, and returns them with a reader that yields them again
+/// before the rest of the stream.
+fn peek(mut source: Box<dyn Read>, n: usize) -> std::io::Result<(Vec<u8>, Box<dyn Read>)> {
+    let mut prefix = Vec::with_capacity(n.min(SNIFF_BYTES));
+    (&mut source).take(n as u64).read_to_end(&mut prefix)?;
+    let replay = std::io::Cursor::new(prefix.clone()).chain(source);
+    Ok((prefix, Box::new(replay)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bom {
+    Utf8,
+    Utf16,
+}
+
+impl Bom {
+    fn of(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
+            Some(Self::Utf8)
+        } else if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+            Some(Self::Utf16)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a text file is read as UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    Bom,
+    Config,
+    Detected,
+}
+
+/// How fields of a text file are turned into text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decoding {
+    Utf8 {
+        chosen: Chosen,
+    },
+    Windows1252,
+    /// Auto-detection saw only ASCII so far: the first field that is not
+    /// ASCII decides (valid UTF-8 means UTF-8, otherwise Windows-1252).
+    Undecided,
+}
+
+impl Decoding {
+    fn sniff(prefix: &[u8]) -> Self {
+        if prefix.is_ascii() {
+            return Self::Undecided;
+        }
+        match std::str::from_utf8(prefix) {
+            Ok(_) => Self::Utf8 {
+                chosen: Chosen::Detected,
+            },
+            // The prefix may end in the middle of a character: that is still UTF-8.
+            Err(e) if e.error_len().is_none() => Self::Utf8 {
+                chosen: Chosen::Detected,
+            },
+            Err(_) => Self::Windows1252,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Utf8 { .. } => "UTF-8",
+            Self::Windows1252 => "Windows-1252",
+            Self::Undecided => "not yet known (ASCII so far)",
+        }
+    }
+
+    /// Text of one field, or `None` if it cannot be decoded.
+    fn decode(&mut self, bytes: &[u8]) -> Option<String> {
+        match *self {
+            Self::Utf8 { .. } => std::str::from_utf8(bytes).ok().map(str::to_owned),
+            Self::Windows1252 => Some(windows_1252(bytes)),
+            Self::Undecided if bytes.is_ascii() => {
+                // ASCII is valid in both: no need to decide yet.
+                std::str::from_utf8(bytes).ok().map(str::to_owned)
+            }
+            Self::Undecided => match std::str::from_utf8(bytes) {
+                Ok(text) => {
+                    *self = Self::Utf8 {
+                        chosen: Chosen::Detected,
+                    };
+                    Some(text.to_owned())
+                }
+                Err(_) => {
+                    tracing::info!(
+                        "the list is not UTF-8: reading it as Windows-1252 (set input.encoding to choose)"
+                    );
+                    *self = Self::Windows1252;
+                    Some(windows_1252(bytes))
+                }
+            },
+        }
+    }
+
+    /// What to tell the user when a field cannot be decoded.
+    fn failure_hint(self) -> &'static str {
+        match self {
+            Self::Utf8 {
+                chosen: Chosen::Config,
+            } => {
+                "not valid UTF-8, as input.encoding = \"utf-8\" requires: save the file as UTF-8 (Excel: \"CSV UTF-8\"), or set input.encoding = \"windows-1252\" or \"auto\""
+            }
+            Self::Utf8 {
+                chosen: Chosen::Bom,
+            } => {
+                "not valid UTF-8, although the file starts with a UTF-8 byte order mark: the file mixes encodings; export it again as \"CSV UTF-8\""
+            }
+            _ => {
+                "not valid UTF-8, although the start of the file is UTF-8: the file mixes encodings; export it again as \"CSV UTF-8\", or set input.encoding = \"windows-1252\" if the accents come out wrong"
+            }
+        }
+    }
+}
+
+fn windows_1252(bytes: &[u8]) -> String {
+    match encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes) {
+        (Cow::Borrowed(text), _) => text.to_owned(),
+        (Cow::Owned(text), _) => text,
+    }
+}
+
+/// The delimiter that occurs most often outside quotes on the first line
+/// (`,` when none does, or on a tie with `,`).
+fn detect_delimiter(prefix: &[u8]) -> u8 {
+    const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+    let text = prefix.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(prefix);
+    let mut lines = text.split(|&b| b == b'\n');
+    let mut first = lines.next().unwrap_or_default();
+    // Excel's hint line names the delimiter itself.
+    if let Some(rest) = first.strip_prefix(b"sep=")
+        && let Some(&d) = rest.first()
+        && CANDIDATES.contains(&d)
+    {
+        return d;
+    }
+    if first.is_empty() {
+        first = lines.find(|l| !l.is_empty()).unwrap_or_default();
+    }
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for &b in first {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(i) = CANDIDATES.iter().position(|&c| c == b) {
+            counts[i] += 1;
+        }
+    }
+    let mut best = 0;
+    for i in 1..CANDIDATES.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    CANDIDATES[best]
+}
+
+impl TextRows {
+    /// The current record's fields as text, or the index of the first that cannot be decoded.
+    fn decode_record(&mut self) -> Result<Vec<String>, usize> {
+        let mut fields = Vec::with_capacity(self.record.len());
+        for (i, f) in self.record.iter().enumerate() {
+            fields.push(self.decoding.decode(f).ok_or(i)?);
+        }
+        Ok(fields)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Spreadsheets.
+
+fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
+    let spreadsheet_error = |e: calamine::Error| match e {
+        calamine::Error::Io(source) => InputError::Open {
+            path: path.to_owned(),
+            source,
+        },
+        other => InputError::Spreadsheet {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
+    };
+    if let Err(source) = File::open(path) {
+        return Err(InputError::Open {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    let mut workbook = calamine::open_workbook_auto(path).map_err(spreadsheet_error)?;
+    let names = workbook.sheet_names();
+    let name = match wanted {
+        None => names.first().cloned().ok_or_else(|| InputError::Empty {
+            path: path.to_owned(),
+        })?,
+        Some(w) => names
+            .iter()
+            .find(|n| n.as_str() == w)
+            .or_else(|| {
+                names
+                    .iter()
+                    .find(|n| n.trim().to_lowercase() == w.trim().to_lowercase())
+            })
+            .cloned()
+            .ok_or_else(|| InputError::NoSuchSheet {
+                path: path.to_owned(),
+                wanted: w.to_owned(),
+                sheets: names
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?,
+    };
+    let range = workbook.worksheet_range(&name).map_err(spreadsheet_error)?;
+    let first_line = range.start().map(|(r, _)| u64::from(r) + 1).unwrap_or(1);
+    let mut sheet = SheetRows {
+        name,
+        range,
+        next: 0,
+        first_line,
+    };
+    // The header is the first row with any content.
+    let header = loop {
+        match sheet.next_row() {
+            None => {
+                return Err(InputError::Empty {
+                    path: path.to_owned(),
+                });
+            }
+            Some((_, cells)) if cells.iter().all(String::is_empty) => continue,
+            Some((_, cells)) => break cells,
+        }
+    };
+    let header = trimmed_header(path, header)?;
     Ok(Rows {
         path: path.to_owned(),
         header,
-        reader,
-        record,
+        source: Source::Sheet(sheet),
         row: 0,
         failed: false,
     })
 }
+
+impl SheetRows {
+    /// The next row's sheet line and cells as text.
+    fn next_row(&mut self) -> Option<(u64, Vec<String>)> {
+        let cells = self.range.rows().nth(self.next)?;
+        let line = self.first_line + self.next as u64;
+        self.next += 1;
+        Some((line, cells.iter().map(cell_text).collect()))
+    }
+}
+
+/// A cell as the text the user sees or typed.
+pub fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => float_text(*f),
+        Data::Bool(true) => "TRUE".into(),
+        Data::Bool(false) => "FALSE".into(),
+        Data::DateTime(dt) => datetime_text(dt),
+        Data::DateTimeIso(s) => s
+            .strip_suffix("T00:00:00")
+            .unwrap_or(s)
+            .replacen('T', " ", 1),
+        Data::DurationIso(s) => s.clone(),
+        Data::Error(e) => e.to_string(),
+    }
+}
+
+/// A float as decimal digits, never in scientific notation: integral values
+/// without a fraction (`573001234567.0` is `573001234567`), others as the
+/// shortest text that reads back as the same number.
+pub fn float_text(f: f64) -> String {
+    if f == 0.0 {
+        // Also turns -0 into 0.
+        return "0".into();
+    }
+    // Rust's `Display` for f64 never uses an exponent and drops `.0`.
+    f.to_string()
+}
+
+/// Dates as `YYYY-MM-DD`, times as `HH:MM` (`HH:MM:SS` with seconds), both
+/// when the cell has both; durations as `H:MM:SS`.
+fn datetime_text(dt: &calamine::ExcelDateTime) -> String {
+    let value = dt.as_f64();
+    if dt.is_duration() || !value.is_finite() || value < 0.0 {
+        let secs = (value * 86_400.0).round();
+        if !secs.is_finite() {
+            return float_text(value);
+        }
+        let secs = secs.abs() as u64;
+        return format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    }
+    // The time of day, rounded to the second: 10:31 is stored as 0.438194...,
+    // which calamine turns into 10:30:59.999.
+    let secs = ((value.fract() * 86_400.0).round() as u64).min(86_399);
+    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let (y, mo, d, ..) = dt.to_ymd_hms_milli();
+    let time = if s == 0 {
+        format!("{h:02}:{mi:02}")
+    } else {
+        format!("{h:02}:{mi:02}:{s:02}")
+    };
+    let date = format!("{y:04}-{mo:02}-{d:02}");
+    if value < 1.0 {
+        time
+    } else if (h, mi, s) == (0, 0, 0) {
+        date
+    } else {
+        format!("{date} {time}")
+    }
+}
+
+// ---------------------------------------------------------------------------
 
 impl Rows {
     pub fn header(&self) -> &[String] {
@@ -133,6 +651,18 @@ impl Rows {
     pub fn rows_read(&self) -> u64 {
         self.row
     }
+
+    /// How the file is being read, for the log: delimiter and encoding, or the sheet.
+    pub fn format(&self) -> String {
+        match &self.source {
+            Source::Text(t) => format!(
+                "delimited text, delimiter {:?}, encoding {}",
+                char::from(t.delimiter),
+                t.decoding.name()
+            ),
+            Source::Sheet(sheet) => format!("spreadsheet, sheet {:?}", sheet.name),
+        }
+    }
 }
 
 impl Iterator for Rows {
@@ -142,55 +672,62 @@ impl Iterator for Rows {
         if self.failed {
             return None;
         }
-        loop {
-            match self.reader.read_byte_record(&mut self.record) {
-                Ok(false) => return None,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(InputError::Parse {
-                        path: self.path.clone(),
-                        line: e.position().map(|p| p.line()).unwrap_or(0),
-                        message: describe_csv_error(&e),
-                    }));
+        match &mut self.source {
+            Source::Sheet(sheet) => loop {
+                let (line, fields) = sheet.next_row()?;
+                // Empty rows are not rows.
+                if fields.iter().all(String::is_empty) {
+                    continue;
                 }
-                Ok(true) => {}
-            }
-            // Blank lines (a single empty field) are not rows.
-            if self.record.len() == 1 && self.record.get(0).is_some_and(|f| f.is_empty()) {
-                continue;
-            }
-            self.row += 1;
-            let line = self.record.position().map(|p| p.line()).unwrap_or(0);
-            return Some(match decode_fields(&self.record) {
-                Ok(fields) => Ok(Record {
+                self.row += 1;
+                return Some(Ok(Record {
                     row: self.row,
                     line,
                     fields,
-                }),
-                Err(field) => {
-                    self.failed = true;
-                    Err(InputError::Parse {
-                        path: self.path.clone(),
-                        line,
-                        message: format!(
-                            "row {}, column {}: not valid UTF-8: save the file as UTF-8 (Excel: \"CSV UTF-8\")",
-                            self.row,
-                            field + 1
-                        ),
-                    })
+                }));
+            },
+            Source::Text(text) => loop {
+                match text.reader.read_byte_record(&mut text.record) {
+                    Ok(false) => return None,
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(InputError::Parse {
+                            path: self.path.clone(),
+                            line: e.position().map(|p| p.line()).unwrap_or(0),
+                            message: describe_csv_error(&e),
+                        }));
+                    }
+                    Ok(true) => {}
                 }
-            });
+                // Blank lines (a single empty field) are not rows.
+                if text.record.len() == 1 && text.record.get(0).is_some_and(|f| f.is_empty()) {
+                    continue;
+                }
+                self.row += 1;
+                let line = text.record.position().map(|p| p.line()).unwrap_or(0);
+                return Some(match text.decode_record() {
+                    Ok(fields) => Ok(Record {
+                        row: self.row,
+                        line,
+                        fields,
+                    }),
+                    Err(field) => {
+                        self.failed = true;
+                        Err(InputError::Parse {
+                            path: self.path.clone(),
+                            line,
+                            message: format!(
+                                "row {}, column {}: {}",
+                                self.row,
+                                field + 1,
+                                text.decoding.failure_hint()
+                            ),
+                        })
+                    }
+                });
+            },
         }
     }
-}
-
-/// Fields as UTF-8 text, or the index of the first field that is not.
-fn decode_fields(record: &csv::ByteRecord) -> Result<Vec<String>, usize> {
-    record
-        .iter()
-        .enumerate()
-        .map(|(i, f)| std::str::from_utf8(f).map(str::to_owned).map_err(|_| i))
-        .collect()
 }
 
 fn describe_csv_error(e: &csv::Error) -> String {
@@ -209,13 +746,25 @@ mod tests {
 
     type Read = (Vec<String>, Vec<Result<Record, InputError>>);
 
-    fn rows(text: &[u8]) -> Result<Read, InputError> {
-        let r = from_reader(
+    fn read_with(text: &[u8], options: &ReadOptions) -> Result<Read, InputError> {
+        let r = from_reader_with(
             Path::new("t.csv"),
             Box::new(std::io::Cursor::new(text.to_vec())),
+            options,
         )?;
         let header = r.header().to_vec();
         Ok((header, r.collect()))
+    }
+
+    fn rows(text: &[u8]) -> Result<Read, InputError> {
+        read_with(text, &ReadOptions::default())
+    }
+
+    fn fields(read: &Read) -> Vec<Vec<String>> {
+        read.1
+            .iter()
+            .map(|r| r.as_ref().expect("row").fields.clone())
+            .collect()
     }
 
     #[test]
@@ -240,11 +789,133 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_names_the_row_and_stops() {
-        let (_, rows) = rows(b"telephone,message\n1,ok\n2,se\xF1ora\n3,later\n").unwrap();
-        assert_eq!(rows.len(), 2);
-        let err = rows[1].as_ref().unwrap_err().to_string();
-        assert!(err.contains("row 2") && err.contains("UTF-8"), "{err}");
+    fn windows_1252_is_detected_and_decoded() {
+        // "Teléfono;Mensaje" / "Señora Núñez: información" as Excel writes them on Spanish Windows.
+        let read =
+            rows(b"Nombre;Tel\xE9fono;Mensaje\r\nSe\xF1ora N\xFA\xF1ez;300 123 4567;informaci\xF3n \x80 5\r\n")
+                .unwrap();
+        assert_eq!(read.0, ["Nombre", "Teléfono", "Mensaje"]);
+        assert_eq!(
+            fields(&read),
+            [["Señora Núñez", "300 123 4567", "información € 5"]]
+        );
+    }
+
+    #[test]
+    fn utf8_with_and_without_bom_is_kept() {
+        for bom in [&b""[..], b"\xEF\xBB\xBF"] {
+            let text = [bom, "nombre;teléfono\nSeñora;1\n".as_bytes()].concat();
+            let read = rows(&text).unwrap();
+            assert_eq!(read.0, ["nombre", "teléfono"]);
+            assert_eq!(fields(&read), [["Señora", "1"]]);
+        }
+    }
+
+    #[test]
+    fn utf16_unicode_text_exports_are_transcoded() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for unit in "Celular\tMensaje\r\n300 123 4567\tSeñora 👋\r\n".encode_utf16() {
+            bytes.extend_from_slice(&unit.to_le_bytes());
+        }
+        let read = rows(&bytes).unwrap();
+        assert_eq!(read.0, ["Celular", "Mensaje"]);
+        assert_eq!(fields(&read), [["300 123 4567", "Señora 👋"]]);
+    }
+
+    #[test]
+    fn an_ascii_start_defers_the_encoding_to_the_first_accent() {
+        // More ASCII than the sniffed prefix, then a Windows-1252 byte.
+        let mut text = b"telephone,message\n".to_vec();
+        while text.len() < SNIFF_BYTES + 100 {
+            text.extend_from_slice(b"573001234567,hola\n");
+        }
+        let windows = [&text[..], b"573001234567,se\xF1ora\n"].concat();
+        let read = rows(&windows).unwrap();
+        assert_eq!(
+            read.1.last().unwrap().as_ref().unwrap().fields[1],
+            "se\u{f1}ora"
+        );
+        // The same in UTF-8 stays UTF-8.
+        let utf8 = [&text[..], "573001234567,se\u{f1}ora\n".as_bytes()].concat();
+        let read = rows(&utf8).unwrap();
+        assert_eq!(
+            read.1.last().unwrap().as_ref().unwrap().fields[1],
+            "se\u{f1}ora"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_utf8_file_names_the_row_and_stops() {
+        // UTF-8 accents in the sniffed start, a Windows-1252 byte later: the file
+        // mixes encodings, which is an error naming the row, not a guess.
+        let mut text = b"telephone,message\n1,adi\xC3\xB3s\n".to_vec();
+        while text.len() < SNIFF_BYTES + 100 {
+            text.extend_from_slice(b"573001234567,hola\n");
+        }
+        text.extend_from_slice(b"2,se\xF1ora\n3,later\n");
+        let (_, rows) = rows_of(&text);
+        let n = rows.len();
+        let err = rows[n - 1].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("row {n}"))
+                && err.contains("column 2")
+                && err.contains("mixes encodings"),
+            "{err}"
+        );
+        // Declared UTF-8: the same, naming the setting.
+        let (_, rows) = read_with(
+            b"telephone,message\n2,se\xF1ora\n",
+            &ReadOptions {
+                encoding: Encoding::Utf8,
+                ..ReadOptions::default()
+            },
+        )
+        .unwrap();
+        let err = rows[0].as_ref().unwrap_err().to_string();
+        assert!(err.contains("input.encoding"), "{err}");
+    }
+
+    fn rows_of(text: &[u8]) -> Read {
+        rows(text).unwrap()
+    }
+
+    #[test]
+    fn the_configured_encoding_overrides_detection() {
+        // Valid UTF-8 ("Ã±" in Windows-1252 terms), read as Windows-1252 on request.
+        let read = read_with(
+            "a,b\n1,ñ\n".as_bytes(),
+            &ReadOptions {
+                encoding: Encoding::Windows1252,
+                ..ReadOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(fields(&read), [["1", "Ã±"]]);
+    }
+
+    #[test]
+    fn delimiters_are_detected_from_the_header_line() {
+        assert_eq!(detect_delimiter(b"a,b,c\n1;2;3;4;5\n"), b',');
+        assert_eq!(detect_delimiter(b"Nombre;Tel\xE9fono;Mensaje\r\n"), b';');
+        assert_eq!(detect_delimiter(b"a\tb\tc"), b'\t');
+        assert_eq!(detect_delimiter(b"a|b|c\n"), b'|');
+        assert_eq!(detect_delimiter(b"\"a;b\",c\n"), b',');
+        assert_eq!(detect_delimiter(b"\xEF\xBB\xBFa;b"), b';');
+        assert_eq!(detect_delimiter(b"telephone\n"), b',');
+        assert_eq!(detect_delimiter(b"sep=;\na,b,c\n"), b';');
+        let read = rows_of(b"sep=;\nCelular;Mensaje\n1;Hola, Ana\n");
+        assert_eq!(read.0, ["Celular", "Mensaje"]);
+        assert_eq!(fields(&read), [["1", "Hola, Ana"]]);
+        // An explicit delimiter wins.
+        let read = read_with(
+            b"a;b,c\n1;2,3\n",
+            &ReadOptions {
+                delimiter: Some(b','),
+                ..ReadOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(read.0, ["a;b", "c"]);
     }
 
     #[test]
@@ -255,5 +926,144 @@ mod tests {
             .map(|r| r.as_ref().unwrap().fields.len())
             .collect();
         assert_eq!(lens, [1, 3]);
+    }
+
+    #[test]
+    fn numeric_cells_print_as_typed() {
+        assert_eq!(float_text(573001234567.0), "573001234567");
+        assert_eq!(float_text(3001234567.0), "3001234567");
+        assert_eq!(float_text(1e20), "100000000000000000000");
+        assert_eq!(float_text(12.5), "12.5");
+        assert_eq!(float_text(0.1), "0.1");
+        assert_eq!(float_text(-0.0), "0");
+        assert_eq!(cell_text(&Data::Int(42)), "42");
+        assert_eq!(cell_text(&Data::Bool(true)), "TRUE");
+        assert_eq!(cell_text(&Data::Empty), "");
+        assert_eq!(cell_text(&Data::Error(calamine::CellErrorType::NA)), "#N/A");
+        assert_eq!(
+            cell_text(&Data::DateTimeIso("2025-03-14T00:00:00".into())),
+            "2025-03-14"
+        );
+    }
+
+    #[test]
+    fn dates_and_times_print_as_iso_text() {
+        let dt = |v: f64| {
+            cell_text(&Data::DateTime(calamine::ExcelDateTime::new(
+                v,
+                calamine::ExcelDateTimeType::DateTime,
+                false,
+            )))
+        };
+        assert_eq!(dt(45730.0), "2025-03-14");
+        assert_eq!(dt(45730.4375), "2025-03-14 10:30");
+        // 10:31 is not exact in binary: still 10:31, not 10:30:59.
+        assert_eq!(dt(10.0 / 24.0 + 31.0 / 1440.0), "10:31");
+        assert_eq!(dt(0.5 + 15.0 / 86400.0), "12:00:15");
+        let duration =
+            calamine::ExcelDateTime::new(1.5, calamine::ExcelDateTimeType::TimeDelta, false);
+        assert_eq!(cell_text(&Data::DateTime(duration)), "36:00:00");
+    }
+
+    fn write_xlsx(path: &Path, sheets: &[(&str, &[&[Cell]])]) {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        for (name, rows) in sheets {
+            let sheet = book.add_worksheet();
+            sheet.set_name(*name).unwrap();
+            for (r, cells) in rows.iter().enumerate() {
+                for (c, cell) in cells.iter().enumerate() {
+                    let (r, c) = (r as u32 + 1, c as u16);
+                    match cell {
+                        Cell::Text(t) => sheet.write_string(r, c, *t).map(|_| ()),
+                        Cell::Number(n) => sheet.write_number(r, c, *n).map(|_| ()),
+                        Cell::Blank => Ok(()),
+                    }
+                    .unwrap();
+                }
+            }
+        }
+        book.save(path).unwrap();
+    }
+
+    enum Cell {
+        Text(&'static str),
+        Number(f64),
+        Blank,
+    }
+
+    #[test]
+    fn xlsx_sheets_are_read_with_numbers_as_digits() {
+        use Cell::*;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lista.XLSX");
+        let first: &[&[Cell]] = &[
+            &[Text("Nombre"), Text("Celular"), Text("Mensaje")],
+            &[
+                Text("Señora Núñez"),
+                Number(573001234567.0),
+                Text("información"),
+            ],
+            &[Blank, Blank, Blank],
+            &[Text("José"), Number(3001234567.0), Number(12.5)],
+        ];
+        let second: &[&[Cell]] = &[&[Text("telephone")], &[Number(34612345678.0)]];
+        write_xlsx(&path, &[("Contactos", first), ("Otra hoja", second)]);
+        assert!(is_spreadsheet(&path));
+
+        let rows = open_with(&path, &ReadOptions::default()).unwrap();
+        assert_eq!(rows.header(), ["Nombre", "Celular", "Mensaje"]);
+        let records: Vec<Record> = rows.map(Result::unwrap).collect();
+        // The blank sheet row is skipped; `line` is the sheet row (the header is on row 2).
+        assert_eq!(
+            records,
+            [
+                Record {
+                    row: 1,
+                    line: 3,
+                    fields: vec![
+                        "Señora Núñez".into(),
+                        "573001234567".into(),
+                        "información".into()
+                    ]
+                },
+                Record {
+                    row: 2,
+                    line: 5,
+                    fields: vec!["José".into(), "3001234567".into(), "12.5".into()]
+                },
+            ]
+        );
+
+        let options = ReadOptions {
+            sheet: Some("otra hoja".into()),
+            ..ReadOptions::default()
+        };
+        let rows = open_with(&path, &options).unwrap();
+        assert_eq!(rows.header(), ["telephone"]);
+        assert_eq!(
+            rows.map(Result::unwrap).next().unwrap().fields,
+            ["34612345678"]
+        );
+
+        let options = ReadOptions {
+            sheet: Some("Hoja1".into()),
+            ..ReadOptions::default()
+        };
+        let err = open_with(&path, &options).unwrap_err().to_string();
+        assert!(
+            err.contains("\"Hoja1\"") && err.contains("\"Contactos\", \"Otra hoja\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_text_file_with_a_spreadsheet_name_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lista.xlsx");
+        std::fs::write(&path, "telephone,message\n1,2\n").unwrap();
+        let err = open(&path).unwrap_err().to_string();
+        assert!(err.contains("spreadsheet") && err.contains(".csv"), "{err}");
+        let err = open(&dir.path().join("missing.xlsx")).unwrap_err();
+        assert!(matches!(err, InputError::Open { .. }), "{err}");
     }
 }

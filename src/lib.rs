@@ -14,12 +14,15 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod header;
 pub mod input;
+pub mod phone;
 pub mod quota;
 pub mod report;
 pub mod report_cmd;
 pub mod results;
 pub mod suppress;
+pub mod template;
 pub mod validate;
 pub mod window;
 
@@ -65,8 +68,9 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Input(#[from] input::InputError),
+    /// Boxed: header errors carry several names and would make every `Result` large.
     #[error(transparent)]
-    Header(#[from] validate::HeaderError),
+    Header(Box<validate::HeaderError>),
     #[error(transparent)]
     Results(#[from] results::ResultsError),
     #[error(transparent)]
@@ -77,6 +81,12 @@ pub enum Error {
     Suppress(#[from] suppress::SuppressError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+impl From<validate::HeaderError> for Error {
+    fn from(e: validate::HeaderError) -> Self {
+        Error::Header(Box::new(e))
+    }
 }
 
 impl Error {
@@ -136,20 +146,58 @@ struct ListRead {
 /// Reads and judges every row, handing each verdict to `each` as it is made.
 /// Fails on an unreadable opt-out list or contact list, a missing column, or more
 /// rows than allowed, before any verdict is acted on by a send.
-fn read_list(list: &ListSettings, mut each: impl FnMut(Verdict)) -> Result<ListRead, Error> {
+fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Result<ListRead, Error> {
+    let opened = open_list(list)?;
+    tracing::info!(
+        "{}: {}; {}",
+        list.input.display(),
+        opened.rows.format(),
+        opened.validator.columns_summary()
+    );
+    judge_rows(list, opened, each)
+}
+
+/// A list whose header has been checked, ready to be judged row by row.
+struct OpenList {
+    rows: input::Rows,
+    validator: Validator,
+    suppression: Option<Arc<Suppression>>,
+}
+
+/// Loads the opt-out lists, opens the contact list and checks its header.
+fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
     let suppression = if list.suppress.is_empty() {
         None
     } else {
-        Some(Arc::new(Suppression::load(
+        Some(Arc::new(Suppression::load_for(
             &list.suppress,
             &list.columns.telephone,
+            list.default_country,
         )?))
     };
-    let rows = input::open(&list.input)?;
+    let rows = input::open_with(&list.input, &list.read)?;
     let mut validator = Validator::new(rows.header(), list)?;
     if let Some(s) = &suppression {
         validator = validator.with_suppression(Arc::clone(s));
     }
+    Ok(OpenList {
+        rows,
+        validator,
+        suppression,
+    })
+}
+
+/// The rows of `read_list`, once the header is checked.
+fn judge_rows(
+    list: &ListSettings,
+    opened: OpenList,
+    mut each: impl FnMut(Verdict),
+) -> Result<ListRead, Error> {
+    let OpenList {
+        rows,
+        mut validator,
+        suppression,
+    } = opened;
     let template = validator.is_template();
     let mut count = 0;
     for record in rows {
@@ -194,7 +242,9 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut invalid, mut duplicate, mut suppressed) = (0u64, 0u64, 0u64);
     let mut previews = Vec::new();
-    let read = read_list(list, |verdict| match verdict {
+    let opened = open_list(list)?;
+    let _ = writeln!(out, "{}", opened.validator.columns_summary());
+    let read = judge_rows(list, opened, |verdict| match verdict {
         Verdict::Valid(job) => {
             if previews.len() < report::PREVIEW_ROWS {
                 previews.extend(report::template_preview(&job));
@@ -446,7 +496,11 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     let send_started = Instant::now();
     let stop = CancellationToken::new();
     let stopped = runtime.block_on(async {
-        let signals = tokio::spawn(watch_signals(stop.clone(), Arc::clone(&recorder)));
+        let signals = tokio::spawn(watch_signals(
+            stop.clone(),
+            Arc::clone(&recorder),
+            resume_command(&settings),
+        ));
         progress.start(plan.jobs.len() as u64, "sending");
         let pool = dispatch::PoolSettings {
             rate: settings.rate,
@@ -692,29 +746,38 @@ fn estimate(jobs: usize, settings: &SendSettings) -> String {
     )
 }
 
-/// The command that continues this run.
+/// The command that continues this run: the command line it was started with (so every
+/// flag, `--base-url` or `--rate` included, carries over), with `--resume` and
+/// `--results`, and without `--retry-failed` / `--retry-unknown`: rows this run retried
+/// and that came back `failed` or `unknown` again are not re-sent unless asked again.
 fn resume_command(settings: &SendSettings) -> String {
-    let mut cmd = format!(
-        "wolkvox-dispatch send {} --results {}",
-        quote(&settings.list.input),
-        quote(&settings.results)
-    );
-    if let Some(config) = &settings.config_path {
-        cmd.push_str(&format!(" --config {}", quote(config)));
+    resume_command_from(std::env::args_os().skip(1), &settings.results)
+}
+
+fn resume_command_from(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    results: &Path,
+) -> String {
+    let mut words = vec!["wolkvox-dispatch".to_owned()];
+    let (mut resume, mut has_results) = (false, false);
+    for arg in args {
+        let text = arg.to_string_lossy().into_owned();
+        match text.as_str() {
+            "--retry-failed" | "--retry-unknown" => continue,
+            "--resume" => resume = true,
+            t if t == "--results" || t.starts_with("--results=") => has_results = true,
+            _ => {}
+        }
+        words.push(quote_text(&text));
     }
-    for list in &settings.suppress_flags {
-        cmd.push_str(&format!(" --suppress {}", quote(list)));
+    if !has_results {
+        words.push("--results".into());
+        words.push(quote(results));
     }
-    // Template settings given as flags must be given again, or the rest would go as free messages.
-    let hsm = &settings.list.hsm;
-    if let Some(name) = hsm.template_name.as_ref().filter(|_| hsm.name_from_flag) {
-        cmd.push_str(&format!(" --hsm {}", quote_text(name)));
+    if !resume {
+        words.push("--resume".into());
     }
-    if let Some(vars) = hsm.vars.as_ref().filter(|_| hsm.vars_from_flag) {
-        cmd.push_str(&format!(" --hsm-vars {}", quote_text(&vars.join(","))));
-    }
-    cmd.push_str(" --resume");
-    cmd
+    words.join(" ")
 }
 
 /// A path as a shell word: as is when safe, else single-quoted.
@@ -726,7 +789,7 @@ pub(crate) fn quote(path: &Path) -> String {
 fn quote_text(text: &str) -> String {
     if text
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-,".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:=,+@%".contains(c))
     {
         text.to_owned()
     } else {
@@ -765,7 +828,7 @@ fn write_summary_json(path: &Path, json: &SummaryJson<'_>) {
 
 /// First Ctrl-C or SIGTERM: stop starting requests and let those in flight finish.
 /// Second: exit at once, after taking the results lock so no line is left half-written.
-async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>) {
+async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>, resume: String) {
     let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
@@ -781,7 +844,7 @@ async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>) {
     signals.next().await;
     let _frozen = recorder.freeze();
     eprintln!(
-        "interrupted again: exiting now; every outcome recorded so far is in {}; continue with --resume",
+        "interrupted again: exiting now. Every outcome received so far is in {}; the rows that were in flight will be `unknown` (they may have been delivered).\nTo continue, run: {resume}",
         recorder.path().display()
     );
     std::process::exit(i32::from(Exit::Stopped.code()));
@@ -822,5 +885,43 @@ impl Signals {
 
     async fn next(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resume_of(args: &[&str]) -> String {
+        resume_command_from(
+            args.iter().map(std::ffi::OsString::from),
+            Path::new("out/my list.results.csv"),
+        )
+    }
+
+    #[test]
+    fn the_resume_command_keeps_every_flag_but_the_retry_ones() {
+        assert_eq!(
+            resume_of(&[
+                "send",
+                "list.csv",
+                "--base-url",
+                "http://127.0.0.1:9000",
+                "--rate",
+                "5"
+            ]),
+            "wolkvox-dispatch send list.csv --base-url http://127.0.0.1:9000 --rate 5 --results 'out/my list.results.csv' --resume"
+        );
+        assert_eq!(
+            resume_of(&[
+                "send",
+                "it's.csv",
+                "--results=r.csv",
+                "--resume",
+                "--retry-unknown",
+                "--retry-failed"
+            ]),
+            "wolkvox-dispatch send 'it'\\''s.csv' --results=r.csv --resume"
+        );
     }
 }

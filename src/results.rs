@@ -195,21 +195,47 @@ impl Prior {
     /// Reads a journal. A torn last line (the process was killed mid-write) is ignored;
     /// damage anywhere else is an error, since guessing could send a message twice.
     pub fn load(path: &Path, file: &mut File) -> Result<Self, ResultsError> {
-        file.rewind().map_err(|e| ResultsError::Read {
+        Self::load_to_end(path, file).map(|(prior, ..)| prior)
+    }
+
+    /// `load`, plus the length of the journal up to the end of its last whole line, and
+    /// whether that line lacks its newline.
+    fn load_to_end(path: &Path, file: &mut File) -> Result<(Self, u64, bool), ResultsError> {
+        let read_error = |e: std::io::Error| ResultsError::Read {
             path: path.to_owned(),
             message: e.to_string(),
-        })?;
+        };
+        file.rewind().map_err(read_error)?;
         let mut prior = Prior::default();
-        let mut lines = BufReader::new(&*file).split(b'\n').enumerate().peekable();
-        while let Some((i, line)) = lines.next() {
-            let line = line.map_err(|e| ResultsError::Read {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
+        let mut reader = BufReader::new(&*file);
+        let mut buf = Vec::new();
+        let (mut number, mut offset, mut whole, mut unterminated) = (0usize, 0u64, 0u64, false);
+        // A bad line is forgiven only if it is the last one (torn by a crash mid-write).
+        let mut bad: Option<(usize, String)> = None;
+        loop {
+            buf.clear();
+            let n = reader.read_until(b'\n', &mut buf).map_err(read_error)?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            offset += n as u64;
+            let terminated = buf.last() == Some(&b'\n');
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
             if line.iter().all(u8::is_ascii_whitespace) {
+                if terminated {
+                    whole = offset;
+                }
                 continue;
             }
-            match serde_json::from_slice::<Event>(&line) {
+            if let Some((line, message)) = bad.take() {
+                return Err(ResultsError::BadJournal {
+                    path: path.to_owned(),
+                    line,
+                    message,
+                });
+            }
+            match serde_json::from_slice::<Event>(line) {
                 Ok(Event::Intent { key, row }) => {
                     prior.interrupted.insert(key, row);
                 }
@@ -217,17 +243,15 @@ impl Prior {
                     prior.interrupted.remove(&key);
                     prior.done.insert(key, outcome);
                 }
-                Err(_) if lines.peek().is_none() => {}
                 Err(e) => {
-                    return Err(ResultsError::BadJournal {
-                        path: path.to_owned(),
-                        line: i + 1,
-                        message: e.to_string(),
-                    });
+                    bad = Some((number, e.to_string()));
+                    continue;
                 }
             }
+            whole = offset;
+            unterminated = !terminated;
         }
-        Ok(prior)
+        Ok((prior, whole, unterminated))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -331,8 +355,9 @@ struct Inner {
 pub struct Recorder {
     path: PathBuf,
     journal_path: PathBuf,
-    /// Held for the whole run: the OS lock is what keeps a second run out.
-    _lock: File,
+    /// Held for the whole run: the OS lock is what keeps a second run out. For a real
+    /// run it is a second handle on the journal, used to sync intents.
+    lock_file: File,
     inner: Mutex<Inner>,
     /// This run created the results file (not a resume): `discard` may remove it.
     created: bool,
@@ -344,6 +369,32 @@ impl std::fmt::Debug for Recorder {
             .field("path", &self.path)
             .finish()
     }
+}
+
+fn ends_with_newline(file: &mut File, len: u64) -> std::io::Result<bool> {
+    use std::io::{Read, SeekFrom};
+    file.seek(SeekFrom::Start(len.saturating_sub(1)))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+/// Makes a new file's directory entry durable, so a power cut right after the journal
+/// is created cannot make it vanish. Best effort: not every platform can open a directory.
+fn sync_parent(path: &Path) {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+            tracing::debug!("cannot sync {}: {e}", dir.display());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Takes an exclusive OS lock without waiting.
@@ -369,47 +420,91 @@ impl Recorder {
         if options.dry_run {
             return Self::open_dry_run(path, journal_path).map(|r| (r, Prior::default()));
         }
-        // Checked before opening (which creates it): a missing journal next to existing
-        // results means it was deleted, and what was attempted can no longer be known.
+        // Both checked before the journal is opened, since opening creates it: a refused
+        // run must leave nothing behind, or an empty journal beside earlier results would
+        // later look like "nothing was attempted" and resend every row.
         let journal_existed = journal_path.exists();
-        let mut journal = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&journal_path)
-            .map_err(write_error(&journal_path))?;
-        try_lock(&journal, &path)?;
-        let journal_len = journal
-            .metadata()
-            .map_err(write_error(&journal_path))?
-            .len();
         let results_exist = path.exists();
+        // A run in progress holds the journal's lock: say that first, whatever else holds.
+        let existing = if journal_existed {
+            let file = Self::open_journal(&journal_path)?;
+            try_lock(&file, &path)?;
+            Some(file)
+        } else {
+            None
+        };
+        if !options.resume && results_exist {
+            return Err(ResultsError::AlreadyExists { path });
+        }
+        if options.resume && results_exist && !journal_existed {
+            // Deleted: what was attempted can no longer be known.
+            return Err(ResultsError::NoJournal {
+                results: path,
+                journal: journal_path,
+            });
+        }
+        let mut journal = match existing {
+            Some(file) => file,
+            None => {
+                let file = Self::open_journal(&journal_path)?;
+                try_lock(&file, &path)?;
+                sync_parent(&journal_path);
+                file
+            }
+        };
         let prior = if options.resume {
-            let prior = Prior::load(&journal_path, &mut journal)?;
             // An empty journal is fine: every request is preceded by an intent, so none left.
-            if results_exist && !journal_existed {
-                return Err(ResultsError::NoJournal {
-                    results: path,
-                    journal: journal_path,
-                });
+            let (prior, whole, unterminated) = Prior::load_to_end(&journal_path, &mut journal)?;
+            // A torn last line (a crash mid-write) is cut off, or this run's first event
+            // would be glued to it and the journal damaged for the next resume.
+            let len = journal
+                .metadata()
+                .map_err(write_error(&journal_path))?
+                .len();
+            if whole < len {
+                journal.set_len(whole).map_err(write_error(&journal_path))?;
+            }
+            if unterminated {
+                journal
+                    .write_all(b"\n")
+                    .map_err(write_error(&journal_path))?;
             }
             prior
         } else {
-            if results_exist || journal_len > 0 {
+            let journal_len = journal
+                .metadata()
+                .map_err(write_error(&journal_path))?
+                .len();
+            if journal_len > 0 {
                 return Err(ResultsError::AlreadyExists { path });
             }
             Prior::default()
         };
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(write_error(&path))?;
-        let new = file.metadata().map_err(write_error(&path))?.len() == 0;
+        let len = file.metadata().map_err(write_error(&path))?.len();
+        let new = len == 0;
+        if !new && !ends_with_newline(&mut file, len).map_err(write_error(&path))? {
+            // Killed mid-line: end that line, so this run's lines start on their own.
+            file.write_all(b"\n").map_err(write_error(&path))?;
+        }
         let lock = journal.try_clone().map_err(write_error(&journal_path))?;
         let mut recorder = Self::with_files(path, journal_path, lock, file, Some(journal), new)?;
         recorder.created = !options.resume;
         Ok((recorder, prior))
+    }
+
+    fn open_journal(path: &Path) -> Result<File, ResultsError> {
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(write_error(path))
     }
 
     fn open_dry_run(path: PathBuf, journal_path: PathBuf) -> Result<Self, ResultsError> {
@@ -459,7 +554,7 @@ impl Recorder {
         Ok(Self {
             path,
             journal_path,
-            _lock: lock,
+            lock_file: lock,
             inner: Mutex::new(Inner {
                 results,
                 journal,
@@ -497,13 +592,26 @@ impl Recorder {
     /// Records, before the first request for `job` is written, that it may be sent.
     pub fn intent(&self, job: &Job) -> Result<(), ResultsError> {
         let mut inner = self.lock();
+        let inner_has_journal = inner.journal.is_some();
         self.journal_event(
             &mut inner,
             &Event::Intent {
                 key: job.key.clone(),
                 row: job.row,
             },
-        )
+        )?;
+        drop(inner);
+        // On disk before the request leaves, so that even a power cut cannot make a
+        // request look unsent. Outside the lock, so workers do not queue behind it; the
+        // lock file is the journal's own handle. ~0.2 ms here, against ~100 ms or more
+        // per request to Wolkvox. `done` events are not synced: losing one makes the
+        // row `unknown` on resume, which never sends twice.
+        if inner_has_journal {
+            self.lock_file
+                .sync_data()
+                .map_err(write_error(&self.journal_path))?;
+        }
+        Ok(())
     }
 
     /// Records a row's outcome: journal first (the tool's memory), then the results line.
@@ -730,13 +838,39 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_open_creates_no_journal_that_a_later_resume_would_trust() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        std::fs::write(&results, "row,telephone\n").unwrap();
+        let journal = journal_path(&results);
+        assert!(matches!(
+            Recorder::open(&opts(dir.path(), false, false)),
+            Err(ResultsError::AlreadyExists { .. })
+        ));
+        assert!(!journal.exists());
+        for _ in 0..2 {
+            assert!(matches!(
+                Recorder::open(&opts(dir.path(), false, true)),
+                Err(ResultsError::NoJournal { .. })
+            ));
+            assert!(!journal.exists());
+        }
+    }
+
+    #[test]
     fn a_second_run_on_the_same_results_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
-        let (_first, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
-        assert!(matches!(
-            Recorder::open(&opts(dir.path(), false, true)),
-            Err(ResultsError::Locked { .. })
-        ));
+        let (first, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        first
+            .record(Outcome::local(1, "t", Status::Invalid, ""), None)
+            .unwrap();
+        // With or without --resume, the message says another run holds the file.
+        for resume in [true, false] {
+            assert!(matches!(
+                Recorder::open(&opts(dir.path(), false, resume)),
+                Err(ResultsError::Locked { .. })
+            ));
+        }
     }
 
     #[test]
@@ -761,6 +895,28 @@ mod tests {
             Prior::load(&path, &mut f),
             Err(ResultsError::BadJournal { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_torn_journal_is_repaired_on_resume_so_the_next_resume_can_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_path(&dir.path().join("r.csv"));
+        let whole = "{\"event\":\"intent\",\"key\":\"a\",\"row\":1}";
+        for (torn, kept) in [
+            (format!("{whole}\n{{\"event\":\"do"), format!("{whole}\n")),
+            // Cut just before its newline: the line is whole and is kept.
+            (whole.to_owned(), format!("{whole}\n")),
+        ] {
+            std::fs::write(&journal, &torn).unwrap();
+            let (rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+            assert_eq!(prior.interrupted.get("a"), Some(&1));
+            assert_eq!(std::fs::read_to_string(&journal).unwrap(), kept);
+            rec.intent(&job(2, "b")).unwrap();
+            drop(rec);
+            let (_rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+            assert_eq!(prior.interrupted.len(), 2, "{torn:?}");
+            std::fs::remove_file(dir.path().join("r.csv")).unwrap();
+        }
     }
 
     #[test]

@@ -2,13 +2,13 @@
 Opt-out (suppression) lists: numbers that must never be sent anything.
 
 A list is given with `--suppress FILE` (repeatable) or `[campaign] suppress`.
-It may be a table (CSV, or a spreadsheet once `input` reads them) whose
+It may be a table (CSV or a spreadsheet, read by `input`) whose
 telephone column is found by name (the configured `columns.telephone`, or
 telephone, phone, teléfono, celular, móvil...) or else is the first column; or
 a plain list, one number per line, where blank lines and lines starting with
 `#` are ignored. Every number goes through the same normalization as contact
-rows (`validate::normalize_telephone`), so `+57 300 123 4567` on the list
-matches `573001234567` in the contacts.
+rows (`phone::normalize`, with the same `phone.default_country`), so
+`+57 300 123 4567` on the list matches `573001234567` in the contacts.
 
 A list that cannot be read stops the run before anything is sent. A single
 entry that is not a number is a warning naming the file and line, and the
@@ -20,28 +20,10 @@ refused (wrong file or wrong column).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use unicode_normalization::UnicodeNormalization;
+use phonenumber::country::Id;
 
-use crate::input;
+use crate::{header, input};
 
-/// Header names taken as the telephone column of an opt-out list (compared without
-/// case or accents), besides the configured `columns.telephone`.
-const TELEPHONE_NAMES: [&str; 12] = [
-    "telephone",
-    "phone",
-    "telefono",
-    "tel",
-    "celular",
-    "cel",
-    "movil",
-    "mobile",
-    "whatsapp",
-    "numero",
-    "number",
-    "msisdn",
-];
-/// File extensions read as spreadsheets (through `input`), never as plain text.
-const SPREADSHEET_EXTENSIONS: [&str; 5] = ["xlsx", "xlsm", "xlsb", "xls", "ods"];
 /// Bad entries reported one by one per file; the rest are counted.
 const MAX_WARNINGS_PER_FILE: usize = 20;
 
@@ -86,38 +68,43 @@ pub struct Suppression {
 }
 
 /// The one place list entries are normalized: exactly as contact rows are.
-fn normalize(raw: &str) -> Result<String, String> {
-    crate::validate::normalize_telephone(raw)
+fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
+    crate::phone::normalize(raw, default_country)
 }
 
-/// Lowercase, without accents or surrounding spaces: `" Teléfono "` -> `"telefono"`.
-fn fold(name: &str) -> String {
-    name.trim()
-        .nfd()
-        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
+/// A header naming the telephone column: the contact list's configured name or one of
+/// the telephone aliases, compared as identifiers (no case, accents or spacing).
 fn is_telephone_name(name: &str, configured: &str) -> bool {
-    let name = fold(name);
-    !name.is_empty() && (name == fold(configured) || TELEPHONE_NAMES.contains(&name.as_str()))
+    let name = header::identifier(name);
+    !name.is_empty()
+        && (name == header::identifier(configured)
+            || header::TELEPHONE_ALIASES.contains(&name.as_str()))
 }
 
 impl Suppression {
     /// Reads every list. `telephone_column` is the contact list's configured column name,
     /// also looked for in tabular opt-out lists.
     pub fn load(paths: &[PathBuf], telephone_column: &str) -> Result<Self, SuppressError> {
+        Self::load_for(paths, telephone_column, None)
+    }
+
+    /// `load`, reading numbers without country code as numbers of `default_country`
+    /// (`phone.default_country`), as contact rows are.
+    pub fn load_for(
+        paths: &[PathBuf],
+        telephone_column: &str,
+        default_country: Option<Id>,
+    ) -> Result<Self, SuppressError> {
         let mut out = Suppression::default();
         for path in paths {
             let index = out.lists.len();
             out.lists.push(path.clone());
-            let entries = read_entries(path, telephone_column)?;
+            let entries = read_entries(path, telephone_column, default_country)?;
             let total = entries.len();
             let mut skipped = Vec::new();
             let mut numbers = 0usize;
             for (line, raw) in entries {
-                match normalize(&raw) {
+                match normalize(&raw, default_country) {
                     Ok(n) => {
                         numbers += 1;
                         out.numbers.entry(n).or_insert(index);
@@ -190,13 +177,13 @@ impl Suppression {
 }
 
 /// The raw telephone entries of one list, each with its line.
-fn read_entries(path: &Path, telephone_column: &str) -> Result<Vec<(u64, String)>, SuppressError> {
-    let spreadsheet = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| SPREADSHEET_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-    if spreadsheet {
-        return table_entries(path, telephone_column);
+fn read_entries(
+    path: &Path,
+    telephone_column: &str,
+    default_country: Option<Id>,
+) -> Result<Vec<(u64, String)>, SuppressError> {
+    if input::is_spreadsheet(path) {
+        return table_entries(path, telephone_column, default_country);
     }
     let bytes = std::fs::read(path).map_err(|source| SuppressError::Read {
         path: path.to_owned(),
@@ -214,7 +201,7 @@ fn read_entries(path: &Path, telephone_column: &str) -> Result<Vec<(u64, String)
         .filter(|l| meaningful(l))
         .any(|l| l.contains([',', ';', '\t', '|']));
     if tabular {
-        return table_entries(path, telephone_column);
+        return table_entries(path, telephone_column, default_country);
     }
     let mut entries = Vec::new();
     let mut first = true;
@@ -240,7 +227,11 @@ fn read_entries(path: &Path, telephone_column: &str) -> Result<Vec<(u64, String)
 
 /// Entries of a table: the telephone-named column, or the first one. A header whose
 /// first cell is itself a number means the table has no header.
-fn table_entries(path: &Path, telephone_column: &str) -> Result<Vec<(u64, String)>, SuppressError> {
+fn table_entries(
+    path: &Path,
+    telephone_column: &str,
+    default_country: Option<Id>,
+) -> Result<Vec<(u64, String)>, SuppressError> {
     let rows = input::open(path)?;
     let header = rows.header().to_vec();
     let named = header
@@ -250,7 +241,7 @@ fn table_entries(path: &Path, telephone_column: &str) -> Result<Vec<(u64, String
     let mut entries = Vec::new();
     if named.is_none()
         && let Some(first) = header.first()
-        && normalize(first).is_ok()
+        && normalize(first, default_country).is_ok()
     {
         entries.push((1, first.clone()));
     }
@@ -291,6 +282,24 @@ mod tests {
         assert_eq!(s.list_for("573014567890"), Some(a.as_path()));
         assert_eq!(s.list_for("573109999999"), None);
         assert_eq!(s.skipped(), 0);
+    }
+
+    #[test]
+    fn national_numbers_use_the_default_country_as_contact_rows_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = list(dir.path(), "bajas.txt", "300 123 4567\n573014567890\n");
+        let s = Suppression::load_for(
+            std::slice::from_ref(&a),
+            "telephone",
+            crate::phone::parse_country("CO"),
+        )
+        .unwrap();
+        assert_eq!(s.list_for("573001234567"), Some(a.as_path()));
+        assert_eq!(s.list_for("573014567890"), Some(a.as_path()));
+        assert_eq!(s.skipped(), 0);
+        // Without it, the national number is not understood (and reported).
+        let s = Suppression::load(std::slice::from_ref(&a), "telephone").unwrap();
+        assert_eq!((s.len(), s.skipped()), (1, 1));
     }
 
     #[test]

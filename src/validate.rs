@@ -10,20 +10,21 @@ row's position, so an edited or re-sorted list still matches.
 */
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::ListSettings;
+use crate::header::{self, Found};
 use crate::input::Record;
+use crate::phone;
 use crate::suppress::Suppression;
+use crate::template::{MessageTemplate, TemplateError};
 
 /// WhatsApp caps a text body at this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
-/// E.164 numbers have at most 15 digits; the shortest real ones with country code have 8.
-const MIN_DIGITS: usize = 8;
-const MAX_DIGITS: usize = 15;
 
 /// What a job asks the API to deliver: the one value the dispatcher carries, whatever
 /// the kind; `api` turns it into the right call.
@@ -121,7 +122,11 @@ struct Positions {
 /// Which message kind the list is sent as, with the columns that kind reads.
 #[derive(Debug, Clone)]
 enum Kind {
-    Free { message: usize },
+    Free {
+        message: usize,
+    },
+    /// Free messages rendered from `Validator::template` (`--template`, `message.template`).
+    Rendered,
     Template(TemplateColumns),
 }
 
@@ -150,49 +155,47 @@ enum Vars {
 #[derive(Debug)]
 pub struct Validator {
     positions: Positions,
-    names: crate::config::Columns,
+    /// How problems name the telephone, message and connector columns.
+    labels: crate::config::Columns,
     default_connector: Option<String>,
-    /// First row of each content key, to mark later copies `duplicate`.
-    seen: Seen,
+    default_country: Option<phonenumber::country::Id>,
+    template: Option<MessageTemplate>,
+    allow_duplicates: bool,
+    /// Each content key's first row (or, with `allow_duplicates`, how many copies
+    /// followed it): duplicate detection is the one thing that grows with the list.
+    seen: SeenSet,
+    summary: String,
     /// Numbers that must not be contacted.
     suppression: Option<Arc<Suppression>>,
 }
 
-/// The first row of each content seen so far, in little memory: `validate` of a
-/// million-row file keeps one entry per distinct row, and that is most of its memory.
+/// The contents seen so far, in little memory: `validate` of a million-row file keeps
+/// one entry per distinct row, and that is most of its memory.
 ///
 /// Each entry is 13 bytes of the content digest (the first picks one of 256 tables, 12
 /// are stored; 104 bits, so two different rows colliding is about as likely as 1 in
-/// 10^19 even in a million rows) and the row as a `u32`: 16 bytes, where a `String` key
-/// took about 80. Splitting into 256 tables also means a table that grows (hashbrown
-/// doubles by reallocating) copies 1/256 of the entries, never the whole set at once.
+/// 10^19 even in a million rows) and one `u32`: the first row, or with
+/// `allow_duplicates` (which never reports a first row) the number of copies so far.
+/// 16 bytes an entry, where a `String` key took about 80 and a full digest with a
+/// 64-bit row and count 32. Splitting into 256 tables also means a table that grows
+/// (hashbrown doubles by reallocating) copies 1/256 of the entries, never all at once.
 #[derive(Debug)]
-struct Seen {
+struct SeenSet {
     tables: Box<[HashMap<[u8; 12], u32>; 256]>,
 }
 
-impl Seen {
+impl SeenSet {
     fn new() -> Self {
         Self {
             tables: Box::new(std::array::from_fn(|_| HashMap::new())),
         }
     }
 
-    /// The row first seen with `digest`, or `None` after recording `row` as that row.
-    fn first_or_insert(&mut self, digest: &[u8; 16], row: u64) -> Option<u64> {
+    fn entry(&mut self, digest: &[u8; 16]) -> Entry<'_, [u8; 12], u32> {
         let [shard, rest @ ..] = digest;
         let mut key = [0u8; 12];
         key.copy_from_slice(&rest[..12]);
-        let table = &mut self.tables[usize::from(*shard)];
-        match table.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => Some(u64::from(*e.get())),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                // Four billion rows is far beyond any max_rows that can be read in a day;
-                // past it, a duplicate would name row 4294967295 as the first.
-                e.insert(u32::try_from(row).unwrap_or(u32::MAX));
-                None
-            }
-        }
+        self.tables[usize::from(*shard)].entry(key)
     }
 }
 
@@ -208,6 +211,22 @@ pub enum HeaderError {
         key: &'static str,
     },
     #[error(
+        "{path}: two columns can be the {role} column: {first:?} (column {first_index}) and {second:?} (column {second_index}); rename or remove one, or name the one to use with {key} in the config"
+    )]
+    Ambiguous {
+        path: PathBuf,
+        role: &'static str,
+        key: &'static str,
+        first: String,
+        first_index: usize,
+        second: String,
+        second_index: usize,
+    },
+    #[error(
+        "{path}: no connector_id: add a `{column}` column or set api.connector_id in the config"
+    )]
+    NoConnector { path: PathBuf, column: String },
+    #[error(
         "{path}: column `{column}` appears twice in the header (columns {first} and {second}); keep one"
     )]
     Repeated {
@@ -216,12 +235,10 @@ pub enum HeaderError {
         first: usize,
         second: usize,
     },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
     #[error(
-        "{path}: no connector_id: add a `{column}` column or set api.connector_id in the config"
-    )]
-    NoConnector { path: PathBuf, column: String },
-    #[error(
-        "{path}: no `{column}` column (the header has: {header}); rename the column or set columns.message in the config, or pass --hsm TEMPLATE_NAME to send an HSM template, which needs no message column"
+        "{path}: no `{column}` column (the header has: {header}); rename the column or set columns.message in the config, or render each message from a template with --template FILE, or pass --hsm TEMPLATE_NAME to send an HSM template, which needs no message column"
     )]
     NoMessage {
         path: PathBuf,
@@ -245,61 +262,177 @@ pub enum HeaderError {
         path: PathBuf,
         setting: &'static str,
     },
+    #[error(
+        "{path}: --template (message.template) renders free-form messages, --hsm (hsm.*) sends HSM templates: give one or the other"
+    )]
+    TemplateAndHsm { path: PathBuf },
 }
 
-/// Position of `name` in `header`, ignoring case and surrounding spaces.
+/// Position of `name` in `header`, ignoring case, accents and surrounding spaces.
 fn find(header: &[String], name: &str, path: &Path) -> Result<Option<usize>, HeaderError> {
-    let mut found = None;
-    for (i, h) in header.iter().enumerate() {
-        if h.trim().eq_ignore_ascii_case(name.trim())
-            || h.trim().to_lowercase() == name.trim().to_lowercase()
-        {
-            if let Some(first) = found {
-                return Err(HeaderError::Repeated {
-                    path: path.to_owned(),
-                    column: name.to_owned(),
-                    first: first + 1,
-                    second: i + 1,
-                });
-            }
-            found = Some(i);
-        }
+    match header::find(header, name, name, &[]) {
+        Found::None => Ok(None),
+        Found::At(i) => Ok(Some(i)),
+        Found::Twice(first, second) => Err(HeaderError::Repeated {
+            path: path.to_owned(),
+            column: name.to_owned(),
+            first: first + 1,
+            second: second + 1,
+        }),
     }
-    Ok(found)
+}
+
+/// Position of the message column (its configured name or, by default, an alias).
+fn find_message(header: &[String], settings: &ListSettings) -> Result<Option<usize>, HeaderError> {
+    find_role(
+        header,
+        &settings.columns.message,
+        "message",
+        header::MESSAGE_ALIASES,
+        "columns.message",
+        &settings.input,
+    )
+}
+
+/// Position of a role's column: its configured name, or an alias of its default name.
+fn find_role(
+    header: &[String],
+    name: &str,
+    role: &'static str,
+    aliases: &[&str],
+    key: &'static str,
+    path: &Path,
+) -> Result<Option<usize>, HeaderError> {
+    match header::find(header, name, role, aliases) {
+        Found::None => Ok(None),
+        Found::At(i) => Ok(Some(i)),
+        Found::Twice(a, b) => Err(HeaderError::Ambiguous {
+            path: path.to_owned(),
+            role,
+            key,
+            first: header.get(a).cloned().unwrap_or_default(),
+            first_index: a + 1,
+            second: header.get(b).cloned().unwrap_or_default(),
+            second_index: b + 1,
+        }),
+    }
 }
 
 impl Validator {
     pub fn new(header: &[String], settings: &ListSettings) -> Result<Self, HeaderError> {
         let path = settings.input.as_path();
-        let names = settings.columns.clone();
-        let required = |name: &str, key: &'static str| -> Result<usize, HeaderError> {
-            find(header, name, path)?.ok_or_else(|| HeaderError::Missing {
-                path: path.to_owned(),
-                column: name.to_owned(),
-                header: header.join(", "),
-                key,
-            })
+        let names = &settings.columns;
+        let missing = |column: &str, key: &'static str| HeaderError::Missing {
+            path: path.to_owned(),
+            column: column.to_owned(),
+            header: header_list(header),
+            key,
         };
-        let telephone = required(&names.telephone, "columns.telephone")?;
-        let kind = match template_columns(header, settings)? {
-            Some(columns) => Kind::Template(columns),
-            None => Kind::Free {
-                message: find(header, &names.message, path)?.ok_or_else(|| {
-                    HeaderError::NoMessage {
-                        path: path.to_owned(),
-                        column: names.message.clone(),
-                        header: header.join(", "),
-                    }
-                })?,
-            },
+        let telephone = find_role(
+            header,
+            &names.telephone,
+            "telephone",
+            header::TELEPHONE_ALIASES,
+            "columns.telephone",
+            path,
+        )?
+        .ok_or_else(|| missing(&names.telephone, "columns.telephone"))?;
+        let template = settings
+            .template
+            .as_ref()
+            .map(|t| MessageTemplate::new(t, header, path))
+            .transpose()?;
+        let kind = if template.is_some() {
+            if settings.hsm.template_name.is_some() || settings.hsm.vars.is_some() {
+                return Err(HeaderError::TemplateAndHsm {
+                    path: path.to_owned(),
+                });
+            }
+            // A message column, if any, is just another column for the template.
+            Kind::Rendered
+        } else {
+            match template_columns(header, settings)? {
+                Some(columns) => Kind::Template(columns),
+                None => Kind::Free {
+                    message: find_message(header, settings)?.ok_or_else(|| {
+                        HeaderError::NoMessage {
+                            path: path.to_owned(),
+                            column: names.message.clone(),
+                            header: header_list(header),
+                        }
+                    })?,
+                },
+            }
         };
-        let connector_id = find(header, &names.connector_id, path)?;
+        let connector_id = find_role(
+            header,
+            &names.connector_id,
+            "connector_id",
+            header::CONNECTOR_ALIASES,
+            "columns.connector_id",
+            path,
+        )?;
         if connector_id.is_none() && settings.connector_id.is_none() {
             return Err(HeaderError::NoConnector {
                 path: path.to_owned(),
                 column: names.connector_id.clone(),
             });
         }
+        let label = |i: Option<usize>, fallback: &str| {
+            i.and_then(|i| header.get(i))
+                .cloned()
+                .unwrap_or_else(|| fallback.to_owned())
+        };
+        let labels = crate::config::Columns {
+            telephone: label(Some(telephone), &names.telephone),
+            message: match &kind {
+                Kind::Free { message } => label(Some(*message), &names.message),
+                Kind::Rendered => "message (template)".into(),
+                Kind::Template(_) => names.message.clone(),
+            },
+            connector_id: label(connector_id, &names.connector_id),
+        };
+        let summary = {
+            let mut parts = vec![format!("telephone <- {:?}", labels.telephone)];
+            parts.push(match (&template, &kind) {
+                (_, Kind::Template(columns)) => {
+                    let per_row = columns
+                        .name
+                        .and_then(|i| header.get(i))
+                        .map(|h| format!(" (per row: {h:?})"))
+                        .unwrap_or_default();
+                    match &columns.default_name {
+                        Some(name) => format!("message <- HSM template {name:?}{per_row}"),
+                        None => format!("message <- HSM template{per_row}"),
+                    }
+                }
+                (Some(t), _) => {
+                    let used: Vec<String> = t.columns().map(|c| format!("{c:?}")).collect();
+                    format!(
+                        "message <- template ({}) using {}",
+                        t.origin(),
+                        if used.is_empty() {
+                            "no column".into()
+                        } else {
+                            used.join(", ")
+                        }
+                    )
+                }
+                (None, _) => format!("message <- {:?}", labels.message),
+            });
+            parts.push(match (connector_id, &settings.connector_id) {
+                (Some(_), Some(default)) => format!(
+                    "connector_id <- {:?} (empty cells: api.connector_id {default:?})",
+                    labels.connector_id
+                ),
+                (Some(_), None) => format!("connector_id <- {:?}", labels.connector_id),
+                (None, default) => format!(
+                    "connector_id <- api.connector_id {:?}",
+                    default.as_deref().unwrap_or_default()
+                ),
+            });
+            format!("columns: {}", parts.join(", "))
+        };
         Ok(Self {
             positions: Positions {
                 telephone,
@@ -307,9 +440,13 @@ impl Validator {
                 connector_id,
                 width: header.len(),
             },
-            names,
+            labels,
             default_connector: settings.connector_id.clone(),
-            seen: Seen::new(),
+            default_country: settings.default_country,
+            template,
+            allow_duplicates: settings.allow_duplicates,
+            seen: SeenSet::new(),
+            summary,
             suppression: None,
         })
     }
@@ -321,7 +458,13 @@ impl Validator {
         self
     }
 
-    /// Judges one row. Later rows with the same content as an earlier valid row are duplicates.
+    /// Which column is used for what, e.g. `columns: telephone <- "Celular", message <- "Mensaje", ...`.
+    pub fn columns_summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// Judges one row. Later rows with the same content as an earlier valid row
+    /// are duplicates, unless duplicates are allowed.
     pub fn check(&mut self, record: &Record) -> Verdict {
         let p = &self.positions;
         let field = |i: usize| record.fields.get(i).map(String::as_str).unwrap_or("");
@@ -332,37 +475,51 @@ impl Validator {
             problems.push(Problem {
                 column: "(row)".into(),
                 reason: format!(
-                    "has {} fields but the header has {}: is there an unquoted comma in a message? put such fields in double quotes",
+                    "has {} fields but the header has {}: is there an unquoted delimiter in a message? put such fields in double quotes",
                     record.fields.len(),
                     p.width
                 ),
             });
         }
 
-        let telephone = match normalize_telephone(raw_phone) {
+        let telephone = match phone::normalize(raw_phone, self.default_country) {
             Ok(t) => Some(t),
             Err(reason) => {
                 problems.push(Problem {
-                    column: self.names.telephone.clone(),
+                    column: self.labels.telephone.clone(),
                     reason,
                 });
                 None
             }
         };
 
+        let check_text = |text: &str, problems: &mut Vec<Problem>| {
+            if let Err(reason) = check_message(text) {
+                problems.push(Problem {
+                    column: self.labels.message.clone(),
+                    reason,
+                });
+            }
+        };
         let message = match &p.kind {
             Kind::Free { message } => {
                 let text = field(*message);
-                if let Err(reason) = check_message(text) {
-                    problems.push(Problem {
-                        column: self.names.message.clone(),
-                        reason,
-                    });
-                }
+                check_text(text, &mut problems);
                 Some(Message::Free {
                     text: text.to_owned(),
                 })
             }
+            Kind::Rendered => match self.template.as_ref().map(|t| t.render(&record.fields)) {
+                Some(Ok(text)) => {
+                    check_text(&text, &mut problems);
+                    Some(Message::Free { text })
+                }
+                Some(Err(found)) => {
+                    problems.extend(found);
+                    None
+                }
+                None => None,
+            },
             Kind::Template(columns) => template_message(columns, &field, &mut problems),
         };
 
@@ -374,7 +531,7 @@ impl Validator {
             .or_else(|| self.default_connector.clone());
         if connector.is_none() {
             problems.push(Problem {
-                column: self.names.connector_id.clone(),
+                column: self.labels.connector_id.clone(),
                 reason: "is empty and api.connector_id is not set in the config".into(),
             });
         }
@@ -382,7 +539,7 @@ impl Validator {
         match (telephone, connector, message) {
             (Some(telephone), Some(connector_id), Some(message)) if problems.is_empty() => {
                 let digest = content_digest(&telephone, &message);
-                let key = hex(&digest);
+                let mut key = hex(&digest);
                 if let Some(list) = self
                     .suppression
                     .as_ref()
@@ -395,12 +552,26 @@ impl Validator {
                         key,
                     };
                 }
-                if let Some(of_row) = self.seen.first_or_insert(&digest, record.row) {
-                    return Verdict::Duplicate {
-                        row: record.row,
-                        telephone,
-                        of_row,
-                    };
+                match self.seen.entry(&digest) {
+                    Entry::Occupied(mut copies) if self.allow_duplicates => {
+                        // Each copy keeps a key of its own, so --resume tells them apart;
+                        // the first copy's key is the plain one.
+                        *copies.get_mut() = copies.get().saturating_add(1);
+                        key = format!("{key}#{}", copies.get());
+                    }
+                    Entry::Occupied(first) => {
+                        return Verdict::Duplicate {
+                            row: record.row,
+                            telephone,
+                            of_row: u64::from(*first.get()),
+                        };
+                    }
+                    Entry::Vacant(slot) => {
+                        // Four billion rows is far beyond any list that can be read in a
+                        // day; past it, a duplicate would name row 4294967295 as the first.
+                        let first_row = u32::try_from(record.row).unwrap_or(u32::MAX);
+                        slot.insert(if self.allow_duplicates { 0 } else { first_row });
+                    }
                 }
                 Verdict::Valid(Job {
                     row: record.row,
@@ -413,7 +584,7 @@ impl Validator {
             (telephone, _, _) => Verdict::Invalid {
                 row: record.row,
                 // The normalized number when it was fine, so the row can be found by it.
-                telephone: telephone.unwrap_or_else(|| raw_phone.to_owned()),
+                telephone: telephone.unwrap_or_else(|| excerpt(raw_phone)),
                 problems,
             },
         }
@@ -439,7 +610,7 @@ fn template_columns(
     let path = settings.input.as_path();
     let hsm = &settings.hsm;
     let name = find(header, TEMPLATE_NAME_COLUMN, path)?;
-    let has_message = find(header, &settings.columns.message, path)?.is_some();
+    let has_message = find_message(header, settings)?.is_some();
     let template =
         hsm.template_name.is_some() || name.is_some() && (!has_message || hsm.vars.is_some());
     if !template {
@@ -468,7 +639,7 @@ fn template_columns(
                         column: column.clone(),
                         index: i + 1,
                         setting: hsm.vars_source(),
-                        header: header.join(", "),
+                        header: header_list(header),
                     });
                 };
                 columns.push((column.clone(), at));
@@ -604,6 +775,33 @@ fn check_https_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Cells echoed in messages and in the results are cut to this many characters: a
+/// hostile file must not turn one cell into megabytes of output.
+const SHOWN_CHARS: usize = 40;
+/// Header names listed in a message.
+const SHOWN_COLUMNS: usize = 20;
+
+/// The start of an untrusted cell, marked with `…` when cut.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// The header's names for a message, cut when there are many or they are long.
+fn header_list(header: &[String]) -> String {
+    let mut list: Vec<String> = header
+        .iter()
+        .take(SHOWN_COLUMNS)
+        .map(|h| excerpt(h))
+        .collect();
+    if header.len() > SHOWN_COLUMNS {
+        list.push(format!("… {} columns in all", header.len()));
+    }
+    list.join(", ")
+}
+
 /// A stable digest of who gets what: the normalized telephone and the message.
 /// The connector is left out on purpose: the same text to the same person
 /// through another line is still the same message to them.
@@ -647,73 +845,6 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Digits with the country code, or why not.
-pub fn normalize_telephone(raw: &str) -> Result<String, String> {
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err("is empty".into());
-    }
-    if looks_scientific(t) {
-        return Err(format!(
-            "{t:?} is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again"
-        ));
-    }
-    let mut rest = t;
-    if let Some(r) = rest.strip_prefix('+') {
-        rest = r;
-    }
-    let mut digits = String::with_capacity(rest.len());
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
-            _ => {
-                return Err(format!(
-                    "{t:?} is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed"
-                ));
-            }
-        }
-    }
-    if !t.starts_with('+')
-        && let Some(d) = digits.strip_prefix("00")
-    {
-        digits = d.to_owned();
-    }
-    if digits.len() < MIN_DIGITS {
-        return Err(format!(
-            "{t:?} has {} digits: too few for a number with its country code (e.g. 573001234567)",
-            digits.len()
-        ));
-    }
-    if digits.len() > MAX_DIGITS {
-        return Err(format!(
-            "{t:?} has {} digits: more than the {MAX_DIGITS} an international number can have",
-            digits.len()
-        ));
-    }
-    if digits.starts_with('0') {
-        return Err(format!(
-            "{t:?} starts with 0 after the country-code position: write it with the country code (e.g. 573001234567)"
-        ));
-    }
-    Ok(digits)
-}
-
-/// `5.73E+11`, `5,73E+11`, `5.73e11`: what Excel shows for a long number in a General cell.
-fn looks_scientific(t: &str) -> bool {
-    let Some(e) = t.find(['e', 'E']) else {
-        return false;
-    };
-    let (mantissa, exponent) = (&t[..e], &t[e + 1..]);
-    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
-    !mantissa.is_empty()
-        && mantissa
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
-        && !exponent.is_empty()
-        && exponent.chars().all(|c| c.is_ascii_digit())
-}
-
 fn check_message(text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
         return Err("is blank: there is nothing to send".into());
@@ -730,16 +861,13 @@ fn check_message(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Columns;
 
     fn settings(connector: Option<&str>) -> ListSettings {
         ListSettings {
             input: PathBuf::from("list.csv"),
             max_rows: 100,
-            columns: Columns::default(),
             connector_id: connector.map(str::to_owned),
-            suppress: Vec::new(),
-            hsm: Default::default(),
+            ..ListSettings::default()
         }
     }
 
@@ -756,56 +884,189 @@ mod tests {
     }
 
     #[test]
-    fn telephones_are_normalized_to_digits_with_country_code() {
-        for (raw, want) in [
-            ("+57 300 123 4567", "573001234567"),
-            ("0057 300-123-4567", "573001234567"),
-            ("(57) 300.123.4567", "573001234567"),
-            ("593991234567", "593991234567"),
-        ] {
-            assert_eq!(normalize_telephone(raw).as_deref(), Ok(want), "{raw}");
-        }
+    fn huge_cells_are_cut_in_messages_and_results() {
+        let huge = "9".repeat(1_000_000);
+        let mut v =
+            Validator::new(&header(&["telephone", "message"]), &settings(Some("1"))).unwrap();
+        let Verdict::Invalid {
+            telephone,
+            problems,
+            ..
+        } = v.check(&record(1, &[&huge, "Hola"]))
+        else {
+            panic!("a million digits is no telephone")
+        };
+        assert_eq!(telephone, format!("{}…", "9".repeat(SHOWN_CHARS)));
+        assert!(
+            problems.iter().all(|p| p.reason.len() < 200),
+            "{problems:?}"
+        );
+        let names: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+        let err = Validator::new(&names, &settings(Some("1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 1000 && err.contains("10000 columns in all"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn bad_telephones_say_why() {
-        let sci = normalize_telephone("5.73E+11").unwrap_err();
-        assert!(sci.contains("Text"), "{sci}");
-        assert!(
-            normalize_telephone("57300abc4567")
-                .unwrap_err()
-                .contains("not a telephone")
-        );
-        assert!(
-            normalize_telephone("12345")
-                .unwrap_err()
-                .contains("too few")
-        );
-        assert!(
-            normalize_telephone("1234567890123456")
-                .unwrap_err()
-                .contains("more than")
-        );
-        assert!(normalize_telephone("  ").unwrap_err().contains("empty"));
-    }
-
-    #[test]
-    fn header_columns_are_matched_ignoring_case_and_required() {
+    fn header_columns_are_matched_ignoring_case_accents_and_aliases() {
         let v = Validator::new(
             &header(&["Nombre", " TELEPHONE ", "Message"]),
             &settings(Some("1")),
         );
         assert!(v.is_ok());
-        let err = Validator::new(&header(&["phone", "message"]), &settings(Some("1"))).unwrap_err();
+        let v = Validator::new(
+            &header(&["Nombre", "Teléfono", "MENSAJE"]),
+            &settings(Some("1")),
+        )
+        .unwrap();
+        assert_eq!(
+            v.columns_summary(),
+            "columns: telephone <- \"Teléfono\", message <- \"MENSAJE\", connector_id <- api.connector_id \"1\""
+        );
+        let err = Validator::new(&header(&["fono", "message"]), &settings(Some("1"))).unwrap_err();
         assert!(err.to_string().contains("columns.telephone"), "{err}");
         let err = Validator::new(&header(&["telephone", "message"]), &settings(None)).unwrap_err();
         assert!(err.to_string().contains("api.connector_id"), "{err}");
         let err = Validator::new(
-            &header(&["telephone", "Telephone", "message"]),
+            &header(&["Teléfono", "Celular", "message"]),
             &settings(Some("1")),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("twice"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"Teléfono\"")
+                && text.contains("\"Celular\"")
+                && text.contains("columns.telephone"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_column_name_turns_aliases_off() {
+        let mut s = settings(Some("1"));
+        s.columns.telephone = "Celular".into();
+        let h = header(&["Teléfono", "celular", "Mensaje"]);
+        let v = Validator::new(&h, &s).unwrap();
+        assert!(
+            v.columns_summary()
+                .starts_with("columns: telephone <- \"celular\"")
+        );
+        s.columns.telephone = "whatsapp".into();
+        assert!(matches!(
+            Validator::new(&h, &s),
+            Err(HeaderError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn national_numbers_need_the_default_country() {
+        let h = header(&["Celular", "Mensaje"]);
+        let mut v = Validator::new(&h, &settings(Some("1"))).unwrap();
+        let Verdict::Invalid { problems, .. } = v.check(&record(1, &["300 123 4567", "Hola"]))
+        else {
+            panic!("a national number without default_country")
+        };
+        assert_eq!(problems[0].column, "Celular");
+        assert!(
+            problems[0].reason.contains("phone.default_country"),
+            "{problems:?}"
+        );
+
+        let mut s = settings(Some("1"));
+        s.default_country = crate::phone::parse_country("CO");
+        let mut v = Validator::new(&h, &s).unwrap();
+        let Verdict::Valid(job) = v.check(&record(1, &["300 123 4567", "Hola"])) else {
+            panic!("valid with CO")
+        };
+        assert_eq!(job.telephone, "573001234567");
+    }
+
+    #[test]
+    fn templates_make_the_message_and_the_message_column_optional() {
+        let mut s = settings(Some("1"));
+        s.template = Some(crate::template::TemplateSource {
+            text: "Hola {{ nombre }}, su cita es el {{ fecha }}.".into(),
+            origin: "--template cita.j2".into(),
+        });
+        let h = header(&["Nombre", "Celular", "Fecha"]);
+        let mut v = Validator::new(&h, &s).unwrap();
+        assert_eq!(
+            v.columns_summary(),
+            "columns: telephone <- \"Celular\", message <- template (--template cita.j2) using \"Fecha\", \"Nombre\", connector_id <- api.connector_id \"1\""
+        );
+        let Verdict::Valid(job) =
+            v.check(&record(1, &["Señora Núñez", "+57 300 123 4567", "martes"]))
+        else {
+            panic!("valid")
+        };
+        assert_eq!(
+            job.message,
+            Message::Free {
+                text: "Hola Señora Núñez, su cita es el martes.".into()
+            }
+        );
+        let Verdict::Invalid { problems, .. } =
+            v.check(&record(2, &["Ana", "+57 300 123 4568", ""]))
+        else {
+            panic!("empty used column")
+        };
+        assert_eq!(problems[0].column, "Fecha");
+        let long = "x".repeat(MAX_MESSAGE_CHARS);
+        let Verdict::Invalid { problems, .. } =
+            v.check(&record(3, &[&long, "+57 300 123 4569", "lunes"]))
+        else {
+            panic!("too long once rendered")
+        };
+        assert_eq!(problems[0].column, "message (template)");
+        assert!(problems[0].reason.contains("4096"), "{problems:?}");
+
+        let err = Validator::new(&header(&["Nombre", "Celular"]), &s).unwrap_err();
+        assert!(matches!(
+            err,
+            HeaderError::Template(TemplateError::MissingColumn { .. })
+        ));
+    }
+
+    #[test]
+    fn a_message_template_and_an_hsm_template_are_not_combined() {
+        let mut s = settings(Some("1"));
+        s.template = Some(crate::template::TemplateSource {
+            text: "Hola {{ nombre }}".into(),
+            origin: "--template t.j2".into(),
+        });
+        s.hsm.template_name = Some("cita".into());
+        let err = Validator::new(&header(&["nombre", "telephone"]), &s).unwrap_err();
+        assert!(matches!(err, HeaderError::TemplateAndHsm { .. }), "{err}");
+    }
+
+    #[test]
+    fn allowed_duplicates_get_keys_of_their_own() {
+        let h = header(&["telephone", "message"]);
+        let mut s = settings(Some("1"));
+        s.allow_duplicates = true;
+        let mut v = Validator::new(&h, &s).unwrap();
+        let keys: Vec<String> = (1..=3)
+            .map(
+                |row| match v.check(&record(row, &["+57 300 123 4567", "Hola"])) {
+                    Verdict::Valid(job) => job.key,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        let plain = content_key(
+            "573001234567",
+            &Message::Free {
+                text: "Hola".into(),
+            },
+        );
+        assert_eq!(
+            keys,
+            [plain.clone(), format!("{plain}#1"), format!("{plain}#2")]
+        );
     }
 
     #[test]

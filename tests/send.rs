@@ -540,7 +540,8 @@ fn validate_missing_column_exits_2() {
     let input = write_csv(
         dir.path(),
         "contacts.csv",
-        "phone,message,connector_id\n573001234567,Hola,1\n",
+        // Not `phone`: that is an accepted alias of the telephone column.
+        "fono,message,connector_id\n573001234567,Hola,1\n",
     );
     let mut c = cmd();
     c.arg("validate").arg(&input);
@@ -794,7 +795,8 @@ fn a_missing_required_column_sends_nothing() {
     let input = write_csv(
         dir.path(),
         "contacts.csv",
-        "telephone,mensaje,connector_id\n573001234567,Hola,1\n",
+        // Not `mensaje`: that is an accepted alias of the message column.
+        "telephone,nota,connector_id\n573001234567,Hola,1\n",
     );
     let fake = FakeWolkvox::start(Behavior::ok());
     let out = run(send_cmd(&input, &fake, TOKEN));

@@ -1,0 +1,340 @@
+/*!
+Telephone numbers: from what people type in a spreadsheet to the digits the
+Wolkvox API wants (country code, then the national number, no `+`).
+
+Validation is libphonenumber's (the `phonenumber` crate), not a regex: a number
+must be valid for its country and of a kind that can receive WhatsApp
+messages. Accepted kinds: mobile, "fixed line or mobile" (countries such as
+Mexico or the USA where the two cannot be told apart), VoIP and personal
+numbers (both can carry a WhatsApp account). Refused, with the reason: fixed
+lines, toll-free, premium-rate, shared-cost, pagers, short codes and other
+service numbers, and anything libphonenumber does not recognise.
+
+A number is read as international when it starts with `+` or `00`. Otherwise,
+with `[phone] default_country`, it is first read as a national number of that
+country (`300 123 4567` with "CO" is `573001234567`) and, failing that, as
+digits that already carry a country code (`573001234567`); without a default
+country only the latter. Each number is parsed once (twice at most for a
+national number with a default country): parsing is most of `validate`'s time.
+*/
+
+use phonenumber::country::Id;
+use phonenumber::{Mode, PhoneNumber, Type};
+
+/// E.164 numbers have at most 15 digits.
+const MAX_DIGITS: usize = 15;
+/// A cell longer than this is not looked at digit by digit: far more than any
+/// written-out number (15 digits and some punctuation).
+const MAX_CELL_BYTES: usize = 64;
+/// Fewer digits than this cannot be a subscriber number anywhere.
+const MIN_DIGITS: usize = 5;
+
+/// Parses an ISO 3166 country code such as "CO" (any case).
+pub fn parse_country(code: &str) -> Option<Id> {
+    let code = code.trim().to_ascii_uppercase();
+    if code.len() != 2 {
+        return None;
+    }
+    let id: Id = code.parse().ok()?;
+    // Ids without metadata (there are none today, but the enum is wider) cannot parse numbers.
+    phonenumber::metadata::DATABASE.by_id(id.as_ref())?;
+    Some(id)
+}
+
+/// Digits with the country code, or why the number cannot be used.
+pub fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err("is empty".into());
+    }
+    // The cell as quoted in messages: a hostile cell must not flood them.
+    let shown = format!("{:?}", crate::validate::excerpt(t));
+    if t.len() > MAX_CELL_BYTES {
+        return Err(format!(
+            "{shown} is {} characters long: too long to be a telephone number",
+            t.chars().count()
+        ));
+    }
+    if looks_scientific(t) {
+        return Err(format!(
+            "{shown} is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again"
+        ));
+    }
+    let (plus, rest) = match t.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    let mut digits = String::with_capacity(rest.len());
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' | '/' => {}
+            _ => {
+                return Err(format!(
+                    "{shown} is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed"
+                ));
+            }
+        }
+    }
+    let international = plus || digits.starts_with("00");
+    if !plus && let Some(d) = digits.strip_prefix("00") {
+        digits = d.to_owned();
+    }
+    if digits.len() < MIN_DIGITS {
+        return Err(format!(
+            "{shown} has {} digits: too few for a telephone number",
+            digits.len()
+        ));
+    }
+    if digits.len() > MAX_DIGITS {
+        return Err(format!(
+            "{shown} has {} digits: more than the {MAX_DIGITS} an international number can have",
+            digits.len()
+        ));
+    }
+
+    let as_international = || parse_checked(None, &format!("+{digits}"));
+    let result = match default_country {
+        _ if international => as_international(),
+        Some(country) => match parse_checked(Some(country), &digits) {
+            Ok(n) => Ok(n),
+            // Digits that already carry a country code, e.g. 573001234567.
+            Err(national) => as_international().map_err(|_| national),
+        },
+        None => as_international(),
+    };
+    // Digits without `+` or `00` read as carrying a country code: say how to
+    // give national numbers instead.
+    let hint = if !international && default_country.is_none() {
+        "; if it is a national number (without country code), set phone.default_country (e.g. \"CO\")"
+    } else {
+        ""
+    };
+    match result {
+        Ok(number) => Ok(digits_of(&number)),
+        Err(Refusal::Unparsable) => Err(match default_country {
+            Some(c) if !international => format!(
+                "{shown} is not a valid number, neither as a national number of {} (phone.default_country) nor with a country code",
+                c.as_ref()
+            ),
+            None if !international => format!(
+                "{shown} is not a valid number with a country code: write it with the country code (e.g. +57 300 123 4567), or set phone.default_country (e.g. \"CO\") for national numbers"
+            ),
+            _ => format!("{shown} is not a valid telephone number"),
+        }),
+        Err(Refusal::Invalid { country }) => Err(match country {
+            Some(c) => format!("{shown} is not a valid number in {c}{hint}"),
+            None => format!("{shown} is not a valid telephone number (unknown country code){hint}"),
+        }),
+        Err(Refusal::Kind { kind, country }) => Err(format!(
+            "{shown} is a {kind} number{}: it cannot receive WhatsApp messages; give a mobile number{hint}",
+            country.map(|c| format!(" in {c}")).unwrap_or_default()
+        )),
+    }
+}
+
+/// Why a number was not accepted.
+#[derive(Debug)]
+enum Refusal {
+    /// The text is not a number libphonenumber can read.
+    Unparsable,
+    /// Read, but not a number of its country.
+    Invalid { country: Option<&'static str> },
+    /// Valid, but of a kind that cannot receive WhatsApp messages.
+    Kind {
+        kind: &'static str,
+        country: Option<&'static str>,
+    },
+}
+
+fn parse_checked(country: Option<Id>, text: &str) -> Result<PhoneNumber, Refusal> {
+    let number = phonenumber::parse(country, text).map_err(|_| Refusal::Unparsable)?;
+    // `number_type` is Unknown exactly when `is_valid` is false; asking once does both.
+    let kind = number.number_type(&phonenumber::metadata::DATABASE);
+    // The country is looked up again only to explain a refusal: for shared
+    // country codes (+1) finding it costs a pattern match per region.
+    let country = || number.country().id().map(iso);
+    match kind {
+        Type::Mobile | Type::FixedLineOrMobile | Type::Voip | Type::PersonalNumber => Ok(number),
+        Type::Unknown => Err(Refusal::Invalid { country: country() }),
+        other => Err(Refusal::Kind {
+            kind: kind_name(other),
+            country: country(),
+        }),
+    }
+}
+
+/// The country's ISO code as a static string.
+fn iso(id: Id) -> &'static str {
+    // `Id::as_ref` borrows from a Copy value; the names themselves are 'static
+    // in the metadata database.
+    phonenumber::metadata::DATABASE
+        .by_id(id.as_ref())
+        .map(|m| m.id())
+        .unwrap_or("??")
+}
+
+fn kind_name(kind: Type) -> &'static str {
+    match kind {
+        Type::FixedLine => "fixed-line",
+        Type::TollFree => "toll-free",
+        Type::PremiumRate => "premium-rate",
+        Type::SharedCost => "shared-cost",
+        Type::Pager => "pager",
+        Type::Uan => "company (UAN)",
+        Type::Emergency => "emergency",
+        Type::Voicemail => "voicemail",
+        Type::ShortCode => "short-code",
+        Type::StandardRate => "standard-rate service",
+        Type::Carrier => "carrier-specific",
+        Type::NoInternational => "domestic-only service",
+        _ => "service",
+    }
+}
+
+/// Country code and national number, digits only.
+fn digits_of(number: &PhoneNumber) -> String {
+    let e164 = number.format().mode(Mode::E164).to_string();
+    e164.trim_start_matches('+').to_owned()
+}
+
+/// `5.73E+11`, `5,73E+11`, `5.73e11`: what Excel shows for a long number in a General cell.
+fn looks_scientific(t: &str) -> bool {
+    let Some((mantissa, exponent)) = t.split_once(['e', 'E']) else {
+        return false;
+    };
+    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
+    !mantissa.is_empty()
+        && mantissa
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        && !exponent.is_empty()
+        && exponent.chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn co() -> Option<Id> {
+        parse_country("co")
+    }
+
+    #[test]
+    fn national_numbers_use_the_default_country() {
+        for raw in [
+            "300 123 4567",
+            "(300) 123-4567",
+            "300.123.4567",
+            "3001234567",
+        ] {
+            assert_eq!(normalize(raw, co()).as_deref(), Ok("573001234567"), "{raw}");
+        }
+        // Ecuador's national form has a trunk 0.
+        assert_eq!(
+            normalize("099 123 4567", parse_country("EC")).as_deref(),
+            Ok("593991234567")
+        );
+        assert_eq!(
+            normalize("33 1654 2287", parse_country("mx")).as_deref(),
+            Ok("523316542287")
+        );
+    }
+
+    #[test]
+    fn international_numbers_with_or_without_the_default_country() {
+        for country in [None, co()] {
+            for (raw, want) in [
+                ("+57 300 123 4567", "573001234567"),
+                ("0057 300-123-4567", "573001234567"),
+                ("+57 (318) 290 6654", "573182906654"),
+                ("573001234567", "573001234567"),
+                ("+34 612 345 678", "34612345678"),
+                ("0034 655 123 456", "34655123456"),
+                ("+52 55 4123 8790", "525541238790"),
+                ("+593 99 123 4567", "593991234567"),
+                ("593.98.765.4321", "593987654321"),
+            ] {
+                assert_eq!(
+                    normalize(raw, country).as_deref(),
+                    Ok(want),
+                    "{raw} {country:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_that_cannot_receive_whatsapp_are_refused_with_the_reason() {
+        let fixed = normalize("+57 601 234 5678", None).unwrap_err();
+        assert!(
+            fixed.contains("fixed-line") && fixed.contains("CO"),
+            "{fixed}"
+        );
+        let fixed = normalize("601 234 5678", co()).unwrap_err();
+        assert!(fixed.contains("fixed-line"), "{fixed}");
+        let fixed = normalize("+34 912 345 678", None).unwrap_err();
+        assert!(
+            fixed.contains("fixed-line") && fixed.contains("ES"),
+            "{fixed}"
+        );
+        assert!(
+            normalize("+1 800 555 0100", None)
+                .unwrap_err()
+                .contains("toll-free")
+        );
+        assert!(
+            normalize("+34 803 123 456", None)
+                .unwrap_err()
+                .contains("premium-rate")
+        );
+        let invalid = normalize("+57 014 567 890", None).unwrap_err();
+        assert!(invalid.contains("not a valid number in CO"), "{invalid}");
+    }
+
+    #[test]
+    fn national_numbers_without_a_default_country_say_what_to_set() {
+        let err = normalize("300 123 4567", None).unwrap_err();
+        assert!(err.contains("phone.default_country"), "{err}");
+        let err = normalize("300 123", co()).unwrap_err();
+        assert!(err.contains("CO"), "{err}");
+    }
+
+    #[test]
+    fn bad_telephones_say_why() {
+        let sci = normalize("5.73E+11", co()).unwrap_err();
+        assert!(sci.contains("scientific") && sci.contains("Text"), "{sci}");
+        assert!(
+            normalize("5,73E+11", None)
+                .unwrap_err()
+                .contains("scientific")
+        );
+        let letters = normalize("+57 311 PQR 7788", co()).unwrap_err();
+        assert!(letters.contains("not a telephone number"), "{letters}");
+        assert!(normalize("1234", None).unwrap_err().contains("too few"));
+        assert!(
+            normalize("1234567890123456", None)
+                .unwrap_err()
+                .contains("more than")
+        );
+        assert!(normalize("  ", co()).unwrap_err().contains("empty"));
+        assert!(normalize("+", None).unwrap_err().contains("too few"));
+    }
+
+    #[test]
+    fn country_codes_are_checked() {
+        assert!(parse_country("CO").is_some());
+        assert!(parse_country(" es ").is_some());
+        assert!(parse_country("Colombia").is_none());
+        assert!(parse_country("XX").is_none());
+        assert!(parse_country("").is_none());
+    }
+
+    proptest::proptest! {
+        /// Nothing a spreadsheet cell can hold makes the parser panic.
+        #[test]
+        fn never_panics(raw in "[+0-9 ().\\-a-zA-Z]{0,24}", national in proptest::bool::ANY) {
+            let _ = normalize(&raw, if national { co() } else { None });
+        }
+    }
+}
