@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -361,6 +361,23 @@ pub struct Recorder {
     inner: Mutex<Inner>,
     /// This run created the results file (not a resume): `discard` may remove it.
     created: bool,
+    /// Intents written and synced, so that concurrent intents share one sync.
+    syncs: Mutex<Syncs>,
+    synced: Condvar,
+}
+
+/// Group commit of intents. Each intent gets a number when written; a worker waits
+/// until a sync that started after its write has finished. Whoever finds no sync
+/// running starts one, which covers every intent written before it: with 2 workers
+/// a token, or several tokens, intents written close together share one sync
+/// (~0.15 ms each on this kind of disk) instead of queueing for one each.
+#[derive(Debug, Default)]
+struct Syncs {
+    /// Number of the last intent written.
+    written: u64,
+    /// Every intent up to this number is on disk.
+    durable: u64,
+    running: bool,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -562,6 +579,8 @@ impl Recorder {
                 counts: HashMap::new(),
             }),
             created: false,
+            syncs: Mutex::new(Syncs::default()),
+            synced: Condvar::new(),
         })
     }
 
@@ -600,6 +619,12 @@ impl Recorder {
                 row: job.row,
             },
         )?;
+        // Numbered under the journal's lock, so numbers follow the order of the writes.
+        let number = {
+            let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+            syncs.written += 1;
+            syncs.written
+        };
         drop(inner);
         // On disk before the request leaves, so that even a power cut cannot make a
         // request look unsent. Outside the lock, so workers do not queue behind it; the
@@ -607,11 +632,37 @@ impl Recorder {
         // per request to Wolkvox. `done` events are not synced: losing one makes the
         // row `unknown` on resume, which never sends twice.
         if inner_has_journal {
-            self.lock_file
-                .sync_data()
-                .map_err(write_error(&self.journal_path))?;
+            self.sync_intents(number)?;
         }
         Ok(())
+    }
+
+    /// Returns when intent `number` is on disk, syncing if no running sync covers it.
+    fn sync_intents(&self, number: u64) -> Result<(), ResultsError> {
+        let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if syncs.durable >= number {
+                return Ok(());
+            }
+            if syncs.running {
+                syncs = self
+                    .synced
+                    .wait(syncs)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            syncs.running = true;
+            let covers = syncs.written;
+            drop(syncs);
+            let result = self.lock_file.sync_data();
+            syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+            syncs.running = false;
+            if result.is_ok() {
+                syncs.durable = syncs.durable.max(covers);
+            }
+            self.synced.notify_all();
+            result.map_err(write_error(&self.journal_path))?;
+        }
     }
 
     /// Records a row's outcome: journal first (the tool's memory), then the results line.
@@ -855,6 +906,32 @@ mod tests {
             ));
             assert!(!journal.exists());
         }
+    }
+
+    #[test]
+    fn intents_from_many_threads_share_syncs_and_all_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let rec = &rec;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        rec.intent(&job(t * 100 + i, &format!("k{t}-{i}"))).unwrap();
+                    }
+                });
+            }
+        });
+        let syncs = rec.syncs.lock().unwrap();
+        assert_eq!(syncs.written, 200);
+        assert_eq!(
+            syncs.durable, 200,
+            "every intent is covered by a finished sync"
+        );
+        assert!(!syncs.running);
+        drop(syncs);
+        let journal = std::fs::read_to_string(journal_path(&dir.path().join("r.csv"))).unwrap();
+        assert_eq!(journal.lines().count(), 200);
     }
 
     #[test]
