@@ -19,6 +19,12 @@
 //! - `BENCH_LATENCIES` (default `0,10,50`, in ms) and `BENCH_TOKENS` (default `1,4`).
 //! - `BENCH_PEERS=0`, `BENCH_VALIDATE=0`, `BENCH_SEND=0`: skip a part.
 //! - `BENCH_BIG_ROWS` (default 1000000): rows of the big `validate` file.
+//! - `BENCH_RATE` (default 100000): the `--rate` given to the tool, high enough not to limit.
+//! - `BENCH_DEBUG=1`: show the tool's log, and the fake's time between an answer and the
+//!   next request on each connection (the client's turnaround, plus the fake's own).
+//!
+//! The "bare keep-alive loop" reference runs in this process (see `bare_client`); the
+//! curl peer passes the token in a header file (`-H @file`), not on its command line.
 
 #[path = "../tests/common/fake_wolkvox.rs"]
 mod fake_wolkvox;

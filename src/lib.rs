@@ -443,7 +443,8 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     let mut plan = plan;
     let mut tokens = tokens;
     let mut cut = 0;
-    if settings.quota_check {
+    // Nothing to send (all done, invalid or duplicate): no call is spent on the check.
+    if settings.quota_check && !plan.jobs.is_empty() {
         let answers = runtime.block_on(quota::ask(&client, tokens));
         let fitted = quota::fit(answers).and_then(|fitted| {
             quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))

@@ -138,6 +138,19 @@ fn no_quota_check_skips_token_info() {
 }
 
 #[test]
+fn nothing_to_send_spends_no_call_on_the_check() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "list.csv",
+        &contacts_csv(&[("5.73E+11", "Hola"), ("12", "Hola")], "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd_checking_quota(&input, &fake, A)).expect_code(1);
+    assert_eq!(fake.count(), 0);
+}
+
+#[test]
 fn an_unreadable_token_info_is_a_warning_and_the_run_goes_on() {
     let dir = temp_dir();
     let input = list(dir.path(), 4);
