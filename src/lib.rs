@@ -110,6 +110,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                     counts: &counts,
                     elapsed: Duration::ZERO,
                     skipped: 0,
+                    sent_before: 0,
                     results: args.results.as_deref().unwrap_or(Path::new("")),
                     estimate: None,
                     stopped: None,
@@ -410,6 +411,7 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
                 counts: &counts,
                 elapsed: started.elapsed(),
                 skipped: plan.skipped,
+                sent_before: plan.sent_before,
                 results: &settings.results,
                 estimate: Some(estimate),
                 stopped: None,
@@ -555,6 +557,7 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
             counts: &counts,
             elapsed: send_started.elapsed(),
             skipped: plan.skipped,
+            sent_before: plan.sent_before,
             results: &settings.results,
             estimate: None,
             stopped: stopped_text,
@@ -589,6 +592,8 @@ struct Plan {
     jobs: Vec<Job>,
     /// Rows an earlier run already finished.
     skipped: u64,
+    /// Of those, rows an earlier run sent: not part of this run's rate.
+    sent_before: u64,
 }
 
 /// Records invalid and duplicate rows (and, when resuming, rows already done), and
@@ -600,7 +605,7 @@ fn plan(
     recorder: &Recorder,
 ) -> Result<Plan, Error> {
     let mut jobs = Vec::new();
-    let mut skipped = 0;
+    let (mut skipped, mut sent_before) = (0, 0);
     for verdict in verdicts {
         match verdict {
             Verdict::Invalid {
@@ -643,6 +648,7 @@ fn plan(
                         list.display(),
                         earlier.status
                     );
+                    sent_before += u64::from(earlier.status == Status::Sent);
                     let mut o = earlier.clone();
                     o.row = row;
                     recorder.record(o, None)?;
@@ -703,6 +709,7 @@ fn plan(
                 match carry {
                     Some(earlier) => {
                         skipped += 1;
+                        sent_before += u64::from(earlier.status == Status::Sent);
                         let mut o = earlier.clone();
                         o.row = job.row;
                         recorder.record(o, None)?;
@@ -715,7 +722,11 @@ fn plan(
     if skipped > 0 {
         tracing::info!("{skipped} rows were already done in an earlier run and are skipped");
     }
-    Ok(Plan { jobs, skipped })
+    Ok(Plan {
+        jobs,
+        skipped,
+        sent_before,
+    })
 }
 
 /// Exit code of a run that went to the end.

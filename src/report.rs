@@ -136,6 +136,8 @@ pub struct Summary<'a> {
     pub elapsed: Duration,
     /// Rows skipped because an earlier run already finished them.
     pub skipped: u64,
+    /// Of the `sent` rows, those an earlier run sent (resume): left out of the rate.
+    pub sent_before: u64,
     pub results: &'a Path,
     /// For dry runs: how long sending would take at the configured limits.
     pub estimate: Option<String>,
@@ -146,10 +148,15 @@ pub struct Summary<'a> {
 }
 
 impl Summary<'_> {
-    /// Messages sent per second of the elapsed time.
+    /// Messages this run sent per second of its elapsed time.
     pub fn messages_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        let sent = self.counts.get(&Status::Sent).copied().unwrap_or(0);
+        let sent = self
+            .counts
+            .get(&Status::Sent)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(self.sent_before);
         if secs > 0.0 { sent as f64 / secs } else { 0.0 }
     }
 
@@ -302,6 +309,7 @@ mod tests {
             counts: &counts,
             elapsed: Duration::from_secs(4),
             skipped: 3,
+            sent_before: 0,
             results: Path::new("r.csv"),
             estimate: None,
             stopped: Some("interrupted".into()),
@@ -319,6 +327,23 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_counts_only_what_this_run_sent() {
+        let counts = HashMap::from([(Status::Sent, 10)]);
+        let summary = Summary {
+            title: "run finished",
+            counts: &counts,
+            elapsed: Duration::from_secs(2),
+            skipped: 6,
+            sent_before: 6,
+            results: Path::new("r.csv"),
+            estimate: None,
+            stopped: None,
+            hours: None,
+        };
+        assert_eq!(summary.messages_per_second(), 2.0);
+    }
+
+    #[test]
     fn summary_json_has_every_status_and_the_same_figures() {
         let counts = HashMap::from([(Status::Sent, 8), (Status::NotSent, 2)]);
         let summary = Summary {
@@ -326,6 +351,7 @@ mod tests {
             counts: &counts,
             elapsed: Duration::from_millis(4000),
             skipped: 1,
+            sent_before: 0,
             results: Path::new("r.csv"),
             estimate: None,
             stopped: Some("interrupted".into()),
