@@ -62,19 +62,6 @@ fn open_around_now(tz: &str) -> String {
     entries.join(", ")
 }
 
-/// `send INPUT --base-url <fake> --rate RATE` with one token (`send_cmd` fixes the rate).
-fn send_at_rate(input: &Path, fake: &FakeWolkvox, rate: &str) -> assert_cmd::Command {
-    let mut c = cmd();
-    c.arg("send")
-        .arg(input)
-        .arg("--base-url")
-        .arg(fake.base_url())
-        .arg("--rate")
-        .arg(rate)
-        .env("WOLKVOX_TOKEN", "tok");
-    c
-}
-
 fn config(dir: &Path, campaign: &str) -> PathBuf {
     write_config(
         dir,
@@ -319,7 +306,7 @@ fn wait_for_window_sleeps_until_it_opens_then_sends_everything() {
     let rows: Vec<(&str, &str)> = phones.iter().map(|p| (p.as_str(), "Hola")).collect();
     let input = write_csv(dir.path(), "list.csv", &contacts_csv(&rows, "1"));
     let fake = FakeWolkvox::start(Behavior::ok());
-    let mut c = send_at_rate(&input, &fake, "4");
+    let mut c = send_cmd_at_rate(&input, &fake, "tok", "4");
     c.arg("--config").arg(&cfg).arg("--wait-for-window");
     let out = run(c);
     out.expect_code(0);
@@ -356,7 +343,7 @@ fn a_campaign_stops_at_the_window_end_and_report_says_what_to_run_next() {
         ),
     );
     let fake = FakeWolkvox::start(Behavior::ok().latency(20));
-    let mut c = send_at_rate(&input, &fake, "4");
+    let mut c = send_cmd_at_rate(&input, &fake, "tok", "4");
     c.arg("--config").arg(&cfg);
     let out = run(c);
     out.expect_code(3);

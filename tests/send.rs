@@ -80,6 +80,18 @@ fn assert_rows_sorted_and_complete(results: &[HashMap<String, String>], n: usize
     );
 }
 
+/// A run that stopped before any success: no row is `sent`, and every row the fake never
+/// saw is `not_sent`.
+fn assert_nothing_sent_rest_not_sent(results: &[HashMap<String, String>], sends: &[Received]) {
+    let requested: HashSet<String> = sends.iter().filter_map(|r| r.telephone.clone()).collect();
+    for line in results {
+        assert_ne!(line["status"], "sent");
+        if !requested.contains(&line["telephone"]) {
+            assert_eq!(line["status"], "not_sent", "{line:?}");
+        }
+    }
+}
+
 fn retry_fast_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     write_config(
         dir,
@@ -953,13 +965,7 @@ fn api_does_not_exist_stops_the_run_with_exit_3() {
     );
     let results = read_results(&default_results_path(&input));
     assert_rows_sorted_and_complete(&results, 10);
-    let requested: HashSet<String> = sends.iter().filter_map(|r| r.telephone.clone()).collect();
-    for line in &results {
-        assert_ne!(line["status"], "sent");
-        if !requested.contains(&line["telephone"]) {
-            assert_eq!(line["status"], "not_sent", "{line:?}");
-        }
-    }
+    assert_nothing_sent_rest_not_sent(&results, &sends);
 }
 
 #[test]
@@ -1324,13 +1330,7 @@ fn consecutive_failures_stop_the_run_with_exit_3() {
     );
     let results = read_results(&default_results_path(&input));
     assert_rows_sorted_and_complete(&results, 20);
-    let requested: HashSet<String> = sends.iter().filter_map(|r| r.telephone.clone()).collect();
-    for line in &results {
-        assert_ne!(line["status"], "sent");
-        if !requested.contains(&line["telephone"]) {
-            assert_eq!(line["status"], "not_sent", "{line:?}");
-        }
-    }
+    assert_nothing_sent_rest_not_sent(&results, &sends);
 }
 
 #[test]

@@ -120,13 +120,24 @@ pub fn send_cmd_checking_quota(
     fake: &FakeWolkvox,
     tokens: &str,
 ) -> assert_cmd::Command {
+    send_cmd_at_rate(input, fake, tokens, "1000")
+}
+
+/// `send INPUT --base-url <fake> --rate RATE` with `WOLKVOX_TOKEN=tokens`, quota check
+/// included: for tests where the pace itself matters.
+pub fn send_cmd_at_rate(
+    input: &Path,
+    fake: &FakeWolkvox,
+    tokens: &str,
+    rate: &str,
+) -> assert_cmd::Command {
     let mut c = cmd();
     c.arg("send")
         .arg(input)
         .arg("--base-url")
         .arg(fake.base_url())
         .arg("--rate")
-        .arg("1000")
+        .arg(rate)
         .env("WOLKVOX_TOKEN", tokens);
     c
 }
