@@ -226,10 +226,8 @@ pub struct HsmSettings {
     pub template_name: Option<String>,
     /// Columns whose values, in order, are joined with `;` into `template_vars`.
     pub vars: Option<Vec<String>>,
-    /// Whether the name came from `--hsm` (else from the file): errors name the right
-    /// place, and the resume command repeats the flag.
-    pub name_from_flag: bool,
-    /// Whether the variables came from `--hsm-vars` (else from the file).
+    /// Whether the variables came from `--hsm-vars` (else from the file): errors name
+    /// the right place.
     pub vars_from_flag: bool,
 }
 
@@ -294,8 +292,6 @@ pub struct SendSettings {
     pub window: Option<ContactWindow>,
     /// Outside the contact hours, wait for them instead of stopping.
     pub wait_for_window: bool,
-    /// The `--suppress` files as given, for the command that resumes this run.
-    pub suppress_flags: Vec<PathBuf>,
 }
 
 /// Everything `validate` needs.
@@ -496,7 +492,6 @@ fn hsm_settings(
     Ok(HsmSettings {
         template_name,
         vars,
-        name_from_flag: args.hsm.is_some(),
         vars_from_flag: args.hsm_vars.is_some(),
     })
 }
@@ -845,7 +840,6 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         summary_json: args.summary_json.clone(),
         window,
         wait_for_window: args.wait_for_window,
-        suppress_flags: args.input.suppress.clone(),
     })
 }
 
@@ -1168,7 +1162,6 @@ mod tests {
                 PathBuf::from("/abs/bajas.txt")
             ]
         );
-        assert_eq!(s.suppress_flags, [PathBuf::from("x.txt")]);
         let window = s.window.expect("a window");
         assert!(window.is_open("2026-12-07T15:00:00Z".parse().unwrap()));
         assert!(!window.is_open("2026-12-08T15:00:00Z".parse().unwrap()));
@@ -1239,7 +1232,7 @@ mod tests {
             s.list.hsm.vars,
             Some(vec!["nombre".to_owned(), "ciudad".to_owned()])
         );
-        assert!(!s.list.hsm.name_from_flag && !s.list.hsm.vars_from_flag);
+        assert!(!s.list.hsm.vars_from_flag);
         assert_eq!(s.results, PathBuf::from("dir/list.hsm.dry-run.csv"));
 
         let s = send_settings(&send_args(&[
@@ -1258,7 +1251,7 @@ mod tests {
             Some("cita_recordatorio")
         );
         assert_eq!(s.list.hsm.vars.as_ref().map(Vec::len), Some(3));
-        assert!(s.list.hsm.name_from_flag && s.list.hsm.vars_from_flag);
+        assert!(s.list.hsm.vars_from_flag);
         assert_eq!(s.results, PathBuf::from("dir/list.hsm.results.csv"));
         assert_eq!(
             default_results(Path::new("l.csv"), false, false),
