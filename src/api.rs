@@ -5,10 +5,17 @@ back into an `Answer` the dispatcher can act on without knowing HTTP.
 Classification follows the API's response-code table: the body's `code` (an
 integer or a string of digits) and `msg` decide, since one HTTP status (403)
 covers several cases. The one question that matters most is "could this
-message have been delivered?": only answers that certainly did not deliver
-are `Transient` (safe to retry); a timeout or a connection lost after the
-request was written is `Unknown`. Answers are untrusted: bodies are read up
-to 64 KiB and anything unexpected becomes a short excerpt.
+message have been delivered?". Only answers that prove the message was not
+taken are `Transient` (safe to retry): a connection that failed before the
+request was written, HTTP 429, HTTP 503, Wolkvox's "simultaneous requests"
+refusal and an unrecognised 403 (maintenance). Everything that may hide a
+delivery is `Unknown` and never sent again without the user asking: a
+timeout, a connection lost after the request was written, a 2xx without a
+readable code, any other 5xx (500, 502, 504: a script or a gateway may have
+handed the message on before failing) and any answer whose body says 2xx
+while its HTTP status does not. A redirect means the configured URL is wrong:
+the run stops (`Redirected`). Answers are untrusted: bodies are read up to
+64 KiB and anything unexpected becomes a short excerpt.
 */
 
 use std::time::Duration;
@@ -55,14 +62,22 @@ pub enum Answer {
     TokenRejected(TokenProblem, Reply),
     /// The URL or `api=` is wrong: no request can succeed; stop the run.
     ApiNotFound(Reply),
-    /// Certainly not delivered and worth retrying later (busy, maintenance, 429, 5xx, connect error).
+    /// An HTTP redirect (3xx): the base URL or server id is wrong; stop the run. The
+    /// reply's `msg` names the `Location`.
+    Redirected(Reply),
+    /// Certainly not delivered and worth retrying later (busy, maintenance, 429, 503,
+    /// connect error).
     Transient {
         reply: Reply,
         retry_after: Option<Duration>,
     },
-    /// May have been delivered: timeout, or connection lost after the request was written.
+    /// May have been delivered: a 5xx other than 503, a 5xx whose body says 2xx, a 2xx
+    /// without a readable code, or connection lost after the request was written.
     Unknown(Reply),
 }
+
+/// The `error` of a row whose request outlived the timeout.
+pub const TIMEOUT_ERROR: &str = "timeout";
 
 #[derive(Debug, Deserialize)]
 struct Body {
@@ -139,6 +154,21 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Answ
         }
     };
     let http_ok = (200..300).contains(&status);
+    if (300..400).contains(&status) {
+        if reply.error == "response is not JSON" {
+            reply.error = format!("HTTP {status} redirect");
+        }
+        return Answer::Redirected(reply);
+    }
+    if !http_ok && code.is_some_and(|c| (200..300).contains(&c)) {
+        // The body says it was taken; the status says something failed after that (or
+        // before it): either way it may have been delivered.
+        reply.error = format!(
+            "HTTP {status} with an answer that says {}: it may have been delivered",
+            reply.code.as_deref().unwrap_or_default()
+        );
+        return Answer::Unknown(reply);
+    }
     // A 2xx whose body says otherwise is judged by the body; an HTTP error by its status.
     let effective = if http_ok {
         match code {
@@ -165,18 +195,51 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Answ
         403 if upper.contains("VALIDATE TOKEN") => {
             Answer::TokenRejected(TokenProblem::Invalid, reply)
         }
-        // "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS" and undocumented 403s (maintenance).
-        403 | 429 | 500..=599 => Answer::Transient { reply, retry_after },
+        // "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS" and undocumented 403s (maintenance),
+        // "too many requests" and "unavailable": the request was turned away.
+        403 | 429 | 503 => Answer::Transient { reply, retry_after },
+        // A script or gateway may have handed the message on before failing.
+        500..=599 => {
+            if reply.error.is_empty() || reply.error == "response is not JSON" {
+                reply.error = format!("HTTP {status} server error: it may have been delivered");
+            }
+            Answer::Unknown(reply)
+        }
         400 if upper.contains("DOES NOT EXIST") => Answer::ApiNotFound(reply),
         404 if !http_ok => Answer::ApiNotFound(reply),
         _ => Answer::Refused(reply),
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and is ignored).
+/// `Retry-After`: whole seconds or an HTTP date (RFC 9110). A value that is neither
+/// (negative, fractional, garbage) is not honoured, and said at WARN, with the usual
+/// backoff in its place.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let raw = headers.get(RETRY_AFTER)?;
+    let parsed = raw
+        .to_str()
+        .ok()
+        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+    if parsed.is_none() {
+        tracing::warn!(
+            "the server sent Retry-After {:?}, which is neither whole seconds nor an HTTP date: ignored, waiting the usual backoff instead",
+            excerpt(&String::from_utf8_lossy(raw.as_bytes()))
+        );
+    }
+    parsed
+}
+
+/// Reads a `Retry-After` value at `now`: seconds, or a date (a past date is 0 s).
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than u64 holds is still "a very long time".
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    Some(Duration::try_from(now.duration_until(at)).unwrap_or(Duration::ZERO))
 }
 
 /// The API name (`api=` value) for a message kind.
@@ -231,8 +294,10 @@ impl Client {
     ) -> Result<Self, ClientError> {
         // rustls needs a process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // No client-wide timeout: the dispatcher times sends itself, so that a request
+        // it stops waiting for keeps its token's slot until the server is done with it
+        // (see `dispatch`). `token_info` sets its own.
         let http = reqwest::Client::builder()
-            .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(connections_per_host.max(2))
@@ -245,6 +310,11 @@ impl Client {
             origin: origin.trim_end_matches('/').to_owned(),
             timeout,
         })
+    }
+
+    /// How long a send may take before its row is recorded `unknown`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn url_for(&self, api: &str) -> String {
@@ -308,6 +378,11 @@ impl Client {
         };
         let status = response.status().as_u16();
         let after = retry_after(response.headers());
+        let location = response.headers().get(reqwest::header::LOCATION).map(|l| {
+            excerpt(&crate::config::redact_url(&String::from_utf8_lossy(
+                l.as_bytes(),
+            )))
+        });
         let mut body = Vec::new();
         match read_capped(&mut response, &mut body).await {
             Ok(()) => {}
@@ -323,7 +398,16 @@ impl Client {
             // An error status was already received: judge by it.
             Err(_) => {}
         }
-        classify(status, &body, after)
+        match classify(status, &body, after) {
+            Answer::Redirected(mut reply) => {
+                reply.msg = match location {
+                    Some(to) => format!("redirected to {to}"),
+                    None => "redirected (no Location given)".into(),
+                };
+                Answer::Redirected(reply)
+            }
+            other => other,
+        }
     }
 }
 
@@ -448,7 +532,7 @@ fn transport_error(e: &reqwest::Error) -> Answer {
             retry_after: None,
         }
     } else if e.is_timeout() {
-        Answer::Unknown(reply("timeout"))
+        Answer::Unknown(reply(TIMEOUT_ERROR))
     } else {
         Answer::Unknown(reply("connection lost"))
     }
@@ -524,6 +608,12 @@ mod tests {
             (403, "", "transient"),
             (429, "slow down", "transient"),
             (503, "", "transient"),
+            (500, "INTERNAL SERVER ERROR", "unknown"),
+            (502, "", "unknown"),
+            (504, "", "unknown"),
+            (599, "", "unknown"),
+            (301, "", "redirect"),
+            (308, "", "redirect"),
             (422, "number not on WhatsApp", "refused"),
         ];
         for (status, msg, want) in cases {
@@ -535,6 +625,8 @@ mod tests {
                 Answer::TokenRejected(TokenProblem::QuotaSpent, _) => "quota",
                 Answer::TokenRejected(TokenProblem::Invalid, _) => "invalid",
                 Answer::Transient { .. } => "transient",
+                Answer::Unknown(_) => "unknown",
+                Answer::Redirected(_) => "redirect",
                 other => panic!("{status} {msg}: {other:?}"),
             };
             assert_eq!(kind, want, "{status} {msg}");
@@ -550,9 +642,10 @@ mod tests {
         };
         assert_eq!(reply.error, "response is not JSON");
         assert!(reply.msg.chars().count() <= EXCERPT_CHARS + 1);
+        // A gateway's page: it may have handed the message on before failing.
         assert!(matches!(
             classify(502, b"Bad gateway", None),
-            Answer::Transient { .. }
+            Answer::Unknown(_)
         ));
         assert!(matches!(
             classify(400, b"<html>bad</html>", None),
@@ -562,6 +655,56 @@ mod tests {
             classify(201, br#"{"code":"ok"}"#, None),
             Answer::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn an_error_status_whose_body_says_sent_is_unknown_never_retried() {
+        for status in [500, 502, 503, 504, 429, 403, 400] {
+            let got = classify(
+                status,
+                &body("201", "null", "Message has been sent successfully"),
+                None,
+            );
+            let Answer::Unknown(reply) = got else {
+                panic!("{status}: {got:?}")
+            };
+            assert_eq!(reply.code.as_deref(), Some("201"));
+            assert!(reply.error.contains("may have been delivered"), "{reply:?}");
+        }
+        assert!(matches!(
+            classify(503, &body("\"202\"", "null", "ok"), None),
+            Answer::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Mon, 30 Nov 2026 12:00:42 GMT", now),
+            Some(Duration::from_secs(42))
+        );
+        // A date in the past: retry now.
+        assert_eq!(
+            parse_retry_after("Mon, 30 Nov 2026 11:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for odd in [
+            "-5",
+            "1.5",
+            "",
+            "soon",
+            "+3",
+            "Mon, 99 Nov 2026 12:00:42 GMT",
+        ] {
+            assert_eq!(parse_retry_after(odd, now), None, "{odd:?}");
+        }
     }
 
     #[test]

@@ -690,8 +690,28 @@ fn origin(
     Ok(server)
 }
 
+/// `url` with any user name and password replaced by `***`, so that an error or a log
+/// line never repeats a credential someone put in a URL.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// A base URL is an origin (scheme, host, optional port and path prefix), nothing more.
 fn check_base_url(url: &str) -> Result<String, String> {
+    // First, and without repeating it: every later message quotes the URL.
+    if redact_url(url) != url {
+        return Err(
+            "must not carry a user name or password (the part before `@`): remove it; the token goes in the WOLKVOX_TOKEN environment variable".into(),
+        );
+    }
     let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
         format!("{url:?} is not a URL ({e}); write it like https://wv0042.wolkvox.com")
     })?;
@@ -707,7 +727,9 @@ fn check_base_url(url: &str) -> Result<String, String> {
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("must not carry credentials: the token goes in WOLKVOX_TOKEN".into());
+        return Err(
+            "must not carry a user name or password (the part before `@`): remove it; the token goes in the WOLKVOX_TOKEN environment variable".into(),
+        );
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }

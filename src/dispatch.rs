@@ -10,7 +10,15 @@ token goes back to the front for the others.
 
 A row is retried only when the answer proves it was not delivered (see
 `api::Answer::Transient`); a request that may have been delivered is recorded
-`unknown` and never sent again here. The run stops early on a signal, when no
+`unknown` and never sent again here.
+
+The limit of 2 requests per token holds at the server, not only in this
+process: a request that outlives `api.timeout` is recorded `unknown` at once,
+but its worker keeps the token's slot, still listening for the answer, until
+the server answers or the API's own limit of 60 s since the request started
+has passed (then it is abandoned). A late answer is recorded as the row's
+outcome (`sent` or `failed`), which only ever replaces that `unknown`. When no
+row is left to send, nothing is waited for. The run stops early on a signal, when no
 token is left, when the API does not exist at the configured URL, or when
 every token has failed too many times in a row (the service is down), or when
 the contact hours close; rows not attempted are then recorded `not_sent`.
@@ -40,6 +48,9 @@ use crate::window::{Gate, GateState, show};
 
 /// The longest a `Retry-After` is honoured before giving up waiting.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// The API's own limit for one call: after this long the server has given up on a
+/// request, so a timed-out request's slot is free again.
+pub const API_CALL_LIMIT: Duration = Duration::from_secs(60);
 /// While waiting for the contact window, the clock is read again at least this often
 /// (a suspended laptop or a corrected clock must not make the wait overshoot).
 const MAX_WINDOW_NAP: Duration = Duration::from_secs(60);
@@ -53,6 +64,8 @@ pub enum StopReason {
     NoTokens { quota_spent: bool },
     /// The API answered that the endpoint does not exist: a configuration error.
     ApiNotFound { msg: String },
+    /// The server answered with an HTTP redirect: the base URL or server id is wrong.
+    Redirected { status: Option<u16>, msg: String },
     /// Every token failed this many times in a row.
     ServiceDown { failures: u32 },
     /// The results file or journal could not be written: sending on would lose outcomes.
@@ -77,6 +90,9 @@ impl StopReason {
             }
             StopReason::ApiNotFound { .. } => {
                 "not sent: the API does not exist at the configured URL".into()
+            }
+            StopReason::Redirected { .. } => {
+                "not sent: the server redirected the request (wrong base URL or api.server)".into()
             }
             StopReason::ServiceDown { .. } => "not sent: the service looked down".into(),
             StopReason::RecordFailed { .. } => "not sent: the results could not be written".into(),
@@ -109,6 +125,11 @@ impl std::fmt::Display for StopReason {
             StopReason::ApiNotFound { msg } => {
                 write!(f, "Wolkvox answered {msg:?}: check api.server / --base-url")
             }
+            StopReason::Redirected { status, msg } => write!(
+                f,
+                "the server answered HTTP {} ({msg}) instead of the API: the base URL or the server id is wrong; check api.server / api.base_url / --base-url",
+                status.map(|s| s.to_string()).unwrap_or_default()
+            ),
             StopReason::ServiceDown { failures } => write!(
                 f,
                 "every token failed {failures} times in a row: the service looks down"
@@ -303,6 +324,13 @@ fn limiter(rate: f64) -> Option<DefaultDirectRateLimiter> {
 /// (between half and all of the step) so that workers do not retry in lockstep.
 pub fn backoff(retry: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
     if let Some(after) = retry_after {
+        if after > MAX_RETRY_AFTER {
+            tracing::warn!(
+                "the server asked to wait {} (Retry-After) before trying again; waiting {} at most",
+                crate::report::human_duration(after),
+                crate::report::human_duration(MAX_RETRY_AFTER)
+            );
+        }
         return after.min(MAX_RETRY_AFTER);
     }
     let step = retry
@@ -406,7 +434,34 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
             return stopped(shared, job, &last, attempts, started);
         }
         attempts += 1;
-        match shared.client.send(&ts.token, &job).await {
+        let answer = match timed_send(shared, ts, &job).await {
+            Sent::Answer(answer) => answer,
+            Sent::TimedOut {
+                reply,
+                mut request,
+                sent_at,
+            } => {
+                ts.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    row = job.row,
+                    "row {}: no answer within {}: it may have been delivered; recorded unknown",
+                    job.row,
+                    crate::report::human_duration(shared.client.timeout())
+                );
+                shared.record(
+                    outcome(&job, Status::Unknown, &reply, attempts, started),
+                    &job.key,
+                );
+                hold_slot(shared, &job, &mut request, sent_at, attempts, started).await;
+                if shared.service_down() {
+                    shared.stop_with(StopReason::ServiceDown {
+                        failures: shared.retry.max_consecutive_failures,
+                    });
+                }
+                return Flow::Next;
+            }
+        };
+        match answer {
             Answer::Accepted(reply) => {
                 ts.failures.store(0, Ordering::Relaxed);
                 shared.record(
@@ -465,6 +520,13 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
                 });
                 return stopped(shared, job, &reply, attempts, started);
             }
+            Answer::Redirected(reply) => {
+                shared.stop_with(StopReason::Redirected {
+                    status: reply.http_status,
+                    msg: reply.msg.clone(),
+                });
+                return stopped(shared, job, &reply, attempts, started);
+            }
             Answer::Transient { reply, retry_after } => {
                 ts.failures.fetch_add(1, Ordering::Relaxed);
                 if shared.service_down() {
@@ -500,6 +562,107 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
                 }
             }
         }
+    }
+}
+
+/// What `timed_send` came to: the answer, or a request still running at the server.
+enum Sent {
+    Answer(Answer),
+    TimedOut {
+        reply: Reply,
+        request: tokio::task::JoinHandle<Answer>,
+        sent_at: Instant,
+    },
+}
+
+/// Sends one attempt, waiting at most the client's timeout for the answer. The request
+/// runs in its own task, so that on a timeout it keeps its connection: the server may
+/// still be working on it, and `hold_slot` listens for its end.
+async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
+    let sent_at = Instant::now();
+    let client = shared.client.clone();
+    let (token, sent_job) = (ts.token.clone(), job.clone());
+    let mut request = tokio::spawn(async move { client.send(&token, &sent_job).await });
+    match tokio::time::timeout(shared.client.timeout(), &mut request).await {
+        Ok(Ok(answer)) => Sent::Answer(answer),
+        // The task panicked or was cancelled: nothing says whether it was delivered.
+        Ok(Err(e)) => Sent::Answer(Answer::Unknown(Reply {
+            error: "internal error while sending".into(),
+            msg: e.to_string(),
+            ..Reply::default()
+        })),
+        Err(_) => Sent::TimedOut {
+            reply: Reply {
+                error: crate::api::TIMEOUT_ERROR.into(),
+                msg: format!(
+                    "no answer within {} (api.timeout)",
+                    crate::report::human_duration(shared.client.timeout())
+                ),
+                ..Reply::default()
+            },
+            request,
+            sent_at,
+        },
+    }
+}
+
+/// Keeps a timed-out request's token slot taken until the server is done with it: its
+/// answer arrives, or `API_CALL_LIMIT` has passed since it was sent. Returns early when
+/// the run has nothing left to send or is stopping, since no request would use the slot.
+/// A late answer that settles the row (accepted or refused) replaces its `unknown`.
+async fn hold_slot(
+    shared: &Shared,
+    job: &Job,
+    request: &mut tokio::task::JoinHandle<Answer>,
+    sent_at: Instant,
+    attempts: u32,
+    started: Instant,
+) {
+    let until = tokio::time::Instant::from_std(sent_at + API_CALL_LIMIT);
+    let answer = loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if shared.unfinished.load(Ordering::Acquire) == 0 || shared.stop.is_cancelled() {
+            request.abort();
+            return;
+        }
+        tokio::select! {
+            biased;
+            done = &mut *request => break done.ok(),
+            () = tokio::time::sleep_until(until) => {
+                request.abort();
+                tracing::warn!(
+                    row = job.row,
+                    "row {}: still no answer {} after it was sent; the request is abandoned",
+                    job.row,
+                    crate::report::human_duration(API_CALL_LIMIT)
+                );
+                return;
+            }
+            () = shared.stop.cancelled() => {}
+            () = changed => {}
+        }
+    };
+    let (status, reply) = match answer {
+        Some(Answer::Accepted(reply)) => (Status::Sent, reply),
+        Some(Answer::Refused(reply)) => (Status::Failed, reply),
+        // Anything else does not settle whether it was delivered: it stays unknown.
+        _ => return,
+    };
+    let mut o = outcome(job, status, &reply, attempts, started);
+    o.msg = format!("{} (answered after the timeout)", o.msg)
+        .trim_start()
+        .to_owned();
+    tracing::info!(
+        row = job.row,
+        "row {}: the answer came after the timeout: {status}",
+        job.row
+    );
+    if let Err(e) = shared.recorder.record(o, Some(&job.key)) {
+        shared.stop_with(StopReason::RecordFailed {
+            message: e.to_string(),
+        });
     }
 }
 

@@ -199,8 +199,8 @@ fn bursts_of_5xx_and_429_end_sent_within_the_attempt_budget() {
         match req.attempt {
             // Every first attempt fails: a burst of every kind of "certainly not delivered".
             0 => Some(match n % 4 {
-                0 => Reply::api_error(500, "INTERNAL SERVER ERROR", "try later"),
-                1 => Reply::raw(502, "text/html", "<html>Bad gateway</html>"),
+                0 => Reply::simultaneous_limit(),
+                1 => Reply::raw(503, "text/html", "<html>Service unavailable</html>"),
                 2 => Reply::api_error(503, "SERVICE UNAVAILABLE", "maintenance"),
                 _ => Reply::too_many_requests(0),
             }),
