@@ -306,6 +306,8 @@ pub struct ValidateSettings {
 pub const DEFAULT_RATE: f64 = 10.0;
 pub const DEFAULT_MAX_ROWS: u64 = 10_000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Shorter timeouts would make every row `unknown`.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
     path.map(FileConfig::load)
@@ -400,7 +402,12 @@ fn list_settings(
                 "must not be empty (remove the key to require a connector_id column)",
             ));
         }
-        other => other.map(|c| c.trim().to_owned()),
+        Some(c) => {
+            let c = c.trim().to_owned();
+            check_connector_id(&c).map_err(|reason| key_error(path, "api.connector_id", reason))?;
+            Some(c)
+        }
+        None => None,
     };
     let base = path.and_then(Path::parent).unwrap_or(Path::new(""));
     let suppress = args
@@ -646,7 +653,7 @@ pub fn validate_settings(args: &InputArgs) -> Result<ValidateSettings, ConfigErr
     let rate = file
         .limits
         .requests_per_second
-        .filter(|r| r.is_finite() && *r > 0.0)
+        .filter(|r| r.is_finite() && *r >= MIN_RATE)
         .unwrap_or(DEFAULT_RATE);
     Ok(ValidateSettings { list, window, rate })
 }
@@ -689,6 +696,34 @@ fn origin(
     }
     Ok(server)
 }
+
+/// The longest connector id accepted: Wolkvox's are short numbers.
+pub const MAX_CONNECTOR_ID_CHARS: usize = 64;
+
+/// A connector id is short and made of letters, digits, `-` or `_`: anything else (a
+/// newline, a quote, a space) is a mistake in the list or the config, never an id.
+pub fn check_connector_id(id: &str) -> Result<(), String> {
+    if id.chars().count() > MAX_CONNECTOR_ID_CHARS {
+        return Err(format!(
+            "is not a connector id: longer than {MAX_CONNECTOR_ID_CHARS} characters"
+        ));
+    }
+    if let Some(bad) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "{} is not a connector id: it has {}; use only letters, digits, - and _ (the id Wolkvox shows for the WhatsApp connector)",
+            crate::text::escape(id),
+            crate::text::escape(&bad.to_string())
+        ));
+    }
+    Ok(())
+}
+
+/// The least rate accepted: one request a day. Below that the pacing interval cannot be
+/// represented, and no campaign means it.
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
 
 /// `url` with any user name and password replaced by `***`, so that an error or a log
 /// line never repeats a credential someone put in a URL.
@@ -757,25 +792,36 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         file.api.timeout.as_deref(),
         DEFAULT_TIMEOUT,
     )?;
-    if timeout.is_zero() {
-        return Err(key_error(path, "api.timeout", "must be more than 0s"));
+    if timeout < MIN_TIMEOUT {
+        return Err(key_error(
+            path,
+            "api.timeout",
+            format!(
+                "{} is too short: a request needs time to reach Wolkvox and come back; use at least 1s (the default is 60s, the API's own limit)",
+                humantime::format_duration(timeout)
+            ),
+        ));
     }
 
+    let bad_rate = |r: f64| !(r.is_finite() && r >= MIN_RATE);
+    let rate_reason = |r: f64| {
+        format!(
+            "{r} is not a usable rate: give requests per second per token, at least one a day ({MIN_RATE:.6})"
+        )
+    };
     let rate = match (args.rate, file.limits.requests_per_second) {
-        (Some(r), _) if !(r.is_finite() && r > 0.0) => {
+        (Some(r), _) if bad_rate(r) => {
             return Err(ConfigError::Flag {
                 flag: "--rate",
-                reason: format!(
-                    "{r} is not a rate: give requests per second per token, more than 0"
-                ),
+                reason: rate_reason(r),
             });
         }
         (Some(r), _) => r,
-        (None, Some(r)) if !(r.is_finite() && r > 0.0) => {
+        (None, Some(r)) if bad_rate(r) => {
             return Err(key_error(
                 path,
                 "limits.requests_per_second",
-                format!("{r} is not a rate: give requests per second per token, more than 0"),
+                rate_reason(r),
             ));
         }
         (None, Some(r)) => r,

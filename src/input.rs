@@ -13,8 +13,15 @@ Two kinds of file are read, chosen by the file name's extension:
 - anything else, as delimited text: the delimiter (`,` `;` tab `|`) is guessed
   from the header line unless given, and the encoding is UTF-8 (with or
   without BOM), UTF-16 with a BOM (Excel's "Unicode text"), or Windows-1252
-  (what Excel's "CSV" export writes on a Spanish-locale Windows), detected
-  from the first 64 KiB unless `[input] encoding` says. Fields are decoded one
+  (what Excel's "CSV" export writes on a Spanish-locale Windows), decided on
+  the whole file unless `[input] encoding` says: a file is read as
+  Windows-1252 only when it holds no valid multi-byte UTF-8 at all, and a
+  file that mixes both is refused, naming the first row and column whose
+  bytes are not UTF-8 (the whole list is read before anything is sent, so
+  nothing goes out garbled). A record (a line, with the line breaks inside its
+  quoted fields) longer than `MAX_RECORD_BYTES` is cut as it streams past, in
+  constant memory: its row comes out marked `too_long` (the validator makes it
+  invalid), or, for the header, the file is refused. Fields are decoded one
   at a time from csv's byte records, so text files are streamed and `validate`
   of a very large file runs in constant memory.
 
@@ -23,9 +30,11 @@ nothing); a row that is merely wrong is the validator's business.
 */
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use calamine::{Data, Reader as _};
 
@@ -128,7 +137,14 @@ pub struct Record {
     /// Line of the file (sheet row, for spreadsheets) the row starts on (1-based), for messages.
     pub line: u64,
     pub fields: Vec<String>,
+    /// The row was longer than `MAX_RECORD_BYTES` and was cut while reading: its fields
+    /// are incomplete and it must not be sent.
+    pub too_long: bool,
 }
+
+/// The longest record (header or row) a text file may have: a message is at most 4096
+/// characters (16 KiB of UTF-8), and no other column has reason to be large.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 
 /// A readable table: its header, then its rows on iteration.
 pub struct Rows {
@@ -140,15 +156,188 @@ pub struct Rows {
 }
 
 enum Source {
-    Text(TextRows),
+    /// Boxed: the CSV reader and its adapter are large, and a `Rows` is moved around.
+    Text(Box<TextRows>),
     Sheet(SheetRows),
 }
 
 struct TextRows {
-    reader: csv::Reader<Box<dyn Read>>,
+    reader: csv::Reader<CappedRecords>,
     delimiter: u8,
     record: csv::ByteRecord,
     decoding: Decoding,
+    /// Records the adapter cut, in order, shared with it.
+    cuts: Arc<Mutex<VecDeque<Cut>>>,
+    /// Line breaks the adapter dropped before the current record, to give true lines.
+    lost_lines: i64,
+}
+
+/// A record `CappedRecords` cut: the line it starts on as the CSV reader sees it, and
+/// how many line breaks it dropped from it.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    start: u64,
+    lost: i64,
+}
+
+/// Where the CSV state machine of `CappedRecords` is (RFC 4180, as `csv` reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: an escaped quote (`""`) or the closing one.
+    QuoteInQuoted,
+}
+
+/// Passes a delimited text through unchanged, except that a record longer than `cap`
+/// bytes is cut: the rest of it is dropped as it streams past (never held in memory),
+/// closed with a quote if it was inside a quoted field, and ended with one line break.
+/// Each cut is reported through `cuts`.
+struct CappedRecords {
+    inner: Box<dyn Read>,
+    cap: usize,
+    delimiter: u8,
+    state: Quoting,
+    /// Bytes of the current record so far.
+    length: usize,
+    /// Dropping the rest of the current record.
+    skipping: bool,
+    /// The reader was inside a quoted field when the cut began.
+    cut_quoted: bool,
+    /// Line breaks dropped from the current record.
+    dropped_lines: i64,
+    /// The line the CSV reader is on (1-based), counting what it was given.
+    line: u64,
+    record_start: u64,
+    cuts: Arc<Mutex<VecDeque<Cut>>>,
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
+    /// Bytes made up to end a cut record, handed out before any other.
+    pending: VecDeque<u8>,
+}
+
+impl CappedRecords {
+    fn new(
+        inner: Box<dyn Read>,
+        cap: usize,
+        delimiter: u8,
+        cuts: Arc<Mutex<VecDeque<Cut>>>,
+    ) -> Self {
+        Self {
+            inner,
+            cap,
+            delimiter,
+            state: Quoting::FieldStart,
+            length: 0,
+            skipping: false,
+            cut_quoted: false,
+            dropped_lines: 0,
+            line: 1,
+            record_start: 1,
+            cuts,
+            buf: vec![0; 64 * 1024],
+            pos: 0,
+            filled: 0,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The state after `b`, and whether `b` ends the record.
+    fn next_state(&self, b: u8) -> (Quoting, bool) {
+        let end = b == b'\n' || b == b'\r';
+        match self.state {
+            Quoting::Quoted if b == b'"' => (Quoting::QuoteInQuoted, false),
+            Quoting::Quoted => (Quoting::Quoted, false),
+            Quoting::QuoteInQuoted if b == b'"' => (Quoting::Quoted, false),
+            Quoting::FieldStart if b == b'"' => (Quoting::Quoted, false),
+            _ if end => (Quoting::FieldStart, true),
+            _ if b == self.delimiter => (Quoting::FieldStart, false),
+            _ => (Quoting::Unquoted, false),
+        }
+    }
+
+    /// Ends a cut record: close an open quote, end the line, report the cut.
+    fn end_cut(&mut self) {
+        if self.cut_quoted {
+            self.pending.push_back(b'"');
+        }
+        self.pending.push_back(b'\n');
+        self.cuts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(Cut {
+                start: self.record_start,
+                // The line break handed out stands for one of those dropped.
+                lost: self.dropped_lines - 1,
+            });
+        self.skipping = false;
+        self.dropped_lines = 0;
+        self.line += 1;
+        self.record_start = self.line;
+        self.length = 0;
+        self.state = Quoting::FieldStart;
+    }
+}
+
+impl Read for CappedRecords {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut written = 0;
+        while written < out.len() {
+            if let Some(b) = self.pending.pop_front() {
+                out[written] = b;
+                written += 1;
+                continue;
+            }
+            if self.pos == self.filled {
+                if written > 0 {
+                    break;
+                }
+                let n = self.inner.read(&mut self.buf)?;
+                if n == 0 {
+                    if self.skipping {
+                        self.end_cut();
+                        continue;
+                    }
+                    break;
+                }
+                (self.pos, self.filled) = (0, n);
+            }
+            let b = self.buf[self.pos];
+            self.pos += 1;
+            let before = self.state;
+            let (state, ends) = self.next_state(b);
+            self.state = state;
+            if self.skipping {
+                if b == b'\n' {
+                    self.dropped_lines += 1;
+                }
+                if ends {
+                    self.end_cut();
+                }
+                continue;
+            }
+            if b == b'\n' {
+                self.line += 1;
+            }
+            if ends {
+                self.length = 0;
+                self.record_start = self.line;
+            } else {
+                self.length += 1;
+                if self.length > self.cap {
+                    // A quote just seen inside a quoted field closes it, with the line break.
+                    self.cut_quoted = before == Quoting::Quoted;
+                    self.skipping = true;
+                    continue;
+                }
+            }
+            out[written] = b;
+            written += 1;
+        }
+        Ok(written)
+    }
 }
 
 struct SheetRows {
@@ -237,12 +426,15 @@ pub fn from_reader_with(
     let decoding = match (bom, options.encoding) {
         (Some(_), _) => Decoding::Utf8 {
             chosen: Chosen::Bom,
+            first_utf8: None,
         },
         (None, Encoding::Utf8) => Decoding::Utf8 {
             chosen: Chosen::Config,
+            first_utf8: None,
         },
-        (None, Encoding::Windows1252) => Decoding::Windows1252,
-        (None, Encoding::Auto) => Decoding::sniff(&prefix),
+        (None, Encoding::Windows1252) => Decoding::Windows1252 { first_legacy: None },
+        // Decided field by field over the whole file, never from a prefix.
+        (None, Encoding::Auto) => Decoding::Undecided,
     };
     let delimiter = options
         .delimiter
@@ -254,11 +446,13 @@ pub fn from_reader_with(
         decoding.name()
     );
 
+    let cuts = Arc::new(Mutex::new(VecDeque::new()));
+    let capped = CappedRecords::new(source, MAX_RECORD_BYTES, delimiter, Arc::clone(&cuts));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(source);
+        .from_reader(capped);
     let mut record = csv::ByteRecord::new();
     let parse_error = |e: csv::Error| InputError::Parse {
         path: path.to_owned(),
@@ -285,22 +479,28 @@ pub fn from_reader_with(
         delimiter,
         record,
         decoding,
+        cuts,
+        lost_lines: 0,
     };
     let line = text.record.position().map(|p| p.line()).unwrap_or(1);
-    let header = text.decode_record().map_err(|field| InputError::Parse {
-        path: path.to_owned(),
-        line,
-        message: format!(
-            "header column {}: {}",
-            field + 1,
-            text.decoding.failure_hint()
-        ),
-    })?;
+    if text.take_cut(line).1 {
+        return Err(InputError::Parse {
+            path: path.to_owned(),
+            line,
+            message: format!(
+                "the header line is longer than {} KiB: this is not a contact list's header (check the file, or its delimiter)",
+                MAX_RECORD_BYTES / 1024
+            ),
+        });
+    }
+    let header = text
+        .decode_record(0, line)
+        .map_err(|failure| failure.into_error(path))?;
     let header = trimmed_header(path, header)?;
     Ok(Rows {
         path: path.to_owned(),
         header,
-        source: Source::Text(text),
+        source: Source::Text(Box::new(text)),
         row: 0,
         failed: false,
     })
@@ -351,87 +551,122 @@ enum Chosen {
     Detected,
 }
 
+/// Where a field is: row 0 is the header; `column` counts from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    row: u64,
+    column: usize,
+    line: u64,
+}
+
+impl Place {
+    fn describe(self) -> String {
+        if self.row == 0 {
+            format!("header column {}", self.column)
+        } else {
+            format!("row {}, column {}", self.row, self.column)
+        }
+    }
+}
+
+/// A field that cannot be decoded: where to say it is, and why.
+#[derive(Debug)]
+struct DecodeFailure {
+    place: Place,
+    reason: String,
+}
+
 /// How fields of a text file are turned into text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decoding {
     Utf8 {
         chosen: Chosen,
+        /// The first field with multi-byte UTF-8, when detected (for messages).
+        first_utf8: Option<Place>,
     },
-    Windows1252,
+    /// `first_legacy` is the first field that is not UTF-8, when detected; `None` when
+    /// the config chose the encoding (and then no field is checked for UTF-8).
+    Windows1252 { first_legacy: Option<Place> },
     /// Auto-detection saw only ASCII so far: the first field that is not
     /// ASCII decides (valid UTF-8 means UTF-8, otherwise Windows-1252).
     Undecided,
 }
 
-impl Decoding {
-    fn sniff(prefix: &[u8]) -> Self {
-        if prefix.is_ascii() {
-            return Self::Undecided;
-        }
-        match std::str::from_utf8(prefix) {
-            Ok(_) => Self::Utf8 {
-                chosen: Chosen::Detected,
-            },
-            // The prefix may end in the middle of a character: that is still UTF-8.
-            Err(e) if e.error_len().is_none() => Self::Utf8 {
-                chosen: Chosen::Detected,
-            },
-            Err(_) => Self::Windows1252,
-        }
-    }
+/// True when `bytes` hold at least one valid multi-byte UTF-8 character.
+fn has_utf8_multibyte(bytes: &[u8]) -> bool {
+    bytes.utf8_chunks().any(|chunk| !chunk.valid().is_ascii())
+}
 
+const MIXED_HINT: &str = "the file mixes encodings (some fields are UTF-8, others are not), so some accents would be sent garbled; export it again as \"CSV UTF-8\" and check the accents of that row";
+
+impl Decoding {
     fn name(self) -> &'static str {
         match self {
             Self::Utf8 { .. } => "UTF-8",
-            Self::Windows1252 => "Windows-1252",
+            Self::Windows1252 { .. } => "Windows-1252",
             Self::Undecided => "not yet known (ASCII so far)",
         }
     }
 
-    /// Text of one field, or `None` if it cannot be decoded.
-    fn decode(&mut self, bytes: &[u8]) -> Option<String> {
+    /// Text of one field at `place`, or why it cannot be decoded.
+    fn decode(&mut self, bytes: &[u8], place: Place) -> Result<String, DecodeFailure> {
+        if bytes.is_ascii() {
+            // ASCII is the same in both encodings.
+            return Ok(String::from_utf8_lossy(bytes).into_owned());
+        }
+        let fail = |at: Place, reason: String| DecodeFailure { place: at, reason };
         match *self {
-            Self::Utf8 { .. } => std::str::from_utf8(bytes).ok().map(str::to_owned),
-            Self::Windows1252 => Some(windows_1252(bytes)),
-            Self::Undecided if bytes.is_ascii() => {
-                // ASCII is valid in both: no need to decide yet.
-                std::str::from_utf8(bytes).ok().map(str::to_owned)
+            Self::Utf8 { chosen, first_utf8 } => match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(text.to_owned()),
+                Err(_) => Err(fail(place, utf8_failure_hint(chosen, first_utf8))),
+            },
+            Self::Windows1252 { first_legacy: None } => Ok(windows_1252(bytes)),
+            Self::Windows1252 {
+                first_legacy: Some(first),
+            } => {
+                if has_utf8_multibyte(bytes) {
+                    return Err(fail(
+                        first,
+                        format!("not UTF-8, while {} is: {MIXED_HINT}", place.describe()),
+                    ));
+                }
+                Ok(windows_1252(bytes))
             }
             Self::Undecided => match std::str::from_utf8(bytes) {
                 Ok(text) => {
                     *self = Self::Utf8 {
                         chosen: Chosen::Detected,
+                        first_utf8: Some(place),
                     };
-                    Some(text.to_owned())
+                    Ok(text.to_owned())
                 }
+                Err(_) if has_utf8_multibyte(bytes) => Err(fail(
+                    place,
+                    format!("part UTF-8 and part not: {MIXED_HINT}"),
+                )),
                 Err(_) => {
                     tracing::info!(
                         "the list is not UTF-8: reading it as Windows-1252 (set input.encoding to choose)"
                     );
-                    *self = Self::Windows1252;
-                    Some(windows_1252(bytes))
+                    *self = Self::Windows1252 {
+                        first_legacy: Some(place),
+                    };
+                    Ok(windows_1252(bytes))
                 }
             },
         }
     }
+}
 
-    /// What to tell the user when a field cannot be decoded.
-    fn failure_hint(self) -> &'static str {
-        match self {
-            Self::Utf8 {
-                chosen: Chosen::Config,
-            } => {
-                "not valid UTF-8, as input.encoding = \"utf-8\" requires: save the file as UTF-8 (Excel: \"CSV UTF-8\"), or set input.encoding = \"windows-1252\" or \"auto\""
-            }
-            Self::Utf8 {
-                chosen: Chosen::Bom,
-            } => {
-                "not valid UTF-8, although the file starts with a UTF-8 byte order mark: the file mixes encodings; export it again as \"CSV UTF-8\""
-            }
-            _ => {
-                "not valid UTF-8, although the start of the file is UTF-8: the file mixes encodings; export it again as \"CSV UTF-8\", or set input.encoding = \"windows-1252\" if the accents come out wrong"
-            }
-        }
+/// What to tell the user when a field of a UTF-8 file cannot be decoded.
+fn utf8_failure_hint(chosen: Chosen, first_utf8: Option<Place>) -> String {
+    match chosen {
+        Chosen::Config => "not valid UTF-8, as input.encoding = \"utf-8\" requires: save the file as UTF-8 (Excel: \"CSV UTF-8\"), or set input.encoding = \"windows-1252\" or \"auto\"".into(),
+        Chosen::Bom => "not valid UTF-8, although the file starts with a UTF-8 byte order mark: the file mixes encodings; export it again as \"CSV UTF-8\"".into(),
+        Chosen::Detected => format!(
+            "not valid UTF-8, while {} is: {MIXED_HINT}",
+            first_utf8.map(Place::describe).unwrap_or_else(|| "an earlier field".into())
+        ),
     }
 }
 
@@ -478,13 +713,54 @@ fn detect_delimiter(prefix: &[u8]) -> u8 {
 }
 
 impl TextRows {
-    /// The current record's fields as text, or the index of the first that cannot be decoded.
-    fn decode_record(&mut self) -> Result<Vec<String>, usize> {
+    /// The current record's fields as text (`row` 0 is the header), or the first that
+    /// cannot be decoded.
+    fn decode_record(&mut self, row: u64, line: u64) -> Result<Vec<String>, DecodeFailure> {
         let mut fields = Vec::with_capacity(self.record.len());
         for (i, f) in self.record.iter().enumerate() {
-            fields.push(self.decoding.decode(f).ok_or(i)?);
+            let place = Place {
+                row,
+                column: i + 1,
+                line,
+            };
+            fields.push(self.decoding.decode(f, place)?);
         }
         Ok(fields)
+    }
+}
+
+impl TextRows {
+    /// For a record the CSV reader says starts on line `seen`: its true line in the
+    /// file, and whether the adapter cut it.
+    fn take_cut(&mut self, seen: u64) -> (u64, bool) {
+        let mut cuts = self
+            .cuts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Cuts of records before this one (blank lines are not records) only shift lines.
+        while let Some(cut) = cuts.front().copied().filter(|c| c.start < seen) {
+            self.lost_lines += cut.lost;
+            cuts.pop_front();
+        }
+        let line = u64::try_from(seen as i64 + self.lost_lines).unwrap_or(seen);
+        match cuts.front().copied().filter(|c| c.start == seen) {
+            Some(cut) => {
+                cuts.pop_front();
+                self.lost_lines += cut.lost;
+                (line, true)
+            }
+            None => (line, false),
+        }
+    }
+}
+
+impl DecodeFailure {
+    fn into_error(self, path: &Path) -> InputError {
+        InputError::Parse {
+            path: path.to_owned(),
+            line: self.place.line,
+            message: format!("{}: {}", self.place.describe(), self.reason),
+        }
     }
 }
 
@@ -684,6 +960,7 @@ impl Iterator for Rows {
                     row: self.row,
                     line,
                     fields,
+                    too_long: false,
                 }));
             },
             Source::Text(text) => loop {
@@ -704,25 +981,18 @@ impl Iterator for Rows {
                     continue;
                 }
                 self.row += 1;
-                let line = text.record.position().map(|p| p.line()).unwrap_or(0);
-                return Some(match text.decode_record() {
+                let seen = text.record.position().map(|p| p.line()).unwrap_or(0);
+                let (line, too_long) = text.take_cut(seen);
+                return Some(match text.decode_record(self.row, line) {
                     Ok(fields) => Ok(Record {
                         row: self.row,
                         line,
                         fields,
+                        too_long,
                     }),
-                    Err(field) => {
+                    Err(failure) => {
                         self.failed = true;
-                        Err(InputError::Parse {
-                            path: self.path.clone(),
-                            line,
-                            message: format!(
-                                "row {}, column {}: {}",
-                                self.row,
-                                field + 1,
-                                text.decoding.failure_hint()
-                            ),
-                        })
+                        Err(failure.into_error(&self.path))
                     }
                 });
             },
@@ -875,6 +1145,153 @@ mod tests {
         assert!(err.contains("input.encoding"), "{err}");
     }
 
+    proptest::proptest! {
+        /// Any fields, in any order: either the file is refused, or every field's text
+        /// re-encodes to exactly its bytes in the one encoding chosen for the file.
+        #[test]
+        fn decoding_is_refused_or_exact_in_the_chosen_encoding(
+            fields in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..12),
+                    proptest::strategy::Strategy::prop_map("[a-zñé👋 ]{0,8}", String::into_bytes),
+                    proptest::collection::vec(0x80u8..=0xff, 1..4),
+                ],
+                1..12,
+            )
+        ) {
+            use proptest::prelude::*;
+            let mut decoding = Decoding::Undecided;
+            let mut texts = Vec::new();
+            let mut refused = false;
+            for (i, f) in fields.iter().enumerate() {
+                let place = Place { row: i as u64 + 1, column: 1, line: i as u64 + 2 };
+                match decoding.decode(f, place) {
+                    Ok(t) => texts.push(t),
+                    Err(_) => { refused = true; break; }
+                }
+            }
+            if !refused {
+                for (text, bytes) in texts.iter().zip(&fields) {
+                    match decoding {
+                        Decoding::Windows1252 { .. } => {
+                            let (back, _, bad) = encoding_rs::WINDOWS_1252.encode(text);
+                            prop_assert!(!bad);
+                            prop_assert_eq!(back.as_ref(), bytes.as_slice());
+                        }
+                        _ => prop_assert_eq!(text.as_bytes(), bytes.as_slice()),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_mixes_utf8_and_windows_1252_is_refused_naming_the_legacy_field() {
+        for text in [
+            &b"telephone,message\n573001234567,hola se\xc3\xb1ora\n573001234568,hola \xe9 mundo\n"
+                [..],
+            &b"telephone,message\n573001234568,hola \xe9 mundo\n573001234567,hola se\xc3\xb1ora\n"
+                [..],
+        ] {
+            let (_, rows) = rows_of(text);
+            let err = rows
+                .iter()
+                .find_map(|r| r.as_ref().err())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let legacy_row = if text.windows(2).position(|w| w == b"\xe9 ")
+                < text.windows(2).position(|w| w == b"\xc3\xb1")
+            {
+                1
+            } else {
+                2
+            };
+            assert!(
+                err.contains(&format!("row {legacy_row}, column 2"))
+                    && err.contains("mixes encodings"),
+                "{err}"
+            );
+        }
+        // One field holding both.
+        let (_, rows) = rows_of(b"telephone,message\n573001234567,se\xc3\xb1ora \xe9\n");
+        assert!(rows[0].is_err());
+    }
+
+    /// Reads `text` through `CappedRecords` with a small cap: what comes out, and the
+    /// cuts. Reading a byte at a time and in large reads must agree.
+    fn capped(text: &[u8], cap: usize) -> (Vec<u8>, Vec<(u64, i64)>) {
+        let run = |step: usize| {
+            let cuts = Arc::new(Mutex::new(VecDeque::new()));
+            let mut r = CappedRecords::new(
+                Box::new(std::io::Cursor::new(text.to_vec())),
+                cap,
+                b',',
+                Arc::clone(&cuts),
+            );
+            let (mut got, mut chunk) = (Vec::new(), vec![0; step]);
+            loop {
+                let n = std::io::Read::read(&mut r, &mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&chunk[..n]);
+            }
+            let cuts: Vec<(u64, i64)> = cuts
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|c| (c.start, c.lost))
+                .collect();
+            (got, cuts)
+        };
+        let one = run(1);
+        assert_eq!(run(7), one);
+        assert_eq!(run(4096), one);
+        one
+    }
+
+    #[test]
+    fn long_records_are_cut_keeping_quotes_and_lines_consistent() {
+        // Short records pass through untouched, quoted newlines included.
+        let text = b"a,b\n\"x\ny\",2\r\n3,4";
+        assert_eq!(capped(text, 20), (text.to_vec(), vec![]));
+        // An unquoted long field: cut at the cap, the line ended.
+        let (out, cuts) = capped(b"t,m\n1,aaaaaaaaaaaaaaaa\n2,b\n", 6);
+        assert_eq!(out, b"t,m\n1,aaaa\n2,b\n");
+        assert_eq!(cuts, [(2, 0)]);
+        // A quoted field with line breaks: closed with a quote, the lost lines counted.
+        let (out, cuts) = capped(b"t,m\n1,\"aa\n\"\"aa\naaaaaaa\"\n2,b\n", 8);
+        assert_eq!(out, b"t,m\n1,\"aa\n\"\"\"\n2,b\n");
+        assert_eq!(cuts, [(2, 1)]);
+        // At the end of the file without a final line break.
+        let (out, cuts) = capped(b"t,m\n1,aaaaaaaaaaaa", 4);
+        assert_eq!(out, b"t,m\n1,aa\n");
+        assert_eq!(cuts.len(), 1);
+    }
+
+    #[test]
+    fn a_long_row_is_marked_and_later_rows_keep_their_true_lines() {
+        let big = "x".repeat(MAX_RECORD_BYTES + 10);
+        let text = format!(
+            "telephone,message\n573001234567,\"{}\n{}\"\n573001234568,hola\n",
+            big, big
+        );
+        let (_, read) = rows_of(text.as_bytes());
+        let got: Vec<Record> = read.into_iter().map(Result::unwrap).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].too_long && got[0].line == 2);
+        assert!(got[0].fields.iter().map(String::len).sum::<usize>() <= MAX_RECORD_BYTES);
+        assert!(!got[1].too_long);
+        assert_eq!(got[1].line, 4, "the line of the row after the cut");
+        assert_eq!(got[1].fields, ["573001234568", "hola"]);
+        // A header that long is refused.
+        let err = rows(format!("{big},m\n1,2\n").as_bytes())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("header line is longer"), "{err}");
+    }
+
     fn rows_of(text: &[u8]) -> Read {
         rows(text).unwrap()
     }
@@ -1024,12 +1441,14 @@ mod tests {
                         "Señora Núñez".into(),
                         "573001234567".into(),
                         "información".into()
-                    ]
+                    ],
+                    too_long: false,
                 },
                 Record {
                     row: 2,
                     line: 5,
-                    fields: vec!["José".into(), "3001234567".into(), "12.5".into()]
+                    fields: vec!["José".into(), "3001234567".into(), "12.5".into()],
+                    too_long: false,
                 },
             ]
         );

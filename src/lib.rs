@@ -23,6 +23,7 @@ pub mod report_cmd;
 pub mod results;
 pub mod suppress;
 pub mod template;
+pub mod text;
 pub mod validate;
 pub mod window;
 
@@ -244,7 +245,7 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     let (mut invalid, mut duplicate, mut suppressed) = (0u64, 0u64, 0u64);
     let mut previews = Vec::new();
     let opened = open_list(list)?;
-    let _ = writeln!(out, "{}", opened.validator.columns_summary());
+    say(&mut out, opened.validator.columns_summary());
     let read = judge_rows(list, opened, |verdict| match verdict {
         Verdict::Valid(job) => {
             if previews.len() < report::PREVIEW_ROWS {
@@ -254,7 +255,10 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
         Verdict::Invalid { row, problems, .. } => {
             invalid += 1;
             for p in problems {
-                let _ = writeln!(out, "row {row}, column {:?}: {}", p.column, p.reason);
+                say(
+                    &mut out,
+                    &format!("row {row}, column {:?}: {}", p.column, p.reason),
+                );
             }
         }
         Verdict::Duplicate { row, of_row, .. } => {
@@ -271,10 +275,12 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
             ..
         } => {
             suppressed += 1;
-            let _ = writeln!(
-                out,
-                "row {row}: {telephone} is on the opt-out list {}; it would not be sent (suppressed)",
-                list.display()
+            say(
+                &mut out,
+                &format!(
+                    "row {row}: {telephone} is on the opt-out list {}; it would not be sent (suppressed)",
+                    list.display()
+                ),
             );
         }
     })?;
@@ -306,6 +312,11 @@ fn validate_command(args: &ValidateArgs) -> Result<Exit, Error> {
     } else {
         Exit::SomeRowsNotSent
     })
+}
+
+/// Writes a line for a person, with untrusted text in it escaped.
+fn say(out: &mut impl Write, line: &str) {
+    let _ = writeln!(out, "{}", text::for_terminal(line, false));
 }
 
 /// `opt-out lists: 1234 numbers from 2 file(s)[, 3 entries ignored ...]`.
@@ -360,7 +371,7 @@ fn print_previews(out: &mut impl Write, previews: &[String]) {
         previews.len()
     );
     for line in previews {
-        let _ = writeln!(out, "{line}");
+        say(out, line);
     }
 }
 
@@ -387,6 +398,7 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
             config::default_results(&settings.list.input, settings.dry_run, read.template);
     }
 
+    results::check_target(&settings.results, &settings.list.input)?;
     let (recorder, prior) = Recorder::open(&results::OpenOptions2 {
         results: settings.results.clone(),
         dry_run: settings.dry_run,

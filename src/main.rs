@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match wolkvox_dispatch::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!(
+                "error: {}",
+                wolkvox_dispatch::text::for_terminal(&err.to_string(), false)
+            );
             ExitCode::from(err.exit().code())
         }
     }

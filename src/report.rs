@@ -80,9 +80,14 @@ impl Progress {
 
 /// Writes log lines to stderr around the progress bar.
 #[derive(Clone)]
-struct BarWriter(Progress);
+/// Log lines go to stderr around the progress bar, with untrusted text escaped.
+struct BarWriter {
+    progress: Progress,
+    /// The formatter adds colours: keep its own SGR sequences.
+    colour: bool,
+}
 
-struct BarLine(Progress, Vec<u8>);
+struct BarLine(Progress, Vec<u8>, bool);
 
 impl Write for BarLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -97,8 +102,10 @@ impl Write for BarLine {
 impl Drop for BarLine {
     fn drop(&mut self) {
         let line = std::mem::take(&mut self.1);
+        let text = String::from_utf8_lossy(&line);
+        let safe = crate::text::for_terminal(&text, self.2);
         self.0.suspend(|| {
-            let _ = std::io::stderr().lock().write_all(&line);
+            let _ = std::io::stderr().lock().write_all(safe.as_bytes());
         });
     }
 }
@@ -106,7 +113,7 @@ impl Drop for BarLine {
 impl<'a> MakeWriter<'a> for BarWriter {
     type Writer = BarLine;
     fn make_writer(&'a self) -> Self::Writer {
-        BarLine(self.0.clone(), Vec::with_capacity(256))
+        BarLine(self.progress.clone(), Vec::with_capacity(256), self.colour)
     }
 }
 
@@ -115,8 +122,11 @@ impl<'a> MakeWriter<'a> for BarWriter {
 pub fn init_logging(format: LogFormat, quiet: bool, progress: &Progress) {
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let writer = BarWriter(progress.clone());
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let writer = BarWriter {
+        progress: progress.clone(),
+        colour,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

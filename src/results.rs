@@ -154,6 +154,14 @@ pub enum ResultsError {
     },
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
+    #[error(
+        "{path} is a symbolic link: the results file and its journal must be regular files (a link could make this run write somewhere else); give --results a plain path"
+    )]
+    Symlink { path: PathBuf },
+    #[error(
+        "{path} is the input list itself: writing results there would destroy it; choose another file with --results"
+    )]
+    IsTheInput { path: PathBuf },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -166,6 +174,37 @@ fn write_error(path: &Path) -> impl Fn(std::io::Error) -> ResultsError + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// Refuses a results path that would write through a symbolic link (the results file,
+/// its journal or the temporary file of the final rewrite), or onto the input list.
+/// Checked before any file is created.
+pub fn check_target(results: &Path, input: &Path) -> Result<(), ResultsError> {
+    let tmp = tmp_path(results);
+    for path in [results, &journal_path(results), &tmp] {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(ResultsError::Symlink {
+                path: path.to_owned(),
+            });
+        }
+    }
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(results)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(ResultsError::IsTheInput {
+            path: results.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The temporary file the final rewrite goes through.
+fn tmp_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
 }
 
 /// The journal of a results file.
@@ -269,14 +308,17 @@ pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
 
 fn write_row<W: Write>(w: &mut csv::Writer<W>, o: &Outcome) -> csv::Result<()> {
     let http = o.http_status.map(|s| s.to_string()).unwrap_or_default();
+    // Untrusted text (an invalid row's cell, a server's words) keeps no raw control
+    // character: a results file may be printed with `cat` or `column`.
+    let cell = |text: &str| neutralize(&crate::text::escape(text)).into_owned();
     w.write_record([
         o.row.to_string().as_str(),
-        &neutralize(&o.telephone),
+        &cell(&o.telephone),
         o.status.as_str(),
         &http,
-        &neutralize(&o.code),
-        &neutralize(&o.error),
-        &neutralize(&o.msg),
+        &cell(&o.code),
+        &cell(&o.error),
+        &cell(&o.msg),
         &o.attempts.to_string(),
         &o.elapsed_ms.to_string(),
         &o.finished_at,
@@ -748,10 +790,18 @@ impl Recorder {
         for o in &finals {
             *counts.entry(o.status).or_default() += 1;
         }
-        let mut tmp_name = self.path.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = PathBuf::from(tmp_name);
-        let file = File::create(&tmp).map_err(write_error(&tmp))?;
+        let tmp = tmp_path(&self.path);
+        // A leftover (or planted) file or link is removed, never written through.
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_error(&tmp)(e)),
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(write_error(&tmp))?;
         let mut w = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(std::io::BufWriter::new(file));

@@ -471,7 +471,15 @@ impl Validator {
         let raw_phone = field(p.telephone);
         let mut problems = Vec::new();
 
-        if record.fields.len() != p.width {
+        if record.too_long {
+            problems.push(Problem {
+                column: "(row)".into(),
+                reason: format!(
+                    "is longer than {} KiB, so it was not read whole: a message is at most {MAX_MESSAGE_CHARS} characters; check this row (a quote left open swallows the rows after it)",
+                    crate::input::MAX_RECORD_BYTES / 1024
+                ),
+            });
+        } else if record.fields.len() != p.width {
             problems.push(Problem {
                 column: "(row)".into(),
                 reason: format!(
@@ -529,11 +537,19 @@ impl Validator {
             .filter(|c| !c.is_empty())
             .map(str::to_owned)
             .or_else(|| self.default_connector.clone());
-        if connector.is_none() {
-            problems.push(Problem {
+        match &connector {
+            None => problems.push(Problem {
                 column: self.labels.connector_id.clone(),
                 reason: "is empty and api.connector_id is not set in the config".into(),
-            });
+            }),
+            Some(c) => {
+                if let Err(reason) = crate::config::check_connector_id(c) {
+                    problems.push(Problem {
+                        column: self.labels.connector_id.clone(),
+                        reason,
+                    });
+                }
+            }
         }
 
         match (telephone, connector, message) {
@@ -880,6 +896,7 @@ mod tests {
             row,
             line: row + 1,
             fields: fields.iter().map(|s| s.to_string()).collect(),
+            too_long: false,
         }
     }
 
