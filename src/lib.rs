@@ -82,6 +82,14 @@ pub enum Error {
     Suppress(#[from] suppress::SuppressError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "{results} records another campaign: {differences}. Nothing was sent. To continue the recorded run, run: {command}\nTo send this one instead, give it its own results file with --results"
+    )]
+    OtherCampaign {
+        results: std::path::PathBuf,
+        differences: String,
+        command: String,
+    },
 }
 
 impl From<validate::HeaderError> for Error {
@@ -143,6 +151,8 @@ struct ListRead {
     suppression: Option<Arc<Suppression>>,
     /// Whether the rows are HSM templates (decided from the settings and the header).
     template: bool,
+    /// SHA-256 of the header's names, to recognise the list in the journal.
+    header_digest: String,
 }
 
 /// Reads and judges every row, handing each verdict to `each` as it is made.
@@ -164,6 +174,7 @@ struct OpenList {
     rows: input::Rows,
     validator: Validator,
     suppression: Option<Arc<Suppression>>,
+    header_digest: String,
 }
 
 /// Loads the opt-out lists, opens the contact list and checks its header.
@@ -178,6 +189,11 @@ fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
         )?))
     };
     let rows = input::open_with(&list.input, &list.read)?;
+    let header_digest = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(rows.header().join("\u{1f}").as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    };
     let mut validator = Validator::new(rows.header(), list)?;
     if let Some(s) = &suppression {
         validator = validator.with_suppression(Arc::clone(s));
@@ -186,6 +202,7 @@ fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
         rows,
         validator,
         suppression,
+        header_digest,
     })
 }
 
@@ -199,6 +216,7 @@ fn judge_rows(
         rows,
         mut validator,
         suppression,
+        header_digest,
     } = opened;
     let template = validator.is_template();
     let mut count = 0;
@@ -224,6 +242,7 @@ fn judge_rows(
         rows: count,
         suppression,
         template,
+        header_digest,
     })
 }
 
@@ -404,6 +423,23 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         dry_run: settings.dry_run,
         resume: settings.resume,
     })?;
+    if !settings.dry_run {
+        let this_run = run_info(&settings, &read, started_at);
+        if let Some(recorded) = &prior.last_run {
+            let differences = this_run.differences(recorded);
+            if !differences.is_empty() {
+                return Err(Error::OtherCampaign {
+                    results: settings.results.clone(),
+                    differences: differences.join("; "),
+                    command: resume_command_from(
+                        recorded.args.iter().map(std::ffi::OsString::from),
+                        &settings.results,
+                    ),
+                });
+            }
+        }
+        recorder.begin_run(&this_run)?;
+    }
     let plan = plan(verdicts, &prior, &settings, &recorder)?;
 
     if settings.dry_run {
@@ -545,15 +581,32 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         path: settings.results.clone(),
         source: std::io::Error::other("results still in use at the end of the run"),
     })?;
-    let counts = recorder.finish()?;
-    let stopped_text = match (&stopped, cut) {
-        (Some(reason), _) => Some(reason.to_string()),
-        (None, 0) => None,
-        (None, cut) => Some(format!(
+    // Messages went out: a file that cannot be written now (a full disk) stops the run
+    // like any other stop (exit 3), with the counts of every outcome received.
+    let so_far = recorder.final_counts();
+    let (counts, unwritten) = match recorder.finish() {
+        Ok(counts) => (counts, None),
+        Err(e) => (so_far, Some(e)),
+    };
+    let stopped_text = match (&stopped, &unwritten, cut) {
+        (Some(reason), _, _) => Some(reason.to_string()),
+        (None, Some(e), _) => Some(format!("cannot finish the results file ({e})")),
+        (None, None, 0) => None,
+        (None, None, cut) => Some(format!(
             "today's quota was not enough for {cut} rows, recorded not_sent (--partial); the quota renews tomorrow"
         )),
     }
-    .map(|text| format!("{text}.\nTo continue, run: {}", resume_command(&settings)));
+    .map(|text| {
+        let unwritten = if unwritten.is_some() || matches!(stopped, Some(dispatch::StopReason::RecordFailed { .. })) {
+            "\nThe counts below are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some space first."
+        } else {
+            ""
+        };
+        format!(
+            "{text}.{unwritten}\nTo continue, run: {}",
+            resume_command(&settings)
+        )
+    });
     let exit = if stopped_text.is_some() {
         Exit::Stopped
     } else {
@@ -696,6 +749,17 @@ fn plan(
             Verdict::Valid(job) => {
                 if let Some(&row) = prior.interrupted.get(&job.key) {
                     if settings.retry_unknown {
+                        recorder.remember_earlier(
+                            &job.key,
+                            Outcome::local(
+                                job.row,
+                                &job.telephone,
+                                Status::Unknown,
+                                format!(
+                                    "an earlier run was stopped while sending this message (then row {row}): it may have been delivered"
+                                ),
+                            ),
+                        );
                         jobs.push(job);
                     } else {
                         skipped += 1;
@@ -726,7 +790,17 @@ fn plan(
                         o.row = job.row;
                         recorder.record(o, None)?;
                     }
-                    None => jobs.push(job),
+                    None => {
+                        // A retry: what it had stays unless this run really attempts it.
+                        if let Some(earlier) = prior
+                            .done
+                            .get(&job.key)
+                            .filter(|o| matches!(o.status, Status::Failed | Status::Unknown))
+                        {
+                            recorder.remember_earlier(&job.key, earlier.clone());
+                        }
+                        jobs.push(job)
+                    }
                 }
             }
         }
@@ -739,6 +813,50 @@ fn plan(
         skipped,
         sent_before,
     })
+}
+
+/// What this run is, for the journal (see `results::RunInfo`).
+fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> results::RunInfo {
+    let list = &settings.list;
+    let kind = if read.template {
+        "hsm"
+    } else if list.template.is_some() {
+        "rendered"
+    } else {
+        "free"
+    };
+    let input_absolute = std::fs::canonicalize(&list.input)
+        .or_else(|_| std::path::absolute(&list.input))
+        .unwrap_or_else(|_| list.input.clone());
+    results::RunInfo {
+        kind: kind.into(),
+        hsm_template: list.hsm.template_name.clone().filter(|_| read.template),
+        hsm_vars: list
+            .hsm
+            .vars
+            .clone()
+            .filter(|_| read.template)
+            .unwrap_or_default(),
+        template: list
+            .template
+            .as_ref()
+            .filter(|_| !read.template)
+            .map(|t| t.origin.clone()),
+        connector_id: list.connector_id.clone(),
+        input: list.input.clone(),
+        input_bytes: std::fs::metadata(&input_absolute)
+            .map(|m| m.len())
+            .unwrap_or(0),
+        input_absolute,
+        header_digest: read.header_digest.clone(),
+        rows: read.rows,
+        args: std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: started_at.to_owned(),
+    }
 }
 
 /// Exit code of a run that went to the end.
@@ -778,7 +896,7 @@ fn resume_command(settings: &SendSettings) -> String {
     resume_command_from(std::env::args_os().skip(1), &settings.results)
 }
 
-fn resume_command_from(
+pub(crate) fn resume_command_from(
     args: impl IntoIterator<Item = std::ffi::OsString>,
     results: &Path,
 ) -> String {

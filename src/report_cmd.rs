@@ -68,15 +68,54 @@ pub struct Report {
     pub last_finished_at: Option<String>,
     /// `sent` / (last - first), when they differ.
     pub messages_per_second: Option<f64>,
-    /// `None` when nothing is left to send.
+    /// `None` when nothing is left to send, or while a run is still in progress.
     pub next: Option<Next>,
+    /// Data rows of the list when the last run started (from the journal; `None` for
+    /// results of earlier versions).
+    pub total: Option<u64>,
+    /// Rows of the list with no line in the results: never attempted (a run still in
+    /// progress, or one that exited at a second Ctrl-C).
+    pub never_attempted: u64,
+    /// A `send` is writing these results right now.
+    pub in_progress: bool,
+    /// What the campaign sends, in words (from the journal).
+    pub campaign: Option<String>,
+    /// Failed rows that sending again cannot fix, by what would fix them.
+    pub cannot_retry: Vec<Fix>,
+}
+
+/// Failed rows whose refusal a retry cannot change, and what would.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fix {
+    pub count: u64,
+    pub rows: Vec<u64>,
+    pub fix: String,
+}
+
+/// What would fix a refusal that sending again cannot, judged from its `msg`.
+fn fix_for(msg: &str) -> Option<&'static str> {
+    let upper = msg.to_uppercase();
+    if upper.contains("24") && (upper.contains("WINDOW") || upper.contains("HOUR")) {
+        Some(
+            "the 24-hour window is closed: send these people the HSM template first (send --hsm TEMPLATE); a free message reaches them only after they answer it",
+        )
+    } else if upper.contains("PARAMETERS ARE REQUIRED") {
+        Some(
+            "a parameter is missing: check the list's columns and api.connector_id in the config, then send these rows as a new list",
+        )
+    } else if upper.contains("CONNECTOR") {
+        Some("check the connector: api.connector_id in the config, or the connector_id column")
+    } else {
+        None
+    }
 }
 
 /// Runs the command: prints the report on stdout. Exit 0 whatever the run's outcome
 /// (the report itself worked); 2 if the file cannot be read.
 pub fn run(args: &ReportArgs) -> Result<Exit, Error> {
     let outcomes = results::read(&args.results)?;
-    let report = build(&args.results, outcomes);
+    let journal = results::journal_view(&args.results).unwrap_or_default();
+    let report = build(&args.results, outcomes, &journal);
     let text = match args.format {
         ReportFormat::Text => render(&report),
         ReportFormat::Json => {
@@ -94,8 +133,9 @@ pub fn run(args: &ReportArgs) -> Result<Exit, Error> {
     Ok(Exit::Success)
 }
 
-/// Builds the report from the lines of a results file (later lines for a row win).
-pub fn build(results: &Path, outcomes: Vec<Outcome>) -> Report {
+/// Builds the report from the lines of a results file (later lines for a row win) and
+/// what its journal says of the run.
+pub fn build(results: &Path, outcomes: Vec<Outcome>, journal: &results::JournalView) -> Report {
     let mut latest: BTreeMap<u64, Outcome> = BTreeMap::new();
     for o in outcomes {
         latest.insert(o.row, o);
@@ -136,10 +176,53 @@ pub fn build(results: &Path, outcomes: Vec<Outcome>) -> Report {
         _ => None,
     };
 
+    let total = journal.last_run.as_ref().map(|r| r.rows);
+    let never_attempted = total
+        .map(|t| (1..=t).filter(|row| !latest.contains_key(row)).count() as u64)
+        .unwrap_or(0);
+    let mut cannot_retry: Vec<Fix> = Vec::new();
+    for o in latest.values().filter(|o| o.status == Status::Failed) {
+        if let Some(fix) = fix_for(&o.msg) {
+            match cannot_retry.iter_mut().find(|f| f.fix == fix) {
+                Some(f) => {
+                    f.count += 1;
+                    if f.rows.len() < ROWS_PER_GROUP {
+                        f.rows.push(o.row);
+                    }
+                }
+                None => cannot_retry.push(Fix {
+                    count: 1,
+                    rows: vec![o.row],
+                    fix: fix.into(),
+                }),
+            }
+        }
+    }
+    let unfixable: u64 = cannot_retry.iter().map(|f| f.count).sum();
+    let next = if journal.in_progress {
+        None
+    } else {
+        next_step(
+            results,
+            &counts,
+            journal.last_run.as_ref(),
+            never_attempted,
+            unfixable,
+        )
+    };
+
     Report {
         results: results.to_owned(),
         rows: latest.len() as u64,
-        next: next_step(results, &counts),
+        next,
+        total,
+        never_attempted,
+        in_progress: journal.in_progress,
+        campaign: journal
+            .last_run
+            .as_ref()
+            .map(results::RunInfo::describe_kind),
+        cannot_retry,
         counts,
         failures,
         not_sent,
@@ -190,22 +273,37 @@ fn groups<'a>(outcomes: impl Iterator<Item = &'a Outcome>, by_code: bool) -> Vec
     out
 }
 
-/// The contact list a results file came from: `X.results.csv` or `X.dry-run.csv`
-/// -> the first of `X.csv`, `X.xlsx`... that exists beside it.
+/// The contact list a results file came from, when its journal does not say:
+/// `X.results.csv`, `X.hsm.results.csv`, `X.dry-run.csv` or `X.hsm.dry-run.csv` -> the
+/// first of `X.csv`, `X.xlsx`... that exists beside it.
 pub fn input_for(results: &Path) -> Option<PathBuf> {
     let name = results.file_name()?.to_str()?;
-    let stem = name
-        .strip_suffix(".results.csv")
-        .or_else(|| name.strip_suffix(".dry-run.csv"))?;
+    let stem = [
+        ".hsm.results.csv",
+        ".hsm.dry-run.csv",
+        ".results.csv",
+        ".dry-run.csv",
+    ]
+    .iter()
+    .find_map(|suffix| name.strip_suffix(suffix))?;
     INPUT_EXTENSIONS
         .iter()
         .map(|ext| results.with_file_name(format!("{stem}.{ext}")))
         .find(|p| p.is_file())
 }
 
-fn next_step(results: &Path, counts: &BTreeMap<&'static str, u64>) -> Option<Next> {
+fn next_step(
+    results: &Path,
+    counts: &BTreeMap<&'static str, u64>,
+    run: Option<&results::RunInfo>,
+    never_attempted: u64,
+    unfixable: u64,
+) -> Option<Next> {
     let count = |s: Status| counts.get(s.as_str()).copied().unwrap_or(0);
-    let input = input_for(results);
+    let input = match run {
+        Some(run) => Some(run.input.clone()).filter(|p| p.is_file()),
+        None => input_for(results),
+    };
     let input_text = input
         .as_deref()
         .map(quote)
@@ -222,17 +320,27 @@ fn next_step(results: &Path, counts: &BTreeMap<&'static str, u64>) -> Option<Nex
     }
     let (not_sent, failed, unknown) = (
         count(Status::NotSent),
-        count(Status::Failed),
+        count(Status::Failed).saturating_sub(unfixable),
         count(Status::Unknown),
     );
-    if not_sent + failed + unknown == 0 {
+    if not_sent + failed + unknown + never_attempted == 0 {
         return None;
     }
-    let mut command = format!(
-        "wolkvox-dispatch send {input_text} --results {} --resume",
-        quote(results)
-    );
+    // The recorded command line defines the campaign (template, variables, sheet,
+    // config...): resume with it; else the bare command.
+    let mut command = match run.filter(|r| !r.args.is_empty()) {
+        Some(run) => {
+            crate::resume_command_from(run.args.iter().map(std::ffi::OsString::from), results)
+        }
+        None => format!(
+            "wolkvox-dispatch send {input_text} --results {} --resume",
+            quote(results)
+        ),
+    };
     let mut parts = Vec::new();
+    if never_attempted > 0 {
+        parts.push(format!("the {never_attempted} rows never attempted"));
+    }
     if not_sent > 0 {
         parts.push(format!("the {not_sent} not_sent rows"));
     }
@@ -256,6 +364,23 @@ fn next_step(results: &Path, counts: &BTreeMap<&'static str, u64>) -> Option<Nex
 /// The report for people.
 pub fn render(r: &Report) -> String {
     let mut out = format!("report of {} ({} rows)\n", r.results.display(), r.rows);
+    if let Some(campaign) = &r.campaign {
+        out.push_str(&format!("campaign: {campaign}\n"));
+    }
+    match r.total {
+        Some(total) if r.in_progress => out.push_str(&format!(
+            "in progress: a run is sending right now; {} of {total} rows recorded so far (run report again when it ends)\n",
+            r.rows
+        )),
+        Some(total) if r.never_attempted > 0 => out.push_str(&format!(
+            "{} of {total} rows recorded; {} never attempted (the run was stopped before reaching them)\n",
+            r.rows, r.never_attempted
+        )),
+        None if r.in_progress => out.push_str(
+            "in progress: a run is sending right now (run report again when it ends)\n",
+        ),
+        _ => {}
+    }
     for status in Status::ALL {
         let n = r.counts.get(status.as_str()).copied().unwrap_or(0);
         if n > 0 {
@@ -329,7 +454,23 @@ pub fn render(r: &Report) -> String {
         }
         _ => out.push_str("no request was sent to Wolkvox\n"),
     }
+    if !r.cannot_retry.is_empty() {
+        out.push_str("failed rows that sending again cannot fix:\n");
+        for f in &r.cannot_retry {
+            let mut rows = f
+                .rows
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if f.count > f.rows.len() as u64 {
+                rows.push_str(", ...");
+            }
+            out.push_str(&format!("  {:>8}  {}  [rows {rows}]\n", f.count, f.fix));
+        }
+    }
     match &r.next {
+        None if r.in_progress => {}
         None if r.rows == 0 => out.push_str("no rows recorded yet\n"),
         None => out.push_str(
             "nothing left to send: every row is sent, suppressed, invalid or duplicate\n",
@@ -342,9 +483,11 @@ pub fn render(r: &Report) -> String {
                     "  Replace {INPUT_PLACEHOLDER} with the contact list this results file came from.\n"
                 ));
             }
-            out.push_str(
-                "  Add the --config and --suppress options of the original run: contact hours and opt-out lists are not stored in the results file (rows recorded suppressed stay suppressed).\n",
-            );
+            if r.campaign.is_none() {
+                out.push_str(
+                    "  Add the --config and --suppress options of the original run: contact hours and opt-out lists are not stored in the results file (rows recorded suppressed stay suppressed).\n",
+                );
+            }
         }
     }
     out
@@ -400,7 +543,11 @@ mod tests {
             o(10, Status::Failed, "403", "CLOSED", t),
             o(11, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
         ];
-        let r = build(Path::new("/nowhere/list.results.csv"), lines);
+        let r = build(
+            Path::new("/nowhere/list.results.csv"),
+            lines,
+            &results::JournalView::default(),
+        );
         let keys: Vec<(&str, &str, u64)> = r
             .failures
             .iter()
@@ -452,6 +599,7 @@ mod tests {
                 o(1, Status::Sent, "201", "ok", t),
                 o(3, Status::Failed, "400", "x", t),
             ],
+            &results::JournalView::default(),
         );
         assert_eq!(r.rows, 3);
         assert_eq!((r.counts["sent"], r.counts["not_sent"]), (2, 0));
@@ -478,8 +626,84 @@ mod tests {
                 o(1, Status::Sent, "201", "ok", t),
                 o(2, Status::Suppressed, "", "on the opt-out list", t),
             ],
+            &results::JournalView::default(),
         );
         assert_eq!(r.next, None);
         assert!(render(&r).contains("nothing left to send"));
+    }
+
+    #[test]
+    fn the_journal_gives_the_total_the_command_and_what_a_retry_cannot_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("citas.csv");
+        std::fs::write(&input, "telephone,message\n").unwrap();
+        let results = dir.path().join("citas.hsm.results.csv");
+        let t = "2026-03-02T15:00:00Z";
+        let run = results::RunInfo {
+            kind: "hsm".into(),
+            hsm_template: Some("cita".into()),
+            hsm_vars: vec!["nombre".into()],
+            input: input.clone(),
+            rows: 5,
+            args: [
+                "send",
+                input.to_str().unwrap(),
+                "--hsm",
+                "cita",
+                "--hsm-vars",
+                "nombre",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..results::RunInfo::default()
+        };
+        let journal = results::JournalView {
+            last_run: Some(run),
+            in_progress: false,
+        };
+        let lines = vec![
+            o(1, Status::Sent, "201", "ok", t),
+            o(
+                2,
+                Status::Failed,
+                "400",
+                "The 24-hour customer service window is closed",
+                t,
+            ),
+            o(3, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
+        ];
+        let r = build(&results, lines.clone(), &journal);
+        assert_eq!((r.total, r.never_attempted), (Some(5), 2));
+        assert_eq!(r.cannot_retry.len(), 2);
+        let next = r.next.clone().unwrap();
+        assert!(next.input_found);
+        assert_eq!(
+            next.command,
+            format!(
+                "wolkvox-dispatch send {} --hsm cita --hsm-vars nombre --results {} --resume",
+                input.display(),
+                results.display()
+            ),
+            "no --retry-failed for refusals a retry cannot fix"
+        );
+        let text = render(&r);
+        assert!(text.contains("2 never attempted"), "{text}");
+        assert!(
+            text.contains("send these people the HSM template first"),
+            "{text}"
+        );
+        // While a run holds the journal: in progress, no next step yet.
+        let busy = results::JournalView {
+            in_progress: true,
+            ..journal
+        };
+        let r = build(&results, lines, &busy);
+        assert!(r.next.is_none());
+        let text = render(&r);
+        assert!(
+            text.contains("in progress") && text.contains("3 of 5"),
+            "{text}"
+        );
+        assert!(!text.contains("nothing left"), "{text}");
     }
 }

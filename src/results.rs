@@ -5,12 +5,30 @@ what is needed to resume safely.
 - `<results>` is the user's record: one CSV line per data row, appended and
   flushed as each outcome is known, then rewritten sorted by row (atomically)
   when the run ends.
-- `<results>.journal` is the tool's memory, one JSON object a line: an
-  `intent` is written before a request leaves, a `done` with the full outcome
-  after. It is keyed by content (telephone + message), so `--resume` matches
-  rows even in an edited or re-sorted list, and a row with an intent but no
-  outcome (the process was killed mid-request) is `unknown`, never unsent.
-  The journal is also what is locked, so two runs can never share a results file.
+- `<results>.journal` is the tool's memory, one event a line: a `run` at the
+  start of every real run (what the campaign is: message kind, template,
+  variables, connector, the list, its row count and the command line), an
+  `intent` before a request leaves, a `done` with the full outcome after. It
+  is keyed by content (telephone + message), so `--resume` matches rows even
+  in an edited or re-sorted list, and a row with an intent but no outcome
+  (the process was killed mid-request) is `unknown`, never unsent. The
+  journal is also what is locked, so two runs can never share a results file.
+
+Each journal line is `<checksum> <json>`, the checksum being the first 64 bits
+of the SHA-256 of the JSON, in hex. A line whose checksum does not match is
+damage, never a guess; only the last line may be torn (a crash mid-write, or
+a tail the file system zero-filled after a power cut), and is then cut off.
+Since a torn tail can hide what was attempted, `--resume` also reads the
+results file: every row it records as `sent`, `unknown` or `failed` must be
+known to the journal (by its telephone); if one is not, the journal is
+damaged (emptied, cut short, zero-filled, or another list's) and the resume
+is refused before anything is sent. Lines without a checksum, written by
+earlier versions, are still read.
+
+Statuses only move forward: a row that had an outcome (`unknown`, `failed`)
+and is planned for a retry is remembered, and if this run ends without
+attempting it (refused, stopped, out of quota) the earlier outcome is what
+is recorded again, never `not_sent`.
 
 Every text cell written to the CSV is neutralized against spreadsheet formula
 injection (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'`).
@@ -155,6 +173,16 @@ pub enum ResultsError {
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error(
+        "{journal} looks damaged (emptied, cut short, zero-filled, or another list's): it does not record row {row} ({telephone}) as {status}, as {results} does, so resuming could send messages twice. Nothing was sent. Restore the journal from a backup; or send only the rows that {results} does not record as sent, unknown or failed, as a new list with its own --results"
+    )]
+    Disagree {
+        journal: PathBuf,
+        results: PathBuf,
+        row: u64,
+        telephone: String,
+        status: Status,
+    },
+    #[error(
         "{path} is a symbolic link: the results file and its journal must be regular files (a link could make this run write somewhere else); give --results a plain path"
     )]
     Symlink { path: PathBuf },
@@ -214,11 +242,149 @@ pub fn journal_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// What a run is: recorded at its start, compared on `--resume`, read by `report`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `free`, `rendered` (a `--template` renders each message) or `hsm`.
+    pub kind: String,
+    /// The HSM template given by `--hsm` / `hsm.template_name` (else per row).
+    #[serde(default)]
+    pub hsm_template: Option<String>,
+    /// The columns of the HSM variables, in order.
+    #[serde(default)]
+    pub hsm_vars: Vec<String>,
+    /// Where the `--template` of rendered messages came from.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// `api.connector_id`, the connector of rows without their own.
+    #[serde(default)]
+    pub connector_id: Option<String>,
+    /// The list as given, and as an absolute path (to tell two lists apart).
+    pub input: PathBuf,
+    #[serde(default)]
+    pub input_absolute: PathBuf,
+    #[serde(default)]
+    pub input_bytes: u64,
+    /// SHA-256 of the header's names, in hex: enough to recognise the list.
+    #[serde(default)]
+    pub header_digest: String,
+    /// Data rows in the list when the run started.
+    pub rows: u64,
+    /// The command line of the run, without the program name (never a token: tokens
+    /// are never flags).
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub tool_version: String,
+    #[serde(default)]
+    pub started_at: String,
+}
+
+impl RunInfo {
+    /// What in `self` (this run) differs from `recorded` in a way that makes it another
+    /// campaign. Editing the list (rows added, reordered, messages changed) does not.
+    pub fn differences(&self, recorded: &RunInfo) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.kind != recorded.kind
+            || self.hsm_template != recorded.hsm_template
+            || self.hsm_vars != recorded.hsm_vars
+            || self.template != recorded.template
+        {
+            out.push(format!(
+                "the recorded run sends {}; this command sends {}",
+                recorded.describe_kind(),
+                self.describe_kind()
+            ));
+        }
+        if self.connector_id != recorded.connector_id {
+            out.push(format!(
+                "the recorded run's api.connector_id is {}; this command's is {}",
+                show_option(recorded.connector_id.as_deref()),
+                show_option(self.connector_id.as_deref())
+            ));
+        }
+        if !recorded.input_absolute.as_os_str().is_empty()
+            && self.input_absolute != recorded.input_absolute
+        {
+            out.push(format!(
+                "the results belong to another list, {}; this command reads {}",
+                recorded.input_absolute.display(),
+                self.input_absolute.display()
+            ));
+        }
+        out
+    }
+
+    /// The kind of message, in words.
+    pub fn describe_kind(&self) -> String {
+        match self.kind.as_str() {
+            "hsm" => {
+                let name = self
+                    .hsm_template
+                    .as_deref()
+                    .map(|n| format!("HSM template {n:?}"))
+                    .unwrap_or_else(|| "HSM templates named by the template_name column".into());
+                if self.hsm_vars.is_empty() {
+                    name
+                } else {
+                    format!("{name} with variables {}", self.hsm_vars.join(","))
+                }
+            }
+            "rendered" => format!(
+                "messages rendered from {}",
+                self.template.as_deref().unwrap_or("a template")
+            ),
+            _ => "free messages from the message column".into(),
+        }
+    }
+}
+
+fn show_option(value: Option<&str>) -> String {
+    value
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_else(|| "not set".into())
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum Event {
-    Intent { key: String, row: u64 },
-    Done { key: String, outcome: Outcome },
+    Run(Box<RunInfo>),
+    Intent {
+        key: String,
+        row: u64,
+        /// Absent in journals of earlier versions.
+        #[serde(default)]
+        telephone: Option<String>,
+    },
+    Done {
+        key: String,
+        outcome: Outcome,
+    },
+}
+
+/// The checksum of a journal line's JSON: the first 64 bits of its SHA-256, in hex.
+fn checksum(json: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(json);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One journal line's event, checking its checksum (lines of earlier versions have none).
+fn parse_line(line: &[u8]) -> Result<Event, String> {
+    let json = if line.first() == Some(&b'{') {
+        line
+    } else {
+        let (sum, json) = line
+            .iter()
+            .position(|&b| b == b' ')
+            .map(|i| (&line[..i], &line[i + 1..]))
+            .ok_or("no checksum")?;
+        if sum != checksum(json).as_bytes() {
+            return Err("checksum mismatch".into());
+        }
+        json
+    };
+    serde_json::from_slice(json).map_err(|e| e.to_string())
 }
 
 /// What earlier runs recorded, by content key.
@@ -228,6 +394,12 @@ pub struct Prior {
     pub done: HashMap<String, Outcome>,
     /// Keys whose last event is an intent: a request may have left with no answer recorded.
     pub interrupted: HashMap<String, u64>,
+    /// The last run's description (`None` in journals of earlier versions).
+    pub last_run: Option<RunInfo>,
+    /// The telephone of each key with an intent (for the cross-check), and rows of
+    /// intents without a telephone (earlier versions).
+    intent_telephones: HashMap<String, String>,
+    intent_rows: std::collections::HashSet<u64>,
 }
 
 impl Prior {
@@ -274,8 +446,21 @@ impl Prior {
                     message,
                 });
             }
-            match serde_json::from_slice::<Event>(line) {
-                Ok(Event::Intent { key, row }) => {
+            match parse_line(line) {
+                Ok(Event::Run(info)) => prior.last_run = Some(*info),
+                Ok(Event::Intent {
+                    key,
+                    row,
+                    telephone,
+                }) => {
+                    match telephone {
+                        Some(t) => {
+                            prior.intent_telephones.insert(key.clone(), t);
+                        }
+                        None => {
+                            prior.intent_rows.insert(row);
+                        }
+                    }
                     prior.interrupted.insert(key, row);
                 }
                 Ok(Event::Done { key, outcome }) => {
@@ -283,7 +468,7 @@ impl Prior {
                     prior.done.insert(key, outcome);
                 }
                 Err(e) => {
-                    bad = Some((number, e.to_string()));
+                    bad = Some((number, e));
                     continue;
                 }
             }
@@ -295,6 +480,60 @@ impl Prior {
 
     pub fn is_empty(&self) -> bool {
         self.done.is_empty() && self.interrupted.is_empty()
+    }
+
+    /// Refuses a journal that does not know a row the results file records as sent,
+    /// unknown or failed (see the module doc).
+    fn cross_check(&self, journal: &Path, results: &Path) -> Result<(), ResultsError> {
+        if !results.exists() {
+            return Ok(());
+        }
+        let lines = match read(results) {
+            Ok(lines) => lines,
+            Err(e) => {
+                // The journal is the authority; a damaged results file hides nothing it knows.
+                tracing::warn!("{e}; going by the journal alone");
+                return Ok(());
+            }
+        };
+        // What the journal says last of each telephone's messages; a request in flight
+        // (an intent with no outcome) counts as `unknown`.
+        let mut latest: HashMap<&str, Vec<Status>> = HashMap::new();
+        for o in self.done.values() {
+            latest.entry(&o.telephone).or_default().push(o.status);
+        }
+        for key in self.interrupted.keys() {
+            if let Some(t) = self.intent_telephones.get(key) {
+                latest.entry(t).or_default().push(Status::Unknown);
+            }
+        }
+        // The journal is written first, so it may be ahead of the results file, never
+        // behind: a row the results record `sent` is `sent` in the journal; one recorded
+        // `failed` or `unknown` was at least attempted there.
+        let unknown_to_journal = lines.into_iter().find(|o| {
+            let known = latest
+                .get(o.telephone.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let attempted =
+                |s: &Status| matches!(s, Status::Sent | Status::Unknown | Status::Failed);
+            let covered = match o.status {
+                Status::Sent => known.contains(&Status::Sent),
+                Status::Unknown | Status::Failed => known.iter().any(attempted),
+                _ => true,
+            };
+            !covered && !self.intent_rows.contains(&o.row)
+        });
+        match unknown_to_journal {
+            Some(o) => Err(ResultsError::Disagree {
+                journal: journal.to_owned(),
+                results: results.to_owned(),
+                row: o.row,
+                telephone: o.telephone,
+                status: o.status,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -390,6 +629,8 @@ struct Inner {
     /// The final line of each row of this run, for the sorted rewrite at the end.
     outcomes: Vec<Outcome>,
     counts: HashMap<Status, u64>,
+    /// Earlier outcomes of rows this run may retry, by key (see `remember_earlier`).
+    earlier: HashMap<String, Outcome>,
 }
 
 /// Writes outcomes as they arrive. Shared by every worker; each line is written whole
@@ -457,6 +698,43 @@ fn sync_parent(path: &Path) {
 }
 
 /// Takes an exclusive OS lock without waiting.
+/// What `report` reads from a results file's journal, without locking it.
+#[derive(Debug, Default)]
+pub struct JournalView {
+    /// The last run's description (`None` for journals of earlier versions).
+    pub last_run: Option<RunInfo>,
+    /// A `send` holds the journal's lock right now.
+    pub in_progress: bool,
+}
+
+/// Reads the journal beside `results`, if there is one. Damaged lines are skipped: a
+/// report only describes, it never decides what is sent.
+pub fn journal_view(results: &Path) -> Option<JournalView> {
+    let path = journal_path(results);
+    let bytes = std::fs::read(&path).ok()?;
+    let last_run = bytes
+        .split(|&b| b == b'\n')
+        .rev()
+        .find_map(|line| match parse_line(line) {
+            Ok(Event::Run(info)) => Some(*info),
+            _ => None,
+        });
+    // A shared lock is refused while a run holds the exclusive one; it is released at
+    // once, when `file` is dropped.
+    let in_progress = File::open(&path)
+        .map(|file| {
+            matches!(
+                file.try_lock_shared(),
+                Err(std::fs::TryLockError::WouldBlock)
+            )
+        })
+        .unwrap_or(false);
+    Some(JournalView {
+        last_run,
+        in_progress,
+    })
+}
+
 fn try_lock(file: &File, path: &Path) -> Result<(), ResultsError> {
     match file.try_lock() {
         Ok(()) => Ok(()),
@@ -514,6 +792,8 @@ impl Recorder {
         let prior = if options.resume {
             // An empty journal is fine: every request is preceded by an intent, so none left.
             let (prior, whole, unterminated) = Prior::load_to_end(&journal_path, &mut journal)?;
+            // Before anything is changed: a refused resume leaves both files as they were.
+            prior.cross_check(&journal_path, &path)?;
             // A torn last line (a crash mid-write) is cut off, or this run's first event
             // would be glued to it and the journal damaged for the next resume.
             let len = journal
@@ -619,6 +899,7 @@ impl Recorder {
                 journal,
                 outcomes: Vec::new(),
                 counts: HashMap::new(),
+                earlier: HashMap::new(),
             }),
             created: false,
             syncs: Mutex::new(Syncs::default()),
@@ -638,10 +919,13 @@ impl Recorder {
 
     fn journal_event(&self, inner: &mut Inner, event: &Event) -> Result<(), ResultsError> {
         if let Some(journal) = inner.journal.as_mut() {
-            let mut line = serde_json::to_vec(event).map_err(|e| ResultsError::Write {
+            let json = serde_json::to_vec(event).map_err(|e| ResultsError::Write {
                 path: self.journal_path.clone(),
                 source: std::io::Error::other(e),
             })?;
+            let mut line = checksum(&json).into_bytes();
+            line.push(b' ');
+            line.extend_from_slice(&json);
             line.push(b'\n');
             journal
                 .write_all(&line)
@@ -659,6 +943,7 @@ impl Recorder {
             &Event::Intent {
                 key: job.key.clone(),
                 row: job.row,
+                telephone: Some(job.telephone.clone()),
             },
         )?;
         // Numbered under the journal's lock, so numbers follow the order of the writes.
@@ -707,24 +992,74 @@ impl Recorder {
         }
     }
 
+    /// Starts a real run in the journal: what the campaign is (see `RunInfo`). Durable
+    /// with the first intent, which is synced.
+    pub fn begin_run(&self, info: &RunInfo) -> Result<(), ResultsError> {
+        let mut inner = self.lock();
+        self.journal_event(&mut inner, &Event::Run(Box::new(info.clone())))
+    }
+
+    /// Remembers the outcome an earlier run recorded for a row this run may retry: if
+    /// the row ends this run without being attempted (or only with answers that prove
+    /// this attempt was not delivered), that outcome stays, never `not_sent`.
+    pub fn remember_earlier(&self, key: &str, outcome: Outcome) {
+        self.lock().earlier.insert(key.to_owned(), outcome);
+    }
+
+    /// `outcome`, or the earlier outcome it may not overwrite (see `remember_earlier`).
+    fn moving_forward(inner: &Inner, outcome: Outcome, key: Option<&str>) -> Outcome {
+        let Some(earlier) = key.and_then(|k| inner.earlier.get(k)) else {
+            return outcome;
+        };
+        let keep = match outcome.status {
+            Status::NotSent => true,
+            // This run's attempts were turned away, but the first may have been delivered.
+            Status::Failed => earlier.status == Status::Unknown,
+            _ => false,
+        };
+        if !keep {
+            return outcome;
+        }
+        let mut kept = earlier.clone();
+        kept.row = outcome.row;
+        kept.msg = format!("{} (retried: {})", earlier.msg, outcome.msg)
+            .trim_start()
+            .to_owned();
+        kept.attempts = earlier.attempts.saturating_add(outcome.attempts);
+        kept
+    }
+
     /// Records a row's outcome: journal first (the tool's memory), then the results line.
     /// `key` is given for rows that were (or could have been) sent.
     pub fn record(&self, outcome: Outcome, key: Option<&str>) -> Result<(), ResultsError> {
         let mut inner = self.lock();
-        if let Some(key) = key {
-            self.journal_event(
+        let outcome = Self::moving_forward(&inner, outcome, key);
+        let journaled = match key {
+            Some(key) => self.journal_event(
                 &mut inner,
                 &Event::Done {
                     key: key.to_owned(),
                     outcome: outcome.clone(),
                 },
-            )?;
-        }
-        write_row(&mut inner.results, &outcome).map_err(csv_error(&self.path))?;
-        inner.results.flush().map_err(write_error(&self.path))?;
+            ),
+            None => Ok(()),
+        };
+        let written = journaled.and_then(|()| {
+            write_row(&mut inner.results, &outcome).map_err(csv_error(&self.path))?;
+            inner.results.flush().map_err(write_error(&self.path))
+        });
+        // Counted even when it could not be written (a full disk): the summary tells the
+        // truth, and the synced intent makes the row `unknown` on resume, never unsent.
         *inner.counts.entry(outcome.status).or_default() += 1;
         inner.outcomes.push(outcome);
-        Ok(())
+        written
+    }
+
+    /// Counts per status of each row's last outcome so far: what `finish` would report,
+    /// for when it cannot write the final file.
+    pub fn final_counts(&self) -> HashMap<Status, u64> {
+        let inner = self.lock();
+        count_finals(&finals(inner.outcomes.clone()))
     }
 
     /// Counts per status so far.
@@ -777,53 +1112,74 @@ impl Recorder {
             j.sync_data().map_err(write_error(&self.journal_path))?;
         }
         drop(results);
-        // Stable sort keeps recording order within a row, so the last one is final.
-        outcomes.sort_by_key(|o| o.row);
-        let mut finals: Vec<Outcome> = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
-            match finals.last_mut() {
-                Some(last) if last.row == o.row => *last = o,
-                _ => finals.push(o),
-            }
-        }
-        let mut counts = HashMap::new();
-        for o in &finals {
-            *counts.entry(o.status).or_default() += 1;
-        }
+        let finals = finals(std::mem::take(&mut outcomes));
+        let counts = count_finals(&finals);
         let tmp = tmp_path(&self.path);
-        // A leftover (or planted) file or link is removed, never written through.
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(write_error(&tmp)(e)),
+        let rewritten = rewrite(&self.path, &tmp, &finals);
+        if rewritten.is_err() {
+            // No stray temporary file: the lines appended as outcomes came are kept.
+            let _ = std::fs::remove_file(&tmp);
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(write_error(&tmp))?;
-        let mut w = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(std::io::BufWriter::new(file));
-        w.write_record(COLUMNS).map_err(csv_error(&tmp))?;
-        for o in &finals {
-            write_row(&mut w, o).map_err(csv_error(&tmp))?;
-        }
-        let file = w
-            .into_inner()
-            .map_err(|e| ResultsError::Write {
-                path: tmp.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?
-            .into_inner()
-            .map_err(|e| ResultsError::Write {
-                path: tmp.clone(),
-                source: e.into_error(),
-            })?;
-        file.sync_all().map_err(write_error(&tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(write_error(&self.path))?;
-        Ok(counts)
+        rewritten.map(|()| counts)
     }
+}
+
+/// Writes `finals` to `tmp`, synced, then renames it over the results file `path`.
+fn rewrite(path: &Path, tmp: &Path, finals: &[Outcome]) -> Result<(), ResultsError> {
+    // A leftover (or planted) file or link is removed, never written through.
+    match std::fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(write_error(tmp)(e)),
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(write_error(tmp))?;
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(std::io::BufWriter::new(file));
+    w.write_record(COLUMNS).map_err(csv_error(tmp))?;
+    for o in finals {
+        write_row(&mut w, o).map_err(csv_error(tmp))?;
+    }
+    let file = w
+        .into_inner()
+        .map_err(|e| ResultsError::Write {
+            path: tmp.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .into_inner()
+        .map_err(|e| ResultsError::Write {
+            path: tmp.to_owned(),
+            source: e.into_error(),
+        })?;
+    file.sync_all().map_err(write_error(tmp))?;
+    std::fs::rename(tmp, path).map_err(write_error(path))?;
+    Ok(())
+}
+
+/// One outcome per row, sorted by row: the last one recorded for each.
+fn finals(mut outcomes: Vec<Outcome>) -> Vec<Outcome> {
+    // Stable sort keeps recording order within a row, so the last one is final.
+    outcomes.sort_by_key(|o| o.row);
+    let mut finals: Vec<Outcome> = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        match finals.last_mut() {
+            Some(last) if last.row == o.row => *last = o,
+            _ => finals.push(o),
+        }
+    }
+    finals
+}
+
+fn count_finals(finals: &[Outcome]) -> HashMap<Status, u64> {
+    let mut counts = HashMap::new();
+    for o in finals {
+        *counts.entry(o.status).or_default() += 1;
+    }
+    counts
 }
 
 #[cfg(test)]

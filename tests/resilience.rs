@@ -12,7 +12,6 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -75,87 +74,6 @@ fn assert_no_telephone_twice(fake: &FakeWolkvox) {
 
 // ---------------------------------------------------------------------------------------
 // Spawned runs, signals.
-
-/// A running `send`, its stdout and stderr going to files (pipes could fill and block it).
-struct Spawned {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-fn spawn_send(input: &Path, fake: &FakeWolkvox, tokens: &str, args: &[&str]) -> Spawned {
-    let dir = input.parent().expect("input has a directory");
-    let n = fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-    let stdout = dir.join(format!("spawned-{n}.stdout"));
-    let stderr = dir.join(format!("spawned-{n}.stderr"));
-    let child = Command::new(env!("CARGO_BIN_EXE_wolkvox-dispatch"))
-        .arg("send")
-        .arg(input)
-        .arg("--base-url")
-        .arg(fake.base_url())
-        .arg("--rate")
-        .arg("1000")
-        // As send_cmd: the fake's request indexes and counts are about sends only.
-        .arg("--no-quota-check")
-        .args(args)
-        .env("WOLKVOX_TOKEN", tokens)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .env("TERM", "dumb")
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&stdout).expect("stdout file"))
-        .stderr(fs::File::create(&stderr).expect("stderr file"))
-        .spawn()
-        .expect("start the binary");
-    Spawned {
-        child,
-        stdout,
-        stderr,
-    }
-}
-
-impl Spawned {
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(ok.success(), "kill -{name} failed");
-    }
-
-    /// Waits for the exit, killing the process and failing the test after `limit`.
-    fn wait(mut self, limit: Duration) -> (ExitStatus, Run) {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "the run did not exit within {limit:?}\n--- stderr ---\n{}",
-                    fs::read_to_string(&self.stderr).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let out = Run {
-            code: status.code().unwrap_or(-1),
-            stdout: fs::read_to_string(&self.stdout).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.stderr).unwrap_or_default(),
-        };
-        (status, out)
-    }
-
-    /// SIGKILL (what `kill -9` sends), then reap.
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let status = self.child.wait().expect("wait");
-        assert_eq!(status.code(), None, "the run ended before it was killed");
-    }
-}
 
 /// A small PRNG (xorshift), seeded from the clock or `RESILIENCE_SEED`, printed so a
 /// failing random moment can be replayed.
@@ -623,7 +541,8 @@ fn kill_9_at_a_random_moment_then_resume_sends_no_telephone_twice() {
 fn a_concurrent_second_run_on_the_same_results_is_refused_and_sends_nothing() {
     let dir = temp_dir();
     let (input, _) = list(dir.path(), 20);
-    let fake = FakeWolkvox::start(Behavior::ok().latency(100));
+    // Slow enough (about 5 s) that the first run still holds the files on a busy machine.
+    let fake = FakeWolkvox::start(Behavior::ok().latency(500));
     let first = spawn_send(&input, &fake, TOKEN, &[]);
     assert!(
         fake.wait_for_requests(1, Duration::from_secs(20)),

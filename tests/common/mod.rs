@@ -8,7 +8,8 @@ pub use fake_wolkvox::*;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
@@ -253,4 +254,99 @@ pub fn contacts_csv(rows: &[(&str, &str)], connector_id: &str) -> String {
 pub fn colombian_mobiles(n: usize) -> Vec<String> {
     assert!(n <= 10_000);
     (0..n).map(|i| format!("57300123{i:04}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Spawned runs, signals.
+
+/// A running `send`, its stdout and stderr going to files (pipes could fill and block it).
+pub struct Spawned {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+pub fn spawn_send(input: &Path, fake: &FakeWolkvox, tokens: &str, args: &[&str]) -> Spawned {
+    let dir = input.parent().expect("input has a directory");
+    let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let stdout = dir.join(format!("spawned-{n}.stdout"));
+    let stderr = dir.join(format!("spawned-{n}.stderr"));
+    let child = Command::new(env!("CARGO_BIN_EXE_wolkvox-dispatch"))
+        .arg("send")
+        .arg(input)
+        .arg("--base-url")
+        .arg(fake.base_url())
+        .arg("--rate")
+        .arg("1000")
+        // As send_cmd: the fake's request indexes and counts are about sends only.
+        .arg("--no-quota-check")
+        .args(args)
+        .env("WOLKVOX_TOKEN", tokens)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("start the binary");
+    Spawned {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl Spawned {
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the exit, killing the process and failing the test after `limit`.
+    pub fn wait(mut self, limit: Duration) -> (ExitStatus, Run) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the run did not exit within {limit:?}\n--- stderr ---\n{}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let out = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+        };
+        (status, out)
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, then reap, whether or not the run had already ended by itself.
+    pub fn kill_9_or_reap(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL (what `kill -9` sends), then reap.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("wait");
+        assert_eq!(status.code(), None, "the run ended before it was killed");
+    }
 }

@@ -1,0 +1,297 @@
+//! A stateful property test of resuming (issue 10): random sequences of runs on one list,
+//! each with random flags (`--resume`, `--retry-failed`, `--retry-unknown`, `--hsm` or
+//! not), random faults from the fake (connection resets, 5xx, 503, a spent quota),
+//! random interruptions (kill -9, SIGTERM, a double SIGINT, at a random request) and
+//! random damage to the journal between runs. After every run, checked against the
+//! fake's own log:
+//!
+//! - no message is delivered twice, except to a row that a `--retry-unknown` run
+//!   attempted again while it was recorded `unknown`;
+//! - no row recorded `sent` is ever sent again;
+//! - a run refused with exit 2 sends nothing;
+//! - a run that ends by itself (exit 0, 1 or 3, not a second Ctrl-C) leaves exactly one
+//!   results line per row.
+//!
+//! `RESUME_SEQUENCES` sets how many sequences run (default 24, about half a minute on a
+//! 2-core machine); `RESILIENCE_SEED` replays one.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+
+const TOKEN: &str = "tok-prop-1";
+
+/// A small PRNG (xorshift), seeded from the clock or `RESILIENCE_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// What the fake does to each send, changed between runs.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    /// Percent of sends answered with each fault.
+    reset: u64,
+    server_error: u64,
+    unavailable: u64,
+    /// Every send is refused with TOKEN LIMIT EXCEEDED.
+    quota_spent: bool,
+    /// Seed for the per-request draws.
+    seed: u64,
+}
+
+fn fault_for(f: &Faults, index: usize) -> Option<Reply> {
+    if f.quota_spent {
+        return Some(Reply::token_limit_exceeded());
+    }
+    let mut x = f.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let draw = x % 100;
+    if draw < f.reset {
+        Some(Reply::DropConnection)
+    } else if draw < f.reset + f.server_error {
+        Some(Reply::api_error(500, "INTERNAL SERVER ERROR", "boom"))
+    } else if draw < f.reset + f.server_error + f.unavailable {
+        Some(Reply::api_error(503, "SERVICE UNAVAILABLE", "busy"))
+    } else {
+        None
+    }
+}
+
+/// Statuses of the results file by telephone (empty if it cannot be read).
+fn statuses(results: &Path) -> HashMap<String, String> {
+    if !results.exists() {
+        return HashMap::new();
+    }
+    let Ok(mut rdr) = csv::Reader::from_path(results) else {
+        return HashMap::new();
+    };
+    let mut out = HashMap::new();
+    for r in rdr.records().flatten() {
+        if let (Some(t), Some(s)) = (r.get(1), r.get(2)) {
+            // The later line of a row wins, as in `results::read`.
+            out.insert(t.to_owned(), s.to_owned());
+        }
+    }
+    out
+}
+
+fn one_sequence(seed: u64) {
+    let mut rng = Rng(seed | 1);
+    let dir = temp_dir();
+    let n = 4 + rng.below(7) as usize;
+    let tels = colombian_mobiles(n);
+    let mut text = String::from("telephone,message,connector_id,nombre\n");
+    for (i, t) in tels.iter().enumerate() {
+        text.push_str(&format!("{t},Hola {i},1,Ana {i}\n"));
+    }
+    let input = write_csv(dir.path(), "lista.csv", &text);
+    let results = dir.path().join("lista.out.csv");
+    let journal = journal_path(&results);
+    let config = write_config(
+        dir.path(),
+        "[api]\nconnector_id = \"1\"\n[retry]\nmax_attempts = 2\nbase_delay = \"5ms\"\nmax_delay = \"10ms\"\nmax_consecutive_failures = 50\n",
+    );
+    let faults = Arc::new(Mutex::new(Faults::default()));
+    let hook_faults = Arc::clone(&faults);
+    let fake = FakeWolkvox::start(Behavior::ok().latency(20).hook(move |req| {
+        if req.api == API_TOKEN_INFO {
+            return None;
+        }
+        let f = *hook_faults.lock().unwrap();
+        fault_for(&f, req.index)
+    }));
+    let hsm_campaign = rng.chance(30);
+    // Telephones delivered so far, and those a --retry-unknown run may deliver again.
+    let mut delivered_before: HashSet<String> = HashSet::new();
+    let runs = 3 + rng.below(4);
+    // Whether the last run ended with no request in flight (so every attempted row has a
+    // results line). A journal cut after a kill could lose the only record of a request
+    // that was in flight, which nothing else knows: damage is only done after clean runs.
+    let mut clean_last = false;
+    for run_no in 0..runs {
+        let before = statuses(&results);
+        let requests_before = fake.send_requests().len();
+        let resume = run_no > 0 || rng.chance(10);
+        let retry_failed = resume && rng.chance(40);
+        let retry_unknown = resume && rng.chance(40);
+        let wrong_kind = run_no > 0 && rng.chance(12);
+        let hsm = hsm_campaign != wrong_kind;
+        *faults.lock().unwrap() = Faults {
+            reset: rng.below(25),
+            server_error: rng.below(15),
+            unavailable: rng.below(20),
+            quota_spent: rng.chance(8),
+            seed: rng.next(),
+        };
+        // Damage the journal between runs, now and then.
+        if clean_last && journal.exists() && rng.chance(15) {
+            let bytes = fs::read(&journal).unwrap();
+            let cut = rng.below(bytes.len() as u64 + 1) as usize;
+            let damaged = match rng.below(3) {
+                0 => Vec::new(),
+                1 => bytes[..cut].to_vec(),
+                _ => {
+                    let mut b = bytes.clone();
+                    b[cut..].fill(0);
+                    b
+                }
+            };
+            fs::write(&journal, damaged).unwrap();
+        }
+        let mut args: Vec<String> = vec![
+            "--config".into(),
+            config.to_string_lossy().into_owned(),
+            "--results".into(),
+            results.to_string_lossy().into_owned(),
+        ];
+        if resume {
+            args.push("--resume".into());
+        }
+        if retry_failed {
+            args.push("--retry-failed".into());
+        }
+        if retry_unknown {
+            args.push("--retry-unknown".into());
+        }
+        if hsm {
+            args.extend(["--hsm", "cita", "--hsm-vars", "nombre"].map(String::from));
+        }
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut spawned = Some(spawn_send(&input, &fake, TOKEN, &arg_refs));
+        let interruption = rng.below(5);
+        let at = requests_before + 1 + rng.below(n as u64) as usize;
+        let (mut killed, mut double_int) = (false, false);
+        // Wait for the chosen request, unless the run ends first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let reached = loop {
+            if fake.send_requests().len() >= at {
+                break true;
+            }
+            if !spawned.as_mut().is_some_and(Spawned::running)
+                || std::time::Instant::now() > deadline
+            {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if interruption < 3 && reached {
+            match interruption {
+                0 => {
+                    if let Some(s) = spawned.take() {
+                        s.kill_9_or_reap();
+                    }
+                    killed = true;
+                }
+                1 => spawned.iter().for_each(|s| s.signal("TERM")),
+                _ => {
+                    spawned.iter().for_each(|s| {
+                        s.signal("INT");
+                        s.signal("INT");
+                    });
+                    double_int = true;
+                }
+            }
+        }
+        let code = match spawned {
+            None => -1,
+            Some(spawned) => {
+                let (_, out) = spawned.wait(Duration::from_secs(60));
+                assert!(
+                    !out.stderr.contains("panicked"),
+                    "seed {seed}, run {run_no}: {}",
+                    out.stderr
+                );
+                out.code
+            }
+        };
+        let context = format!(
+            "seed {seed}, run {run_no} (resume {resume}, retry-failed {retry_failed}, retry-unknown {retry_unknown}, hsm {hsm}, campaign hsm {hsm_campaign}, exit {code})"
+        );
+        clean_last = !killed && !double_int;
+        let new_requests: Vec<Received> = fake.send_requests()[requests_before..].to_vec();
+        println!(
+            "{context}\n  before: {before:?}\n  sent: {:?}",
+            new_requests
+                .iter()
+                .map(|r| (
+                    r.telephone.clone().unwrap_or_default(),
+                    r.status,
+                    r.delivered
+                ))
+                .collect::<Vec<_>>()
+        );
+        if code == 2 {
+            assert!(new_requests.is_empty(), "{context}: a refused run sent");
+        }
+        for r in &new_requests {
+            let tel = r.telephone.clone().unwrap_or_default();
+            assert_ne!(
+                before.get(&tel).map(String::as_str),
+                Some("sent"),
+                "{context}: {tel} was recorded sent and was sent again"
+            );
+            if r.delivered && delivered_before.contains(&tel) {
+                assert!(
+                    retry_unknown && before.get(&tel).map(String::as_str) == Some("unknown"),
+                    "{context}: {tel} delivered twice (it was {:?})",
+                    before.get(&tel)
+                );
+            }
+        }
+        for r in &new_requests {
+            if r.delivered {
+                delivered_before.insert(r.telephone.clone().unwrap_or_default());
+            }
+        }
+        // (A second Ctrl-C exits at once: rows never reached have no line; `report`
+        // counts them as never attempted.)
+        if matches!(code, 0 | 1 | 3) && !double_int {
+            let lines = read_results(&results);
+            let rows = statuses_by_row(&lines);
+            assert_eq!(rows.len(), n, "{context}: {lines:?}");
+        }
+    }
+}
+
+#[test]
+fn random_sequences_of_runs_never_send_a_message_twice() {
+    let sequences: u64 = std::env::var("RESUME_SEQUENCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24);
+    let base = std::env::var("RESILIENCE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    for i in 0..sequences {
+        let seed = base.wrapping_add(i.wrapping_mul(7919));
+        println!("sequence {i}: RESILIENCE_SEED={seed} RESUME_SEQUENCES=1");
+        one_sequence(seed);
+    }
+}
