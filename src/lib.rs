@@ -422,7 +422,8 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         results: settings.results.clone(),
         dry_run: settings.dry_run,
         resume: settings.resume,
-    })?;
+    })
+    .map_err(|e| another_lists_results(e, &settings))?;
     if !settings.dry_run {
         let this_run = run_info(&settings, &read, started_at);
         if let Some(recorded) = &prior.last_run {
@@ -583,11 +584,9 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     })?;
     // Messages went out: a file that cannot be written now (a full disk) stops the run
     // like any other stop (exit 3), with the counts of every outcome received.
-    let so_far = recorder.final_counts();
-    let (counts, unwritten) = match recorder.finish() {
-        Ok(counts) => (counts, None),
-        Err(e) => (so_far, Some(e)),
-    };
+    // Counted from every outcome received, written or not (see `Recorder::record`).
+    let counts = recorder.final_counts();
+    let unwritten = recorder.finish().err();
     let stopped_text = match (&stopped, &unwritten, cut) {
         (Some(reason), _, _) => Some(reason.to_string()),
         (None, Some(e), _) => Some(format!("cannot finish the results file ({e})")),
@@ -598,7 +597,7 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     }
     .map(|text| {
         let unwritten = if unwritten.is_some() || matches!(stopped, Some(dispatch::StopReason::RecordFailed { .. })) {
-            "\nThe counts below are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some space first."
+            "\nThe counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming."
         } else {
             ""
         };
@@ -813,6 +812,50 @@ fn plan(
         skipped,
         sent_before,
     })
+}
+
+/// "Already sent" said of a results file whose journal names another list (say
+/// `contacts.xlsx` beside `contacts.csv`, which share default names): say whose it is.
+fn another_lists_results(
+    e: results::ResultsError,
+    settings: &SendSettings,
+) -> results::ResultsError {
+    let results::ResultsError::AlreadyExists { path } = e else {
+        return e;
+    };
+    let recorded = results::journal_view(&path).and_then(|v| v.last_run);
+    let this = std::fs::canonicalize(&settings.list.input).ok();
+    match recorded {
+        Some(run)
+            if this.is_some()
+                && !run.input_absolute.as_os_str().is_empty()
+                && Some(&run.input_absolute) != this.as_ref() =>
+        {
+            let ext = settings
+                .list
+                .input
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "list".into());
+            let suggestion = config::sibling(
+                &settings.list.input,
+                &format!(
+                    "{ext}.{}",
+                    path.file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.split_once('.'))
+                        .map(|(_, rest)| rest)
+                        .unwrap_or("results.csv")
+                ),
+            );
+            results::ResultsError::OtherList {
+                path,
+                list: run.input_absolute,
+                suggestion,
+            }
+        }
+        _ => results::ResultsError::AlreadyExists { path },
+    }
 }
 
 /// What this run is, for the journal (see `results::RunInfo`).

@@ -183,6 +183,14 @@ pub enum ResultsError {
         status: Status,
     },
     #[error(
+        "{path} is the results file of another list, {list}: choose another file for this one with --results (for example {suggestion})"
+    )]
+    OtherList {
+        path: PathBuf,
+        list: PathBuf,
+        suggestion: PathBuf,
+    },
+    #[error(
         "{path} is a symbolic link: the results file and its journal must be regular files (a link could make this run write somewhere else); give --results a plain path"
     )]
     Symlink { path: PathBuf },
@@ -631,6 +639,8 @@ struct Inner {
     counts: HashMap<Status, u64>,
     /// Earlier outcomes of rows this run may retry, by key (see `remember_earlier`).
     earlier: HashMap<String, Outcome>,
+    /// Outcomes received that could not be written (counted, not in the results file).
+    unwritten: Vec<Outcome>,
 }
 
 /// Writes outcomes as they arrive. Shared by every worker; each line is written whole
@@ -900,6 +910,7 @@ impl Recorder {
                 outcomes: Vec::new(),
                 counts: HashMap::new(),
                 earlier: HashMap::new(),
+                unwritten: Vec::new(),
             }),
             created: false,
             syncs: Mutex::new(Syncs::default()),
@@ -1050,8 +1061,13 @@ impl Recorder {
         });
         // Counted even when it could not be written (a full disk): the summary tells the
         // truth, and the synced intent makes the row `unknown` on resume, never unsent.
+        // Kept out of the final results file, which must never be ahead of the journal.
         *inner.counts.entry(outcome.status).or_default() += 1;
-        inner.outcomes.push(outcome);
+        if written.is_ok() {
+            inner.outcomes.push(outcome);
+        } else {
+            inner.unwritten.push(outcome);
+        }
         written
     }
 
@@ -1059,7 +1075,9 @@ impl Recorder {
     /// for when it cannot write the final file.
     pub fn final_counts(&self) -> HashMap<Status, u64> {
         let inner = self.lock();
-        count_finals(&finals(inner.outcomes.clone()))
+        let mut all = inner.outcomes.clone();
+        all.extend(inner.unwritten.iter().cloned());
+        count_finals(&finals(all))
     }
 
     /// Counts per status so far.

@@ -461,3 +461,37 @@ fn a_full_disk_mid_run_stops_with_exit_3_and_resuming_sends_nothing_twice() {
     assert!(unique.len() >= 60 - lines.iter().filter(|l| l["status"] == "unknown").count());
     let _ = tels;
 }
+
+// ---------------------------------------------------------------------------------------
+// Two lists with the same stem.
+
+/// `contacts.csv` and `contacts.txt` share their default results file: the one that did
+/// not write it is told whose it is, with or without `--resume`, and sends nothing.
+#[test]
+fn two_lists_with_the_same_stem_are_never_confused() {
+    let dir = temp_dir();
+    let (csv_list, _) = list(dir.path(), "contacts.csv", 3);
+    let fake = FakeWolkvox::start(Behavior::ok());
+    send(&csv_list, &fake, &[]).expect_code(0);
+    let results = default_results_path(&csv_list);
+    let before = fs::read(&results).unwrap();
+    let other = write_csv(
+        dir.path(),
+        "contacts.txt",
+        "telephone,message,connector_id\n573001239999,Otra lista,1\n",
+    );
+    let again = FakeWolkvox::start(Behavior::ok());
+    for args in [&[][..], &["--resume"][..]] {
+        let out = send(&other, &again, args);
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains("another list")
+                && out.stderr.contains("contacts.csv")
+                && out.stderr.contains("--results"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(again.send_requests().is_empty());
+    assert_eq!(fs::read(&results).unwrap(), before);
+}
