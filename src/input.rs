@@ -180,6 +180,22 @@ struct Cut {
     lost: i64,
 }
 
+/// The error `CappedRecords` reads as when the header itself is over the cap.
+#[derive(Debug)]
+struct HeaderTooLong;
+
+impl std::fmt::Display for HeaderTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the header line is longer than {} KiB: this is not a contact list's header (check the file, or its delimiter)",
+            MAX_RECORD_BYTES / 1024
+        )
+    }
+}
+
+impl std::error::Error for HeaderTooLong {}
+
 /// Where the CSV state machine of `CappedRecords` is (RFC 4180, as `csv` reads it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quoting {
@@ -326,6 +342,14 @@ impl Read for CappedRecords {
                 self.record_start = self.line;
             } else {
                 self.length += 1;
+                if self.length > self.cap && self.record_start == 1 {
+                    // The first record is the header: refuse now, without reading the
+                    // rest of a line that may be gigabytes long.
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        HeaderTooLong,
+                    ));
+                }
                 if self.length > self.cap {
                     // A quote just seen inside a quoted field closes it, with the line break.
                     self.cut_quoted = before == Quoting::Quoted;
@@ -1002,6 +1026,9 @@ impl Iterator for Rows {
 
 fn describe_csv_error(e: &csv::Error) -> String {
     match e.kind() {
+        csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|e| e.is::<HeaderTooLong>()) => {
+            io.to_string()
+        }
         csv::ErrorKind::Io(io) => format!("read error: {io}"),
         csv::ErrorKind::Utf8 { .. } => {
             "not valid UTF-8: save the file as UTF-8 (Excel: \"CSV UTF-8\")".into()
