@@ -361,6 +361,19 @@ fn next_step(
     })
 }
 
+/// The first row numbers of a group of `count` rows: `3, 8, 12, ...`.
+fn row_list(rows: &[u64], count: u64) -> String {
+    let mut text = rows
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if count > rows.len() as u64 {
+        text.push_str(", ...");
+    }
+    text
+}
+
 /// The report for people.
 pub fn render(r: &Report) -> String {
     let mut out = format!("report of {} ({} rows)\n", r.results.display(), r.rows);
@@ -387,18 +400,7 @@ pub fn render(r: &Report) -> String {
             out.push_str(&format!("  {:<11}{n:>8}\n", status.as_str()));
         }
     }
-    let rows = |g: &Group| {
-        let mut text = g
-            .rows
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        if g.count > g.rows.len() as u64 {
-            text.push_str(", ...");
-        }
-        text
-    };
+    let rows = |g: &Group| row_list(&g.rows, g.count);
     if !r.failures.is_empty() {
         out.push_str("failures (failed and unknown) by code and msg, most common first:\n");
         for g in &r.failures {
@@ -457,15 +459,7 @@ pub fn render(r: &Report) -> String {
     if !r.cannot_retry.is_empty() {
         out.push_str("failed rows that sending again cannot fix:\n");
         for f in &r.cannot_retry {
-            let mut rows = f
-                .rows
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            if f.count > f.rows.len() as u64 {
-                rows.push_str(", ...");
-            }
+            let rows = row_list(&f.rows, f.count);
             out.push_str(&format!("  {:>8}  {}  [rows {rows}]\n", f.count, f.fix));
         }
     }

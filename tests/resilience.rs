@@ -75,35 +75,6 @@ fn assert_no_telephone_twice(fake: &FakeWolkvox) {
 // ---------------------------------------------------------------------------------------
 // Spawned runs, signals.
 
-/// A small PRNG (xorshift), seeded from the clock or `RESILIENCE_SEED`, printed so a
-/// failing random moment can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Rng {
-        let seed = std::env::var("RESILIENCE_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            })
-            | 1;
-        println!("{test}: RESILIENCE_SEED={seed}");
-        Rng(seed)
-    }
-
-    /// A number in `low..high`.
-    fn between(&mut self, low: usize, high: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        low + (self.0 % (high - low) as u64) as usize
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Retries.
 

@@ -27,24 +27,6 @@ use common::*;
 
 const TOKEN: &str = "tok-prop-1";
 
-/// A small PRNG (xorshift), seeded from the clock or `RESILIENCE_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
 /// What the fake does to each send, changed between runs.
 #[derive(Clone, Copy, Default)]
 struct Faults {
@@ -280,15 +262,7 @@ fn random_sequences_of_runs_never_send_a_message_twice() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(24);
-    let base = std::env::var("RESILIENCE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let base = seed_from_env();
     for i in 0..sequences {
         let seed = base.wrapping_add(i.wrapping_mul(7919));
         println!("sequence {i}: RESILIENCE_SEED={seed} RESUME_SEQUENCES=1");

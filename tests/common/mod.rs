@@ -350,3 +350,54 @@ impl Spawned {
         assert_eq!(status.code(), None, "the run ended before it was killed");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Random moments.
+
+/// A small PRNG (xorshift), seeded from the clock or `RESILIENCE_SEED` (printed, so a
+/// failing random moment can be replayed).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `RESILIENCE_SEED`, else the clock; prints the seed for `test`.
+    pub fn new(test: &str) -> Rng {
+        let seed = seed_from_env();
+        println!("{test}: RESILIENCE_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `low..high`.
+    pub fn between(&mut self, low: usize, high: usize) -> usize {
+        low + (self.next() % (high - low) as u64) as usize
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// `RESILIENCE_SEED`, else a seed from the clock.
+pub fn seed_from_env() -> u64 {
+    std::env::var("RESILIENCE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+}
