@@ -78,6 +78,35 @@ fn statuses(results: &Path) -> HashMap<String, String> {
     out
 }
 
+/// Telephones whose last journal event is an intent: in flight when a run was killed,
+/// which the tool treats as `unknown` though the results file has no line for them.
+fn in_flight(journal: &Path) -> HashSet<String> {
+    let Ok(bytes) = fs::read(journal) else {
+        return HashSet::new();
+    };
+    let mut last: HashMap<String, Option<String>> = HashMap::new();
+    for line in bytes.split(|&b| b == b'\n') {
+        let json = match line.iter().position(|&b| b == b' ') {
+            Some(i) if line.first() != Some(&b'{') => &line[i + 1..],
+            _ => line,
+        };
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(json) else {
+            continue;
+        };
+        let key = event["key"].as_str().unwrap_or_default().to_owned();
+        match event["event"].as_str() {
+            Some("intent") => {
+                last.insert(key, event["telephone"].as_str().map(str::to_owned));
+            }
+            Some("done") => {
+                last.insert(key, None);
+            }
+            _ => {}
+        }
+    }
+    last.into_values().flatten().collect()
+}
+
 fn one_sequence(seed: u64) {
     let mut rng = Rng(seed | 1);
     let dir = temp_dir();
@@ -112,7 +141,10 @@ fn one_sequence(seed: u64) {
     // that was in flight, which nothing else knows: damage is only done after clean runs.
     let mut clean_last = false;
     for run_no in 0..runs {
-        let before = statuses(&results);
+        let mut before = statuses(&results);
+        for tel in in_flight(&journal) {
+            before.entry(tel).or_insert_with(|| "unknown".into());
+        }
         let requests_before = fake.send_requests().len();
         let resume = run_no > 0 || rng.chance(10);
         let retry_failed = resume && rng.chance(40);
