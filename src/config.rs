@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use crate::cli::{InputArgs, LogFormat, SendArgs};
 use crate::input::{Encoding, ReadOptions};
-use crate::template::TemplateSource;
-use crate::window::{ContactWindow, Week};
+use crate::send::window::{ContactWindow, Week};
+use crate::validate::template::TemplateSource;
 
 /// The API refuses more than this many simultaneous requests per token.
 pub const API_MAX_IN_FLIGHT: usize = 2;
@@ -433,7 +433,7 @@ fn list_settings(
         allow_duplicates: args.allow_duplicates || file.input.allow_duplicates.unwrap_or(false),
         default_country: match file.phone.default_country.take() {
             None => None,
-            Some(code) => Some(crate::phone::parse_country(&code).ok_or_else(|| {
+            Some(code) => Some(crate::validate::phone::parse_country(&code).ok_or_else(|| {
                 key_error(
                     path,
                     "phone.default_country",
@@ -607,7 +607,7 @@ fn contact_window(
 ) -> Result<Option<ContactWindow>, ConfigError> {
     if campaign.hours.is_none() && campaign.holidays.is_none() {
         if campaign.timezone.is_some() {
-            crate::window::parse_timezone(campaign.timezone.as_deref().unwrap_or_default())
+            crate::send::window::parse_timezone(campaign.timezone.as_deref().unwrap_or_default())
                 .map_err(|reason| key_error(path, "campaign.timezone", reason))?;
         }
         return Ok(None);
@@ -625,11 +625,11 @@ fn contact_window(
             "is required with campaign.hours or campaign.holidays: write the recipients' IANA time zone, such as \"America/Bogota\"",
         ));
     };
-    let tz = crate::window::parse_timezone(tz)
+    let tz = crate::send::window::parse_timezone(tz)
         .map_err(|reason| key_error(path, "campaign.timezone", reason))?;
     let mut holidays = std::collections::BTreeSet::new();
     for (i, text) in campaign.holidays.iter().flatten().enumerate() {
-        let date = crate::window::parse_holiday(text).map_err(|reason| {
+        let date = crate::send::window::parse_holiday(text).map_err(|reason| {
             key_error(
                 path,
                 "campaign.holidays",
@@ -1149,7 +1149,10 @@ mod tests {
         let f = config_file(&uncommented_example());
         let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
         assert_eq!(s.list.columns, Columns::default());
-        assert_eq!(s.list.default_country, crate::phone::parse_country("CO"));
+        assert_eq!(
+            s.list.default_country,
+            crate::validate::phone::parse_country("CO")
+        );
         assert_eq!(s.list.read.sheet.as_deref(), Some("Contactos"));
         assert_eq!(s.list.read.delimiter, Some(b','));
         assert!(!s.list.allow_duplicates);
@@ -1186,7 +1189,10 @@ mod tests {
         assert_eq!(s.list.read.delimiter, Some(b';'));
         assert_eq!(s.list.read.encoding, Encoding::Windows1252);
         assert!(s.list.allow_duplicates);
-        assert_eq!(s.list.default_country, crate::phone::parse_country("MX"));
+        assert_eq!(
+            s.list.default_country,
+            crate::validate::phone::parse_country("MX")
+        );
         // Flags win over the file.
         let s = send_settings(&send_args(&[
             "--config",

@@ -10,22 +10,17 @@ summarizes any results file afterwards. `run` wires them together
 for each command and maps what happened to an `Exit` code that scripts rely on.
 */
 
-pub mod api;
 pub mod cli;
 pub mod config;
-pub mod dispatch;
-pub mod header;
 pub mod input;
-pub mod phone;
-pub mod quota;
+pub mod journal;
 pub mod report;
-pub mod report_cmd;
-pub mod results;
-pub mod suppress;
-pub mod template;
+pub mod send;
 pub mod text;
 pub mod validate;
-pub mod window;
+
+use crate::send::{api, dispatch, quota, window};
+use crate::validate::suppress;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -37,11 +32,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, SendArgs, ValidateArgs};
 use crate::config::{ListSettings, SendSettings};
+use crate::journal::{Outcome, Prior, Recorder, Status};
 use crate::report::{Progress, Summary, SummaryJson, human_duration};
-use crate::results::{Outcome, Prior, Recorder, Status};
-use crate::suppress::Suppression;
+use crate::send::window::ContactWindow;
+use crate::validate::suppress::Suppression;
 use crate::validate::{Job, Validator, Verdict};
-use crate::window::ContactWindow;
 
 /// Exit codes: a contract with scripts and cron jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +68,7 @@ pub enum Error {
     #[error(transparent)]
     Header(Box<validate::HeaderError>),
     #[error(transparent)]
-    Results(#[from] results::ResultsError),
+    Results(#[from] journal::ResultsError),
     #[error(transparent)]
     Client(#[from] api::ClientError),
     #[error(transparent)]
@@ -109,7 +104,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Validate(args) => validate_command(&args),
         Command::Send(args) => {
-            let started_at = results::now();
+            let started_at = journal::now();
             let result = send_command(&args, &started_at);
             if let (Err(e), Some(path)) = (&result, &args.summary_json) {
                 // The run never got to a summary: the JSON says why, with exit code 2.
@@ -132,14 +127,14 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                         exit_code: e.exit().code(),
                         dry_run: args.dry_run,
                         started_at: &started_at,
-                        finished_at: &results::now(),
+                        finished_at: &journal::now(),
                         error: Some(e.to_string()),
                     },
                 );
             }
             result
         }
-        Command::Report(args) => report_cmd::run(&args),
+        Command::Report(args) => report::analysis::run(&args),
     }
 }
 
@@ -417,8 +412,8 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
             config::default_results(&settings.list.input, settings.dry_run, read.template);
     }
 
-    results::check_target(&settings.results, &settings.list.input)?;
-    let (recorder, prior) = Recorder::open(&results::OpenOptions2 {
+    journal::check_target(&settings.results, &settings.list.input)?;
+    let (recorder, prior) = Recorder::open(&journal::OpenOptions2 {
         results: settings.results.clone(),
         dry_run: settings.dry_run,
         resume: settings.resume,
@@ -578,7 +573,7 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     });
     progress.finish();
     runtime.shutdown_background();
-    let recorder = Arc::try_unwrap(recorder).map_err(|_| results::ResultsError::Write {
+    let recorder = Arc::try_unwrap(recorder).map_err(|_| journal::ResultsError::Write {
         path: settings.results.clone(),
         source: std::io::Error::other("results still in use at the end of the run"),
     })?;
@@ -817,13 +812,13 @@ fn plan(
 /// "Already sent" said of a results file whose journal names another list (say
 /// `contacts.xlsx` beside `contacts.csv`, which share default names): say whose it is.
 fn another_lists_results(
-    e: results::ResultsError,
+    e: journal::ResultsError,
     settings: &SendSettings,
-) -> results::ResultsError {
-    let results::ResultsError::AlreadyExists { path } = e else {
+) -> journal::ResultsError {
+    let journal::ResultsError::AlreadyExists { path } = e else {
         return e;
     };
-    let recorded = results::journal_view(&path).and_then(|v| v.last_run);
+    let recorded = journal::journal_view(&path).and_then(|v| v.last_run);
     let this = std::fs::canonicalize(&settings.list.input).ok();
     match recorded {
         Some(run)
@@ -848,18 +843,18 @@ fn another_lists_results(
                         .unwrap_or("results.csv")
                 ),
             );
-            results::ResultsError::OtherList {
+            journal::ResultsError::OtherList {
                 path,
                 list: run.input_absolute,
                 suggestion,
             }
         }
-        _ => results::ResultsError::AlreadyExists { path },
+        _ => journal::ResultsError::AlreadyExists { path },
     }
 }
 
-/// What this run is, for the journal (see `results::RunInfo`).
-fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> results::RunInfo {
+/// What this run is, for the journal (see `journal::RunInfo`).
+fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journal::RunInfo {
     let list = &settings.list;
     let kind = if read.template {
         "hsm"
@@ -871,7 +866,7 @@ fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> resul
     let input_absolute = std::fs::canonicalize(&list.input)
         .or_else(|_| std::path::absolute(&list.input))
         .unwrap_or_else(|_| list.input.clone());
-    results::RunInfo {
+    journal::RunInfo {
         kind: kind.into(),
         hsm_template: list.hsm.template_name.clone().filter(|_| read.template),
         hsm_vars: list
@@ -997,7 +992,7 @@ fn print_summary(summary: &Summary<'_>, settings: &SendSettings, exit: Exit, sta
                 exit_code: exit.code(),
                 dry_run: settings.dry_run,
                 started_at,
-                finished_at: &results::now(),
+                finished_at: &journal::now(),
                 error: None,
             },
         );

@@ -7,6 +7,8 @@ is not one, as under cron) and not with `--quiet`. Log lines go through the
 bar's `suspend` so they never tear it. The summary always goes to stdout.
 */
 
+pub mod analysis;
+
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -17,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::LogFormat;
-use crate::results::Status;
+use crate::journal::Status;
 use crate::validate::{Job, Message};
 
 /// How many valid rows `validate` and `--dry-run` show as they would be sent.

@@ -29,6 +29,8 @@ A file that cannot be read as a table at all is an `InputError` (the run sends
 nothing); a row that is merely wrong is the validator's business.
 */
 
+pub mod header;
+
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;

@@ -9,6 +9,10 @@ detection use: the normalized telephone plus what would be sent, never the
 row's position, so an edited or re-sorted list still matches.
 */
 
+pub mod phone;
+pub mod suppress;
+pub mod template;
+
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
@@ -17,11 +21,11 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::config::ListSettings;
-use crate::header::{self, Found};
 use crate::input::Record;
-use crate::phone;
-use crate::suppress::Suppression;
-use crate::template::{MessageTemplate, TemplateError};
+use crate::input::header::{self, Found};
+
+use crate::validate::suppress::Suppression;
+use crate::validate::template::{MessageTemplate, TemplateError};
 
 /// WhatsApp caps a text body at this many characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
@@ -994,7 +998,7 @@ mod tests {
         );
 
         let mut s = settings(Some("1"));
-        s.default_country = crate::phone::parse_country("CO");
+        s.default_country = crate::validate::phone::parse_country("CO");
         let mut v = Validator::new(&h, &s).unwrap();
         let Verdict::Valid(job) = v.check(&record(1, &["300 123 4567", "Hola"])) else {
             panic!("valid with CO")
@@ -1005,7 +1009,7 @@ mod tests {
     #[test]
     fn templates_make_the_message_and_the_message_column_optional() {
         let mut s = settings(Some("1"));
-        s.template = Some(crate::template::TemplateSource {
+        s.template = Some(crate::validate::template::TemplateSource {
             text: "Hola {{ nombre }}, su cita es el {{ fecha }}.".into(),
             origin: "--template cita.j2".into(),
         });
@@ -1051,7 +1055,7 @@ mod tests {
     #[test]
     fn a_message_template_and_an_hsm_template_are_not_combined() {
         let mut s = settings(Some("1"));
-        s.template = Some(crate::template::TemplateSource {
+        s.template = Some(crate::validate::template::TemplateSource {
             text: "Hola {{ nombre }}".into(),
             origin: "--template t.j2".into(),
         });

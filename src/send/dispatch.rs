@@ -39,12 +39,12 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Answer, Client, Reply, TokenProblem};
 use crate::config::{RetryPolicy, Token};
+use crate::journal::{Outcome, Recorder, Status, now};
 use crate::report::Progress;
-use crate::results::{Outcome, Recorder, Status, now};
+use crate::send::api::{Answer, Client, Reply, TokenProblem};
+use crate::send::window::{Gate, GateState, show};
 use crate::validate::Job;
-use crate::window::{Gate, GateState, show};
 
 /// The longest a `Retry-After` is honoured before giving up waiting.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -593,7 +593,7 @@ async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
         })),
         Err(_) => Sent::TimedOut {
             reply: Reply {
-                error: crate::api::TIMEOUT_ERROR.into(),
+                error: crate::send::api::TIMEOUT_ERROR.into(),
                 msg: format!(
                     "no answer within {} (api.timeout)",
                     crate::report::human_duration(shared.client.timeout())

@@ -3,7 +3,7 @@
 from its results file alone.
 
 It reads any results file this tool wrote, also one a running `send` is still
-appending to (without locking it: `results::read` ignores a torn last line,
+appending to (without locking it: `journal::read` ignores a torn last line,
 and a row that appears twice, as during a resumed run, counts once with its
 latest line). It prints counts per status, the failures (`failed` and
 `unknown`) grouped by the server's `code` and `msg` most common first, why
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::results::{self, Outcome, Status};
+use crate::journal::{self, Outcome, Status};
 use crate::{Error, Exit, quote};
 
 /// Rows listed per group; the rest are counted.
@@ -113,8 +113,8 @@ fn fix_for(msg: &str) -> Option<&'static str> {
 /// Runs the command: prints the report on stdout. Exit 0 whatever the run's outcome
 /// (the report itself worked); 2 if the file cannot be read.
 pub fn run(args: &ReportArgs) -> Result<Exit, Error> {
-    let outcomes = results::read(&args.results)?;
-    let journal = results::journal_view(&args.results).unwrap_or_default();
+    let outcomes = journal::read(&args.results)?;
+    let journal = journal::journal_view(&args.results).unwrap_or_default();
     let report = build(&args.results, outcomes, &journal);
     let text = match args.format {
         ReportFormat::Text => render(&report),
@@ -135,7 +135,7 @@ pub fn run(args: &ReportArgs) -> Result<Exit, Error> {
 
 /// Builds the report from the lines of a results file (later lines for a row win) and
 /// what its journal says of the run.
-pub fn build(results: &Path, outcomes: Vec<Outcome>, journal: &results::JournalView) -> Report {
+pub fn build(results: &Path, outcomes: Vec<Outcome>, journal: &journal::JournalView) -> Report {
     let mut latest: BTreeMap<u64, Outcome> = BTreeMap::new();
     for o in outcomes {
         latest.insert(o.row, o);
@@ -221,7 +221,7 @@ pub fn build(results: &Path, outcomes: Vec<Outcome>, journal: &results::JournalV
         campaign: journal
             .last_run
             .as_ref()
-            .map(results::RunInfo::describe_kind),
+            .map(journal::RunInfo::describe_kind),
         cannot_retry,
         counts,
         failures,
@@ -295,7 +295,7 @@ pub fn input_for(results: &Path) -> Option<PathBuf> {
 fn next_step(
     results: &Path,
     counts: &BTreeMap<&'static str, u64>,
-    run: Option<&results::RunInfo>,
+    run: Option<&journal::RunInfo>,
     never_attempted: u64,
     unfixable: u64,
 ) -> Option<Next> {
@@ -540,7 +540,7 @@ mod tests {
         let r = build(
             Path::new("/nowhere/list.results.csv"),
             lines,
-            &results::JournalView::default(),
+            &journal::JournalView::default(),
         );
         let keys: Vec<(&str, &str, u64)> = r
             .failures
@@ -593,7 +593,7 @@ mod tests {
                 o(1, Status::Sent, "201", "ok", t),
                 o(3, Status::Failed, "400", "x", t),
             ],
-            &results::JournalView::default(),
+            &journal::JournalView::default(),
         );
         assert_eq!(r.rows, 3);
         assert_eq!((r.counts["sent"], r.counts["not_sent"]), (2, 0));
@@ -620,7 +620,7 @@ mod tests {
                 o(1, Status::Sent, "201", "ok", t),
                 o(2, Status::Suppressed, "", "on the opt-out list", t),
             ],
-            &results::JournalView::default(),
+            &journal::JournalView::default(),
         );
         assert_eq!(r.next, None);
         assert!(render(&r).contains("nothing left to send"));
@@ -633,7 +633,7 @@ mod tests {
         std::fs::write(&input, "telephone,message\n").unwrap();
         let results = dir.path().join("citas.hsm.results.csv");
         let t = "2026-03-02T15:00:00Z";
-        let run = results::RunInfo {
+        let run = journal::RunInfo {
             kind: "hsm".into(),
             hsm_template: Some("cita".into()),
             hsm_vars: vec!["nombre".into()],
@@ -649,9 +649,9 @@ mod tests {
             ]
             .map(String::from)
             .to_vec(),
-            ..results::RunInfo::default()
+            ..journal::RunInfo::default()
         };
-        let journal = results::JournalView {
+        let journal = journal::JournalView {
             last_run: Some(run),
             in_progress: false,
         };
@@ -687,7 +687,7 @@ mod tests {
             "{text}"
         );
         // While a run holds the journal: in progress, no next step yet.
-        let busy = results::JournalView {
+        let busy = journal::JournalView {
             in_progress: true,
             ..journal
         };

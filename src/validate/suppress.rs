@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use phonenumber::country::Id;
 
-use crate::{header, input};
+use crate::input::{self, header};
 
 /// Bad entries reported one by one per file; the rest are counted.
 const MAX_WARNINGS_PER_FILE: usize = 20;
@@ -69,7 +69,7 @@ pub struct Suppression {
 
 /// The one place list entries are normalized: exactly as contact rows are.
 fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
-    crate::phone::normalize(raw, default_country)
+    crate::validate::phone::normalize(raw, default_country)
 }
 
 /// A header naming the telephone column: the contact list's configured name or one of
@@ -291,7 +291,7 @@ mod tests {
         let s = Suppression::load_for(
             std::slice::from_ref(&a),
             "telephone",
-            crate::phone::parse_country("CO"),
+            crate::validate::phone::parse_country("CO"),
         )
         .unwrap();
         assert_eq!(s.list_for("573001234567"), Some(a.as_path()));

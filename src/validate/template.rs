@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-use crate::header::identifier;
+use crate::input::header::identifier;
 use crate::validate::Problem;
 
 /// The name the template is stored under: no extension, so no auto-escaping.
