@@ -8,22 +8,20 @@ flag (`--rate`) to fix. Tokens are read from `WOLKVOX_TOKEN` here too and never
 leave a `Token` wrapper that hides them from `Debug`.
 */
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::cli::{InputArgs, LogFormat, SendArgs};
 use crate::input::{Encoding, ReadOptions};
+use crate::send::dispatch::RetryPolicy;
 use crate::send::window::{ContactWindow, Week};
 use crate::validate::template::TemplateSource;
+use crate::validate::{Columns, HsmSettings, ListSettings, check_connector_id};
 
 /// The API refuses more than this many simultaneous requests per token.
 pub const API_MAX_IN_FLIGHT: usize = 2;
-/// The environment variable tokens are read from.
-pub const TOKEN_ENV: &str = "WOLKVOX_TOKEN";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,12 +49,6 @@ pub enum ConfigError {
         "no Wolkvox server configured: set `api.server` (e.g. \"0042\") or `api.base_url` in the config file, or pass --base-url"
     )]
     NoEndpoint,
-    #[error(
-        "no token: set the {TOKEN_ENV} environment variable (several tokens separated by commas); tokens are never accepted as flags"
-    )]
-    NoToken,
-    #[error("token #{index} in {TOKEN_ENV} {reason}")]
-    BadToken { index: usize, reason: &'static str },
 }
 
 // ---------------------------------------------------------------------------
@@ -177,92 +169,6 @@ impl FileConfig {
 // Validated settings.
 
 /// Header names of the columns the validator needs (matched ignoring case).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Columns {
-    pub telephone: String,
-    pub message: String,
-    pub connector_id: String,
-}
-
-impl Default for Columns {
-    fn default() -> Self {
-        Self {
-            telephone: "telephone".into(),
-            message: "message".into(),
-            connector_id: "connector_id".into(),
-        }
-    }
-}
-
-/// What reading and validating a list needs: shared by `validate` and `send`.
-#[derive(Debug, Clone, Default)]
-pub struct ListSettings {
-    pub input: PathBuf,
-    pub max_rows: u64,
-    pub columns: Columns,
-    /// Used for rows whose connector_id cell is missing or empty.
-    pub connector_id: Option<String>,
-    /// Sheet, encoding and delimiter.
-    pub read: ReadOptions,
-    /// Send repeated telephone + message rows instead of marking them `duplicate`.
-    pub allow_duplicates: bool,
-    /// Country of national numbers (no country code), e.g. CO.
-    pub default_country: Option<phonenumber::country::Id>,
-    /// Renders each row's message instead of reading a message column.
-    pub template: Option<TemplateSource>,
-    /// Opt-out lists: `--suppress` files, then `campaign.suppress` (resolved against
-    /// the config file's directory).
-    pub suppress: Vec<PathBuf>,
-    /// HSM template settings; empty for free messages.
-    pub hsm: HsmSettings,
-}
-
-/// What `--hsm`/`--hsm-vars` or `[hsm]` asked for. A list is sent as templates when a
-/// name is given here, or when it has a `template_name` column and no message column
-/// (see `validate::Validator::new`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HsmSettings {
-    /// The template for rows whose `template_name` cell is missing or empty.
-    pub template_name: Option<String>,
-    /// Columns whose values, in order, are joined with `;` into `template_vars`.
-    pub vars: Option<Vec<String>>,
-    /// Whether the variables came from `--hsm-vars` (else from the file): errors name
-    /// the right place.
-    pub vars_from_flag: bool,
-}
-
-impl HsmSettings {
-    /// How messages name where the variable list was set.
-    pub fn vars_source(&self) -> &'static str {
-        if self.vars_from_flag {
-            "--hsm-vars"
-        } else {
-            "hsm.vars"
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts per row, the first included.
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// Consecutive service-level failures on every token that stop the run.
-    pub max_consecutive_failures: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_consecutive_failures: 20,
-        }
-    }
-}
-
 /// Everything `send` needs, validated.
 #[derive(Debug, Clone)]
 pub struct SendSettings {
@@ -697,30 +603,6 @@ fn origin(
     Ok(server)
 }
 
-/// The longest connector id accepted: Wolkvox's are short numbers.
-pub const MAX_CONNECTOR_ID_CHARS: usize = 64;
-
-/// A connector id is short and made of letters, digits, `-` or `_`: anything else (a
-/// newline, a quote, a space) is a mistake in the list or the config, never an id.
-pub fn check_connector_id(id: &str) -> Result<(), String> {
-    if id.chars().count() > MAX_CONNECTOR_ID_CHARS {
-        return Err(format!(
-            "is not a connector id: longer than {MAX_CONNECTOR_ID_CHARS} characters"
-        ));
-    }
-    if let Some(bad) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-    {
-        return Err(format!(
-            "{} is not a connector id: it has {}; use only letters, digits, - and _ (the id Wolkvox shows for the WhatsApp connector)",
-            crate::text::escape(id),
-            crate::text::escape(&bad.to_string())
-        ));
-    }
-    Ok(())
-}
-
 /// The least rate accepted: one request a day. Below that the pacing interval cannot be
 /// represented, and no campaign means it.
 pub const MIN_RATE: f64 = 1.0 / 86_400.0;
@@ -931,79 +813,6 @@ pub fn sibling(input: &Path, suffix: &str) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "contacts".into());
     input.with_file_name(format!("{stem}.{suffix}"))
-}
-
-// ---------------------------------------------------------------------------
-// Tokens.
-
-/// A Wolkvox token. `Debug` never shows it; only `api` exposes it, to build the header.
-#[derive(Clone)]
-pub struct Token {
-    /// 1-based position in WOLKVOX_TOKEN: how logs and errors name a token.
-    pub index: usize,
-    secret: SecretString,
-}
-
-impl Token {
-    pub fn expose(&self) -> &str {
-        self.secret.expose_secret()
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Token(#{}, [REDACTED])", self.index)
-    }
-}
-
-impl std::fmt::Display for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "token #{}", self.index)
-    }
-}
-
-/// Parses `WOLKVOX_TOKEN`'s value: comma-separated, blanks ignored, repeats merged
-/// (a repeated token would otherwise get twice the API's in-flight allowance).
-pub fn parse_tokens(value: Option<&str>) -> Result<Vec<Token>, ConfigError> {
-    let Some(value) = value else {
-        return Err(ConfigError::NoToken);
-    };
-    let mut seen = HashSet::new();
-    let mut tokens = Vec::new();
-    for (i, raw) in value.split(',').enumerate() {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            continue;
-        }
-        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError::BadToken {
-                index: i + 1,
-                reason: "contains spaces, control or non-ASCII characters, which cannot go in an HTTP header",
-            });
-        }
-        if seen.insert(raw.to_owned()) {
-            tokens.push(Token {
-                index: i + 1,
-                secret: SecretString::from(raw.to_owned()),
-            });
-        }
-    }
-    if tokens.is_empty() {
-        return Err(ConfigError::NoToken);
-    }
-    Ok(tokens)
-}
-
-/// Reads the tokens from the environment.
-pub fn tokens_from_env() -> Result<Vec<Token>, ConfigError> {
-    match std::env::var(TOKEN_ENV) {
-        Ok(v) => parse_tokens(Some(&v)),
-        Err(std::env::VarError::NotPresent) => parse_tokens(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::BadToken {
-            index: 1,
-            reason: "is not valid UTF-8",
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -1358,22 +1167,5 @@ mod tests {
         // vars is a TOML array, not the flag's comma-separated string.
         let err = dry_run_with("[hsm]\nvars = \"nombre,fecha\"\n").unwrap_err();
         assert!(err.to_string().contains("vars"), "{err}");
-    }
-
-    #[test]
-    fn tokens_are_split_deduplicated_and_hidden() {
-        let tokens = parse_tokens(Some(" abc , def,,abc ")).unwrap();
-        assert_eq!(tokens.len(), 2);
-        assert_eq!(tokens[0].expose(), "abc");
-        assert_eq!(tokens[1].index, 2);
-        let shown = format!("{:?} {}", tokens, tokens[0]);
-        assert!(!shown.contains("abc") && !shown.contains("def"), "{shown}");
-        assert!(matches!(
-            parse_tokens(Some(" , ")),
-            Err(ConfigError::NoToken)
-        ));
-        assert!(matches!(parse_tokens(None), Err(ConfigError::NoToken)));
-        let err = parse_tokens(Some("good,bad token")).unwrap_err();
-        assert!(!err.to_string().contains("bad token"), "{err}");
     }
 }

@@ -8,6 +8,8 @@ such as `\u{1b}`, so what was there can still be read.
 */
 
 use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
 
 /// True for characters that must never reach a terminal raw: C0/C1 controls and the
 /// Unicode bidirectional controls.
@@ -78,6 +80,39 @@ fn sgr_len(rest: &str) -> Option<usize> {
     (body[end..].starts_with('m')).then_some(end + 2)
 }
 
+/// "12.5 s", "3 min 20 s", "1 h 5 min".
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        format!("{} min {} s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    } else {
+        format!(
+            "{} h {} min",
+            (secs / 3600.0) as u64,
+            ((secs % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+/// A path as a shell word: as is when safe, else single-quoted.
+pub fn quote(path: &Path) -> String {
+    quote_text(&path.display().to_string())
+}
+
+/// `text` as one shell word.
+pub fn quote_text(text: &str) -> String {
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:=,+@%".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +142,12 @@ mod tests {
             "\\u{1b}[33mWARN\\u{1b}[0m header \\u{1b}]0;PWNED\\u{7}\nnext"
         );
         assert_eq!(for_terminal("plain\n", true), "plain\n");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(12_500)), "12.5 s");
+        assert_eq!(human_duration(Duration::from_secs(200)), "3 min 20 s");
+        assert_eq!(human_duration(Duration::from_secs(3900)), "1 h 5 min");
     }
 }

@@ -33,7 +33,7 @@ enum Judged {
 
 /// Settings as `validate` builds them, with a connector_id from a config so rows get
 /// past the header check and reach the validator.
-fn list_settings(dir: &Path, input: &Path) -> config::ListSettings {
+fn list_settings(dir: &Path, input: &Path) -> wolkvox_dispatch::validate::ListSettings {
     let cfg = write_config(dir, "[api]\nconnector_id = \"1\"\n");
     let args = InputArgs {
         input: input.to_owned(),

@@ -212,6 +212,36 @@ fn write_error(path: &Path) -> impl Fn(std::io::Error) -> ResultsError + '_ {
     }
 }
 
+/// The command that continues a run from its command line `args` (without the program
+/// name): every flag carries over, with `--resume` and `--results`, and without
+/// `--retry-failed` / `--retry-unknown`: rows a run retried and that came back `failed`
+/// or `unknown` again are not re-sent unless asked again.
+pub fn resume_command(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    results: &Path,
+) -> String {
+    let mut words = vec!["wolkvox-dispatch".to_owned()];
+    let (mut resume, mut has_results) = (false, false);
+    for arg in args {
+        let text = arg.to_string_lossy().into_owned();
+        match text.as_str() {
+            "--retry-failed" | "--retry-unknown" => continue,
+            "--resume" => resume = true,
+            t if t == "--results" || t.starts_with("--results=") => has_results = true,
+            _ => {}
+        }
+        words.push(crate::text::quote_text(&text));
+    }
+    if !has_results {
+        words.push("--results".into());
+        words.push(crate::text::quote(results));
+    }
+    if !resume {
+        words.push("--resume".into());
+    }
+    words.join(" ")
+}
+
 /// Refuses a results path that would write through a symbolic link (the results file,
 /// its journal or the temporary file of the final rewrite), or onto the input list.
 /// Checked before any file is created.
@@ -1472,5 +1502,38 @@ mod tests {
             Recorder::open(&o),
             Err(ResultsError::NotADryRun { .. })
         ));
+    }
+
+    fn resume_of(args: &[&str]) -> String {
+        resume_command(
+            args.iter().map(std::ffi::OsString::from),
+            Path::new("out/my list.results.csv"),
+        )
+    }
+
+    #[test]
+    fn the_resume_command_keeps_every_flag_but_the_retry_ones() {
+        assert_eq!(
+            resume_of(&[
+                "send",
+                "list.csv",
+                "--base-url",
+                "http://127.0.0.1:9000",
+                "--rate",
+                "5"
+            ]),
+            "wolkvox-dispatch send list.csv --base-url http://127.0.0.1:9000 --rate 5 --results 'out/my list.results.csv' --resume"
+        );
+        assert_eq!(
+            resume_of(&[
+                "send",
+                "it's.csv",
+                "--results=r.csv",
+                "--resume",
+                "--retry-unknown",
+                "--retry-failed"
+            ]),
+            "wolkvox-dispatch send 'it'\\''s.csv' --results=r.csv --resume"
+        );
     }
 }

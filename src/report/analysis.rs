@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::{ReportArgs, ReportFormat};
 use crate::journal::{self, Outcome, Status};
-use crate::{Error, Exit, quote};
+use crate::text::quote;
 
 /// Rows listed per group; the rest are counted.
 const ROWS_PER_GROUP: usize = 10;
@@ -108,29 +107,6 @@ fn fix_for(msg: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// Runs the command: prints the report on stdout. Exit 0 whatever the run's outcome
-/// (the report itself worked); 2 if the file cannot be read.
-pub fn run(args: &ReportArgs) -> Result<Exit, Error> {
-    let outcomes = journal::read(&args.results)?;
-    let journal = journal::journal_view(&args.results).unwrap_or_default();
-    let report = build(&args.results, outcomes, &journal);
-    let text = match args.format {
-        ReportFormat::Text => render(&report),
-        ReportFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&report)
-                .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
-            json.push('\n');
-            json
-        }
-    };
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-    Ok(Exit::Success)
 }
 
 /// Builds the report from the lines of a results file (later lines for a row win) and
@@ -330,7 +306,7 @@ fn next_step(
     // config...): resume with it; else the bare command.
     let mut command = match run.filter(|r| !r.args.is_empty()) {
         Some(run) => {
-            crate::resume_command_from(run.args.iter().map(std::ffi::OsString::from), results)
+            crate::journal::resume_command(run.args.iter().map(std::ffi::OsString::from), results)
         }
         None => format!(
             "wolkvox-dispatch send {input_text} --results {} --resume",

@@ -14,75 +14,18 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::cli::LogFormat;
 use crate::journal::Status;
+use crate::progress::Progress;
 use crate::validate::{Job, Message};
 
 /// How many valid rows `validate` and `--dry-run` show as they would be sent.
 pub const PREVIEW_ROWS: usize = 5;
 
-/// A progress bar that may be hidden; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Progress {
-    bar: ProgressBar,
-}
-
-impl Progress {
-    /// A bar on stderr, shown only if stderr is a terminal and `quiet` is off.
-    pub fn new(quiet: bool) -> Self {
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4))
-        };
-        Self { bar }
-    }
-
-    pub fn hidden() -> Self {
-        Self {
-            bar: ProgressBar::hidden(),
-        }
-    }
-
-    /// Starts counting `total` rows.
-    pub fn start(&self, total: u64, what: &'static str) {
-        self.bar.set_length(total);
-        self.bar.set_position(0);
-        self.bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows  {per_sec}  ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        self.bar.set_message(what);
-        self.bar.reset_eta();
-    }
-
-    /// Replaces the text before the bar (e.g. "waiting for contact hours").
-    pub fn set_message(&self, message: impl Into<std::borrow::Cow<'static, str>>) {
-        self.bar.set_message(message);
-    }
-
-    pub fn inc(&self) {
-        self.bar.inc(1);
-    }
-
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-
-    /// Runs `f` with the bar cleared, so a line written to stderr is not torn.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.bar.suspend(f)
-    }
-}
-
-/// Writes log lines to stderr around the progress bar.
-#[derive(Clone)]
 /// Log lines go to stderr around the progress bar, with untrusted text escaped.
+#[derive(Clone)]
 struct BarWriter {
     progress: Progress,
     /// The formatter adds colours: keep its own SGR sequences.
@@ -121,7 +64,7 @@ impl<'a> MakeWriter<'a> for BarWriter {
 
 /// Installs the log subscriber: `RUST_LOG` sets the level (default info, warn with
 /// `--quiet`). Calling it twice (tests calling `run` in-process) keeps the first.
-pub fn init_logging(format: LogFormat, quiet: bool, progress: &Progress) {
+pub fn init_logging(json: bool, quiet: bool, progress: &Progress) {
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -134,9 +77,10 @@ pub fn init_logging(format: LogFormat, quiet: bool, progress: &Progress) {
         .with_writer(writer)
         .with_ansi(colour)
         .with_target(false);
-    let _ = match format {
-        LogFormat::Text => builder.without_time().try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.without_time().try_init()
     };
 }
 
@@ -293,22 +237,6 @@ pub fn template_preview(job: &Job) -> Option<String> {
     Some(line)
 }
 
-/// "12.5 s", "3 min 20 s", "1 h 5 min".
-pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 60.0 {
-        format!("{secs:.1} s")
-    } else if secs < 3600.0 {
-        format!("{} min {} s", (secs / 60.0) as u64, (secs % 60.0) as u64)
-    } else {
-        format!(
-            "{} h {} min",
-            (secs / 3600.0) as u64,
-            ((secs % 3600.0) / 60.0) as u64
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,12 +374,5 @@ mod tests {
             text: "hola".into(),
         };
         assert_eq!(template_preview(&job), None);
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_millis(12_500)), "12.5 s");
-        assert_eq!(human_duration(Duration::from_secs(200)), "3 min 20 s");
-        assert_eq!(human_duration(Duration::from_secs(3900)), "1 h 5 min");
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
-use crate::config::Token;
+use crate::send::token::Token;
 use crate::validate::{Job, Message};
 
 /// Bodies longer than this are cut: a real answer is a few hundred bytes.

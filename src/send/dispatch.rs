@@ -39,10 +39,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RetryPolicy, Token};
 use crate::journal::{Outcome, Recorder, Status, now};
-use crate::report::Progress;
+use crate::progress::Progress;
 use crate::send::api::{Answer, Client, Reply, TokenProblem};
+use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
 use crate::validate::Job;
 
@@ -148,6 +148,28 @@ impl std::fmt::Display for StopReason {
                 f,
                 "outside the contact hours, and campaign.hours with campaign.holidays leave no time to send in the coming years: check them"
             ),
+        }
+    }
+}
+
+/// How rows are retried, and when the service counts as down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts per row, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Consecutive service-level failures on every token that stop the run.
+    pub max_consecutive_failures: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_consecutive_failures: 20,
         }
     }
 }
@@ -327,8 +349,8 @@ pub fn backoff(retry: &RetryPolicy, attempt: u32, retry_after: Option<Duration>)
         if after > MAX_RETRY_AFTER {
             tracing::warn!(
                 "the server asked to wait {} (Retry-After) before trying again; waiting {} at most",
-                crate::report::human_duration(after),
-                crate::report::human_duration(MAX_RETRY_AFTER)
+                crate::text::human_duration(after),
+                crate::text::human_duration(MAX_RETRY_AFTER)
             );
         }
         return after.min(MAX_RETRY_AFTER);
@@ -446,7 +468,7 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
                     row = job.row,
                     "row {}: no answer within {}: it may have been delivered; recorded unknown",
                     job.row,
-                    crate::report::human_duration(shared.client.timeout())
+                    crate::text::human_duration(shared.client.timeout())
                 );
                 shared.record(
                     outcome(&job, Status::Unknown, &reply, attempts, started),
@@ -596,7 +618,7 @@ async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
                 error: crate::send::api::TIMEOUT_ERROR.into(),
                 msg: format!(
                     "no answer within {} (api.timeout)",
-                    crate::report::human_duration(shared.client.timeout())
+                    crate::text::human_duration(shared.client.timeout())
                 ),
                 ..Reply::default()
             },
@@ -636,7 +658,7 @@ async fn hold_slot(
                     row = job.row,
                     "row {}: still no answer {} after it was sent; the request is abandoned",
                     job.row,
-                    crate::report::human_duration(API_CALL_LIMIT)
+                    crate::text::human_duration(API_CALL_LIMIT)
                 );
                 return;
             }

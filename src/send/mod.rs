@@ -7,4 +7,5 @@ contact hours every attempt is held to (`window`).
 pub mod api;
 pub mod dispatch;
 pub mod quota;
+pub mod token;
 pub mod window;

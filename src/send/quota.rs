@@ -12,8 +12,8 @@ held up by a pre-flight check, and a quota that runs out mid-run still retires
 its token (`TOKEN LIMIT EXCEEDED`).
 */
 
-use crate::config::Token;
 use crate::send::api::{Client, TokenInfo, TokenProblem};
+use crate::send::token::Token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
@@ -148,8 +148,8 @@ pub fn rows_to_send(rows: usize, fitted: &Fitted, partial: bool) -> Result<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_tokens;
     use crate::send::api::{Reply, TokenQuota};
+    use crate::send::token::parse_tokens;
 
     fn tokens(n: usize) -> Vec<Token> {
         let list: Vec<String> = (1..=n).map(|i| format!("tok{i}")).collect();

@@ -356,7 +356,7 @@ impl Fit {
 
     /// One line for `validate` and `--dry-run`: the window, the time needed, the verdict.
     pub fn describe(&self) -> String {
-        let human = crate::report::human_duration;
+        let human = crate::text::human_duration;
         if self.never_opens {
             return "the contact window does not open in the coming years (campaign.hours and campaign.holidays leave no time): nothing would be sent".into();
         }

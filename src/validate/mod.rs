@@ -10,6 +10,7 @@ row's position, so an edited or re-sorted list still matches.
 */
 
 pub mod phone;
+pub mod settings;
 pub mod suppress;
 pub mod template;
 
@@ -20,9 +21,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::ListSettings;
 use crate::input::Record;
 use crate::input::header::{self, Found};
+pub use settings::{Columns, HsmSettings, ListSettings, check_connector_id};
 
 use crate::validate::suppress::Suppression;
 use crate::validate::template::{MessageTemplate, TemplateError};
@@ -160,7 +161,7 @@ enum Vars {
 pub struct Validator {
     positions: Positions,
     /// How problems name the telephone, message and connector columns.
-    labels: crate::config::Columns,
+    labels: Columns,
     default_connector: Option<String>,
     default_country: Option<phonenumber::country::Id>,
     template: Option<MessageTemplate>,
@@ -387,7 +388,7 @@ impl Validator {
                 .cloned()
                 .unwrap_or_else(|| fallback.to_owned())
         };
-        let labels = crate::config::Columns {
+        let labels = Columns {
             telephone: label(Some(telephone), &names.telephone),
             message: match &kind {
                 Kind::Free { message } => label(Some(*message), &names.message),
@@ -547,7 +548,7 @@ impl Validator {
                 reason: "is empty and api.connector_id is not set in the config".into(),
             }),
             Some(c) => {
-                if let Err(reason) = crate::config::check_connector_id(c) {
+                if let Err(reason) = check_connector_id(c) {
                     problems.push(Problem {
                         column: self.labels.connector_id.clone(),
                         reason,

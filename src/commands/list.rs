@@ -1,0 +1,189 @@
+/*!
+Reading a list into verdicts, shared by `validate` and `send`: opt-out lists,
+the header check, every row judged before anything is acted on, and the small
+texts both commands print about a list (previews, estimates, contact hours).
+*/
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::send::window::ContactWindow;
+use crate::send::{self};
+use crate::text::{self};
+use crate::validate::suppress::Suppression;
+use crate::validate::{self, ListSettings, Validator, Verdict};
+use crate::{Error, input};
+
+/// What reading a list found besides the verdicts.
+pub(crate) struct ListRead {
+    /// Data rows.
+    pub(crate) rows: u64,
+    /// The opt-out lists applied, if any were given.
+    pub(crate) suppression: Option<Arc<Suppression>>,
+    /// Whether the rows are HSM templates (decided from the settings and the header).
+    pub(crate) template: bool,
+    /// SHA-256 of the header's names, to recognise the list in the journal.
+    pub(crate) header_digest: String,
+}
+
+/// Reads and judges every row, handing each verdict to `each` as it is made.
+/// Fails on an unreadable opt-out list or contact list, a missing column, or more
+/// rows than allowed, before any verdict is acted on by a send.
+pub(crate) fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Result<ListRead, Error> {
+    let opened = open_list(list)?;
+    tracing::info!(
+        "{}: {}; {}",
+        list.input.display(),
+        opened.rows.format(),
+        opened.validator.columns_summary()
+    );
+    judge_rows(list, opened, each)
+}
+
+/// A list whose header has been checked, ready to be judged row by row.
+pub(crate) struct OpenList {
+    pub(crate) rows: input::Rows,
+    pub(crate) validator: Validator,
+    pub(crate) suppression: Option<Arc<Suppression>>,
+    pub(crate) header_digest: String,
+}
+
+/// Loads the opt-out lists, opens the contact list and checks its header.
+pub(crate) fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
+    let suppression = if list.suppress.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Suppression::load_for(
+            &list.suppress,
+            &list.columns.telephone,
+            list.default_country,
+        )?))
+    };
+    let rows = input::open_with(&list.input, &list.read)?;
+    let header_digest = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(rows.header().join("\u{1f}").as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut validator = Validator::new(rows.header(), list)?;
+    if let Some(s) = &suppression {
+        validator = validator.with_suppression(Arc::clone(s));
+    }
+    Ok(OpenList {
+        rows,
+        validator,
+        suppression,
+        header_digest,
+    })
+}
+
+/// The rows of `read_list`, once the header is checked.
+pub(crate) fn judge_rows(
+    list: &ListSettings,
+    opened: OpenList,
+    mut each: impl FnMut(Verdict),
+) -> Result<ListRead, Error> {
+    let OpenList {
+        rows,
+        mut validator,
+        suppression,
+        header_digest,
+    } = opened;
+    let template = validator.is_template();
+    let mut count = 0;
+    for record in rows {
+        let record = record?;
+        count = record.row;
+        if count > list.max_rows {
+            return Err(input::InputError::TooManyRows {
+                path: list.input.clone(),
+                max_rows: list.max_rows,
+            }
+            .into());
+        }
+        each(validator.check(&record));
+    }
+    if count == 0 {
+        return Err(input::InputError::NoRows {
+            path: list.input.clone(),
+        }
+        .into());
+    }
+    Ok(ListRead {
+        rows: count,
+        suppression,
+        template,
+        header_digest,
+    })
+}
+
+/// The `msg` of an invalid row: every problem, with its column.
+pub(crate) fn problems_text(problems: &[validate::Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.column, p.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Writes a line for a person, with untrusted text in it escaped.
+pub(crate) fn say(out: &mut impl Write, line: &str) {
+    let _ = writeln!(out, "{}", text::for_terminal(line, false));
+}
+
+/// `opt-out lists: 1234 numbers from 2 file(s)[, 3 entries ignored ...]`.
+pub(crate) fn suppression_line(s: &Suppression) -> String {
+    let mut line = format!(
+        "opt-out lists: {} numbers from {} file(s)",
+        s.len(),
+        s.lists().len()
+    );
+    if s.skipped() > 0 {
+        line.push_str(&format!(
+            ", {} entries ignored because they are not telephone numbers (see the warnings)",
+            s.skipped()
+        ));
+    }
+    line
+}
+
+/// Tokens in WOLKVOX_TOKEN, or 1 when none are set (validate and dry runs need none).
+pub(crate) fn token_count_for_estimates() -> usize {
+    send::token::tokens_from_env()
+        .map(|t| t.len())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The least time `jobs` requests take at `rate` per token with `tokens` tokens.
+pub(crate) fn sending_time(jobs: u64, rate: f64, tokens: usize) -> Duration {
+    let per_second = rate * tokens.max(1) as f64;
+    Duration::try_from_secs_f64(jobs as f64 / per_second).unwrap_or(Duration::MAX)
+}
+
+/// The contact-hours line of a summary: does sending `jobs` rows fit in the window?
+pub(crate) fn hours_line(
+    window: Option<&ContactWindow>,
+    jobs: usize,
+    rate: f64,
+    tokens: usize,
+) -> Option<String> {
+    let needed = sending_time(jobs as u64, rate, tokens);
+    window.map(|w| w.fit(jiff::Timestamp::now(), needed).describe())
+}
+
+/// The first template rows as they would be sent, under a heading.
+pub(crate) fn print_previews(out: &mut impl Write, previews: &[String]) {
+    if previews.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "first {} valid rows, as they would be sent:",
+        previews.len()
+    );
+    for line in previews {
+        say(out, line);
+    }
+}

@@ -1,0 +1,700 @@
+/*!
+`wolkvox-dispatch send LIST`: the whole pipeline. The list is read and judged
+(`list`), the results and journal opened (refusing another campaign), the plan
+made (`crate::plan`), the quota checked, the rows dispatched (`send`), every
+outcome recorded (`journal`), and the summary printed (`report`).
+*/
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::list::*;
+use crate::cli::{self, SendArgs};
+use crate::config::{self, SendSettings};
+use crate::journal::{self, Outcome, Prior, Recorder, Status};
+use crate::progress::Progress;
+use crate::report::{self, Summary, SummaryJson};
+use crate::send::window::{self};
+use crate::send::{self, api, dispatch, quota};
+use crate::text::human_duration;
+use crate::validate::{Job, Verdict};
+use crate::{Error, Exit};
+
+/// Runs `send`; a run that never got to a summary still writes `--summary-json`, with
+/// the error and exit code 2.
+pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
+    let started_at = journal::now();
+    let result = send_command(args, &started_at);
+    if let (Err(e), Some(path)) = (&result, &args.summary_json) {
+        // The run never got to a summary: the JSON says why, with exit code 2.
+        let counts = HashMap::new();
+        let summary = Summary {
+            title: "error",
+            counts: &counts,
+            elapsed: Duration::ZERO,
+            skipped: 0,
+            sent_before: 0,
+            results: args.results.as_deref().unwrap_or(Path::new("")),
+            estimate: None,
+            stopped: None,
+            hours: None,
+        };
+        write_summary_json(
+            path,
+            &SummaryJson {
+                summary: &summary,
+                exit_code: e.exit().code(),
+                dry_run: args.dry_run,
+                started_at: &started_at,
+                finished_at: &journal::now(),
+                error: Some(e.to_string()),
+            },
+        );
+    }
+    result
+}
+
+fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
+    let mut settings = config::send_settings(args)?;
+    let progress = Progress::new(settings.quiet);
+    report::init_logging(
+        settings.log_format == cli::LogFormat::Json,
+        settings.quiet,
+        &progress,
+    );
+    let tokens = if settings.dry_run {
+        Vec::new()
+    } else {
+        send::token::tokens_from_env()?
+    };
+    let started = Instant::now();
+
+    // The whole list is judged before the results file is even created.
+    let mut verdicts = Vec::new();
+    let read = read_list(&settings.list, |v| verdicts.push(v))?;
+    if let Some(s) = &read.suppression {
+        tracing::info!("{}", suppression_line(s));
+    }
+    if args.results.is_none() {
+        // Only the header tells whether a `template_name` column makes this a template run.
+        settings.results =
+            config::default_results(&settings.list.input, settings.dry_run, read.template);
+    }
+
+    journal::check_target(&settings.results, &settings.list.input)?;
+    let (recorder, prior) = Recorder::open(&journal::OpenOptions2 {
+        results: settings.results.clone(),
+        dry_run: settings.dry_run,
+        resume: settings.resume,
+    })
+    .map_err(|e| another_lists_results(e, &settings))?;
+    if !settings.dry_run {
+        let this_run = run_info(&settings, &read, started_at);
+        if let Some(recorded) = &prior.last_run {
+            let differences = this_run.differences(recorded);
+            if !differences.is_empty() {
+                return Err(Error::OtherCampaign {
+                    results: settings.results.clone(),
+                    differences: differences.join("; "),
+                    command: journal::resume_command(
+                        recorded.args.iter().map(std::ffi::OsString::from),
+                        &settings.results,
+                    ),
+                });
+            }
+        }
+        recorder.begin_run(&this_run)?;
+    }
+    let plan = plan(verdicts, &prior, &settings, &recorder)?;
+
+    if settings.dry_run {
+        let counts = recorder.finish()?;
+        let previews: Vec<String> = plan
+            .jobs
+            .iter()
+            .filter_map(report::template_preview)
+            .take(report::PREVIEW_ROWS)
+            .collect();
+        print_previews(&mut std::io::stdout().lock(), &previews);
+        let estimate = estimate(plan.jobs.len(), &settings);
+        let exit = finished_exit(&counts);
+        print_summary(
+            &Summary {
+                title: "dry run: nothing was sent",
+                counts: &counts,
+                elapsed: started.elapsed(),
+                skipped: plan.skipped,
+                sent_before: plan.sent_before,
+                results: &settings.results,
+                estimate: Some(estimate),
+                stopped: None,
+                hours: hours_line(
+                    settings.window.as_ref(),
+                    plan.jobs.len(),
+                    settings.rate,
+                    token_count_for_estimates(),
+                ),
+            },
+            &settings,
+            exit,
+            started_at,
+        );
+        return Ok(exit);
+    }
+
+    let origin = settings
+        .origin
+        .clone()
+        .ok_or(config::ConfigError::NoEndpoint)?;
+    let client = api::Client::new(
+        &origin,
+        settings.timeout,
+        settings.max_in_flight * tokens.len(),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let mut plan = plan;
+    let mut tokens = tokens;
+    let mut cut = 0;
+    // Nothing to send (all done, invalid or duplicate): no call is spent on the check.
+    if settings.quota_check && !plan.jobs.is_empty() {
+        let answers = runtime.block_on(quota::ask(&client, tokens));
+        let fitted = quota::fit(answers).and_then(|fitted| {
+            quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
+        });
+        let (fitted, n) = match fitted {
+            Ok(ok) => ok,
+            Err(e) => {
+                refuse(recorder, plan.jobs, &e)?;
+                return Err(e.into());
+            }
+        };
+        tokens = fitted.tokens;
+        let rest = plan.jobs.split_off(n.min(plan.jobs.len()));
+        cut = rest.len();
+        for job in rest {
+            recorder.record(
+                Outcome::local(
+                    job.row,
+                    &job.telephone,
+                    Status::NotSent,
+                    "not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)",
+                ),
+                Some(&job.key),
+            )?;
+        }
+    }
+    let recorder = Arc::new(recorder);
+    tracing::info!(
+        rows = plan.jobs.len(),
+        tokens = tokens.len(),
+        rate = settings.rate,
+        "sending {} rows through {} token(s)",
+        plan.jobs.len(),
+        tokens.len()
+    );
+    if let Some(line) = hours_line(
+        settings.window.as_ref(),
+        plan.jobs.len(),
+        settings.rate,
+        tokens.len(),
+    ) {
+        tracing::info!("contact hours: {line}");
+    }
+    let hours = settings.window.clone().map(|window| {
+        Arc::new(dispatch::Hours {
+            gate: window::Gate::new(window, Arc::new(window::SystemClock)),
+            wait: settings.wait_for_window,
+        })
+    });
+    let send_started = Instant::now();
+    let stop = CancellationToken::new();
+    let stopped = runtime.block_on(async {
+        let signals = tokio::spawn(watch_signals(
+            stop.clone(),
+            Arc::clone(&recorder),
+            resume_command(&settings),
+        ));
+        progress.start(plan.jobs.len() as u64, "sending");
+        let pool = dispatch::PoolSettings {
+            rate: settings.rate,
+            max_in_flight: settings.max_in_flight,
+            retry: settings.retry.clone(),
+            hours,
+        };
+        let stopped = dispatch::run(
+            plan.jobs,
+            tokens,
+            client,
+            &pool,
+            Arc::clone(&recorder),
+            progress.clone(),
+            stop,
+        )
+        .await;
+        // The watcher holds the recorder; end it here, or `try_unwrap` below races
+        // `shutdown_background` (which drops tasks on other threads) and loses.
+        signals.abort();
+        let _ = signals.await;
+        stopped
+    });
+    progress.finish();
+    runtime.shutdown_background();
+    let recorder = Arc::try_unwrap(recorder).map_err(|_| journal::ResultsError::Write {
+        path: settings.results.clone(),
+        source: std::io::Error::other("results still in use at the end of the run"),
+    })?;
+    // Messages went out: a file that cannot be written now (a full disk) stops the run
+    // like any other stop (exit 3), with the counts of every outcome received.
+    // Counted from every outcome received, written or not (see `Recorder::record`).
+    let counts = recorder.final_counts();
+    let unwritten = recorder.finish().err();
+    let stopped_text = match (&stopped, &unwritten, cut) {
+        (Some(reason), _, _) => Some(reason.to_string()),
+        (None, Some(e), _) => Some(format!("cannot finish the results file ({e})")),
+        (None, None, 0) => None,
+        (None, None, cut) => Some(format!(
+            "today's quota was not enough for {cut} rows, recorded not_sent (--partial); the quota renews tomorrow"
+        )),
+    }
+    .map(|text| {
+        let unwritten = if unwritten.is_some() || matches!(stopped, Some(dispatch::StopReason::RecordFailed { .. })) {
+            "\nThe counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming."
+        } else {
+            ""
+        };
+        format!(
+            "{text}.{unwritten}\nTo continue, run: {}",
+            resume_command(&settings)
+        )
+    });
+    let exit = if stopped_text.is_some() {
+        Exit::Stopped
+    } else {
+        finished_exit(&counts)
+    };
+    print_summary(
+        &Summary {
+            title: if stopped_text.is_some() {
+                "run stopped"
+            } else {
+                "run finished"
+            },
+            counts: &counts,
+            elapsed: send_started.elapsed(),
+            skipped: plan.skipped,
+            sent_before: plan.sent_before,
+            results: &settings.results,
+            estimate: None,
+            stopped: stopped_text,
+            hours: None,
+        },
+        &settings,
+        exit,
+        started_at,
+    );
+    Ok(exit)
+}
+
+/// A run refused before any request: a new run leaves no files behind (the same
+/// command can be run again); a resumed one records the rows `not_sent`.
+fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &quota::QuotaError) -> Result<(), Error> {
+    if recorder.is_new() {
+        return Ok(recorder.discard()?);
+    }
+    let msg = format!("not sent: {why}");
+    for job in jobs {
+        recorder.record(
+            Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+            Some(&job.key),
+        )?;
+    }
+    recorder.finish()?;
+    Ok(())
+}
+
+/// Rows to send, after recording those that need no request.
+struct Plan {
+    jobs: Vec<Job>,
+    /// Rows an earlier run already finished.
+    skipped: u64,
+    /// Of those, rows an earlier run sent: not part of this run's rate.
+    sent_before: u64,
+}
+
+/// Records invalid and duplicate rows (and, when resuming, rows already done), and
+/// returns the jobs left to send. For a dry run every valid row is recorded `dry_run`.
+fn plan(
+    verdicts: Vec<Verdict>,
+    prior: &Prior,
+    settings: &SendSettings,
+    recorder: &Recorder,
+) -> Result<Plan, Error> {
+    let mut jobs = Vec::new();
+    let (mut skipped, mut sent_before) = (0, 0);
+    for verdict in verdicts {
+        match verdict {
+            Verdict::Invalid {
+                row,
+                telephone,
+                problems,
+            } => recorder.record(
+                Outcome::local(row, &telephone, Status::Invalid, problems_text(&problems)),
+                None,
+            )?,
+            Verdict::Duplicate {
+                row,
+                telephone,
+                of_row,
+            } => recorder.record(
+                Outcome::local(
+                    row,
+                    &telephone,
+                    Status::Duplicate,
+                    format!("same telephone and message as row {of_row}"),
+                ),
+                None,
+            )?,
+            Verdict::Suppressed {
+                row,
+                telephone,
+                key,
+                list,
+            } => {
+                // What an earlier run may already have delivered stays the truth; anything
+                // else is recorded suppressed, journaled, so no resume ever sends it.
+                let earlier = prior
+                    .done
+                    .get(&key)
+                    .filter(|o| matches!(o.status, Status::Sent | Status::Unknown));
+                if let Some(earlier) = earlier {
+                    skipped += 1;
+                    tracing::warn!(
+                        "row {row}: {telephone} is on the opt-out list {}, but an earlier run already recorded this message {}; it is not sent again",
+                        list.display(),
+                        earlier.status
+                    );
+                    sent_before += u64::from(earlier.status == Status::Sent);
+                    let mut o = earlier.clone();
+                    o.row = row;
+                    recorder.record(o, None)?;
+                } else if let Some(&then) = prior.interrupted.get(&key) {
+                    skipped += 1;
+                    let o = Outcome::local(
+                        row,
+                        &telephone,
+                        Status::Unknown,
+                        format!(
+                            "an earlier run was stopped while sending this message (then row {then}): it may have been delivered; the number is now on the opt-out list {}, so it is never sent again",
+                            list.display()
+                        ),
+                    );
+                    recorder.record(o, Some(&key))?;
+                } else {
+                    let o = Outcome::local(
+                        row,
+                        &telephone,
+                        Status::Suppressed,
+                        format!("on the opt-out list {}: never sent", list.display()),
+                    );
+                    recorder.record(o, Some(&key))?;
+                }
+            }
+            Verdict::Valid(job) if settings.dry_run => {
+                recorder.record(
+                    Outcome::local(job.row, &job.telephone, Status::DryRun, "would be sent"),
+                    None,
+                )?;
+                jobs.push(job);
+            }
+            Verdict::Valid(job) => {
+                if let Some(&row) = prior.interrupted.get(&job.key) {
+                    if settings.retry_unknown {
+                        recorder.remember_earlier(
+                            &job.key,
+                            Outcome::local(
+                                job.row,
+                                &job.telephone,
+                                Status::Unknown,
+                                format!(
+                                    "an earlier run was stopped while sending this message (then row {row}): it may have been delivered"
+                                ),
+                            ),
+                        );
+                        jobs.push(job);
+                    } else {
+                        skipped += 1;
+                        let o = Outcome::local(
+                            job.row,
+                            &job.telephone,
+                            Status::Unknown,
+                            format!(
+                                "an earlier run was stopped while sending this message (then row {row}): it may have been delivered; --resume --retry-unknown sends it again"
+                            ),
+                        );
+                        recorder.record(o, Some(&job.key))?;
+                    }
+                    continue;
+                }
+                let carry = prior.done.get(&job.key).filter(|o| match o.status {
+                    // Suppressed in an earlier run: stays so even if the list is not given now.
+                    Status::Sent | Status::Suppressed => true,
+                    Status::Failed => !settings.retry_failed,
+                    Status::Unknown => !settings.retry_unknown,
+                    _ => false,
+                });
+                match carry {
+                    Some(earlier) => {
+                        skipped += 1;
+                        sent_before += u64::from(earlier.status == Status::Sent);
+                        let mut o = earlier.clone();
+                        o.row = job.row;
+                        recorder.record(o, None)?;
+                    }
+                    None => {
+                        // A retry: what it had stays unless this run really attempts it.
+                        if let Some(earlier) = prior
+                            .done
+                            .get(&job.key)
+                            .filter(|o| matches!(o.status, Status::Failed | Status::Unknown))
+                        {
+                            recorder.remember_earlier(&job.key, earlier.clone());
+                        }
+                        jobs.push(job)
+                    }
+                }
+            }
+        }
+    }
+    if skipped > 0 {
+        tracing::info!("{skipped} rows were already done in an earlier run and are skipped");
+    }
+    Ok(Plan {
+        jobs,
+        skipped,
+        sent_before,
+    })
+}
+
+/// "Already sent" said of a results file whose journal names another list (say
+/// `contacts.xlsx` beside `contacts.csv`, which share default names): say whose it is.
+fn another_lists_results(
+    e: journal::ResultsError,
+    settings: &SendSettings,
+) -> journal::ResultsError {
+    let journal::ResultsError::AlreadyExists { path } = e else {
+        return e;
+    };
+    let recorded = journal::journal_view(&path).and_then(|v| v.last_run);
+    let this = std::fs::canonicalize(&settings.list.input).ok();
+    match recorded {
+        Some(run)
+            if this.is_some()
+                && !run.input_absolute.as_os_str().is_empty()
+                && Some(&run.input_absolute) != this.as_ref() =>
+        {
+            let ext = settings
+                .list
+                .input
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "list".into());
+            let suggestion = config::sibling(
+                &settings.list.input,
+                &format!(
+                    "{ext}.{}",
+                    path.file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.split_once('.'))
+                        .map(|(_, rest)| rest)
+                        .unwrap_or("results.csv")
+                ),
+            );
+            journal::ResultsError::OtherList {
+                path,
+                list: run.input_absolute,
+                suggestion,
+            }
+        }
+        _ => journal::ResultsError::AlreadyExists { path },
+    }
+}
+
+/// What this run is, for the journal (see `journal::RunInfo`).
+fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journal::RunInfo {
+    let list = &settings.list;
+    let kind = if read.template {
+        "hsm"
+    } else if list.template.is_some() {
+        "rendered"
+    } else {
+        "free"
+    };
+    let input_absolute = std::fs::canonicalize(&list.input)
+        .or_else(|_| std::path::absolute(&list.input))
+        .unwrap_or_else(|_| list.input.clone());
+    journal::RunInfo {
+        kind: kind.into(),
+        hsm_template: list.hsm.template_name.clone().filter(|_| read.template),
+        hsm_vars: list
+            .hsm
+            .vars
+            .clone()
+            .filter(|_| read.template)
+            .unwrap_or_default(),
+        template: list
+            .template
+            .as_ref()
+            .filter(|_| !read.template)
+            .map(|t| t.origin.clone()),
+        connector_id: list.connector_id.clone(),
+        input: list.input.clone(),
+        input_bytes: std::fs::metadata(&input_absolute)
+            .map(|m| m.len())
+            .unwrap_or(0),
+        input_absolute,
+        header_digest: read.header_digest.clone(),
+        rows: read.rows,
+        args: std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: started_at.to_owned(),
+    }
+}
+
+/// Exit code of a run that went to the end.
+fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
+    let bad = [
+        Status::Failed,
+        Status::Unknown,
+        Status::Invalid,
+        Status::Duplicate,
+        Status::NotSent,
+    ]
+    .iter()
+    .any(|s| counts.get(s).copied().unwrap_or(0) > 0);
+    if bad {
+        Exit::SomeRowsNotSent
+    } else {
+        Exit::Success
+    }
+}
+
+/// How long sending `jobs` rows would take at the configured limits.
+fn estimate(jobs: usize, settings: &SendSettings) -> String {
+    let tokens = token_count_for_estimates();
+    format!(
+        "{jobs} messages would take at least {} at {} requests/s per token with {tokens} token(s) (each token also carries at most {} requests at once, so a slow server lowers this)",
+        human_duration(sending_time(jobs as u64, settings.rate, tokens)),
+        settings.rate,
+        settings.max_in_flight
+    )
+}
+
+/// The command that continues this run: the command line it was started with (so every
+/// flag, `--base-url` or `--rate` included, carries over), with `--resume` and
+/// `--results`, and without `--retry-failed` / `--retry-unknown`: rows this run retried
+/// and that came back `failed` or `unknown` again are not re-sent unless asked again.
+fn resume_command(settings: &SendSettings) -> String {
+    journal::resume_command(std::env::args_os().skip(1), &settings.results)
+}
+
+/// Prints the summary and, with --summary-json, writes it as JSON too.
+fn print_summary(summary: &Summary<'_>, settings: &SendSettings, exit: Exit, started_at: &str) {
+    let text = summary.render();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    if let Some(path) = &settings.summary_json {
+        write_summary_json(
+            path,
+            &SummaryJson {
+                summary,
+                exit_code: exit.code(),
+                dry_run: settings.dry_run,
+                started_at,
+                finished_at: &journal::now(),
+                error: None,
+            },
+        );
+    }
+}
+
+/// A summary file that cannot be written is a warning: the run itself is done.
+fn write_summary_json(path: &Path, json: &SummaryJson<'_>) {
+    if let Err(e) = json.write(path) {
+        tracing::warn!("cannot write the summary to {}: {e}", path.display());
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop starting requests and let those in flight finish.
+/// Second: exit at once, after taking the results lock so no line is left half-written.
+async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>, resume: String) {
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for Ctrl-C/SIGTERM: {e}");
+            return;
+        }
+    };
+    signals.next().await;
+    tracing::warn!(
+        "interrupted: no new requests; waiting for those in flight (press Ctrl-C again to exit at once)"
+    );
+    stop.cancel();
+    signals.next().await;
+    let _frozen = recorder.freeze();
+    eprintln!(
+        "interrupted again: exiting now. Every outcome received so far is in {}; the rows that were in flight will be `unknown` (they may have been delivered).\nTo continue, run: {resume}",
+        recorder.path().display()
+    );
+    std::process::exit(i32::from(Exit::Stopped.code()));
+}
+
+#[cfg(unix)]
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn next(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
