@@ -607,24 +607,10 @@ fn origin(
 /// represented, and no campaign means it.
 pub const MIN_RATE: f64 = 1.0 / 86_400.0;
 
-/// `url` with any user name and password replaced by `***`, so that an error or a log
-/// line never repeats a credential someone put in a URL.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
 /// A base URL is an origin (scheme, host, optional port and path prefix), nothing more.
 fn check_base_url(url: &str) -> Result<String, String> {
     // First, and without repeating it: every later message quotes the URL.
-    if redact_url(url) != url {
+    if crate::text::redact_url(url) != url {
         return Err(
             "must not carry a user name or password (the part before `@`): remove it; the token goes in the WOLKVOX_TOKEN environment variable".into(),
         );
@@ -767,7 +753,11 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         Some(p) => p.clone(),
         // A list with a template_name column but no name here is settled from its
         // header, later (see `default_results`).
-        None => default_results(&list.input, args.dry_run, list.hsm.template_name.is_some()),
+        None => crate::journal::naming::default_results(
+            &list.input,
+            args.dry_run,
+            list.hsm.template_name.is_some(),
+        ),
     };
 
     Ok(SendSettings {
@@ -791,28 +781,6 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
         window,
         wait_for_window: args.wait_for_window,
     })
-}
-
-/// The results path when `--results` is not given: `<stem>.results.csv` (`.dry-run.csv`),
-/// or `<stem>.hsm.results.csv` (`.hsm.dry-run.csv`) for templates, so the template step
-/// and the free-message step of a campaign on the same list never share a results file.
-pub fn default_results(input: &Path, dry_run: bool, template: bool) -> PathBuf {
-    let suffix = match (template, dry_run) {
-        (false, false) => "results.csv",
-        (false, true) => "dry-run.csv",
-        (true, false) => "hsm.results.csv",
-        (true, true) => "hsm.dry-run.csv",
-    };
-    sibling(input, suffix)
-}
-
-/// `dir/contacts.csv` + "results.csv" -> `dir/contacts.results.csv`.
-pub fn sibling(input: &Path, suffix: &str) -> PathBuf {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "contacts".into());
-    input.with_file_name(format!("{stem}.{suffix}"))
 }
 
 #[cfg(test)]
@@ -1137,7 +1105,7 @@ mod tests {
         assert!(s.list.hsm.vars_from_flag);
         assert_eq!(s.results, PathBuf::from("dir/list.hsm.results.csv"));
         assert_eq!(
-            default_results(Path::new("l.csv"), false, false),
+            crate::journal::naming::default_results(Path::new("l.csv"), false, false),
             PathBuf::from("l.results.csv")
         );
     }

@@ -15,6 +15,7 @@ mod commands;
 pub mod config;
 pub mod input;
 pub mod journal;
+mod plan;
 pub mod progress;
 pub mod report;
 pub mod send;

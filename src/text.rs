@@ -113,6 +113,20 @@ pub fn quote_text(text: &str) -> String {
     }
 }
 
+/// `url` with any user name and password replaced by `***`, so that an error or a log
+/// line never repeats a credential someone put in a URL.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use crate::send::window::ContactWindow;
 use crate::send::{self};
 use crate::text::{self};
 use crate::validate::suppress::Suppression;
-use crate::validate::{self, ListSettings, Validator, Verdict};
+use crate::validate::{ListSettings, Validator, Verdict};
 use crate::{Error, input};
 
 /// What reading a list found besides the verdicts.
@@ -116,15 +116,6 @@ pub(crate) fn judge_rows(
         template,
         header_digest,
     })
-}
-
-/// The `msg` of an invalid row: every problem, with its column.
-pub(crate) fn problems_text(problems: &[validate::Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("{}: {}", p.column, p.reason))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Writes a line for a person, with untrusted text in it escaped.

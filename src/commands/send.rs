@@ -17,6 +17,7 @@ use super::list::*;
 use crate::cli::{self, SendArgs};
 use crate::config::{self, SendSettings};
 use crate::journal::{self, Outcome, Prior, Recorder, Status};
+use crate::plan;
 use crate::progress::Progress;
 use crate::report::{self, Summary, SummaryJson};
 use crate::send::window::{self};
@@ -60,6 +61,27 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
 }
 
 fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
+    let run = open_run(args, started_at)?;
+    if run.settings.dry_run {
+        return dry_run(run, started_at);
+    }
+    send_rows(run, started_at)
+}
+
+/// A run ready to send: its settings, its tokens, the results and journal open (and,
+/// for a real run, the campaign checked against the recorded one), and its plan.
+struct OpenRun {
+    settings: SendSettings,
+    progress: Progress,
+    tokens: Vec<send::token::Token>,
+    started: Instant,
+    recorder: Recorder,
+    plan: Plan,
+}
+
+/// Everything before the first request: the whole list is judged before the results
+/// file is even created, and nothing is sent by a refused run.
+fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     let mut settings = config::send_settings(args)?;
     let progress = Progress::new(settings.quiet);
     report::init_logging(
@@ -73,8 +95,6 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         send::token::tokens_from_env()?
     };
     let started = Instant::now();
-
-    // The whole list is judged before the results file is even created.
     let mut verdicts = Vec::new();
     let read = read_list(&settings.list, |v| verdicts.push(v))?;
     if let Some(s) = &read.suppression {
@@ -83,9 +103,8 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     if args.results.is_none() {
         // Only the header tells whether a `template_name` column makes this a template run.
         settings.results =
-            config::default_results(&settings.list.input, settings.dry_run, read.template);
+            journal::naming::default_results(&settings.list.input, settings.dry_run, read.template);
     }
-
     journal::check_target(&settings.results, &settings.list.input)?;
     let (recorder, prior) = Recorder::open(&journal::OpenOptions2 {
         results: settings.results.clone(),
@@ -111,42 +130,70 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         recorder.begin_run(&this_run)?;
     }
     let plan = plan(verdicts, &prior, &settings, &recorder)?;
+    Ok(OpenRun {
+        settings,
+        progress,
+        tokens,
+        started,
+        recorder,
+        plan,
+    })
+}
 
-    if settings.dry_run {
-        let counts = recorder.finish()?;
-        let previews: Vec<String> = plan
-            .jobs
-            .iter()
-            .filter_map(report::template_preview)
-            .take(report::PREVIEW_ROWS)
-            .collect();
-        print_previews(&mut std::io::stdout().lock(), &previews);
-        let estimate = estimate(plan.jobs.len(), &settings);
-        let exit = finished_exit(&counts);
-        print_summary(
-            &Summary {
-                title: "dry run: nothing was sent",
-                counts: &counts,
-                elapsed: started.elapsed(),
-                skipped: plan.skipped,
-                sent_before: plan.sent_before,
-                results: &settings.results,
-                estimate: Some(estimate),
-                stopped: None,
-                hours: hours_line(
-                    settings.window.as_ref(),
-                    plan.jobs.len(),
-                    settings.rate,
-                    token_count_for_estimates(),
-                ),
-            },
-            &settings,
-            exit,
-            started_at,
-        );
-        return Ok(exit);
-    }
+/// A dry run: the results say `dry_run`, the first rows are shown as they would be
+/// sent, and the summary estimates how long sending would take.
+fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
+    let OpenRun {
+        settings,
+        started,
+        recorder,
+        plan,
+        ..
+    } = run;
+    let counts = recorder.finish()?;
+    let previews: Vec<String> = plan
+        .jobs
+        .iter()
+        .filter_map(report::template_preview)
+        .take(report::PREVIEW_ROWS)
+        .collect();
+    print_previews(&mut std::io::stdout().lock(), &previews);
+    let estimate = estimate(plan.jobs.len(), &settings);
+    let exit = finished_exit(&counts);
+    print_summary(
+        &Summary {
+            title: "dry run: nothing was sent",
+            counts: &counts,
+            elapsed: started.elapsed(),
+            skipped: plan.skipped,
+            sent_before: plan.sent_before,
+            results: &settings.results,
+            estimate: Some(estimate),
+            stopped: None,
+            hours: hours_line(
+                settings.window.as_ref(),
+                plan.jobs.len(),
+                settings.rate,
+                token_count_for_estimates(),
+            ),
+        },
+        &settings,
+        exit,
+        started_at,
+    );
+    Ok(exit)
+}
 
+/// A real run: the quota check, the dispatcher, and the summary.
+fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
+    let OpenRun {
+        settings,
+        progress,
+        tokens,
+        recorder,
+        mut plan,
+        ..
+    } = run;
     let origin = settings
         .origin
         .clone()
@@ -160,37 +207,8 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let mut plan = plan;
-    let mut tokens = tokens;
-    let mut cut = 0;
-    // Nothing to send (all done, invalid or duplicate): no call is spent on the check.
-    if settings.quota_check && !plan.jobs.is_empty() {
-        let answers = runtime.block_on(quota::ask(&client, tokens));
-        let fitted = quota::fit(answers).and_then(|fitted| {
-            quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
-        });
-        let (fitted, n) = match fitted {
-            Ok(ok) => ok,
-            Err(e) => {
-                refuse(recorder, plan.jobs, &e)?;
-                return Err(e.into());
-            }
-        };
-        tokens = fitted.tokens;
-        let rest = plan.jobs.split_off(n.min(plan.jobs.len()));
-        cut = rest.len();
-        for job in rest {
-            recorder.record(
-                Outcome::local(
-                    job.row,
-                    &job.telephone,
-                    Status::NotSent,
-                    "not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)",
-                ),
-                Some(&job.key),
-            )?;
-        }
-    }
+    let (tokens, cut, recorder) =
+        fit_quota(&runtime, &client, tokens, &mut plan, recorder, &settings)?;
     let recorder = Arc::new(recorder);
     tracing::info!(
         rows = plan.jobs.len(),
@@ -208,43 +226,11 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     ) {
         tracing::info!("contact hours: {line}");
     }
-    let hours = settings.window.clone().map(|window| {
-        Arc::new(dispatch::Hours {
-            gate: window::Gate::new(window, Arc::new(window::SystemClock)),
-            wait: settings.wait_for_window,
-        })
-    });
     let send_started = Instant::now();
-    let stop = CancellationToken::new();
-    let stopped = runtime.block_on(async {
-        let signals = tokio::spawn(watch_signals(
-            stop.clone(),
-            Arc::clone(&recorder),
-            resume_command(&settings),
-        ));
-        progress.start(plan.jobs.len() as u64, "sending");
-        let pool = dispatch::PoolSettings {
-            rate: settings.rate,
-            max_in_flight: settings.max_in_flight,
-            retry: settings.retry.clone(),
-            hours,
-        };
-        let stopped = dispatch::run(
-            plan.jobs,
-            tokens,
-            client,
-            &pool,
-            Arc::clone(&recorder),
-            progress.clone(),
-            stop,
-        )
-        .await;
-        // The watcher holds the recorder; end it here, or `try_unwrap` below races
-        // `shutdown_background` (which drops tasks on other threads) and loses.
-        signals.abort();
-        let _ = signals.await;
-        stopped
-    });
+    let jobs = std::mem::take(&mut plan.jobs);
+    let stopped = dispatch_rows(
+        &runtime, jobs, tokens, client, &settings, &recorder, &progress,
+    );
     progress.finish();
     runtime.shutdown_background();
     let recorder = Arc::try_unwrap(recorder).map_err(|_| journal::ResultsError::Write {
@@ -252,29 +238,11 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         source: std::io::Error::other("results still in use at the end of the run"),
     })?;
     // Messages went out: a file that cannot be written now (a full disk) stops the run
-    // like any other stop (exit 3), with the counts of every outcome received.
-    // Counted from every outcome received, written or not (see `Recorder::record`).
+    // like any other stop (exit 3), with the counts of every outcome received, written
+    // or not (see `Recorder::record`).
     let counts = recorder.final_counts();
     let unwritten = recorder.finish().err();
-    let stopped_text = match (&stopped, &unwritten, cut) {
-        (Some(reason), _, _) => Some(reason.to_string()),
-        (None, Some(e), _) => Some(format!("cannot finish the results file ({e})")),
-        (None, None, 0) => None,
-        (None, None, cut) => Some(format!(
-            "today's quota was not enough for {cut} rows, recorded not_sent (--partial); the quota renews tomorrow"
-        )),
-    }
-    .map(|text| {
-        let unwritten = if unwritten.is_some() || matches!(stopped, Some(dispatch::StopReason::RecordFailed { .. })) {
-            "\nThe counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming."
-        } else {
-            ""
-        };
-        format!(
-            "{text}.{unwritten}\nTo continue, run: {}",
-            resume_command(&settings)
-        )
-    });
+    let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), cut);
     let exit = if stopped_text.is_some() {
         Exit::Stopped
     } else {
@@ -303,6 +271,124 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     Ok(exit)
 }
 
+/// Asks each token's quota (unless `--no-quota-check`, or nothing is left to send: no
+/// call is spent then) and fits the plan to it: the tokens to use, the rows `--partial`
+/// left for another day (recorded `not_sent`), and the recorder back. A refusal closes
+/// the recorder (see `refuse`) and is the error.
+fn fit_quota(
+    runtime: &tokio::runtime::Runtime,
+    client: &api::Client,
+    tokens: Vec<send::token::Token>,
+    plan: &mut Plan,
+    recorder: Recorder,
+    settings: &SendSettings,
+) -> Result<(Vec<send::token::Token>, usize, Recorder), Error> {
+    if !settings.quota_check || plan.jobs.is_empty() {
+        return Ok((tokens, 0, recorder));
+    }
+    let answers = runtime.block_on(quota::ask(client, tokens));
+    let fitted = quota::fit(answers).and_then(|fitted| {
+        quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
+    });
+    let (fitted, n) = match fitted {
+        Ok(ok) => ok,
+        Err(e) => {
+            refuse(recorder, std::mem::take(&mut plan.jobs), &e)?;
+            return Err(e.into());
+        }
+    };
+    let rest = plan.jobs.split_off(n.min(plan.jobs.len()));
+    let cut = rest.len();
+    for job in rest {
+        recorder.record(
+            Outcome::local(
+                job.row,
+                &job.telephone,
+                Status::NotSent,
+                "not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)",
+            ),
+            Some(&job.key),
+        )?;
+    }
+    Ok((fitted.tokens, cut, recorder))
+}
+
+/// Runs the dispatcher with the signal watcher beside it. Returns why it stopped early.
+fn dispatch_rows(
+    runtime: &tokio::runtime::Runtime,
+    jobs: Vec<Job>,
+    tokens: Vec<send::token::Token>,
+    client: api::Client,
+    settings: &SendSettings,
+    recorder: &Arc<Recorder>,
+    progress: &Progress,
+) -> Option<dispatch::StopReason> {
+    let hours = settings.window.clone().map(|window| {
+        Arc::new(dispatch::Hours {
+            gate: window::Gate::new(window, Arc::new(window::SystemClock)),
+            wait: settings.wait_for_window,
+        })
+    });
+    let stop = CancellationToken::new();
+    runtime.block_on(async {
+        let signals = tokio::spawn(watch_signals(
+            stop.clone(),
+            Arc::clone(recorder),
+            resume_command(settings),
+        ));
+        progress.start(jobs.len() as u64, "sending");
+        let pool = dispatch::PoolSettings {
+            rate: settings.rate,
+            max_in_flight: settings.max_in_flight,
+            retry: settings.retry.clone(),
+            hours,
+        };
+        let stopped = dispatch::run(
+            jobs,
+            tokens,
+            client,
+            &pool,
+            Arc::clone(recorder),
+            progress.clone(),
+            stop,
+        )
+        .await;
+        // The watcher holds the recorder; end it here, or `try_unwrap` afterwards races
+        // `shutdown_background` (which drops tasks on other threads) and loses.
+        signals.abort();
+        let _ = signals.await;
+        stopped
+    })
+}
+
+/// Why the run stopped early, and how to continue; `None` when it went to the end.
+fn stop_text(
+    settings: &SendSettings,
+    stopped: Option<&dispatch::StopReason>,
+    unwritten: Option<&journal::ResultsError>,
+    cut: usize,
+) -> Option<String> {
+    let text = match (stopped, unwritten, cut) {
+        (Some(reason), _, _) => reason.to_string(),
+        (None, Some(e), _) => format!("cannot finish the results file ({e})"),
+        (None, None, 0) => return None,
+        (None, None, cut) => format!(
+            "today's quota was not enough for {cut} rows, recorded not_sent (--partial); the quota renews tomorrow"
+        ),
+    };
+    let disk =
+        unwritten.is_some() || matches!(stopped, Some(dispatch::StopReason::RecordFailed { .. }));
+    let unwritten = if disk {
+        "\nThe counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming."
+    } else {
+        ""
+    };
+    Some(format!(
+        "{text}.{unwritten}\nTo continue, run: {}",
+        resume_command(settings)
+    ))
+}
+
 /// A run refused before any request: a new run leaves no files behind (the same
 /// command can be run again); a resumed one records the rows `not_sent`.
 fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &quota::QuotaError) -> Result<(), Error> {
@@ -329,158 +415,47 @@ struct Plan {
     sent_before: u64,
 }
 
-/// Records invalid and duplicate rows (and, when resuming, rows already done), and
-/// returns the jobs left to send. For a dry run every valid row is recorded `dry_run`.
+/// Records what `plan::decide` says of each verdict, and returns the jobs left to send.
 fn plan(
     verdicts: Vec<Verdict>,
     prior: &Prior,
     settings: &SendSettings,
     recorder: &Recorder,
 ) -> Result<Plan, Error> {
-    let mut jobs = Vec::new();
-    let (mut skipped, mut sent_before) = (0, 0);
+    let flags = plan::Flags {
+        dry_run: settings.dry_run,
+        retry_failed: settings.retry_failed,
+        retry_unknown: settings.retry_unknown,
+    };
+    let mut out = Plan {
+        jobs: Vec::new(),
+        skipped: 0,
+        sent_before: 0,
+    };
     for verdict in verdicts {
-        match verdict {
-            Verdict::Invalid {
-                row,
-                telephone,
-                problems,
-            } => recorder.record(
-                Outcome::local(row, &telephone, Status::Invalid, problems_text(&problems)),
-                None,
-            )?,
-            Verdict::Duplicate {
-                row,
-                telephone,
-                of_row,
-            } => recorder.record(
-                Outcome::local(
-                    row,
-                    &telephone,
-                    Status::Duplicate,
-                    format!("same telephone and message as row {of_row}"),
-                ),
-                None,
-            )?,
-            Verdict::Suppressed {
-                row,
-                telephone,
-                key,
-                list,
-            } => {
-                // What an earlier run may already have delivered stays the truth; anything
-                // else is recorded suppressed, journaled, so no resume ever sends it.
-                let earlier = prior
-                    .done
-                    .get(&key)
-                    .filter(|o| matches!(o.status, Status::Sent | Status::Unknown));
-                if let Some(earlier) = earlier {
-                    skipped += 1;
-                    tracing::warn!(
-                        "row {row}: {telephone} is on the opt-out list {}, but an earlier run already recorded this message {}; it is not sent again",
-                        list.display(),
-                        earlier.status
-                    );
-                    sent_before += u64::from(earlier.status == Status::Sent);
-                    let mut o = earlier.clone();
-                    o.row = row;
-                    recorder.record(o, None)?;
-                } else if let Some(&then) = prior.interrupted.get(&key) {
-                    skipped += 1;
-                    let o = Outcome::local(
-                        row,
-                        &telephone,
-                        Status::Unknown,
-                        format!(
-                            "an earlier run was stopped while sending this message (then row {then}): it may have been delivered; the number is now on the opt-out list {}, so it is never sent again",
-                            list.display()
-                        ),
-                    );
-                    recorder.record(o, Some(&key))?;
-                } else {
-                    let o = Outcome::local(
-                        row,
-                        &telephone,
-                        Status::Suppressed,
-                        format!("on the opt-out list {}: never sent", list.display()),
-                    );
-                    recorder.record(o, Some(&key))?;
-                }
-            }
-            Verdict::Valid(job) if settings.dry_run => {
-                recorder.record(
-                    Outcome::local(job.row, &job.telephone, Status::DryRun, "would be sent"),
-                    None,
-                )?;
-                jobs.push(job);
-            }
-            Verdict::Valid(job) => {
-                if let Some(&row) = prior.interrupted.get(&job.key) {
-                    if settings.retry_unknown {
-                        recorder.remember_earlier(
-                            &job.key,
-                            Outcome::local(
-                                job.row,
-                                &job.telephone,
-                                Status::Unknown,
-                                format!(
-                                    "an earlier run was stopped while sending this message (then row {row}): it may have been delivered"
-                                ),
-                            ),
-                        );
-                        jobs.push(job);
-                    } else {
-                        skipped += 1;
-                        let o = Outcome::local(
-                            job.row,
-                            &job.telephone,
-                            Status::Unknown,
-                            format!(
-                                "an earlier run was stopped while sending this message (then row {row}): it may have been delivered; --resume --retry-unknown sends it again"
-                            ),
-                        );
-                        recorder.record(o, Some(&job.key))?;
-                    }
-                    continue;
-                }
-                let carry = prior.done.get(&job.key).filter(|o| match o.status {
-                    // Suppressed in an earlier run: stays so even if the list is not given now.
-                    Status::Sent | Status::Suppressed => true,
-                    Status::Failed => !settings.retry_failed,
-                    Status::Unknown => !settings.retry_unknown,
-                    _ => false,
-                });
-                match carry {
-                    Some(earlier) => {
-                        skipped += 1;
-                        sent_before += u64::from(earlier.status == Status::Sent);
-                        let mut o = earlier.clone();
-                        o.row = job.row;
-                        recorder.record(o, None)?;
-                    }
-                    None => {
-                        // A retry: what it had stays unless this run really attempts it.
-                        if let Some(earlier) = prior
-                            .done
-                            .get(&job.key)
-                            .filter(|o| matches!(o.status, Status::Failed | Status::Unknown))
-                        {
-                            recorder.remember_earlier(&job.key, earlier.clone());
-                        }
-                        jobs.push(job)
-                    }
-                }
-            }
+        let decision = plan::decide(verdict, prior, flags);
+        if let Some(warning) = decision.warning {
+            tracing::warn!("{warning}");
         }
+        if let Some(status) = decision.carried {
+            out.skipped += 1;
+            out.sent_before += u64::from(status == Status::Sent);
+        }
+        if let (Some(job), Some(earlier)) = (&decision.job, decision.earlier) {
+            recorder.remember_earlier(&job.key, earlier);
+        }
+        if let Some((outcome, key)) = decision.record {
+            recorder.record(outcome, key.as_deref())?;
+        }
+        out.jobs.extend(decision.job);
     }
-    if skipped > 0 {
-        tracing::info!("{skipped} rows were already done in an earlier run and are skipped");
+    if out.skipped > 0 {
+        tracing::info!(
+            "{} rows were already done in an earlier run and are skipped",
+            out.skipped
+        );
     }
-    Ok(Plan {
-        jobs,
-        skipped,
-        sent_before,
-    })
+    Ok(out)
 }
 
 /// "Already sent" said of a results file whose journal names another list (say
@@ -506,7 +481,7 @@ fn another_lists_results(
                 .extension()
                 .map(|e| e.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "list".into());
-            let suggestion = config::sibling(
+            let suggestion = journal::naming::sibling(
                 &settings.list.input,
                 &format!(
                     "{ext}.{}",

@@ -34,6 +34,8 @@ Every text cell written to the CSV is neutralized against spreadsheet formula
 injection (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'`).
 */
 
+pub mod naming;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, Write};
@@ -41,6 +43,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
+
+pub use naming::journal_path;
+use naming::tmp_path;
 
 use crate::validate::Job;
 
@@ -264,20 +269,6 @@ pub fn check_target(results: &Path, input: &Path) -> Result<(), ResultsError> {
         });
     }
     Ok(())
-}
-
-/// The temporary file the final rewrite goes through.
-fn tmp_path(results: &Path) -> PathBuf {
-    let mut name = results.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
-}
-
-/// The journal of a results file.
-pub fn journal_path(results: &Path) -> PathBuf {
-    let mut name = results.as_os_str().to_owned();
-    name.push(".journal");
-    PathBuf::from(name)
 }
 
 /// What a run is: recorded at its start, compared on `--resume`, read by `report`.

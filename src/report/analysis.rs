@@ -22,8 +22,6 @@ use crate::text::quote;
 
 /// Rows listed per group; the rest are counted.
 const ROWS_PER_GROUP: usize = 10;
-/// Extensions tried, in order, for the contact list beside a results file.
-const INPUT_EXTENSIONS: [&str; 5] = ["csv", "xlsx", "xls", "ods", "txt"];
 /// Stands for the contact list when it cannot be found beside the results file.
 const INPUT_PLACEHOLDER: &str = "INPUT";
 
@@ -249,25 +247,6 @@ fn groups<'a>(outcomes: impl Iterator<Item = &'a Outcome>, by_code: bool) -> Vec
     out
 }
 
-/// The contact list a results file came from, when its journal does not say:
-/// `X.results.csv`, `X.hsm.results.csv`, `X.dry-run.csv` or `X.hsm.dry-run.csv` -> the
-/// first of `X.csv`, `X.xlsx`... that exists beside it.
-pub fn input_for(results: &Path) -> Option<PathBuf> {
-    let name = results.file_name()?.to_str()?;
-    let stem = [
-        ".hsm.results.csv",
-        ".hsm.dry-run.csv",
-        ".results.csv",
-        ".dry-run.csv",
-    ]
-    .iter()
-    .find_map(|suffix| name.strip_suffix(suffix))?;
-    INPUT_EXTENSIONS
-        .iter()
-        .map(|ext| results.with_file_name(format!("{stem}.{ext}")))
-        .find(|p| p.is_file())
-}
-
 fn next_step(
     results: &Path,
     counts: &BTreeMap<&'static str, u64>,
@@ -278,7 +257,7 @@ fn next_step(
     let count = |s: Status| counts.get(s.as_str()).copied().unwrap_or(0);
     let input = match run {
         Some(run) => Some(run.input.clone()).filter(|p| p.is_file()),
-        None => input_for(results),
+        None => journal::naming::input_for(results),
     };
     let input_text = input
         .as_deref()

@@ -379,7 +379,7 @@ impl Client {
         let status = response.status().as_u16();
         let after = retry_after(response.headers());
         let location = response.headers().get(reqwest::header::LOCATION).map(|l| {
-            excerpt(&crate::config::redact_url(&String::from_utf8_lossy(
+            excerpt(&crate::text::redact_url(&String::from_utf8_lossy(
                 l.as_bytes(),
             )))
         });

@@ -410,7 +410,9 @@ async fn worker(shared: Arc<Shared>, index: usize) {
     }
 }
 
-/// Takes one row through its attempts with one token.
+/// Takes one row through its attempts with one token. A state machine (wait for the
+/// limiter, the contact window, the intent, the attempt, then act on the answer), kept
+/// whole because it reads best in one piece.
 async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
     let mut started = Instant::now();
     let mut attempts = 0u32;

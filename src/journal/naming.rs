@@ -1,0 +1,67 @@
+/*!
+File names, both ways: the results file a list gets by default (`contacts.csv`
+-> `contacts.results.csv`, `.dry-run.csv`, `.hsm.results.csv` for templates),
+the list a results file came from (for results of earlier versions, whose
+journal does not say), and the files beside the results: its `.journal` and
+the temporary file of the final rewrite.
+*/
+
+use std::path::{Path, PathBuf};
+
+/// Extensions tried, in order, for the contact list beside a results file.
+const INPUT_EXTENSIONS: [&str; 5] = ["csv", "xlsx", "xls", "ods", "txt"];
+
+/// The results path when `--results` is not given: `<stem>.results.csv` (`.dry-run.csv`),
+/// or `<stem>.hsm.results.csv` (`.hsm.dry-run.csv`) for templates, so the template step
+/// and the free-message step of a campaign on the same list never share a results file.
+pub fn default_results(input: &Path, dry_run: bool, template: bool) -> PathBuf {
+    let suffix = match (template, dry_run) {
+        (false, false) => "results.csv",
+        (false, true) => "dry-run.csv",
+        (true, false) => "hsm.results.csv",
+        (true, true) => "hsm.dry-run.csv",
+    };
+    sibling(input, suffix)
+}
+
+/// `dir/contacts.csv` + "results.csv" -> `dir/contacts.results.csv`.
+pub fn sibling(input: &Path, suffix: &str) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "contacts".into());
+    input.with_file_name(format!("{stem}.{suffix}"))
+}
+
+/// The contact list a results file came from, when its journal does not say:
+/// `X.results.csv`, `X.hsm.results.csv`, `X.dry-run.csv` or `X.hsm.dry-run.csv` -> the
+/// first of `X.csv`, `X.xlsx`... that exists beside it.
+pub fn input_for(results: &Path) -> Option<PathBuf> {
+    let name = results.file_name()?.to_str()?;
+    let stem = [
+        ".hsm.results.csv",
+        ".hsm.dry-run.csv",
+        ".results.csv",
+        ".dry-run.csv",
+    ]
+    .iter()
+    .find_map(|suffix| name.strip_suffix(suffix))?;
+    INPUT_EXTENSIONS
+        .iter()
+        .map(|ext| results.with_file_name(format!("{stem}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+/// The temporary file the final rewrite goes through.
+pub(crate) fn tmp_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// The journal of a results file.
+pub fn journal_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_owned();
+    name.push(".journal");
+    PathBuf::from(name)
+}
