@@ -21,7 +21,7 @@ use crate::validate::template::TemplateSource;
 use crate::validate::{Columns, HsmSettings, ListSettings, check_connector_id};
 
 /// The API refuses more than this many simultaneous requests per token.
-pub const API_MAX_IN_FLIGHT: usize = 2;
+pub(crate) const API_MAX_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -56,104 +56,104 @@ pub enum ConfigError {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     #[serde(default)]
-    pub api: ApiSection,
+    pub(crate) api: ApiSection,
     #[serde(default)]
-    pub limits: LimitsSection,
+    pub(crate) limits: LimitsSection,
     #[serde(default)]
-    pub columns: ColumnsSection,
+    pub(crate) columns: ColumnsSection,
     #[serde(default)]
-    pub retry: RetrySection,
+    pub(crate) retry: RetrySection,
     #[serde(default)]
-    pub campaign: CampaignSection,
+    pub(crate) campaign: CampaignSection,
     #[serde(default)]
-    pub hsm: HsmSection,
+    pub(crate) hsm: HsmSection,
     #[serde(default)]
-    pub input: InputSection,
+    pub(crate) input: InputSection,
     #[serde(default)]
-    pub phone: PhoneSection,
+    pub(crate) phone: PhoneSection,
     #[serde(default)]
-    pub message: MessageSection,
+    pub(crate) message: MessageSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InputSection {
-    pub encoding: Option<String>,
-    pub delimiter: Option<String>,
-    pub sheet: Option<String>,
-    pub allow_duplicates: Option<bool>,
+pub(crate) struct InputSection {
+    pub(crate) encoding: Option<String>,
+    pub(crate) delimiter: Option<String>,
+    pub(crate) sheet: Option<String>,
+    pub(crate) allow_duplicates: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PhoneSection {
-    pub default_country: Option<String>,
+pub(crate) struct PhoneSection {
+    pub(crate) default_country: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MessageSection {
-    pub template: Option<String>,
+pub(crate) struct MessageSection {
+    pub(crate) template: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiSection {
-    pub server: Option<String>,
-    pub base_url: Option<String>,
-    pub connector_id: Option<String>,
-    pub timeout: Option<String>,
+pub(crate) struct ApiSection {
+    pub(crate) server: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) connector_id: Option<String>,
+    pub(crate) timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsSection {
-    pub requests_per_second: Option<f64>,
-    pub max_in_flight_per_token: Option<usize>,
-    pub max_rows: Option<u64>,
+pub(crate) struct LimitsSection {
+    pub(crate) requests_per_second: Option<f64>,
+    pub(crate) max_in_flight_per_token: Option<usize>,
+    pub(crate) max_rows: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ColumnsSection {
-    pub telephone: Option<String>,
-    pub message: Option<String>,
-    pub connector_id: Option<String>,
+pub(crate) struct ColumnsSection {
+    pub(crate) telephone: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) connector_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RetrySection {
-    pub max_attempts: Option<u32>,
-    pub base_delay: Option<String>,
-    pub max_delay: Option<String>,
-    pub max_consecutive_failures: Option<u32>,
+pub(crate) struct RetrySection {
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) base_delay: Option<String>,
+    pub(crate) max_delay: Option<String>,
+    pub(crate) max_consecutive_failures: Option<u32>,
 }
 
 /// Campaign hygiene: opt-out lists and contact hours.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CampaignSection {
+pub(crate) struct CampaignSection {
     /// Opt-out lists, relative to the config file's directory.
-    pub suppress: Option<Vec<PathBuf>>,
-    pub hours: Option<String>,
-    pub timezone: Option<String>,
-    pub holidays: Option<Vec<String>>,
+    pub(crate) suppress: Option<Vec<PathBuf>>,
+    pub(crate) hours: Option<String>,
+    pub(crate) timezone: Option<String>,
+    pub(crate) holidays: Option<Vec<String>>,
 }
 
 /// `[hsm]`: send an approved template instead of a free message.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HsmSection {
-    pub template_name: Option<String>,
+pub(crate) struct HsmSection {
+    pub(crate) template_name: Option<String>,
     /// Column names, in the template's variable order (a TOML array of strings).
-    pub vars: Option<Vec<String>>,
+    pub(crate) vars: Option<Vec<String>>,
 }
 
 impl FileConfig {
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -171,49 +171,48 @@ impl FileConfig {
 /// Header names of the columns the validator needs (matched ignoring case).
 /// Everything `send` needs, validated.
 #[derive(Debug, Clone)]
-pub struct SendSettings {
-    pub list: ListSettings,
-    pub config_path: Option<PathBuf>,
-    pub results: PathBuf,
-    pub dry_run: bool,
-    pub resume: bool,
-    pub retry_failed: bool,
-    pub retry_unknown: bool,
+pub(crate) struct SendSettings {
+    pub(crate) list: ListSettings,
+    pub(crate) results: PathBuf,
+    pub(crate) dry_run: bool,
+    pub(crate) resume: bool,
+    pub(crate) retry_failed: bool,
+    pub(crate) retry_unknown: bool,
     /// The origin requests go to, without a trailing slash. `None` only for dry runs.
-    pub origin: Option<String>,
-    pub timeout: Duration,
+    pub(crate) origin: Option<String>,
+    pub(crate) timeout: Duration,
     /// Requests per second per token.
-    pub rate: f64,
-    pub max_in_flight: usize,
-    pub retry: RetryPolicy,
-    pub quiet: bool,
-    pub log_format: LogFormat,
+    pub(crate) rate: f64,
+    pub(crate) max_in_flight: usize,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) quiet: bool,
+    pub(crate) log_format: LogFormat,
     /// Ask each token's remaining daily quota before sending (not with --no-quota-check).
-    pub quota_check: bool,
+    pub(crate) quota_check: bool,
     /// Send what today's quota allows instead of refusing a list that does not fit.
-    pub partial: bool,
+    pub(crate) partial: bool,
     /// Where to write the end-of-run summary as JSON.
-    pub summary_json: Option<PathBuf>,
+    pub(crate) summary_json: Option<PathBuf>,
     /// Contact hours; `None` sends at any hour.
-    pub window: Option<ContactWindow>,
+    pub(crate) window: Option<ContactWindow>,
     /// Outside the contact hours, wait for them instead of stopping.
-    pub wait_for_window: bool,
+    pub(crate) wait_for_window: bool,
 }
 
 /// Everything `validate` needs.
 #[derive(Debug, Clone)]
 pub struct ValidateSettings {
     pub list: ListSettings,
-    pub window: Option<ContactWindow>,
+    pub(crate) window: Option<ContactWindow>,
     /// Requests per second per token from the config, for the contact-hours estimate.
-    pub rate: f64,
+    pub(crate) rate: f64,
 }
 
-pub const DEFAULT_RATE: f64 = 10.0;
-pub const DEFAULT_MAX_ROWS: u64 = 10_000;
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RATE: f64 = 10.0;
+pub(crate) const DEFAULT_MAX_ROWS: u64 = 10_000;
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Shorter timeouts would make every row `unknown`.
-pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
     path.map(FileConfig::load)
@@ -605,7 +604,7 @@ fn origin(
 
 /// The least rate accepted: one request a day. Below that the pacing interval cannot be
 /// represented, and no campaign means it.
-pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+pub(crate) const MIN_RATE: f64 = 1.0 / 86_400.0;
 
 /// A base URL is an origin (scheme, host, optional port and path prefix), nothing more.
 fn check_base_url(url: &str) -> Result<String, String> {
@@ -638,7 +637,7 @@ fn check_base_url(url: &str) -> Result<String, String> {
 }
 
 /// Settings for `send`.
-pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
+pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
     let path = args.input.config.as_deref();
     let mut file = load_file(path)?;
     let list = list_settings(&args.input, &mut file, path)?;
@@ -762,7 +761,6 @@ pub fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError> {
 
     Ok(SendSettings {
         list,
-        config_path: args.input.config.clone(),
         results,
         dry_run: args.dry_run,
         resume: args.resume,

@@ -14,11 +14,11 @@ pub mod cli;
 mod commands;
 pub mod config;
 pub mod input;
-pub mod journal;
+mod journal;
 mod plan;
-pub mod progress;
-pub mod report;
-pub mod send;
+mod progress;
+mod report;
+mod send;
 pub mod text;
 pub mod validate;
 

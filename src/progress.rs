@@ -8,13 +8,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar that may be hidden; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
 }
 
 impl Progress {
     /// A bar on stderr, shown only if stderr is a terminal and `quiet` is off.
-    pub fn new(quiet: bool) -> Self {
+    pub(crate) fn new(quiet: bool) -> Self {
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
@@ -23,14 +23,14 @@ impl Progress {
         Self { bar }
     }
 
-    pub fn hidden() -> Self {
+    pub(crate) fn hidden() -> Self {
         Self {
             bar: ProgressBar::hidden(),
         }
     }
 
     /// Starts counting `total` rows.
-    pub fn start(&self, total: u64, what: &'static str) {
+    pub(crate) fn start(&self, total: u64, what: &'static str) {
         self.bar.set_length(total);
         self.bar.set_position(0);
         self.bar.set_style(
@@ -43,20 +43,20 @@ impl Progress {
     }
 
     /// Replaces the text before the bar (e.g. "waiting for contact hours").
-    pub fn set_message(&self, message: impl Into<std::borrow::Cow<'static, str>>) {
+    pub(crate) fn set_message(&self, message: impl Into<std::borrow::Cow<'static, str>>) {
         self.bar.set_message(message);
     }
 
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.bar.inc(1);
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 
     /// Runs `f` with the bar cleared, so a line written to stderr is not torn.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         self.bar.suspend(f)
     }
 }

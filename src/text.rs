@@ -29,7 +29,7 @@ fn push_escaped(out: &mut String, c: char) {
 
 /// `text` on one line with every unsafe character escaped (newlines and tabs too).
 /// Escaping twice changes nothing more: the escapes are printable.
-pub fn escape(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
     }
@@ -81,7 +81,7 @@ fn sgr_len(rest: &str) -> Option<usize> {
 }
 
 /// "12.5 s", "3 min 20 s", "1 h 5 min".
-pub fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 60.0 {
         format!("{secs:.1} s")
@@ -97,12 +97,12 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// A path as a shell word: as is when safe, else single-quoted.
-pub fn quote(path: &Path) -> String {
+pub(crate) fn quote(path: &Path) -> String {
     quote_text(&path.display().to_string())
 }
 
 /// `text` as one shell word.
-pub fn quote_text(text: &str) -> String {
+pub(crate) fn quote_text(text: &str) -> String {
     if text
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-:=,+@%".contains(c))
@@ -115,7 +115,7 @@ pub fn quote_text(text: &str) -> String {
 
 /// `url` with any user name and password replaced by `***`, so that an error or a log
 /// line never repeats a credential someone put in a URL.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
         Some(i) => url.split_at(i + 3),
         None => ("", url),

@@ -15,7 +15,7 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
 /// Aliases of the telephone column, as identifiers.
-pub const TELEPHONE_ALIASES: &[&str] = &[
+pub(crate) const TELEPHONE_ALIASES: &[&str] = &[
     "telephone",
     "telefono",
     "tel",
@@ -40,13 +40,14 @@ pub const TELEPHONE_ALIASES: &[&str] = &[
 ];
 
 /// Aliases of the message column, as identifiers.
-pub const MESSAGE_ALIASES: &[&str] = &["message", "mensaje", "texto", "text"];
+pub(crate) const MESSAGE_ALIASES: &[&str] = &["message", "mensaje", "texto", "text"];
 
 /// Aliases of the connector id column, as identifiers.
-pub const CONNECTOR_ALIASES: &[&str] = &["connector_id", "conector_id", "id_conector", "conector"];
+pub(crate) const CONNECTOR_ALIASES: &[&str] =
+    &["connector_id", "conector_id", "id_conector", "conector"];
 
 /// `name` without accents, lowercased, trimmed; inner spaces kept.
-pub fn fold(name: &str) -> String {
+pub(crate) fn fold(name: &str) -> String {
     let name = name.trim();
     // ASCII has no accents to strip: skip the decomposition, which a header of a
     // million columns (or one 100 MB name) would pay for on every lookup.
@@ -63,7 +64,7 @@ pub fn fold(name: &str) -> String {
 /// `numero_de_celular`. Runs of characters other than ASCII letters and digits
 /// become one `_`, none at either end; a leading digit gets a `_` before it
 /// (an identifier cannot start with one). Empty for a name with no letter or digit.
-pub fn identifier(name: &str) -> String {
+pub(crate) fn identifier(name: &str) -> String {
     let folded;
     // ASCII needs no decomposition: lower-case it on the way, without a folded copy.
     let text = if name.is_ascii() {
@@ -93,7 +94,7 @@ pub fn identifier(name: &str) -> String {
 
 /// Where a role's column is, if anywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
+pub(crate) enum Found {
     None,
     At(usize),
     /// Two columns match: their positions (0-based).
@@ -102,7 +103,7 @@ pub enum Found {
 
 /// Finds the column named `name`, or, when `name` is the role's `default`,
 /// any column named like one of `aliases`.
-pub fn find(header: &[String], name: &str, default: &str, aliases: &[&str]) -> Found {
+pub(crate) fn find(header: &[String], name: &str, default: &str, aliases: &[&str]) -> Found {
     let wanted = identifier(name);
     let use_aliases = wanted == identifier(default);
     let mut found = Found::None;

@@ -29,7 +29,7 @@ A file that cannot be read as a table at all is an `InputError` (the run sends
 nothing); a row that is merely wrong is the validator's business.
 */
 
-pub mod header;
+pub(crate) mod header;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -85,7 +85,7 @@ pub enum InputError {
 
 /// The text encoding of a delimited file (`[input] encoding`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// UTF-8 if the first 64 KiB are valid UTF-8, else Windows-1252. A byte
     /// order mark always wins.
     #[default]
@@ -96,7 +96,7 @@ pub enum Encoding {
 
 impl Encoding {
     /// Parses the config value: "auto", "utf-8", "windows-1252" (a few spellings of each).
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
             "auto" => Some(Self::Auto),
             "utf-8" | "utf8" => Some(Self::Utf8),
@@ -110,7 +110,7 @@ impl Encoding {
 }
 
 /// Parses a delimiter as written in `--delimiter` or `[input] delimiter`.
-pub fn parse_delimiter(text: &str) -> Option<u8> {
+pub(crate) fn parse_delimiter(text: &str) -> Option<u8> {
     match text {
         "," => Some(b','),
         ";" => Some(b';'),
@@ -124,11 +124,11 @@ pub fn parse_delimiter(text: &str) -> Option<u8> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadOptions {
     /// Spreadsheets: the sheet to read (default: the first).
-    pub sheet: Option<String>,
+    pub(crate) sheet: Option<String>,
     /// Text files: the encoding.
-    pub encoding: Encoding,
+    pub(crate) encoding: Encoding,
     /// Text files: the delimiter, or `None` to detect it from the header line.
-    pub delimiter: Option<u8>,
+    pub(crate) delimiter: Option<u8>,
 }
 
 /// One data row as read.
@@ -137,16 +137,16 @@ pub struct Record {
     /// 1-based data row number (the header is not a row).
     pub row: u64,
     /// Line of the file (sheet row, for spreadsheets) the row starts on (1-based), for messages.
-    pub line: u64,
+    pub(crate) line: u64,
     pub fields: Vec<String>,
     /// The row was longer than `MAX_RECORD_BYTES` and was cut while reading: its fields
     /// are incomplete and it must not be sent.
-    pub too_long: bool,
+    pub(crate) too_long: bool,
 }
 
 /// The longest record (header or row) a text file may have: a message is at most 4096
 /// characters (16 KiB of UTF-8), and no other column has reason to be large.
-pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_RECORD_BYTES: usize = 256 * 1024;
 
 /// A readable table: its header, then its rows on iteration.
 pub struct Rows {
@@ -387,7 +387,7 @@ impl std::fmt::Debug for Rows {
 }
 
 /// Opens a contact list with default options and reads its header.
-pub fn open(path: &Path) -> Result<Rows, InputError> {
+pub(crate) fn open(path: &Path) -> Result<Rows, InputError> {
     open_with(path, &ReadOptions::default())
 }
 
@@ -415,7 +415,7 @@ pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Rows, InputError>
 }
 
 /// Whether `path` is read as a spreadsheet (by its extension, any case).
-pub fn is_spreadsheet(path: &Path) -> bool {
+pub(crate) fn is_spreadsheet(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
         SPREADSHEET_EXTENSIONS
             .iter()
@@ -423,14 +423,8 @@ pub fn is_spreadsheet(path: &Path) -> bool {
     })
 }
 
-/// Reads a UTF-8 (or auto-detected) comma-or-other table from any byte stream;
-/// `path` only names it in messages.
-pub fn from_reader(path: &Path, source: Box<dyn Read>) -> Result<Rows, InputError> {
-    from_reader_with(path, source, &ReadOptions::default())
-}
-
 /// Reads delimited text from any byte stream; `path` only names it in messages.
-pub fn from_reader_with(
+pub(crate) fn from_reader_with(
     path: &Path,
     source: Box<dyn Read>,
     options: &ReadOptions,
@@ -876,7 +870,7 @@ impl SheetRows {
 }
 
 /// A cell as the text the user sees or typed.
-pub fn cell_text(cell: &Data) -> String {
+pub(crate) fn cell_text(cell: &Data) -> String {
     match cell {
         Data::Empty => String::new(),
         Data::String(s) => s.clone(),
@@ -897,7 +891,7 @@ pub fn cell_text(cell: &Data) -> String {
 /// A float as decimal digits, never in scientific notation: integral values
 /// without a fraction (`573001234567.0` is `573001234567`), others as the
 /// shortest text that reads back as the same number.
-pub fn float_text(f: f64) -> String {
+pub(crate) fn float_text(f: f64) -> String {
     if f == 0.0 {
         // Also turns -0 into 0.
         return "0".into();
@@ -945,17 +939,8 @@ impl Rows {
         &self.header
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Rows read so far.
-    pub fn rows_read(&self) -> u64 {
-        self.row
-    }
-
     /// How the file is being read, for the log: delimiter and encoding, or the sheet.
-    pub fn format(&self) -> String {
+    pub(crate) fn format(&self) -> String {
         match &self.source {
             Source::Text(t) => format!(
                 "delimited text, delimiter {:?}, encoding {}",

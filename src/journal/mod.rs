@@ -34,7 +34,7 @@ Every text cell written to the CSV is neutralized against spreadsheet formula
 injection (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'`).
 */
 
-pub mod naming;
+pub(crate) mod naming;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -44,13 +44,13 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-pub use naming::journal_path;
+pub(crate) use naming::journal_path;
 use naming::tmp_path;
 
 use crate::validate::Job;
 
 /// The results file's columns, in order. Scripts depend on them.
-pub const COLUMNS: [&str; 10] = [
+pub(crate) const COLUMNS: [&str; 10] = [
     "row",
     "telephone",
     "status",
@@ -78,7 +78,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub(crate) const ALL: [Status; 8] = [
         Status::Sent,
         Status::Failed,
         Status::Unknown,
@@ -89,7 +89,7 @@ impl Status {
         Status::DryRun,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Sent => "sent",
             Status::Failed => "failed",
@@ -111,22 +111,22 @@ impl std::fmt::Display for Status {
 
 /// One row's outcome: a line of the results file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub row: u64,
-    pub telephone: String,
-    pub status: Status,
-    pub http_status: Option<u16>,
-    pub code: String,
-    pub error: String,
-    pub msg: String,
-    pub attempts: u32,
-    pub elapsed_ms: u64,
-    pub finished_at: String,
+pub(crate) struct Outcome {
+    pub(crate) row: u64,
+    pub(crate) telephone: String,
+    pub(crate) status: Status,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) code: String,
+    pub(crate) error: String,
+    pub(crate) msg: String,
+    pub(crate) attempts: u32,
+    pub(crate) elapsed_ms: u64,
+    pub(crate) finished_at: String,
 }
 
 impl Outcome {
     /// An outcome with no server answer (invalid, duplicate, not_sent, dry_run).
-    pub fn local(row: u64, telephone: &str, status: Status, msg: impl Into<String>) -> Self {
+    pub(crate) fn local(row: u64, telephone: &str, status: Status, msg: impl Into<String>) -> Self {
         Self {
             row,
             telephone: telephone.to_owned(),
@@ -143,7 +143,7 @@ impl Outcome {
 }
 
 /// Now, RFC 3339 in UTC with milliseconds.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     let ts = jiff::Timestamp::now();
     let ms = ts.as_millisecond();
     jiff::Timestamp::from_millisecond(ms)
@@ -221,7 +221,7 @@ fn write_error(path: &Path) -> impl Fn(std::io::Error) -> ResultsError + '_ {
 /// name): every flag carries over, with `--resume` and `--results`, and without
 /// `--retry-failed` / `--retry-unknown`: rows a run retried and that came back `failed`
 /// or `unknown` again are not re-sent unless asked again.
-pub fn resume_command(
+pub(crate) fn resume_command(
     args: impl IntoIterator<Item = std::ffi::OsString>,
     results: &Path,
 ) -> String {
@@ -250,7 +250,7 @@ pub fn resume_command(
 /// Refuses a results path that would write through a symbolic link (the results file,
 /// its journal or the temporary file of the final rewrite), or onto the input list.
 /// Checked before any file is created.
-pub fn check_target(results: &Path, input: &Path) -> Result<(), ResultsError> {
+pub(crate) fn check_target(results: &Path, input: &Path) -> Result<(), ResultsError> {
     let tmp = tmp_path(results);
     for path in [results, &journal_path(results), &tmp] {
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -273,46 +273,46 @@ pub fn check_target(results: &Path, input: &Path) -> Result<(), ResultsError> {
 
 /// What a run is: recorded at its start, compared on `--resume`, read by `report`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     /// `free`, `rendered` (a `--template` renders each message) or `hsm`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The HSM template given by `--hsm` / `hsm.template_name` (else per row).
     #[serde(default)]
-    pub hsm_template: Option<String>,
+    pub(crate) hsm_template: Option<String>,
     /// The columns of the HSM variables, in order.
     #[serde(default)]
-    pub hsm_vars: Vec<String>,
+    pub(crate) hsm_vars: Vec<String>,
     /// Where the `--template` of rendered messages came from.
     #[serde(default)]
-    pub template: Option<String>,
+    pub(crate) template: Option<String>,
     /// `api.connector_id`, the connector of rows without their own.
     #[serde(default)]
-    pub connector_id: Option<String>,
+    pub(crate) connector_id: Option<String>,
     /// The list as given, and as an absolute path (to tell two lists apart).
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
     #[serde(default)]
-    pub input_absolute: PathBuf,
+    pub(crate) input_absolute: PathBuf,
     #[serde(default)]
-    pub input_bytes: u64,
+    pub(crate) input_bytes: u64,
     /// SHA-256 of the header's names, in hex: enough to recognise the list.
     #[serde(default)]
-    pub header_digest: String,
+    pub(crate) header_digest: String,
     /// Data rows in the list when the run started.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// The command line of the run, without the program name (never a token: tokens
     /// are never flags).
     #[serde(default)]
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     #[serde(default)]
-    pub tool_version: String,
+    pub(crate) tool_version: String,
     #[serde(default)]
-    pub started_at: String,
+    pub(crate) started_at: String,
 }
 
 impl RunInfo {
     /// What in `self` (this run) differs from `recorded` in a way that makes it another
     /// campaign. Editing the list (rows added, reordered, messages changed) does not.
-    pub fn differences(&self, recorded: &RunInfo) -> Vec<String> {
+    pub(crate) fn differences(&self, recorded: &RunInfo) -> Vec<String> {
         let mut out = Vec::new();
         if self.kind != recorded.kind
             || self.hsm_template != recorded.hsm_template
@@ -345,7 +345,7 @@ impl RunInfo {
     }
 
     /// The kind of message, in words.
-    pub fn describe_kind(&self) -> String {
+    pub(crate) fn describe_kind(&self) -> String {
         match self.kind.as_str() {
             "hsm" => {
                 let name = self
@@ -418,13 +418,13 @@ fn parse_line(line: &[u8]) -> Result<Event, String> {
 
 /// What earlier runs recorded, by content key.
 #[derive(Debug, Default)]
-pub struct Prior {
+pub(crate) struct Prior {
     /// The last outcome recorded for each key.
-    pub done: HashMap<String, Outcome>,
+    pub(crate) done: HashMap<String, Outcome>,
     /// Keys whose last event is an intent: a request may have left with no answer recorded.
-    pub interrupted: HashMap<String, u64>,
+    pub(crate) interrupted: HashMap<String, u64>,
     /// The last run's description (`None` in journals of earlier versions).
-    pub last_run: Option<RunInfo>,
+    pub(crate) last_run: Option<RunInfo>,
     /// The telephone of each key with an intent (for the cross-check), and rows of
     /// intents without a telephone (earlier versions).
     intent_telephones: HashMap<String, String>,
@@ -434,7 +434,8 @@ pub struct Prior {
 impl Prior {
     /// Reads a journal. A torn last line (the process was killed mid-write) is ignored;
     /// damage anywhere else is an error, since guessing could send a message twice.
-    pub fn load(path: &Path, file: &mut File) -> Result<Self, ResultsError> {
+    #[cfg(test)]
+    pub(crate) fn load(path: &Path, file: &mut File) -> Result<Self, ResultsError> {
         Self::load_to_end(path, file).map(|(prior, ..)| prior)
     }
 
@@ -507,7 +508,8 @@ impl Prior {
         Ok((prior, whole, unterminated))
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.done.is_empty() && self.interrupted.is_empty()
     }
 
@@ -567,7 +569,7 @@ impl Prior {
 }
 
 /// Neutralizes a cell a spreadsheet would read as a formula (OWASP CSV injection).
-pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
     match cell.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
         _ => cell.into(),
@@ -612,7 +614,7 @@ fn csv_error(path: &Path) -> impl Fn(csv::Error) -> ResultsError + '_ {
 /// without its newline, or one that does not parse, is taken as still being written and
 /// ignored. Damage anywhere else is an error. Lines are returned as they are in the file
 /// (during a resumed run a row can appear twice; the later line is the newer outcome).
-pub fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
     let bad = |message: String| ResultsError::Read {
         path: path.to_owned(),
         message,
@@ -646,10 +648,10 @@ pub fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
 
 /// How the recorder should open its files.
 #[derive(Debug, Clone)]
-pub struct OpenOptions2 {
-    pub results: PathBuf,
-    pub dry_run: bool,
-    pub resume: bool,
+pub(crate) struct OpenOptions2 {
+    pub(crate) results: PathBuf,
+    pub(crate) dry_run: bool,
+    pub(crate) resume: bool,
 }
 
 struct Inner {
@@ -657,7 +659,6 @@ struct Inner {
     journal: Option<File>,
     /// The final line of each row of this run, for the sorted rewrite at the end.
     outcomes: Vec<Outcome>,
-    counts: HashMap<Status, u64>,
     /// Earlier outcomes of rows this run may retry, by key (see `remember_earlier`).
     earlier: HashMap<String, Outcome>,
     /// Outcomes received that could not be written (counted, not in the results file).
@@ -666,7 +667,7 @@ struct Inner {
 
 /// Writes outcomes as they arrive. Shared by every worker; each line is written whole
 /// under one lock, so an abrupt exit never leaves half a line.
-pub struct Recorder {
+pub(crate) struct Recorder {
     path: PathBuf,
     journal_path: PathBuf,
     /// Held for the whole run: the OS lock is what keeps a second run out. For a real
@@ -731,16 +732,16 @@ fn sync_parent(path: &Path) {
 /// Takes an exclusive OS lock without waiting.
 /// What `report` reads from a results file's journal, without locking it.
 #[derive(Debug, Default)]
-pub struct JournalView {
+pub(crate) struct JournalView {
     /// The last run's description (`None` for journals of earlier versions).
-    pub last_run: Option<RunInfo>,
+    pub(crate) last_run: Option<RunInfo>,
     /// A `send` holds the journal's lock right now.
-    pub in_progress: bool,
+    pub(crate) in_progress: bool,
 }
 
 /// Reads the journal beside `results`, if there is one. Damaged lines are skipped: a
 /// report only describes, it never decides what is sent.
-pub fn journal_view(results: &Path) -> Option<JournalView> {
+pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     let path = journal_path(results);
     let bytes = std::fs::read(&path).ok()?;
     let last_run = bytes
@@ -782,7 +783,7 @@ fn try_lock(file: &File, path: &Path) -> Result<(), ResultsError> {
 impl Recorder {
     /// Opens (and locks) the results of a run. For a real run it also returns what
     /// earlier runs recorded (empty unless resuming).
-    pub fn open(options: &OpenOptions2) -> Result<(Self, Prior), ResultsError> {
+    pub(crate) fn open(options: &OpenOptions2) -> Result<(Self, Prior), ResultsError> {
         let path = options.results.clone();
         let journal_path = journal_path(&path);
         if options.dry_run {
@@ -929,7 +930,6 @@ impl Recorder {
                 results,
                 journal,
                 outcomes: Vec::new(),
-                counts: HashMap::new(),
                 earlier: HashMap::new(),
                 unwritten: Vec::new(),
             }),
@@ -939,7 +939,7 @@ impl Recorder {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -967,7 +967,7 @@ impl Recorder {
     }
 
     /// Records, before the first request for `job` is written, that it may be sent.
-    pub fn intent(&self, job: &Job) -> Result<(), ResultsError> {
+    pub(crate) fn intent(&self, job: &Job) -> Result<(), ResultsError> {
         let mut inner = self.lock();
         let inner_has_journal = inner.journal.is_some();
         self.journal_event(
@@ -1026,7 +1026,7 @@ impl Recorder {
 
     /// Starts a real run in the journal: what the campaign is (see `RunInfo`). Durable
     /// with the first intent, which is synced.
-    pub fn begin_run(&self, info: &RunInfo) -> Result<(), ResultsError> {
+    pub(crate) fn begin_run(&self, info: &RunInfo) -> Result<(), ResultsError> {
         let mut inner = self.lock();
         self.journal_event(&mut inner, &Event::Run(Box::new(info.clone())))
     }
@@ -1034,7 +1034,7 @@ impl Recorder {
     /// Remembers the outcome an earlier run recorded for a row this run may retry: if
     /// the row ends this run without being attempted (or only with answers that prove
     /// this attempt was not delivered), that outcome stays, never `not_sent`.
-    pub fn remember_earlier(&self, key: &str, outcome: Outcome) {
+    pub(crate) fn remember_earlier(&self, key: &str, outcome: Outcome) {
         self.lock().earlier.insert(key.to_owned(), outcome);
     }
 
@@ -1063,7 +1063,7 @@ impl Recorder {
 
     /// Records a row's outcome: journal first (the tool's memory), then the results line.
     /// `key` is given for rows that were (or could have been) sent.
-    pub fn record(&self, outcome: Outcome, key: Option<&str>) -> Result<(), ResultsError> {
+    pub(crate) fn record(&self, outcome: Outcome, key: Option<&str>) -> Result<(), ResultsError> {
         let mut inner = self.lock();
         let outcome = Self::moving_forward(&inner, outcome, key);
         let journaled = match key {
@@ -1080,10 +1080,9 @@ impl Recorder {
             write_row(&mut inner.results, &outcome).map_err(csv_error(&self.path))?;
             inner.results.flush().map_err(write_error(&self.path))
         });
-        // Counted even when it could not be written (a full disk): the summary tells the
-        // truth, and the synced intent makes the row `unknown` on resume, never unsent.
-        // Kept out of the final results file, which must never be ahead of the journal.
-        *inner.counts.entry(outcome.status).or_default() += 1;
+        // Kept even when it could not be written (a full disk): the summary counts it,
+        // and the synced intent makes the row `unknown` on resume, never unsent. Kept out
+        // of the final results file, which must never be ahead of the journal.
         if written.is_ok() {
             inner.outcomes.push(outcome);
         } else {
@@ -1094,32 +1093,27 @@ impl Recorder {
 
     /// Counts per status of each row's last outcome so far: what `finish` would report,
     /// for when it cannot write the final file.
-    pub fn final_counts(&self) -> HashMap<Status, u64> {
+    pub(crate) fn final_counts(&self) -> HashMap<Status, u64> {
         let inner = self.lock();
         let mut all = inner.outcomes.clone();
         all.extend(inner.unwritten.iter().cloned());
         count_finals(&finals(all))
     }
 
-    /// Counts per status so far.
-    pub fn counts(&self) -> HashMap<Status, u64> {
-        self.lock().counts.clone()
-    }
-
     /// Blocks every further write; held by a hard exit so no line is cut in half.
-    pub fn freeze(&self) -> MutexGuard<'_, impl Sized> {
+    pub(crate) fn freeze(&self) -> MutexGuard<'_, impl Sized> {
         self.lock()
     }
 
     /// True when this run created the results file (it is not a resumed run).
-    pub fn is_new(&self) -> bool {
+    pub(crate) fn is_new(&self) -> bool {
         self.created
     }
 
     /// Removes the results file and journal of a run refused before any request (the
     /// quota check), so the same command can be run again without --resume. Files of an
     /// earlier run are never removed: for a resumed run this does nothing.
-    pub fn discard(self) -> Result<(), ResultsError> {
+    pub(crate) fn discard(self) -> Result<(), ResultsError> {
         if !self.created {
             return Ok(());
         }
@@ -1135,7 +1129,7 @@ impl Recorder {
 
     /// Ends the run: rewrites the results sorted by row, one line per row (the last
     /// one recorded wins), atomically. Returns the counts per status.
-    pub fn finish(self) -> Result<HashMap<Status, u64>, ResultsError> {
+    pub(crate) fn finish(self) -> Result<HashMap<Status, u64>, ResultsError> {
         let inner = self
             .inner
             .into_inner()

@@ -14,7 +14,7 @@ const INPUT_EXTENSIONS: [&str; 5] = ["csv", "xlsx", "xls", "ods", "txt"];
 /// The results path when `--results` is not given: `<stem>.results.csv` (`.dry-run.csv`),
 /// or `<stem>.hsm.results.csv` (`.hsm.dry-run.csv`) for templates, so the template step
 /// and the free-message step of a campaign on the same list never share a results file.
-pub fn default_results(input: &Path, dry_run: bool, template: bool) -> PathBuf {
+pub(crate) fn default_results(input: &Path, dry_run: bool, template: bool) -> PathBuf {
     let suffix = match (template, dry_run) {
         (false, false) => "results.csv",
         (false, true) => "dry-run.csv",
@@ -25,7 +25,7 @@ pub fn default_results(input: &Path, dry_run: bool, template: bool) -> PathBuf {
 }
 
 /// `dir/contacts.csv` + "results.csv" -> `dir/contacts.results.csv`.
-pub fn sibling(input: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(input: &Path, suffix: &str) -> PathBuf {
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -36,7 +36,7 @@ pub fn sibling(input: &Path, suffix: &str) -> PathBuf {
 /// The contact list a results file came from, when its journal does not say:
 /// `X.results.csv`, `X.hsm.results.csv`, `X.dry-run.csv` or `X.hsm.dry-run.csv` -> the
 /// first of `X.csv`, `X.xlsx`... that exists beside it.
-pub fn input_for(results: &Path) -> Option<PathBuf> {
+pub(crate) fn input_for(results: &Path) -> Option<PathBuf> {
     let name = results.file_name()?.to_str()?;
     let stem = [
         ".hsm.results.csv",
@@ -60,7 +60,7 @@ pub(crate) fn tmp_path(results: &Path) -> PathBuf {
 }
 
 /// The journal of a results file.
-pub fn journal_path(results: &Path) -> PathBuf {
+pub(crate) fn journal_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_owned();
     name.push(".journal");
     PathBuf::from(name)

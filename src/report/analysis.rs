@@ -27,66 +27,66 @@ const INPUT_PLACEHOLDER: &str = "INPUT";
 
 /// Rows that share an outcome's `code` and `msg` (or, for rows not sent, its `msg`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Group {
-    pub code: String,
-    pub msg: String,
+pub(crate) struct Group {
+    pub(crate) code: String,
+    pub(crate) msg: String,
     /// The `error` of the group's first row (Wolkvox's `error`, or the tool's reason).
-    pub error: String,
-    pub count: u64,
+    pub(crate) error: String,
+    pub(crate) count: u64,
     /// How many of them are `failed` and how many `unknown` (failure groups only).
-    pub failed: u64,
-    pub unknown: u64,
+    pub(crate) failed: u64,
+    pub(crate) unknown: u64,
     /// The first few row numbers, to look them up.
-    pub rows: Vec<u64>,
+    pub(crate) rows: Vec<u64>,
 }
 
 /// What to run next.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Next {
-    pub command: String,
+pub(crate) struct Next {
+    pub(crate) command: String,
     /// What the command would send.
-    pub sends: String,
+    pub(crate) sends: String,
     /// False when the contact list was not found and the command holds `INPUT`.
-    pub input_found: bool,
+    pub(crate) input_found: bool,
 }
 
 /// Everything `report` shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
-    pub results: PathBuf,
-    pub rows: u64,
+pub(crate) struct Report {
+    pub(crate) results: PathBuf,
+    pub(crate) rows: u64,
     /// Every status, zero included, so scripts can rely on the keys.
-    pub counts: BTreeMap<&'static str, u64>,
-    pub failures: Vec<Group>,
-    pub not_sent: Vec<Group>,
-    pub suppressed: Vec<Group>,
+    pub(crate) counts: BTreeMap<&'static str, u64>,
+    pub(crate) failures: Vec<Group>,
+    pub(crate) not_sent: Vec<Group>,
+    pub(crate) suppressed: Vec<Group>,
     /// First and last `finished_at` of rows that were sent to Wolkvox (attempts > 0).
-    pub first_finished_at: Option<String>,
-    pub last_finished_at: Option<String>,
+    pub(crate) first_finished_at: Option<String>,
+    pub(crate) last_finished_at: Option<String>,
     /// `sent` / (last - first), when they differ.
-    pub messages_per_second: Option<f64>,
+    pub(crate) messages_per_second: Option<f64>,
     /// `None` when nothing is left to send, or while a run is still in progress.
-    pub next: Option<Next>,
+    pub(crate) next: Option<Next>,
     /// Data rows of the list when the last run started (from the journal; `None` for
     /// results of earlier versions).
-    pub total: Option<u64>,
+    pub(crate) total: Option<u64>,
     /// Rows of the list with no line in the results: never attempted (a run still in
     /// progress, or one that exited at a second Ctrl-C).
-    pub never_attempted: u64,
+    pub(crate) never_attempted: u64,
     /// A `send` is writing these results right now.
-    pub in_progress: bool,
+    pub(crate) in_progress: bool,
     /// What the campaign sends, in words (from the journal).
-    pub campaign: Option<String>,
+    pub(crate) campaign: Option<String>,
     /// Failed rows that sending again cannot fix, by what would fix them.
-    pub cannot_retry: Vec<Fix>,
+    pub(crate) cannot_retry: Vec<Fix>,
 }
 
 /// Failed rows whose refusal a retry cannot change, and what would.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Fix {
-    pub count: u64,
-    pub rows: Vec<u64>,
-    pub fix: String,
+pub(crate) struct Fix {
+    pub(crate) count: u64,
+    pub(crate) rows: Vec<u64>,
+    pub(crate) fix: String,
 }
 
 /// What would fix a refusal that sending again cannot, judged from its `msg`.
@@ -109,7 +109,11 @@ fn fix_for(msg: &str) -> Option<&'static str> {
 
 /// Builds the report from the lines of a results file (later lines for a row win) and
 /// what its journal says of the run.
-pub fn build(results: &Path, outcomes: Vec<Outcome>, journal: &journal::JournalView) -> Report {
+pub(crate) fn build(
+    results: &Path,
+    outcomes: Vec<Outcome>,
+    journal: &journal::JournalView,
+) -> Report {
     let mut latest: BTreeMap<u64, Outcome> = BTreeMap::new();
     for o in outcomes {
         latest.insert(o.row, o);
@@ -330,7 +334,7 @@ fn row_list(rows: &[u64], count: u64) -> String {
 }
 
 /// The report for people.
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut out = format!("report of {} ({} rows)\n", r.results.display(), r.rows);
     if let Some(campaign) = &r.campaign {
         out.push_str(&format!("campaign: {campaign}\n"));

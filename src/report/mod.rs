@@ -7,7 +7,7 @@ is not one, as under cron) and not with `--quiet`. Log lines go through the
 bar's `suspend` so they never tear it. The summary always goes to stdout.
 */
 
-pub mod analysis;
+pub(crate) mod analysis;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -22,7 +22,7 @@ use crate::progress::Progress;
 use crate::validate::{Job, Message};
 
 /// How many valid rows `validate` and `--dry-run` show as they would be sent.
-pub const PREVIEW_ROWS: usize = 5;
+pub(crate) const PREVIEW_ROWS: usize = 5;
 
 /// Log lines go to stderr around the progress bar, with untrusted text escaped.
 #[derive(Clone)]
@@ -64,7 +64,7 @@ impl<'a> MakeWriter<'a> for BarWriter {
 
 /// Installs the log subscriber: `RUST_LOG` sets the level (default info, warn with
 /// `--quiet`). Calling it twice (tests calling `run` in-process) keeps the first.
-pub fn init_logging(json: bool, quiet: bool, progress: &Progress) {
+pub(crate) fn init_logging(json: bool, quiet: bool, progress: &Progress) {
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -86,26 +86,26 @@ pub fn init_logging(json: bool, quiet: bool, progress: &Progress) {
 
 /// Everything the end-of-run summary shows.
 #[derive(Debug, Clone)]
-pub struct Summary<'a> {
-    pub title: &'a str,
-    pub counts: &'a HashMap<Status, u64>,
-    pub elapsed: Duration,
+pub(crate) struct Summary<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) counts: &'a HashMap<Status, u64>,
+    pub(crate) elapsed: Duration,
     /// Rows skipped because an earlier run already finished them.
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// Of the `sent` rows, those an earlier run sent (resume): left out of the rate.
-    pub sent_before: u64,
-    pub results: &'a Path,
+    pub(crate) sent_before: u64,
+    pub(crate) results: &'a Path,
     /// For dry runs: how long sending would take at the configured limits.
-    pub estimate: Option<String>,
+    pub(crate) estimate: Option<String>,
     /// Why the run stopped early, and how to resume.
-    pub stopped: Option<String>,
+    pub(crate) stopped: Option<String>,
     /// Whether the run fits in the contact hours (dry runs with `campaign.hours`).
-    pub hours: Option<String>,
+    pub(crate) hours: Option<String>,
 }
 
 impl Summary<'_> {
     /// Messages this run sent per second of its elapsed time.
-    pub fn messages_per_second(&self) -> f64 {
+    pub(crate) fn messages_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         let sent = self
             .counts
@@ -116,7 +116,7 @@ impl Summary<'_> {
         if secs > 0.0 { sent as f64 / secs } else { 0.0 }
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(self.title);
         out.push('\n');
@@ -161,19 +161,19 @@ impl Summary<'_> {
 /// `--summary-json`: the same summary, as JSON for monitoring, with what a monitor
 /// needs besides (the exit code, when the run started and ended, an error).
 #[derive(Debug, Clone)]
-pub struct SummaryJson<'a> {
-    pub summary: &'a Summary<'a>,
-    pub exit_code: u8,
-    pub dry_run: bool,
+pub(crate) struct SummaryJson<'a> {
+    pub(crate) summary: &'a Summary<'a>,
+    pub(crate) exit_code: u8,
+    pub(crate) dry_run: bool,
     /// RFC 3339.
-    pub started_at: &'a str,
-    pub finished_at: &'a str,
+    pub(crate) started_at: &'a str,
+    pub(crate) finished_at: &'a str,
     /// The error that stopped the command before sending (exit 2).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl SummaryJson<'_> {
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let s = self.summary;
         let counts: serde_json::Map<String, serde_json::Value> = Status::ALL
             .iter()
@@ -203,7 +203,7 @@ impl SummaryJson<'_> {
 
     /// Writes the JSON to `path` atomically (a temporary file beside it, then a rename),
     /// so a monitor never reads half a file.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+    pub(crate) fn write(&self, path: &Path) -> std::io::Result<()> {
         let mut text = serde_json::to_vec_pretty(&self.to_json()).map_err(std::io::Error::other)?;
         text.push(b'\n');
         let mut tmp = path.as_os_str().to_owned();
@@ -217,7 +217,7 @@ impl SummaryJson<'_> {
 /// One line showing what a template row would send, so the variable mapping can be
 /// checked before a campaign: `row 1: template cita_recordatorio, vars "Ana;martes;10:00"`.
 /// `None` for free messages (their text is in the list itself).
-pub fn template_preview(job: &Job) -> Option<String> {
+pub(crate) fn template_preview(job: &Job) -> Option<String> {
     let Message::Template {
         name,
         vars,

@@ -27,22 +27,22 @@ use crate::send::token::Token;
 use crate::validate::{Job, Message};
 
 /// Bodies longer than this are cut: a real answer is a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How much of an unexpected body goes into the results file.
 const EXCERPT_CHARS: usize = 200;
 
 /// What the server said, as recorded in the results file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reply {
-    pub http_status: Option<u16>,
-    pub code: Option<String>,
-    pub error: String,
-    pub msg: String,
+pub(crate) struct Reply {
+    pub(crate) http_status: Option<u16>,
+    pub(crate) code: Option<String>,
+    pub(crate) error: String,
+    pub(crate) msg: String,
 }
 
 /// Why a token can no longer be used in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenProblem {
+pub(crate) enum TokenProblem {
     /// 401: the request carried no token.
     Missing,
     /// 403 PLEASE VALIDATE TOKEN: invalid, expired or malformed.
@@ -53,7 +53,7 @@ pub enum TokenProblem {
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Wolkvox accepted the message (HTTP 2xx and body code 2xx).
     Accepted(Reply),
     /// The API refused this message: final, not retried.
@@ -77,7 +77,7 @@ pub enum Answer {
 }
 
 /// The `error` of a row whose request outlived the timeout.
-pub const TIMEOUT_ERROR: &str = "timeout";
+pub(crate) const TIMEOUT_ERROR: &str = "timeout";
 
 #[derive(Debug, Deserialize)]
 struct Body {
@@ -120,7 +120,7 @@ fn value_text(v: Option<serde_json::Value>) -> String {
 }
 
 /// The first characters of an untrusted text, on one line.
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(EXCERPT_CHARS)
@@ -133,7 +133,7 @@ pub fn excerpt(text: &str) -> String {
 }
 
 /// Classifies an HTTP answer. Pure, so every row of the code table is unit-tested.
-pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Answer {
+pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Answer {
     let parsed: Option<Body> = serde_json::from_slice(body).ok();
     let mut reply = Reply {
         http_status: Some(status),
@@ -230,7 +230,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Reads a `Retry-After` value at `now`: seconds, or a date (a past date is 0 s).
-pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // More digits than u64 holds is still "a very long time".
@@ -243,7 +243,7 @@ pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> 
 }
 
 /// The API name (`api=` value) for a message kind.
-pub fn api_name(message: &Message) -> &'static str {
+pub(crate) fn api_name(message: &Message) -> &'static str {
     match message {
         Message::Free { .. } => "send_message_official",
         Message::Template { .. } => "send_template_official",
@@ -251,7 +251,7 @@ pub fn api_name(message: &Message) -> &'static str {
 }
 
 /// The JSON body for a job; every value is a string, as the API documents.
-pub fn request_body(job: &Job) -> serde_json::Value {
+pub(crate) fn request_body(job: &Job) -> serde_json::Value {
     match &job.message {
         Message::Free { text } => serde_json::json!({
             "connector_id": job.connector_id,
@@ -280,14 +280,14 @@ pub struct ClientError(String);
 
 /// One HTTP client for the whole run, so connections are kept alive.
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     origin: String,
     timeout: Duration,
 }
 
 impl Client {
-    pub fn new(
+    pub(crate) fn new(
         origin: &str,
         timeout: Duration,
         connections_per_host: usize,
@@ -313,22 +313,22 @@ impl Client {
     }
 
     /// How long a send may take before its row is recorded `unknown`.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    pub fn url_for(&self, api: &str) -> String {
+    pub(crate) fn url_for(&self, api: &str) -> String {
         format!("{}/api/v2/whatsapp.php?api={api}", self.origin)
     }
 
     /// The URL of the token information API.
-    pub fn token_info_url(&self) -> String {
+    pub(crate) fn token_info_url(&self) -> String {
         format!("{}/api/v2/information.php?api=token_info", self.origin)
     }
 
     /// Asks Wolkvox how much of today's quota `token` has left. Never fails: a call
     /// that gets no usable answer is `TokenInfo::Unknown`, with why.
-    pub async fn token_info(&self, token: &Token) -> TokenInfo {
+    pub(crate) async fn token_info(&self, token: &Token) -> TokenInfo {
         let Some(header) = token_header(token) else {
             return TokenInfo::Unknown("the token cannot be sent as an HTTP header".into());
         };
@@ -352,7 +352,7 @@ impl Client {
 
     /// Sends one job with one token and classifies the answer. Never fails: every
     /// problem is an `Answer`.
-    pub async fn send(&self, token: &Token, job: &Job) -> Answer {
+    pub(crate) async fn send(&self, token: &Token, job: &Job) -> Answer {
         let header = match token_header(token) {
             Some(h) => h,
             None => {
@@ -439,25 +439,25 @@ const TOKEN_INFO_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Today's quota of one token, as `token_info` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenQuota {
+pub(crate) struct TokenQuota {
     /// Calls allowed a day (licences x 1000).
-    pub limit: u64,
+    pub(crate) limit: u64,
     /// Calls made today.
-    pub used_today: u64,
+    pub(crate) used_today: u64,
 }
 
 impl TokenQuota {
     /// Calls left today. The `token_info` call itself costs one; whether the reported
     /// use already counts it is not documented, so it is taken off again: at worst one
     /// call of the day is left unused.
-    pub fn remaining(&self) -> u64 {
+    pub(crate) fn remaining(&self) -> u64 {
         self.limit.saturating_sub(self.used_today).saturating_sub(1)
     }
 }
 
 /// What `token_info` said about a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenInfo {
+pub(crate) enum TokenInfo {
     Quota(TokenQuota),
     /// The token cannot be used today: invalid, missing, or its quota already spent.
     Rejected(TokenProblem, Reply),
@@ -468,7 +468,7 @@ pub enum TokenInfo {
 /// Reads a `token_info` answer. Pure, so every shape is unit-tested. The nesting of
 /// `token_limit` and `token_use_today` is not documented: they are looked up at any
 /// depth, as numbers or strings of digits.
-pub fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
+pub(crate) fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
     if let Answer::TokenRejected(problem, reply) = classify(status, body, None) {
         return TokenInfo::Rejected(problem, reply);
     }

@@ -50,14 +50,14 @@ use crate::validate::Job;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// The API's own limit for one call: after this long the server has given up on a
 /// request, so a timed-out request's slot is free again.
-pub const API_CALL_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const API_CALL_LIMIT: Duration = Duration::from_secs(60);
 /// While waiting for the contact window, the clock is read again at least this often
 /// (a suspended laptop or a corrected clock must not make the wait overshoot).
 const MAX_WINDOW_NAP: Duration = Duration::from_secs(60);
 
 /// Why a run stopped before every row was attempted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// Ctrl-C or SIGTERM.
     Interrupted,
     /// Every token was refused (invalid, missing) or spent today's quota.
@@ -154,13 +154,13 @@ impl std::fmt::Display for StopReason {
 
 /// How rows are retried, and when the service counts as down.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts per row, the first included.
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) base_delay: Duration,
+    pub(crate) max_delay: Duration,
     /// Consecutive service-level failures on every token that stop the run.
-    pub max_consecutive_failures: u32,
+    pub(crate) max_consecutive_failures: u32,
 }
 
 impl Default for RetryPolicy {
@@ -176,22 +176,22 @@ impl Default for RetryPolicy {
 
 /// How the pool behaves.
 #[derive(Debug, Clone)]
-pub struct PoolSettings {
+pub(crate) struct PoolSettings {
     /// Requests per second per token.
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Requests in flight per token (1 or 2).
-    pub max_in_flight: usize,
-    pub retry: RetryPolicy,
+    pub(crate) max_in_flight: usize,
+    pub(crate) retry: RetryPolicy,
     /// Contact hours to keep to; `None` sends at any hour.
-    pub hours: Option<Arc<Hours>>,
+    pub(crate) hours: Option<Arc<Hours>>,
 }
 
 /// Contact hours as the pool uses them.
 #[derive(Debug)]
-pub struct Hours {
-    pub gate: Gate,
+pub(crate) struct Hours {
+    pub(crate) gate: Gate,
     /// Wait for the window to open instead of stopping the run.
-    pub wait: bool,
+    pub(crate) wait: bool,
 }
 
 struct TokenState {
@@ -344,7 +344,11 @@ fn limiter(rate: f64) -> Option<DefaultDirectRateLimiter> {
 
 /// The wait before attempt `attempt + 1`: exponential, capped, with jitter
 /// (between half and all of the step) so that workers do not retry in lockstep.
-pub fn backoff(retry: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(
+    retry: &RetryPolicy,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
     if let Some(after) = retry_after {
         if after > MAX_RETRY_AFTER {
             tracing::warn!(
@@ -745,7 +749,7 @@ fn stop_msg(shared: &Shared) -> String {
 }
 
 /// Sends every job and records every outcome. Returns why the run stopped early, if it did.
-pub async fn run(
+pub(crate) async fn run(
     jobs: Vec<Job>,
     tokens: Vec<Token>,
     client: Client,

@@ -4,8 +4,8 @@ requests per token (`dispatch`), the daily-quota pre-check (`quota`) and the
 contact hours every attempt is held to (`window`).
 */
 
-pub mod api;
-pub mod dispatch;
-pub mod quota;
-pub mod token;
-pub mod window;
+pub(crate) mod api;
+pub(crate) mod dispatch;
+pub(crate) mod quota;
+pub(crate) mod token;
+pub(crate) mod window;

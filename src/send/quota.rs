@@ -31,14 +31,14 @@ pub enum QuotaError {
 
 /// The tokens that can send today and how many requests they have left in all.
 #[derive(Debug)]
-pub struct Fitted {
-    pub tokens: Vec<Token>,
+pub(crate) struct Fitted {
+    pub(crate) tokens: Vec<Token>,
     /// `None` when at least one token's quota could not be read.
-    pub left: Option<u64>,
+    pub(crate) left: Option<u64>,
 }
 
 /// Asks every token's `token_info` at once; answers come back in the tokens' order.
-pub async fn ask(client: &Client, tokens: Vec<Token>) -> Vec<(Token, TokenInfo)> {
+pub(crate) async fn ask(client: &Client, tokens: Vec<Token>) -> Vec<(Token, TokenInfo)> {
     let mut calls = tokio::task::JoinSet::new();
     for (i, token) in tokens.into_iter().enumerate() {
         let client = client.clone();
@@ -60,7 +60,7 @@ pub async fn ask(client: &Client, tokens: Vec<Token>) -> Vec<(Token, TokenInfo)>
 }
 
 /// Keeps the tokens that can send today and adds up what they have left.
-pub fn fit(answers: Vec<(Token, TokenInfo)>) -> Result<Fitted, QuotaError> {
+pub(crate) fn fit(answers: Vec<(Token, TokenInfo)>) -> Result<Fitted, QuotaError> {
     let mut tokens = Vec::new();
     let mut left = Some(0u64);
     let mut dropped = Vec::new();
@@ -119,7 +119,11 @@ pub fn fit(answers: Vec<(Token, TokenInfo)>) -> Result<Fitted, QuotaError> {
 
 /// How many of `rows` jobs to send: all of them, the first ones that fit (`partial`),
 /// or none (an error that says what fits).
-pub fn rows_to_send(rows: usize, fitted: &Fitted, partial: bool) -> Result<usize, QuotaError> {
+pub(crate) fn rows_to_send(
+    rows: usize,
+    fitted: &Fitted,
+    partial: bool,
+) -> Result<usize, QuotaError> {
     let Some(left) = fitted.left else {
         return Ok(rows);
     };

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use secrecy::{ExposeSecret, SecretString};
 
 /// The environment variable tokens are read from.
-pub const TOKEN_ENV: &str = "WOLKVOX_TOKEN";
+pub(crate) const TOKEN_ENV: &str = "WOLKVOX_TOKEN";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -23,14 +23,14 @@ pub enum TokenError {
 
 /// A Wolkvox token. `Debug` never shows it; only `api` exposes it, to build the header.
 #[derive(Clone)]
-pub struct Token {
+pub(crate) struct Token {
     /// 1-based position in WOLKVOX_TOKEN: how logs and errors name a token.
-    pub index: usize,
+    pub(crate) index: usize,
     secret: SecretString,
 }
 
 impl Token {
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         self.secret.expose_secret()
     }
 }
@@ -49,7 +49,7 @@ impl std::fmt::Display for Token {
 
 /// Parses `WOLKVOX_TOKEN`'s value: comma-separated, blanks ignored, repeats merged
 /// (a repeated token would otherwise get twice the API's in-flight allowance).
-pub fn parse_tokens(value: Option<&str>) -> Result<Vec<Token>, TokenError> {
+pub(crate) fn parse_tokens(value: Option<&str>) -> Result<Vec<Token>, TokenError> {
     let Some(value) = value else {
         return Err(TokenError::NoToken);
     };
@@ -80,7 +80,7 @@ pub fn parse_tokens(value: Option<&str>) -> Result<Vec<Token>, TokenError> {
 }
 
 /// Reads the tokens from the environment.
-pub fn tokens_from_env() -> Result<Vec<Token>, TokenError> {
+pub(crate) fn tokens_from_env() -> Result<Vec<Token>, TokenError> {
     match std::env::var(TOKEN_ENV) {
         Ok(v) => parse_tokens(Some(&v)),
         Err(std::env::VarError::NotPresent) => parse_tokens(None),

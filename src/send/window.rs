@@ -34,14 +34,14 @@ const MAX_SEARCH_DAYS: usize = 3700;
 /// Open ranges for each day of the week, Monday first, in seconds since local midnight.
 /// Each day's ranges are sorted and merged; a range is `[start, end)` with `end <= 86400`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Week {
+pub(crate) struct Week {
     days: [Vec<(u32, u32)>; 7],
 }
 
 impl Week {
     /// Parses an hours spec such as `"mon-fri 07:00-19:00, sat 08:00-15:00"`.
     /// The error says what is wrong with which entry, without the key (the caller names it).
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub(crate) fn parse(spec: &str) -> Result<Self, String> {
         if spec.trim().is_empty() {
             return Err(
                 "is empty: write the hours like \"mon-fri 07:00-19:00, sat 08:00-15:00\", or remove the key to send at any hour".into(),
@@ -78,7 +78,7 @@ impl Week {
     }
 
     /// Open every hour of every day (used when only holidays are configured).
-    pub fn always() -> Self {
+    pub(crate) fn always() -> Self {
         Self {
             days: std::array::from_fn(|_| vec![(0, DAY_SECONDS)]),
         }
@@ -190,7 +190,7 @@ fn merge(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
 }
 
 /// An IANA time zone name -> the zone, or why not.
-pub fn parse_timezone(name: &str) -> Result<TimeZone, String> {
+pub(crate) fn parse_timezone(name: &str) -> Result<TimeZone, String> {
     let name = name.trim();
     if name.is_empty() {
         return Err("is empty: write an IANA time zone name such as \"America/Bogota\"".into());
@@ -203,7 +203,7 @@ pub fn parse_timezone(name: &str) -> Result<TimeZone, String> {
 }
 
 /// `2026-12-08` -> the date, or why not.
-pub fn parse_holiday(text: &str) -> Result<Date, String> {
+pub(crate) fn parse_holiday(text: &str) -> Result<Date, String> {
     text.trim()
         .parse::<Date>()
         .map_err(|_| format!("{text:?} is not a date; write it as YYYY-MM-DD, like \"2026-12-08\""))
@@ -211,7 +211,7 @@ pub fn parse_holiday(text: &str) -> Result<Date, String> {
 
 /// When contact is allowed: weekly hours in a time zone, minus holidays.
 #[derive(Debug, Clone)]
-pub struct ContactWindow {
+pub(crate) struct ContactWindow {
     week: Week,
     tz: TimeZone,
     holidays: BTreeSet<Date>,
@@ -219,15 +219,11 @@ pub struct ContactWindow {
 
 impl ContactWindow {
     /// Fails only when the week has no open hour at all.
-    pub fn new(week: Week, tz: TimeZone, holidays: BTreeSet<Date>) -> Result<Self, String> {
+    pub(crate) fn new(week: Week, tz: TimeZone, holidays: BTreeSet<Date>) -> Result<Self, String> {
         if week.is_empty() {
             return Err("opens on no day".into());
         }
         Ok(Self { week, tz, holidays })
-    }
-
-    pub fn time_zone(&self) -> &TimeZone {
-        &self.tz
     }
 
     /// A local wall-clock time on `day` as an instant (`86400` is the next midnight).
@@ -277,7 +273,7 @@ impl ContactWindow {
     }
 
     /// True when sending is allowed at `now`.
-    pub fn is_open(&self, now: Timestamp) -> bool {
+    pub(crate) fn is_open(&self, now: Timestamp) -> bool {
         self.intervals(now)
             .find(|&(_, end)| end > now)
             .is_some_and(|(start, _)| start <= now)
@@ -285,7 +281,7 @@ impl ContactWindow {
 
     /// The first instant at or after `now` when sending is allowed (`now` itself if open).
     /// `None` if the window does not open in the searched range (holidays cover it all).
-    pub fn next_open(&self, now: Timestamp) -> Option<ZonedDateTime> {
+    pub(crate) fn next_open(&self, now: Timestamp) -> Option<ZonedDateTime> {
         self.intervals(now)
             .find(|&(_, end)| end > now)
             .map(|(start, _)| start.max(now).to_zoned_datetime(self.tz.clone()))
@@ -293,7 +289,7 @@ impl ContactWindow {
 
     /// When the window open at `now` closes (ranges that touch, across midnight too, count
     /// as one). `None` if it is closed at `now`, or open without end in the searched range.
-    pub fn closes_at(&self, now: Timestamp) -> Option<ZonedDateTime> {
+    pub(crate) fn closes_at(&self, now: Timestamp) -> Option<ZonedDateTime> {
         let mut intervals = self.intervals(now).skip_while(|&(_, end)| end <= now);
         let (start, mut end) = intervals.next()?;
         if start > now {
@@ -311,7 +307,7 @@ impl ContactWindow {
     }
 
     /// Whether sending for `needed` fits in the window open now, or in the next one.
-    pub fn fit(&self, now: Timestamp, needed: Duration) -> Fit {
+    pub(crate) fn fit(&self, now: Timestamp, needed: Duration) -> Fit {
         let open_now = self.is_open(now);
         let opens = if open_now { None } else { self.next_open(now) };
         let from = opens.as_ref().map(ZonedDateTime::timestamp).unwrap_or(now);
@@ -324,7 +320,6 @@ impl ContactWindow {
             .as_ref()
             .map(|c| Duration::try_from(from.duration_until(c.timestamp())).unwrap_or_default());
         Fit {
-            open_now,
             never_opens: !open_now && opens.is_none(),
             opens,
             closes,
@@ -336,26 +331,25 @@ impl ContactWindow {
 
 /// How a run of a given length sits in the contact window (see `ContactWindow::fit`).
 #[derive(Debug, Clone)]
-pub struct Fit {
-    pub open_now: bool,
+pub(crate) struct Fit {
     /// Closed now and no opening found (holidays cover the whole search).
-    pub never_opens: bool,
+    pub(crate) never_opens: bool,
     /// When the window opens, if it is closed now.
-    pub opens: Option<ZonedDateTime>,
+    pub(crate) opens: Option<ZonedDateTime>,
     /// When the considered window closes; `None` if it does not close.
-    pub closes: Option<ZonedDateTime>,
+    pub(crate) closes: Option<ZonedDateTime>,
     /// Length of the considered window from now (or from its opening); `None` = no end.
-    pub available: Option<Duration>,
-    pub needed: Duration,
+    pub(crate) available: Option<Duration>,
+    pub(crate) needed: Duration,
 }
 
 impl Fit {
-    pub fn fits(&self) -> bool {
+    pub(crate) fn fits(&self) -> bool {
         !self.never_opens && self.available.is_none_or(|a| self.needed <= a)
     }
 
     /// One line for `validate` and `--dry-run`: the window, the time needed, the verdict.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let human = crate::text::human_duration;
         if self.never_opens {
             return "the contact window does not open in the coming years (campaign.hours and campaign.holidays leave no time): nothing would be sent".into();
@@ -402,7 +396,7 @@ impl Fit {
 }
 
 /// `Tue 2026-03-03 07:00 -05 (America/Bogota)`; seconds shown only when not zero.
-pub fn show(z: &ZonedDateTime) -> String {
+pub(crate) fn show(z: &ZonedDateTime) -> String {
     let format = if z.time().second() == 0 {
         "%a %Y-%m-%d %H:%M %Z (%Q)"
     } else {
@@ -418,7 +412,7 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
@@ -428,7 +422,7 @@ impl Clock for SystemClock {
 
 /// What the dispatcher may do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GateState {
+pub(crate) enum GateState {
     Open,
     /// Closed; `next_open` is `None` if it does not open in the searched range.
     Closed {
@@ -439,7 +433,7 @@ pub enum GateState {
 /// A contact window checked before every request. It remembers the open period it last
 /// saw, so most checks are two comparisons instead of a time-zone computation.
 #[derive(Debug)]
-pub struct Gate {
+pub(crate) struct Gate {
     window: ContactWindow,
     clock: Arc<dyn Clock>,
     /// `[from, until)`: an instant known to be open and when that open period ends.
@@ -450,7 +444,7 @@ pub struct Gate {
 const RECHECK: Duration = Duration::from_secs(3600);
 
 impl Gate {
-    pub fn new(window: ContactWindow, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(window: ContactWindow, clock: Arc<dyn Clock>) -> Self {
         Self {
             window,
             clock,
@@ -458,15 +452,11 @@ impl Gate {
         }
     }
 
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    pub fn window(&self) -> &ContactWindow {
-        &self.window
-    }
-
-    pub fn check(&self) -> GateState {
+    pub(crate) fn check(&self) -> GateState {
         let now = self.clock.now();
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((from, until)) = *open
@@ -697,7 +687,7 @@ mod tests {
         let w = window("mon-fri 07:00-19:00", "America/Bogota", &[]);
         let noon = ts("2026-03-02T17:00:00Z"); // 12:00 local, 7 h left
         let fit = w.fit(noon, Duration::from_secs(3600));
-        assert!(fit.open_now && fit.fits());
+        assert!(fit.opens.is_none() && !fit.never_opens && fit.fits());
         assert_eq!(fit.available, Some(Duration::from_secs(7 * 3600)));
         assert!(
             fit.describe().contains("the run fits"),
@@ -710,7 +700,7 @@ mod tests {
         // Closed now: the next window counts (12 h on Tuesday).
         let night = ts("2026-03-03T03:00:00Z");
         let fit = w.fit(night, Duration::from_secs(11 * 3600));
-        assert!(!fit.open_now && fit.fits());
+        assert!(fit.opens.is_some() && fit.fits());
         assert!(
             fit.describe().contains(
                 "closed now; next opens Tue 2026-03-03 07:00 -05 (America/Bogota) until 19:00 ("

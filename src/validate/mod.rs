@@ -9,10 +9,10 @@ detection use: the normalized telephone plus what would be sent, never the
 row's position, so an edited or re-sorted list still matches.
 */
 
-pub mod phone;
-pub mod settings;
-pub mod suppress;
-pub mod template;
+pub(crate) mod phone;
+pub(crate) mod settings;
+pub(crate) mod suppress;
+pub(crate) mod template;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -23,13 +23,14 @@ use sha2::{Digest, Sha256};
 
 use crate::input::Record;
 use crate::input::header::{self, Found};
-pub use settings::{Columns, HsmSettings, ListSettings, check_connector_id};
+pub use settings::ListSettings;
+pub(crate) use settings::{Columns, HsmSettings, check_connector_id};
 
 use crate::validate::suppress::Suppression;
 use crate::validate::template::{MessageTemplate, TemplateError};
 
 /// WhatsApp caps a text body at this many characters.
-pub const MAX_MESSAGE_CHARS: usize = 4096;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 4096;
 
 /// What a job asks the API to deliver: the one value the dispatcher carries, whatever
 /// the kind; `api` turns it into the right call.
@@ -50,32 +51,32 @@ pub enum Message {
 }
 
 /// Optional column that names the template per row (overrides `--hsm`).
-pub const TEMPLATE_NAME_COLUMN: &str = "template_name";
+pub(crate) const TEMPLATE_NAME_COLUMN: &str = "template_name";
 /// Optional column with the template's variables already joined with `;`.
-pub const TEMPLATE_VARS_COLUMN: &str = "template_vars";
+pub(crate) const TEMPLATE_VARS_COLUMN: &str = "template_vars";
 /// Optional columns passed through to the template API.
-pub const CUSTOMER_ID_COLUMN: &str = "customer_id";
-pub const URL_ATTACH_COLUMN: &str = "url_attach";
+pub(crate) const CUSTOMER_ID_COLUMN: &str = "customer_id";
+pub(crate) const URL_ATTACH_COLUMN: &str = "url_attach";
 /// Separates the variables in `template_vars`.
 const VAR_SEPARATOR: char = ';';
 
 /// A row that passed validation: everything the API call needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
-    pub row: u64,
+    pub(crate) row: u64,
     /// Digits only, with the country code.
-    pub telephone: String,
-    pub connector_id: String,
-    pub message: Message,
+    pub(crate) telephone: String,
+    pub(crate) connector_id: String,
+    pub(crate) message: Message,
     /// Identifies this delivery across runs (see `content_key`).
-    pub key: String,
+    pub(crate) key: String,
 }
 
 /// One thing wrong with a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub column: String,
-    pub reason: String,
+    pub(crate) column: String,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,13 +459,13 @@ impl Validator {
 
     /// Marks valid rows whose number is on one of these opt-out lists `suppressed`
     /// (before duplicate detection, so copies of such a row are suppressed too).
-    pub fn with_suppression(mut self, suppression: Arc<Suppression>) -> Self {
+    pub(crate) fn with_suppression(mut self, suppression: Arc<Suppression>) -> Self {
         self.suppression = Some(suppression);
         self
     }
 
     /// Which column is used for what, e.g. `columns: telephone <- "Celular", message <- "Mensaje", ...`.
-    pub fn columns_summary(&self) -> &str {
+    pub(crate) fn columns_summary(&self) -> &str {
         &self.summary
     }
 
@@ -614,7 +615,7 @@ impl Validator {
 
 impl Validator {
     /// Whether this list is sent as HSM templates.
-    pub fn is_template(&self) -> bool {
+    pub(crate) fn is_template(&self) -> bool {
         matches!(self.positions.kind, Kind::Template(_))
     }
 }
@@ -803,7 +804,7 @@ const SHOWN_CHARS: usize = 40;
 const SHOWN_COLUMNS: usize = 20;
 
 /// The start of an untrusted cell, marked with `…` when cut.
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     match text.char_indices().nth(SHOWN_CHARS) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
@@ -826,7 +827,8 @@ fn header_list(header: &[String]) -> String {
 /// A stable digest of who gets what: the normalized telephone and the message.
 /// The connector is left out on purpose: the same text to the same person
 /// through another line is still the same message to them.
-pub fn content_key(telephone: &str, message: &Message) -> String {
+#[cfg(test)]
+pub(crate) fn content_key(telephone: &str, message: &Message) -> String {
     hex(&content_digest(telephone, message))
 }
 

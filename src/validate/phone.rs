@@ -30,7 +30,7 @@ const MAX_CELL_BYTES: usize = 64;
 const MIN_DIGITS: usize = 5;
 
 /// Parses an ISO 3166 country code such as "CO" (any case).
-pub fn parse_country(code: &str) -> Option<Id> {
+pub(crate) fn parse_country(code: &str) -> Option<Id> {
     let code = code.trim().to_ascii_uppercase();
     if code.len() != 2 {
         return None;
@@ -42,7 +42,7 @@ pub fn parse_country(code: &str) -> Option<Id> {
 }
 
 /// Digits with the country code, or why the number cannot be used.
-pub fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
+pub(crate) fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
     let t = raw.trim();
     if t.is_empty() {
         return Err("is empty".into());

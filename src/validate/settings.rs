@@ -10,10 +10,10 @@ use crate::input::ReadOptions;
 use crate::validate::template::TemplateSource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Columns {
-    pub telephone: String,
-    pub message: String,
-    pub connector_id: String,
+pub(crate) struct Columns {
+    pub(crate) telephone: String,
+    pub(crate) message: String,
+    pub(crate) connector_id: String,
 }
 
 impl Default for Columns {
@@ -29,43 +29,43 @@ impl Default for Columns {
 /// What reading and validating a list needs: shared by `validate` and `send`.
 #[derive(Debug, Clone, Default)]
 pub struct ListSettings {
-    pub input: PathBuf,
-    pub max_rows: u64,
-    pub columns: Columns,
+    pub(crate) input: PathBuf,
+    pub(crate) max_rows: u64,
+    pub(crate) columns: Columns,
     /// Used for rows whose connector_id cell is missing or empty.
-    pub connector_id: Option<String>,
+    pub(crate) connector_id: Option<String>,
     /// Sheet, encoding and delimiter.
     pub read: ReadOptions,
     /// Send repeated telephone + message rows instead of marking them `duplicate`.
-    pub allow_duplicates: bool,
+    pub(crate) allow_duplicates: bool,
     /// Country of national numbers (no country code), e.g. CO.
-    pub default_country: Option<phonenumber::country::Id>,
+    pub(crate) default_country: Option<phonenumber::country::Id>,
     /// Renders each row's message instead of reading a message column.
-    pub template: Option<TemplateSource>,
+    pub(crate) template: Option<TemplateSource>,
     /// Opt-out lists: `--suppress` files, then `campaign.suppress` (resolved against
     /// the config file's directory).
-    pub suppress: Vec<PathBuf>,
+    pub(crate) suppress: Vec<PathBuf>,
     /// HSM template settings; empty for free messages.
-    pub hsm: HsmSettings,
+    pub(crate) hsm: HsmSettings,
 }
 
 /// What `--hsm`/`--hsm-vars` or `[hsm]` asked for. A list is sent as templates when a
 /// name is given here, or when it has a `template_name` column and no message column
 /// (see `validate::Validator::new`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HsmSettings {
+pub(crate) struct HsmSettings {
     /// The template for rows whose `template_name` cell is missing or empty.
-    pub template_name: Option<String>,
+    pub(crate) template_name: Option<String>,
     /// Columns whose values, in order, are joined with `;` into `template_vars`.
-    pub vars: Option<Vec<String>>,
+    pub(crate) vars: Option<Vec<String>>,
     /// Whether the variables came from `--hsm-vars` (else from the file): errors name
     /// the right place.
-    pub vars_from_flag: bool,
+    pub(crate) vars_from_flag: bool,
 }
 
 impl HsmSettings {
     /// How messages name where the variable list was set.
-    pub fn vars_source(&self) -> &'static str {
+    pub(crate) fn vars_source(&self) -> &'static str {
         if self.vars_from_flag {
             "--hsm-vars"
         } else {
@@ -75,11 +75,11 @@ impl HsmSettings {
 }
 
 /// The longest connector id accepted: Wolkvox's are short numbers.
-pub const MAX_CONNECTOR_ID_CHARS: usize = 64;
+pub(crate) const MAX_CONNECTOR_ID_CHARS: usize = 64;
 
 /// A connector id is short and made of letters, digits, `-` or `_`: anything else (a
 /// newline, a quote, a space) is a mistake in the list or the config, never an id.
-pub fn check_connector_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_connector_id(id: &str) -> Result<(), String> {
     if id.chars().count() > MAX_CONNECTOR_ID_CHARS {
         return Err(format!(
             "is not a connector id: longer than {MAX_CONNECTOR_ID_CHARS} characters"

@@ -51,15 +51,15 @@ pub enum SuppressError {
 
 /// An entry of a list that is not a telephone number.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub line: u64,
-    pub reason: String,
+pub(crate) struct Skipped {
+    pub(crate) path: PathBuf,
+    pub(crate) line: u64,
+    pub(crate) reason: String,
 }
 
 /// Every opted-out number, normalized, with the list it came from.
 #[derive(Debug, Default)]
-pub struct Suppression {
+pub(crate) struct Suppression {
     /// Normalized number -> index in `lists` of the first list naming it.
     numbers: HashMap<String, usize>,
     lists: Vec<PathBuf>,
@@ -84,13 +84,14 @@ fn is_telephone_name(name: &str, configured: &str) -> bool {
 impl Suppression {
     /// Reads every list. `telephone_column` is the contact list's configured column name,
     /// also looked for in tabular opt-out lists.
-    pub fn load(paths: &[PathBuf], telephone_column: &str) -> Result<Self, SuppressError> {
+    #[cfg(test)]
+    pub(crate) fn load(paths: &[PathBuf], telephone_column: &str) -> Result<Self, SuppressError> {
         Self::load_for(paths, telephone_column, None)
     }
 
     /// `load`, reading numbers without country code as numbers of `default_country`
     /// (`phone.default_country`), as contact rows are.
-    pub fn load_for(
+    pub(crate) fn load_for(
         paths: &[PathBuf],
         telephone_column: &str,
         default_country: Option<Id>,
@@ -152,26 +153,27 @@ impl Suppression {
     }
 
     /// The list that opts this normalized number out, if any.
-    pub fn list_for(&self, telephone: &str) -> Option<&Path> {
+    pub(crate) fn list_for(&self, telephone: &str) -> Option<&Path> {
         let index = *self.numbers.get(telephone)?;
         self.lists.get(index).map(PathBuf::as_path)
     }
 
     /// Distinct numbers over every list.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.numbers.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.numbers.is_empty()
     }
 
-    pub fn lists(&self) -> &[PathBuf] {
+    pub(crate) fn lists(&self) -> &[PathBuf] {
         &self.lists
     }
 
     /// Entries that were not telephone numbers (each was logged as a warning).
-    pub fn skipped(&self) -> usize {
+    pub(crate) fn skipped(&self) -> usize {
         self.skipped
     }
 }

@@ -24,10 +24,10 @@ const NAME: &str = "message";
 
 /// A template's text and where it came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateSource {
-    pub text: String,
+pub(crate) struct TemplateSource {
+    pub(crate) text: String,
     /// "--template cita.j2" or "message.template in wolkvox.toml".
-    pub origin: String,
+    pub(crate) origin: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,7 @@ struct Used {
 
 /// A template compiled and bound to one file's header.
 #[derive(Debug)]
-pub struct MessageTemplate {
+pub(crate) struct MessageTemplate {
     env: Environment<'static>,
     used: Vec<Used>,
     origin: String,
@@ -73,7 +73,7 @@ pub struct MessageTemplate {
 
 impl MessageTemplate {
     /// Compiles `source` and binds its variables to the columns of `header`.
-    pub fn new(
+    pub(crate) fn new(
         source: &TemplateSource,
         header: &[String],
         path: &Path,
@@ -147,17 +147,17 @@ impl MessageTemplate {
     }
 
     /// Where the template came from.
-    pub fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         &self.origin
     }
 
     /// Header names of the columns the template uses, in variable order.
-    pub fn columns(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn columns(&self) -> impl Iterator<Item = &str> {
         self.used.iter().map(|u| u.header.as_str())
     }
 
     /// The message for one row, or what is wrong with the row.
-    pub fn render(&self, fields: &[String]) -> Result<String, Vec<Problem>> {
+    pub(crate) fn render(&self, fields: &[String]) -> Result<String, Vec<Problem>> {
         let mut context = BTreeMap::new();
         let mut problems = Vec::new();
         for u in &self.used {
