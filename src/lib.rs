@@ -2,12 +2,24 @@
 wolkvox-dispatch: send a contact list as WhatsApp messages through the Wolkvox
 API, safely and as fast as the API allows.
 
-Data flows one way: `input` reads rows, `validate` turns each into a verdict
-(with `suppress` marking opted-out numbers), `dispatch` sends the valid ones
-through `api` within the contact hours of `window`, and `results` records
-every outcome; `report` shows progress and the summary, and `report_cmd`
-summarizes any results file afterwards. `run` wires them together
-for each command and maps what happened to an `Exit` code that scripts rely on.
+One folder (or file) per stage, data flowing one way:
+
+- `input` reads a list (CSV or spreadsheet) into rows, and matches header names;
+- `validate` turns each row into a verdict (phone numbers, templates, opt-out
+  lists are its parts) and owns the list settings;
+- `plan` decides, from the verdicts and what earlier runs recorded, what this
+  run sends and what it carries over (the resume decision table);
+- `send` dispatches the rows through the Wolkvox client, per token, within the
+  quota and the contact hours;
+- `journal` records every outcome (the results file and the journal beside it)
+  and reads earlier runs back;
+- `report` shows the summary and logs, and analyses a results file afterwards.
+
+`commands` wires the stages per subcommand; `config` turns flags and the config
+file into each stage's settings; `cli` declares the flags; `text` and
+`progress` are leaves shared by all. `tests/layout.rs` checks that the stages
+depend on each other without a cycle. `run` maps what happened to an `Exit`
+code that scripts rely on.
 */
 
 pub mod cli;

@@ -211,18 +211,9 @@ fn decide_valid(job: Job, prior: &Prior, flags: Flags) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::Message;
 
     fn job(row: u64, key: &str) -> Job {
-        Job {
-            row,
-            telephone: format!("57300123456{row}"),
-            connector_id: "1".into(),
-            message: Message::Free {
-                text: "hola".into(),
-            },
-            key: key.into(),
-        }
+        Job::for_test(row, key)
     }
 
     fn prior_with(status: Status) -> Prior {

@@ -1218,18 +1218,9 @@ fn count_finals(finals: &[Outcome]) -> HashMap<Status, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::Message;
 
     fn job(row: u64, key: &str) -> Job {
-        Job {
-            row,
-            telephone: format!("57300123456{row}"),
-            connector_id: "1".into(),
-            message: Message::Free {
-                text: "hola".into(),
-            },
-            key: key.into(),
-        }
+        Job::for_test(row, key)
     }
 
     fn opts(dir: &Path, dry_run: bool, resume: bool) -> OpenOptions2 {

@@ -105,6 +105,22 @@ pub enum Verdict {
     },
 }
 
+#[cfg(test)]
+impl Job {
+    /// A free message "hola" to a realistic number ending in `row`, with content key `key`.
+    pub(crate) fn for_test(row: u64, key: &str) -> Job {
+        Job {
+            row,
+            telephone: format!("57300123456{row}"),
+            connector_id: "1".into(),
+            message: Message::Free {
+                text: "hola".into(),
+            },
+            key: key.into(),
+        }
+    }
+}
+
 impl Verdict {
     pub fn row(&self) -> u64 {
         match self {
