@@ -228,6 +228,35 @@ fn key_error(path: Option<&Path>, key: &'static str, reason: impl Into<String>) 
     }
 }
 
+/// A setting given by a flag or a config key (the flag wins), checked the same way
+/// whichever gave it; a refusal names the one that was used.
+fn flag_or_key<T, U>(
+    flag: (&'static str, Option<T>),
+    key: (&'static str, Option<T>),
+    path: Option<&Path>,
+    check: impl Fn(T) -> Result<U, String>,
+) -> Result<Option<U>, ConfigError> {
+    match (flag.1, key.1) {
+        (Some(value), _) => check(value).map(Some).map_err(|reason| ConfigError::Flag {
+            flag: flag.0,
+            reason,
+        }),
+        (None, Some(value)) => check(value)
+            .map(Some)
+            .map_err(|reason| key_error(path, key.0, reason)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A text setting that must not be blank.
+fn not_blank(value: String) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(value)
+    }
+}
+
 fn non_empty_name(
     path: Option<&Path>,
     key: &'static str,
@@ -287,18 +316,19 @@ fn list_settings(
             defaults.connector_id,
         )?,
     };
-    let max_rows = match (args.max_rows, file.limits.max_rows) {
-        (Some(0), _) => {
-            return Err(ConfigError::Flag {
-                flag: "--max-rows",
-                reason: "must be at least 1".into(),
-            });
-        }
-        (Some(n), _) => n,
-        (None, Some(0)) => return Err(key_error(path, "limits.max_rows", "must be at least 1")),
-        (None, Some(n)) => n,
-        (None, None) => DEFAULT_MAX_ROWS,
-    };
+    let max_rows = flag_or_key(
+        ("--max-rows", args.max_rows),
+        ("limits.max_rows", file.limits.max_rows),
+        path,
+        |n| {
+            if n == 0 {
+                Err("must be at least 1".to_owned())
+            } else {
+                Ok(n)
+            }
+        },
+    )?
+    .unwrap_or(DEFAULT_MAX_ROWS);
     let connector_id = match file.api.connector_id.take() {
         Some(c) if c.trim().is_empty() => {
             return Err(key_error(
@@ -415,24 +445,15 @@ fn read_options(
     path: Option<&Path>,
 ) -> Result<ReadOptions, ConfigError> {
     const DELIMITERS: &str = "use \",\", \";\", \"tab\" or \"|\"";
-    let delimiter = match (&args.delimiter, section.delimiter.take()) {
-        (Some(d), _) => {
-            Some(
-                crate::input::parse_delimiter(d).ok_or_else(|| ConfigError::Flag {
-                    flag: "--delimiter",
-                    reason: format!("{d:?} is not a delimiter: {DELIMITERS}"),
-                })?,
-            )
-        }
-        (None, Some(d)) => Some(crate::input::parse_delimiter(&d).ok_or_else(|| {
-            key_error(
-                path,
-                "input.delimiter",
-                format!("{d:?} is not a delimiter: {DELIMITERS}"),
-            )
-        })?),
-        (None, None) => None,
-    };
+    let delimiter = flag_or_key(
+        ("--delimiter", args.delimiter.clone()),
+        ("input.delimiter", section.delimiter.take()),
+        path,
+        |d| {
+            crate::input::parse_delimiter(&d)
+                .ok_or_else(|| format!("{d:?} is not a delimiter: {DELIMITERS}"))
+        },
+    )?;
     let encoding = match section.encoding.take() {
         None => Encoding::Auto,
         Some(e) => Encoding::parse(&e).ok_or_else(|| {
@@ -443,19 +464,12 @@ fn read_options(
             )
         })?,
     };
-    let sheet = match (&args.sheet, section.sheet.take()) {
-        (Some(s), _) if s.trim().is_empty() => {
-            return Err(ConfigError::Flag {
-                flag: "--sheet",
-                reason: "must not be empty".into(),
-            });
-        }
-        (Some(s), _) => Some(s.clone()),
-        (None, Some(s)) if s.trim().is_empty() => {
-            return Err(key_error(path, "input.sheet", "must not be empty"));
-        }
-        (None, s) => s,
-    };
+    let sheet = flag_or_key(
+        ("--sheet", args.sheet.clone()),
+        ("input.sheet", section.sheet.take()),
+        path,
+        not_blank,
+    )?;
     Ok(ReadOptions {
         sheet,
         encoding,
@@ -670,30 +684,21 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
         ));
     }
 
-    let bad_rate = |r: f64| !(r.is_finite() && r >= MIN_RATE);
-    let rate_reason = |r: f64| {
-        format!(
-            "{r} is not a usable rate: give requests per second per token, at least one a day ({MIN_RATE:.6})"
-        )
-    };
-    let rate = match (args.rate, file.limits.requests_per_second) {
-        (Some(r), _) if bad_rate(r) => {
-            return Err(ConfigError::Flag {
-                flag: "--rate",
-                reason: rate_reason(r),
-            });
-        }
-        (Some(r), _) => r,
-        (None, Some(r)) if bad_rate(r) => {
-            return Err(key_error(
-                path,
-                "limits.requests_per_second",
-                rate_reason(r),
-            ));
-        }
-        (None, Some(r)) => r,
-        (None, None) => DEFAULT_RATE,
-    };
+    let rate = flag_or_key(
+        ("--rate", args.rate),
+        ("limits.requests_per_second", file.limits.requests_per_second),
+        path,
+        |r: f64| {
+            if r.is_finite() && r >= MIN_RATE {
+                Ok(r)
+            } else {
+                Err(format!(
+                    "{r} is not a usable rate: give requests per second per token, at least one a day ({MIN_RATE:.6})"
+                ))
+            }
+        },
+    )?
+    .unwrap_or(DEFAULT_RATE);
 
     let max_in_flight = match file.limits.max_in_flight_per_token {
         None => API_MAX_IN_FLIGHT,
