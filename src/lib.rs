@@ -16,12 +16,13 @@ One folder (or file) per stage, data flowing one way:
 - `report` shows the summary and logs, and analyses a results file afterwards.
 
 `commands` wires the stages per subcommand; `config` turns flags and the config
-file into each stage's settings; `cli` declares the flags; `text` and
-`progress` are leaves shared by all. `tests/layout.rs` checks that the stages
-depend on each other without a cycle. `run` maps what happened to an `Exit`
-code that scripts rely on.
+file into each stage's settings; `cli` declares the flags; `text`, `progress`
+and `atomic` (replacing a file whole) are leaves shared by all.
+`tests/layout.rs` checks that the stages depend on each other without a cycle.
+`run` maps what happened to an `Exit` code that scripts rely on.
 */
 
+mod atomic;
 pub mod cli;
 mod commands;
 pub mod config;

@@ -1147,50 +1147,28 @@ impl Recorder {
         drop(results);
         let finals = finals(std::mem::take(&mut outcomes));
         let counts = count_finals(&finals);
-        let tmp = tmp_path(&self.path);
-        let rewritten = rewrite(&self.path, &tmp, &finals);
-        if rewritten.is_err() {
-            // No stray temporary file: the lines appended as outcomes came are kept.
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let rewritten = rewrite(&self.path, &finals);
         rewritten.map(|()| counts)
     }
 }
 
-/// Writes `finals` to `tmp`, synced, then renames it over the results file `path`.
-fn rewrite(path: &Path, tmp: &Path, finals: &[Outcome]) -> Result<(), ResultsError> {
-    // A leftover (or planted) file or link is removed, never written through.
-    match std::fs::remove_file(tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(write_error(tmp)(e)),
-    }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(write_error(tmp))?;
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(std::io::BufWriter::new(file));
-    w.write_record(COLUMNS).map_err(csv_error(tmp))?;
-    for o in finals {
-        write_row(&mut w, o).map_err(csv_error(tmp))?;
-    }
-    let file = w
-        .into_inner()
-        .map_err(|e| ResultsError::Write {
-            path: tmp.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .into_inner()
-        .map_err(|e| ResultsError::Write {
-            path: tmp.to_owned(),
-            source: e.into_error(),
-        })?;
-    file.sync_all().map_err(write_error(tmp))?;
-    std::fs::rename(tmp, path).map_err(write_error(path))?;
-    Ok(())
+/// Rewrites the results file `path` with `finals`, whole or not at all.
+fn rewrite(path: &Path, finals: &[Outcome]) -> Result<(), ResultsError> {
+    crate::atomic::replace(path, |out| {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(out);
+        let to_io = |e: csv::Error| match e.into_kind() {
+            csv::ErrorKind::Io(e) => e,
+            other => std::io::Error::other(format!("{other:?}")),
+        };
+        w.write_record(COLUMNS).map_err(to_io)?;
+        for o in finals {
+            write_row(&mut w, o).map_err(to_io)?;
+        }
+        w.flush()
+    })
+    .map_err(|(path, source)| ResultsError::Write { path, source })
 }
 
 /// One outcome per row, sorted by row: the last one recorded for each.

@@ -53,11 +53,7 @@ pub(crate) fn input_for(results: &Path) -> Option<PathBuf> {
 }
 
 /// The temporary file the final rewrite goes through.
-pub(crate) fn tmp_path(results: &Path) -> PathBuf {
-    let mut name = results.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
-}
+pub(crate) use crate::atomic::tmp_path;
 
 /// The journal of a results file.
 pub(crate) fn journal_path(results: &Path) -> PathBuf {

@@ -206,11 +206,7 @@ impl SummaryJson<'_> {
     pub(crate) fn write(&self, path: &Path) -> std::io::Result<()> {
         let mut text = serde_json::to_vec_pretty(&self.to_json()).map_err(std::io::Error::other)?;
         text.push(b'\n');
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        std::fs::write(&tmp, &text)?;
-        std::fs::rename(&tmp, path)
+        crate::atomic::replace(path, |out| out.write_all(&text)).map_err(|(_, e)| e)
     }
 }
 
