@@ -469,33 +469,14 @@ fn another_lists_results(
     };
     let recorded = journal::journal_view(&path).and_then(|v| v.last_run);
     let this = std::fs::canonicalize(&settings.list.input).ok();
-    match recorded {
-        Some(run)
-            if this.is_some()
-                && !run.input_absolute.as_os_str().is_empty()
-                && Some(&run.input_absolute) != this.as_ref() =>
+    match (recorded, this) {
+        (Some(run), Some(this))
+            if !run.input_absolute.as_os_str().is_empty() && run.input_absolute != this =>
         {
-            let ext = settings
-                .list
-                .input
-                .extension()
-                .map(|e| e.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "list".into());
-            let suggestion = journal::naming::sibling(
-                &settings.list.input,
-                &format!(
-                    "{ext}.{}",
-                    path.file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(|n| n.split_once('.'))
-                        .map(|(_, rest)| rest)
-                        .unwrap_or("results.csv")
-                ),
-            );
             journal::ResultsError::OtherList {
+                suggestion: journal::naming::own_results(&settings.list.input, &path),
                 path,
                 list: run.input_absolute,
-                suggestion,
             }
         }
         _ => journal::ResultsError::AlreadyExists { path },

@@ -580,15 +580,18 @@ fn write_row<W: Write>(w: &mut csv::Writer<W>, o: &Outcome) -> csv::Result<()> {
     let http = o.http_status.map(|s| s.to_string()).unwrap_or_default();
     // Untrusted text (an invalid row's cell, a server's words) keeps no raw control
     // character: a results file may be printed with `cat` or `column`.
-    let cell = |text: &str| neutralize(&crate::text::escape(text)).into_owned();
+    // Borrowed unless something had to change: this runs for every outcome.
+    let escape = crate::text::escape;
+    let (telephone, code) = (escape(&o.telephone), escape(&o.code));
+    let (error, msg) = (escape(&o.error), escape(&o.msg));
     w.write_record([
         o.row.to_string().as_str(),
-        &cell(&o.telephone),
+        &neutralize(&telephone),
         o.status.as_str(),
         &http,
-        &cell(&o.code),
-        &cell(&o.error),
-        &cell(&o.msg),
+        &neutralize(&code),
+        &neutralize(&error),
+        &neutralize(&msg),
         &o.attempts.to_string(),
         &o.elapsed_ms.to_string(),
         &o.finished_at,
