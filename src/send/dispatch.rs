@@ -603,22 +603,18 @@ enum Sent {
     },
 }
 
-/// Sends one attempt, waiting at most the client's timeout for the answer. The request
-/// runs in its own task, so that on a timeout it keeps its connection: the server may
-/// still be working on it, and `hold_slot` listens for its end.
+/// Sends one attempt, waiting at most the client's timeout for the answer. On a timeout
+/// the request is not dropped but keeps its connection in a task of its own: the server
+/// may still be working on it, and `hold_slot` listens for its end.
 async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
     let sent_at = Instant::now();
     let client = shared.client.clone();
     let (token, sent_job) = (ts.token.clone(), job.clone());
-    let mut request = tokio::spawn(async move { client.send(&token, &sent_job).await });
+    // Polled here, in the worker, as any request; only one that outlives the timeout
+    // is moved, already started, into a task of its own.
+    let mut request = Box::pin(async move { client.send(&token, &sent_job).await });
     match tokio::time::timeout(shared.client.timeout(), &mut request).await {
-        Ok(Ok(answer)) => Sent::Answer(answer),
-        // The task panicked or was cancelled: nothing says whether it was delivered.
-        Ok(Err(e)) => Sent::Answer(Answer::Unknown(Reply {
-            error: "internal error while sending".into(),
-            msg: e.to_string(),
-            ..Reply::default()
-        })),
+        Ok(answer) => Sent::Answer(answer),
         Err(_) => Sent::TimedOut {
             reply: Reply {
                 error: crate::send::api::TIMEOUT_ERROR.into(),
@@ -628,7 +624,7 @@ async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
                 ),
                 ..Reply::default()
             },
-            request,
+            request: tokio::spawn(request),
             sent_at,
         },
     }
