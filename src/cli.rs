@@ -1,7 +1,7 @@
 /*!
 The command line as the user types it: raw flags, parsed by clap and not yet
-checked against each other or the config file. `config` turns these into one
-validated `Settings`; nothing else reads them.
+checked against each other or the config file. `config` turns these into each
+command's checked settings; nothing else reads them, except `report`'s few flags.
 
 There is deliberately no flag for the token: a flag would show in `ps` and in
 shell history. Tokens come only from the `WOLKVOX_TOKEN` environment variable.
@@ -9,7 +9,23 @@ shell history. Tokens come only from the `WOLKVOX_TOKEN` environment variable.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::journal::Status;
+
+/// The command line, with the status table in `send --help` and `report --help`.
+pub fn command() -> clap::Command {
+    let statuses = Status::help_table();
+    Cli::command()
+        .mut_subcommand("send", |c| c.after_long_help(statuses.clone()))
+        .mut_subcommand("report", |c| c.after_long_help(statuses))
+}
+
+/// Parses the process's arguments; on a mistake, or for `--help`, prints and exits.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Send a contact list as WhatsApp messages through the Wolkvox API.
 ///
@@ -171,8 +187,7 @@ mod tests {
 
     #[test]
     fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

@@ -1,11 +1,13 @@
 /*!
-Turns the raw flags and the optional TOML file into one validated `Settings`.
+Turns the raw flags and the optional TOML file into each command's checked
+settings: `ValidateSettings` and `SendSettings`, whose list part
+(`validate::ListSettings`) both share.
 
 Precedence is flags, then the config file, then built-in defaults. Every value
 is checked here, once, so the rest of the program never re-checks: a config
 error names the file and the key (`limits.max_in_flight_per_token`) or the
-flag (`--rate`) to fix. Tokens are read from `WOLKVOX_TOKEN` here too and never
-leave a `Token` wrapper that hides them from `Debug`.
+flag (`--rate`) to fix. Tokens are not settings: `send::token` reads them from
+`WOLKVOX_TOKEN`.
 */
 
 use std::path::{Path, PathBuf};
@@ -390,47 +392,31 @@ fn hsm_settings(
     file: &mut HsmSection,
     path: Option<&Path>,
 ) -> Result<HsmSettings, ConfigError> {
-    let empty_name =
-        "must not be empty: give the name of an approved template (e.g. cita_recordatorio)";
-    let template_name = match (&args.hsm, file.template_name.take()) {
-        (Some(flag), _) if flag.trim().is_empty() => {
-            return Err(ConfigError::Flag {
-                flag: "--hsm",
-                reason: empty_name.into(),
-            });
-        }
-        (Some(flag), _) => Some(flag.trim().to_owned()),
-        (None, Some(key)) if key.trim().is_empty() => {
-            return Err(key_error(path, "hsm.template_name", empty_name));
-        }
-        (None, key) => key.map(|k| k.trim().to_owned()),
-    };
-    let empty_column = |names: &[String]| {
-        names.iter().position(|n| n.trim().is_empty()).map(|i| {
-            format!(
+    let template_name = flag_or_key(
+        ("--hsm", args.hsm.clone()),
+        ("hsm.template_name", file.template_name.take()),
+        path,
+        |name: String| {
+            let name = name.trim();
+            if name.is_empty() {
+                Err("must not be empty: give the name of an approved template (e.g. cita_recordatorio)".to_owned())
+            } else {
+                Ok(name.to_owned())
+            }
+        },
+    )?;
+    let vars = flag_or_key(
+        ("--hsm-vars", args.hsm_vars.clone()),
+        ("hsm.vars", file.vars.take()),
+        path,
+        |names: Vec<String>| match names.iter().position(|n| n.trim().is_empty()) {
+            Some(i) => Err(format!(
                 "variable {} has no column name: list the columns in the template's order, e.g. nombre,fecha,hora",
                 i + 1
-            )
-        })
-    };
-    let vars = match (&args.hsm_vars, file.vars.take()) {
-        (Some(flag), _) => {
-            if let Some(reason) = empty_column(flag) {
-                return Err(ConfigError::Flag {
-                    flag: "--hsm-vars",
-                    reason,
-                });
-            }
-            Some(flag.iter().map(|n| n.trim().to_owned()).collect())
-        }
-        (None, Some(key)) => {
-            if let Some(reason) = empty_column(&key) {
-                return Err(key_error(path, "hsm.vars", reason));
-            }
-            Some(key.iter().map(|n| n.trim().to_owned()).collect())
-        }
-        (None, None) => None,
-    };
+            )),
+            None => Ok(names.iter().map(|n| n.trim().to_owned()).collect()),
+        },
+    )?;
     Ok(HsmSettings {
         template_name,
         vars,
@@ -667,91 +653,10 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
     if origin.is_none() && !args.dry_run {
         return Err(ConfigError::NoEndpoint);
     }
-    let timeout = duration(
-        path,
-        "api.timeout",
-        file.api.timeout.as_deref(),
-        DEFAULT_TIMEOUT,
-    )?;
-    if timeout < MIN_TIMEOUT {
-        return Err(key_error(
-            path,
-            "api.timeout",
-            format!(
-                "{} is too short: a request needs time to reach Wolkvox and come back; use at least 1s (the default is 60s, the API's own limit)",
-                humantime::format_duration(timeout)
-            ),
-        ));
-    }
-
-    let rate = flag_or_key(
-        ("--rate", args.rate),
-        ("limits.requests_per_second", file.limits.requests_per_second),
-        path,
-        |r: f64| {
-            if r.is_finite() && r >= MIN_RATE {
-                Ok(r)
-            } else {
-                Err(format!(
-                    "{r} is not a usable rate: give requests per second per token, at least one a day ({MIN_RATE:.6})"
-                ))
-            }
-        },
-    )?
-    .unwrap_or(DEFAULT_RATE);
-
-    let max_in_flight = match file.limits.max_in_flight_per_token {
-        None => API_MAX_IN_FLIGHT,
-        Some(n) if (1..=API_MAX_IN_FLIGHT).contains(&n) => n,
-        Some(n) => {
-            return Err(key_error(
-                path,
-                "limits.max_in_flight_per_token",
-                format!(
-                    "{n} is not allowed: the Wolkvox API accepts at most {API_MAX_IN_FLIGHT} simultaneous requests per token; use 1 or 2"
-                ),
-            ));
-        }
-    };
-
-    let defaults = RetryPolicy::default();
-    let retry = RetryPolicy {
-        max_attempts: match file.retry.max_attempts {
-            Some(0) => return Err(key_error(path, "retry.max_attempts", "must be at least 1")),
-            Some(n) => n,
-            None => defaults.max_attempts,
-        },
-        base_delay: duration(
-            path,
-            "retry.base_delay",
-            file.retry.base_delay.as_deref(),
-            defaults.base_delay,
-        )?,
-        max_delay: duration(
-            path,
-            "retry.max_delay",
-            file.retry.max_delay.as_deref(),
-            defaults.max_delay,
-        )?,
-        max_consecutive_failures: match file.retry.max_consecutive_failures {
-            Some(0) => {
-                return Err(key_error(
-                    path,
-                    "retry.max_consecutive_failures",
-                    "must be at least 1",
-                ));
-            }
-            Some(n) => n,
-            None => defaults.max_consecutive_failures,
-        },
-    };
-    if retry.max_delay < retry.base_delay {
-        return Err(key_error(
-            path,
-            "retry.max_delay",
-            "must not be shorter than retry.base_delay",
-        ));
-    }
+    let timeout = api_timeout(file.api.timeout.as_deref(), path)?;
+    let rate = rate(args.rate, file.limits.requests_per_second, path)?;
+    let max_in_flight = max_in_flight(file.limits.max_in_flight_per_token, path)?;
+    let retry = retry_policy(&file.retry, path)?;
 
     let results = match &args.results {
         Some(p) => p.clone(),
@@ -784,6 +689,103 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
         window,
         wait_for_window: args.wait_for_window,
     })
+}
+
+/// `api.timeout`: at least 1 s.
+fn api_timeout(value: Option<&str>, path: Option<&Path>) -> Result<Duration, ConfigError> {
+    let timeout = duration(path, "api.timeout", value, DEFAULT_TIMEOUT)?;
+    if timeout < MIN_TIMEOUT {
+        return Err(key_error(
+            path,
+            "api.timeout",
+            format!(
+                "{} is too short: a request needs time to reach Wolkvox and come back; use at least 1s (the default is 60s, the API's own limit)",
+                humantime::format_duration(timeout)
+            ),
+        ));
+    }
+    Ok(timeout)
+}
+
+/// `--rate` or `limits.requests_per_second`: requests per second per token.
+fn rate(flag: Option<f64>, key: Option<f64>, path: Option<&Path>) -> Result<f64, ConfigError> {
+    let rate = flag_or_key(
+        ("--rate", flag),
+        ("limits.requests_per_second", key),
+        path,
+        |r: f64| {
+            if r.is_finite() && r >= MIN_RATE {
+                Ok(r)
+            } else {
+                Err(format!(
+                    "{r} is not a usable rate: give requests per second per token, at least one a day ({MIN_RATE:.6})"
+                ))
+            }
+        },
+    )?
+    .unwrap_or(DEFAULT_RATE);
+    Ok(rate)
+}
+
+/// `limits.max_in_flight_per_token`: 1 or 2, what the API accepts.
+fn max_in_flight(key: Option<usize>, path: Option<&Path>) -> Result<usize, ConfigError> {
+    let max_in_flight = match key {
+        None => API_MAX_IN_FLIGHT,
+        Some(n) if (1..=API_MAX_IN_FLIGHT).contains(&n) => n,
+        Some(n) => {
+            return Err(key_error(
+                path,
+                "limits.max_in_flight_per_token",
+                format!(
+                    "{n} is not allowed: the Wolkvox API accepts at most {API_MAX_IN_FLIGHT} simultaneous requests per token; use 1 or 2"
+                ),
+            ));
+        }
+    };
+    Ok(max_in_flight)
+}
+
+/// `[retry]`: attempts, back-off and when the service counts as down.
+fn retry_policy(section: &RetrySection, path: Option<&Path>) -> Result<RetryPolicy, ConfigError> {
+    let defaults = RetryPolicy::default();
+    let retry = RetryPolicy {
+        max_attempts: match section.max_attempts {
+            Some(0) => return Err(key_error(path, "retry.max_attempts", "must be at least 1")),
+            Some(n) => n,
+            None => defaults.max_attempts,
+        },
+        base_delay: duration(
+            path,
+            "retry.base_delay",
+            section.base_delay.as_deref(),
+            defaults.base_delay,
+        )?,
+        max_delay: duration(
+            path,
+            "retry.max_delay",
+            section.max_delay.as_deref(),
+            defaults.max_delay,
+        )?,
+        max_consecutive_failures: match section.max_consecutive_failures {
+            Some(0) => {
+                return Err(key_error(
+                    path,
+                    "retry.max_consecutive_failures",
+                    "must be at least 1",
+                ));
+            }
+            Some(n) => n,
+            None => defaults.max_consecutive_failures,
+        },
+    };
+    if retry.max_delay < retry.base_delay {
+        return Err(key_error(
+            path,
+            "retry.max_delay",
+            "must not be shorter than retry.base_delay",
+        ));
+    }
+    Ok(retry)
 }
 
 #[cfg(test)]

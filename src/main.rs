@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = wolkvox_dispatch::cli::Cli::parse();
+    let cli = wolkvox_dispatch::cli::parse();
     match wolkvox_dispatch::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {

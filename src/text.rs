@@ -80,6 +80,15 @@ fn sgr_len(rest: &str) -> Option<usize> {
     (body[end..].starts_with('m')).then_some(end + 2)
 }
 
+/// The first `max` characters of an untrusted text, marked with `…` when cut: a hostile
+/// file or server must not turn one value into megabytes of output.
+pub(crate) fn excerpt(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+        None => Cow::Borrowed(text),
+    }
+}
+
 /// "12.5 s", "3 min 20 s", "1 h 5 min".
 pub(crate) fn human_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
@@ -130,6 +139,13 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_cut_on_characters_and_say_so() {
+        assert_eq!(excerpt("ñandú", 5), "ñandú");
+        assert_eq!(excerpt("ñandú!", 5), "ñandú…");
+        assert_eq!(excerpt("", 0), "");
+    }
 
     #[test]
     fn controls_and_bidi_overrides_are_escaped_and_accents_kept() {

@@ -54,7 +54,7 @@ pub(crate) fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
     let suppression = if list.suppress.is_empty() {
         None
     } else {
-        Some(Arc::new(Suppression::load_for(
+        Some(Arc::new(Suppression::load(
             &list.suppress,
             &list.columns.telephone,
             list.default_country,

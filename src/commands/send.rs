@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -34,17 +34,8 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
     if let (Err(e), Some(path)) = (&result, &args.summary_json) {
         // The run never got to a summary: the JSON says why, with exit code 2.
         let counts = HashMap::new();
-        let summary = Summary {
-            title: "error",
-            counts: &counts,
-            elapsed: Duration::ZERO,
-            skipped: 0,
-            sent_before: 0,
-            results: args.results.as_deref().unwrap_or(Path::new("")),
-            estimate: None,
-            stopped: None,
-            hours: None,
-        };
+        let results = args.results.as_deref().unwrap_or(Path::new(""));
+        let summary = Summary::new("error", &counts, results);
         write_summary_json(
             path,
             &SummaryJson {
@@ -106,7 +97,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
             journal::naming::default_results(&settings.list.input, settings.dry_run, read.template);
     }
     journal::check_target(&settings.results, &settings.list.input)?;
-    let (recorder, prior) = Recorder::open(&journal::OpenOptions2 {
+    let (recorder, prior) = Recorder::open(&journal::RecorderOptions {
         results: settings.results.clone(),
         dry_run: settings.dry_run,
         resume: settings.resume,
@@ -143,14 +134,8 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
 /// A dry run: the results say `dry_run`, the first rows are shown as they would be
 /// sent, and the summary estimates how long sending would take.
 fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
-    let OpenRun {
-        settings,
-        started,
-        recorder,
-        plan,
-        ..
-    } = run;
-    let counts = recorder.finish()?;
+    let counts = run.recorder.finish()?;
+    let (settings, plan) = (&run.settings, &run.plan);
     let previews: Vec<String> = plan
         .jobs
         .iter()
@@ -158,26 +143,23 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         .take(report::PREVIEW_ROWS)
         .collect();
     print_previews(&mut std::io::stdout().lock(), &previews);
-    let estimate = estimate(plan.jobs.len(), &settings);
+    let estimate = estimate(plan.jobs.len(), settings);
     let exit = finished_exit(&counts);
     print_summary(
         &Summary {
-            title: "dry run: nothing was sent",
-            counts: &counts,
-            elapsed: started.elapsed(),
+            elapsed: run.started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
-            results: &settings.results,
             estimate: Some(estimate),
-            stopped: None,
             hours: hours_line(
                 settings.window.as_ref(),
                 plan.jobs.len(),
                 settings.rate,
                 token_count_for_estimates(),
             ),
+            ..Summary::new("dry run: nothing was sent", &counts, &settings.results)
         },
-        &settings,
+        settings,
         exit,
         started_at,
     );
@@ -243,26 +225,18 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let counts = recorder.final_counts();
     let unwritten = recorder.finish().err();
     let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), cut);
-    let exit = if stopped_text.is_some() {
-        Exit::Stopped
+    let (exit, title) = if stopped_text.is_some() {
+        (Exit::Stopped, "run stopped")
     } else {
-        finished_exit(&counts)
+        (finished_exit(&counts), "run finished")
     };
     print_summary(
         &Summary {
-            title: if stopped_text.is_some() {
-                "run stopped"
-            } else {
-                "run finished"
-            },
-            counts: &counts,
             elapsed: send_started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
-            results: &settings.results,
-            estimate: None,
             stopped: stopped_text,
-            hours: None,
+            ..Summary::new(title, &counts, &settings.results)
         },
         &settings,
         exit,

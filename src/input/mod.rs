@@ -443,19 +443,7 @@ pub(crate) fn from_reader_with(
             .build(source);
         (prefix, source) = peek(Box::new(utf8), SNIFF_BYTES).map_err(io_error)?;
     }
-    let decoding = match (bom, options.encoding) {
-        (Some(_), _) => Decoding::Utf8 {
-            chosen: Chosen::Bom,
-            first_utf8: None,
-        },
-        (None, Encoding::Utf8) => Decoding::Utf8 {
-            chosen: Chosen::Config,
-            first_utf8: None,
-        },
-        (None, Encoding::Windows1252) => Decoding::Windows1252 { first_legacy: None },
-        // Decided field by field over the whole file, never from a prefix.
-        (None, Encoding::Auto) => Decoding::Undecided,
-    };
+    let decoding = decoding(bom, options.encoding);
     let delimiter = options
         .delimiter
         .unwrap_or_else(|| detect_delimiter(&prefix));
@@ -474,26 +462,7 @@ pub(crate) fn from_reader_with(
         .delimiter(delimiter)
         .from_reader(capped);
     let mut record = csv::ByteRecord::new();
-    let parse_error = |e: csv::Error| InputError::Parse {
-        path: path.to_owned(),
-        line: e.position().map(|p| p.line()).unwrap_or(1),
-        message: describe_csv_error(&e),
-    };
-    if !reader.read_byte_record(&mut record).map_err(parse_error)? {
-        return Err(InputError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    // Excel's `sep=;` hint line, when present, comes before the header.
-    if record.len() <= 2
-        && record.get(0).is_some_and(|f| f.starts_with(b"sep="))
-        && record.iter().skip(1).all(<[u8]>::is_empty)
-        && !reader.read_byte_record(&mut record).map_err(parse_error)?
-    {
-        return Err(InputError::Empty {
-            path: path.to_owned(),
-        });
-    }
+    read_header_record(&mut reader, &mut record, path)?;
     let mut text = TextRows {
         reader,
         delimiter,
@@ -524,6 +493,52 @@ pub(crate) fn from_reader_with(
         row: 0,
         failed: false,
     })
+}
+
+/// How the file will be decoded, before any of it is: a BOM or the config decides,
+/// or nothing does yet.
+fn decoding(bom: Option<Bom>, encoding: Encoding) -> Decoding {
+    match (bom, encoding) {
+        (Some(_), _) => Decoding::Utf8 {
+            chosen: Chosen::Bom,
+            first_utf8: None,
+        },
+        (None, Encoding::Utf8) => Decoding::Utf8 {
+            chosen: Chosen::Config,
+            first_utf8: None,
+        },
+        (None, Encoding::Windows1252) => Decoding::Windows1252 { first_legacy: None },
+        // Decided field by field over the whole file, never from a prefix.
+        (None, Encoding::Auto) => Decoding::Undecided,
+    }
+}
+
+/// Reads the header record into `record`, past Excel's `sep=;` hint line when present.
+fn read_header_record<R: Read>(
+    reader: &mut csv::Reader<R>,
+    record: &mut csv::ByteRecord,
+    path: &Path,
+) -> Result<(), InputError> {
+    let parse_error = |e: csv::Error| InputError::Parse {
+        path: path.to_owned(),
+        line: e.position().map(|p| p.line()).unwrap_or(1),
+        message: describe_csv_error(&e),
+    };
+    let empty = || InputError::Empty {
+        path: path.to_owned(),
+    };
+    if !reader.read_byte_record(record).map_err(parse_error)? {
+        return Err(empty());
+    }
+    // Excel's `sep=;` hint line, when present, comes before the header.
+    if record.len() <= 2
+        && record.get(0).is_some_and(|f| f.starts_with(b"sep="))
+        && record.iter().skip(1).all(<[u8]>::is_empty)
+        && !reader.read_byte_record(record).map_err(parse_error)?
+    {
+        return Err(empty());
+    }
+    Ok(())
 }
 
 fn trimmed_header(path: &Path, header: Vec<String>) -> Result<Vec<String>, InputError> {

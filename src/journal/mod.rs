@@ -89,6 +89,39 @@ impl Status {
         Status::DryRun,
     ];
 
+    /// What a status means: the one table that `send --help`, `report --help` and the
+    /// README's status table say (a unit test holds the README to it).
+    pub(crate) fn meaning(self) -> &'static str {
+        match self {
+            Status::Sent => {
+                "Wolkvox accepted the message (HTTP 2xx and body `code` 2xx). Not proof of delivery."
+            }
+            Status::Failed => {
+                "Wolkvox refused the message, or every attempt failed in a way that certainly did not deliver it."
+            }
+            Status::Unknown => {
+                "The request was written but the answer never came (timeout, connection dropped): the message may have been delivered. Not sent again unless `--resume --retry-unknown`."
+            }
+            Status::Invalid => "The row failed validation; `msg` says which column and why.",
+            Status::Duplicate => "Same number and message as an earlier row; not sent.",
+            Status::Suppressed => {
+                "The number is on an opt-out list (`--suppress`, `campaign.suppress`); never sent, not even by `--resume --retry-failed`."
+            }
+            Status::NotSent => "Never attempted because the run stopped early (exit code 3).",
+            Status::DryRun => "Valid row that would have been sent (`--dry-run` only).",
+        }
+    }
+
+    /// The status table for `--help`: one line a status.
+    pub(crate) fn help_table() -> String {
+        let mut out = String::from("Statuses of the results file (column `status`):\n");
+        for status in Status::ALL {
+            // No alignment: clap wraps long lines without keeping an indent.
+            out.push_str(&format!("- {}: {}\n", status.as_str(), status.meaning()));
+        }
+        out
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Sent => "sent",
@@ -651,7 +684,7 @@ pub(crate) fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
 
 /// How the recorder should open its files.
 #[derive(Debug, Clone)]
-pub(crate) struct OpenOptions2 {
+pub(crate) struct RecorderOptions {
     pub(crate) results: PathBuf,
     pub(crate) dry_run: bool,
     pub(crate) resume: bool,
@@ -696,14 +729,6 @@ struct Syncs {
     /// Every intent up to this number is on disk.
     durable: u64,
     running: bool,
-}
-
-impl std::fmt::Debug for Recorder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder")
-            .field("path", &self.path)
-            .finish()
-    }
 }
 
 fn ends_with_newline(file: &mut File, len: u64) -> std::io::Result<bool> {
@@ -786,7 +811,7 @@ fn try_lock(file: &File, path: &Path) -> Result<(), ResultsError> {
 impl Recorder {
     /// Opens (and locks) the results of a run. For a real run it also returns what
     /// earlier runs recorded (empty unless resuming).
-    pub(crate) fn open(options: &OpenOptions2) -> Result<(Self, Prior), ResultsError> {
+    pub(crate) fn open(options: &RecorderOptions) -> Result<(Self, Prior), ResultsError> {
         let path = options.results.clone();
         let journal_path = journal_path(&path);
         if options.dry_run {
@@ -1204,11 +1229,28 @@ mod tests {
         Job::for_test(row, key)
     }
 
-    fn opts(dir: &Path, dry_run: bool, resume: bool) -> OpenOptions2 {
-        OpenOptions2 {
+    fn opts(dir: &Path, dry_run: bool, resume: bool) -> RecorderOptions {
+        RecorderOptions {
             results: dir.join("r.csv"),
             dry_run,
             resume,
+        }
+    }
+
+    /// Opens `r.csv` in `dir`.
+    fn open(dir: &Path, dry_run: bool, resume: bool) -> Result<(Recorder, Prior), ResultsError> {
+        Recorder::open(&opts(dir, dry_run, resume))
+    }
+
+    #[test]
+    fn the_readme_status_table_is_the_one_in_the_code() {
+        let readme = include_str!("../../README.md");
+        for status in Status::ALL {
+            let row = format!("| `{}` | {} |", status.as_str(), status.meaning());
+            assert!(
+                readme.lines().any(|line| line == row),
+                "README.md has no status row {row}"
+            );
         }
     }
 
@@ -1225,7 +1267,7 @@ mod tests {
     #[test]
     fn results_are_rewritten_sorted_with_one_line_per_row() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, prior) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        let (rec, prior) = open(dir.path(), false, false).unwrap();
         assert!(prior.is_empty());
         rec.intent(&job(2, "k2")).unwrap();
         rec.record(
@@ -1248,7 +1290,7 @@ mod tests {
     #[test]
     fn an_existing_run_is_refused_without_resume_and_resumed_with_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        let (rec, _) = open(dir.path(), false, false).unwrap();
         rec.intent(&job(1, "k1")).unwrap();
         rec.record(Outcome::local(1, "t", Status::Sent, ""), Some("k1"))
             .unwrap();
@@ -1256,10 +1298,10 @@ mod tests {
         // Simulates a crash: k2 has an intent and no outcome.
         drop(rec);
         assert!(matches!(
-            Recorder::open(&opts(dir.path(), false, false)),
+            open(dir.path(), false, false),
             Err(ResultsError::AlreadyExists { .. })
         ));
-        let (_rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+        let (_rec, prior) = open(dir.path(), false, true).unwrap();
         assert_eq!(prior.done["k1"].status, Status::Sent);
         assert_eq!(prior.interrupted.get("k2"), Some(&2));
     }
@@ -1267,17 +1309,17 @@ mod tests {
     #[test]
     fn resume_needs_the_journal_but_not_a_non_empty_one() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        let (rec, _) = open(dir.path(), false, false).unwrap();
         rec.record(Outcome::local(1, "t", Status::Invalid, ""), None)
             .unwrap();
         drop(rec);
         // Nothing was attempted: the journal is empty, and resuming is safe.
-        let (rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+        let (rec, prior) = open(dir.path(), false, true).unwrap();
         assert!(prior.is_empty());
         drop(rec);
         std::fs::remove_file(journal_path(&dir.path().join("r.csv"))).unwrap();
         assert!(matches!(
-            Recorder::open(&opts(dir.path(), false, true)),
+            open(dir.path(), false, true),
             Err(ResultsError::NoJournal { .. })
         ));
     }
@@ -1286,15 +1328,15 @@ mod tests {
     fn a_refused_new_run_leaves_nothing_but_a_resumed_one_keeps_its_files() {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("r.csv");
-        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        let (rec, _) = open(dir.path(), false, false).unwrap();
         rec.record(Outcome::local(1, "t", Status::Invalid, ""), None)
             .unwrap();
         rec.discard().unwrap();
         assert!(!results.exists() && !journal_path(&results).exists());
         // Nothing is left in the way of the same command without --resume.
-        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        let (rec, _) = open(dir.path(), false, false).unwrap();
         rec.finish().unwrap();
-        let (rec, _) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+        let (rec, _) = open(dir.path(), false, true).unwrap();
         rec.discard().unwrap();
         assert!(results.exists() && journal_path(&results).exists());
     }
@@ -1306,13 +1348,13 @@ mod tests {
         std::fs::write(&results, "row,telephone\n").unwrap();
         let journal = journal_path(&results);
         assert!(matches!(
-            Recorder::open(&opts(dir.path(), false, false)),
+            open(dir.path(), false, false),
             Err(ResultsError::AlreadyExists { .. })
         ));
         assert!(!journal.exists());
         for _ in 0..2 {
             assert!(matches!(
-                Recorder::open(&opts(dir.path(), false, true)),
+                open(dir.path(), false, true),
                 Err(ResultsError::NoJournal { .. })
             ));
             assert!(!journal.exists());
@@ -1322,7 +1364,7 @@ mod tests {
     #[test]
     fn intents_from_many_threads_share_syncs_and_all_return() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        let (rec, _) = open(dir.path(), false, false).unwrap();
         std::thread::scope(|s| {
             for t in 0..8u64 {
                 let rec = &rec;
@@ -1348,14 +1390,14 @@ mod tests {
     #[test]
     fn a_second_run_on_the_same_results_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
-        let (first, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap();
+        let (first, _) = open(dir.path(), false, false).unwrap();
         first
             .record(Outcome::local(1, "t", Status::Invalid, ""), None)
             .unwrap();
         // With or without --resume, the message says another run holds the file.
         for resume in [true, false] {
             assert!(matches!(
-                Recorder::open(&opts(dir.path(), false, resume)),
+                open(dir.path(), false, resume),
                 Err(ResultsError::Locked { .. })
             ));
         }
@@ -1396,12 +1438,12 @@ mod tests {
             (whole.to_owned(), format!("{whole}\n")),
         ] {
             std::fs::write(&journal, &torn).unwrap();
-            let (rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+            let (rec, prior) = open(dir.path(), false, true).unwrap();
             assert_eq!(prior.interrupted.get("a"), Some(&1));
             assert_eq!(std::fs::read_to_string(&journal).unwrap(), kept);
             rec.intent(&job(2, "b")).unwrap();
             drop(rec);
-            let (_rec, prior) = Recorder::open(&opts(dir.path(), false, true)).unwrap();
+            let (_rec, prior) = open(dir.path(), false, true).unwrap();
             assert_eq!(prior.interrupted.len(), 2, "{torn:?}");
             std::fs::remove_file(dir.path().join("r.csv")).unwrap();
         }
@@ -1448,9 +1490,9 @@ mod tests {
         rec.finish().unwrap();
         let (rec, _) = Recorder::open(&o).unwrap();
         rec.finish().unwrap();
-        let (rec, _) = Recorder::open(&opts(dir.path(), false, false)).unwrap_or_else(|_| {
+        let (rec, _) = open(dir.path(), false, false).unwrap_or_else(|_| {
             std::fs::remove_file(dir.path().join("r.csv")).unwrap();
-            Recorder::open(&opts(dir.path(), false, false)).unwrap()
+            open(dir.path(), false, false).unwrap()
         });
         rec.record(Outcome::local(1, "t", Status::Sent, ""), Some("k"))
             .unwrap();

@@ -140,42 +140,12 @@ pub(crate) fn build(
         false,
     );
 
-    let times: Vec<jiff::Timestamp> = latest
-        .values()
-        .filter(|o| o.attempts > 0)
-        .filter_map(|o| o.finished_at.parse().ok())
-        .collect();
-    let first = times.iter().min().copied();
-    let last = times.iter().max().copied();
-    let messages_per_second = match (first, last) {
-        (Some(f), Some(l)) if l > f => {
-            Some(count(Status::Sent) as f64 / f.duration_until(l).as_secs_f64())
-        }
-        _ => None,
-    };
-
+    let (first, last, messages_per_second) = answer_times(latest.values(), count(Status::Sent));
     let total = journal.last_run.as_ref().map(|r| r.rows);
     let never_attempted = total
         .map(|t| (1..=t).filter(|row| !latest.contains_key(row)).count() as u64)
         .unwrap_or(0);
-    let mut cannot_retry: Vec<Fix> = Vec::new();
-    for o in latest.values().filter(|o| o.status == Status::Failed) {
-        if let Some(fix) = fix_for(&o.msg) {
-            match cannot_retry.iter_mut().find(|f| f.fix == fix) {
-                Some(f) => {
-                    f.count += 1;
-                    if f.rows.len() < ROWS_PER_GROUP {
-                        f.rows.push(o.row);
-                    }
-                }
-                None => cannot_retry.push(Fix {
-                    count: 1,
-                    rows: vec![o.row],
-                    fix: fix.into(),
-                }),
-            }
-        }
-    }
+    let cannot_retry = cannot_retry(latest.values());
     let unfixable: u64 = cannot_retry.iter().map(|f| f.count).sum();
     let next = if journal.in_progress {
         None
@@ -209,6 +179,53 @@ pub(crate) fn build(
         last_finished_at: last.map(|t| t.to_string()),
         messages_per_second,
     }
+}
+
+/// The `failed` rows that sending again cannot fix (a known `msg`), grouped by what fixes them.
+fn cannot_retry<'a>(outcomes: impl Iterator<Item = &'a Outcome>) -> Vec<Fix> {
+    let mut out: Vec<Fix> = Vec::new();
+    for o in outcomes.filter(|o| o.status == Status::Failed) {
+        let Some(fix) = fix_for(&o.msg) else {
+            continue;
+        };
+        match out.iter_mut().find(|f| f.fix == fix) {
+            Some(f) => {
+                f.count += 1;
+                if f.rows.len() < ROWS_PER_GROUP {
+                    f.rows.push(o.row);
+                }
+            }
+            None => out.push(Fix {
+                count: 1,
+                rows: vec![o.row],
+                fix: fix.into(),
+            }),
+        }
+    }
+    out
+}
+
+/// The first and last answer among rows that were sent a request, and the rate of
+/// `sent` rows between them.
+fn answer_times<'a>(
+    outcomes: impl Iterator<Item = &'a Outcome>,
+    sent: u64,
+) -> (
+    Option<jiff::Timestamp>,
+    Option<jiff::Timestamp>,
+    Option<f64>,
+) {
+    let times: Vec<jiff::Timestamp> = outcomes
+        .filter(|o| o.attempts > 0)
+        .filter_map(|o| o.finished_at.parse().ok())
+        .collect();
+    let first = times.iter().min().copied();
+    let last = times.iter().max().copied();
+    let rate = match (first, last) {
+        (Some(f), Some(l)) if l > f => Some(sent as f64 / f.duration_until(l).as_secs_f64()),
+        _ => None,
+    };
+    (first, last, rate)
 }
 
 /// Groups outcomes by (`code`, `msg`), most common first (ties: by code, then msg).
@@ -335,7 +352,21 @@ fn row_list(rows: &[u64], count: u64) -> String {
 
 /// The report for people.
 pub(crate) fn render(r: &Report) -> String {
-    let mut out = format!("report of {} ({} rows)\n", r.results.display(), r.rows);
+    let mut out = String::new();
+    render_counts(r, &mut out);
+    render_groups(r, &mut out);
+    render_times(r, &mut out);
+    render_next(r, &mut out);
+    out
+}
+
+/// The file, the campaign, how far the run got, and the count of each status.
+fn render_counts(r: &Report, out: &mut String) {
+    out.push_str(&format!(
+        "report of {} ({} rows)\n",
+        r.results.display(),
+        r.rows
+    ));
     if let Some(campaign) = &r.campaign {
         out.push_str(&format!("campaign: {campaign}\n"));
     }
@@ -359,6 +390,10 @@ pub(crate) fn render(r: &Report) -> String {
             out.push_str(&format!("  {:<11}{n:>8}\n", status.as_str()));
         }
     }
+}
+
+/// Failures, rows not sent and suppressed rows, grouped by what was answered.
+fn render_groups(r: &Report, out: &mut String) {
     let rows = |g: &Group| row_list(&g.rows, g.count);
     if !r.failures.is_empty() {
         out.push_str("failures (failed and unknown) by code and msg, most common first:\n");
@@ -403,6 +438,10 @@ pub(crate) fn render(r: &Report) -> String {
             "invalid rows: the reason of each is in the results file's msg column (or run `wolkvox-dispatch validate` on the list)\n",
         );
     }
+}
+
+/// When answers came, the rate, and the failures a retry cannot fix.
+fn render_times(r: &Report, out: &mut String) {
     match (&r.first_finished_at, &r.last_finished_at) {
         (Some(first), Some(last)) => {
             out.push_str(&format!("first answer  {first}\nlast answer   {last}\n"));
@@ -422,6 +461,10 @@ pub(crate) fn render(r: &Report) -> String {
             out.push_str(&format!("  {:>8}  {}  [rows {rows}]\n", f.count, f.fix));
         }
     }
+}
+
+/// What to run next, if anything is left to send.
+fn render_next(r: &Report, out: &mut String) {
     match &r.next {
         None if r.in_progress => {}
         None if r.rows == 0 => out.push_str("no rows recorded yet\n"),
@@ -443,12 +486,21 @@ pub(crate) fn render(r: &Report) -> String {
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// When the rows of most tests finished.
+    const T: &str = "2026-03-02T15:00:00Z";
+
+    /// A contact list `<stem>.csv` in `dir`, and the path of its results file named `results`.
+    fn list_and_results(dir: &Path, stem: &str, results: &str) -> (PathBuf, PathBuf) {
+        let input = dir.join(format!("{stem}.csv"));
+        std::fs::write(&input, "telephone,message\n").unwrap();
+        (input, dir.join(results))
+    }
 
     fn o(row: u64, status: Status, code: &str, msg: &str, at: &str) -> Outcome {
         Outcome {
@@ -470,31 +522,30 @@ mod tests {
 
     #[test]
     fn failures_are_grouped_by_code_and_msg_most_common_first() {
-        let t = "2026-03-02T15:00:00Z";
         let lines = vec![
-            o(1, Status::Sent, "201", "ok", "2026-03-02T15:00:00Z"),
-            o(2, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
-            o(3, Status::Failed, "403", "CLOSED", t),
-            o(4, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
-            o(5, Status::Unknown, "", "timed out", t),
-            o(6, Status::Failed, "400", "OTHER", t),
+            o(1, Status::Sent, "201", "ok", T),
+            o(2, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", T),
+            o(3, Status::Failed, "403", "CLOSED", T),
+            o(4, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", T),
+            o(5, Status::Unknown, "", "timed out", T),
+            o(6, Status::Failed, "400", "OTHER", T),
             o(7, Status::Sent, "201", "ok", "2026-03-02T15:00:04Z"),
             o(
                 8,
                 Status::NotSent,
                 "",
                 "not sent: outside the contact hours",
-                t,
+                T,
             ),
             o(
                 9,
                 Status::Suppressed,
                 "",
                 "on the opt-out list o.txt: never sent",
-                t,
+                T,
             ),
-            o(10, Status::Failed, "403", "CLOSED", t),
-            o(11, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
+            o(10, Status::Failed, "403", "CLOSED", T),
+            o(11, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", T),
         ];
         let r = build(
             Path::new("/nowhere/list.results.csv"),
@@ -520,7 +571,7 @@ mod tests {
         assert_eq!(r.counts["dry_run"], 0);
         assert_eq!(r.not_sent[0].count, 1);
         assert_eq!(r.suppressed[0].rows, [9]);
-        assert_eq!(r.first_finished_at.as_deref(), Some("2026-03-02T15:00:00Z"));
+        assert_eq!(r.first_finished_at.as_deref(), Some(T));
         assert_eq!(r.last_finished_at.as_deref(), Some("2026-03-02T15:00:04Z"));
         assert_eq!(r.messages_per_second, Some(0.5));
         let next = r.next.as_ref().unwrap();
@@ -540,17 +591,14 @@ mod tests {
     #[test]
     fn the_latest_line_of_a_row_wins_and_the_input_is_found_beside_the_results() {
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("list.csv");
-        std::fs::write(&input, "telephone,message\n").unwrap();
-        let results = dir.path().join("list.results.csv");
-        let t = "2026-03-02T15:00:00Z";
+        let (input, results) = list_and_results(dir.path(), "list", "list.results.csv");
         let r = build(
             &results,
             vec![
-                o(1, Status::NotSent, "", "not sent: interrupted", t),
-                o(2, Status::Sent, "201", "ok", t),
-                o(1, Status::Sent, "201", "ok", t),
-                o(3, Status::Failed, "400", "x", t),
+                o(1, Status::NotSent, "", "not sent: interrupted", T),
+                o(2, Status::Sent, "201", "ok", T),
+                o(1, Status::Sent, "201", "ok", T),
+                o(3, Status::Failed, "400", "x", T),
             ],
             &journal::JournalView::default(),
         );
@@ -572,12 +620,11 @@ mod tests {
 
     #[test]
     fn nothing_left_means_no_command() {
-        let t = "2026-03-02T15:00:00Z";
         let r = build(
             Path::new("r.results.csv"),
             vec![
-                o(1, Status::Sent, "201", "ok", t),
-                o(2, Status::Suppressed, "", "on the opt-out list", t),
+                o(1, Status::Sent, "201", "ok", T),
+                o(2, Status::Suppressed, "", "on the opt-out list", T),
             ],
             &journal::JournalView::default(),
         );
@@ -588,10 +635,7 @@ mod tests {
     #[test]
     fn the_journal_gives_the_total_the_command_and_what_a_retry_cannot_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("citas.csv");
-        std::fs::write(&input, "telephone,message\n").unwrap();
-        let results = dir.path().join("citas.hsm.results.csv");
-        let t = "2026-03-02T15:00:00Z";
+        let (input, results) = list_and_results(dir.path(), "citas", "citas.hsm.results.csv");
         let run = journal::RunInfo {
             kind: "hsm".into(),
             hsm_template: Some("cita".into()),
@@ -615,15 +659,15 @@ mod tests {
             in_progress: false,
         };
         let lines = vec![
-            o(1, Status::Sent, "201", "ok", t),
+            o(1, Status::Sent, "201", "ok", T),
             o(
                 2,
                 Status::Failed,
                 "400",
                 "The 24-hour customer service window is closed",
-                t,
+                T,
             ),
-            o(3, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", t),
+            o(3, Status::Failed, "400", "SOME PARAMETERS ARE REQUIRED", T),
         ];
         let r = build(&results, lines.clone(), &journal);
         assert_eq!((r.total, r.never_attempted), (Some(5), 2));

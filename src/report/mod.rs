@@ -103,7 +103,22 @@ pub(crate) struct Summary<'a> {
     pub(crate) hours: Option<String>,
 }
 
-impl Summary<'_> {
+impl<'a> Summary<'a> {
+    /// A summary with only its title, counts and results file; set the rest with `..`.
+    pub(crate) fn new(title: &'a str, counts: &'a HashMap<Status, u64>, results: &'a Path) -> Self {
+        Self {
+            title,
+            counts,
+            elapsed: Duration::ZERO,
+            skipped: 0,
+            sent_before: 0,
+            results,
+            estimate: None,
+            stopped: None,
+            hours: None,
+        }
+    }
+
     /// Messages this run sent per second of its elapsed time.
     pub(crate) fn messages_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
@@ -237,19 +252,21 @@ pub(crate) fn template_preview(job: &Job) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A summary of `counts` over `secs` seconds, written to `r.csv`, nothing else set.
+    fn summary(counts: &HashMap<Status, u64>, secs: u64) -> Summary<'_> {
+        Summary {
+            elapsed: Duration::from_secs(secs),
+            ..Summary::new("run finished", counts, Path::new("r.csv"))
+        }
+    }
+
     #[test]
     fn summary_shows_counts_elapsed_rate_and_path() {
         let counts = HashMap::from([(Status::Sent, 8), (Status::Invalid, 2)]);
         let text = Summary {
-            title: "done",
-            counts: &counts,
-            elapsed: Duration::from_secs(4),
             skipped: 3,
-            sent_before: 0,
-            results: Path::new("r.csv"),
-            estimate: None,
             stopped: Some("interrupted".into()),
-            hours: None,
+            ..summary(&counts, 4)
         }
         .render();
         assert!(text.contains("rows             10"), "{text}");
@@ -266,15 +283,9 @@ mod tests {
     fn the_rate_counts_only_what_this_run_sent() {
         let counts = HashMap::from([(Status::Sent, 10)]);
         let summary = Summary {
-            title: "run finished",
-            counts: &counts,
-            elapsed: Duration::from_secs(2),
             skipped: 6,
             sent_before: 6,
-            results: Path::new("r.csv"),
-            estimate: None,
-            stopped: None,
-            hours: None,
+            ..summary(&counts, 2)
         };
         assert_eq!(summary.messages_per_second(), 2.0);
     }
@@ -284,14 +295,9 @@ mod tests {
         let counts = HashMap::from([(Status::Sent, 8), (Status::NotSent, 2)]);
         let summary = Summary {
             title: "run stopped",
-            counts: &counts,
-            elapsed: Duration::from_millis(4000),
             skipped: 1,
-            sent_before: 0,
-            results: Path::new("r.csv"),
-            estimate: None,
             stopped: Some("interrupted".into()),
-            hours: None,
+            ..summary(&counts, 4)
         };
         let json = SummaryJson {
             summary: &summary,

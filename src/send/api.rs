@@ -121,15 +121,11 @@ fn value_text(v: Option<serde_json::Value>) -> String {
 
 /// The first characters of an untrusted text, on one line.
 pub(crate) fn excerpt(text: &str) -> String {
-    let mut out: String = text
+    let one_line: String = crate::text::excerpt(text, EXCERPT_CHARS)
         .chars()
-        .take(EXCERPT_CHARS)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if text.chars().count() > EXCERPT_CHARS {
-        out.push('…');
-    }
-    out.trim().to_owned()
+    one_line.trim().to_owned()
 }
 
 /// Classifies an HTTP answer. Pure, so every row of the code table is unit-tested.

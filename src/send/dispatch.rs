@@ -303,6 +303,17 @@ impl Shared {
     }
 
     /// True when every token still in use has failed `max_consecutive_failures` times in a row.
+    /// Stops the run when every token has failed too often in a row; says whether it did.
+    fn stop_if_down(&self) -> bool {
+        let down = self.service_down();
+        if down {
+            self.stop_with(StopReason::ServiceDown {
+                failures: self.retry.max_consecutive_failures,
+            });
+        }
+        down
+    }
+
     fn service_down(&self) -> bool {
         let limit = self.retry.max_consecutive_failures;
         let mut active = self
@@ -481,29 +492,20 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
                     &job.key,
                 );
                 hold_slot(shared, &job, &mut request, sent_at, attempts, started).await;
-                if shared.service_down() {
-                    shared.stop_with(StopReason::ServiceDown {
-                        failures: shared.retry.max_consecutive_failures,
-                    });
-                }
+                shared.stop_if_down();
                 return Flow::Next;
             }
         };
         match answer {
-            Answer::Accepted(reply) => {
+            Answer::Accepted(ref reply) | Answer::Refused(ref reply) => {
+                // The server answered for this row: the service is up.
                 ts.failures.store(0, Ordering::Relaxed);
-                shared.record(
-                    outcome(&job, Status::Sent, &reply, attempts, started),
-                    &job.key,
-                );
-                return Flow::Next;
-            }
-            Answer::Refused(reply) => {
-                ts.failures.store(0, Ordering::Relaxed);
-                shared.record(
-                    outcome(&job, Status::Failed, &reply, attempts, started),
-                    &job.key,
-                );
+                let status = if matches!(answer, Answer::Accepted(_)) {
+                    Status::Sent
+                } else {
+                    Status::Failed
+                };
+                shared.record(outcome(&job, status, reply, attempts, started), &job.key);
                 return Flow::Next;
             }
             Answer::Unknown(reply) => {
@@ -519,11 +521,7 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
                     outcome(&job, Status::Unknown, &reply, attempts, started),
                     &job.key,
                 );
-                if shared.service_down() {
-                    shared.stop_with(StopReason::ServiceDown {
-                        failures: shared.retry.max_consecutive_failures,
-                    });
-                }
+                shared.stop_if_down();
                 return Flow::Next;
             }
             Answer::TokenRejected(problem, reply) => {
@@ -557,10 +555,7 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
             }
             Answer::Transient { reply, retry_after } => {
                 ts.failures.fetch_add(1, Ordering::Relaxed);
-                if shared.service_down() {
-                    shared.stop_with(StopReason::ServiceDown {
-                        failures: shared.retry.max_consecutive_failures,
-                    });
+                if shared.stop_if_down() {
                     return stopped(shared, job, &reply, attempts, started);
                 }
                 if attempts >= shared.retry.max_attempts {

@@ -508,6 +508,16 @@ mod tests {
             .unwrap_or_else(|| "none".into())
     }
 
+    /// When `w` next opens after the UTC time `at`, in local time.
+    fn opens(w: &ContactWindow, at: &str) -> String {
+        local(w.next_open(ts(at)))
+    }
+
+    /// When `w`, open at the UTC time `at`, closes, in local time.
+    fn closes(w: &ContactWindow, at: &str) -> String {
+        local(w.closes_at(ts(at)))
+    }
+
     #[test]
     fn hours_parse_into_merged_ranges_per_day() {
         let w = Week::parse("mon-fri 07:00-12:00 13:00-19:00, sat 08:00-15:00, MON 11:00-13:30")
@@ -572,24 +582,29 @@ mod tests {
         assert!(w.is_open(ts("2026-03-02T12:00:00Z"))); // 07:00
         assert!(w.is_open(ts("2026-03-02T23:59:59Z"))); // 18:59:59
         assert!(!w.is_open(ts("2026-03-03T00:00:00Z"))); // 19:00: the end is excluded
-        assert_eq!(
-            local(w.closes_at(ts("2026-03-02T15:00:00Z"))),
-            "Mon 2026-03-02 19:00:00 -05:00"
-        );
-        assert_eq!(local(w.closes_at(ts("2026-03-03T01:00:00Z"))), "none");
-        assert_eq!(
-            local(w.next_open(ts("2026-03-03T01:00:00Z"))),
-            "Tue 2026-03-03 07:00:00 -05:00"
-        );
-        // Friday evening -> Saturday 08:00; Saturday 15:00 -> Monday 07:00.
-        assert_eq!(
-            local(w.next_open(ts("2026-03-07T00:30:00Z"))),
-            "Sat 2026-03-07 08:00:00 -05:00"
-        );
-        assert_eq!(
-            local(w.next_open(ts("2026-03-07T20:00:00Z"))),
-            "Mon 2026-03-09 07:00:00 -05:00"
-        );
+        let cases = [
+            (
+                closes(&w, "2026-03-02T15:00:00Z"),
+                "Mon 2026-03-02 19:00:00 -05:00",
+            ),
+            (closes(&w, "2026-03-03T01:00:00Z"), "none"),
+            (
+                opens(&w, "2026-03-03T01:00:00Z"),
+                "Tue 2026-03-03 07:00:00 -05:00",
+            ),
+            // Friday evening -> Saturday 08:00; Saturday 15:00 -> Monday 07:00.
+            (
+                opens(&w, "2026-03-07T00:30:00Z"),
+                "Sat 2026-03-07 08:00:00 -05:00",
+            ),
+            (
+                opens(&w, "2026-03-07T20:00:00Z"),
+                "Mon 2026-03-09 07:00:00 -05:00",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
         // Open now: next_open is now.
         let now = ts("2026-03-02T15:00:00Z");
         assert_eq!(w.next_open(now).map(|z| z.timestamp()), Some(now));
@@ -603,27 +618,27 @@ mod tests {
         assert!(!w.is_open(ts("2026-03-09T12:59:00Z"))); // 08:59 EDT
         assert!(w.is_open(ts("2026-03-09T13:00:00Z"))); // 09:00 EDT
         assert_eq!(
-            local(w.next_open(ts("2026-03-08T03:00:00Z"))),
+            opens(&w, "2026-03-08T03:00:00Z"),
             "Sun 2026-03-08 09:00:00 -04:00"
         );
         // The range that contains the change: 01:00 EST to 03:00 EDT is one real hour.
         let w = window("sun 01:00-03:00", "America/New_York", &[]);
-        let opens = w.next_open(ts("2026-03-08T00:00:00Z")).unwrap();
-        let closes = w.closes_at(opens.timestamp()).unwrap();
+        let open = w.next_open(ts("2026-03-08T00:00:00Z")).unwrap();
+        let close = w.closes_at(open.timestamp()).unwrap();
         assert_eq!(
-            opens.timestamp().duration_until(closes.timestamp()),
+            open.timestamp().duration_until(close.timestamp()),
             jiff::SignedDuration::from_hours(1)
         );
         // Madrid: a boundary inside the skipped hour (02:30 on 2026-03-29) is taken after it.
         let w = window("sun 02:30-05:00", "Europe/Madrid", &[]);
         assert_eq!(
-            local(w.next_open(ts("2026-03-29T00:00:00Z"))),
+            opens(&w, "2026-03-29T00:00:00Z"),
             "Sun 2026-03-29 03:30:00 +02:00"
         );
         // A repeated hour (2026-10-25, 02:00-03:00 twice in Madrid) opens at its first occurrence.
         let w = window("sun 02:30-04:00", "Europe/Madrid", &[]);
         assert_eq!(
-            local(w.next_open(ts("2026-10-24T22:00:00Z"))),
+            opens(&w, "2026-10-24T22:00:00Z"),
             "Sun 2026-10-25 02:30:00 +02:00"
         );
     }
@@ -633,21 +648,16 @@ mod tests {
         let w = window("mon-fri 07:00-19:00", "America/Bogota", &["2026-12-08"]);
         // Tuesday 2026-12-08, 10:00 local.
         assert!(!w.is_open(ts("2026-12-08T15:00:00Z")));
-        assert_eq!(
-            local(w.next_open(ts("2026-12-08T15:00:00Z"))),
-            "Wed 2026-12-09 07:00:00 -05:00"
-        );
-        // Monday's window ends at 19:00 and Tuesday is a holiday.
-        assert_eq!(
-            local(w.next_open(ts("2026-12-08T01:00:00Z"))),
-            "Wed 2026-12-09 07:00:00 -05:00"
-        );
+        // Tuesday 10:00, and Monday after its window ends at 19:00: both open on Wednesday.
+        for at in ["2026-12-08T15:00:00Z", "2026-12-08T01:00:00Z"] {
+            assert_eq!(opens(&w, at), "Wed 2026-12-09 07:00:00 -05:00", "{at}");
+        }
         // Many holidays in a row: the search extends past them.
         let many: Vec<String> = (1..=31).map(|d| format!("2026-12-{d:02}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         let w = window("sat 08:00-09:00", "America/Bogota", &many);
         assert_eq!(
-            local(w.next_open(ts("2026-11-30T12:00:00Z"))),
+            opens(&w, "2026-11-30T12:00:00Z"),
             "Sat 2027-01-02 08:00:00 -05:00"
         );
     }
@@ -661,7 +671,7 @@ mod tests {
         );
         // Friday 2026-03-06 22:00 local.
         assert_eq!(
-            local(w.closes_at(ts("2026-03-07T03:00:00Z"))),
+            closes(&w, "2026-03-07T03:00:00Z"),
             "Sat 2026-03-07 03:00:30 -05:00"
         );
         // Open every hour: no closing time ahead.
@@ -672,7 +682,7 @@ mod tests {
         )
         .unwrap();
         assert!(w.is_open(ts("2026-03-07T03:00:00Z")));
-        assert_eq!(local(w.closes_at(ts("2026-03-07T03:00:00Z"))), "none");
+        assert_eq!(closes(&w, "2026-03-07T03:00:00Z"), "none");
     }
 
     #[test]

@@ -364,28 +364,7 @@ impl Validator {
             .as_ref()
             .map(|t| MessageTemplate::new(t, header, path))
             .transpose()?;
-        let kind = if template.is_some() {
-            if settings.hsm.template_name.is_some() || settings.hsm.vars.is_some() {
-                return Err(HeaderError::TemplateAndHsm {
-                    path: path.to_owned(),
-                });
-            }
-            // A message column, if any, is just another column for the template.
-            Kind::Rendered
-        } else {
-            match template_columns(header, settings)? {
-                Some(columns) => Kind::Template(columns),
-                None => Kind::Free {
-                    message: find_message(header, settings)?.ok_or_else(|| {
-                        HeaderError::NoMessage {
-                            path: path.to_owned(),
-                            column: names.message.clone(),
-                            header: header_list(header),
-                        }
-                    })?,
-                },
-            }
-        };
+        let kind = message_kind(header, settings, template.is_some())?;
         let connector_id = find_role(
             header,
             &names.connector_id,
@@ -414,47 +393,14 @@ impl Validator {
             },
             connector_id: label(connector_id, &names.connector_id),
         };
-        let summary = {
-            let mut parts = vec![format!("telephone <- {:?}", labels.telephone)];
-            parts.push(match (&template, &kind) {
-                (_, Kind::Template(columns)) => {
-                    let per_row = columns
-                        .name
-                        .and_then(|i| header.get(i))
-                        .map(|h| format!(" (per row: {h:?})"))
-                        .unwrap_or_default();
-                    match &columns.default_name {
-                        Some(name) => format!("message <- HSM template {name:?}{per_row}"),
-                        None => format!("message <- HSM template{per_row}"),
-                    }
-                }
-                (Some(t), _) => {
-                    let used: Vec<String> = t.columns().map(|c| format!("{c:?}")).collect();
-                    format!(
-                        "message <- template ({}) using {}",
-                        t.origin(),
-                        if used.is_empty() {
-                            "no column".into()
-                        } else {
-                            used.join(", ")
-                        }
-                    )
-                }
-                (None, _) => format!("message <- {:?}", labels.message),
-            });
-            parts.push(match (connector_id, &settings.connector_id) {
-                (Some(_), Some(default)) => format!(
-                    "connector_id <- {:?} (empty cells: api.connector_id {default:?})",
-                    labels.connector_id
-                ),
-                (Some(_), None) => format!("connector_id <- {:?}", labels.connector_id),
-                (None, default) => format!(
-                    "connector_id <- api.connector_id {:?}",
-                    default.as_deref().unwrap_or_default()
-                ),
-            });
-            format!("columns: {}", parts.join(", "))
-        };
+        let summary = columns_summary(
+            header,
+            &labels,
+            &kind,
+            template.as_ref(),
+            connector_id,
+            settings,
+        );
         Ok(Self {
             positions: Positions {
                 telephone,
@@ -491,27 +437,7 @@ impl Validator {
         let p = &self.positions;
         let field = |i: usize| record.fields.get(i).map(String::as_str).unwrap_or("");
         let raw_phone = field(p.telephone);
-        let mut problems = Vec::new();
-
-        if record.too_long {
-            problems.push(Problem {
-                column: "(row)".into(),
-                reason: format!(
-                    "is longer than {} KiB, so it was not read whole: a message is at most {MAX_MESSAGE_CHARS} characters; check this row (a quote left open swallows the rows after it)",
-                    crate::input::MAX_RECORD_BYTES / 1024
-                ),
-            });
-        } else if record.fields.len() != p.width {
-            problems.push(Problem {
-                column: "(row)".into(),
-                reason: format!(
-                    "has {} fields but the header has {}: is there an unquoted delimiter in a message? put such fields in double quotes",
-                    record.fields.len(),
-                    p.width
-                ),
-            });
-        }
-
+        let mut problems: Vec<Problem> = shape_problem(record, p.width).into_iter().collect();
         let telephone = match phone::normalize(raw_phone, self.default_country) {
             Ok(t) => Some(t),
             Err(reason) => {
@@ -522,102 +448,11 @@ impl Validator {
                 None
             }
         };
-
-        let check_text = |text: &str, problems: &mut Vec<Problem>| {
-            if let Err(reason) = check_message(text) {
-                problems.push(Problem {
-                    column: self.labels.message.clone(),
-                    reason,
-                });
-            }
-        };
-        let message = match &p.kind {
-            Kind::Free { message } => {
-                let text = field(*message);
-                check_text(text, &mut problems);
-                Some(Message::Free {
-                    text: text.to_owned(),
-                })
-            }
-            Kind::Rendered => match self.template.as_ref().map(|t| t.render(&record.fields)) {
-                Some(Ok(text)) => {
-                    check_text(&text, &mut problems);
-                    Some(Message::Free { text })
-                }
-                Some(Err(found)) => {
-                    problems.extend(found);
-                    None
-                }
-                None => None,
-            },
-            Kind::Template(columns) => template_message(columns, &field, &mut problems),
-        };
-
-        let connector = p
-            .connector_id
-            .map(|i| field(i).trim())
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .or_else(|| self.default_connector.clone());
-        match &connector {
-            None => problems.push(Problem {
-                column: self.labels.connector_id.clone(),
-                reason: "is empty and api.connector_id is not set in the config".into(),
-            }),
-            Some(c) => {
-                if let Err(reason) = check_connector_id(c) {
-                    problems.push(Problem {
-                        column: self.labels.connector_id.clone(),
-                        reason,
-                    });
-                }
-            }
-        }
-
+        let message = self.message(record, &field, &mut problems);
+        let connector = self.connector(&field, &mut problems);
         match (telephone, connector, message) {
             (Some(telephone), Some(connector_id), Some(message)) if problems.is_empty() => {
-                let digest = content_digest(&telephone, &message);
-                let mut key = hex(&digest);
-                if let Some(list) = self
-                    .suppression
-                    .as_ref()
-                    .and_then(|s| s.list_for(&telephone))
-                {
-                    return Verdict::Suppressed {
-                        row: record.row,
-                        list: list.to_owned(),
-                        telephone,
-                        key,
-                    };
-                }
-                match self.seen.entry(&digest) {
-                    Entry::Occupied(mut copies) if self.allow_duplicates => {
-                        // Each copy keeps a key of its own, so --resume tells them apart;
-                        // the first copy's key is the plain one.
-                        *copies.get_mut() = copies.get().saturating_add(1);
-                        key = format!("{key}#{}", copies.get());
-                    }
-                    Entry::Occupied(first) => {
-                        return Verdict::Duplicate {
-                            row: record.row,
-                            telephone,
-                            of_row: u64::from(*first.get()),
-                        };
-                    }
-                    Entry::Vacant(slot) => {
-                        // Four billion rows is far beyond any list that can be read in a
-                        // day; past it, a duplicate would name row 4294967295 as the first.
-                        let first_row = u32::try_from(record.row).unwrap_or(u32::MAX);
-                        slot.insert(if self.allow_duplicates { 0 } else { first_row });
-                    }
-                }
-                Verdict::Valid(Job {
-                    row: record.row,
-                    telephone,
-                    connector_id,
-                    message,
-                    key,
-                })
+                self.accept(record.row, telephone, connector_id, message)
             }
             (telephone, _, _) => Verdict::Invalid {
                 row: record.row,
@@ -627,6 +462,231 @@ impl Validator {
             },
         }
     }
+
+    /// The row's message, or `None` with its problems added.
+    fn message<'a>(
+        &self,
+        record: &Record,
+        field: &impl Fn(usize) -> &'a str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Message> {
+        let check_text = |text: &str, problems: &mut Vec<Problem>| {
+            if let Err(reason) = check_message(text) {
+                problems.push(Problem {
+                    column: self.labels.message.clone(),
+                    reason,
+                });
+            }
+        };
+        match &self.positions.kind {
+            Kind::Free { message } => {
+                let text = field(*message);
+                check_text(text, problems);
+                Some(Message::Free {
+                    text: text.to_owned(),
+                })
+            }
+            Kind::Rendered => match self.template.as_ref().map(|t| t.render(&record.fields)) {
+                Some(Ok(text)) => {
+                    check_text(&text, problems);
+                    Some(Message::Free { text })
+                }
+                Some(Err(found)) => {
+                    problems.extend(found);
+                    None
+                }
+                None => None,
+            },
+            Kind::Template(columns) => template_message(columns, field, problems),
+        }
+    }
+
+    /// The row's connector (its cell, else `api.connector_id`), or `None` with a problem.
+    fn connector<'a>(
+        &self,
+        field: &impl Fn(usize) -> &'a str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<String> {
+        let connector = cell_or(
+            self.positions.connector_id,
+            field,
+            self.default_connector.as_ref(),
+        );
+        let problem = match &connector {
+            None => Some("is empty and api.connector_id is not set in the config".to_owned()),
+            Some(c) => check_connector_id(c).err(),
+        };
+        if let Some(reason) = problem {
+            problems.push(Problem {
+                column: self.labels.connector_id.clone(),
+                reason,
+            });
+        }
+        connector
+    }
+
+    /// A row with no problem: suppressed, a duplicate, or a job to send.
+    fn accept(
+        &mut self,
+        row: u64,
+        telephone: String,
+        connector_id: String,
+        message: Message,
+    ) -> Verdict {
+        let digest = content_digest(&telephone, &message);
+        let mut key = hex(&digest);
+        if let Some(list) = self
+            .suppression
+            .as_ref()
+            .and_then(|s| s.list_for(&telephone))
+        {
+            return Verdict::Suppressed {
+                row,
+                list: list.to_owned(),
+                telephone,
+                key,
+            };
+        }
+        match self.seen.entry(&digest) {
+            Entry::Occupied(mut copies) if self.allow_duplicates => {
+                // Each copy keeps a key of its own, so --resume tells them apart;
+                // the first copy's key is the plain one.
+                *copies.get_mut() = copies.get().saturating_add(1);
+                key = format!("{key}#{}", copies.get());
+            }
+            Entry::Occupied(first) => {
+                return Verdict::Duplicate {
+                    row,
+                    telephone,
+                    of_row: u64::from(*first.get()),
+                };
+            }
+            Entry::Vacant(slot) => {
+                // Four billion rows is far beyond any list that can be read in a
+                // day; past it, a duplicate would name row 4294967295 as the first.
+                let first_row = u32::try_from(row).unwrap_or(u32::MAX);
+                slot.insert(if self.allow_duplicates { 0 } else { first_row });
+            }
+        }
+        Verdict::Valid(Job {
+            row,
+            telephone,
+            connector_id,
+            message,
+            key,
+        })
+    }
+}
+
+/// How the list's messages are made: a template file, an HSM template, or a message column.
+fn message_kind(
+    header: &[String],
+    settings: &ListSettings,
+    has_template: bool,
+) -> Result<Kind, HeaderError> {
+    if has_template {
+        if settings.hsm.template_name.is_some() || settings.hsm.vars.is_some() {
+            return Err(HeaderError::TemplateAndHsm {
+                path: settings.input.clone(),
+            });
+        }
+        // A message column, if any, is just another column for the template.
+        return Ok(Kind::Rendered);
+    }
+    Ok(match template_columns(header, settings)? {
+        Some(columns) => Kind::Template(columns),
+        None => Kind::Free {
+            message: find_message(header, settings)?.ok_or_else(|| HeaderError::NoMessage {
+                path: settings.input.clone(),
+                column: settings.columns.message.clone(),
+                header: header_list(header),
+            })?,
+        },
+    })
+}
+
+/// Which column is used for what, for the log and `validate`.
+fn columns_summary(
+    header: &[String],
+    labels: &Columns,
+    kind: &Kind,
+    template: Option<&MessageTemplate>,
+    connector_id: Option<usize>,
+    settings: &ListSettings,
+) -> String {
+    let mut parts = vec![format!("telephone <- {:?}", labels.telephone)];
+    parts.push(match (&template, &kind) {
+        (_, Kind::Template(columns)) => {
+            let per_row = columns
+                .name
+                .and_then(|i| header.get(i))
+                .map(|h| format!(" (per row: {h:?})"))
+                .unwrap_or_default();
+            match &columns.default_name {
+                Some(name) => format!("message <- HSM template {name:?}{per_row}"),
+                None => format!("message <- HSM template{per_row}"),
+            }
+        }
+        (Some(t), _) => {
+            let used: Vec<String> = t.columns().map(|c| format!("{c:?}")).collect();
+            format!(
+                "message <- template ({}) using {}",
+                t.origin(),
+                if used.is_empty() {
+                    "no column".into()
+                } else {
+                    used.join(", ")
+                }
+            )
+        }
+        (None, _) => format!("message <- {:?}", labels.message),
+    });
+    parts.push(match (connector_id, &settings.connector_id) {
+        (Some(_), Some(default)) => format!(
+            "connector_id <- {:?} (empty cells: api.connector_id {default:?})",
+            labels.connector_id
+        ),
+        (Some(_), None) => format!("connector_id <- {:?}", labels.connector_id),
+        (None, default) => format!(
+            "connector_id <- api.connector_id {:?}",
+            default.as_deref().unwrap_or_default()
+        ),
+    });
+    format!("columns: {}", parts.join(", "))
+}
+
+/// A problem with the row as a whole: cut because too long, or the wrong number of fields.
+fn shape_problem(record: &Record, width: usize) -> Option<Problem> {
+    let reason = if record.too_long {
+        format!(
+            "is longer than {} KiB, so it was not read whole: a message is at most {MAX_MESSAGE_CHARS} characters; check this row (a quote left open swallows the rows after it)",
+            crate::input::MAX_RECORD_BYTES / 1024
+        )
+    } else if record.fields.len() != width {
+        format!(
+            "has {} fields but the header has {width}: is there an unquoted delimiter in a message? put such fields in double quotes",
+            record.fields.len(),
+        )
+    } else {
+        return None;
+    };
+    Some(Problem {
+        column: "(row)".into(),
+        reason,
+    })
+}
+
+/// A row's cell when the column exists and the cell is not blank, else the configured default.
+fn cell_or<'a>(
+    column: Option<usize>,
+    field: &impl Fn(usize) -> &'a str,
+    default: Option<&String>,
+) -> Option<String> {
+    column
+        .map(|i| field(i).trim())
+        .filter(|cell| !cell.is_empty())
+        .map(str::to_owned)
+        .or_else(|| default.cloned())
 }
 
 impl Validator {
@@ -711,12 +771,7 @@ fn template_message<'a>(
             reason,
         })
     };
-    let name = columns
-        .name
-        .map(|i| field(i).trim())
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .or_else(|| columns.default_name.clone());
+    let name = cell_or(columns.name, field, columns.default_name.as_ref());
     if name.is_none() {
         problem(
             TEMPLATE_NAME_COLUMN,
@@ -821,10 +876,7 @@ const SHOWN_COLUMNS: usize = 20;
 
 /// The start of an untrusted cell, marked with `…` when cut.
 pub(crate) fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(SHOWN_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
+    crate::text::excerpt(text, SHOWN_CHARS).into_owned()
 }
 
 /// The header's names for a message, cut when there are many or they are long.
@@ -1025,13 +1077,20 @@ mod tests {
         assert_eq!(job.telephone, "573001234567");
     }
 
+    /// Settings with connector "1" and the message template `text` from `--template file`.
+    fn with_template(text: &str, file: &str) -> ListSettings {
+        ListSettings {
+            template: Some(crate::validate::template::TemplateSource {
+                text: text.into(),
+                origin: format!("--template {file}"),
+            }),
+            ..settings(Some("1"))
+        }
+    }
+
     #[test]
     fn templates_make_the_message_and_the_message_column_optional() {
-        let mut s = settings(Some("1"));
-        s.template = Some(crate::validate::template::TemplateSource {
-            text: "Hola {{ nombre }}, su cita es el {{ fecha }}.".into(),
-            origin: "--template cita.j2".into(),
-        });
+        let s = with_template("Hola {{ nombre }}, su cita es el {{ fecha }}.", "cita.j2");
         let h = header(&["Nombre", "Celular", "Fecha"]);
         let mut v = Validator::new(&h, &s).unwrap();
         assert_eq!(
@@ -1073,11 +1132,7 @@ mod tests {
 
     #[test]
     fn a_message_template_and_an_hsm_template_are_not_combined() {
-        let mut s = settings(Some("1"));
-        s.template = Some(crate::validate::template::TemplateSource {
-            text: "Hola {{ nombre }}".into(),
-            origin: "--template t.j2".into(),
-        });
+        let mut s = with_template("Hola {{ nombre }}", "t.j2");
         s.hsm.template_name = Some("cita".into());
         let err = Validator::new(&header(&["nombre", "telephone"]), &s).unwrap_err();
         assert!(matches!(err, HeaderError::TemplateAndHsm { .. }), "{err}");
@@ -1158,7 +1213,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let list = dir.path().join("optout.txt");
         std::fs::write(&list, "+57 300 123 4567\n").unwrap();
-        let suppression = Suppression::load(std::slice::from_ref(&list), "telephone").unwrap();
+        let suppression =
+            Suppression::load(std::slice::from_ref(&list), "telephone", None).unwrap();
         let mut v = Validator::new(&header(&["telephone", "message"]), &settings(Some("1")))
             .unwrap()
             .with_suppression(Arc::new(suppression));

@@ -83,15 +83,9 @@ fn is_telephone_name(name: &str, configured: &str) -> bool {
 
 impl Suppression {
     /// Reads every list. `telephone_column` is the contact list's configured column name,
-    /// also looked for in tabular opt-out lists.
-    #[cfg(test)]
-    pub(crate) fn load(paths: &[PathBuf], telephone_column: &str) -> Result<Self, SuppressError> {
-        Self::load_for(paths, telephone_column, None)
-    }
-
-    /// `load`, reading numbers without country code as numbers of `default_country`
-    /// (`phone.default_country`), as contact rows are.
-    pub(crate) fn load_for(
+    /// also looked for in tabular opt-out lists; numbers without country code are read
+    /// as numbers of `default_country` (`phone.default_country`), as contact rows are.
+    pub(crate) fn load(
         paths: &[PathBuf],
         telephone_column: &str,
         default_country: Option<Id>,
@@ -264,6 +258,11 @@ fn table_entries(
 mod tests {
     use super::*;
 
+    /// Every number of `paths`, read as the list's `telephone` column would be.
+    fn load(paths: &[PathBuf]) -> Result<Suppression, SuppressError> {
+        Suppression::load(paths, "telephone", None)
+    }
+
     fn list(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -278,7 +277,7 @@ mod tests {
             "optout.txt",
             "\u{feff}# people who said stop\ntelefono\n+57 300 123 4567\r\n\n0057-301-456-7890\n   # indented comment\n\"573109876543\"\n",
         );
-        let s = Suppression::load(std::slice::from_ref(&a), "telephone").unwrap();
+        let s = load(std::slice::from_ref(&a)).unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(s.list_for("573001234567"), Some(a.as_path()));
         assert_eq!(s.list_for("573014567890"), Some(a.as_path()));
@@ -290,7 +289,7 @@ mod tests {
     fn national_numbers_use_the_default_country_as_contact_rows_do() {
         let dir = tempfile::tempdir().unwrap();
         let a = list(dir.path(), "bajas.txt", "300 123 4567\n573014567890\n");
-        let s = Suppression::load_for(
+        let s = Suppression::load(
             std::slice::from_ref(&a),
             "telephone",
             crate::validate::phone::parse_country("CO"),
@@ -300,7 +299,7 @@ mod tests {
         assert_eq!(s.list_for("573014567890"), Some(a.as_path()));
         assert_eq!(s.skipped(), 0);
         // Without it, the national number is not understood (and reported).
-        let s = Suppression::load(std::slice::from_ref(&a), "telephone").unwrap();
+        let s = load(std::slice::from_ref(&a)).unwrap();
         assert_eq!((s.len(), s.skipped()), (1, 1));
     }
 
@@ -322,6 +321,7 @@ mod tests {
         let s = Suppression::load(
             &[named.clone(), configured, first, headerless.clone()],
             "celu",
+            None,
         )
         .unwrap();
         assert_eq!(s.list_for("573001234567"), Some(named.as_path()));
@@ -341,7 +341,7 @@ mod tests {
             "o.txt",
             "573001234567\n57300abc\n5.73E+11\n573014567890\n",
         );
-        let s = Suppression::load(&[a], "telephone").unwrap();
+        let s = load(&[a]).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s.skipped(), 2);
     }
@@ -350,7 +350,7 @@ mod tests {
     fn unreadable_lists_and_lists_without_numbers_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.csv");
-        let err = Suppression::load(&[missing], "telephone").unwrap_err();
+        let err = load(&[missing]).unwrap_err();
         assert!(matches!(err, SuppressError::Read { .. }), "{err}");
         assert!(err.to_string().contains("nope.csv"), "{err}");
         let wrong = list(
@@ -358,12 +358,12 @@ mod tests {
             "w.csv",
             "nombre,ciudad\nAna,Bogotá\nLuis,Cali\n",
         );
-        let err = Suppression::load(&[wrong], "telephone").unwrap_err();
+        let err = load(&[wrong]).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("w.csv") && text.contains("line 2"), "{text}");
         // An empty list is fine: nobody has opted out yet.
         let empty = list(dir.path(), "e.txt", "# nobody yet\n");
-        assert!(Suppression::load(&[empty], "telephone").unwrap().is_empty());
+        assert!(load(&[empty]).unwrap().is_empty());
     }
 
     #[test]

@@ -210,20 +210,21 @@ mod tests {
         }
     }
 
-    fn header(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
+    /// A header row, or a data row.
     fn fields(values: &[&str]) -> Vec<String> {
         values.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The template `text` for a list named `l.csv` with these header names.
+    fn template(text: &str, names: &[&str]) -> Result<MessageTemplate, TemplateError> {
+        MessageTemplate::new(&source(text), &fields(names), Path::new("l.csv"))
+    }
+
     #[test]
     fn renders_rows_by_normalized_column_names() {
-        let t = MessageTemplate::new(
-            &source("Hola {{ nombre }}, su cita es el {{ fecha_cita }} a las {{ hora }}.\n"),
-            &header(&["Nombre", "Celular", "Fecha cita", "HORA"]),
-            Path::new("l.csv"),
+        let t = template(
+            "Hola {{ nombre }}, su cita es el {{ fecha_cita }} a las {{ hora }}.\n",
+            &["Nombre", "Celular", "Fecha cita", "HORA"],
         )
         .unwrap();
         assert_eq!(
@@ -242,10 +243,9 @@ mod tests {
 
     #[test]
     fn a_variable_without_a_column_is_refused_listing_the_header() {
-        let err = MessageTemplate::new(
-            &source("Hola {{ nombre }}, {{ fecha }}"),
-            &header(&["Nombre", "Teléfono", "Fecha de la cita"]),
-            Path::new("l.csv"),
+        let err = template(
+            "Hola {{ nombre }}, {{ fecha }}",
+            &["Nombre", "Teléfono", "Fecha de la cita"],
         )
         .unwrap_err();
         let text = err.to_string();
@@ -259,28 +259,17 @@ mod tests {
 
     #[test]
     fn syntax_errors_and_ambiguous_columns_are_refused() {
-        let err = MessageTemplate::new(
-            &source("Hola {{ nombre"),
-            &header(&["nombre"]),
-            Path::new("l"),
-        )
-        .unwrap_err();
+        let err = template("Hola {{ nombre", &["nombre"]).unwrap_err();
         assert!(matches!(err, TemplateError::Syntax { .. }), "{err}");
-        let err = MessageTemplate::new(
-            &source("{{ nombre }}"),
-            &header(&["Nombre", "NOMBRE "]),
-            Path::new("l"),
-        )
-        .unwrap_err();
+        let err = template("{{ nombre }}", &["Nombre", "NOMBRE "]).unwrap_err();
         assert!(matches!(err, TemplateError::Ambiguous { .. }), "{err}");
     }
 
     #[test]
     fn engine_functions_are_not_columns() {
-        let t = MessageTemplate::new(
-            &source("{% for i in range(2) %}{{ nombre }}{% endfor %}"),
-            &header(&["nombre"]),
-            Path::new("l"),
+        let t = template(
+            "{% for i in range(2) %}{{ nombre }}{% endfor %}",
+            &["nombre"],
         )
         .unwrap();
         assert_eq!(t.render(&fields(&["a"])).unwrap(), "aa");
@@ -288,24 +277,14 @@ mod tests {
 
     #[test]
     fn empty_values_and_render_errors_are_row_problems() {
-        let t = MessageTemplate::new(
-            &source("{{ nombre }} {{ fecha }}"),
-            &header(&["nombre", "fecha"]),
-            Path::new("l"),
-        )
-        .unwrap();
+        let t = template("{{ nombre }} {{ fecha }}", &["nombre", "fecha"]).unwrap();
         let problems = t.render(&fields(&["Ana", "  "])).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].column, "fecha");
         // A short row: the missing cell is empty.
         assert_eq!(t.render(&fields(&["Ana"])).unwrap_err()[0].column, "fecha");
 
-        let t = MessageTemplate::new(
-            &source("{{ nombre.apellido.x }}"),
-            &header(&["nombre"]),
-            Path::new("l"),
-        )
-        .unwrap();
+        let t = template("{{ nombre.apellido.x }}", &["nombre"]).unwrap();
         let problems = t.render(&fields(&["Ana"])).unwrap_err();
         assert_eq!(problems[0].column, "(template)");
     }
