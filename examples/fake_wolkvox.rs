@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! cargo run --example fake_wolkvox -- --latency-ms 20 --write-list /tmp/list.csv --rows 300
+//! cargo run --example fake_wolkvox -- --refuse "connector not found"
+//! cargo run --example fake_wolkvox -- --template "cita_recordatorio=Hola {{1}}, su cita es el {{2}}"
 //! ```
+//!
+//! `--refuse MSG` answers every message 400 BAD REQUEST with MSG; `--template
+//! NAME=BODY` (repeatable) gives connector 1 an approved template for `list_templates`.
 //!
 //! It prints the `--base-url` to use, serves until Ctrl-C, then prints what it received:
 //! requests, messages delivered, telephones delivered more than once (there should be
@@ -17,19 +22,25 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fake_wolkvox::{Behavior, FakeWolkvox};
+use fake_wolkvox::{Behavior, FakeWolkvox, Reply, meta_template};
 
 struct Args {
     latency_ms: u64,
     list: Option<PathBuf>,
     rows: usize,
+    refuse: Option<String>,
+    templates: Vec<(String, String)>,
 }
+
+const USAGE: &str = "usage: fake_wolkvox [--latency-ms N] [--write-list FILE] [--rows N] [--refuse MSG] [--template NAME=BODY]...";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         latency_ms: 20,
         list: None,
         rows: 300,
+        refuse: None,
+        templates: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -40,11 +51,15 @@ fn parse_args() -> Result<Args, String> {
             }
             "--write-list" => args.list = Some(PathBuf::from(value()?)),
             "--rows" => args.rows = value()?.parse().map_err(|e| format!("--rows: {e}"))?,
-            "-h" | "--help" => {
-                return Err(
-                    "usage: fake_wolkvox [--latency-ms N] [--write-list FILE] [--rows N]".into(),
-                );
+            "--refuse" => args.refuse = Some(value()?),
+            "--template" => {
+                let v = value()?;
+                let (name, body) = v
+                    .split_once('=')
+                    .ok_or("--template: write NAME=BODY".to_owned())?;
+                args.templates.push((name.to_owned(), body.to_owned()));
             }
+            "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -82,7 +97,23 @@ fn main() {
         }
         println!("wrote {} contacts to {}", args.rows, path.display());
     }
-    let fake = FakeWolkvox::start(Behavior::ok().latency(args.latency_ms));
+    let mut behavior = Behavior::ok().latency(args.latency_ms);
+    if !args.templates.is_empty() {
+        let templates = args
+            .templates
+            .iter()
+            .map(|(name, body)| meta_template(name, "APPROVED", body, None))
+            .collect();
+        behavior = behavior.templates("1", templates);
+    }
+    if let Some(msg) = args.refuse.clone() {
+        behavior = behavior.hook(move |req| {
+            req.telephone
+                .is_some()
+                .then(|| Reply::api_error(400, "BAD REQUEST", &msg))
+        });
+    }
+    let fake = FakeWolkvox::start(behavior);
     println!(
         "fake Wolkvox listening with {} ms latency; send to it with:\n  WOLKVOX_TOKEN=any-token wolkvox-dispatch send LIST --base-url {}\nPress Ctrl-C to stop and print what it received.",
         args.latency_ms,

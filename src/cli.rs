@@ -148,12 +148,44 @@ pub struct SendArgs {
     /// Outside the contact hours (campaign.hours), wait for them to open instead of stopping.
     #[arg(long)]
     pub wait_for_window: bool,
+
+    /// Send only the first valid row's message, as the campaign would, to PHONE instead of the list; print Wolkvox's answer and record nothing.
+    #[arg(long, value_name = "PHONE", conflicts_with_all = ["dry_run", "resume", "limit"])]
+    pub test_to: Option<String>,
+
+    /// With --dry-run: show the first N valid rows exactly as they would be sent (0: none).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub preview: usize,
+
+    /// Send at most N rows in this run (a pilot batch), then stop (exit 3); the rest are recorded `not_sent` and sent by --resume.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Do not check the HSM templates against the account (list_templates, one call per connector) before sending.
+    #[arg(long)]
+    pub no_template_check: bool,
+
+    /// Stop the run when N rows in a row are refused with the same answer (a wrong connector, template or closed windows); 0 never stops [config: campaign.max_failures, default 20].
+    #[arg(long, value_name = "N")]
+    pub max_failures: Option<u32>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    /// Replace the origin https://wv{server}.wolkvox.com for the template check (a proxy or a local test server).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Do not check the HSM templates against the account, even when WOLKVOX_TOKEN is set.
+    #[arg(long)]
+    pub no_template_check: bool,
+
+    /// Show the first N valid rows exactly as they would be sent (0: none).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub preview: usize,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{InputArgs, LogFormat, SendArgs};
+use crate::cli::{InputArgs, LogFormat, SendArgs, ValidateArgs};
 use crate::input::{Encoding, ReadOptions};
 use crate::send::dispatch::RetryPolicy;
 use crate::send::window::{ContactWindow, Week};
@@ -143,6 +143,7 @@ pub(crate) struct CampaignSection {
     pub(crate) hours: Option<String>,
     pub(crate) timezone: Option<String>,
     pub(crate) holidays: Option<Vec<String>>,
+    pub(crate) max_failures: Option<u32>,
 }
 
 /// `[hsm]`: send an approved template instead of a free message.
@@ -199,6 +200,14 @@ pub(crate) struct SendSettings {
     pub(crate) window: Option<ContactWindow>,
     /// Outside the contact hours, wait for them instead of stopping.
     pub(crate) wait_for_window: bool,
+    /// Rows in a row refused with one answer that stop the run; 0 never stops.
+    pub(crate) max_failures: u32,
+    /// Check the HSM templates against the account before sending.
+    pub(crate) template_check: bool,
+    /// Rows this run sends at most (`--limit`): a pilot batch.
+    pub(crate) limit: Option<u64>,
+    /// Valid rows a dry run shows as they would be sent (`--preview`).
+    pub(crate) preview: usize,
 }
 
 /// Everything `validate` needs.
@@ -208,10 +217,23 @@ pub struct ValidateSettings {
     pub(crate) window: Option<ContactWindow>,
     /// Requests per second per token from the config, for the contact-hours estimate.
     pub(crate) rate: f64,
+    pub(crate) check: PreflightCheck,
+}
+
+/// What the HSM template check needs: where the API is, and whether to run it.
+#[derive(Debug, Clone)]
+pub(crate) struct PreflightCheck {
+    /// `None` when neither a base URL nor a server id is configured.
+    pub(crate) origin: Option<String>,
+    pub(crate) timeout: Duration,
+    /// Not with `--no-template-check`.
+    pub(crate) templates: bool,
 }
 
 pub(crate) const DEFAULT_RATE: f64 = 10.0;
 pub(crate) const DEFAULT_MAX_ROWS: u64 = 10_000;
+/// Twenty refusals in a row with one answer are a campaign mistake, not bad luck.
+pub(crate) const DEFAULT_MAX_FAILURES: u32 = 20;
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Shorter timeouts would make every row `unknown`.
 pub(crate) const MIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -549,10 +571,16 @@ fn contact_window(
 }
 
 /// Settings for `validate`.
-pub fn validate_settings(args: &InputArgs) -> Result<ValidateSettings, ConfigError> {
+pub fn validate_settings(command: &ValidateArgs) -> Result<ValidateSettings, ConfigError> {
+    let args = &command.input;
     let path = args.config.as_deref();
     let mut file = load_file(path)?;
     let list = list_settings(args, &mut file, path)?;
+    let check = PreflightCheck {
+        origin: origin(command.base_url.as_deref(), &file.api, path)?,
+        timeout: api_timeout(file.api.timeout.as_deref(), path)?,
+        templates: !command.no_template_check,
+    };
     let window = contact_window(&file.campaign, path)?;
     // Only for the estimate: `send` reports a bad rate; here the default stands in.
     let rate = file
@@ -560,7 +588,12 @@ pub fn validate_settings(args: &InputArgs) -> Result<ValidateSettings, ConfigErr
         .requests_per_second
         .filter(|r| r.is_finite() && *r >= MIN_RATE)
         .unwrap_or(DEFAULT_RATE);
-    Ok(ValidateSettings { list, window, rate })
+    Ok(ValidateSettings {
+        list,
+        window,
+        rate,
+        check,
+    })
 }
 
 /// The origin the API lives at: `--base-url`, then `api.base_url`, then `api.server`.
@@ -657,6 +690,22 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
     let rate = rate(args.rate, file.limits.requests_per_second, path)?;
     let max_in_flight = max_in_flight(file.limits.max_in_flight_per_token, path)?;
     let retry = retry_policy(&file.retry, path)?;
+    let limit = match args.limit {
+        Some(0) => {
+            return Err(ConfigError::Flag {
+                flag: "--limit",
+                reason: "must be at least 1 (to send nothing, use --dry-run)".into(),
+            });
+        }
+        limit => limit,
+    };
+    let max_failures = flag_or_key(
+        ("--max-failures", args.max_failures),
+        ("campaign.max_failures", file.campaign.max_failures),
+        path,
+        Ok::<u32, String>,
+    )?
+    .unwrap_or(DEFAULT_MAX_FAILURES);
 
     let results = match &args.results {
         Some(p) => p.clone(),
@@ -688,6 +737,10 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
         summary_json: args.summary_json.clone(),
         window,
         wait_for_window: args.wait_for_window,
+        max_failures,
+        template_check: !args.no_template_check,
+        limit,
+        preview: args.preview,
     })
 }
 
@@ -1049,10 +1102,13 @@ mod tests {
             let p = f.path().to_str().unwrap();
             let err = send_settings(&send_args(&["--config", p, "--dry-run"])).unwrap_err();
             assert!(err.to_string().contains(key), "{text}: {err}");
-            let err = validate_settings(&InputArgs {
-                input: "l.csv".into(),
-                config: Some(f.path().to_owned()),
-                ..InputArgs::default()
+            let err = validate_settings(&ValidateArgs {
+                input: InputArgs {
+                    input: "l.csv".into(),
+                    config: Some(f.path().to_owned()),
+                    ..InputArgs::default()
+                },
+                ..ValidateArgs::default()
             })
             .unwrap_err();
             assert!(err.to_string().contains(key), "{text}: {err}");

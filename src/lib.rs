@@ -79,6 +79,8 @@ pub enum Error {
     Quota(#[from] quota::QuotaError),
     #[error(transparent)]
     Suppress(#[from] suppress::SuppressError),
+    #[error(transparent)]
+    Templates(#[from] send::templates::TemplateCheckError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(

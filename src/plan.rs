@@ -142,7 +142,12 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
         }
         Verdict::Valid(job) if flags.dry_run => Decision {
             record: Some((
-                Outcome::local(job.row, &job.telephone, Status::DryRun, "would be sent"),
+                Outcome::local(
+                    job.row,
+                    &job.telephone,
+                    Status::DryRun,
+                    job.message.as_sent(),
+                ),
                 None,
             )),
             job: Some(job),

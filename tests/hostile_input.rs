@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use proptest::prelude::*;
-use wolkvox_dispatch::cli::InputArgs;
+use wolkvox_dispatch::cli::{InputArgs, ValidateArgs};
 use wolkvox_dispatch::config;
 use wolkvox_dispatch::input;
 use wolkvox_dispatch::validate::{Validator, Verdict};
@@ -40,9 +40,12 @@ fn list_settings(dir: &Path, input: &Path) -> wolkvox_dispatch::validate::ListSe
         config: Some(cfg),
         ..InputArgs::default()
     };
-    config::validate_settings(&args)
-        .expect("a valid config")
-        .list
+    config::validate_settings(&ValidateArgs {
+        input: args,
+        ..ValidateArgs::default()
+    })
+    .expect("a valid config")
+    .list
 }
 
 /// Reads and judges `bytes` as the file `name`, as `validate` and `send` do.
@@ -375,8 +378,11 @@ fn huge_line(megabytes: usize) {
     .unwrap();
     // The huge row is invalid; the next one is still judged, and sent.
     let (v, s, requests) = run_binary_allowing(dir.path(), &path("huge-cell.csv"), &[1]);
+    // Row 2 has no problem line ("row 2, column ..."), and is previewed as valid.
     assert!(
-        v.stdout.contains("row 1") && !v.stdout.contains("row 2"),
+        v.stdout.contains("row 1, column")
+            && !v.stdout.contains("row 2,")
+            && v.stdout.contains("row 2 -> 573001234567"),
         "{}",
         v.stdout
     );

@@ -153,25 +153,67 @@ pub(crate) fn sending_time(jobs: u64, rate: f64, tokens: usize) -> Duration {
     Duration::try_from_secs_f64(jobs as f64 / per_second).unwrap_or(Duration::MAX)
 }
 
-/// The contact-hours line of a summary: does sending `jobs` rows fit in the window?
-pub(crate) fn hours_line(
-    window: Option<&ContactWindow>,
-    jobs: usize,
-    rate: f64,
-    tokens: usize,
-) -> Option<String> {
-    let needed = sending_time(jobs as u64, rate, tokens);
-    window.map(|w| w.fit(jiff::Timestamp::now(), needed).describe())
+/// Sending `jobs` rows at `rate` requests per second per token with `tokens` tokens,
+/// within the contact hours when there are any: the estimates' lines.
+pub(crate) struct Pace<'a> {
+    pub(crate) window: Option<&'a ContactWindow>,
+    pub(crate) jobs: usize,
+    pub(crate) rate: f64,
+    pub(crate) tokens: usize,
 }
 
-/// The first template rows as they would be sent, under a heading.
+impl Pace<'_> {
+    fn needed(&self) -> Duration {
+        sending_time(self.jobs as u64, self.rate, self.tokens)
+    }
+
+    /// Does sending fit in the contact window? `None` without contact hours.
+    pub(crate) fn hours_line(&self) -> Option<String> {
+        let needed = self.needed();
+        self.window
+            .map(|w| w.fit(jiff::Timestamp::now(), needed).describe())
+    }
+
+    /// When sending would end, as a local clock time: in the contact hours' time zone,
+    /// going on in later windows when one is not enough (as `--wait-for-window` does);
+    /// otherwise in the machine's time zone.
+    pub(crate) fn finish_line(&self) -> Option<String> {
+        if self.jobs == 0 {
+            return None;
+        }
+        let needed = self.needed();
+        let now = jiff::Timestamp::now();
+        let (finish, later_windows) = match self.window {
+            Some(w) => (w.finish(now, needed)?, !w.fit(now, needed).fits()),
+            None => (
+                now.checked_add(jiff::SignedDuration::try_from(needed).ok()?)
+                    .ok()?
+                    .to_zoned_datetime(jiff::tz::TimeZone::system()),
+                false,
+            ),
+        };
+        let later = if later_windows {
+            ", going on in the later contact windows (with --wait-for-window, or --resume in each)"
+        } else {
+            ""
+        };
+        Some(format!(
+            "at {} requests/s per token with {} token(s), it would finish around {}{later}",
+            self.rate,
+            self.tokens,
+            crate::send::window::show(&finish)
+        ))
+    }
+}
+
+/// The first rows as they would be sent, under a heading.
 pub(crate) fn print_previews(out: &mut impl Write, previews: &[String]) {
     if previews.is_empty() {
         return;
     }
     let _ = writeln!(
         out,
-        "first {} valid rows, as they would be sent:",
+        "the first {} valid rows, exactly as they would be sent:",
         previews.len()
     );
     for line in previews {

@@ -15,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::list::*;
 use crate::cli::{self, SendArgs};
+use crate::commands::preflight;
 use crate::config::{self, SendSettings};
 use crate::journal::{self, Outcome, Prior, Recorder, Status};
 use crate::plan;
 use crate::progress::Progress;
 use crate::report::{self, Summary, SummaryJson};
+use crate::send::templates::Uses;
 use crate::send::window::{self};
 use crate::send::{self, api, dispatch, quota};
 use crate::text::human_duration;
@@ -52,6 +54,9 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
 }
 
 fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
+    if let Some(phone) = &args.test_to {
+        return super::test_send::run(args, phone);
+    }
     let run = open_run(args, started_at)?;
     if run.settings.dry_run {
         return dry_run(run, started_at);
@@ -134,29 +139,45 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
 /// A dry run: the results say `dry_run`, the first rows are shown as they would be
 /// sent, and the summary estimates how long sending would take.
 fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
+    let uses = template_uses(&run.plan.jobs);
+    let check = preflight::PreflightCheck {
+        origin: run.settings.origin.clone(),
+        timeout: run.settings.timeout,
+        templates: run.settings.template_check,
+    };
+    let checked = match preflight::if_possible(&check, &uses) {
+        Ok(done) => done,
+        Err(e) => {
+            refuse(run.recorder, run.plan.jobs, TEMPLATES_REFUSED)?;
+            return Err(e);
+        }
+    };
+    if let Some(line) = preflight::describe(&checked, &uses) {
+        tracing::info!("{line}");
+    }
     let counts = run.recorder.finish()?;
     let (settings, plan) = (&run.settings, &run.plan);
     let previews: Vec<String> = plan
         .jobs
         .iter()
-        .filter_map(report::template_preview)
-        .take(report::PREVIEW_ROWS)
+        .take(settings.preview)
+        .map(|job| report::preview(job, preflight::filled_text(&checked, job).as_deref()))
         .collect();
     print_previews(&mut std::io::stdout().lock(), &previews);
-    let estimate = estimate(plan.jobs.len(), settings);
+    let pace = Pace {
+        window: settings.window.as_ref(),
+        jobs: plan.jobs.len(),
+        rate: settings.rate,
+        tokens: token_count_for_estimates(),
+    };
     let exit = finished_exit(&counts);
     print_summary(
         &Summary {
             elapsed: run.started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
-            estimate: Some(estimate),
-            hours: hours_line(
-                settings.window.as_ref(),
-                plan.jobs.len(),
-                settings.rate,
-                token_count_for_estimates(),
-            ),
+            estimate: Some(estimate(&pace, settings.max_in_flight)),
+            hours: pace.hours_line(),
             ..Summary::new("dry run: nothing was sent", &counts, &settings.results)
         },
         settings,
@@ -189,6 +210,22 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
+    let uses = template_uses(&plan.jobs);
+    if let Err(e) =
+        preflight::before_sending(&runtime, &client, &tokens, &uses, settings.template_check)
+    {
+        refuse(recorder, std::mem::take(&mut plan.jobs), TEMPLATES_REFUSED)?;
+        return Err(e.into());
+    }
+    let pilot = hold_back(
+        &recorder,
+        &mut plan,
+        settings.limit,
+        &format!(
+            "not sent: this run sent a pilot batch of {} rows (--limit); the rest is sent by --resume",
+            settings.limit.unwrap_or_default()
+        ),
+    )?;
     let (tokens, cut, recorder) =
         fit_quota(&runtime, &client, tokens, &mut plan, recorder, &settings)?;
     let recorder = Arc::new(recorder);
@@ -200,13 +237,17 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         plan.jobs.len(),
         tokens.len()
     );
-    if let Some(line) = hours_line(
-        settings.window.as_ref(),
-        plan.jobs.len(),
-        settings.rate,
-        tokens.len(),
-    ) {
+    let pace = Pace {
+        window: settings.window.as_ref(),
+        jobs: plan.jobs.len(),
+        rate: settings.rate,
+        tokens: tokens.len(),
+    };
+    if let Some(line) = pace.hours_line() {
         tracing::info!("contact hours: {line}");
+    }
+    if let Some(line) = pace.finish_line() {
+        tracing::info!("estimate: {line}");
     }
     let send_started = Instant::now();
     let jobs = std::mem::take(&mut plan.jobs);
@@ -224,7 +265,8 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     // or not (see `Recorder::record`).
     let counts = recorder.final_counts();
     let unwritten = recorder.finish().err();
-    let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), cut);
+    let held = Held { quota: cut, pilot };
+    let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held);
     let (exit, title) = if stopped_text.is_some() {
         (Exit::Stopped, "run stopped")
     } else {
@@ -267,24 +309,54 @@ fn fit_quota(
     let (fitted, n) = match fitted {
         Ok(ok) => ok,
         Err(e) => {
-            refuse(recorder, std::mem::take(&mut plan.jobs), &e)?;
+            refuse(recorder, std::mem::take(&mut plan.jobs), &e.to_string())?;
             return Err(e.into());
         }
     };
-    let rest = plan.jobs.split_off(n.min(plan.jobs.len()));
-    let cut = rest.len();
-    for job in rest {
+    if let Some(left) = fitted.left {
+        let rows = plan.jobs.len();
+        tracing::info!(
+            "today's quota covers {} of the {rows} rows to send ({left} calls left)",
+            (left.min(rows as u64))
+        );
+    }
+    let cut = hold_back(
+        &recorder,
+        plan,
+        Some(n as u64),
+        "not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)",
+    )?;
+    Ok((fitted.tokens, cut, recorder))
+}
+
+/// Keeps the first `keep` rows of the plan (all with `None`) and records the others
+/// `not_sent` with `msg`, for a later `--resume`. Returns how many were held back.
+fn hold_back(
+    recorder: &Recorder,
+    plan: &mut Plan,
+    keep: Option<u64>,
+    msg: &str,
+) -> Result<usize, Error> {
+    let Some(keep) = keep.and_then(|k| usize::try_from(k).ok()) else {
+        return Ok(0);
+    };
+    let rest = plan.jobs.split_off(keep.min(plan.jobs.len()));
+    for job in &rest {
         recorder.record(
-            Outcome::local(
-                job.row,
-                &job.telephone,
-                Status::NotSent,
-                "not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)",
-            ),
+            Outcome::local(job.row, &job.telephone, Status::NotSent, msg),
             Some(&job.key),
         )?;
     }
-    Ok((fitted.tokens, cut, recorder))
+    Ok(rest.len())
+}
+
+/// Rows a run left for a later `--resume` on purpose.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// Beyond today's quota (`--partial`).
+    quota: usize,
+    /// Beyond the pilot batch (`--limit`).
+    pilot: usize,
 }
 
 /// Runs the dispatcher with the signal watcher beside it. Returns why it stopped early.
@@ -316,6 +388,7 @@ fn dispatch_rows(
             max_in_flight: settings.max_in_flight,
             retry: settings.retry.clone(),
             hours,
+            max_failures: settings.max_failures,
         };
         let stopped = dispatch::run(
             jobs,
@@ -340,15 +413,21 @@ fn stop_text(
     settings: &SendSettings,
     stopped: Option<&dispatch::StopReason>,
     unwritten: Option<&journal::ResultsError>,
-    cut: usize,
+    held: Held,
 ) -> Option<String> {
-    let text = match (stopped, unwritten, cut) {
-        (Some(reason), _, _) => reason.to_string(),
-        (None, Some(e), _) => format!("cannot finish the results file ({e})"),
-        (None, None, 0) => return None,
-        (None, None, cut) => format!(
-            "today's quota was not enough for {cut} rows, recorded not_sent (--partial); the quota renews tomorrow"
+    let text = match (stopped, unwritten) {
+        (Some(reason), _) => reason.to_string(),
+        (None, Some(e)) => format!("cannot finish the results file ({e})"),
+        (None, None) if held.quota > 0 => format!(
+            "today's quota was not enough for {} rows, recorded not_sent (--partial); the quota renews tomorrow",
+            held.quota
         ),
+        (None, None) if held.pilot > 0 => format!(
+            "the pilot batch is sent (--limit {}); the other {} rows are recorded not_sent: check the pilot's results, then send the rest",
+            settings.limit.unwrap_or_default(),
+            held.pilot
+        ),
+        (None, None) => return None,
     };
     let disk =
         unwritten.is_some() || matches!(stopped, Some(dispatch::StopReason::RecordFailed { .. }));
@@ -365,7 +444,7 @@ fn stop_text(
 
 /// A run refused before any request: a new run leaves no files behind (the same
 /// command can be run again); a resumed one records the rows `not_sent`.
-fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &quota::QuotaError) -> Result<(), Error> {
+fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &str) -> Result<(), Error> {
     if recorder.is_new() {
         return Ok(recorder.discard()?);
     }
@@ -378,6 +457,17 @@ fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &quota::QuotaError) -> Result
     }
     recorder.finish()?;
     Ok(())
+}
+
+/// What the rows of a resumed run say when the template check refused it.
+const TEMPLATES_REFUSED: &str =
+    "the HSM templates do not match the account (see the run's error); nothing was sent";
+
+/// The templates the jobs send, for the template check.
+fn template_uses(jobs: &[Job]) -> Uses {
+    let mut uses = Uses::default();
+    jobs.iter().for_each(|job| uses.add(job));
+    uses
 }
 
 /// Rows to send, after recording those that need no request.
@@ -519,14 +609,18 @@ fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
     }
 }
 
-/// How long sending `jobs` rows would take at the configured limits.
-fn estimate(jobs: usize, settings: &SendSettings) -> String {
-    let tokens = token_count_for_estimates();
+/// How long sending would take at the configured limits, and when it would finish.
+fn estimate(pace: &Pace<'_>, max_in_flight: usize) -> String {
+    let finish = pace
+        .finish_line()
+        .map(|line| format!("; {line}"))
+        .unwrap_or_default();
     format!(
-        "{jobs} messages would take at least {} at {} requests/s per token with {tokens} token(s) (each token also carries at most {} requests at once, so a slow server lowers this)",
-        human_duration(sending_time(jobs as u64, settings.rate, tokens)),
-        settings.rate,
-        settings.max_in_flight
+        "{} messages would take at least {} at {} requests/s per token with {} token(s) (each token also carries at most {max_in_flight} requests at once, so a slow server lowers this){finish}",
+        pace.jobs,
+        human_duration(sending_time(pace.jobs as u64, pace.rate, pace.tokens)),
+        pace.rate,
+        pace.tokens,
     )
 }
 

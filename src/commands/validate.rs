@@ -7,26 +7,30 @@ use std::io::Write;
 
 use super::list::*;
 use crate::cli::ValidateArgs;
+use crate::commands::preflight;
 use crate::config::{self};
 use crate::progress::Progress;
 use crate::report::{self};
+use crate::send::templates::Uses;
 use crate::validate::Verdict;
 use crate::{Error, Exit};
 
 pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     report::init_logging(false, false, &Progress::hidden());
-    let settings = config::validate_settings(&args.input)?;
+    let settings = config::validate_settings(args)?;
     let list = &settings.list;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut invalid, mut duplicate, mut suppressed) = (0u64, 0u64, 0u64);
     let mut previews = Vec::new();
+    let mut uses = Uses::default();
     let opened = open_list(list)?;
     say(&mut out, opened.validator.columns_summary());
     let read = judge_rows(list, opened, |verdict| match verdict {
         Verdict::Valid(job) => {
-            if previews.len() < report::PREVIEW_ROWS {
-                previews.extend(report::template_preview(&job));
+            uses.add(&job);
+            if previews.len() < args.preview {
+                previews.push(job);
             }
         }
         Verdict::Invalid { row, problems, .. } => {
@@ -62,6 +66,14 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
         }
     })?;
     let rows = read.rows;
+    let check = preflight::if_possible(&settings.check, &uses)?;
+    if let Some(line) = preflight::describe(&check, &uses) {
+        say(&mut out, &line);
+    }
+    let previews: Vec<String> = previews
+        .iter()
+        .map(|job| report::preview(job, preflight::filled_text(&check, job).as_deref()))
+        .collect();
     print_previews(&mut out, &previews);
     let valid = rows - invalid - duplicate - suppressed;
     let _ = writeln!(
@@ -72,14 +84,20 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     if let Some(s) = &read.suppression {
         let _ = writeln!(out, "{}", suppression_line(s));
     }
-    if let Some(window) = &settings.window {
-        let tokens = token_count_for_estimates();
-        let needed = sending_time(valid, settings.rate, tokens);
+    let pace = Pace {
+        window: settings.window.as_ref(),
+        jobs: valid as usize,
+        rate: settings.rate,
+        tokens: token_count_for_estimates(),
+    };
+    if let Some(line) = pace.finish_line() {
+        say(&mut out, &format!("estimate: {line}"));
+    }
+    if let Some(line) = pace.hours_line() {
         let _ = writeln!(
             out,
-            "contact hours: {} (at {} requests/s per token with {tokens} token(s))",
-            window.fit(jiff::Timestamp::now(), needed).describe(),
-            settings.rate
+            "contact hours: {line} (at {} requests/s per token with {} token(s))",
+            pace.rate, pace.tokens
         );
     }
     let _ = out.flush();

@@ -259,11 +259,20 @@ pub(crate) fn resume_command(
     results: &Path,
 ) -> String {
     let mut words = vec!["wolkvox-dispatch".to_owned()];
-    let (mut resume, mut has_results) = (false, false);
+    let (mut resume, mut has_results, mut skip_value) = (false, false, false);
     for arg in args {
         let text = arg.to_string_lossy().into_owned();
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
         match text.as_str() {
             "--retry-failed" | "--retry-unknown" => continue,
+            // A pilot's limit is not the rest's.
+            "--limit" => {
+                skip_value = true;
+                continue;
+            }
+            t if t.starts_with("--limit=") => continue,
             "--resume" => resume = true,
             t if t == "--results" || t.starts_with("--results=") => has_results = true,
             _ => {}
@@ -910,7 +919,8 @@ impl Recorder {
         if journal_path.exists() {
             return Err(ResultsError::NotADryRun { path });
         }
-        if path.exists() {
+        // An empty file is a dry run killed before it wrote its header.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
             let earlier =
                 read(&path).map_err(|_| ResultsError::NotADryRun { path: path.clone() })?;
             let real = earlier.iter().any(|o| {
@@ -932,7 +942,11 @@ impl Recorder {
         try_lock(&file, &path)?;
         file.set_len(0).map_err(write_error(&path))?;
         let lock = file.try_clone().map_err(write_error(&path))?;
-        Self::with_files(path, journal_path, lock, file, None, true)
+        let mut recorder = Self::with_files(path, journal_path, lock, file, None, true)?;
+        // Its file is this run's alone (an earlier dry run's was just emptied): a refused
+        // dry run removes it rather than record rows `not_sent` in it.
+        recorder.created = true;
+        Ok(recorder)
     }
 
     fn with_files(
@@ -1150,8 +1164,15 @@ impl Recorder {
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
         drop(inner);
-        std::fs::remove_file(&self.path).map_err(write_error(&self.path))?;
-        std::fs::remove_file(&self.journal_path).map_err(write_error(&self.journal_path))?;
+        for path in [&self.path, &self.journal_path] {
+            // A dry run has no journal.
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(write_error(path)(e));
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -1240,6 +1261,16 @@ mod tests {
     /// Opens `r.csv` in `dir`.
     fn open(dir: &Path, dry_run: bool, resume: bool) -> Result<(Recorder, Prior), ResultsError> {
         Recorder::open(&opts(dir, dry_run, resume))
+    }
+
+    #[test]
+    fn an_empty_dry_run_file_is_a_killed_dry_run_and_a_refused_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.csv");
+        std::fs::write(&results, "").unwrap();
+        let (rec, _) = open(dir.path(), true, false).unwrap();
+        rec.discard().unwrap();
+        assert!(!results.exists() && !journal_path(&results).exists());
     }
 
     #[test]
@@ -1533,6 +1564,11 @@ mod tests {
                 "--retry-failed"
             ]),
             "wolkvox-dispatch send 'it'\\''s.csv' --results=r.csv --resume"
+        );
+        // A pilot's --limit does not carry over to the rest.
+        assert_eq!(
+            resume_of(&["send", "l.csv", "--limit", "50", "--rate", "5", "--limit=7"]),
+            "wolkvox-dispatch send l.csv --rate 5 --results 'out/my list.results.csv' --resume"
         );
     }
 }

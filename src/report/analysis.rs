@@ -89,24 +89,6 @@ pub(crate) struct Fix {
     pub(crate) fix: String,
 }
 
-/// What would fix a refusal that sending again cannot, judged from its `msg`.
-fn fix_for(msg: &str) -> Option<&'static str> {
-    let upper = msg.to_uppercase();
-    if upper.contains("24") && (upper.contains("WINDOW") || upper.contains("HOUR")) {
-        Some(
-            "the 24-hour window is closed: send these people the HSM template first (send --hsm TEMPLATE); a free message reaches them only after they answer it",
-        )
-    } else if upper.contains("PARAMETERS ARE REQUIRED") {
-        Some(
-            "a parameter is missing: check the list's columns and api.connector_id in the config, then send these rows as a new list",
-        )
-    } else if upper.contains("CONNECTOR") {
-        Some("check the connector: api.connector_id in the config, or the connector_id column")
-    } else {
-        None
-    }
-}
-
 /// Builds the report from the lines of a results file (later lines for a row win) and
 /// what its journal says of the run.
 pub(crate) fn build(
@@ -185,7 +167,7 @@ pub(crate) fn build(
 fn cannot_retry<'a>(outcomes: impl Iterator<Item = &'a Outcome>) -> Vec<Fix> {
     let mut out: Vec<Fix> = Vec::new();
     for o in outcomes.filter(|o| o.status == Status::Failed) {
-        let Some(fix) = fix_for(&o.msg) else {
+        let Some(fix) = crate::send::api::fix_for(&o.msg) else {
             continue;
         };
         match out.iter_mut().find(|f| f.fix == fix) {

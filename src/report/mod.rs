@@ -21,9 +21,6 @@ use crate::journal::Status;
 use crate::progress::Progress;
 use crate::validate::{Job, Message};
 
-/// How many valid rows `validate` and `--dry-run` show as they would be sent.
-pub(crate) const PREVIEW_ROWS: usize = 5;
-
 /// Log lines go to stderr around the progress bar, with untrusted text escaped.
 #[derive(Clone)]
 struct BarWriter {
@@ -225,27 +222,43 @@ impl SummaryJson<'_> {
     }
 }
 
-/// One line showing what a template row would send, so the variable mapping can be
-/// checked before a campaign: `row 1: template cita_recordatorio, vars "Ana;martes;10:00"`.
-/// `None` for free messages (their text is in the list itself).
-pub(crate) fn template_preview(job: &Job) -> Option<String> {
-    let Message::Template {
-        name,
-        vars,
-        customer_id,
-        url_attach,
-    } = &job.message
-    else {
-        return None;
+/// One row exactly as it would be sent: the normalized telephone, then the message
+/// text, each of its lines indented. For an HSM template: its name, variables and extras,
+/// then `filled` (the template's own text with the variables in place) when the
+/// template check gave it.
+pub(crate) fn preview(job: &Job, filled: Option<&str>) -> String {
+    let (mut head, text) = match &job.message {
+        Message::Free { text } => (
+            format!("row {} -> {}:", job.row, job.telephone),
+            Some(text.as_str()),
+        ),
+        Message::Template {
+            name,
+            vars,
+            customer_id,
+            url_attach,
+        } => {
+            let mut head = format!(
+                "row {} -> {}: template {name}, vars {vars:?}",
+                job.row, job.telephone
+            );
+            if !customer_id.is_empty() {
+                head.push_str(&format!(", customer_id {customer_id:?}"));
+            }
+            if !url_attach.is_empty() {
+                head.push_str(&format!(", url_attach {url_attach:?}"));
+            }
+            (head, filled)
+        }
     };
-    let mut line = format!("row {}: template {name}, vars {vars:?}", job.row);
-    if !customer_id.is_empty() {
-        line.push_str(&format!(", customer_id {customer_id:?}"));
+    for line in text.unwrap_or_default().lines() {
+        head.push_str(
+            "
+    ",
+        );
+        head.push_str(line);
     }
-    if !url_attach.is_empty() {
-        line.push_str(&format!(", url_attach {url_attach:?}"));
-    }
-    Some(line)
+    head
 }
 
 #[cfg(test)]
@@ -343,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn template_previews_show_name_vars_and_extras() {
+    fn previews_show_the_telephone_and_the_text_or_the_template() {
         let mut job = Job {
             row: 3,
             telephone: "573001234567".into(),
@@ -357,8 +370,12 @@ mod tests {
             key: String::new(),
         };
         assert_eq!(
-            template_preview(&job).as_deref(),
-            Some(r#"row 3: template cita_recordatorio, vars "Ana;martes;10:00""#)
+            preview(&job, None),
+            r#"row 3 -> 573001234567: template cita_recordatorio, vars "Ana;martes;10:00""#
+        );
+        assert_eq!(
+            preview(&job, Some("Hola Ana,\nsu cita es el martes")),
+            "row 3 -> 573001234567: template cita_recordatorio, vars \"Ana;martes;10:00\"\n    Hola Ana,\n    su cita es el martes"
         );
         job.message = Message::Template {
             name: "promo".into(),
@@ -367,14 +384,15 @@ mod tests {
             url_attach: "https://x.co/a.png".into(),
         };
         assert_eq!(
-            template_preview(&job).as_deref(),
-            Some(
-                r#"row 3: template promo, vars "", customer_id "C-9", url_attach "https://x.co/a.png""#
-            )
+            preview(&job, None),
+            r#"row 3 -> 573001234567: template promo, vars "", customer_id "C-9", url_attach "https://x.co/a.png""#
         );
         job.message = Message::Free {
-            text: "hola".into(),
+            text: "hola\nque tal".into(),
         };
-        assert_eq!(template_preview(&job), None);
+        assert_eq!(
+            preview(&job, Some("ignored")),
+            "row 3 -> 573001234567:\n    hola\n    que tal"
+        );
     }
 }

@@ -119,6 +119,24 @@ fn value_text(v: Option<serde_json::Value>) -> String {
     }
 }
 
+/// What would fix a refusal that sending again cannot, judged from its `msg`.
+pub(crate) fn fix_for(msg: &str) -> Option<&'static str> {
+    let upper = msg.to_uppercase();
+    if upper.contains("24") && (upper.contains("WINDOW") || upper.contains("HOUR")) {
+        Some(
+            "the 24-hour window is closed: send these people the HSM template first (send --hsm TEMPLATE); a free message reaches them only after they answer it",
+        )
+    } else if upper.contains("PARAMETERS ARE REQUIRED") {
+        Some(
+            "a parameter is missing: check the list's columns and api.connector_id in the config, then send these rows as a new list",
+        )
+    } else if upper.contains("CONNECTOR") {
+        Some("check the connector: api.connector_id in the config, or the connector_id column")
+    } else {
+        None
+    }
+}
+
 /// The first characters of an untrusted text, on one line.
 pub(crate) fn excerpt(text: &str) -> String {
     let one_line: String = crate::text::excerpt(text, EXCERPT_CHARS)
@@ -325,25 +343,59 @@ impl Client {
     /// Asks Wolkvox how much of today's quota `token` has left. Never fails: a call
     /// that gets no usable answer is `TokenInfo::Unknown`, with why.
     pub(crate) async fn token_info(&self, token: &Token) -> TokenInfo {
-        let Some(header) = token_header(token) else {
-            return TokenInfo::Unknown("the token cannot be sent as an HTTP header".into());
-        };
+        match self
+            .preflight_get(self.token_info_url(), token, MAX_BODY_BYTES)
+            .await
+        {
+            Ok((status, body)) => parse_token_info(status, &body),
+            Err(why) => TokenInfo::Unknown(why),
+        }
+    }
+
+    /// The URL of the template list of `connector` (an id checked as `[A-Za-z0-9_-]`).
+    pub(crate) fn list_templates_url(&self, connector: &str) -> String {
+        format!(
+            "{}/api/v2/whatsapp.php?api=list_templates&connector_id={connector}",
+            self.origin
+        )
+    }
+
+    /// Asks Wolkvox for the templates of `connector`: the HTTP status and body, or why
+    /// there is none.
+    pub(crate) async fn list_templates(
+        &self,
+        token: &Token,
+        connector: &str,
+    ) -> Result<(u16, Vec<u8>), String> {
+        self.preflight_get(self.list_templates_url(connector), token, MAX_LISTING_BYTES)
+            .await
+    }
+
+    /// A GET made before sending (`token_info`, `list_templates`): the status and the
+    /// body (at most `limit` bytes), or why there is none.
+    async fn preflight_get(
+        &self,
+        url: String,
+        token: &Token,
+        limit: usize,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let header = token_header(token).ok_or("the token cannot be sent as an HTTP header")?;
         let request = self
             .http
-            .get(self.token_info_url())
+            .get(url)
             .header("wolkvox-token", header)
             // A pre-flight check should not hold a campaign for the full request timeout.
-            .timeout(self.timeout.min(TOKEN_INFO_TIMEOUT));
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return TokenInfo::Unknown(excerpt(&error_chain(&e))),
-        };
+            .timeout(self.timeout.min(PREFLIGHT_TIMEOUT));
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| excerpt(&error_chain(&e)))?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
-        if let Err(e) = read_capped(&mut response, &mut body).await {
-            return TokenInfo::Unknown(excerpt(&error_chain(&e)));
-        }
-        parse_token_info(status, &body)
+        read_capped(&mut response, &mut body, limit)
+            .await
+            .map_err(|e| excerpt(&error_chain(&e)))?;
+        Ok((status, body))
     }
 
     /// Sends one job with one token and classifies the answer. Never fails: every
@@ -380,7 +432,7 @@ impl Client {
             )))
         });
         let mut body = Vec::new();
-        match read_capped(&mut response, &mut body).await {
+        match read_capped(&mut response, &mut body, MAX_BODY_BYTES).await {
             Ok(()) => {}
             Err(e) if (200..300).contains(&status) => {
                 // Accepted or not, we cannot tell: the message may be delivered.
@@ -415,23 +467,27 @@ fn token_header(token: &Token) -> Option<HeaderValue> {
     Some(header)
 }
 
-/// Reads the body into `body`, at most `MAX_BODY_BYTES` of it.
+/// Reads the body into `body`, at most `limit` bytes of it.
 async fn read_capped(
     response: &mut reqwest::Response,
     body: &mut Vec<u8>,
+    limit: usize,
 ) -> Result<(), reqwest::Error> {
     while let Some(chunk) = response.chunk().await? {
-        let room = MAX_BODY_BYTES - body.len();
+        let room = limit - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY_BYTES {
+        if body.len() >= limit {
             break;
         }
     }
     Ok(())
 }
 
-/// The longest the pre-flight `token_info` call may take.
-const TOKEN_INFO_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a pre-flight call (`token_info`, `list_templates`) may take.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A connector's template list can be long (every component's text): 4 MiB is far
+/// beyond any real one and still bounded.
+const MAX_LISTING_BYTES: usize = 4 * 1024 * 1024;
 
 /// Today's quota of one token, as `token_info` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -75,6 +75,14 @@ pub(crate) enum StopReason {
     WindowClosed {
         next_open: Option<jiff::ZonedDateTime>,
     },
+    /// `max_failures` rows in a row were refused with the same answer: the campaign as a
+    /// whole is wrong (connector, template, closed windows), not a few numbers.
+    SameRefusal {
+        rows: u32,
+        code: String,
+        error: String,
+        msg: String,
+    },
 }
 
 impl StopReason {
@@ -106,6 +114,9 @@ impl StopReason {
                 "not sent: outside the contact hours, which do not open again in the coming years"
                     .into()
             }
+            StopReason::SameRefusal { rows, .. } => format!(
+                "not sent: the run stopped after {rows} rows in a row were refused with the same answer (--max-failures)"
+            ),
         }
     }
 }
@@ -148,6 +159,26 @@ impl std::fmt::Display for StopReason {
                 f,
                 "outside the contact hours, and campaign.hours with campaign.holidays leave no time to send in the coming years: check them"
             ),
+            StopReason::SameRefusal {
+                rows,
+                code,
+                error,
+                msg,
+            } => {
+                let answer = [code.as_str(), error.as_str(), msg.as_str()]
+                    .iter()
+                    .filter(|part| !part.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                write!(
+                    f,
+                    "{rows} rows in a row were refused with the same answer ({answer}): the campaign itself looks wrong, so the rest was not sent; {}; the refused rows stay `failed` (send them again after the fix with --resume --retry-failed); --max-failures / campaign.max_failures sets how many refusals stop a run (0: never)",
+                    crate::send::api::fix_for(msg).unwrap_or(
+                        "look at the answer above: a wrong connector id, a template or a parameter the API refuses are the usual causes"
+                    )
+                )
+            }
         }
     }
 }
@@ -184,6 +215,8 @@ pub(crate) struct PoolSettings {
     pub(crate) retry: RetryPolicy,
     /// Contact hours to keep to; `None` sends at any hour.
     pub(crate) hours: Option<Arc<Hours>>,
+    /// Rows in a row refused with the same answer that stop the run; 0 never stops.
+    pub(crate) max_failures: u32,
 }
 
 /// Contact hours as the pool uses them.
@@ -226,6 +259,42 @@ struct Shared {
     hours: Option<Arc<Hours>>,
     /// The opening being waited for, so it is announced once, not once per worker.
     waiting_for: Mutex<Option<jiff::Timestamp>>,
+    max_failures: u32,
+    /// The latest outcomes' run of `failed` rows with one answer.
+    refusals: Mutex<Refusals>,
+}
+
+/// Consecutive `failed` outcomes (in the order they arrive) with the same `code` and
+/// `msg`. A `sent` row ends the run of refusals; other statuses leave it alone.
+#[derive(Debug, Default)]
+struct Refusals {
+    answer: Option<(String, String)>,
+    rows: u32,
+}
+
+impl Refusals {
+    /// Counts `outcome`; returns the run's length when it is one more refusal.
+    fn count(&mut self, outcome: &Outcome) -> Option<u32> {
+        match outcome.status {
+            Status::Sent => {
+                *self = Refusals::default();
+                None
+            }
+            Status::Failed => {
+                let answer = (outcome.code.clone(), outcome.msg.clone());
+                if self.answer.as_ref() == Some(&answer) {
+                    self.rows = self.rows.saturating_add(1);
+                } else {
+                    *self = Refusals {
+                        answer: Some(answer),
+                        rows: 1,
+                    };
+                }
+                Some(self.rows)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Shared {
@@ -264,6 +333,7 @@ impl Shared {
     }
 
     fn record(&self, outcome: Outcome, key: &str) {
+        self.count_refusal(&outcome);
         if let Err(e) = self.recorder.record(outcome, Some(key)) {
             self.stop_with(StopReason::RecordFailed {
                 message: e.to_string(),
@@ -272,6 +342,26 @@ impl Shared {
         self.progress.inc();
         self.unfinished.fetch_sub(1, Ordering::AcqRel);
         self.changed.notify_waiters();
+    }
+
+    /// Stops the run when `max_failures` rows in a row were refused with one answer.
+    fn count_refusal(&self, outcome: &Outcome) {
+        if self.max_failures == 0 {
+            return;
+        }
+        let rows = self
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count(outcome);
+        if rows.is_some_and(|rows| rows >= self.max_failures) {
+            self.stop_with(StopReason::SameRefusal {
+                rows: self.max_failures,
+                code: outcome.code.clone(),
+                error: outcome.error.clone(),
+                msg: outcome.msg.clone(),
+            });
+        }
     }
 
     /// Tells the user, once per closing, that the run waits for the contact window.
@@ -302,7 +392,6 @@ impl Shared {
         }
     }
 
-    /// True when every token still in use has failed `max_consecutive_failures` times in a row.
     /// Stops the run when every token has failed too often in a row; says whether it did.
     fn stop_if_down(&self) -> bool {
         let down = self.service_down();
@@ -314,6 +403,7 @@ impl Shared {
         down
     }
 
+    /// True when every token still in use has failed `max_consecutive_failures` times in a row.
     fn service_down(&self) -> bool {
         let limit = self.retry.max_consecutive_failures;
         let mut active = self
@@ -771,6 +861,8 @@ pub(crate) async fn run(
         changed: Notify::new(),
         hours: pool.hours.clone(),
         waiting_for: Mutex::new(None),
+        max_failures: pool.max_failures,
+        refusals: Mutex::new(Refusals::default()),
     });
     let mut workers = tokio::task::JoinSet::new();
     for index in 0..shared.tokens.len() {

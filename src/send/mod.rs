@@ -7,5 +7,6 @@ contact hours every attempt is held to (`window`).
 pub(crate) mod api;
 pub(crate) mod dispatch;
 pub(crate) mod quota;
+pub(crate) mod templates;
 pub(crate) mod token;
 pub(crate) mod window;

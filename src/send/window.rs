@@ -306,6 +306,34 @@ impl ContactWindow {
         Some(end.to_zoned_datetime(self.tz.clone()))
     }
 
+    /// When sending for `needed`, started at `now`, would end if it went on in each window
+    /// as it opens (as `--wait-for-window` does). `None` if the windows never give that
+    /// much time in the searched range.
+    pub(crate) fn finish(&self, now: Timestamp, needed: Duration) -> Option<ZonedDateTime> {
+        let mut left = jiff::SignedDuration::try_from(needed).ok()?;
+        let mut at = now;
+        // Each pass uses up one window; a year of daily windows is far beyond any list.
+        for _ in 0..400 {
+            let opens = self.next_open(at)?.timestamp();
+            let Some(closes) = self.closes_at(opens) else {
+                return opens
+                    .checked_add(left)
+                    .ok()
+                    .map(|t| t.to_zoned_datetime(self.tz.clone()));
+            };
+            let room = opens.duration_until(closes.timestamp());
+            if left <= room {
+                return opens
+                    .checked_add(left)
+                    .ok()
+                    .map(|t| t.to_zoned_datetime(self.tz.clone()));
+            }
+            left -= room;
+            at = closes.timestamp();
+        }
+        None
+    }
+
     /// Whether sending for `needed` fits in the window open now, or in the next one.
     pub(crate) fn fit(&self, now: Timestamp, needed: Duration) -> Fit {
         let open_now = self.is_open(now);
@@ -640,6 +668,32 @@ mod tests {
         assert_eq!(
             opens(&w, "2026-10-24T22:00:00Z"),
             "Sun 2026-10-25 02:30:00 +02:00"
+        );
+    }
+
+    #[test]
+    fn a_long_run_finishes_in_a_later_window() {
+        let w = window("mon-fri 07:00-19:00", "America/Bogota", &[]);
+        // Monday 17:00 local, 5 h of sending: 2 h today, 3 h on Tuesday from 07:00.
+        let finish =
+            |at: &str, hours: u64| local(w.finish(ts(at), Duration::from_secs(hours * 3600)));
+        assert_eq!(
+            finish("2026-03-02T22:00:00Z", 5),
+            "Tue 2026-03-03 10:00:00 -05:00"
+        );
+        assert_eq!(
+            finish("2026-03-02T22:00:00Z", 1),
+            "Mon 2026-03-02 18:00:00 -05:00"
+        );
+        // Friday 18:00 local, 2 h: the weekend is skipped.
+        assert_eq!(
+            finish("2026-03-06T23:00:00Z", 2),
+            "Mon 2026-03-09 08:00:00 -05:00"
+        );
+        // Closed now (Sunday): it starts when the window opens.
+        assert_eq!(
+            finish("2026-03-08T15:00:00Z", 1),
+            "Mon 2026-03-09 08:00:00 -05:00"
         );
     }
 

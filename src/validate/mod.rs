@@ -50,6 +50,17 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// The message as it would be sent, for a dry run's results: the text, or the
+    /// template's name and variables.
+    pub(crate) fn as_sent(&self) -> String {
+        match self {
+            Message::Free { text } => text.clone(),
+            Message::Template { name, vars, .. } => format!("template {name}, vars {vars:?}"),
+        }
+    }
+}
+
 /// Optional column that names the template per row (overrides `--hsm`).
 pub(crate) const TEMPLATE_NAME_COLUMN: &str = "template_name";
 /// Optional column with the template's variables already joined with `;`.

@@ -46,6 +46,9 @@ pub const API_SEND_MESSAGE: &str = "send_message_official";
 pub const API_SEND_TEMPLATE: &str = "send_template_official";
 /// `api=` value of the token information API.
 pub const API_TOKEN_INFO: &str = "token_info";
+/// `GET whatsapp.php?api=list_templates&connector_id=..`: answered only when the
+/// behaviour has templates (otherwise "the API does not exist", as for any unknown api).
+pub const API_LIST_TEMPLATES: &str = "list_templates";
 
 pub const MSG_SENT: &str = "Message has been sent successfully";
 pub const MSG_ENTER_TOKEN: &str = "PLEASE ENTER THE WOLKVOX-TOKEN";
@@ -188,6 +191,9 @@ pub struct Behavior {
     pub max_in_flight_per_token: usize,
     /// Scripted answers; consulted after the concurrency check and the latency sleep.
     pub hook: Option<Hook>,
+    /// Templates per connector id, as Meta describes them, for `list_templates`. With
+    /// none at all, that API "does not exist" (as an account without it would say).
+    pub templates: HashMap<String, Vec<Value>>,
 }
 
 impl Default for Behavior {
@@ -205,6 +211,7 @@ impl std::fmt::Debug for Behavior {
             .field("quotas", &self.quotas)
             .field("max_in_flight_per_token", &self.max_in_flight_per_token)
             .field("hook", &self.hook.as_ref().map(|_| "<fn>"))
+            .field("templates", &self.templates)
             .finish()
     }
 }
@@ -219,7 +226,14 @@ impl Behavior {
             quotas: HashMap::new(),
             max_in_flight_per_token: 2,
             hook: None,
+            templates: HashMap::new(),
         }
+    }
+
+    /// `connector`'s templates for `list_templates` (see [`meta_template`]).
+    pub fn templates(mut self, connector: &str, templates: Vec<Value>) -> Self {
+        self.templates.insert(connector.to_owned(), templates);
+        self
     }
 
     /// Sleep `ms` milliseconds before each answer.
@@ -773,6 +787,7 @@ fn normal_answer(
     shared: &Shared,
     path: &str,
     api: &str,
+    query: Option<String>,
     token: Option<&str>,
     body: &Value,
 ) -> (u16, Value) {
@@ -784,8 +799,9 @@ fn normal_answer(
     {
         return api_error(403, MSG_VALIDATE_TOKEN);
     }
+    let lists_templates = api == API_LIST_TEMPLATES && !shared.behavior.templates.is_empty();
     let known = match path {
-        WHATSAPP_PATH => api == API_SEND_MESSAGE || api == API_SEND_TEMPLATE,
+        WHATSAPP_PATH => api == API_SEND_MESSAGE || api == API_SEND_TEMPLATE || lists_templates,
         INFORMATION_PATH => api == API_TOKEN_INFO,
         _ => return api_error(404, "NOT FOUND"),
     };
@@ -802,6 +818,19 @@ fn normal_answer(
         inner.used.insert(token.to_owned(), used + 1);
         (used + 1, inner.used.values().sum::<u64>())
     };
+    if lists_templates {
+        let connector = query.unwrap_or_default();
+        let templates = shared
+            .behavior
+            .templates
+            .get(&connector)
+            .cloned()
+            .unwrap_or_default();
+        return (
+            200,
+            json!({"code": 200, "error": null, "msg": "ok", "data": {"meta_templates": templates}}),
+        );
+    }
     if api == API_TOKEN_INFO {
         let limit = quota.unwrap_or(DEFAULT_TOKEN_LIMIT);
         return (
@@ -835,6 +864,23 @@ fn normal_answer(
         return api_error(400, MSG_PARAMETERS_REQUIRED);
     }
     (201, json!({"code": 201, "error": null, "msg": MSG_SENT}))
+}
+
+/// A template as Meta describes it (and `list_templates` lists it): `body` with `{{1}}`
+/// or `{{name}}` placeholders, and an optional header component.
+pub fn meta_template(name: &str, status: &str, body: &str, header: Option<Value>) -> Value {
+    let mut components = vec![json!({"type": "BODY", "text": body})];
+    if let Some(h) = header {
+        components.insert(0, h);
+    }
+    json!({
+        "name": name,
+        "status": status,
+        "language": "es",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": components,
+    })
 }
 
 fn build_response(
@@ -1005,7 +1051,9 @@ async fn handle(
     });
 
     let normal = |shared: &Shared| {
-        let (status, answer) = normal_answer(shared, &path, &api, token.as_deref(), &body);
+        let connector = query_param(&uri, "connector_id");
+        let (status, answer) =
+            normal_answer(shared, &path, &api, connector, token.as_deref(), &body);
         let bytes = json_bytes(&answer);
         (
             status,
