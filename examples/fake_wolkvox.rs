@@ -7,7 +7,9 @@
 //! cargo run --example fake_wolkvox -- --template "cita_recordatorio=Hola {{1}}, su cita es el {{2}}"
 //! ```
 //!
-//! `--refuse MSG` answers every message 400 BAD REQUEST with MSG; `--template
+//! `--answer-after-ms N` delivers each message at once (it shows in the `cdr_3` report)
+//! but answers only N ms later: kill the sender meanwhile to get `unknown` rows that
+//! `reconcile` settles. `--refuse MSG` answers every message 400 BAD REQUEST with MSG; `--template
 //! NAME=BODY` (repeatable) gives connector 1 an approved template for `list_templates`.
 //!
 //! It prints the `--base-url` to use, serves until Ctrl-C, then prints what it received:
@@ -30,9 +32,10 @@ struct Args {
     rows: usize,
     refuse: Option<String>,
     templates: Vec<(String, String)>,
+    answer_after_ms: Option<u64>,
 }
 
-const USAGE: &str = "usage: fake_wolkvox [--latency-ms N] [--write-list FILE] [--rows N] [--refuse MSG] [--template NAME=BODY]...";
+const USAGE: &str = "usage: fake_wolkvox [--latency-ms N] [--write-list FILE] [--rows N] [--refuse MSG] [--template NAME=BODY]... [--answer-after-ms N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -41,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         rows: 300,
         refuse: None,
         templates: Vec::new(),
+        answer_after_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +56,13 @@ fn parse_args() -> Result<Args, String> {
             "--write-list" => args.list = Some(PathBuf::from(value()?)),
             "--rows" => args.rows = value()?.parse().map_err(|e| format!("--rows: {e}"))?,
             "--refuse" => args.refuse = Some(value()?),
+            "--answer-after-ms" => {
+                args.answer_after_ms = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--answer-after-ms: {e}"))?,
+                )
+            }
             "--template" => {
                 let v = value()?;
                 let (name, body) = v
@@ -111,6 +122,12 @@ fn main() {
             req.telephone
                 .is_some()
                 .then(|| Reply::api_error(400, "BAD REQUEST", &msg))
+        });
+    }
+    if let Some(ms) = args.answer_after_ms {
+        behavior = behavior.hook(move |req| {
+            (req.telephone.is_some() && req.attempt == 0)
+                .then_some(Reply::DeliverThenHang(Duration::from_millis(ms)))
         });
     }
     let fake = FakeWolkvox::start(behavior);

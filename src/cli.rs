@@ -46,6 +46,31 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Summarize a results file (also one still being written): counts, failures, next step.
     Report(ReportArgs),
+    /// Settle `unknown` rows with Wolkvox's own report of sent messages (cdr_3): those it lists become `sent`, those absent from it `not_sent` (a plain --resume sends them once).
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReconcileArgs {
+    /// A results file written by `send` (its journal must be beside it).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+
+    /// Print what would change, without changing the results file.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// A row absent from the report counts as not sent only when the report reaches this long after its attempt (messages may show up late).
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub settle_after: String,
+
+    /// TOML configuration file: api.server (or api.base_url), campaign.timezone, phone.default_country.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Replace the origin https://wv{server}.wolkvox.com (a proxy or a local test server).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
 }
 
 /// Flags shared by every command that reads a contact list.
@@ -301,7 +326,9 @@ mod tests {
             let input = match cli.command {
                 Command::Send(a) => a.input,
                 Command::Validate(a) => a.input,
-                Command::Report(_) => unreachable!("parsed send or validate"),
+                Command::Report(_) | Command::Reconcile(_) => {
+                    unreachable!("parsed send or validate")
+                }
             };
             assert_eq!(input.hsm.as_deref(), Some("cita_recordatorio"));
             assert_eq!(

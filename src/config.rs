@@ -390,18 +390,7 @@ fn list_settings(
         connector_id,
         read: read_options(args, &mut file.input, path)?,
         allow_duplicates: args.allow_duplicates || file.input.allow_duplicates.unwrap_or(false),
-        default_country: match file.phone.default_country.take() {
-            None => None,
-            Some(code) => Some(crate::validate::phone::parse_country(&code).ok_or_else(|| {
-                key_error(
-                    path,
-                    "phone.default_country",
-                    format!(
-                        "{code:?} is not a country code: use the two-letter ISO 3166 code, e.g. \"CO\", \"MX\", \"ES\""
-                    ),
-                )
-            })?),
-        },
+        default_country: default_country(file.phone.default_country.take(), path)?,
         template: template(args, &mut file.message, path)?,
         suppress,
         hsm,
@@ -524,6 +513,72 @@ fn template(
         (None, None) => return Ok(None),
     };
     Ok(Some(source))
+}
+
+/// `phone.default_country`: a two-letter ISO code.
+fn default_country(
+    code: Option<String>,
+    path: Option<&Path>,
+) -> Result<Option<phonenumber::country::Id>, ConfigError> {
+    code.map(|code| {
+        crate::validate::phone::parse_country(&code).ok_or_else(|| {
+            key_error(
+                path,
+                "phone.default_country",
+                format!(
+                    "{code:?} is not a country code: use the two-letter ISO 3166 code, e.g. \"CO\", \"MX\", \"ES\""
+                ),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Everything `reconcile` needs.
+#[derive(Debug, Clone)]
+pub(crate) struct ReconcileSettings {
+    pub(crate) results: PathBuf,
+    pub(crate) origin: String,
+    pub(crate) timeout: Duration,
+    pub(crate) default_country: Option<phonenumber::country::Id>,
+    /// The operation's time zone, for the report's dates: `campaign.timezone`, else the
+    /// machine's.
+    pub(crate) timezone: jiff::tz::TimeZone,
+    pub(crate) settle_after: jiff::SignedDuration,
+    pub(crate) dry_run: bool,
+}
+
+pub(crate) fn reconcile_settings(
+    args: &crate::cli::ReconcileArgs,
+) -> Result<ReconcileSettings, ConfigError> {
+    let path = args.config.as_deref();
+    let file = load_file(path)?;
+    let origin =
+        origin(args.base_url.as_deref(), &file.api, path)?.ok_or(ConfigError::NoEndpoint)?;
+    let timezone = match &file.campaign.timezone {
+        Some(tz) => crate::send::window::parse_timezone(tz)
+            .map_err(|reason| key_error(path, "campaign.timezone", reason))?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let settle_after = humantime::parse_duration(&args.settle_after)
+        .ok()
+        .and_then(|d| jiff::SignedDuration::try_from(d).ok())
+        .ok_or_else(|| ConfigError::Flag {
+            flag: "--settle-after",
+            reason: format!(
+                "{:?} is not a duration: write it like \"30m\", \"2h\" or \"0s\"",
+                args.settle_after
+            ),
+        })?;
+    Ok(ReconcileSettings {
+        results: args.results.clone(),
+        origin,
+        timeout: api_timeout(file.api.timeout.as_deref(), path)?,
+        default_country: default_country(file.phone.default_country.clone(), path)?,
+        timezone,
+        settle_after,
+        dry_run: args.dry_run,
+    })
 }
 
 /// The contact window from `[campaign]`: `None` when neither hours nor holidays are set.

@@ -30,6 +30,7 @@ pub mod input;
 mod journal;
 mod plan;
 mod progress;
+mod reconcile;
 mod report;
 mod send;
 pub mod text;
@@ -81,6 +82,8 @@ pub enum Error {
     Suppress(#[from] suppress::SuppressError),
     #[error(transparent)]
     Templates(#[from] send::templates::TemplateCheckError),
+    #[error(transparent)]
+    Report(#[from] reconcile::ReportError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(
@@ -111,5 +114,6 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Send(args) => commands::send::run(&args),
         Command::Report(args) => commands::report::run(&args),
+        Command::Reconcile(args) => commands::reconcile::run(&args),
     }
 }

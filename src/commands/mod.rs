@@ -8,6 +8,7 @@ journal → report). `list` is the reading both `validate` and `send` start with
 
 pub(crate) mod list;
 pub(crate) mod preflight;
+pub(crate) mod reconcile;
 pub(crate) mod report;
 pub(crate) mod send;
 pub(crate) mod test_send;

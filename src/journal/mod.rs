@@ -431,6 +431,12 @@ enum Event {
         key: String,
         outcome: Outcome,
     },
+    /// A call to one of Wolkvox's report APIs (`reconcile`), which Wolkvox asks to be
+    /// made at most every 5 minutes: when, to keep to that across runs.
+    Query {
+        api: String,
+        at: String,
+    },
 }
 
 /// The checksum of a journal line's JSON: the first 64 bits of its SHA-256, in hex.
@@ -471,6 +477,21 @@ pub(crate) struct Prior {
     /// intents without a telephone (earlier versions).
     intent_telephones: HashMap<String, String>,
     intent_rows: std::collections::HashSet<u64>,
+    /// When each report API was last called (RFC 3339), by API name.
+    pub(crate) last_query: HashMap<String, String>,
+}
+
+/// A row whose message may or may not have gone out: recorded `unknown`, or with an
+/// intent and no outcome (the process was killed mid-request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsettled {
+    pub(crate) key: String,
+    pub(crate) row: u64,
+    pub(crate) telephone: String,
+    /// When its last attempt ended, if an outcome was recorded.
+    pub(crate) finished_at: Option<String>,
+    /// The outcome recorded, if any (to keep its attempts and codes).
+    pub(crate) outcome: Option<Outcome>,
 }
 
 impl Prior {
@@ -539,6 +560,9 @@ impl Prior {
                     prior.interrupted.remove(&key);
                     prior.done.insert(key, outcome);
                 }
+                Ok(Event::Query { api, at }) => {
+                    prior.last_query.insert(api, at);
+                }
                 Err(e) => {
                     bad = Some((number, e));
                     continue;
@@ -553,6 +577,31 @@ impl Prior {
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.done.is_empty() && self.interrupted.is_empty()
+    }
+
+    /// Every row that may or may not have been delivered, by row.
+    pub(crate) fn unsettled(&self) -> Vec<Unsettled> {
+        let mut out: Vec<Unsettled> = self
+            .done
+            .iter()
+            .filter(|(_, o)| o.status == Status::Unknown)
+            .map(|(key, o)| Unsettled {
+                key: key.clone(),
+                row: o.row,
+                telephone: o.telephone.clone(),
+                finished_at: Some(o.finished_at.clone()),
+                outcome: Some(o.clone()),
+            })
+            .collect();
+        out.extend(self.interrupted.iter().map(|(key, &row)| Unsettled {
+            key: key.clone(),
+            row,
+            telephone: self.intent_telephones.get(key).cloned().unwrap_or_default(),
+            finished_at: None,
+            outcome: None,
+        }));
+        out.sort_by(|a, b| (a.row, &a.key).cmp(&(b.row, &b.key)));
+        out
     }
 
     /// Refuses a journal that does not know a row the results file records as sent,
@@ -774,6 +823,9 @@ pub(crate) struct JournalView {
     pub(crate) last_run: Option<RunInfo>,
     /// A `send` holds the journal's lock right now.
     pub(crate) in_progress: bool,
+    /// Requests with an intent and no outcome yet, as (row, telephone): in flight now,
+    /// or cut off by a kill (then `unknown`, whatever the results file says).
+    pub(crate) in_flight: Vec<(u64, String)>,
 }
 
 /// Reads the journal beside `results`, if there is one. Damaged lines are skipped: a
@@ -781,13 +833,26 @@ pub(crate) struct JournalView {
 pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     let path = journal_path(results);
     let bytes = std::fs::read(&path).ok()?;
-    let last_run = bytes
-        .split(|&b| b == b'\n')
-        .rev()
-        .find_map(|line| match parse_line(line) {
-            Ok(Event::Run(info)) => Some(*info),
-            _ => None,
-        });
+    let mut last_run = None;
+    let mut in_flight: HashMap<String, (u64, String)> = HashMap::new();
+    for line in bytes.split(|&b| b == b'\n') {
+        match parse_line(line) {
+            Ok(Event::Run(info)) => last_run = Some(*info),
+            Ok(Event::Intent {
+                key,
+                row,
+                telephone,
+            }) => {
+                in_flight.insert(key, (row, telephone.unwrap_or_default()));
+            }
+            Ok(Event::Done { key, .. }) => {
+                in_flight.remove(&key);
+            }
+            _ => {}
+        }
+    }
+    let mut in_flight: Vec<(u64, String)> = in_flight.into_values().collect();
+    in_flight.sort();
     // A shared lock is refused while a run holds the exclusive one; it is released at
     // once, when `file` is dropped.
     let in_progress = File::open(&path)
@@ -801,6 +866,7 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     Some(JournalView {
         last_run,
         in_progress,
+        in_flight,
     })
 }
 
@@ -1006,6 +1072,30 @@ impl Recorder {
                 .map_err(write_error(&self.journal_path))?;
         }
         Ok(())
+    }
+
+    /// Records a call to a report API (see `Event::Query`), synced.
+    pub(crate) fn note_query(&self, api: &str, at: &str) -> Result<(), ResultsError> {
+        let mut inner = self.lock();
+        self.journal_event(
+            &mut inner,
+            &Event::Query {
+                api: api.to_owned(),
+                at: at.to_owned(),
+            },
+        )?;
+        if let Some(journal) = &inner.journal {
+            journal
+                .sync_data()
+                .map_err(write_error(&self.journal_path))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps a row an earlier run recorded, unchanged, in the final rewrite (it is
+    /// already in the file and the journal).
+    pub(crate) fn carry(&self, outcome: Outcome) {
+        self.lock().outcomes.push(outcome);
     }
 
     /// Records, before the first request for `job` is written, that it may be sent.
@@ -1258,6 +1348,14 @@ mod tests {
         }
     }
 
+    /// Why opening `r.csv` in `dir` (not a dry run) is refused.
+    fn refused(dir: &tempfile::TempDir, resume: bool) -> ResultsError {
+        match open(dir.path(), false, resume) {
+            Ok(_) => panic!("opened"),
+            Err(e) => e,
+        }
+    }
+
     /// Opens `r.csv` in `dir`.
     fn open(dir: &Path, dry_run: bool, resume: bool) -> Result<(Recorder, Prior), ResultsError> {
         Recorder::open(&opts(dir, dry_run, resume))
@@ -1329,8 +1427,8 @@ mod tests {
         // Simulates a crash: k2 has an intent and no outcome.
         drop(rec);
         assert!(matches!(
-            open(dir.path(), false, false),
-            Err(ResultsError::AlreadyExists { .. })
+            refused(&dir, false),
+            ResultsError::AlreadyExists { .. }
         ));
         let (_rec, prior) = open(dir.path(), false, true).unwrap();
         assert_eq!(prior.done["k1"].status, Status::Sent);
@@ -1350,8 +1448,8 @@ mod tests {
         drop(rec);
         std::fs::remove_file(journal_path(&dir.path().join("r.csv"))).unwrap();
         assert!(matches!(
-            open(dir.path(), false, true),
-            Err(ResultsError::NoJournal { .. })
+            refused(&dir, true),
+            ResultsError::NoJournal { .. }
         ));
     }
 
@@ -1379,14 +1477,14 @@ mod tests {
         std::fs::write(&results, "row,telephone\n").unwrap();
         let journal = journal_path(&results);
         assert!(matches!(
-            open(dir.path(), false, false),
-            Err(ResultsError::AlreadyExists { .. })
+            refused(&dir, false),
+            ResultsError::AlreadyExists { .. }
         ));
         assert!(!journal.exists());
         for _ in 0..2 {
             assert!(matches!(
-                open(dir.path(), false, true),
-                Err(ResultsError::NoJournal { .. })
+                refused(&dir, true),
+                ResultsError::NoJournal { .. }
             ));
             assert!(!journal.exists());
         }
@@ -1427,10 +1525,7 @@ mod tests {
             .unwrap();
         // With or without --resume, the message says another run holds the file.
         for resume in [true, false] {
-            assert!(matches!(
-                open(dir.path(), false, resume),
-                Err(ResultsError::Locked { .. })
-            ));
+            assert!(matches!(refused(&dir, resume), ResultsError::Locked { .. }));
         }
     }
 

@@ -79,6 +79,8 @@ pub(crate) struct Report {
     pub(crate) campaign: Option<String>,
     /// Failed rows that sending again cannot fix, by what would fix them.
     pub(crate) cannot_retry: Vec<Fix>,
+    /// With `unknown` rows: the command that settles them with Wolkvox's report.
+    pub(crate) reconcile: Option<String>,
 }
 
 /// Failed rows whose refusal a retry cannot change, and what would.
@@ -99,6 +101,27 @@ pub(crate) fn build(
     let mut latest: BTreeMap<u64, Outcome> = BTreeMap::new();
     for o in outcomes {
         latest.insert(o.row, o);
+    }
+    // A request the journal saw leave, with no outcome after it: a run stopped mid-request
+    // (a kill, a second Ctrl-C). It may have been delivered, whatever the file says.
+    if !journal.in_progress {
+        for (row, telephone) in &journal.in_flight {
+            if latest
+                .get(row)
+                .is_none_or(|o| matches!(o.status, Status::NotSent))
+            {
+                let mut o = Outcome::local(
+                    *row,
+                    telephone,
+                    Status::Unknown,
+                    "the run stopped while this request was in flight (journal): it may have been delivered",
+                );
+                o.attempts = 1;
+                // Not an answer: left out of the first/last answer times.
+                o.finished_at = String::new();
+                latest.insert(*row, o);
+            }
+        }
     }
     let mut counts: BTreeMap<&'static str, u64> =
         Status::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -153,6 +176,8 @@ pub(crate) fn build(
             .as_ref()
             .map(journal::RunInfo::describe_kind),
         cannot_retry,
+        reconcile: (count(Status::Unknown) > 0 && !journal.in_progress)
+            .then(|| reconcile_command(results, journal.last_run.as_ref())),
         counts,
         failures,
         not_sent,
@@ -208,6 +233,28 @@ fn answer_times<'a>(
         _ => None,
     };
     (first, last, rate)
+}
+
+/// `reconcile RESULTS`, with the run's `--config` and `--base-url` when it had them.
+fn reconcile_command(results: &Path, run: Option<&journal::RunInfo>) -> String {
+    let mut words = vec![
+        "wolkvox-dispatch".to_owned(),
+        "reconcile".to_owned(),
+        crate::text::quote(results),
+    ];
+    let args = run.map(|r| r.args.as_slice()).unwrap_or_default();
+    for flag in ["--config", "--base-url"] {
+        let value = args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(&format!("{flag}="))
+                .map(str::to_owned)
+                .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
+        });
+        if let Some(v) = value {
+            words.push(flag.to_owned());
+            words.push(crate::text::quote_text(&v));
+        }
+    }
+    words.join(" ")
 }
 
 /// Groups outcomes by (`code`, `msg`), most common first (ties: by code, then msg).
@@ -447,6 +494,11 @@ fn render_times(r: &Report, out: &mut String) {
 
 /// What to run next, if anything is left to send.
 fn render_next(r: &Report, out: &mut String) {
+    if let Some(command) = &r.reconcile {
+        out.push_str(&format!(
+            "unknown rows may have been delivered: settle them with Wolkvox's report of sent messages first:\n  {command}\n"
+        ));
+    }
     match &r.next {
         None if r.in_progress => {}
         None if r.rows == 0 => out.push_str("no rows recorded yet\n"),
@@ -601,6 +653,41 @@ mod tests {
     }
 
     #[test]
+    fn requests_cut_off_by_a_kill_are_unknown_and_reconcile_is_suggested() {
+        let journal = journal::JournalView {
+            in_flight: vec![(2, "573001234502".into()), (3, "573001234503".into())],
+            ..journal::JournalView::default()
+        };
+        let lines = vec![
+            o(1, Status::Sent, "201", "ok", T),
+            // A stale `not_sent` written at a second Ctrl-C.
+            o(
+                3,
+                Status::NotSent,
+                "",
+                "not sent: the run was interrupted",
+                T,
+            ),
+        ];
+        let r = build(Path::new("l.results.csv"), lines.clone(), &journal);
+        assert_eq!((r.counts["unknown"], r.counts["not_sent"]), (2, 0));
+        assert_eq!(r.first_finished_at.as_deref(), Some(T));
+        assert_eq!(
+            r.reconcile.as_deref(),
+            Some("wolkvox-dispatch reconcile l.results.csv")
+        );
+        assert!(render(&r).contains("settle them with Wolkvox's report"));
+        // While the run is going, they are simply in flight.
+        let busy = journal::JournalView {
+            in_progress: true,
+            ..journal
+        };
+        let r = build(Path::new("l.results.csv"), lines, &busy);
+        assert_eq!(r.counts["unknown"], 0);
+        assert_eq!(r.reconcile, None);
+    }
+
+    #[test]
     fn nothing_left_means_no_command() {
         let r = build(
             Path::new("r.results.csv"),
@@ -639,6 +726,7 @@ mod tests {
         let journal = journal::JournalView {
             last_run: Some(run),
             in_progress: false,
+            in_flight: Vec::new(),
         };
         let lines = vec![
             o(1, Status::Sent, "201", "ok", T),

@@ -371,6 +371,21 @@ impl Client {
             .await
     }
 
+    /// Asks Wolkvox's report of outbound messages (`cdr_3`) for `date_ini..date_end`
+    /// (`YYYYmmddHHiiss`, the operation's local time): the HTTP status and body.
+    pub(crate) async fn cdr_3(
+        &self,
+        token: &Token,
+        date_ini: &str,
+        date_end: &str,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let url = format!(
+            "{}/api/v2/reports_manager.php?api=cdr_3&date_ini={date_ini}&date_end={date_end}",
+            self.origin
+        );
+        self.get(url, token, MAX_REPORT_BYTES, self.timeout).await
+    }
+
     /// A GET made before sending (`token_info`, `list_templates`): the status and the
     /// body (at most `limit` bytes), or why there is none.
     async fn preflight_get(
@@ -379,13 +394,26 @@ impl Client {
         token: &Token,
         limit: usize,
     ) -> Result<(u16, Vec<u8>), String> {
+        // A pre-flight check should not hold a campaign for the full request timeout.
+        self.get(url, token, limit, self.timeout.min(PREFLIGHT_TIMEOUT))
+            .await
+    }
+
+    /// A GET with the token: the status and the body (at most `limit` bytes), or why
+    /// there is none.
+    async fn get(
+        &self,
+        url: String,
+        token: &Token,
+        limit: usize,
+        timeout: std::time::Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
         let header = token_header(token).ok_or("the token cannot be sent as an HTTP header")?;
         let request = self
             .http
             .get(url)
             .header("wolkvox-token", header)
-            // A pre-flight check should not hold a campaign for the full request timeout.
-            .timeout(self.timeout.min(PREFLIGHT_TIMEOUT));
+            .timeout(timeout);
         let mut response = request
             .send()
             .await
@@ -488,6 +516,8 @@ const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A connector's template list can be long (every component's text): 4 MiB is far
 /// beyond any real one and still bounded.
 const MAX_LISTING_BYTES: usize = 4 * 1024 * 1024;
+/// Wolkvox caps a report at 60,000 records and 256 MB an answer.
+const MAX_REPORT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Today's quota of one token, as `token_info` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

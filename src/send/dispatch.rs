@@ -522,16 +522,8 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
     let mut started = Instant::now();
     let mut attempts = 0u32;
     let mut last = Reply::default();
+    let mut intended = false;
     loop {
-        if let Some(limiter) = &ts.limiter {
-            tokio::select! {
-                biased;
-                () = shared.stop.cancelled() => {
-                    return stopped(shared, job, &last, attempts, started);
-                }
-                () = limiter.until_ready() => {}
-            }
-        }
         if shared.stop.is_cancelled() {
             return stopped(shared, job, &last, attempts, started);
         }
@@ -548,19 +540,41 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
             if attempts == 0 {
                 started = Instant::now();
             }
-            // The wait may have been long: take the limiter again.
             continue;
         }
         if ts.retired().is_some() {
             return Flow::Requeue(job);
         }
-        if attempts == 0
-            && let Err(e) = shared.recorder.intent(&job)
-        {
-            shared.stop_with(StopReason::RecordFailed {
-                message: e.to_string(),
-            });
-            return stopped(shared, job, &last, attempts, started);
+        // The intent is made durable before the limiter's wait, not after it: its sync
+        // then overlaps the wait, and a slow sync cannot bunch requests up at the server
+        // (a permit taken, then held back by the sync, then sent right before the next).
+        // A kill during the wait leaves the row `unknown`, never sent twice.
+        if !intended {
+            if let Err(e) = shared.recorder.intent(&job) {
+                shared.stop_with(StopReason::RecordFailed {
+                    message: e.to_string(),
+                });
+                return stopped(shared, job, &last, attempts, started);
+            }
+            intended = true;
+        }
+        if let Some(limiter) = &ts.limiter {
+            tokio::select! {
+                biased;
+                () = shared.stop.cancelled() => {
+                    return stopped(shared, job, &last, attempts, started);
+                }
+                () = limiter.until_ready() => {}
+            }
+        }
+        // The window may have closed, the run stopped or the token been retired during
+        // the wait: check again before the request leaves.
+        let closed = shared
+            .hours
+            .as_ref()
+            .is_some_and(|h| matches!(h.gate.check(), GateState::Closed { .. }));
+        if closed || shared.stop.is_cancelled() || ts.retired().is_some() {
+            continue;
         }
         attempts += 1;
         let answer = match timed_send(shared, ts, &job).await {

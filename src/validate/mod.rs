@@ -906,7 +906,6 @@ fn header_list(header: &[String]) -> String {
 /// A stable digest of who gets what: the normalized telephone and the message.
 /// The connector is left out on purpose: the same text to the same person
 /// through another line is still the same message to them.
-#[cfg(test)]
 pub(crate) fn content_key(telephone: &str, message: &Message) -> String {
     hex(&content_digest(telephone, message))
 }

@@ -46,6 +46,10 @@ pub const API_SEND_MESSAGE: &str = "send_message_official";
 pub const API_SEND_TEMPLATE: &str = "send_template_official";
 /// `api=` value of the token information API.
 pub const API_TOKEN_INFO: &str = "token_info";
+/// `GET reports_manager.php?api=cdr_3&date_ini=..&date_end=..`: the messages delivered
+/// in that span (dates `YYYYmmddHHiiss`, UTC), shaped as `Behavior::cdr_nesting` says.
+pub const REPORTS_PATH: &str = "/api/v2/reports_manager.php";
+pub const API_CDR_3: &str = "cdr_3";
 /// `GET whatsapp.php?api=list_templates&connector_id=..`: answered only when the
 /// behaviour has templates (otherwise "the API does not exist", as for any unknown api).
 pub const API_LIST_TEMPLATES: &str = "list_templates";
@@ -106,6 +110,9 @@ pub enum Reply {
     DropConnection,
     /// Sleep this long, then answer normally (meant to outlast the client's timeout).
     Hang(Duration),
+    /// Deliver the message at once (it shows in `cdr_3`), but answer only after this
+    /// long: an answer lost to a kill or a timeout.
+    DeliverThenHang(Duration),
 }
 
 impl Reply {
@@ -194,6 +201,11 @@ pub struct Behavior {
     /// Templates per connector id, as Meta describes them, for `list_templates`. With
     /// none at all, that API "does not exist" (as an account without it would say).
     pub templates: HashMap<String, Vec<Value>>,
+    /// How `cdr_3` nests its records: 0 `{"data": [..]}`, 1 `{"data": {"records": [..]}}`,
+    /// 2 a bare array.
+    pub cdr_nesting: u8,
+    /// How long after delivery a message shows up in `cdr_3`.
+    pub cdr_delay: Duration,
 }
 
 impl Default for Behavior {
@@ -212,6 +224,8 @@ impl std::fmt::Debug for Behavior {
             .field("max_in_flight_per_token", &self.max_in_flight_per_token)
             .field("hook", &self.hook.as_ref().map(|_| "<fn>"))
             .field("templates", &self.templates)
+            .field("cdr_nesting", &self.cdr_nesting)
+            .field("cdr_delay", &self.cdr_delay)
             .finish()
     }
 }
@@ -227,7 +241,21 @@ impl Behavior {
             max_in_flight_per_token: 2,
             hook: None,
             templates: HashMap::new(),
+            cdr_nesting: 0,
+            cdr_delay: Duration::ZERO,
         }
+    }
+
+    /// The nesting of `cdr_3`'s answer (0, 1 or 2; see the field).
+    pub fn cdr_nesting(mut self, nesting: u8) -> Self {
+        self.cdr_nesting = nesting;
+        self
+    }
+
+    /// Messages show up in `cdr_3` this long after they were delivered.
+    pub fn cdr_delay(mut self, delay: Duration) -> Self {
+        self.cdr_delay = delay;
+        self
     }
 
     /// `connector`'s templates for `list_templates` (see [`meta_template`]).
@@ -289,6 +317,8 @@ impl Behavior {
 pub struct Received {
     /// 0-based arrival order.
     pub index: usize,
+    /// When it arrived, by the wall clock (for `cdr_3`).
+    pub at: std::time::SystemTime,
     /// 0-based index among the requests for the same telephone.
     pub attempt: usize,
     pub method: String,
@@ -787,7 +817,7 @@ fn normal_answer(
     shared: &Shared,
     path: &str,
     api: &str,
-    query: Option<String>,
+    uri: &Uri,
     token: Option<&str>,
     body: &Value,
 ) -> (u16, Value) {
@@ -803,6 +833,7 @@ fn normal_answer(
     let known = match path {
         WHATSAPP_PATH => api == API_SEND_MESSAGE || api == API_SEND_TEMPLATE || lists_templates,
         INFORMATION_PATH => api == API_TOKEN_INFO,
+        REPORTS_PATH => api == API_CDR_3,
         _ => return api_error(404, "NOT FOUND"),
     };
     if !known {
@@ -818,8 +849,11 @@ fn normal_answer(
         inner.used.insert(token.to_owned(), used + 1);
         (used + 1, inner.used.values().sum::<u64>())
     };
+    if api == API_CDR_3 {
+        return cdr_3(shared, uri);
+    }
     if lists_templates {
-        let connector = query.unwrap_or_default();
+        let connector = query_param(uri, "connector_id").unwrap_or_default();
         let templates = shared
             .behavior
             .templates
@@ -864,6 +898,65 @@ fn normal_answer(
         return api_error(400, MSG_PARAMETERS_REQUIRED);
     }
     (201, json!({"code": 201, "error": null, "msg": MSG_SENT}))
+}
+
+/// `YYYYmmddHHiiss` (UTC) as a wall-clock time.
+fn report_time(text: &str) -> Option<std::time::SystemTime> {
+    let ts: jiff::Timestamp = jiff::fmt::strtime::parse("%Y%m%d%H%M%S", text)
+        .ok()?
+        .to_datetime()
+        .ok()?
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp();
+    let secs = u64::try_from(ts.as_second()).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The `cdr_3` report: free messages delivered within the span that have had time to
+/// show up (`cdr_delay`).
+fn cdr_3(shared: &Shared, uri: &Uri) -> (u16, Value) {
+    let span = (
+        query_param(uri, "date_ini")
+            .as_deref()
+            .and_then(report_time),
+        query_param(uri, "date_end")
+            .as_deref()
+            .and_then(report_time),
+    );
+    let (Some(from), Some(to)) = span else {
+        return api_error(400, MSG_PARAMETERS_REQUIRED);
+    };
+    let now = std::time::SystemTime::now();
+    let records: Vec<Value> = shared
+        .lock()
+        .log
+        .iter()
+        .filter(|r| r.delivered && r.api == API_SEND_MESSAGE)
+        .filter(|r| r.at >= from && r.at <= to && r.at + shared.behavior.cdr_delay <= now)
+        .map(|r| {
+            let date = jiff::Timestamp::try_from(r.at)
+                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            json!({
+                "date": date,
+                "telephone": r.telephone,
+                "message": r.message(),
+                "channel": "WhatsApp (official) 1",
+                "destiny": r.telephone,
+                "customer_id": "",
+                "agent_id": "",
+                "agent_name": "",
+                "conn_id": r.index,
+            })
+        })
+        .collect();
+    let body = match shared.behavior.cdr_nesting {
+        0 => json!({"code": 200, "error": null, "msg": "ok", "data": records}),
+        1 => json!({"code": 200, "error": null, "msg": "ok", "data": {"records": records}}),
+        _ => Value::Array(records),
+    };
+    (200, body)
 }
 
 /// A template as Meta describes it (and `list_templates` lists it): `body` with `{{1}}`
@@ -987,6 +1080,7 @@ async fn handle(
         };
         inner.log.push(Received {
             index,
+            at: std::time::SystemTime::now(),
             attempt,
             method: method.to_string(),
             path: path.clone(),
@@ -1051,9 +1145,7 @@ async fn handle(
     });
 
     let normal = |shared: &Shared| {
-        let connector = query_param(&uri, "connector_id");
-        let (status, answer) =
-            normal_answer(shared, &path, &api, connector, token.as_deref(), &body);
+        let (status, answer) = normal_answer(shared, &path, &api, &uri, token.as_deref(), &body);
         let bytes = json_bytes(&answer);
         (
             status,
@@ -1102,6 +1194,11 @@ async fn handle(
             return build_response(500, &[], None, Vec::new());
         }
         Some(Reply::Hang(d)) => {
+            tokio::time::sleep(d).await;
+            normal(&shared)
+        }
+        Some(Reply::DeliverThenHang(d)) => {
+            finish(201, true, false);
             tokio::time::sleep(d).await;
             normal(&shared)
         }

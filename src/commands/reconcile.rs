@@ -1,0 +1,241 @@
+/*!
+`wolkvox-dispatch reconcile RESULTS`: settles the `unknown` rows of a run with
+Wolkvox's report of the messages it sent (see `reconcile`). It holds the results'
+lock like a run, asks the report for the run's span (every query before any
+change, so an error changes nothing), then records each settled row through the
+journal as any outcome is, and rewrites the results file.
+*/
+
+use std::io::Write;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::cli::ReconcileArgs;
+use crate::config::{self, ReconcileSettings};
+use crate::journal::{self, Outcome, Recorder, Status, Unsettled};
+use crate::progress::Progress;
+use crate::reconcile::{self as evidence, Evidence, REPORT_API, Settlement};
+use crate::report;
+use crate::send::{api, token};
+use crate::{Error, Exit};
+
+pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
+    report::init_logging(false, false, &Progress::hidden());
+    let settings = config::reconcile_settings(args)?;
+    let tokens = token::tokens_from_env()?;
+    let (recorder, prior) = Recorder::open(&journal::RecorderOptions {
+        results: settings.results.clone(),
+        dry_run: false,
+        resume: true,
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let rows = prior.unsettled();
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}: no unknown rows: nothing to reconcile",
+            settings.results.display()
+        );
+        return Ok(Exit::Success);
+    }
+    // A journal of an earlier version does not say whether its rows were templates,
+    // whose keys the report cannot match: then nothing may be declared absent.
+    let template = prior.last_run.as_ref().is_none_or(|r| r.kind == "hsm");
+    let journal_time = std::fs::metadata(journal::journal_path(&settings.results))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| Timestamp::try_from(t).ok());
+    let attempted: Vec<Timestamp> = rows.iter().map(|r| attempt_time(r, journal_time)).collect();
+
+    let evidence = if template {
+        // Nothing to match a template against: no call is spent.
+        Evidence::default()
+    } else {
+        let last = prior
+            .last_query
+            .get(REPORT_API)
+            .and_then(|t| t.parse().ok());
+        gather(&settings, &tokens, &recorder, &attempted, last)?
+    };
+
+    let now = Timestamp::now();
+    let mut changes = Vec::new();
+    let (mut sent, mut not_sent, mut left) = (0u64, 0u64, 0u64);
+    for (row, &at) in rows.iter().zip(&attempted) {
+        let settlement = evidence::settle(row, at, template, &evidence, settings.settle_after);
+        let line = match &settlement {
+            Settlement::Sent { date } => {
+                sent += 1;
+                format!("sent: listed in Wolkvox's report, recorded {date}")
+            }
+            Settlement::NotSent => {
+                not_sent += 1;
+                "not_sent: absent from Wolkvox's report".to_owned()
+            }
+            Settlement::TooRecent { until } => {
+                left += 1;
+                format!(
+                    "still unknown: too recent for its absence to count; reconcile again after {}",
+                    crate::send::window::show(&until.to_zoned_datetime(settings.timezone.clone()))
+                )
+            }
+            Settlement::Undecided(why) => {
+                left += 1;
+                format!("still unknown: {why}")
+            }
+        };
+        crate::commands::list::say(
+            &mut out,
+            &format!("row {}  {}  {line}", row.row, row.telephone),
+        );
+        if let Some(outcome) = settled_outcome(row, &settlement, &evidence, now, &settings) {
+            changes.push((outcome, row.key.clone()));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} unknown rows: {sent} confirmed sent, {not_sent} not sent, {left} still unknown",
+        rows.len()
+    );
+    if settings.dry_run {
+        let _ = writeln!(out, "dry run: the results file was not changed");
+    } else {
+        apply(recorder, &settings, changes)?;
+        if not_sent > 0
+            && let Some(run) = &prior.last_run
+        {
+            let command = journal::resume_command(
+                run.args.iter().map(std::ffi::OsString::from),
+                &settings.results,
+            );
+            let _ = writeln!(
+                out,
+                "next: {command}\n  sends the {not_sent} not_sent rows, once each."
+            );
+        }
+    }
+    let _ = out.flush();
+    Ok(if left == 0 {
+        Exit::Success
+    } else {
+        Exit::SomeRowsNotSent
+    })
+}
+
+/// When a row's last attempt ended: its recorded time, or for a request in flight at a
+/// kill, the journal's last write (it cannot have started later).
+fn attempt_time(row: &Unsettled, journal_time: Option<Timestamp>) -> Timestamp {
+    row.finished_at
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .or(journal_time)
+        .unwrap_or_else(Timestamp::now)
+}
+
+/// Asks the report for the whole span, window by window, keeping Wolkvox's pace.
+fn gather(
+    settings: &ReconcileSettings,
+    tokens: &[token::Token],
+    recorder: &Recorder,
+    attempted: &[Timestamp],
+    last: Option<Timestamp>,
+) -> Result<Evidence, Error> {
+    let client = api::Client::new(&settings.origin, settings.timeout, 1)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let now = Timestamp::now();
+    let Some((start, end)) = evidence::span(attempted, now) else {
+        return Ok(Evidence::default());
+    };
+    let windows = evidence::windows(start, end);
+    let plan = evidence::schedule(windows.len(), tokens.len(), last, now);
+    let mut found = Evidence::default();
+    for ((from, to), (token, at)) in windows.into_iter().zip(plan) {
+        let wait = Timestamp::now().duration_until(at);
+        if wait.is_positive() {
+            tracing::info!(
+                "waiting until {} for the next {REPORT_API} call: Wolkvox asks for at most one every 5 minutes",
+                crate::send::window::show(&at.to_zoned_datetime(settings.timezone.clone()))
+            );
+            std::thread::sleep(Duration::try_from(wait).unwrap_or_default());
+        }
+        let (ini, end) = (
+            evidence::report_date(from, &settings.timezone),
+            evidence::report_end(to, &settings.timezone),
+        );
+        tracing::info!("asking Wolkvox's report of sent messages ({REPORT_API}) for {ini}..{end}");
+        let Some(token) = tokens.get(token) else {
+            break;
+        };
+        let answer = runtime.block_on(client.cdr_3(token, &ini, &end));
+        recorder.note_query(REPORT_API, &journal::now())?;
+        let (status, body) = answer.map_err(|why| evidence::ReportError::Unreadable { why })?;
+        let records = evidence::parse(status, &body)?;
+        found.add(&records, to, settings.default_country);
+    }
+    Ok(found)
+}
+
+/// The outcome recorded for a settled row; `None` for one left `unknown`.
+fn settled_outcome(
+    row: &Unsettled,
+    settlement: &Settlement,
+    evidence: &Evidence,
+    now: Timestamp,
+    settings: &ReconcileSettings,
+) -> Option<Outcome> {
+    let checked = now.to_string();
+    let (status, msg) = match settlement {
+        Settlement::Sent { date } => (
+            Status::Sent,
+            format!(
+                "confirmed sent by Wolkvox's report ({REPORT_API}): recorded {date}; checked {checked}"
+            ),
+        ),
+        Settlement::NotSent => (
+            Status::NotSent,
+            format!(
+                "not sent: absent from Wolkvox's report of sent messages ({REPORT_API}) up to {}, checked {checked} (settled after {}); --resume sends it once",
+                evidence
+                    .until
+                    .map(|u| u.to_zoned_datetime(settings.timezone.clone()).to_string())
+                    .unwrap_or_default(),
+                crate::text::human_duration(
+                    Duration::try_from(settings.settle_after).unwrap_or_default()
+                )
+            ),
+        ),
+        _ => return None,
+    };
+    let mut outcome = row.outcome.clone().unwrap_or_else(|| {
+        let mut o = Outcome::local(row.row, &row.telephone, status, "");
+        o.attempts = 1;
+        o
+    });
+    outcome.status = status;
+    outcome.msg = msg;
+    outcome.finished_at = checked;
+    Some(outcome)
+}
+
+/// Records the settled rows through the journal and rewrites the results file with
+/// every other row as it was.
+fn apply(
+    recorder: Recorder,
+    settings: &ReconcileSettings,
+    changes: Vec<(Outcome, String)>,
+) -> Result<(), Error> {
+    let existing = journal::read(&settings.results)?;
+    for outcome in existing {
+        recorder.carry(outcome);
+    }
+    for (outcome, key) in changes {
+        recorder.record(outcome, Some(&key))?;
+    }
+    recorder.finish()?;
+    Ok(())
+}
