@@ -186,6 +186,10 @@ pub struct SendArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
 
+    /// Do not write the Excel workbook <results stem>.xlsx beside the results [config: results.xlsx = false].
+    #[arg(long)]
+    pub no_xlsx: bool,
+
     /// Do not check the HSM templates against the account (list_templates, one call per connector) before sending.
     #[arg(long)]
     pub no_template_check: bool,
@@ -222,6 +226,14 @@ pub struct ReportArgs {
     /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+
+    /// Write the list's rows that are invalid, failed or not_sent to FILE, with all their columns, to correct and send as a new list (.xlsx for a workbook, otherwise the list's own delimiter and encoding).
+    #[arg(long, value_name = "FILE")]
+    pub rows_to_fix: Option<PathBuf>,
+
+    /// Also write the Excel workbook of these results to FILE (the list must still be where the run read it, or beside the results).
+    #[arg(long, value_name = "FILE")]
+    pub xlsx: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

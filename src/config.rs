@@ -77,6 +77,16 @@ pub(crate) struct FileConfig {
     pub(crate) phone: PhoneSection,
     #[serde(default)]
     pub(crate) message: MessageSection,
+    #[serde(default)]
+    pub(crate) results: ResultsSection,
+}
+
+/// `[results]`: what is written beside the results CSV.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResultsSection {
+    /// The Excel workbook `<results stem>.xlsx` (default: written).
+    pub(crate) xlsx: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +218,10 @@ pub(crate) struct SendSettings {
     pub(crate) limit: Option<u64>,
     /// Valid rows a dry run shows as they would be sent (`--preview`).
     pub(crate) preview: usize,
+    /// Write the workbook beside the results.
+    pub(crate) xlsx: bool,
+    /// Times in the workbook: `campaign.timezone`, else the machine's.
+    pub(crate) timezone: jiff::tz::TimeZone,
 }
 
 /// Everything `validate` needs.
@@ -534,6 +548,18 @@ fn default_country(
     .transpose()
 }
 
+/// `campaign.timezone`, else the machine's: the zone times are shown in.
+fn campaign_timezone(
+    campaign: &CampaignSection,
+    path: Option<&Path>,
+) -> Result<jiff::tz::TimeZone, ConfigError> {
+    match &campaign.timezone {
+        Some(tz) => crate::send::window::parse_timezone(tz)
+            .map_err(|reason| key_error(path, "campaign.timezone", reason)),
+        None => Ok(jiff::tz::TimeZone::system()),
+    }
+}
+
 /// Everything `reconcile` needs.
 #[derive(Debug, Clone)]
 pub(crate) struct ReconcileSettings {
@@ -555,11 +581,7 @@ pub(crate) fn reconcile_settings(
     let file = load_file(path)?;
     let origin =
         origin(args.base_url.as_deref(), &file.api, path)?.ok_or(ConfigError::NoEndpoint)?;
-    let timezone = match &file.campaign.timezone {
-        Some(tz) => crate::send::window::parse_timezone(tz)
-            .map_err(|reason| key_error(path, "campaign.timezone", reason))?,
-        None => jiff::tz::TimeZone::system(),
-    };
+    let timezone = campaign_timezone(&file.campaign, path)?;
     let settle_after = humantime::parse_duration(&args.settle_after)
         .ok()
         .and_then(|d| jiff::SignedDuration::try_from(d).ok())
@@ -796,6 +818,8 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
         template_check: !args.no_template_check,
         limit,
         preview: args.preview,
+        xlsx: !args.no_xlsx && file.results.xlsx.unwrap_or(true),
+        timezone: campaign_timezone(&file.campaign, path)?,
     })
 }
 

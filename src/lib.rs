@@ -84,6 +84,10 @@ pub enum Error {
     Templates(#[from] send::templates::TemplateCheckError),
     #[error(transparent)]
     Report(#[from] reconcile::ReportError),
+    #[error(transparent)]
+    Workbook(#[from] report::workbook::WorkbookError),
+    #[error(transparent)]
+    ReportCommand(#[from] commands::report::ReportError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(

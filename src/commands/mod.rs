@@ -13,3 +13,4 @@ pub(crate) mod report;
 pub(crate) mod send;
 pub(crate) mod test_send;
 pub(crate) mod validate;
+pub(crate) mod workbook;

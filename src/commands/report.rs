@@ -3,9 +3,12 @@
 locking either) and prints `report::analysis`'s report, as text or JSON.
 */
 
+use std::io::Write;
+
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::journal;
-use crate::report::analysis::{build, render};
+use crate::input;
+use crate::journal::{self, Status};
+use crate::report::analysis::{Report, build, render};
 use crate::{Error, Exit};
 
 /// Runs the command: prints the report on stdout. Exit 0 whatever the run's outcome
@@ -23,10 +26,100 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
             json
         }
     };
-    use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+    if let Some(path) = &args.xlsx {
+        let (list, read) = find_list(args, &journal)?;
+        write_workbook(path, &list, &read, args, &report)?;
+        let _ = writeln!(out, "workbook: {}", path.display());
+    }
+    if let Some(path) = &args.rows_to_fix {
+        let (list, read) = find_list(args, &journal)?;
+        let n = super::workbook::write_rows_to_fix(path, &list, &read, &args.results)?;
+        let _ = writeln!(
+            out,
+            "rows to fix: {n} rows (invalid, failed or not_sent) written to {}",
+            path.display()
+        );
+    }
     Ok(Exit::Success)
+}
+
+/// The list the run read (where it read it, or beside the results), and how to read it
+/// (the sheet and delimiter of the run's command line).
+fn find_list(
+    args: &ReportArgs,
+    journal: &journal::JournalView,
+) -> Result<(std::path::PathBuf, input::ReadOptions), Error> {
+    let run = journal.last_run.as_ref();
+    let list = run
+        .map(|r| r.input_absolute.clone())
+        .filter(|p| p.is_file())
+        .or_else(|| journal::naming::input_for(&args.results))
+        .ok_or_else(|| ReportError::NoList {
+            results: args.results.clone(),
+        })?;
+    let read = input::ReadOptions {
+        sheet: run.and_then(|r| r.arg_value("--sheet")),
+        delimiter: run
+            .and_then(|r| r.arg_value("--delimiter"))
+            .and_then(|d| input::parse_delimiter(&d)),
+        ..input::ReadOptions::default()
+    };
+    Ok((list, read))
+}
+
+/// The workbook of these results.
+fn write_workbook(
+    path: &std::path::Path,
+    list: &std::path::Path,
+    read: &input::ReadOptions,
+    args: &ReportArgs,
+    report: &Report,
+) -> Result<(), Error> {
+    let counts = report
+        .counts
+        .iter()
+        .filter_map(|(name, n)| {
+            Status::ALL
+                .iter()
+                .find(|s| s.as_str() == *name)
+                .map(|s| (*s, *n))
+        })
+        .collect();
+    let mut extra = Vec::new();
+    extra.extend(report.campaign.clone().map(|c| ("Campaign", c)));
+    extra.extend(
+        report
+            .first_finished_at
+            .clone()
+            .map(|t| ("First answer", t)),
+    );
+    extra.extend(report.last_finished_at.clone().map(|t| ("Last answer", t)));
+    extra.extend(
+        report
+            .next
+            .as_ref()
+            .map(|n| ("To continue", n.command.clone())),
+    );
+    let summary = super::workbook::summary_lines(list, &args.results, &counts, &extra);
+    super::workbook::write(
+        path,
+        list,
+        read,
+        &args.results,
+        &jiff::tz::TimeZone::system(),
+        summary,
+    )
+}
+
+/// Why `report` cannot do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "cannot find the contact list of {results} for the workbook: it is neither where the run read it nor beside the results; put it back, or name it like the results (list.csv for list.results.csv)"
+    )]
+    NoList { results: std::path::PathBuf },
 }

@@ -184,6 +184,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         exit,
         started_at,
     );
+    write_workbook(settings, &counts, started_at, None);
     Ok(exit)
 }
 
@@ -267,6 +268,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let unwritten = recorder.finish().err();
     let held = Held { quota: cut, pilot };
     let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held);
+    let resume = stopped_text.as_ref().map(|_| resume_command(&settings));
     let (exit, title) = if stopped_text.is_some() {
         (Exit::Stopped, "run stopped")
     } else {
@@ -284,6 +286,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         exit,
         started_at,
     );
+    write_workbook(&settings, &counts, started_at, resume);
     Ok(exit)
 }
 
@@ -651,6 +654,52 @@ fn print_summary(summary: &Summary<'_>, settings: &SendSettings, exit: Exit, sta
                 error: None,
             },
         );
+    }
+}
+
+/// The workbook beside the results (unless `--no-xlsx`); one that cannot be written
+/// is a warning: the results CSV is the record.
+fn write_workbook(
+    settings: &SendSettings,
+    counts: &HashMap<Status, u64>,
+    started_at: &str,
+    resume: Option<String>,
+) {
+    if !settings.xlsx {
+        return;
+    }
+    let path = super::workbook::path_for(&settings.results);
+    let local = |rfc3339: &str| {
+        rfc3339
+            .parse::<jiff::Timestamp>()
+            .map(|t| {
+                t.to_zoned_datetime(settings.timezone.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| rfc3339.to_owned())
+    };
+    let mut extra = vec![
+        ("Started", local(started_at)),
+        ("Finished", local(&journal::now())),
+    ];
+    if settings.dry_run {
+        extra.push(("Dry run", "nothing was sent".to_owned()));
+    }
+    extra.extend(resume.map(|command| ("To continue", command)));
+    let summary =
+        super::workbook::summary_lines(&settings.list.input, &settings.results, counts, &extra);
+    let written = super::workbook::write(
+        &path,
+        &settings.list.input,
+        &settings.list.read,
+        &settings.results,
+        &settings.timezone,
+        summary,
+    );
+    match written {
+        Ok(()) => tracing::info!("workbook: {}", path.display()),
+        Err(e) => tracing::warn!("the results are in the CSV, but {e}"),
     }
 }
 

@@ -965,6 +965,18 @@ impl Rows {
             Source::Sheet(sheet) => format!("spreadsheet, sheet {:?}", sheet.name),
         }
     }
+
+    /// How a text file is written: its delimiter, and whether it is Windows-1252 (known
+    /// for sure once every row was read). `None` for spreadsheets.
+    pub(crate) fn text_format(&self) -> Option<(u8, bool)> {
+        match &self.source {
+            Source::Text(t) => Some((
+                t.delimiter,
+                matches!(t.decoding, Decoding::Windows1252 { .. }),
+            )),
+            Source::Sheet(_) => None,
+        }
+    }
 }
 
 impl Iterator for Rows {

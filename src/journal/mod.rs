@@ -112,6 +112,20 @@ impl Status {
         }
     }
 
+    /// The status in words a person reads in a workbook.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Status::Sent => "Sent",
+            Status::Failed => "Failed: refused",
+            Status::Unknown => "Unknown: may have been delivered",
+            Status::Invalid => "Invalid: not sent",
+            Status::Duplicate => "Duplicate: not sent",
+            Status::Suppressed => "Opted out: not sent",
+            Status::NotSent => "Not sent yet",
+            Status::DryRun => "Would be sent (dry run)",
+        }
+    }
+
     /// The status table for `--help`: one line a status.
     pub(crate) fn help_table() -> String {
         let mut out = String::from("Statuses of the results file (column `status`):\n");
@@ -387,6 +401,16 @@ impl RunInfo {
     }
 
     /// The kind of message, in words.
+    /// The value the run's command line gave `flag` (`--flag V` or `--flag=V`).
+    pub(crate) fn arg_value(&self, flag: &str) -> Option<String> {
+        let prefix = format!("{flag}=");
+        self.args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(&prefix)
+                .map(str::to_owned)
+                .or_else(|| (a == flag).then(|| self.args.get(i + 1).cloned()).flatten())
+        })
+    }
+
     pub(crate) fn describe_kind(&self) -> String {
         match self.kind.as_str() {
             "hsm" => {

@@ -242,14 +242,8 @@ fn reconcile_command(results: &Path, run: Option<&journal::RunInfo>) -> String {
         "reconcile".to_owned(),
         crate::text::quote(results),
     ];
-    let args = run.map(|r| r.args.as_slice()).unwrap_or_default();
     for flag in ["--config", "--base-url"] {
-        let value = args.iter().enumerate().find_map(|(i, a)| {
-            a.strip_prefix(&format!("{flag}="))
-                .map(str::to_owned)
-                .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
-        });
-        if let Some(v) = value {
+        if let Some(v) = run.and_then(|r| r.arg_value(flag)) {
             words.push(flag.to_owned());
             words.push(crate::text::quote_text(&v));
         }

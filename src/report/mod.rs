@@ -8,6 +8,7 @@ bar's `suspend` so they never tear it. The summary always goes to stdout.
 */
 
 pub(crate) mod analysis;
+pub(crate) mod workbook;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};

@@ -1,0 +1,159 @@
+/*!
+Files made from a list and its results together: the workbook beside a results
+file (see `report::workbook`), and `report --rows-to-fix`. The list is read again
+for its own columns and row order, the results file for each row's last outcome.
+The workbook is written at the end of `send` (dry runs too) and by `report --xlsx`;
+one that cannot be written is a warning: the results CSV is the record.
+*/
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+use crate::input::{self, ReadOptions};
+use crate::journal::{self, Outcome, Status};
+use crate::report::workbook::{self, Contents, SourceRow};
+
+/// `list.results.csv` -> `list.results.xlsx`.
+pub(crate) fn path_for(results: &Path) -> PathBuf {
+    results.with_extension("xlsx")
+}
+
+/// A list read whole, with the last outcome of each of its rows.
+struct ListAndResults {
+    header: Vec<String>,
+    rows: Vec<SourceRow>,
+    outcomes: BTreeMap<u64, Outcome>,
+    /// For text lists: the delimiter and whether the file is Windows-1252.
+    text_format: Option<(u8, bool)>,
+}
+
+fn read_both(list: &Path, read: &ReadOptions, results: &Path) -> Result<ListAndResults, Error> {
+    let mut rows = input::open_with(list, read)?;
+    let header = rows.header().to_vec();
+    let mut source = Vec::new();
+    for record in rows.by_ref() {
+        let record = record?;
+        source.push(SourceRow {
+            row: record.row,
+            line: record.line,
+            fields: record.fields,
+        });
+    }
+    let mut outcomes: BTreeMap<u64, Outcome> = BTreeMap::new();
+    for o in journal::read(results)? {
+        outcomes.insert(o.row, o);
+    }
+    Ok(ListAndResults {
+        header,
+        rows: source,
+        outcomes,
+        text_format: rows.text_format(),
+    })
+}
+
+/// Writes the workbook for `results` from `list`; `summary` is the second sheet.
+pub(crate) fn write(
+    path: &Path,
+    list: &Path,
+    read: &ReadOptions,
+    results: &Path,
+    timezone: &jiff::tz::TimeZone,
+    summary: Vec<(String, String)>,
+) -> Result<(), Error> {
+    let ListAndResults {
+        header,
+        rows: source,
+        outcomes,
+        ..
+    } = read_both(list, read, results)?;
+    workbook::write(
+        path,
+        &Contents {
+            header: &header,
+            rows: &source,
+            spreadsheet: input::is_spreadsheet(list),
+            outcomes: &outcomes,
+            timezone,
+            summary,
+        },
+    )?;
+    Ok(())
+}
+
+/// Writes the rows of `list` whose last outcome is `invalid`, `failed` or `not_sent`
+/// to `path`, with all of the list's columns: as a workbook when `path` ends in `.xlsx`,
+/// otherwise as delimited text in the list's own delimiter and encoding, so a person
+/// can correct them and send them as a new list. Returns how many rows were written.
+pub(crate) fn write_rows_to_fix(
+    path: &Path,
+    list: &Path,
+    read: &ReadOptions,
+    results: &Path,
+) -> Result<usize, Error> {
+    let both = read_both(list, read, results)?;
+    let to_fix: Vec<&SourceRow> = both
+        .rows
+        .iter()
+        .filter(|r| {
+            both.outcomes.get(&r.row).is_some_and(|o| {
+                matches!(o.status, Status::Invalid | Status::Failed | Status::NotSent)
+            })
+        })
+        .collect();
+    let xlsx = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+    if xlsx {
+        workbook::write_table(
+            path,
+            &both.header,
+            to_fix.iter().map(|r| r.fields.as_slice()),
+        )?;
+        return Ok(to_fix.len());
+    }
+    let (delimiter, windows_1252) = both.text_format.unwrap_or((b',', false));
+    let encode = |text: &str| -> Vec<u8> {
+        if windows_1252 {
+            encoding_rs::WINDOWS_1252.encode(text).0.into_owned()
+        } else {
+            text.as_bytes().to_vec()
+        }
+    };
+    crate::atomic::replace(path, |out| {
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(out);
+        let to_io = |e: csv::Error| std::io::Error::other(e.to_string());
+        w.write_record(both.header.iter().map(|h| encode(h)))
+            .map_err(to_io)?;
+        for row in &to_fix {
+            w.write_record(row.fields.iter().map(|f| encode(f)))
+                .map_err(to_io)?;
+        }
+        w.flush()
+    })
+    .map_err(|(path, source)| journal::ResultsError::Write { path, source })?;
+    Ok(to_fix.len())
+}
+
+/// The summary sheet's lines: the files, the campaign, the times and each status's count.
+pub(crate) fn summary_lines(
+    list: &Path,
+    results: &Path,
+    counts: &std::collections::HashMap<Status, u64>,
+    extra: &[(&str, String)],
+) -> Vec<(String, String)> {
+    let mut lines = vec![
+        ("List".to_owned(), list.display().to_string()),
+        ("Results".to_owned(), results.display().to_string()),
+    ];
+    lines.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    for status in Status::ALL {
+        let n = counts.get(&status).copied().unwrap_or(0);
+        if n > 0 {
+            lines.push((status.label().to_owned(), n.to_string()));
+        }
+    }
+    lines
+}

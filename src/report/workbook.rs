@@ -1,0 +1,226 @@
+/*!
+The workbook beside the results (`<results stem>.xlsx`), for the people who run
+campaigns in Excel: one sheet with every row of the list in the list's order, all
+of its own columns first (as text, so telephone numbers stay numbers people can
+read, not `5.73001E+11`), then what happened to the row in words, the reason, the
+code, the attempts and the time as a real Excel date-time in the campaign's time
+zone; a second sheet sums the run up. Rows that need a look (failed, unknown,
+invalid, not sent) are coloured. The results CSV stays the machine contract; this
+is derived from it and the list, so `report --xlsx` can write it again any time.
+*/
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::tz::TimeZone;
+use rust_xlsxwriter::{Color, ExcelDateTime, Format, FormatBorder, Workbook, Worksheet};
+
+use crate::journal::{Outcome, Status};
+
+/// The widest a column is made, in characters.
+const MAX_WIDTH: usize = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkbookError {
+    #[error("cannot write the workbook {path}: {message}")]
+    Write {
+        path: std::path::PathBuf,
+        message: String,
+    },
+}
+
+/// One row of the list as read: its data row number, where it starts in the file
+/// (the sheet row for spreadsheets) and its cells.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceRow {
+    pub(crate) row: u64,
+    pub(crate) line: u64,
+    pub(crate) fields: Vec<String>,
+}
+
+/// What the workbook shows.
+#[derive(Debug)]
+pub(crate) struct Contents<'a> {
+    pub(crate) header: &'a [String],
+    pub(crate) rows: &'a [SourceRow],
+    /// The list is a spreadsheet: show each row's row number in it.
+    pub(crate) spreadsheet: bool,
+    /// The last outcome of each row, by row number.
+    pub(crate) outcomes: &'a BTreeMap<u64, Outcome>,
+    /// Times are shown in this zone.
+    pub(crate) timezone: &'a TimeZone,
+    /// The summary sheet: label and value, a line each.
+    pub(crate) summary: Vec<(String, String)>,
+}
+
+/// Writes the workbook to `path`, whole or not at all.
+pub(crate) fn write(path: &Path, contents: &Contents<'_>) -> Result<(), WorkbookError> {
+    let error = |message: String| WorkbookError::Write {
+        path: path.to_owned(),
+        message,
+    };
+    let mut workbook = Workbook::new();
+    rows_sheet(workbook.add_worksheet(), contents).map_err(|e| error(e.to_string()))?;
+    summary_sheet(workbook.add_worksheet(), &contents.summary).map_err(|e| error(e.to_string()))?;
+    let bytes = workbook
+        .save_to_buffer()
+        .map_err(|e| error(e.to_string()))?;
+    crate::atomic::replace(path, |out| std::io::Write::write_all(out, &bytes))
+        .map_err(|(_, e)| error(e.to_string()))
+}
+
+/// A plain workbook of one sheet: `header`, then `rows`, every cell as text.
+pub(crate) fn write_table<'a>(
+    path: &Path,
+    header: &'a [String],
+    rows: impl Iterator<Item = &'a [String]>,
+) -> Result<(), WorkbookError> {
+    let error = |message: String| WorkbookError::Write {
+        path: path.to_owned(),
+        message,
+    };
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let all = std::iter::once(header).chain(rows);
+    for (r, cells) in all.enumerate() {
+        for (c, cell) in cells.iter().enumerate() {
+            sheet
+                .write_string(u32::try_from(r).unwrap_or(u32::MAX), col_num(c), cell)
+                .map_err(|e| error(e.to_string()))?;
+        }
+    }
+    let bytes = workbook
+        .save_to_buffer()
+        .map_err(|e| error(e.to_string()))?;
+    crate::atomic::replace(path, |out| std::io::Write::write_all(out, &bytes))
+        .map_err(|(_, e)| error(e.to_string()))
+}
+
+/// The added columns, after the list's own.
+const ADDED: [&str; 5] = ["Result", "Reason", "Code", "Attempts", "Time"];
+
+fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwriter::XlsxError> {
+    sheet.set_name("Rows")?;
+    let bold = Format::new()
+        .set_bold()
+        .set_background_color(Color::RGB(0xD9E1F2))
+        .set_border_bottom(FormatBorder::Thin);
+    let time = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let mut names: Vec<String> = c.header.to_vec();
+    if c.spreadsheet {
+        names.push("Sheet row".into());
+    }
+    names.extend(ADDED.iter().map(|s| (*s).to_owned()));
+    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    for (col, name) in names.iter().enumerate() {
+        sheet.write_string_with_format(0, col_num(col), name, &bold)?;
+    }
+    let first_added = names.len() - ADDED.len();
+    for (i, source) in c.rows.iter().enumerate() {
+        let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        for (col, cell) in source.fields.iter().take(c.header.len()).enumerate() {
+            sheet.write_string(r, col_num(col), cell)?;
+            widen(&mut widths, col, cell);
+        }
+        if c.spreadsheet {
+            sheet.write_number(r, col_num(c.header.len()), source.line as f64)?;
+        }
+        let Some(o) = c.outcomes.get(&source.row) else {
+            sheet.write_string(r, col_num(first_added), "No result recorded")?;
+            continue;
+        };
+        let label = o.status.label();
+        let status = Format::new().set_background_color(colour(o.status));
+        sheet.write_string_with_format(r, col_num(first_added), label, &status)?;
+        widen(&mut widths, first_added, label);
+        let mut reason = [o.error.as_str(), o.msg.as_str()]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(": ");
+        // A refusal that sending again cannot change: say what would.
+        if o.status == Status::Failed
+            && let Some(fix) = crate::send::api::fix_for(&o.msg)
+        {
+            reason.push_str(&format!(" (what to do: {fix})"));
+        }
+        sheet.write_string(r, col_num(first_added + 1), &reason)?;
+        widen(&mut widths, first_added + 1, &reason);
+        sheet.write_string(r, col_num(first_added + 2), &o.code)?;
+        sheet.write_number(r, col_num(first_added + 3), f64::from(o.attempts))?;
+        if let Some(at) = excel_time(&o.finished_at, c.timezone) {
+            sheet.write_datetime_with_format(r, col_num(first_added + 4), &at, &time)?;
+        }
+    }
+    widths[first_added + 4] = widths[first_added + 4].max(19);
+    for (col, width) in widths.iter().enumerate() {
+        sheet.set_column_width(col_num(col), (*width).clamp(6, MAX_WIDTH) as f64 + 2.0)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    // Printed (or turned into a PDF): landscape, all columns on one page wide, the
+    // header on every page.
+    sheet.set_landscape().set_print_fit_to_pages(1, 0);
+    sheet.set_repeat_rows(0, 0)?;
+    let last_row = u32::try_from(c.rows.len()).unwrap_or(u32::MAX);
+    sheet.autofilter(0, 0, last_row, col_num(names.len().saturating_sub(1)))?;
+    Ok(())
+}
+
+fn summary_sheet(
+    sheet: &mut Worksheet,
+    lines: &[(String, String)],
+) -> Result<(), rust_xlsxwriter::XlsxError> {
+    sheet.set_name("Summary")?;
+    let bold = Format::new().set_bold();
+    let mut widths = (8, 20);
+    for (i, (label, value)) in lines.iter().enumerate() {
+        let r = u32::try_from(i).unwrap_or(u32::MAX);
+        sheet.write_string_with_format(r, 0, label, &bold)?;
+        sheet.write_string(r, 1, value)?;
+        widths.0 = widths.0.max(label.chars().count());
+        widths.1 = widths.1.max(value.chars().count());
+    }
+    sheet.set_column_width(0, widths.0.min(MAX_WIDTH) as f64 + 2.0)?;
+    sheet.set_column_width(1, widths.1.min(2 * MAX_WIDTH) as f64 + 2.0)?;
+    Ok(())
+}
+
+fn col_num(col: usize) -> u16 {
+    u16::try_from(col).unwrap_or(u16::MAX)
+}
+
+fn widen(widths: &mut [usize], col: usize, text: &str) {
+    if let Some(w) = widths.get_mut(col) {
+        *w = (*w).max(text.chars().count().min(MAX_WIDTH));
+    }
+}
+
+/// Green for sent, red for what failed or cannot be sent, amber for what is unsettled
+/// or left for later, grey for the rest.
+fn colour(status: Status) -> Color {
+    match status {
+        Status::Sent | Status::DryRun => Color::RGB(0xC6EFCE),
+        Status::Failed | Status::Invalid => Color::RGB(0xFFC7CE),
+        Status::Unknown | Status::NotSent => Color::RGB(0xFFEB9C),
+        Status::Duplicate | Status::Suppressed => Color::RGB(0xEDEDED),
+    }
+}
+
+/// An RFC 3339 time as an Excel date-time in `tz` (Excel has no time zones).
+fn excel_time(text: &str, tz: &TimeZone) -> Option<ExcelDateTime> {
+    let t: jiff::Timestamp = text.parse().ok()?;
+    let local = t.to_zoned_datetime(tz.clone());
+    ExcelDateTime::from_ymd(
+        u16::try_from(local.year()).ok()?,
+        u8::try_from(local.month()).ok()?,
+        u8::try_from(local.day()).ok()?,
+    )
+    .ok()?
+    .and_hms(
+        u16::try_from(local.hour()).ok()?,
+        u8::try_from(local.minute()).ok()?,
+        u8::try_from(local.second()).ok()?,
+    )
+    .ok()
+}
