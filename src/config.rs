@@ -79,6 +79,16 @@ pub(crate) struct FileConfig {
     pub(crate) message: MessageSection,
     #[serde(default)]
     pub(crate) results: ResultsSection,
+    #[serde(default)]
+    pub(crate) report: ReportSection,
+}
+
+/// `[report]`: how a run reports as it goes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportSection {
+    /// Without a terminal: how often a progress line is logged ("60s"; "0s": never).
+    pub(crate) progress_interval: Option<String>,
 }
 
 /// `[results]`: what is written beside the results CSV.
@@ -222,6 +232,8 @@ pub(crate) struct SendSettings {
     pub(crate) xlsx: bool,
     /// Times in the workbook: `campaign.timezone`, else the machine's.
     pub(crate) timezone: jiff::tz::TimeZone,
+    /// Without a terminal: how often a progress line is logged (zero: never).
+    pub(crate) progress_interval: Duration,
 }
 
 /// Everything `validate` needs.
@@ -820,6 +832,12 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
         preview: args.preview,
         xlsx: !args.no_xlsx && file.results.xlsx.unwrap_or(true),
         timezone: campaign_timezone(&file.campaign, path)?,
+        progress_interval: duration(
+            path,
+            "report.progress_interval",
+            file.report.progress_interval.as_deref(),
+            crate::progress::DEFAULT_INTERVAL,
+        )?,
     })
 }
 

@@ -112,12 +112,29 @@ impl Error {
     }
 }
 
+/// The line `main` prints for an error: JSON when the command logs JSON (so a cron
+/// log stays one JSON object a line), text otherwise.
+pub fn error_line(err: &Error, cli: &Cli) -> String {
+    let json = matches!(&cli.command, Command::Send(a) if a.log_format == cli::LogFormat::Json);
+    if json {
+        serde_json::json!({
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "level": "ERROR",
+            "message": err.to_string(),
+            "exit_code": err.exit().code(),
+        })
+        .to_string()
+    } else {
+        format!("error: {}", text::for_terminal(&err.to_string(), false))
+    }
+}
+
 /// Runs one command.
-pub fn run(cli: Cli) -> Result<Exit, Error> {
-    match cli.command {
-        Command::Validate(args) => commands::validate::run(&args),
-        Command::Send(args) => commands::send::run(&args),
-        Command::Report(args) => commands::report::run(&args),
-        Command::Reconcile(args) => commands::reconcile::run(&args),
+pub fn run(cli: &Cli) -> Result<Exit, Error> {
+    match &cli.command {
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Send(args) => commands::send::run(args),
+        Command::Report(args) => commands::report::run(args),
+        Command::Reconcile(args) => commands::reconcile::run(args),
     }
 }

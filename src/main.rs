@@ -2,13 +2,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = wolkvox_dispatch::cli::parse();
-    match wolkvox_dispatch::run(cli) {
+    match wolkvox_dispatch::run(&cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            eprintln!(
-                "error: {}",
-                wolkvox_dispatch::text::for_terminal(&err.to_string(), false)
-            );
+            eprintln!("{}", wolkvox_dispatch::error_line(&err, &cli));
             ExitCode::from(err.exit().code())
         }
     }

@@ -79,7 +79,7 @@ struct OpenRun {
 /// file is even created, and nothing is sent by a refused run.
 fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     let mut settings = config::send_settings(args)?;
-    let progress = Progress::new(settings.quiet);
+    let progress = Progress::new(settings.quiet, settings.progress_interval);
     report::init_logging(
         settings.log_format == cli::LogFormat::Json,
         settings.quiet,
@@ -108,6 +108,17 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
         resume: settings.resume,
     })
     .map_err(|e| another_lists_results(e, &settings))?;
+    tracing::info!(
+        list = %settings.list.input.display(),
+        results = %settings.results.display(),
+        "wolkvox-dispatch {}: {} {} -> {} ({} rows; {})",
+        env!("CARGO_PKG_VERSION"),
+        if settings.dry_run { "dry run of" } else { "sending" },
+        settings.list.input.display(),
+        settings.results.display(),
+        read.rows,
+        settings_line(&settings, tokens.len())
+    );
     if !settings.dry_run {
         let this_run = run_info(&settings, &read, started_at);
         if let Some(recorded) = &prior.last_run {
@@ -163,7 +174,13 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         .take(settings.preview)
         .map(|job| report::preview(job, preflight::filled_text(&checked, job).as_deref()))
         .collect();
-    print_previews(&mut std::io::stdout().lock(), &previews);
+    if settings.log_format == cli::LogFormat::Json {
+        for preview in &previews {
+            println!("{}", serde_json::json!({ "preview": preview }));
+        }
+    } else {
+        print_previews(&mut std::io::stdout().lock(), &previews);
+    }
     let pace = Pace {
         window: settings.window.as_ref(),
         jobs: plan.jobs.len(),
@@ -171,6 +188,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         tokens: token_count_for_estimates(),
     };
     let exit = finished_exit(&counts);
+    write_workbook(settings, &counts, started_at, None);
     print_summary(
         &Summary {
             elapsed: run.started.elapsed(),
@@ -184,7 +202,6 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         exit,
         started_at,
     );
-    write_workbook(settings, &counts, started_at, None);
     Ok(exit)
 }
 
@@ -274,19 +291,20 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     } else {
         (finished_exit(&counts), "run finished")
     };
+    write_workbook(&settings, &counts, started_at, resume);
     print_summary(
         &Summary {
             elapsed: send_started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
             stopped: stopped_text,
+            this_run: (plan.skipped > 0).then(|| progress.this_run()),
             ..Summary::new(title, &counts, &settings.results)
         },
         &settings,
         exit,
         started_at,
     );
-    write_workbook(&settings, &counts, started_at, resume);
     Ok(exit)
 }
 
@@ -550,6 +568,31 @@ fn another_lists_results(
     }
 }
 
+/// The settings that matter, for the first line of a run's log.
+fn settings_line(settings: &SendSettings, tokens: usize) -> String {
+    let mut parts = vec![
+        format!("{tokens} token(s)"),
+        format!(
+            "{} requests/s and {} at once per token",
+            settings.rate, settings.max_in_flight
+        ),
+        format!("max_failures {}", settings.max_failures),
+    ];
+    if settings.resume {
+        parts.push("--resume".into());
+    }
+    if let Some(limit) = settings.limit {
+        parts.push(format!("--limit {limit}"));
+    }
+    if let Some(connector) = &settings.list.connector_id {
+        parts.push(format!("connector {connector}"));
+    }
+    if settings.window.is_some() {
+        parts.push("contact hours set".into());
+    }
+    parts.join(", ")
+}
+
 /// What this run is, for the journal (see `journal::RunInfo`).
 fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journal::RunInfo {
     let list = &settings.list;
@@ -635,25 +678,31 @@ fn resume_command(settings: &SendSettings) -> String {
     journal::resume_command(std::env::args_os().skip(1), &settings.results)
 }
 
-/// Prints the summary and, with --summary-json, writes it as JSON too.
+/// Prints the summary (with `--log-format json`, as one JSON line, like every other
+/// line) and, with `--summary-json`, writes it as JSON too.
 fn print_summary(summary: &Summary<'_>, settings: &SendSettings, exit: Exit, started_at: &str) {
-    let text = summary.render();
+    let json = SummaryJson {
+        summary,
+        exit_code: exit.code(),
+        dry_run: settings.dry_run,
+        started_at,
+        finished_at: &journal::now(),
+        error: None,
+    };
+    let text = if settings.log_format == cli::LogFormat::Json {
+        let mut line = json.to_json();
+        line["summary"] = summary.title.into();
+        line["input"] = settings.list.input.display().to_string().into();
+        format!("{line}\n")
+    } else {
+        summary.render()
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     if let Some(path) = &settings.summary_json {
-        write_summary_json(
-            path,
-            &SummaryJson {
-                summary,
-                exit_code: exit.code(),
-                dry_run: settings.dry_run,
-                started_at,
-                finished_at: &journal::now(),
-                error: None,
-            },
-        );
+        write_summary_json(path, &json);
     }
 }
 
@@ -727,7 +776,7 @@ async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>, resume:
     stop.cancel();
     signals.next().await;
     let _frozen = recorder.freeze();
-    eprintln!(
+    tracing::error!(
         "interrupted again: exiting now. Every outcome received so far is in {}; the rows that were in flight will be `unknown` (they may have been delivered).\nTo continue, run: {resume}",
         recorder.path().display()
     );

@@ -75,10 +75,13 @@ pub(crate) fn init_logging(json: bool, quiet: bool, progress: &Progress) {
         .with_writer(writer)
         .with_ansi(colour)
         .with_target(false);
+    // A terminal shows the time already; a log file (cron) needs it on every line.
     let _ = if json {
         builder.json().flatten_event(true).try_init()
-    } else {
+    } else if std::io::stderr().is_terminal() {
         builder.without_time().try_init()
+    } else {
+        builder.try_init()
     };
 }
 
@@ -99,6 +102,8 @@ pub(crate) struct Summary<'a> {
     pub(crate) stopped: Option<String>,
     /// Whether the run fits in the contact hours (dry runs with `campaign.hours`).
     pub(crate) hours: Option<String>,
+    /// A resumed run: what this run itself sent and failed (the counts are the campaign's).
+    pub(crate) this_run: Option<(u64, u64)>,
 }
 
 impl<'a> Summary<'a> {
@@ -114,6 +119,7 @@ impl<'a> Summary<'a> {
             estimate: None,
             stopped: None,
             hours: None,
+            this_run: None,
         }
     }
 
@@ -145,6 +151,12 @@ impl<'a> Summary<'a> {
             out.push_str(&format!(
                 "  {:<11}{:>8}  (already done in an earlier run)\n",
                 "skipped", self.skipped
+            ));
+        }
+        if let Some((sent, failed)) = self.this_run {
+            out.push_str(&format!(
+                "  {:<11}sent {sent}, failed {failed}  (the counts above are the whole campaign's)\n",
+                "this run"
             ));
         }
         let secs = self.elapsed.as_secs_f64();
@@ -211,6 +223,7 @@ impl SummaryJson<'_> {
             "error": self.error,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "this_run": s.this_run.map(|(sent, failed)| serde_json::json!({"sent": sent, "failed": failed})),
         })
     }
 

@@ -40,7 +40,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::{Outcome, Recorder, Status, now};
-use crate::progress::Progress;
+use crate::progress::{Progress, Tally};
 use crate::send::api::{Answer, Client, Reply, TokenProblem};
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
@@ -334,12 +334,17 @@ impl Shared {
 
     fn record(&self, outcome: Outcome, key: &str) {
         self.count_refusal(&outcome);
+        let tally = match outcome.status {
+            Status::Sent => Tally::Sent,
+            Status::Failed => Tally::Failed,
+            _ => Tally::Other,
+        };
         if let Err(e) = self.recorder.record(outcome, Some(key)) {
             self.stop_with(StopReason::RecordFailed {
                 message: e.to_string(),
             });
         }
-        self.progress.inc();
+        self.progress.inc(tally);
         self.unfinished.fetch_sub(1, Ordering::AcqRel);
         self.changed.notify_waiters();
     }
@@ -377,7 +382,7 @@ impl Shared {
                 "outside the contact hours: waiting until {when} (Ctrl-C stops; --resume continues later)"
             );
             self.progress
-                .set_message(format!("waiting for contact hours ({when})"));
+                .wait(format!("waiting for contact hours ({when})"));
         }
     }
 
@@ -388,7 +393,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         if waiting.take().is_some() {
             tracing::info!("the contact window is open: sending");
-            self.progress.set_message("sending");
+            self.progress.resume("sending");
         }
     }
 

@@ -1,6 +1,7 @@
-//! The Excel workbook beside the results, read back with calamine: the list's own
-//! columns and order, telephones as text, the outcome in words, real date-times, the
-//! summary sheet; for a CSV with accents, an `.xlsx` with a blank row and an HSM run.
+//! Results people can act on: the Excel workbook beside the results, read back with
+//! calamine (the list's own columns and order, telephones as text, the outcome in
+//! words, real date-times, the summary sheet; for a CSV with accents, an `.xlsx` with a
+//! blank row and an HSM run), `report --rows-to-fix`, and logs a cron job can read.
 
 mod common;
 
@@ -245,4 +246,91 @@ fn rows_to_fix_come_back_in_the_list_s_own_delimiter_and_encoding_and_validate_r
     let (_, rows) = &sheets(&fix)[0];
     assert_eq!(texts(&rows[1]), ["José", "12", "Hola", "1"]);
     assert_eq!(rows.len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Logs for cron.
+
+/// The README's cron command (`--quiet --log-format json`, no terminal), then the same
+/// without `--quiet`: every line on stdout and stderr is a JSON object with a timestamp,
+/// the run starts with a line naming the list and the results, progress lines come at
+/// `report.progress_interval`, and the summary is one object on stdout.
+#[test]
+fn the_cron_command_writes_only_json_lines_with_timestamps_progress_and_a_summary() {
+    let dir = temp_dir();
+    let phones = colombian_mobiles(12);
+    let rows: Vec<(&str, &str)> = phones.iter().map(|p| (p.as_str(), "Hola")).collect();
+    let input = write_csv(dir.path(), "hoy.csv", &contacts_csv(&rows, "1"));
+    let config = write_config(
+        dir.path(),
+        "[api]\nconnector_id = \"1\"\n[report]\nprogress_interval = \"10ms\"\n",
+    );
+    let fake = FakeWolkvox::start(Behavior::ok().latency(20).hook(|req| {
+        (req.telephone.as_deref() == Some("573001230004")).then(Reply::parameters_required)
+    }));
+    for quiet in [true, false] {
+        let results = dir.path().join(format!("hoy-{quiet}.results.csv"));
+        let mut c = send_cmd(&input, &fake, "tok");
+        c.arg("--config")
+            .arg(&config)
+            .arg("--results")
+            .arg(&results)
+            .args(["--log-format", "json"]);
+        if quiet {
+            c.arg("--quiet");
+        }
+        let out = run(c);
+        out.expect_code(1);
+        let parse = |line: &str| -> serde_json::Value {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        };
+        let stdout: Vec<serde_json::Value> = out.stdout.lines().map(parse).collect();
+        assert_eq!(stdout.len(), 1, "{}", out.stdout);
+        let summary = &stdout[0];
+        assert_eq!(summary["counts"]["sent"], 11);
+        assert_eq!(summary["counts"]["failed"], 1);
+        assert_eq!(summary["exit_code"], 1);
+        assert!(summary["input"].as_str().unwrap().ends_with("hoy.csv"));
+        assert!(
+            summary["results"]
+                .as_str()
+                .unwrap()
+                .ends_with(".results.csv")
+        );
+        assert!(summary["elapsed_s"].is_number());
+        let stderr: Vec<serde_json::Value> = out.stderr.lines().map(parse).collect();
+        assert!(
+            stderr.iter().all(|l| l["timestamp"].is_string()),
+            "{}",
+            out.stderr
+        );
+        if !quiet {
+            let first = stderr
+                .iter()
+                .find(|l| l["list"].is_string())
+                .unwrap_or_else(|| panic!("a start line: {}", out.stderr));
+            assert!(
+                first["message"].as_str().unwrap().contains("-> "),
+                "{first}"
+            );
+            assert!(first["results"].as_str().unwrap().ends_with(".results.csv"));
+            let progress: Vec<_> = stderr.iter().filter(|l| l["done"].is_number()).collect();
+            assert!(!progress.is_empty(), "progress lines: {}", out.stderr);
+            assert!(progress.iter().all(|l| l["total"] == 12), "{progress:?}");
+        }
+    }
+
+    // Text logs without a terminal carry a timestamp too; errors in JSON mode are JSON.
+    let mut c = send_cmd(&input, &fake, "tok");
+    c.arg("--config").arg(&config).arg("--dry-run");
+    let out = run(c);
+    let line = out.stderr.lines().next().unwrap_or_default().to_owned();
+    assert!(line.starts_with("20") && line.contains('T'), "{line}");
+    let mut c = send_cmd(&dir.path().join("missing.csv"), &fake, "tok");
+    c.args(["--log-format", "json"]);
+    let out = run(c);
+    out.expect_code(2);
+    let error: serde_json::Value = serde_json::from_str(out.stderr.trim()).expect("a JSON error");
+    assert_eq!(error["level"], "ERROR");
+    assert_eq!(error["exit_code"], 2);
 }
