@@ -60,40 +60,8 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
         gather(&settings, &tokens, &recorder, &attempted, last)?
     };
 
-    let now = Timestamp::now();
-    let mut changes = Vec::new();
-    let (mut sent, mut not_sent, mut left) = (0u64, 0u64, 0u64);
-    for (row, &at) in rows.iter().zip(&attempted) {
-        let settlement = evidence::settle(row, at, template, &evidence, settings.settle_after);
-        let line = match &settlement {
-            Settlement::Sent { date } => {
-                sent += 1;
-                format!("sent: listed in Wolkvox's report, recorded {date}")
-            }
-            Settlement::NotSent => {
-                not_sent += 1;
-                "not_sent: absent from Wolkvox's report".to_owned()
-            }
-            Settlement::TooRecent { until } => {
-                left += 1;
-                format!(
-                    "still unknown: too recent for its absence to count; reconcile again after {}",
-                    crate::send::window::show(&until.to_zoned_datetime(settings.timezone.clone()))
-                )
-            }
-            Settlement::Undecided(why) => {
-                left += 1;
-                format!("still unknown: {why}")
-            }
-        };
-        crate::commands::list::say(
-            &mut out,
-            &format!("row {}  {}  {line}", row.row, row.telephone),
-        );
-        if let Some(outcome) = settled_outcome(row, &settlement, &evidence, now, &settings) {
-            changes.push((outcome, row.key.clone()));
-        }
-    }
+    let (changes, [sent, not_sent, left]) =
+        decide_all(&rows, &attempted, template, &evidence, &settings, &mut out);
     let _ = writeln!(
         out,
         "{} unknown rows: {sent} confirmed sent, {not_sent} not sent, {left} still unknown",
@@ -122,6 +90,50 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
     } else {
         Exit::SomeRowsNotSent
     })
+}
+
+/// Decides every row from the evidence, saying each decision on `out`. Returns the
+/// outcomes to record (with their keys) and the counts sent, not sent, still unknown.
+fn decide_all(
+    rows: &[Unsettled],
+    attempted: &[Timestamp],
+    template: bool,
+    evidence: &Evidence,
+    settings: &ReconcileSettings,
+    out: &mut impl Write,
+) -> (Vec<(Outcome, String)>, [u64; 3]) {
+    let now = Timestamp::now();
+    let mut changes = Vec::new();
+    let (mut sent, mut not_sent, mut left) = (0u64, 0u64, 0u64);
+    for (row, &at) in rows.iter().zip(attempted) {
+        let settlement = evidence::settle(row, at, template, evidence, settings.settle_after);
+        let line = match &settlement {
+            Settlement::Sent { date } => {
+                sent += 1;
+                format!("sent: listed in Wolkvox's report, recorded {date}")
+            }
+            Settlement::NotSent => {
+                not_sent += 1;
+                "not_sent: absent from Wolkvox's report".to_owned()
+            }
+            Settlement::TooRecent { until } => {
+                left += 1;
+                format!(
+                    "still unknown: too recent for its absence to count; reconcile again after {}",
+                    crate::send::window::show(&until.to_zoned_datetime(settings.timezone.clone()))
+                )
+            }
+            Settlement::Undecided(why) => {
+                left += 1;
+                format!("still unknown: {why}")
+            }
+        };
+        crate::commands::list::say(out, &format!("row {}  {}  {line}", row.row, row.telephone));
+        if let Some(outcome) = settled_outcome(row, &settlement, evidence, now, settings) {
+            changes.push((outcome, row.key.clone()));
+        }
+    }
+    (changes, [sent, not_sent, left])
 }
 
 /// When a row's last attempt ended: its recorded time, or for a request in flight at a

@@ -247,26 +247,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let (tokens, cut, recorder) =
         fit_quota(&runtime, &client, tokens, &mut plan, recorder, &settings)?;
     let recorder = Arc::new(recorder);
-    tracing::info!(
-        rows = plan.jobs.len(),
-        tokens = tokens.len(),
-        rate = settings.rate,
-        "sending {} rows through {} token(s)",
-        plan.jobs.len(),
-        tokens.len()
-    );
-    let pace = Pace {
-        window: settings.window.as_ref(),
-        jobs: plan.jobs.len(),
-        rate: settings.rate,
-        tokens: tokens.len(),
-    };
-    if let Some(line) = pace.hours_line() {
-        tracing::info!("contact hours: {line}");
-    }
-    if let Some(line) = pace.finish_line() {
-        tracing::info!("estimate: {line}");
-    }
+    announce(&settings, plan.jobs.len(), tokens.len());
     let send_started = Instant::now();
     let jobs = std::mem::take(&mut plan.jobs);
     let stopped = dispatch_rows(
@@ -306,6 +287,28 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         started_at,
     );
     Ok(exit)
+}
+
+/// The log lines a real run starts sending with: how much, and when it would end.
+fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
+    tracing::info!(
+        rows = jobs,
+        tokens,
+        rate = settings.rate,
+        "sending {jobs} rows through {tokens} token(s)"
+    );
+    let pace = Pace {
+        window: settings.window.as_ref(),
+        jobs,
+        rate: settings.rate,
+        tokens,
+    };
+    if let Some(line) = pace.hours_line() {
+        tracing::info!("contact hours: {line}");
+    }
+    if let Some(line) = pace.finish_line() {
+        tracing::info!("estimate: {line}");
+    }
 }
 
 /// Asks each token's quota (unless `--no-quota-check`, or nothing is left to send: no

@@ -83,15 +83,27 @@ pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {
     };
     let answer = runtime
         .block_on(async { tokio::time::timeout(client.timeout(), client.send(token, &job)).await });
-    let (verdict, reply, exit) = match &answer {
-        Ok(Answer::Accepted(reply)) => ("accepted", Some(reply), Exit::Success),
-        Ok(Answer::Refused(reply)) => ("refused", Some(reply), Exit::SomeRowsNotSent),
-        Ok(Answer::Unknown(reply)) => (
+    let (verdict, answer, exit) = describe(answer.as_ref().ok());
+    say(&mut out, &format!("Wolkvox's answer: {verdict}: {answer}"));
+    let _ = writeln!(
+        out,
+        "nothing was recorded: the campaign's results file and journal are untouched"
+    );
+    let _ = out.flush();
+    Ok(exit)
+}
+
+/// What Wolkvox's answer means for the test, the answer in a line, and the exit code.
+fn describe(answer: Option<&Answer>) -> (&'static str, String, Exit) {
+    let (verdict, reply, exit) = match answer {
+        Some(Answer::Accepted(reply)) => ("accepted", Some(reply), Exit::Success),
+        Some(Answer::Refused(reply)) => ("refused", Some(reply), Exit::SomeRowsNotSent),
+        Some(Answer::Unknown(reply)) => (
             "unclear (it may have been delivered)",
             Some(reply),
             Exit::SomeRowsNotSent,
         ),
-        Ok(
+        Some(
             Answer::TokenRejected(_, reply)
             | Answer::ApiNotFound(reply)
             | Answer::Redirected(reply)
@@ -101,7 +113,7 @@ pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {
             Some(reply),
             Exit::SomeRowsNotSent,
         ),
-        Err(_) => (
+        None => (
             "no answer within the timeout (it may have been delivered)",
             None,
             Exit::SomeRowsNotSent,
@@ -118,11 +130,5 @@ pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {
             parts.into_iter().flatten().collect::<Vec<_>>().join(", ")
         })
         .unwrap_or_default();
-    say(&mut out, &format!("Wolkvox's answer: {verdict}: {answer}"));
-    let _ = writeln!(
-        out,
-        "nothing was recorded: the campaign's results file and journal are untouched"
-    );
-    let _ = out.flush();
-    Ok(exit)
+    (verdict, answer, exit)
 }

@@ -84,6 +84,18 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     if let Some(s) = &read.suppression {
         let _ = writeln!(out, "{}", suppression_line(s));
     }
+    print_estimates(&mut out, &settings, valid);
+    let _ = out.flush();
+    // Suppressed rows are the user's intent, not a problem with the list.
+    Ok(if invalid + duplicate == 0 {
+        Exit::Success
+    } else {
+        Exit::SomeRowsNotSent
+    })
+}
+
+/// When sending the valid rows would finish, and whether they fit the contact hours.
+fn print_estimates(out: &mut impl Write, settings: &config::ValidateSettings, valid: u64) {
     let pace = Pace {
         window: settings.window.as_ref(),
         jobs: valid as usize,
@@ -91,7 +103,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
         tokens: token_count_for_estimates(),
     };
     if let Some(line) = pace.finish_line() {
-        say(&mut out, &format!("estimate: {line}"));
+        say(out, &format!("estimate: {line}"));
     }
     if let Some(line) = pace.hours_line() {
         let _ = writeln!(
@@ -100,11 +112,4 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             pace.rate, pace.tokens
         );
     }
-    let _ = out.flush();
-    // Suppressed rows are the user's intent, not a problem with the list.
-    Ok(if invalid + duplicate == 0 {
-        Exit::Success
-    } else {
-        Exit::SomeRowsNotSent
-    })
 }

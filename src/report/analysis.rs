@@ -102,27 +102,7 @@ pub(crate) fn build(
     for o in outcomes {
         latest.insert(o.row, o);
     }
-    // A request the journal saw leave, with no outcome after it: a run stopped mid-request
-    // (a kill, a second Ctrl-C). It may have been delivered, whatever the file says.
-    if !journal.in_progress {
-        for (row, telephone) in &journal.in_flight {
-            if latest
-                .get(row)
-                .is_none_or(|o| matches!(o.status, Status::NotSent))
-            {
-                let mut o = Outcome::local(
-                    *row,
-                    telephone,
-                    Status::Unknown,
-                    "the run stopped while this request was in flight (journal): it may have been delivered",
-                );
-                o.attempts = 1;
-                // Not an answer: left out of the first/last answer times.
-                o.finished_at = String::new();
-                latest.insert(*row, o);
-            }
-        }
-    }
+    add_in_flight(&mut latest, journal);
     let mut counts: BTreeMap<&'static str, u64> =
         Status::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     for o in latest.values() {
@@ -185,6 +165,31 @@ pub(crate) fn build(
         first_finished_at: first.map(|t| t.to_string()),
         last_finished_at: last.map(|t| t.to_string()),
         messages_per_second,
+    }
+}
+
+/// A request the journal saw leave, with no outcome after it: a run stopped mid-request
+/// (a kill, a second Ctrl-C). It may have been delivered, whatever the file says.
+fn add_in_flight(latest: &mut BTreeMap<u64, Outcome>, journal: &journal::JournalView) {
+    if journal.in_progress {
+        return;
+    }
+    for (row, telephone) in &journal.in_flight {
+        if latest
+            .get(row)
+            .is_none_or(|o| matches!(o.status, Status::NotSent))
+        {
+            let mut o = Outcome::local(
+                *row,
+                telephone,
+                Status::Unknown,
+                "the run stopped while this request was in flight (journal): it may have been delivered",
+            );
+            o.attempts = 1;
+            // Not an answer: left out of the first/last answer times.
+            o.finished_at = String::new();
+            latest.insert(*row, o);
+        }
     }
 }
 
