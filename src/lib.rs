@@ -9,11 +9,14 @@ One folder (or file) per stage, data flowing one way:
   lists are its parts) and owns the list settings;
 - `plan` decides, from the verdicts and what earlier runs recorded, what this
   run sends and what it carries over (the resume decision table);
-- `send` dispatches the rows through the Wolkvox client, per token, within the
-  quota and the contact hours;
+- `send` checks HSM templates against the account, then dispatches the rows
+  through the Wolkvox client, per token, within the quota and the contact hours;
 - `journal` records every outcome (the results file and the journal beside it)
   and reads earlier runs back;
-- `report` shows the summary and logs, and analyses a results file afterwards.
+- `report` shows the summary, the logs and the progress, analyses a results file
+  afterwards and writes the Excel workbook;
+- `reconcile` turns Wolkvox's own report of sent messages into evidence that
+  settles `unknown` rows.
 
 `commands` wires the stages per subcommand; `config` turns flags and the config
 file into each stage's settings; `cli` declares the flags; `text`, `progress`

@@ -573,14 +573,16 @@ fn another_lists_results(
 
 /// The settings that matter, for the first line of a run's log.
 fn settings_line(settings: &SendSettings, tokens: usize) -> String {
-    let mut parts = vec![
-        format!("{tokens} token(s)"),
-        format!(
-            "{} requests/s and {} at once per token",
-            settings.rate, settings.max_in_flight
-        ),
-        format!("max_failures {}", settings.max_failures),
-    ];
+    let mut parts = Vec::new();
+    // A dry run reads no token.
+    if !settings.dry_run {
+        parts.push(format!("{tokens} token(s)"));
+    }
+    parts.push(format!(
+        "{} requests/s and {} at once per token",
+        settings.rate, settings.max_in_flight
+    ));
+    parts.push(format!("max_failures {}", settings.max_failures));
     if settings.resume {
         parts.push("--resume".into());
     }
