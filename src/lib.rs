@@ -90,7 +90,7 @@ pub enum Error {
     #[error(transparent)]
     Workbook(#[from] report::workbook::WorkbookError),
     #[error(transparent)]
-    ReportCommand(#[from] commands::report::ReportError),
+    List(#[from] commands::workbook::ListError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(

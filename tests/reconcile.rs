@@ -276,9 +276,22 @@ fn timed_out_run(delay: Duration) -> (tempfile::TempDir, FakeWolkvox, PathBuf) {
 fn a_message_that_shows_up_late_is_found_once_it_is_listed_and_never_declared_absent_early() {
     // Listed 1 s after delivery: by the time reconcile asks, it is there.
     let (_dir, fake, results) = timed_out_run(Duration::from_secs(1));
+    let result_in_workbook = |results: &Path| {
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> =
+            calamine::open_workbook(results.with_extension("xlsx")).expect("workbook");
+        let rows = book.worksheet_range("Rows").expect("sheet");
+        rows.get((1, 3)).map(|c| c.to_string()).unwrap_or_default()
+    };
+    assert_eq!(
+        result_in_workbook(&results),
+        "Unknown: may have been delivered"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     reconcile(&results, &fake, &["--settle-after", "0s"]).expect_code(0);
     assert_eq!(statuses(&results)[&1], "sent");
+    // The workbook beside the results follows.
+    assert_eq!(result_in_workbook(&results), "Sent");
 
     // Not listed yet, and the attempt is recent: it stays unknown, never not_sent.
     let (_dir, fake, results) = timed_out_run(Duration::from_secs(600));

@@ -71,6 +71,7 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
         let _ = writeln!(out, "dry run: the results file was not changed");
     } else {
         apply(recorder, &settings, changes)?;
+        rewrite_workbook(&settings, prior.last_run.as_ref());
         if not_sent > 0
             && let Some(run) = &prior.last_run
         {
@@ -232,6 +233,44 @@ fn settled_outcome(
     outcome.msg = msg;
     outcome.finished_at = checked;
     Some(outcome)
+}
+
+/// The workbook beside the results, if there is one, rewritten from the settled results.
+fn rewrite_workbook(settings: &ReconcileSettings, run: Option<&journal::RunInfo>) {
+    let path = super::workbook::path_for(&settings.results);
+    if !path.exists() {
+        return;
+    }
+    let written = super::workbook::find_list(&settings.results, run).and_then(|(list, read)| {
+        let mut counts = std::collections::HashMap::new();
+        for o in journal::read(&settings.results)? {
+            counts.insert(o.row, o.status);
+        }
+        let mut by_status = std::collections::HashMap::new();
+        for status in counts.into_values() {
+            *by_status.entry(status).or_insert(0u64) += 1;
+        }
+        let summary = super::workbook::summary_lines(
+            &list,
+            &settings.results,
+            &by_status,
+            &[("Reconciled", journal::now())],
+        );
+        super::workbook::write(
+            &path,
+            &list,
+            &read,
+            &settings.results,
+            &settings.timezone,
+            summary,
+        )
+    });
+    match written {
+        Ok(()) => tracing::info!("workbook rewritten: {}", path.display()),
+        Err(e) => {
+            tracing::warn!("the results are settled, but the workbook was not rewritten: {e}")
+        }
+    }
 }
 
 /// Records the settled rows through the journal and rewrites the results file with

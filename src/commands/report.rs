@@ -31,12 +31,12 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     if let Some(path) = &args.xlsx {
-        let (list, read) = find_list(args, &journal)?;
+        let (list, read) = super::workbook::find_list(&args.results, journal.last_run.as_ref())?;
         write_workbook(path, &list, &read, args, &report)?;
         let _ = writeln!(out, "workbook: {}", path.display());
     }
     if let Some(path) = &args.rows_to_fix {
-        let (list, read) = find_list(args, &journal)?;
+        let (list, read) = super::workbook::find_list(&args.results, journal.last_run.as_ref())?;
         let n = super::workbook::write_rows_to_fix(path, &list, &read, &args.results)?;
         let _ = writeln!(
             out,
@@ -45,30 +45,6 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
         );
     }
     Ok(Exit::Success)
-}
-
-/// The list the run read (where it read it, or beside the results), and how to read it
-/// (the sheet and delimiter of the run's command line).
-fn find_list(
-    args: &ReportArgs,
-    journal: &journal::JournalView,
-) -> Result<(std::path::PathBuf, input::ReadOptions), Error> {
-    let run = journal.last_run.as_ref();
-    let list = run
-        .map(|r| r.input_absolute.clone())
-        .filter(|p| p.is_file())
-        .or_else(|| journal::naming::input_for(&args.results))
-        .ok_or_else(|| ReportError::NoList {
-            results: args.results.clone(),
-        })?;
-    let read = input::ReadOptions {
-        sheet: run.and_then(|r| r.arg_value("--sheet")),
-        delimiter: run
-            .and_then(|r| r.arg_value("--delimiter"))
-            .and_then(|d| input::parse_delimiter(&d)),
-        ..input::ReadOptions::default()
-    };
-    Ok((list, read))
 }
 
 /// The workbook of these results.
@@ -113,13 +89,4 @@ fn write_workbook(
         &jiff::tz::TimeZone::system(),
         summary,
     )
-}
-
-/// Why `report` cannot do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error(
-        "cannot find the contact list of {results} for the workbook: it is neither where the run read it nor beside the results; put it back, or name it like the results (list.csv for list.results.csv)"
-    )]
-    NoList { results: std::path::PathBuf },
 }

@@ -14,6 +14,38 @@ use crate::input::{self, ReadOptions};
 use crate::journal::{self, Outcome, Status};
 use crate::report::workbook::{self, Contents, SourceRow};
 
+/// The list a run read (where it read it, or beside the results), and how to read it
+/// (the sheet and delimiter of the run's command line).
+pub(crate) fn find_list(
+    results: &Path,
+    run: Option<&journal::RunInfo>,
+) -> Result<(PathBuf, ReadOptions), Error> {
+    let list = run
+        .map(|r| r.input_absolute.clone())
+        .filter(|p| p.is_file())
+        .or_else(|| journal::naming::input_for(results))
+        .ok_or_else(|| ListError::NoList {
+            results: results.to_owned(),
+        })?;
+    let read = ReadOptions {
+        sheet: run.and_then(|r| r.arg_value("--sheet")),
+        delimiter: run
+            .and_then(|r| r.arg_value("--delimiter"))
+            .and_then(|d| input::parse_delimiter(&d)),
+        ..ReadOptions::default()
+    };
+    Ok((list, read))
+}
+
+/// The list of a results file cannot be found.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(
+        "cannot find the contact list of {results}: it is neither where the run read it nor beside the results; put it back, or name it like the results (list.csv for list.results.csv)"
+    )]
+    NoList { results: PathBuf },
+}
+
 /// `list.results.csv` -> `list.results.xlsx`.
 pub(crate) fn path_for(results: &Path) -> PathBuf {
     results.with_extension("xlsx")

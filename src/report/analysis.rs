@@ -480,6 +480,10 @@ fn render_times(r: &Report, out: &mut String) {
                 None => out.push_str("rate          - (a single moment)\n"),
             }
         }
+        // Requests cut off by a kill have no answer time, but they did leave.
+        _ if r.counts.get(Status::Unknown.as_str()).copied().unwrap_or(0) > 0 => {
+            out.push_str("no answer from Wolkvox was recorded\n");
+        }
         _ => out.push_str("no request was sent to Wolkvox\n"),
     }
     if !r.cannot_retry.is_empty() {
