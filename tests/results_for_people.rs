@@ -114,6 +114,22 @@ fn a_csv_run_s_workbook_has_every_row_in_order_with_its_own_columns_and_outcome(
     run(c).expect_code(0);
     let rebuilt = sheets(&again);
     assert_eq!(rebuilt[0].1, book[0].1);
+    // A list edited since the run: rows are matched by number, and the user is told.
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str("Nuevo,573001230009,Hola,1\n");
+    std::fs::write(&input, text).unwrap();
+    let mut c = cmd();
+    c.arg("report")
+        .arg(dir.path().join("clientes.results.csv"))
+        .arg("--xlsx")
+        .arg(&again);
+    let out = run(c);
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("has changed since the run read it"),
+        "{}",
+        out.stderr
+    );
     let dir = temp_dir();
     let input = write_csv(
         dir.path(),
@@ -251,8 +267,8 @@ fn rows_to_fix_come_back_in_the_list_s_own_delimiter_and_encoding_and_validate_r
 // ---------------------------------------------------------------------------------------
 // Logs for cron.
 
-/// The README's cron command (`--quiet --log-format json`, no terminal), then the same
-/// without `--quiet`: every line on stdout and stderr is a JSON object with a timestamp,
+/// The README's cron command (`--log-format json`, no terminal), and the same with
+/// `--quiet`: every line on stdout and stderr is a JSON object with a timestamp,
 /// the run starts with a line naming the list and the results, progress lines come at
 /// `report.progress_interval`, and the summary is one object on stdout.
 #[test]

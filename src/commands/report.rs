@@ -14,6 +14,7 @@ use crate::{Error, Exit};
 /// Runs the command: prints the report on stdout. Exit 0 whatever the run's outcome
 /// (the report itself worked); 2 if the file cannot be read.
 pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
+    crate::report::init_logging(false, false, &crate::progress::Progress::hidden());
     let outcomes = journal::read(&args.results)?;
     let journal = journal::journal_view(&args.results).unwrap_or_default();
     let report = build(&args.results, outcomes, &journal);

@@ -27,6 +27,17 @@ pub(crate) fn find_list(
         .ok_or_else(|| ListError::NoList {
             results: results.to_owned(),
         })?;
+    // Rows are matched by number: a list edited since the run would show the wrong
+    // outcome beside a row. Say so rather than guess.
+    let size = std::fs::metadata(&list).map(|m| m.len()).ok();
+    if let Some(run) = run.filter(|r| r.input_bytes > 0 && size != Some(r.input_bytes)) {
+        tracing::warn!(
+            "{} has changed since the run read it ({} bytes then, {} now): rows are matched by number, so check them",
+            list.display(),
+            run.input_bytes,
+            size.unwrap_or_default()
+        );
+    }
     let read = ReadOptions {
         sheet: run.and_then(|r| r.arg_value("--sheet")),
         delimiter: run
