@@ -333,3 +333,40 @@ fn hsm_rows_stay_unknown_and_spend_no_report_call() {
     assert_eq!(cdr_calls(&fake), 0);
     assert_eq!(statuses(&results)[&2], "unknown");
 }
+
+#[test]
+fn requests_cut_off_and_not_yet_decidable_are_written_unknown_in_the_results() {
+    let dir = temp_dir();
+    let (input, _) = list(dir.path(), 6);
+    // Rows 3 and 4 hang (never delivered) and the run is killed: their intents have no
+    // outcome, and the results file has no line for them.
+    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
+        matches!(index_of(req.telephone.as_deref()), Some(2 | 3))
+            .then_some(Reply::Hang(Duration::from_secs(30)))
+    }));
+    let spawned = spawn_send(&input, &fake, "tok", &[]);
+    assert!(fake.wait_for_requests(4, Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(300));
+    spawned.kill_9();
+    let results = default_results_path(&input);
+    assert!(!statuses(&results).contains_key(&3));
+    // Too recent to prove anything (30 minutes by default): written `unknown`, so the
+    // file says what the journal knows, and a plain resume does not send them.
+    reconcile(&results, &fake, &[]).expect_code(1);
+    let st = statuses(&results);
+    assert_eq!(
+        (st[&3].as_str(), st[&4].as_str()),
+        ("unknown", "unknown"),
+        "{st:?}"
+    );
+    let mut resume = send_cmd(&input, &fake, "tok");
+    resume.arg("--resume");
+    run(resume).expect_code(1);
+    let requests: Vec<_> = fake
+        .send_requests()
+        .into_iter()
+        .filter_map(|r| index_of(r.telephone.as_deref()))
+        .filter(|i| matches!(i, 2 | 3))
+        .collect();
+    assert_eq!(requests.len(), 2, "rows 3 and 4 were not sent again");
+}

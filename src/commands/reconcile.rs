@@ -222,6 +222,12 @@ fn settled_outcome(
                 )
             ),
         ),
+        // A request cut off by a kill has no outcome yet, and the results file may say
+        // `not_sent` (a second Ctrl-C): record what it is, `unknown`, so the file says so.
+        _ if row.outcome.is_none() => (
+            Status::Unknown,
+            "the run stopped while this request was in flight: it may have been delivered; reconcile again later".to_owned(),
+        ),
         _ => return None,
     };
     let mut outcome = row.outcome.clone().unwrap_or_else(|| {
