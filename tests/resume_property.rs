@@ -2,15 +2,17 @@
 //! each with random flags (`--resume`, `--retry-failed`, `--retry-unknown`, `--hsm` or
 //! not), random faults from the fake (connection resets, 5xx, 503, a spent quota),
 //! random interruptions (kill -9, SIGTERM, a double SIGINT, at a random request) and
-//! random damage to the journal between runs. After every run, checked against the
-//! fake's own log:
+//! random damage to the journal between runs, and now and then a `reconcile` (against the
+//! fake's own record of what it delivered). After every run, checked against the fake's
+//! own log:
 //!
 //! - no message is delivered twice, except to a row that a `--retry-unknown` run
 //!   attempted again while it was recorded `unknown`;
 //! - no row recorded `sent` is ever sent again;
 //! - a run refused with exit 2 sends nothing;
 //! - a run that ends by itself (exit 0, 1 or 3, not a second Ctrl-C) leaves exactly one
-//!   results line per row.
+//!   results line per row;
+//! - `reconcile` never calls a delivered message `not_sent`, nor an undelivered one `sent`.
 //!
 //! `RESUME_SEQUENCES` sets how many sequences run (default 24, about half a minute on a
 //! 2-core machine); `RESILIENCE_SEED` replays one.
@@ -126,7 +128,7 @@ fn one_sequence(seed: u64) {
     let faults = Arc::new(Mutex::new(Faults::default()));
     let hook_faults = Arc::clone(&faults);
     let fake = FakeWolkvox::start(Behavior::ok().latency(20).hook(move |req| {
-        if req.api == API_TOKEN_INFO {
+        if req.api == API_TOKEN_INFO || req.api == API_CDR_3 {
             return None;
         }
         let f = *hook_faults.lock().unwrap();
@@ -140,7 +142,13 @@ fn one_sequence(seed: u64) {
     // results line). A journal cut after a kill could lose the only record of a request
     // that was in flight, which nothing else knows: damage is only done after clean runs.
     let mut clean_last = false;
+    // At most one reconcile a sequence: a second within 5 minutes would wait (Wolkvox's rule).
+    let mut reconciled = false;
     for run_no in 0..runs {
+        if run_no > 0 && !reconciled && rng.chance(30) {
+            reconciled = true;
+            reconcile_and_check(&results, &config, &fake, seed, run_no);
+        }
         // The journal is ahead of the results file: after a second Ctrl-C or a kill, a
         // row's last results line can be older than the intent of a request in flight.
         let mut before = statuses(&results);
@@ -286,6 +294,60 @@ fn one_sequence(seed: u64) {
             let lines = read_results(&results);
             let rows = statuses_by_row(&lines);
             assert_eq!(rows.len(), n, "{context}: {lines:?}");
+        }
+    }
+}
+
+/// Runs `reconcile --settle-after 0s` and checks its verdicts against what the fake
+/// delivered. A damaged journal may refuse it (exit 2): then nothing may have changed.
+fn reconcile_and_check(results: &Path, config: &Path, fake: &FakeWolkvox, seed: u64, run_no: u64) {
+    let before = fs::read(results).ok();
+    let mut c = cmd();
+    c.arg("reconcile")
+        .arg(results)
+        .arg("--config")
+        .arg(config)
+        .arg("--base-url")
+        .arg(fake.base_url())
+        .args(["--settle-after", "0s"])
+        .env("WOLKVOX_TOKEN", TOKEN);
+    let out = run(c);
+    let context = format!(
+        "seed {seed}, reconcile before run {run_no} (exit {})",
+        out.code
+    );
+    println!("{context}\n  {}", out.stdout.replace('\n', "\n  "));
+    assert!(
+        !out.stderr.contains("panicked"),
+        "{context}: {}",
+        out.stderr
+    );
+    if out.code == 2 {
+        assert_eq!(
+            fs::read(results).ok(),
+            before,
+            "{context}: refused, yet changed"
+        );
+        return;
+    }
+    // What the fake delivered, read now: a request of a killed run may have been
+    // delivered after that run's own snapshot.
+    let delivered: HashSet<String> = fake.delivered_telephones().into_iter().collect();
+    for line in out.stdout.lines() {
+        let Some(tel) = line.split_whitespace().nth(2) else {
+            continue;
+        };
+        if line.contains("  not_sent: absent") {
+            assert!(
+                !delivered.contains(tel),
+                "{context}: {tel} was delivered: {line}"
+            );
+        }
+        if line.contains("  sent: listed") {
+            assert!(
+                delivered.contains(tel),
+                "{context}: {tel} was never delivered: {line}"
+            );
         }
     }
 }
