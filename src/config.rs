@@ -244,6 +244,8 @@ pub struct ValidateSettings {
     /// Requests per second per token from the config, for the contact-hours estimate.
     pub(crate) rate: f64,
     pub(crate) check: PreflightCheck,
+    /// `campaign.timezone`, else the machine's: the estimate's clock time.
+    pub(crate) timezone: jiff::tz::TimeZone,
 }
 
 /// What the HSM template check needs: where the API is, and whether to run it.
@@ -682,6 +684,7 @@ pub fn validate_settings(command: &ValidateArgs) -> Result<ValidateSettings, Con
         window,
         rate,
         check,
+        timezone: campaign_timezone(&file.campaign, path)?,
     })
 }
 

@@ -587,3 +587,24 @@ fn previews_show_each_kind_of_message_exactly_and_the_dry_run_records_it() {
     assert!(out.stdout.contains("row 1 -> 573001230000: template cita_recordatorio, vars \"Persona 0;martes;10:00\"\nrow 2"), "{}", out.stdout);
     assert_eq!(fake.send_requests().len(), 0);
 }
+
+#[test]
+fn the_estimate_gives_a_clock_time_in_the_campaign_s_time_zone() {
+    let dir = temp_dir();
+    let input = list_of(dir.path(), 30);
+    let config = write_config(
+        dir.path(),
+        "[api]\nconnector_id = \"1\"\n[campaign]\ntimezone = \"America/Bogota\"\n",
+    );
+    let mut c = cmd();
+    c.arg("validate").arg(&input).arg("--config").arg(&config);
+    let out = run(c);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains(
+            "estimate: at 10 requests/s per token with 1 token(s), it would finish around"
+        ) && out.stdout.contains("(America/Bogota)"),
+        "{}",
+        out.stdout
+    );
+}

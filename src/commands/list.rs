@@ -157,6 +157,9 @@ pub(crate) fn sending_time(jobs: u64, rate: f64, tokens: usize) -> Duration {
 /// within the contact hours when there are any: the estimates' lines.
 pub(crate) struct Pace<'a> {
     pub(crate) window: Option<&'a ContactWindow>,
+    /// Without contact hours, the finish time is shown in this zone
+    /// (`campaign.timezone`, else the machine's).
+    pub(crate) timezone: &'a jiff::tz::TimeZone,
     pub(crate) jobs: usize,
     pub(crate) rate: f64,
     pub(crate) tokens: usize,
@@ -176,7 +179,7 @@ impl Pace<'_> {
 
     /// When sending would end, as a local clock time: in the contact hours' time zone,
     /// going on in later windows when one is not enough (as `--wait-for-window` does);
-    /// otherwise in the machine's time zone.
+    /// otherwise in `timezone`.
     pub(crate) fn finish_line(&self) -> Option<String> {
         if self.jobs == 0 {
             return None;
@@ -188,7 +191,7 @@ impl Pace<'_> {
             None => (
                 now.checked_add(jiff::SignedDuration::try_from(needed).ok()?)
                     .ok()?
-                    .to_zoned_datetime(jiff::tz::TimeZone::system()),
+                    .to_zoned_datetime(self.timezone.clone()),
                 false,
             ),
         };

@@ -183,6 +183,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     }
     let pace = Pace {
         window: settings.window.as_ref(),
+        timezone: &settings.timezone,
         jobs: plan.jobs.len(),
         rate: settings.rate,
         tokens: token_count_for_estimates(),
@@ -299,6 +300,7 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
     );
     let pace = Pace {
         window: settings.window.as_ref(),
+        timezone: &settings.timezone,
         jobs,
         rate: settings.rate,
         tokens,

@@ -98,6 +98,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
 fn print_estimates(out: &mut impl Write, settings: &config::ValidateSettings, valid: u64) {
     let pace = Pace {
         window: settings.window.as_ref(),
+        timezone: &settings.timezone,
         jobs: valid as usize,
         rate: settings.rate,
         tokens: token_count_for_estimates(),
