@@ -31,25 +31,17 @@ fn list(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
 }
 
 /// `reconcile RESULTS --base-url <fake>` with a UTC config and `WOLKVOX_TOKEN=token`.
-fn reconcile_cmd(results: &Path, fake: &FakeWolkvox, token: &str) -> assert_cmd::Command {
+fn utc_reconcile_cmd(results: &Path, fake: &FakeWolkvox, token: &str) -> assert_cmd::Command {
     let config = write_config(
         results.parent().unwrap(),
         "[api]\nconnector_id = \"1\"\n[campaign]\ntimezone = \"UTC\"\n",
     );
-    let mut c = cmd();
-    c.arg("reconcile")
-        .arg(results)
-        .arg("--config")
-        .arg(config)
-        .arg("--base-url")
-        .arg(fake.base_url())
-        .env("WOLKVOX_TOKEN", token);
-    c
+    reconcile_cmd(results, &config, fake, token)
 }
 
-/// `reconcile_cmd` with `tok` and `args`, run.
+/// `utc_reconcile_cmd` with `tok` and `args`, run.
 fn reconcile(results: &Path, fake: &FakeWolkvox, args: &[&str]) -> Run {
-    let mut c = reconcile_cmd(results, fake, "tok");
+    let mut c = utc_reconcile_cmd(results, fake, "tok");
     c.args(args);
     run(c)
 }
@@ -178,7 +170,7 @@ fn too_recent_rows_stay_unknown_and_the_journal_keeps_the_five_minute_rule() {
     // A second reconcile within 5 minutes would wait: its dry run says so and is cut
     // short by the test's timeout rather than calling early.
     let before = cdr_calls(&fake);
-    let mut c = reconcile_cmd(&results, &fake, "tok");
+    let mut c = utc_reconcile_cmd(&results, &fake, "tok");
     c.arg("--dry-run").timeout(Duration::from_secs(3));
     let out = run(c);
     assert!(
@@ -239,7 +231,7 @@ fn a_dry_run_changes_nothing_and_an_unreadable_report_changes_nothing() {
     run(send_cmd(&input, &fake, "sender")).expect_code(1);
     let results = default_results_path(&input);
     let before = std::fs::read(&results).unwrap();
-    let c = reconcile_cmd(&results, &fake, "expired");
+    let c = utc_reconcile_cmd(&results, &fake, "expired");
     let out = run(c);
     out.expect_code(2);
     assert!(

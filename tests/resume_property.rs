@@ -302,15 +302,8 @@ fn one_sequence(seed: u64) {
 /// delivered. A damaged journal may refuse it (exit 2): then nothing may have changed.
 fn reconcile_and_check(results: &Path, config: &Path, fake: &FakeWolkvox, seed: u64, run_no: u64) {
     let before = fs::read(results).ok();
-    let mut c = cmd();
-    c.arg("reconcile")
-        .arg(results)
-        .arg("--config")
-        .arg(config)
-        .arg("--base-url")
-        .arg(fake.base_url())
-        .args(["--settle-after", "0s"])
-        .env("WOLKVOX_TOKEN", TOKEN);
+    let mut c = reconcile_cmd(results, config, fake, TOKEN);
+    c.args(["--settle-after", "0s"]);
     let out = run(c);
     let context = format!(
         "seed {seed}, reconcile before run {run_no} (exit {})",

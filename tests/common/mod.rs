@@ -143,6 +143,24 @@ pub fn send_cmd_at_rate(
     c
 }
 
+/// `reconcile RESULTS --config CONFIG --base-url <fake>` with `WOLKVOX_TOKEN=token`.
+pub fn reconcile_cmd(
+    results: &Path,
+    config: &Path,
+    fake: &FakeWolkvox,
+    token: &str,
+) -> assert_cmd::Command {
+    let mut c = cmd();
+    c.arg("reconcile")
+        .arg(results)
+        .arg("--config")
+        .arg(config)
+        .arg("--base-url")
+        .arg(fake.base_url())
+        .env("WOLKVOX_TOKEN", token);
+    c
+}
+
 /// What a finished run left behind.
 #[derive(Debug)]
 pub struct Run {
