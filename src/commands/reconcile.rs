@@ -6,6 +6,7 @@ change, so an error changes nothing), then records each settled row through the
 journal as any outcome is, and rewrites the results file.
 */
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -70,8 +71,8 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
     if settings.dry_run {
         let _ = writeln!(out, "dry run: the results file was not changed");
     } else {
-        apply(recorder, &settings, changes)?;
-        rewrite_workbook(&settings, prior.last_run.as_ref());
+        let counts = apply(recorder, &settings, changes)?;
+        rewrite_workbook(&settings, prior.last_run.as_ref(), &counts);
         if not_sent > 0
             && let Some(run) = &prior.last_run
         {
@@ -242,24 +243,20 @@ fn settled_outcome(
 }
 
 /// The workbook beside the results, if there is one, rewritten from the settled results.
-fn rewrite_workbook(settings: &ReconcileSettings, run: Option<&journal::RunInfo>) {
+fn rewrite_workbook(
+    settings: &ReconcileSettings,
+    run: Option<&journal::RunInfo>,
+    counts: &HashMap<Status, u64>,
+) {
     let path = super::workbook::path_for(&settings.results);
     if !path.exists() {
         return;
     }
     let written = super::workbook::find_list(&settings.results, run).and_then(|(list, read)| {
-        let mut counts = std::collections::HashMap::new();
-        for o in journal::read(&settings.results)? {
-            counts.insert(o.row, o.status);
-        }
-        let mut by_status = std::collections::HashMap::new();
-        for status in counts.into_values() {
-            *by_status.entry(status).or_insert(0u64) += 1;
-        }
         let summary = super::workbook::summary_lines(
             &list,
             &settings.results,
-            &by_status,
+            counts,
             &[("Reconciled", journal::now())],
         );
         super::workbook::write(
@@ -280,12 +277,12 @@ fn rewrite_workbook(settings: &ReconcileSettings, run: Option<&journal::RunInfo>
 }
 
 /// Records the settled rows through the journal and rewrites the results file with
-/// every other row as it was.
+/// every other row as it was. Returns the count of each status, as the file now has.
 fn apply(
     recorder: Recorder,
     settings: &ReconcileSettings,
     changes: Vec<(Outcome, String)>,
-) -> Result<(), Error> {
+) -> Result<HashMap<Status, u64>, Error> {
     let existing = journal::read(&settings.results)?;
     for outcome in existing {
         recorder.carry(outcome);
@@ -293,6 +290,5 @@ fn apply(
     for (outcome, key) in changes {
         recorder.record(outcome, Some(&key))?;
     }
-    recorder.finish()?;
-    Ok(())
+    Ok(recorder.finish()?)
 }

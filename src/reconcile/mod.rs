@@ -93,14 +93,13 @@ fn has_empty_array(value: &Value) -> bool {
     }
 }
 
+/// The first array, at any depth, holding a message with a `telephone` and a `message`.
 fn find_records(value: &Value) -> Option<&Vec<Value>> {
-    let is_record = |v: &Value| v.get("telephone").is_some() && v.get("message").is_some();
-    match value {
-        Value::Array(items) if !items.is_empty() && items.iter().any(is_record) => Some(items),
-        Value::Array(items) => items.iter().find_map(find_records),
-        Value::Object(map) => map.values().find_map(find_records),
-        _ => None,
-    }
+    crate::send::api::find_array(value, &|items| {
+        items
+            .iter()
+            .any(|v| v.get("telephone").is_some() && v.get("message").is_some())
+    })
 }
 
 fn record(item: &Value) -> Option<Record> {

@@ -62,6 +62,15 @@ pub(crate) fn write(path: &Path, contents: &Contents<'_>) -> Result<(), Workbook
     let mut workbook = Workbook::new();
     rows_sheet(workbook.add_worksheet(), contents).map_err(|e| error(e.to_string()))?;
     summary_sheet(workbook.add_worksheet(), &contents.summary).map_err(|e| error(e.to_string()))?;
+    save(path, &mut workbook)
+}
+
+/// Saves `workbook` to `path`, whole or not at all.
+fn save(path: &Path, workbook: &mut Workbook) -> Result<(), WorkbookError> {
+    let error = |message: String| WorkbookError::Write {
+        path: path.to_owned(),
+        message,
+    };
     let bytes = workbook
         .save_to_buffer()
         .map_err(|e| error(e.to_string()))?;
@@ -89,11 +98,7 @@ pub(crate) fn write_table<'a>(
                 .map_err(|e| error(e.to_string()))?;
         }
     }
-    let bytes = workbook
-        .save_to_buffer()
-        .map_err(|e| error(e.to_string()))?;
-    crate::atomic::replace(path, |out| std::io::Write::write_all(out, &bytes))
-        .map_err(|(_, e)| error(e.to_string()))
+    save(path, &mut workbook)
 }
 
 /// The added columns, after the list's own.

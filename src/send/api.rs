@@ -577,6 +577,22 @@ pub(crate) fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
     }
 }
 
+/// The first array at any depth (an array before what it holds) that `accept`s: the
+/// answers' lists (templates, report records) are looked up wherever they are, since
+/// Wolkvox does not document their nesting.
+pub(crate) fn find_array<'a>(
+    value: &'a serde_json::Value,
+    accept: &impl Fn(&[serde_json::Value]) -> bool,
+) -> Option<&'a Vec<serde_json::Value>> {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) if accept(items) => Some(items),
+        Value::Array(items) => items.iter().find_map(|v| find_array(v, accept)),
+        Value::Object(map) => map.values().find_map(|v| find_array(v, accept)),
+        _ => None,
+    }
+}
+
 /// The first `key` at any depth whose value is a whole number (or a string of digits).
 fn find_count(value: &serde_json::Value, key: &str) -> Option<u64> {
     use serde_json::Value;

@@ -322,21 +322,14 @@ fn find_key<'a>(value: &'a Value, key: &str) -> Option<&'a Vec<Value>> {
     }
 }
 
-/// The first array whose items are objects with a string `name`, at any depth.
+/// The first array whose items are all objects with a string `name`, at any depth.
 fn find_named_array(value: &Value) -> Option<&Vec<Value>> {
-    match value {
-        Value::Array(items)
-            if !items.is_empty()
-                && items
-                    .iter()
-                    .all(|i| i.get("name").is_some_and(Value::is_string)) =>
-        {
-            Some(items)
-        }
-        Value::Array(items) => items.iter().find_map(find_named_array),
-        Value::Object(map) => map.values().find_map(find_named_array),
-        _ => None,
-    }
+    crate::send::api::find_array(value, &|items| {
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|i| i.get("name").is_some_and(Value::is_string))
+    })
 }
 
 /// One template of the answer; `None` for an item without a name.
