@@ -555,7 +555,7 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
         // (a permit taken, then held back by the sync, then sent right before the next).
         // A kill during the wait leaves the row `unknown`, never sent twice.
         if !intended {
-            if let Err(e) = shared.recorder.intent(&job) {
+            if let Err(e) = shared.recorder.intent_async(&job).await {
                 shared.stop_with(StopReason::RecordFailed {
                     message: e.to_string(),
                 });
