@@ -32,6 +32,7 @@ use crate::{Error, Exit};
 /// the error and exit code 2.
 pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
     let started_at = journal::now();
+    crate::validate::phone::preload();
     let result = send_command(args, &started_at);
     if let (Err(e), Some(path)) = (&result, &args.summary_json) {
         // The run never got to a summary: the JSON says why, with exit code 2.

@@ -16,6 +16,7 @@ use crate::validate::Verdict;
 use crate::{Error, Exit};
 
 pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
+    crate::validate::phone::preload();
     report::init_logging(false, false, &Progress::hidden());
     let settings = config::validate_settings(args)?;
     let list = &settings.list;

@@ -19,6 +19,7 @@ national number with a default country): parsing is most of `validate`'s time.
 */
 
 use phonenumber::country::Id;
+use phonenumber::metadata::{DATABASE, Database};
 use phonenumber::{Mode, PhoneNumber, Type};
 
 /// E.164 numbers have at most 15 digits.
@@ -29,6 +30,22 @@ const MAX_CELL_BYTES: usize = 64;
 /// Fewer digits than this cannot be a subscriber number anywhere.
 const MIN_DIGITS: usize = 5;
 
+/// libphonenumber's metadata (loaded on first use).
+fn database() -> &'static Database {
+    &DATABASE
+}
+
+/// Loads the metadata on a thread of its own (it takes ~100 ms: every pattern of
+/// every country is checked), so that reading the list and the config overlaps it.
+pub(crate) fn preload() {
+    // Without a thread the first number loads it instead: nothing is lost.
+    let _ = std::thread::Builder::new()
+        .name("phone-metadata".into())
+        .spawn(|| {
+            database();
+        });
+}
+
 /// Parses an ISO 3166 country code such as "CO" (any case).
 pub(crate) fn parse_country(code: &str) -> Option<Id> {
     let code = code.trim().to_ascii_uppercase();
@@ -37,7 +54,7 @@ pub(crate) fn parse_country(code: &str) -> Option<Id> {
     }
     let id: Id = code.parse().ok()?;
     // Ids without metadata (there are none today, but the enum is wider) cannot parse numbers.
-    phonenumber::metadata::DATABASE.by_id(id.as_ref())?;
+    database().by_id(id.as_ref())?;
     Some(id)
 }
 
@@ -148,9 +165,10 @@ enum Refusal {
 }
 
 fn parse_checked(country: Option<Id>, text: &str) -> Result<PhoneNumber, Refusal> {
-    let number = phonenumber::parse(country, text).map_err(|_| Refusal::Unparsable)?;
+    let number =
+        phonenumber::parse_with(database(), country, text).map_err(|_| Refusal::Unparsable)?;
     // `number_type` is Unknown exactly when `is_valid` is false; asking once does both.
-    let kind = number.number_type(&phonenumber::metadata::DATABASE);
+    let kind = number.number_type(database());
     // The country is looked up again only to explain a refusal: for shared
     // country codes (+1) finding it costs a pattern match per region.
     let country = || number.country().id().map(iso);
@@ -168,7 +186,7 @@ fn parse_checked(country: Option<Id>, text: &str) -> Result<PhoneNumber, Refusal
 fn iso(id: Id) -> &'static str {
     // `Id::as_ref` borrows from a Copy value; the names themselves are 'static
     // in the metadata database.
-    phonenumber::metadata::DATABASE
+    database()
         .by_id(id.as_ref())
         .map(|m| m.id())
         .unwrap_or("??")
