@@ -1,16 +1,20 @@
 //! Throughput benchmark: `cargo bench --bench throughput`.
 //!
 //! Runs the release binary as a child process against the fake Wolkvox endpoint on
-//! 127.0.0.1 at 0, 10 and 50 ms of latency with 1 and 4 tokens, and compares it with the
-//! ideal (the API allows 2 requests in flight per token, so no client can beat
-//! 2 x tokens / latency messages per second) and with what a user would otherwise reach
-//! for: `xargs -P2 curl` and a Python thread pool of 2 (each only if installed). Then it
-//! times `validate` on 10,000 rows and measures its peak memory on 1,000,000 rows.
+//! 127.0.0.1 and compares it with the ideal (the API allows 2 requests in flight per
+//! token, so no client can beat 2 x tokens / latency messages per second): 10,000 rows
+//! at 100 and 300 ms with 1 and 8 tokens, at 50 ms with 32 and 128 tokens, then at 10 ms
+//! with 1 token beside what a user would otherwise reach for (a bare keep-alive loop,
+//! `xargs -P2 curl` and a Python thread pool of 2, each only if installed), then the
+//! older 0/10/50 ms cases with 1 and 4 tokens. Then it times `validate` on 10,000 rows and
+//! measures the peak memory of `validate` and `send --dry-run` on 1,000,000 rows.
+//! The full run takes about 45 minutes (300 ms with 1 token is 25 of them).
 //!
 //! Every run is checked, not only timed: the fake must have received every row exactly
 //! once and never more than 2 requests in flight on one token.
 //!
 //! Knobs (environment variables):
+//! - `BENCH_QUICK=1`: every kind of case, a few seconds each (under a minute in all).
 //! - `BENCH_RUNS` (default 3): runs of the tool per case; the median is shown.
 //! - `BENCH_PEER_RUNS` (default 1): runs of each peer per case.
 //! - `BENCH_SECONDS` (default 6): rows per latency case are chosen so the ideal time is
@@ -20,6 +24,8 @@
 //! - `BENCH_PEERS=0`, `BENCH_VALIDATE=0`, `BENCH_SEND=0`: skip a part.
 //! - `BENCH_BIG_ROWS` (default 1000000): rows of the big `validate` file.
 //! - `BENCH_RATE` (default 100000): the `--rate` given to the tool, high enough not to limit.
+//! - `BENCH_BASELINE=/path/to/wolkvox-dispatch`: also run another build (say, main's)
+//!   the same way, case by case, so the two are compared in one run.
 //! - `BENCH_DEBUG=1`: show the tool's log, and the fake's time between an answer and the
 //!   next request on each connection (the client's turnaround, plus the fake's own).
 //!
@@ -317,6 +323,8 @@ sys.exit(1 if bad else 0)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tool {
     Dispatch,
+    /// Another build of the tool (`BENCH_BASELINE`), run the same way, for a side-by-side.
+    Baseline,
     Curl,
     Python,
     Raw,
@@ -326,6 +334,7 @@ impl Tool {
     fn name(self) -> &'static str {
         match self {
             Tool::Dispatch => "wolkvox-dispatch",
+            Tool::Baseline => "baseline (BENCH_BASELINE)",
             Tool::Curl => "xargs -P2 curl",
             Tool::Python => "python pool of 2",
             Tool::Raw => "reference: bare keep-alive loop",
@@ -371,11 +380,16 @@ fn run_case(tool: Tool, case: &Case, dir: &Path, list: &Path) -> Result<Measured
     let url = fake.send_message_url();
     let commands: Vec<Spawn> = match tool {
         Tool::Raw => Vec::new(),
-        Tool::Dispatch => {
+        Tool::Dispatch | Tool::Baseline => {
             let results = dir.join("bench.results.csv");
             let _ = fs::remove_file(&results);
             let _ = fs::remove_file(dir.join("bench.results.csv.journal"));
-            let mut m = measured(BIN, dir.join("usage-0"))?;
+            let _ = fs::remove_file(dir.join("bench.results.xlsx"));
+            let bin = match (tool, std::env::var("BENCH_BASELINE")) {
+                (Tool::Baseline, Ok(path)) => path,
+                _ => BIN.to_owned(),
+            };
+            let mut m = measured(&bin, dir.join("usage-0"))?;
             m.command
                 .arg("send")
                 .arg(list)
@@ -670,8 +684,53 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}, {rustc}")
 }
 
+/// The cases of a run: `(latency ms, tokens, rows, with peers)`.
+///
+/// By default, issue 15's targets (10,000 rows at 100 and 300 ms with 1 and 8 tokens;
+/// 32 and 128 tokens at 50 ms; 10 ms with 1 token beside the peers), then the older
+/// cases (0, 10 and 50 ms with 1 and 4 tokens, about `BENCH_SECONDS` each) as
+/// information. `BENCH_QUICK=1`: the same kinds of case, a few seconds each.
+/// `BENCH_LATENCIES` / `BENCH_TOKENS`: every combination of those instead.
+fn cases(quick: bool) -> Vec<(u64, usize, Option<usize>, bool)> {
+    if std::env::var_os("BENCH_LATENCIES").is_some() || std::env::var_os("BENCH_TOKENS").is_some() {
+        let mut all = Vec::new();
+        for latency in env_list("BENCH_LATENCIES", &LATENCIES_MS) {
+            for tokens in env_list("BENCH_TOKENS", &TOKEN_COUNTS.map(|t| t as u64)) {
+                all.push((latency, tokens as usize, None, true));
+            }
+        }
+        return all;
+    }
+    if quick {
+        // About 3 s each at the ideal rate.
+        return vec![
+            (10, 1, Some(600), true),
+            (100, 8, Some(480), false),
+            (300, 1, Some(20), false),
+            (50, 32, Some(3840), false),
+            (50, 128, Some(10_000), false),
+        ];
+    }
+    let mut all = vec![
+        (100, 1, Some(MAX_ROWS), false),
+        (100, 8, Some(MAX_ROWS), false),
+        (300, 1, Some(MAX_ROWS), false),
+        (300, 8, Some(MAX_ROWS), false),
+        (50, 32, Some(MAX_ROWS), false),
+        (50, 128, Some(MAX_ROWS), false),
+        (10, 1, Some(2_000), true),
+    ];
+    for latency in LATENCIES_MS {
+        for tokens in TOKEN_COUNTS {
+            all.push((latency, tokens, None, latency != 10 || tokens != 1));
+        }
+    }
+    all
+}
+
 fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
-    let runs = env_number("BENCH_RUNS", 3).max(1) as usize;
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v != "0");
+    let runs = env_number("BENCH_RUNS", if quick { 1 } else { 3 }).max(1) as usize;
     let peer_runs = env_number("BENCH_PEER_RUNS", 1) as usize;
     let seconds = env_number("BENCH_SECONDS", 6).max(1) as f64;
     let fixed_rows = std::env::var("BENCH_ROWS")
@@ -691,6 +750,7 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
             println!("python3 not found: the Python peer is skipped");
         }
     }
+    let baseline = std::env::var_os("BENCH_BASELINE").is_some();
     let mut lists: HashMap<usize, PathBuf> = HashMap::new();
     let _ = writeln!(
         out,
@@ -698,16 +758,15 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
     );
     let _ = writeln!(
         out,
-        "| latency | tokens | rows | tool | elapsed | msg/s | ideal msg/s | ratio | fake's real latency | before first / after last request | peak RSS | CPU |"
+        "| latency | tokens | rows | tool | elapsed | msg/s | ideal msg/s | ratio | fake's real latency | before first / after last request | peak RSS | CPU | CPU/msg |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     print!("{out}");
     let mut shown = out.len();
-    for latency_ms in env_list("BENCH_LATENCIES", &LATENCIES_MS) {
-        for tokens in env_list("BENCH_TOKENS", &TOKEN_COUNTS.map(|t| t as u64)) {
-            let tokens = tokens as usize;
+    for (latency_ms, tokens, case_rows, with_peers) in cases(quick) {
+        {
             let ideal_per_s = 2.0 * tokens as f64 * 1000.0 / latency_ms.max(1) as f64;
-            let rows = fixed_rows.unwrap_or(if latency_ms == 0 {
+            let rows = fixed_rows.or(case_rows).unwrap_or(if latency_ms == 0 {
                 MAX_ROWS
             } else {
                 ((ideal_per_s * seconds) as usize).clamp(100, MAX_ROWS)
@@ -717,6 +776,13 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                 tokens,
                 rows,
             };
+            let mut tools = vec![Tool::Dispatch];
+            if baseline {
+                tools.push(Tool::Baseline);
+            }
+            if with_peers {
+                tools.extend(peers.iter().copied());
+            }
             let list = match lists.get(&rows) {
                 Some(p) => p.clone(),
                 None => {
@@ -726,8 +792,8 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                     p
                 }
             };
-            for tool in std::iter::once(Tool::Dispatch).chain(peers.iter().copied()) {
-                let n = if tool == Tool::Dispatch {
+            for tool in tools {
+                let n = if matches!(tool, Tool::Dispatch | Tool::Baseline) {
                     runs
                 } else {
                     peer_runs
@@ -745,7 +811,7 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                 }
                 let row = match (error, median_by(measured, |m| m.usage.elapsed)) {
                     (Some(e), _) => format!(
-                        "| {latency_ms} ms | {tokens} | {rows} | {} | failed: {e} | | | | | | | |",
+                        "| {latency_ms} ms | {tokens} | {rows} | {} | failed: {e} | | | | | | | | |",
                         tool.name()
                     ),
                     (None, None) => continue,
@@ -766,7 +832,7 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                             ),
                         };
                         format!(
-                            "| {latency_ms} ms | {tokens} | {rows} | {} | {secs:.2} s | {rate:.0} | {ideal} | {ratio} | {:.2} ms | {:.0} / {:.0} ms | {} | {:.2} s |",
+                            "| {latency_ms} ms | {tokens} | {rows} | {} | {secs:.2} s | {rate:.0} | {ideal} | {ratio} | {:.2} ms | {:.0} / {:.0} ms | {} | {:.2} s | {} |",
                             tool.name(),
                             m.server_ms,
                             m.lead.as_secs_f64() * 1000.0,
@@ -776,7 +842,12 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                             } else {
                                 mib(m.usage.max_rss_kib)
                             },
-                            m.usage.cpu.as_secs_f64()
+                            m.usage.cpu.as_secs_f64(),
+                            if tool == Tool::Raw {
+                                "-".to_owned()
+                            } else {
+                                format!("{:.0} us", m.usage.cpu.as_secs_f64() * 1e6 / rows as f64)
+                            }
                         )
                     }
                 };
@@ -790,7 +861,8 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
 }
 
 fn validate_bench(dir: &Path, out: &mut String) -> Result<(), String> {
-    let runs = env_number("BENCH_RUNS", 3).max(1) as usize * 2 + 1;
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v != "0");
+    let runs = env_number("BENCH_RUNS", if quick { 1 } else { 3 }).max(1) as usize * 2 + 1;
     let small = dir.join("validate-10k.csv");
     write_list(&small, MAX_ROWS, true).map_err(|e| e.to_string())?;
     let validate = |path: &Path, extra: &[&str]| -> Result<Usage, String> {
@@ -816,17 +888,17 @@ fn validate_bench(dir: &Path, out: &mut String) -> Result<(), String> {
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     let _ = writeln!(
         out,
-        "| validate-10k.csv (median of {runs}) | {MAX_ROWS} | {:.1} ms | {} | {:.1} ms | < 100 ms |",
+        "| validate-10k.csv (median of {runs}) | {MAX_ROWS} | {:.1} ms | {} | {:.1} ms | < 60 ms |",
         m.elapsed.as_secs_f64() * 1000.0,
         mib(m.max_rss_kib),
         m.cpu.as_secs_f64() * 1000.0
     );
-    let big_rows = env_number("BENCH_BIG_ROWS", 1_000_000) as usize;
+    let big_rows = env_number("BENCH_BIG_ROWS", if quick { 100_000 } else { 1_000_000 }) as usize;
     let big = dir.join("validate-big.csv");
     write_list(&big, big_rows, true).map_err(|e| e.to_string())?;
     let size = fs::metadata(&big).map(|m| m.len()).unwrap_or(0);
-    let u = validate(&big, &["--max-rows", &big_rows.to_string()])?;
-    let _ = fs::remove_file(&big);
+    let max_rows = big_rows.to_string();
+    let u = validate(&big, &["--max-rows", &max_rows])?;
     let _ = writeln!(
         out,
         "| validate-big.csv ({:.0} MB) | {big_rows} | {:.2} s | **{}** | {:.2} s | RSS < 64 MB |",
@@ -835,6 +907,37 @@ fn validate_bench(dir: &Path, out: &mut String) -> Result<(), String> {
         mib(u.max_rss_kib),
         u.cpu.as_secs_f64()
     );
+    // The same file through `send --dry-run`, with and without the workbook.
+    for (label, extra) in [
+        ("send --dry-run --no-xlsx", vec!["--no-xlsx"]),
+        ("send --dry-run", vec![]),
+    ] {
+        let results = dir.join("big.results.csv");
+        let _ = fs::remove_file(&results);
+        let _ = fs::remove_file(dir.join("big.results.xlsx"));
+        let mut m = measured(BIN, dir.join("usage-dry"))?;
+        m.command
+            .args(["send", "--dry-run", "--quiet", "--max-rows", &max_rows])
+            .arg(&big)
+            .arg("--results")
+            .arg(&results)
+            .args(&extra)
+            .env_remove("RUST_LOG");
+        let (codes, u) = run_all(vec![m])?;
+        let row = match codes.first() {
+            Some(0) => format!(
+                "| {label}, validate-big.csv | {big_rows} | {:.2} s | **{}** | {:.2} s | RSS < 128 MB |",
+                u.elapsed.as_secs_f64(),
+                mib(u.max_rss_kib),
+                u.cpu.as_secs_f64()
+            ),
+            other => {
+                format!("| {label}, validate-big.csv | {big_rows} | exited with {other:?} | | | |")
+            }
+        };
+        let _ = writeln!(out, "{row}");
+    }
+    let _ = fs::remove_file(&big);
     Ok(())
 }
 
