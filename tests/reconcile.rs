@@ -57,18 +57,33 @@ fn cdr_calls(fake: &FakeWolkvox) -> usize {
         .count()
 }
 
-/// Row 3's connection drops before any delivery (it is recorded `unknown`); then the
-/// run is killed with rows 5 and 6 delivered but unanswered (intents without outcome).
-fn killed_run(dir: &Path, fake_nesting: u8) -> (FakeWolkvox, PathBuf, Vec<String>) {
+/// A run killed with requests in doubt, and which rows they were.
+struct Killed {
+    fake: FakeWolkvox,
+    results: PathBuf,
+    phones: Vec<String>,
+    /// The row whose connection dropped before any delivery (recorded `unknown`).
+    dropped: u64,
+    /// The rows delivered but unanswered when the run was killed (intents, no outcome).
+    hung: [u64; 2],
+}
+
+/// The third request's connection drops before any delivery; the fifth and sixth are
+/// delivered and never answered, which holds both of the token's workers; then the run
+/// is killed. By arrival, not by row: which rows those are depends on how the workers
+/// took them (each takes its next row while its request is in flight).
+fn killed_run(dir: &Path, fake_nesting: u8) -> Killed {
     let (input, phones) = list(dir, 10);
-    let fake = FakeWolkvox::start(Behavior::ok().cdr_nesting(fake_nesting).hook(|req| {
-        // Only the first request for each: a later one is answered normally.
-        match (index_of(req.telephone.as_deref())?, req.attempt) {
-            (2, 0) => Some(Reply::DropConnection),
-            (4 | 5, 0) => Some(Reply::DeliverThenHang(Duration::from_secs(30))),
-            _ => None,
-        }
-    }));
+    let fake =
+        FakeWolkvox::start(
+            Behavior::ok()
+                .cdr_nesting(fake_nesting)
+                .hook(|req| match req.index {
+                    2 => Some(Reply::DropConnection),
+                    4 | 5 => Some(Reply::DeliverThenHang(Duration::from_secs(30))),
+                    _ => None,
+                }),
+        );
     let spawned = spawn_send(&input, &fake, "tok", &[]);
     assert!(
         fake.wait_for_requests(6, Duration::from_secs(20)),
@@ -78,18 +93,35 @@ fn killed_run(dir: &Path, fake_nesting: u8) -> (FakeWolkvox, PathBuf, Vec<String
     // Both of the token's slots now hold a delivered message whose answer never comes.
     std::thread::sleep(Duration::from_millis(300));
     spawned.kill_9();
-    (fake, default_results_path(&input), phones)
+    let requests = fake.requests();
+    let row_of = |i: usize| {
+        let index = index_of(requests[i].telephone.as_deref()).expect("a send request");
+        index as u64 + 1
+    };
+    Killed {
+        dropped: row_of(2),
+        hung: [row_of(4), row_of(5)],
+        fake,
+        results: default_results_path(&input),
+        phones,
+    }
 }
 
 #[test]
 fn after_a_kill_9_reconcile_and_a_plain_resume_send_every_row_exactly_once() {
     let dir = temp_dir();
-    let (fake, results, phones) = killed_run(dir.path(), 0);
+    let Killed {
+        fake,
+        results,
+        phones,
+        dropped,
+        hung,
+    } = killed_run(dir.path(), 0);
     let delivered_before = fake.delivered_telephones();
     assert_eq!(
         delivered_before.len(),
         5,
-        "rows 1, 2, 4, 5, 6: {delivered_before:?}"
+        "all but the dropped one: {delivered_before:?}"
     );
     // `report` points at reconcile while unknown rows remain, and not after.
     let report = |results: &Path| {
@@ -107,10 +139,13 @@ fn after_a_kill_9_reconcile_and_a_plain_resume_send_every_row_exactly_once() {
     out.expect_code(0);
     assert_eq!(cdr_calls(&fake), 1);
     let st = statuses(&results);
-    assert_eq!(st[&5], "sent", "delivered, answer lost to the kill: {st:?}");
-    assert_eq!(st[&6], "sent");
     assert_eq!(
-        st[&3], "not_sent",
+        st[&hung[0]], "sent",
+        "delivered, answer lost to the kill: {st:?}"
+    );
+    assert_eq!(st[&hung[1]], "sent");
+    assert_eq!(
+        st[&dropped], "not_sent",
         "the dropped request never reached the fake: {st:?}"
     );
     assert_eq!(count(&st, "unknown"), 0);
@@ -127,11 +162,11 @@ fn after_a_kill_9_reconcile_and_a_plain_resume_send_every_row_exactly_once() {
     );
     let rows = read_results(&results);
     assert!(
-        row(&rows, 5)["msg"].contains("confirmed sent by Wolkvox's report (cdr_3)"),
+        row(&rows, hung[0])["msg"].contains("confirmed sent by Wolkvox's report (cdr_3)"),
         "{rows:?}"
     );
     assert!(
-        row(&rows, 3)["msg"].contains("absent from Wolkvox's report"),
+        row(&rows, dropped)["msg"].contains("absent from Wolkvox's report"),
         "{rows:?}"
     );
 
@@ -150,7 +185,12 @@ fn after_a_kill_9_reconcile_and_a_plain_resume_send_every_row_exactly_once() {
 #[test]
 fn too_recent_rows_stay_unknown_and_the_journal_keeps_the_five_minute_rule() {
     let dir = temp_dir();
-    let (fake, results, _) = killed_run(dir.path(), 1);
+    let Killed {
+        fake,
+        results,
+        dropped,
+        ..
+    } = killed_run(dir.path(), 1);
     // The default 30 minutes: the report cannot yet prove an absence.
     let out = reconcile(&results, &fake, &[]);
     out.expect_code(1);
@@ -160,7 +200,7 @@ fn too_recent_rows_stay_unknown_and_the_journal_keeps_the_five_minute_rule() {
         3 + 2,
         "confirmed rows move at once: {st:?}"
     );
-    assert_eq!(st[&3], "unknown");
+    assert_eq!(st[&dropped], "unknown");
     assert!(
         out.stdout
             .contains("still unknown: too recent for its absence to count; reconcile again after"),
@@ -188,7 +228,7 @@ fn too_recent_rows_stay_unknown_and_the_journal_keeps_the_five_minute_rule() {
 #[test]
 fn a_dry_run_changes_nothing_and_an_unreadable_report_changes_nothing() {
     let dir = temp_dir();
-    let (fake, results, _) = killed_run(dir.path(), 2);
+    let Killed { fake, results, .. } = killed_run(dir.path(), 2);
     let before = std::fs::read(&results).unwrap();
     let out = reconcile(&results, &fake, &["--settle-after", "0s", "--dry-run"]);
     out.expect_code(0);

@@ -642,6 +642,7 @@ fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journ
             .collect(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         started_at: started_at.to_owned(),
+        boot_id: journal::boot_id(),
     }
 }
 

@@ -12,7 +12,7 @@ hop per request cost more than it saved.
 */
 
 use std::fs::File;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
@@ -39,6 +39,10 @@ enum Step {
 
 /// The numbering and the syncs of one journal.
 pub(super) struct GroupCommit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     file: File,
     state: Mutex<State>,
     /// Wakes blocking waiters when a sync ends.
@@ -51,15 +55,17 @@ impl GroupCommit {
     /// `file` is a handle on the journal.
     pub(super) fn new(file: File) -> Self {
         Self {
-            file,
-            state: Mutex::new(State::default()),
-            synced: Condvar::new(),
-            ended: watch::Sender::new(0),
+            inner: Arc::new(Inner {
+                file,
+                state: Mutex::new(State::default()),
+                synced: Condvar::new(),
+                ended: watch::Sender::new(0),
+            }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock()
     }
 
     /// Counts an intent just written (call it under the journal's lock, so numbers
@@ -68,6 +74,72 @@ impl GroupCommit {
         let mut state = self.lock();
         state.written += 1;
         state.written
+    }
+
+    /// Blocks until intent `number` is on disk.
+    #[cfg(test)]
+    pub(super) fn wait(&self, number: u64) -> std::io::Result<()> {
+        let mut state = self.lock();
+        loop {
+            match Inner::step(&mut state, number) {
+                Step::Done(result) => return result,
+                Step::Sync(covers) => {
+                    drop(state);
+                    self.inner.sync(covers);
+                    state = self.lock();
+                }
+                Step::Wait => {
+                    state = self
+                        .inner
+                        .synced
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
+
+    /// Returns once intent `number` is on disk: syncing if no sync is running, else
+    /// parked until the running one ends (it may not cover this intent: then again).
+    /// `offload`: sync on a blocking thread, not this one, for a waiter with something
+    /// else to do on this thread meanwhile (an intent written ahead, while the worker's
+    /// own request is still to be written).
+    pub(super) async fn wait_async(&self, number: u64, offload: bool) -> std::io::Result<()> {
+        let mut ended = self.inner.ended.subscribe();
+        loop {
+            // Marked seen before looking, so a sync ending in between still wakes us.
+            ended.borrow_and_update();
+            let step = Inner::step(&mut self.lock(), number);
+            match step {
+                Step::Done(result) => return result,
+                Step::Sync(covers) if offload => {
+                    let inner = Arc::clone(&self.inner);
+                    let blocking = tokio::task::spawn_blocking(move || inner.sync(covers));
+                    if blocking.await.is_err() {
+                        // Not run (the runtime is shutting down) or panicked: sync here.
+                        self.inner.sync(covers);
+                    }
+                }
+                Step::Sync(covers) => self.inner.sync(covers),
+                Step::Wait => {
+                    // The sender lives as long as `self`: `changed` cannot fail here.
+                    let _ = ended.changed().await;
+                }
+            }
+        }
+    }
+
+    /// Intents written, intents durable, syncs done.
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> (u64, u64, u64) {
+        let state = self.lock();
+        (state.written, state.durable, state.syncs)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn step(state: &mut State, number: u64) -> Step {
@@ -97,54 +169,6 @@ impl GroupCommit {
         drop(state);
         self.synced.notify_all();
         self.ended.send_modify(|n| *n += 1);
-    }
-
-    /// Blocks until intent `number` is on disk.
-    #[cfg(test)]
-    pub(super) fn wait(&self, number: u64) -> std::io::Result<()> {
-        let mut state = self.lock();
-        loop {
-            match Self::step(&mut state, number) {
-                Step::Done(result) => return result,
-                Step::Sync(covers) => {
-                    drop(state);
-                    self.sync(covers);
-                    state = self.lock();
-                }
-                Step::Wait => {
-                    state = self
-                        .synced
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            }
-        }
-    }
-
-    /// Returns once intent `number` is on disk: syncing if no sync is running, else
-    /// parked until the running one ends (it may not cover this intent: then again).
-    pub(super) async fn wait_async(&self, number: u64) -> std::io::Result<()> {
-        let mut ended = self.ended.subscribe();
-        loop {
-            // Marked seen before looking, so a sync ending in between still wakes us.
-            ended.borrow_and_update();
-            let step = Self::step(&mut self.lock(), number);
-            match step {
-                Step::Done(result) => return result,
-                Step::Sync(covers) => self.sync(covers),
-                Step::Wait => {
-                    // The sender lives as long as `self`: `changed` cannot fail here.
-                    let _ = ended.changed().await;
-                }
-            }
-        }
-    }
-
-    /// Intents written, intents durable, syncs done.
-    #[cfg(test)]
-    pub(super) fn counts(&self) -> (u64, u64, u64) {
-        let state = self.lock();
-        (state.written, state.durable, state.syncs)
     }
 }
 
@@ -192,7 +216,7 @@ mod tests {
                     let commit = Arc::clone(&commit);
                     tokio::spawn(async move {
                         let n = commit.written();
-                        commit.wait_async(n).await
+                        commit.wait_async(n, false).await
                     })
                 })
                 .collect();
@@ -200,7 +224,7 @@ mod tests {
             tokio::task::yield_now().await;
             assert_eq!(commit.counts(), (20, 0, 0));
             // The running sync ends without covering them: the first to wake syncs for all.
-            commit.sync(0);
+            commit.inner.sync(0);
             for task in tasks {
                 task.await.unwrap().unwrap();
             }
@@ -209,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn async_writers_on_many_threads_are_all_covered() {
+    fn async_writers_on_many_threads_are_all_covered_whoever_syncs() {
         let (_dir, commit) = commit();
         let commit = Arc::new(commit);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -218,12 +242,13 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let tasks: Vec<_> = (0..64)
-                .map(|_| {
+                .map(|t| {
                     let commit = Arc::clone(&commit);
                     tokio::spawn(async move {
-                        for _ in 0..5 {
+                        for i in 0..5 {
                             let n = commit.written();
-                            commit.wait_async(n).await?;
+                            // Some sync on a blocking thread, some inline.
+                            commit.wait_async(n, (t + i) % 2 == 0).await?;
                         }
                         std::io::Result::Ok(())
                     })

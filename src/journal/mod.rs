@@ -8,10 +8,12 @@ what is needed to resume safely.
 - `<results>.journal` is the tool's memory, one event a line: a `run` at the
   start of every real run (what the campaign is: message kind, template,
   variables, connector, the list, its row count and the command line), an
-  `intent` before a request leaves, a `done` with the full outcome after. It
-  is keyed by content (telephone + message), so `--resume` matches rows even
-  in an edited or re-sorted list, and a row with an intent but no outcome
-  (the process was killed mid-request) is `unknown`, never unsent. The
+  `intent` before a request leaves (synced), a `leaving` when the request of an
+  intent written ahead leaves (see `AheadIntents`), a `done` with the full
+  outcome after. It is keyed by content (telephone + message), so `--resume`
+  matches rows even in an edited or re-sorted list, and a row with an intent
+  but no outcome (the process was killed mid-request) is `unknown`, never
+  unsent. The
   journal is also what is locked, so two runs can never share a results file.
 
 Each journal line is `<checksum> <json>`, the checksum being the first 64 bits
@@ -364,6 +366,59 @@ pub(crate) struct RunInfo {
     pub(crate) tool_version: String,
     #[serde(default)]
     pub(crate) started_at: String,
+    /// The machine's boot (Linux's boot id) when the run started: within the same boot
+    /// a journal line written is on disk for the next run even if not synced (see
+    /// `AheadIntents`); after a reboot (a power cut) only synced lines are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) boot_id: Option<String>,
+}
+
+/// This boot's id, where the system gives one.
+pub(crate) fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+}
+
+/// Intents written ahead (while the worker's previous request was in flight) whose
+/// request has not been seen leaving. Before an ahead row's request leaves, a `leaving`
+/// event is written, not synced: within the boot that wrote it the journal holds it
+/// (a killed process loses no written line), so an ahead intent without it, read in
+/// the same boot, is a request that never left, and the row is simply not attempted.
+/// Read after a reboot, the `leaving` line may have been lost to the power cut: the row
+/// stays `unknown`, as any intent without an outcome.
+#[derive(Debug, Default)]
+struct AheadIntents {
+    /// The boot of the run being read.
+    run_boot: Option<String>,
+    /// Key -> the boot of the run that wrote its ahead intent.
+    pending: HashMap<String, Option<String>>,
+}
+
+impl AheadIntents {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Run(info) => self.run_boot.clone_from(&info.boot_id),
+            Event::Intent {
+                key, ahead: true, ..
+            } => {
+                self.pending.insert(key.clone(), self.run_boot.clone());
+            }
+            Event::Intent { key, .. } | Event::Leaving { key } | Event::Done { key, .. } => {
+                self.pending.remove(key);
+            }
+            Event::Query { .. } => {}
+        }
+    }
+
+    /// Keys whose ahead intent certainly never became a request, read in boot `now`.
+    fn never_left(self, now: Option<&str>) -> impl Iterator<Item = String> {
+        self.pending
+            .into_iter()
+            .filter(move |(_, boot)| now.is_some() && boot.as_deref() == now)
+            .map(|(key, _)| key)
+    }
 }
 
 impl RunInfo {
@@ -451,6 +506,13 @@ enum Event {
         /// Absent in journals of earlier versions.
         #[serde(default)]
         telephone: Option<String>,
+        /// Written while the worker's previous request was in flight (see `AheadIntents`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ahead: bool,
+    },
+    /// The request of a row whose intent was written ahead is about to leave.
+    Leaving {
+        key: String,
     },
     Done {
         key: String,
@@ -536,6 +598,7 @@ impl Prior {
         };
         file.rewind().map_err(read_error)?;
         let mut prior = Prior::default();
+        let mut ahead = AheadIntents::default();
         let mut reader = BufReader::new(&*file);
         let mut buf = Vec::new();
         let (mut number, mut offset, mut whole, mut unterminated) = (0usize, 0u64, 0u64, false);
@@ -564,12 +627,17 @@ impl Prior {
                     message,
                 });
             }
-            match parse_line(line) {
+            let event = parse_line(line);
+            if let Ok(event) = &event {
+                ahead.event(event);
+            }
+            match event {
                 Ok(Event::Run(info)) => prior.last_run = Some(*info),
                 Ok(Event::Intent {
                     key,
                     row,
                     telephone,
+                    ..
                 }) => {
                     match telephone {
                         Some(t) => {
@@ -588,6 +656,7 @@ impl Prior {
                 Ok(Event::Query { api, at }) => {
                     prior.last_query.insert(api, at);
                 }
+                Ok(Event::Leaving { .. }) => {}
                 Err(e) => {
                     bad = Some((number, e));
                     continue;
@@ -595,6 +664,9 @@ impl Prior {
             }
             whole = offset;
             unterminated = !terminated;
+        }
+        for key in ahead.never_left(boot_id().as_deref()) {
+            prior.interrupted.remove(&key);
         }
         Ok((prior, whole, unterminated))
     }
@@ -846,13 +918,19 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     let bytes = std::fs::read(&path).ok()?;
     let mut last_run = None;
     let mut in_flight: HashMap<String, (u64, String)> = HashMap::new();
+    let mut ahead = AheadIntents::default();
     for line in bytes.split(|&b| b == b'\n') {
-        match parse_line(line) {
+        let event = parse_line(line);
+        if let Ok(event) = &event {
+            ahead.event(event);
+        }
+        match event {
             Ok(Event::Run(info)) => last_run = Some(*info),
             Ok(Event::Intent {
                 key,
                 row,
                 telephone,
+                ..
             }) => {
                 in_flight.insert(key, (row, telephone.unwrap_or_default()));
             }
@@ -861,6 +939,9 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
             }
             _ => {}
         }
+    }
+    for key in ahead.never_left(boot_id().as_deref()) {
+        in_flight.remove(&key);
     }
     let mut in_flight: Vec<(u64, String)> = in_flight.into_values().collect();
     in_flight.sort();
@@ -1123,7 +1204,7 @@ impl Recorder {
     /// Blocks the thread: the dispatcher uses `intent_async`.
     #[cfg(test)]
     pub(crate) fn intent(&self, job: &Job) -> Result<(), ResultsError> {
-        match (self.write_intent(job)?, &self.commit) {
+        match (self.write_intent(job, false)?, &self.commit) {
             (Some(number), Some(commit)) => {
                 commit.wait(number).map_err(write_error(&self.journal_path))
             }
@@ -1133,11 +1214,12 @@ impl Recorder {
 
     /// `intent` for the dispatcher: while another worker's sync runs, this one waits
     /// parked, so the runtime's threads go on with other rows and the intents written
-    /// meanwhile share the next sync.
-    pub(crate) async fn intent_async(&self, job: &Job) -> Result<(), ResultsError> {
-        match (self.write_intent(job)?, &self.commit) {
+    /// meanwhile share the next sync. `ahead`: written while the worker's previous
+    /// request is in flight; `leaving` must then be called before the request leaves.
+    pub(crate) async fn intent_async(&self, job: &Job, ahead: bool) -> Result<(), ResultsError> {
+        match (self.write_intent(job, ahead)?, &self.commit) {
             (Some(number), Some(commit)) => commit
-                .wait_async(number)
+                .wait_async(number, ahead)
                 .await
                 .map_err(write_error(&self.journal_path)),
             _ => Ok(()),
@@ -1145,7 +1227,7 @@ impl Recorder {
     }
 
     /// Writes the intent; its number for the group commit, for a run with a journal.
-    fn write_intent(&self, job: &Job) -> Result<Option<u64>, ResultsError> {
+    fn write_intent(&self, job: &Job, ahead: bool) -> Result<Option<u64>, ResultsError> {
         let mut inner = self.lock();
         self.journal_event(
             &mut inner,
@@ -1153,6 +1235,7 @@ impl Recorder {
                 key: job.key.clone(),
                 row: job.row,
                 telephone: Some(job.telephone.clone()),
+                ahead,
             },
         )?;
         // Numbered under the journal's lock, so numbers follow the order of the writes.
@@ -1160,6 +1243,18 @@ impl Recorder {
             (Some(_), Some(commit)) => Some(commit.written()),
             _ => None,
         })
+    }
+
+    /// Marks that the request of a row whose intent was written ahead is about to leave.
+    /// Written, not synced (see `AheadIntents`): a few microseconds.
+    pub(crate) fn leaving(&self, job: &Job) -> Result<(), ResultsError> {
+        let mut inner = self.lock();
+        self.journal_event(
+            &mut inner,
+            &Event::Leaving {
+                key: job.key.clone(),
+            },
+        )
     }
 
     /// Starts a real run in the journal: what the campaign is (see `RunInfo`). Durable
@@ -1527,6 +1622,52 @@ mod tests {
         // With or without --resume, the message says another run holds the file.
         for resume in [true, false] {
             assert!(matches!(refused(&dir, resume), ResultsError::Locked { .. }));
+        }
+    }
+
+    /// Rows whose intents were written ahead: one whose request left (`leaving`), one
+    /// killed before it did, one answered. Read in the boot that wrote them, only the
+    /// one that left is in doubt; read after a reboot (the run's boot id differs), so
+    /// is the other, since its `leaving` line may have been lost with the page cache.
+    #[test]
+    fn ahead_intents_without_leaving_are_unattempted_in_the_same_boot_only() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (boot, in_doubt) in [
+            (boot_id(), vec!["left"]),
+            (Some("another boot".into()), vec!["left", "never left"]),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let (rec, _) = open(dir.path(), false, false).unwrap();
+                rec.begin_run(&RunInfo {
+                    boot_id: boot.clone(),
+                    ..RunInfo::default()
+                })
+                .unwrap();
+                runtime.block_on(async {
+                    for (row, key) in [(1, "left"), (2, "never left"), (3, "answered")] {
+                        rec.intent_async(&job(row, key), true).await.unwrap();
+                    }
+                });
+                rec.leaving(&job(1, "left")).unwrap();
+                rec.leaving(&job(3, "answered")).unwrap();
+                rec.record(Outcome::local(3, "t", Status::Sent, ""), Some("answered"))
+                    .unwrap();
+                // Dropped without `finish`: as a kill leaves it.
+            }
+            let (_, prior) = open(dir.path(), false, true).unwrap();
+            let mut keys: Vec<&str> = prior.interrupted.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(
+                keys,
+                in_doubt,
+                "run's boot {boot:?}, this boot {:?}",
+                boot_id()
+            );
+            let view = journal_view(&dir.path().join("r.csv")).unwrap();
+            assert_eq!(view.in_flight.len(), in_doubt.len(), "{:?}", view.in_flight);
         }
     }
 

@@ -244,6 +244,8 @@ impl TokenState {
 
 struct Shared {
     queue: Mutex<VecDeque<Job>>,
+    /// Workers in the pool: tokens x requests in flight per token.
+    workers: usize,
     tokens: Vec<TokenState>,
     client: Client,
     recorder: Arc<Recorder>,
@@ -490,32 +492,92 @@ fn outcome(job: &Job, status: Status, reply: &Reply, attempts: u32, started: Ins
 
 async fn worker(shared: Arc<Shared>, index: usize) {
     let ts = &shared.tokens[index];
+    // A row taken while this worker's request was in flight, its intent already on
+    // disk (see `prefetch`); given back to the queue whenever the worker leaves.
+    let mut next: Option<Job> = None;
+    let put_back = |next: &mut Option<Job>| {
+        if let Some(job) = next.take() {
+            shared.push_front(job);
+        }
+    };
     loop {
         if shared.stop.is_cancelled() || ts.retired().is_some() {
+            put_back(&mut next);
             return;
         }
-        // Registered before looking at the queue, so a requeue in between is not missed.
-        let changed = shared.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let Some(job) = shared.pop() else {
-            if shared.unfinished.load(Ordering::Acquire) == 0 {
-                return;
+        let (job, intended) = match next.take() {
+            Some(job) => (job, true),
+            None => {
+                // Registered before looking at the queue, so a requeue in between is not missed.
+                let changed = shared.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                let Some(job) = shared.pop() else {
+                    if shared.unfinished.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
+                    // Rows are still in flight elsewhere and may come back if their token is refused.
+                    tokio::select! {
+                        () = changed => {}
+                        () = shared.stop.cancelled() => return,
+                    }
+                    continue;
+                };
+                (job, false)
             }
-            // Rows are still in flight elsewhere and may come back if their token is refused.
-            tokio::select! {
-                () = changed => {}
-                () = shared.stop.cancelled() => return,
-            }
-            continue;
         };
-        match send_row(&shared, ts, job).await {
+        match send_row(&shared, ts, job, intended, &mut next).await {
             Flow::Next => {}
             Flow::Requeue(job) => {
+                put_back(&mut next);
                 shared.push_front(job);
                 return;
             }
-            Flow::Stop => return,
+            Flow::Stop => {
+                put_back(&mut next);
+                return;
+            }
+        }
+    }
+}
+
+/// While a request is in flight, takes this worker's next row and makes its intent
+/// durable, so that the sync is off the path between an answer and the next request.
+/// Only while the queue holds more rows than there are workers: near the end a row
+/// held here would wait for this request while another worker sits idle. Any way out
+/// but a kill gives the row back to the queue. After a kill, the journal tells (by its
+/// `leaving` mark, see `journal::AheadIntents`) that its request never left, so it is
+/// not `unknown`, except after a reboot, when that mark may be lost: then it is, as
+/// any intent without an outcome.
+async fn prefetch(shared: &Shared, ts: &TokenState, next: &mut Option<Job>) {
+    if next.is_some() || shared.stop.is_cancelled() || ts.retired().is_some() {
+        return;
+    }
+    let window_closed = shared
+        .hours
+        .as_ref()
+        .is_some_and(|h| matches!(h.gate.check(), GateState::Closed { .. }));
+    if window_closed {
+        return;
+    }
+    let job = {
+        let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.len() <= shared.workers {
+            return;
+        }
+        queue.pop_front()
+    };
+    let Some(job) = job else {
+        return;
+    };
+    match shared.recorder.intent_async(&job, true).await {
+        Ok(()) => *next = Some(job),
+        Err(e) => {
+            shared.stop_with(StopReason::RecordFailed {
+                message: e.to_string(),
+            });
+            // Recorded `not_sent` with the rest of the queue at the end of the run.
+            shared.push_front(job);
         }
     }
 }
@@ -523,11 +585,19 @@ async fn worker(shared: Arc<Shared>, index: usize) {
 /// Takes one row through its attempts with one token. A state machine (wait for the
 /// limiter, the contact window, the intent, the attempt, then act on the answer), kept
 /// whole because it reads best in one piece.
-async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
+async fn send_row(
+    shared: &Shared,
+    ts: &TokenState,
+    job: Job,
+    ahead: bool,
+    next: &mut Option<Job>,
+) -> Flow {
+    // An intent written ahead (see `prefetch`) needs its `leaving` mark before the
+    // first request leaves.
+    let (mut intended, mut mark_leaving) = (ahead, ahead);
     let mut started = Instant::now();
     let mut attempts = 0u32;
     let mut last = Reply::default();
-    let mut intended = false;
     loop {
         if shared.stop.is_cancelled() {
             return stopped(shared, job, &last, attempts, started);
@@ -555,7 +625,7 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
         // (a permit taken, then held back by the sync, then sent right before the next).
         // A kill during the wait leaves the row `unknown`, never sent twice.
         if !intended {
-            if let Err(e) = shared.recorder.intent_async(&job).await {
+            if let Err(e) = shared.recorder.intent_async(&job, false).await {
                 shared.stop_with(StopReason::RecordFailed {
                     message: e.to_string(),
                 });
@@ -581,8 +651,17 @@ async fn send_row(shared: &Shared, ts: &TokenState, job: Job) -> Flow {
         if closed || shared.stop.is_cancelled() || ts.retired().is_some() {
             continue;
         }
+        if std::mem::take(&mut mark_leaving)
+            && let Err(e) = shared.recorder.leaving(&job)
+        {
+            shared.stop_with(StopReason::RecordFailed {
+                message: e.to_string(),
+            });
+            return stopped(shared, job, &last, attempts, started);
+        }
         attempts += 1;
-        let answer = match timed_send(shared, ts, &job).await {
+        let (sent, ()) = tokio::join!(timed_send(shared, ts, &job), prefetch(shared, ts, next));
+        let answer = match sent {
             Sent::Answer(answer) => answer,
             Sent::TimedOut {
                 reply,
@@ -861,6 +940,7 @@ pub(crate) async fn run(
     let unfinished = AtomicUsize::new(jobs.len());
     let shared = Arc::new(Shared {
         queue: Mutex::new(jobs.into()),
+        workers: tokens.len() * pool.max_in_flight,
         tokens: tokens
             .into_iter()
             .map(|token| TokenState {
