@@ -123,6 +123,21 @@ fn after_a_kill_9_reconcile_and_a_plain_resume_send_every_row_exactly_once() {
         5,
         "all but the dropped one: {delivered_before:?}"
     );
+    // Each blocked worker had written its next row's intent ahead, and no `leaving`
+    // mark for it: read in this boot, those rows never left, so they are not among the
+    // unknown rows below (3: the dropped row and the 2 hung ones), and are sent once by
+    // the resume.
+    let journal = std::fs::read_to_string(journal_path(&results)).unwrap();
+    let ahead: Vec<&str> = journal
+        .lines()
+        .filter(|l| l.contains("\"ahead\":true"))
+        .collect();
+    let left = journal.matches("\"event\":\"leaving\"").count();
+    assert!(
+        ahead.len() > left,
+        "intents written ahead that never left: {} ahead, {left} left",
+        ahead.len()
+    );
     // `report` points at reconcile while unknown rows remain, and not after.
     let report = |results: &Path| {
         let mut c = cmd();
