@@ -319,6 +319,13 @@ impl Shared {
         slot.clone()
     }
 
+    /// Contact hours are set and their window is closed now.
+    fn window_closed(&self) -> bool {
+        self.hours
+            .as_ref()
+            .is_some_and(|h| matches!(h.gate.check(), GateState::Closed { .. }))
+    }
+
     fn pop(&self) -> Option<Job> {
         self.queue
             .lock()
@@ -553,11 +560,7 @@ async fn prefetch(shared: &Shared, ts: &TokenState, next: &mut Option<Job>) {
     if next.is_some() || shared.stop.is_cancelled() || ts.retired().is_some() {
         return;
     }
-    let window_closed = shared
-        .hours
-        .as_ref()
-        .is_some_and(|h| matches!(h.gate.check(), GateState::Closed { .. }));
-    if window_closed {
+    if shared.window_closed() {
         return;
     }
     let job = {
@@ -644,11 +647,7 @@ async fn send_row(
         }
         // The window may have closed, the run stopped or the token been retired during
         // the wait: check again before the request leaves.
-        let closed = shared
-            .hours
-            .as_ref()
-            .is_some_and(|h| matches!(h.gate.check(), GateState::Closed { .. }));
-        if closed || shared.stop.is_cancelled() || ts.retired().is_some() {
+        if shared.window_closed() || shared.stop.is_cancelled() || ts.retired().is_some() {
             continue;
         }
         if std::mem::take(&mut mark_leaving)
