@@ -19,7 +19,7 @@ national number with a default country): parsing is most of `validate`'s time.
 */
 
 use phonenumber::country::Id;
-use phonenumber::metadata::{DATABASE, Database};
+use phonenumber::metadata::DATABASE;
 use phonenumber::{Mode, PhoneNumber, Type};
 
 /// E.164 numbers have at most 15 digits.
@@ -30,11 +30,6 @@ const MAX_CELL_BYTES: usize = 64;
 /// Fewer digits than this cannot be a subscriber number anywhere.
 const MIN_DIGITS: usize = 5;
 
-/// libphonenumber's metadata (loaded on first use).
-fn database() -> &'static Database {
-    &DATABASE
-}
-
 /// Loads the metadata on a thread of its own (it takes ~100 ms: every pattern of
 /// every country is checked), so that reading the list and the config overlaps it.
 pub(crate) fn preload() {
@@ -42,7 +37,7 @@ pub(crate) fn preload() {
     let _ = std::thread::Builder::new()
         .name("phone-metadata".into())
         .spawn(|| {
-            database();
+            let _ = &*DATABASE;
         });
 }
 
@@ -54,7 +49,7 @@ pub(crate) fn parse_country(code: &str) -> Option<Id> {
     }
     let id: Id = code.parse().ok()?;
     // Ids without metadata (there are none today, but the enum is wider) cannot parse numbers.
-    database().by_id(id.as_ref())?;
+    DATABASE.by_id(id.as_ref())?;
     Some(id)
 }
 
@@ -165,10 +160,9 @@ enum Refusal {
 }
 
 fn parse_checked(country: Option<Id>, text: &str) -> Result<PhoneNumber, Refusal> {
-    let number =
-        phonenumber::parse_with(database(), country, text).map_err(|_| Refusal::Unparsable)?;
+    let number = phonenumber::parse(country, text).map_err(|_| Refusal::Unparsable)?;
     // `number_type` is Unknown exactly when `is_valid` is false; asking once does both.
-    let kind = number.number_type(database());
+    let kind = number.number_type(&DATABASE);
     // The country is looked up again only to explain a refusal: for shared
     // country codes (+1) finding it costs a pattern match per region.
     let country = || number.country().id().map(iso);
@@ -186,10 +180,7 @@ fn parse_checked(country: Option<Id>, text: &str) -> Result<PhoneNumber, Refusal
 fn iso(id: Id) -> &'static str {
     // `Id::as_ref` borrows from a Copy value; the names themselves are 'static
     // in the metadata database.
-    database()
-        .by_id(id.as_ref())
-        .map(|m| m.id())
-        .unwrap_or("??")
+    DATABASE.by_id(id.as_ref()).map(|m| m.id()).unwrap_or("??")
 }
 
 fn kind_name(kind: Type) -> &'static str {
