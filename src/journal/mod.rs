@@ -1201,15 +1201,13 @@ impl Recorder {
     /// returns once that is on disk: even a power cut then cannot make a request look
     /// unsent. ~0.2 ms, against ~100 ms or more per request to Wolkvox. `done` events are
     /// not synced: losing one makes the row `unknown` on resume, which never sends twice.
-    /// Blocks the thread: the dispatcher uses `intent_async`.
+    /// For tests, from any thread; the dispatcher uses `intent_async`.
     #[cfg(test)]
     pub(crate) fn intent(&self, job: &Job) -> Result<(), ResultsError> {
-        match (self.write_intent(job, false)?, &self.commit) {
-            (Some(number), Some(commit)) => {
-                commit.wait(number).map_err(write_error(&self.journal_path))
-            }
-            _ => Ok(()),
-        }
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(write_error(&self.journal_path))?
+            .block_on(self.intent_async(job, false))
     }
 
     /// `intent` for the dispatcher: while another worker's sync runs, this one waits
