@@ -246,6 +246,9 @@ struct Shared {
     queue: Mutex<VecDeque<Job>>,
     /// Workers in the pool: tokens x requests in flight per token.
     workers: usize,
+    /// Workers that have taken their first row: until all have, a row taken ahead
+    /// would be one an idle worker could send at once.
+    started: AtomicUsize,
     tokens: Vec<TokenState>,
     client: Client,
     recorder: Arc<Recorder>,
@@ -502,6 +505,7 @@ async fn worker(shared: Arc<Shared>, index: usize) {
     // A row taken while this worker's request was in flight, its intent already on
     // disk (see `prefetch`); given back to the queue whenever the worker leaves.
     let mut next: Option<Job> = None;
+    let mut first_taken = false;
     let put_back = |next: &mut Option<Job>| {
         if let Some(job) = next.take() {
             shared.push_front(job);
@@ -530,6 +534,10 @@ async fn worker(shared: Arc<Shared>, index: usize) {
                     }
                     continue;
                 };
+                if !first_taken {
+                    first_taken = true;
+                    shared.started.fetch_add(1, Ordering::AcqRel);
+                }
                 (job, false)
             }
         };
@@ -560,7 +568,7 @@ async fn prefetch(shared: &Shared, ts: &TokenState, next: &mut Option<Job>) {
     if next.is_some() || shared.stop.is_cancelled() || ts.retired().is_some() {
         return;
     }
-    if shared.window_closed() {
+    if shared.window_closed() || shared.started.load(Ordering::Acquire) < shared.workers {
         return;
     }
     let job = {
@@ -940,6 +948,7 @@ pub(crate) async fn run(
     let shared = Arc::new(Shared {
         queue: Mutex::new(jobs.into()),
         workers: tokens.len() * pool.max_in_flight,
+        started: AtomicUsize::new(0),
         tokens: tokens
             .into_iter()
             .map(|token| TokenState {
