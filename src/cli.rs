@@ -11,20 +11,59 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::i18n::{self, Lang};
 use crate::journal::Status;
 
-/// The command line, with the status table in `send --help` and `report --help`.
+/// The command line in the current language, with the status table in `send --help`
+/// and `report --help`.
 pub fn command() -> clap::Command {
     let statuses = Status::help_table();
-    Cli::command()
+    i18n::clap_help::localize(Cli::command())
         .mut_subcommand("send", |c| c.after_long_help(statuses.clone()))
         .mut_subcommand("report", |c| c.after_long_help(statuses))
 }
 
 /// Parses the process's arguments; on a mistake, or for `--help`, prints and exits.
+/// The language is chosen first (from `--lang`, the config file's `[ui] lang` or the
+/// locale), so that help and usage errors are already in it.
 pub fn parse() -> Cli {
-    let matches = command().get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    i18n::set(early_language(&args));
+    let parsed = command()
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match parsed {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprint!("{}", i18n::clap_help::render_error(&e));
+            std::process::exit(e.exit_code());
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// The language before clap has parsed anything: `--lang X` or `--lang=X`, else
+/// `[ui] lang` of the file given by `--config`, else the locale. A value clap will
+/// refuse is ignored here (clap then says why, in the locale's language).
+pub fn early_language(args: &[std::ffi::OsString]) -> Lang {
+    let mut flag = None;
+    let mut config = None;
+    let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        }
+        if let Some(value) = word.strip_prefix("--lang=") {
+            flag = Lang::from_str(value, true).ok();
+        } else if word == "--lang" {
+            flag = words.next().and_then(|v| Lang::from_str(&v, true).ok());
+        } else if let Some(value) = word.strip_prefix("--config=") {
+            config = Some(PathBuf::from(value));
+        } else if word == "--config" {
+            config = words.next().map(|v| PathBuf::from(v.as_ref()));
+        }
+    }
+    Lang::choose(flag, config.as_deref().and_then(i18n::config_lang))
 }
 
 /// Send a contact list as WhatsApp messages through the Wolkvox API.
@@ -36,6 +75,16 @@ pub fn parse() -> Cli {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// The language of the messages: es or en [default: the config file's ui.lang, else the locale: LC_ALL, LC_MESSAGES, LANG].
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "LANG",
+        hide_possible_values = true
+    )]
+    pub lang: Option<Lang>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -81,6 +81,24 @@ pub(crate) struct FileConfig {
     pub(crate) results: ResultsSection,
     #[serde(default)]
     pub(crate) report: ReportSection,
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "read early by `i18n::config_lang`; here so the file is checked"
+    )]
+    pub(crate) ui: UiSection,
+}
+
+/// `[ui]`: how the tool speaks to a person.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read early by `i18n::config_lang`; here so the file is checked"
+)]
+pub(crate) struct UiSection {
+    /// "es" or "en" (default: the locale); `--lang` wins.
+    pub(crate) lang: Option<crate::i18n::Lang>,
 }
 
 /// `[report]`: how a run reports as it goes.

@@ -19,8 +19,8 @@ One folder (or file) per stage, data flowing one way:
   settles `unknown` rows.
 
 `commands` wires the stages per subcommand; `config` turns flags and the config
-file into each stage's settings; `cli` declares the flags; `text`, `progress`
-and `atomic` (replacing a file whole) are leaves shared by all.
+file into each stage's settings; `cli` declares the flags; `i18n` (the language
+of every line written for a person), `text`, `progress` and `atomic` (replacing a file whole) are leaves shared by all.
 `tests/layout.rs` checks that the stages depend on each other without a cycle.
 `run` maps what happened to an `Exit` code that scripts rely on.
 */
@@ -29,6 +29,7 @@ mod atomic;
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod i18n;
 pub mod input;
 mod journal;
 mod plan;
@@ -132,8 +133,18 @@ pub fn error_line(err: &Error, cli: &Cli) -> String {
     }
 }
 
-/// Runs one command.
+/// Runs one command, in the language chosen by `--lang`, the config file or the locale.
 pub fn run(cli: &Cli) -> Result<Exit, Error> {
+    let config = match &cli.command {
+        Command::Validate(args) => args.input.config.as_deref(),
+        Command::Send(args) => args.input.config.as_deref(),
+        Command::Reconcile(args) => args.config.as_deref(),
+        Command::Report(_) => None,
+    };
+    i18n::set(i18n::Lang::choose(
+        cli.lang,
+        config.and_then(i18n::config_lang),
+    ));
     match &cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Send(args) => commands::send::run(args),

@@ -47,7 +47,7 @@ pub(crate) struct Decision {
 pub(crate) fn problems_text(problems: &[Problem]) -> String {
     problems
         .iter()
-        .map(|p| format!("{}: {}", p.column, p.reason))
+        .map(|p| format!("{}: {}", p.column, p.reason.english))
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use crate::tr;
+
 /// How often a run without a terminal says how far it is, by default.
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -62,11 +64,11 @@ impl Progress {
     }
 
     /// Starts counting `total` rows.
-    pub(crate) fn start(&self, total: u64, what: &'static str) {
+    pub(crate) fn start(&self, total: u64, what: &str) {
         self.bar.set_length(total);
         self.bar.set_position(0);
         self.bar.set_style(style(true));
-        self.bar.set_message(what);
+        self.bar.set_message(what.to_owned());
         self.bar.reset_eta();
         *self
             .counts
@@ -86,9 +88,9 @@ impl Progress {
     }
 
     /// Sending again after a wait: the ETA starts afresh.
-    pub(crate) fn resume(&self, message: &'static str) {
+    pub(crate) fn resume(&self, message: &str) {
         self.bar.set_style(style(true));
-        self.bar.set_message(message);
+        self.bar.set_message(message.to_owned());
         self.bar.reset_eta();
     }
 
@@ -114,7 +116,7 @@ impl Progress {
 
     fn tally(&self) -> String {
         let (sent, failed) = self.this_run();
-        format!("sent {sent}, failed {failed}")
+        tr!("progress-tally", sent = sent, failed = failed)
     }
 
     /// Without a terminal: a line when `interval` has passed since the last one.
@@ -136,15 +138,24 @@ impl Progress {
         let eta = if done == 0 || done >= total {
             String::new()
         } else {
-            format!(", about {} left", indicatif::HumanDuration(self.bar.eta()))
+            tr!(
+                "progress-left",
+                time = crate::text::human_duration(self.bar.eta())
+            )
         };
         tracing::info!(
             done,
             total,
             sent = self.counts.sent.load(Ordering::Relaxed),
             failed = self.counts.failed.load(Ordering::Relaxed),
-            "progress: {done}/{total} rows, {}{eta}",
-            self.tally()
+            "{}",
+            tr!(
+                "progress-line",
+                done = done,
+                total = total,
+                tally = self.tally(),
+                eta = eta
+            )
         );
     }
 
@@ -162,16 +173,16 @@ impl Progress {
 /// and the ETA unless the run is waiting.
 fn style(with_eta: bool) -> ProgressStyle {
     let template = if with_eta {
-        "{msg} [{bar:30}] {pos}/{len} rows  {prefix}  {rate}  ETA {eta}"
+        tr!("progress-bar-eta")
     } else {
-        "{msg} [{bar:30}] {pos}/{len} rows  {prefix}"
+        tr!("progress-bar")
     };
-    ProgressStyle::with_template(template)
+    ProgressStyle::with_template(&template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .with_key(
             "rate",
             |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.1}/s", state.per_sec());
+                let _ = write!(w, "{}/s", crate::i18n::decimal(state.per_sec(), 1));
             },
         )
         .progress_chars("=> ")

@@ -93,7 +93,7 @@ pub(crate) fn excerpt(text: &str, max: usize) -> Cow<'_, str> {
 pub(crate) fn human_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 60.0 {
-        format!("{secs:.1} s")
+        format!("{} s", crate::i18n::decimal(secs, 1))
     } else if secs < 3600.0 {
         format!("{} min {} s", (secs / 60.0) as u64, (secs % 60.0) as u64)
     } else {

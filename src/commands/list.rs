@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::send::window::ContactWindow;
 use crate::send::{self};
 use crate::text::{self};
+use crate::tr;
 use crate::validate::suppress::Suppression;
 use crate::validate::{ListSettings, Validator, Verdict};
 use crate::{Error, input};
@@ -125,16 +126,13 @@ pub(crate) fn say(out: &mut impl Write, line: &str) {
 
 /// `opt-out lists: 1234 numbers from 2 file(s)[, 3 entries ignored ...]`.
 pub(crate) fn suppression_line(s: &Suppression) -> String {
-    let mut line = format!(
-        "opt-out lists: {} numbers from {} file(s)",
-        s.len(),
-        s.lists().len()
+    let mut line = tr!(
+        "list-opt-out-lists",
+        numbers = s.len(),
+        files = s.lists().len()
     );
     if s.skipped() > 0 {
-        line.push_str(&format!(
-            ", {} entries ignored because they are not telephone numbers (see the warnings)",
-            s.skipped()
-        ));
+        line.push_str(&tr!("list-opt-out-ignored", entries = s.skipped()));
     }
     line
 }
@@ -196,15 +194,16 @@ impl Pace<'_> {
             ),
         };
         let later = if later_windows {
-            ", going on in the later contact windows (with --wait-for-window, or --resume in each)"
+            tr!("list-finish-later-windows")
         } else {
-            ""
+            String::new()
         };
-        Some(format!(
-            "at {} requests/s per token with {} token(s), it would finish around {}{later}",
-            self.rate,
-            self.tokens,
-            crate::send::window::show(&finish)
+        Some(tr!(
+            "list-finish-around",
+            rate = self.rate,
+            tokens = self.tokens,
+            finish = crate::send::window::show(&finish),
+            later = later
         ))
     }
 }
@@ -216,8 +215,8 @@ pub(crate) fn print_previews(out: &mut impl Write, previews: &[String]) {
     }
     let _ = writeln!(
         out,
-        "the first {} valid rows, exactly as they would be sent:",
-        previews.len()
+        "{}",
+        tr!("list-previews-heading", rows = previews.len())
     );
     for line in previews {
         say(out, line);

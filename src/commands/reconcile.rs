@@ -257,7 +257,7 @@ fn rewrite_workbook(
             &list,
             &settings.results,
             counts,
-            &[("Reconciled", journal::now())],
+            &[(crate::tr!("workbook-reconciled"), journal::now())],
         );
         super::workbook::write(
             &path,

@@ -10,6 +10,7 @@ use crate::input;
 use crate::journal::{self, Status};
 use crate::report::analysis::{Report, build, render};
 use crate::{Error, Exit};
+use crate::{i18n, tr};
 
 /// Runs the command: prints the report on stdout. Exit 0 whatever the run's outcome
 /// (the report itself worked); 2 if the file cannot be read.
@@ -17,7 +18,13 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     crate::report::init_logging(false, false, &crate::progress::Progress::hidden());
     let outcomes = journal::read(&args.results)?;
     let journal = journal::journal_view(&args.results).unwrap_or_default();
-    let report = build(&args.results, outcomes, &journal);
+    // The JSON is for programs: its texts are English in every language.
+    let report = match args.format {
+        ReportFormat::Text => build(&args.results, outcomes, &journal),
+        ReportFormat::Json => {
+            i18n::with_lang(i18n::Lang::En, || build(&args.results, outcomes, &journal))
+        }
+    };
     let text = match args.format {
         ReportFormat::Text => render(&report),
         ReportFormat::Json => {
@@ -34,15 +41,15 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     if let Some(path) = &args.xlsx {
         let (list, read) = super::workbook::find_list(&args.results, journal.last_run.as_ref())?;
         write_workbook(path, &list, &read, args, &report)?;
-        let _ = writeln!(out, "workbook: {}", path.display());
+        let _ = writeln!(out, "{}", tr!("send-workbook", path = path.display()));
     }
     if let Some(path) = &args.rows_to_fix {
         let (list, read) = super::workbook::find_list(&args.results, journal.last_run.as_ref())?;
         let n = super::workbook::write_rows_to_fix(path, &list, &read, &args.results)?;
         let _ = writeln!(
             out,
-            "rows to fix: {n} rows (invalid, failed or not_sent) written to {}",
-            path.display()
+            "{}",
+            tr!("report-rows-to-fix", rows = n, path = path.display())
         );
     }
     Ok(Exit::Success)
@@ -67,19 +74,29 @@ fn write_workbook(
         })
         .collect();
     let mut extra = Vec::new();
-    extra.extend(report.campaign.clone().map(|c| ("Campaign", c)));
+    extra.extend(
+        report
+            .campaign
+            .clone()
+            .map(|c| (crate::tr!("workbook-campaign"), c)),
+    );
     extra.extend(
         report
             .first_finished_at
             .clone()
-            .map(|t| ("First answer", t)),
+            .map(|t| (crate::tr!("workbook-first-answer"), t)),
     );
-    extra.extend(report.last_finished_at.clone().map(|t| ("Last answer", t)));
+    extra.extend(
+        report
+            .last_finished_at
+            .clone()
+            .map(|t| (crate::tr!("workbook-last-answer"), t)),
+    );
     extra.extend(
         report
             .next
             .as_ref()
-            .map(|n| ("To continue", n.command.clone())),
+            .map(|n| (crate::tr!("workbook-to-continue"), n.command.clone())),
     );
     let summary = super::workbook::summary_lines(list, &args.results, &counts, &extra);
     super::workbook::write(

@@ -17,6 +17,7 @@ use super::list::*;
 use crate::cli::{self, SendArgs};
 use crate::commands::preflight;
 use crate::config::{self, SendSettings};
+use crate::i18n::{self, Localized};
 use crate::journal::{self, Outcome, Prior, Recorder, Status};
 use crate::plan;
 use crate::progress::Progress;
@@ -25,6 +26,7 @@ use crate::send::templates::Uses;
 use crate::send::window::{self};
 use crate::send::{self, api, dispatch, quota};
 use crate::text::human_duration;
+use crate::tr;
 use crate::validate::{Job, Verdict};
 use crate::{Error, Exit};
 
@@ -38,7 +40,7 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
         // The run never got to a summary: the JSON says why, with exit code 2.
         let counts = HashMap::new();
         let results = args.results.as_deref().unwrap_or(Path::new(""));
-        let summary = Summary::new("error", &counts, results);
+        let summary = Summary::new("error".to_owned().into(), &counts, results);
         write_summary_json(
             path,
             &SummaryJson {
@@ -47,7 +49,7 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
                 dry_run: args.dry_run,
                 started_at: &started_at,
                 finished_at: &journal::now(),
-                error: Some(e.to_string()),
+                error: Some(i18n::with_lang(i18n::Lang::En, || e.to_string())),
             },
         );
     }
@@ -112,13 +114,20 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     tracing::info!(
         list = %settings.list.input.display(),
         results = %settings.results.display(),
-        "wolkvox-dispatch {}: {} {} -> {} ({} rows; {})",
-        env!("CARGO_PKG_VERSION"),
-        if settings.dry_run { "dry run of" } else { "sending" },
-        settings.list.input.display(),
-        settings.results.display(),
-        read.rows,
-        settings_line(&settings, tokens.len())
+        "{}",
+        tr!(
+            "send-start",
+            version = env!("CARGO_PKG_VERSION"),
+            what = if settings.dry_run {
+                tr!("send-start-dry-run")
+            } else {
+                tr!("send-start-sending")
+            },
+            list = settings.list.input.display(),
+            results = settings.results.display(),
+            rows = read.rows,
+            settings = settings_line(&settings, tokens.len())
+        )
     );
     if !settings.dry_run {
         let this_run = run_info(&settings, &read, started_at);
@@ -196,9 +205,15 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             elapsed: run.started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
-            estimate: Some(estimate(&pace, settings.max_in_flight)),
-            hours: pace.hours_line(),
-            ..Summary::new("dry run: nothing was sent", &counts, &settings.results)
+            estimate: Some(Localized::new(|| estimate(&pace, settings.max_in_flight))),
+            hours: pace
+                .hours_line()
+                .map(|_| Localized::new(|| pace.hours_line().unwrap_or_default())),
+            ..Summary::new(
+                Localized::new(|| tr!("send-title-dry-run")),
+                &counts,
+                &settings.results,
+            )
         },
         settings,
         exit,
@@ -267,12 +282,19 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let counts = recorder.final_counts();
     let unwritten = recorder.finish().err();
     let held = Held { quota: cut, pilot };
-    let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held);
+    let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held).map(|_| {
+        Localized::new(|| {
+            stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held).unwrap_or_default()
+        })
+    });
     let resume = stopped_text.as_ref().map(|_| resume_command(&settings));
     let (exit, title) = if stopped_text.is_some() {
-        (Exit::Stopped, "run stopped")
+        (Exit::Stopped, Localized::new(|| tr!("send-title-stopped")))
     } else {
-        (finished_exit(&counts), "run finished")
+        (
+            finished_exit(&counts),
+            Localized::new(|| tr!("send-title-finished")),
+        )
     };
     write_workbook(&settings, &counts, started_at, resume);
     print_summary(
@@ -297,7 +319,8 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
         rows = jobs,
         tokens,
         rate = settings.rate,
-        "sending {jobs} rows through {tokens} token(s)"
+        "{}",
+        tr!("send-sending", rows = jobs, tokens = tokens)
     );
     let pace = Pace {
         window: settings.window.as_ref(),
@@ -307,10 +330,10 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
         tokens,
     };
     if let Some(line) = pace.hours_line() {
-        tracing::info!("contact hours: {line}");
+        tracing::info!("{}", tr!("send-contact-hours", line = line));
     }
     if let Some(line) = pace.finish_line() {
-        tracing::info!("estimate: {line}");
+        tracing::info!("{}", tr!("validate-estimate", line = line));
     }
 }
 
@@ -336,15 +359,22 @@ fn fit_quota(
     let (fitted, n) = match fitted {
         Ok(ok) => ok,
         Err(e) => {
-            refuse(recorder, std::mem::take(&mut plan.jobs), &e.to_string())?;
+            // The rows' `msg` is English, like the whole results file.
+            let why = i18n::with_lang(i18n::Lang::En, || e.to_string());
+            refuse(recorder, std::mem::take(&mut plan.jobs), &why)?;
             return Err(e.into());
         }
     };
     if let Some(left) = fitted.left {
         let rows = plan.jobs.len();
         tracing::info!(
-            "today's quota covers {} of the {rows} rows to send ({left} calls left)",
-            (left.min(rows as u64))
+            "{}",
+            tr!(
+                "send-quota-covers",
+                covered = left.min(rows as u64),
+                rows = rows,
+                left = left
+            )
         );
     }
     let cut = hold_back(
@@ -409,7 +439,7 @@ fn dispatch_rows(
             Arc::clone(recorder),
             resume_command(settings),
         ));
-        progress.start(jobs.len() as u64, "sending");
+        progress.start(jobs.len() as u64, &tr!("progress-sending"));
         let pool = dispatch::PoolSettings {
             rate: settings.rate,
             max_in_flight: settings.max_in_flight,
@@ -444,28 +474,25 @@ fn stop_text(
 ) -> Option<String> {
     let text = match (stopped, unwritten) {
         (Some(reason), _) => reason.to_string(),
-        (None, Some(e)) => format!("cannot finish the results file ({e})"),
-        (None, None) if held.quota > 0 => format!(
-            "today's quota was not enough for {} rows, recorded not_sent (--partial); the quota renews tomorrow",
-            held.quota
-        ),
-        (None, None) if held.pilot > 0 => format!(
-            "the pilot batch is sent (--limit {}); the other {} rows are recorded not_sent: check the pilot's results, then send the rest",
-            settings.limit.unwrap_or_default(),
-            held.pilot
+        (None, Some(e)) => tr!("send-stop-results-unfinished", error = e.to_string()),
+        (None, None) if held.quota > 0 => tr!("send-stop-quota", rows = held.quota),
+        (None, None) if held.pilot > 0 => tr!(
+            "send-stop-pilot",
+            limit = settings.limit.unwrap_or_default(),
+            rows = held.pilot
         ),
         (None, None) => return None,
     };
     let disk =
         unwritten.is_some() || matches!(stopped, Some(dispatch::StopReason::RecordFailed { .. }));
     let unwritten = if disk {
-        "\nThe counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming."
+        format!("\n{}", tr!("send-stop-disk"))
     } else {
-        ""
+        String::new()
     };
     Some(format!(
-        "{text}.{unwritten}\nTo continue, run: {}",
-        resume_command(settings)
+        "{text}.{unwritten}\n{}",
+        tr!("send-to-continue", command = resume_command(settings))
     ))
 }
 
@@ -541,10 +568,7 @@ fn plan(
         out.jobs.extend(decision.job);
     }
     if out.skipped > 0 {
-        tracing::info!(
-            "{} rows were already done in an earlier run and are skipped",
-            out.skipped
-        );
+        tracing::info!("{}", tr!("send-skipped", rows = out.skipped));
     }
     Ok(out)
 }
@@ -579,11 +603,12 @@ fn settings_line(settings: &SendSettings, tokens: usize) -> String {
     let mut parts = Vec::new();
     // A dry run reads no token.
     if !settings.dry_run {
-        parts.push(format!("{tokens} token(s)"));
+        parts.push(tr!("send-settings-tokens", tokens = tokens));
     }
-    parts.push(format!(
-        "{} requests/s and {} at once per token",
-        settings.rate, settings.max_in_flight
+    parts.push(tr!(
+        "send-settings-rate",
+        rate = settings.rate,
+        in_flight = settings.max_in_flight
     ));
     parts.push(format!("max_failures {}", settings.max_failures));
     if settings.resume {
@@ -593,10 +618,10 @@ fn settings_line(settings: &SendSettings, tokens: usize) -> String {
         parts.push(format!("--limit {limit}"));
     }
     if let Some(connector) = &settings.list.connector_id {
-        parts.push(format!("connector {connector}"));
+        parts.push(tr!("send-settings-connector", connector = connector));
     }
     if settings.window.is_some() {
-        parts.push("contact hours set".into());
+        parts.push(tr!("send-settings-hours"));
     }
     parts.join(", ")
 }
@@ -670,12 +695,14 @@ fn estimate(pace: &Pace<'_>, max_in_flight: usize) -> String {
         .finish_line()
         .map(|line| format!("; {line}"))
         .unwrap_or_default();
-    format!(
-        "{} messages would take at least {} at {} requests/s per token with {} token(s) (each token also carries at most {max_in_flight} requests at once, so a slow server lowers this){finish}",
-        pace.jobs,
-        human_duration(sending_time(pace.jobs as u64, pace.rate, pace.tokens)),
-        pace.rate,
-        pace.tokens,
+    tr!(
+        "send-estimate",
+        messages = pace.jobs,
+        time = human_duration(sending_time(pace.jobs as u64, pace.rate, pace.tokens)),
+        rate = pace.rate,
+        tokens = pace.tokens,
+        in_flight = max_in_flight,
+        finish = finish
     )
 }
 
@@ -700,7 +727,7 @@ fn print_summary(summary: &Summary<'_>, settings: &SendSettings, exit: Exit, sta
     };
     let text = if settings.log_format == cli::LogFormat::Json {
         let mut line = json.to_json();
-        line["summary"] = summary.title.into();
+        line["summary"] = summary.title.english.clone().into();
         line["input"] = settings.list.input.display().to_string().into();
         format!("{line}\n")
     } else {
@@ -738,13 +765,13 @@ fn write_workbook(
             .unwrap_or_else(|_| rfc3339.to_owned())
     };
     let mut extra = vec![
-        ("Started", local(started_at)),
-        ("Finished", local(&journal::now())),
+        (tr!("workbook-started"), local(started_at)),
+        (tr!("workbook-finished"), local(&journal::now())),
     ];
     if settings.dry_run {
-        extra.push(("Dry run", "nothing was sent".to_owned()));
+        extra.push((tr!("workbook-dry-run"), tr!("workbook-nothing-sent")));
     }
-    extra.extend(resume.map(|command| ("To continue", command)));
+    extra.extend(resume.map(|command| (tr!("workbook-to-continue"), command)));
     let summary =
         super::workbook::summary_lines(&settings.list.input, &settings.results, counts, &extra);
     let written = super::workbook::write(
@@ -756,15 +783,18 @@ fn write_workbook(
         summary,
     );
     match written {
-        Ok(()) => tracing::info!("workbook: {}", path.display()),
-        Err(e) => tracing::warn!("the results are in the CSV, but {e}"),
+        Ok(()) => tracing::info!("{}", tr!("send-workbook", path = path.display())),
+        Err(e) => tracing::warn!("{}", tr!("send-workbook-failed", error = e.to_string())),
     }
 }
 
 /// A summary file that cannot be written is a warning: the run itself is done.
 fn write_summary_json(path: &Path, json: &SummaryJson<'_>) {
     if let Err(e) = json.write(path) {
-        tracing::warn!("cannot write the summary to {}: {e}", path.display());
+        tracing::warn!(
+            "{}",
+            tr!("send-summary-failed", path = path.display(), error = e)
+        );
     }
 }
 
@@ -774,20 +804,22 @@ async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>, resume:
     let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!("cannot listen for Ctrl-C/SIGTERM: {e}");
+            tracing::warn!("{}", tr!("send-no-signals", error = e));
             return;
         }
     };
     signals.next().await;
-    tracing::warn!(
-        "interrupted: no new requests; waiting for those in flight (press Ctrl-C again to exit at once)"
-    );
+    tracing::warn!("{}", tr!("send-interrupted"));
     stop.cancel();
     signals.next().await;
     let _frozen = recorder.freeze();
     tracing::error!(
-        "interrupted again: exiting now. Every outcome received so far is in {}; the rows that were in flight will be `unknown` (they may have been delivered).\nTo continue, run: {resume}",
-        recorder.path().display()
+        "{}\n{}",
+        tr!(
+            "send-interrupted-again",
+            results = recorder.path().display()
+        ),
+        tr!("send-to-continue", command = resume)
     );
     std::process::exit(i32::from(Exit::Stopped.code()));
 }

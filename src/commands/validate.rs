@@ -12,6 +12,7 @@ use crate::config::{self};
 use crate::progress::Progress;
 use crate::report::{self};
 use crate::send::templates::Uses;
+use crate::tr;
 use crate::validate::Verdict;
 use crate::{Error, Exit};
 
@@ -39,7 +40,12 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             for p in problems {
                 say(
                     &mut out,
-                    &format!("row {row}, column {:?}: {}", p.column, p.reason),
+                    &tr!(
+                        "validate-problem",
+                        row = row,
+                        column = format!("{:?}", p.column),
+                        reason = p.reason
+                    ),
                 );
             }
         }
@@ -47,7 +53,8 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             duplicate += 1;
             let _ = writeln!(
                 out,
-                "row {row}: duplicate of row {of_row} (same telephone and message); it would not be sent"
+                "{}",
+                tr!("validate-duplicate", row = row, of_row = of_row)
             );
         }
         Verdict::Suppressed {
@@ -59,9 +66,11 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             suppressed += 1;
             say(
                 &mut out,
-                &format!(
-                    "row {row}: {telephone} is on the opt-out list {}; it would not be sent (suppressed)",
-                    list.display()
+                &tr!(
+                    "validate-suppressed",
+                    row = row,
+                    telephone = telephone,
+                    list = list.display()
                 ),
             );
         }
@@ -79,8 +88,16 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     let valid = rows - invalid - duplicate - suppressed;
     let _ = writeln!(
         out,
-        "{invalid} of {rows} rows invalid, {duplicate} duplicate, {suppressed} suppressed, {valid} valid ({})",
-        list.input.display()
+        "{}",
+        tr!(
+            "validate-totals",
+            invalid = invalid,
+            rows = rows,
+            duplicate = duplicate,
+            suppressed = suppressed,
+            valid = valid,
+            list = list.input.display()
+        )
     );
     if let Some(s) = &read.suppression {
         let _ = writeln!(out, "{}", suppression_line(s));
@@ -105,13 +122,18 @@ fn print_estimates(out: &mut impl Write, settings: &config::ValidateSettings, va
         tokens: token_count_for_estimates(),
     };
     if let Some(line) = pace.finish_line() {
-        say(out, &format!("estimate: {line}"));
+        say(out, &tr!("validate-estimate", line = line));
     }
     if let Some(line) = pace.hours_line() {
         let _ = writeln!(
             out,
-            "contact hours: {line} (at {} requests/s per token with {} token(s))",
-            pace.rate, pace.tokens
+            "{}",
+            tr!(
+                "validate-contact-hours",
+                line = line,
+                rate = pace.rate,
+                tokens = pace.tokens
+            )
         );
     }
 }

@@ -32,10 +32,13 @@ pub(crate) fn find_list(
     let size = std::fs::metadata(&list).map(|m| m.len()).ok();
     if let Some(run) = run.filter(|r| r.input_bytes > 0 && size != Some(r.input_bytes)) {
         tracing::warn!(
-            "{} has changed since the run read it ({} bytes then, {} now): rows are matched by number, so check them",
-            list.display(),
-            run.input_bytes,
-            size.unwrap_or_default()
+            "{}",
+            crate::tr!(
+                "workbook-list-changed",
+                list = list.display(),
+                then = run.input_bytes,
+                now = size.unwrap_or_default()
+            )
         );
     }
     let read = ReadOptions {
@@ -51,9 +54,7 @@ pub(crate) fn find_list(
 /// The list of a results file cannot be found.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    #[error(
-        "cannot find the contact list of {results}: it is neither where the run read it nor beside the results; put it back, or name it like the results (list.csv for list.results.csv)"
-    )]
+    #[error("{}", crate::tr!("workbook-no-list", results = .results))]
     NoList { results: PathBuf },
 }
 
@@ -185,13 +186,16 @@ pub(crate) fn summary_lines(
     list: &Path,
     results: &Path,
     counts: &std::collections::HashMap<Status, u64>,
-    extra: &[(&str, String)],
+    extra: &[(String, String)],
 ) -> Vec<(String, String)> {
     let mut lines = vec![
-        ("List".to_owned(), list.display().to_string()),
-        ("Results".to_owned(), results.display().to_string()),
+        (crate::tr!("workbook-list"), list.display().to_string()),
+        (
+            crate::tr!("workbook-results"),
+            results.display().to_string(),
+        ),
     ];
-    lines.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    lines.extend(extra.iter().cloned());
     for status in Status::ALL {
         let n = counts.get(&status).copied().unwrap_or(0);
         if n > 0 {

@@ -40,6 +40,8 @@ use std::sync::{Arc, Mutex};
 
 use calamine::{Data, Reader as _};
 
+use crate::tr;
+
 /// How much of a text file is looked at to guess its encoding and delimiter.
 const SNIFF_BYTES: usize = 64 * 1024;
 
@@ -48,34 +50,33 @@ const SPREADSHEET_EXTENSIONS: [&str; 5] = ["xlsx", "xlsm", "xlsb", "xls", "ods"]
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("cannot open {path}: {source}")]
+    #[error("{}", tr!("input-open", path = .path, error = .source))]
     Open {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "{path} is empty: expected a header row (e.g. telephone,message) followed by the contacts"
-    )]
+    #[error("{}", tr!("input-empty", path = .path))]
     Empty { path: PathBuf },
-    #[error("{path}: has a header but no data rows: nothing to send")]
+    #[error("{}", tr!("input-no-rows", path = .path))]
     NoRows { path: PathBuf },
-    #[error("{path}, line {line}: {message}")]
+    #[error("{}", tr!("input-parse", path = .path, line = *.line, message = .message))]
     Parse {
         path: PathBuf,
         line: u64,
         message: String,
     },
-    #[error(
-        "{path}: more than {max_rows} data rows: split the list, or raise the limit with --max-rows or limits.max_rows"
-    )]
+    #[error("{}", tr!("input-too-many-rows", path = .path, max_rows = *.max_rows))]
     TooManyRows { path: PathBuf, max_rows: u64 },
     #[error("{path}: {message}")]
     Header { path: PathBuf, message: String },
-    #[error(
-        "cannot read {path} as a spreadsheet: {message}; if it is really a CSV file, give it a .csv name"
-    )]
+    #[error("{}", tr!("input-spreadsheet", path = .path, message = .message))]
     Spreadsheet { path: PathBuf, message: String },
-    #[error("{path}: no sheet named {wanted:?} (--sheet or input.sheet); its sheets are: {sheets}")]
+    #[error("{}", tr!(
+        "input-no-such-sheet",
+        path = .path,
+        wanted = format!("{:?}", .wanted),
+        sheets = .sheets
+    ))]
     NoSuchSheet {
         path: PathBuf,
         wanted: String,
@@ -188,11 +189,7 @@ struct HeaderTooLong;
 
 impl std::fmt::Display for HeaderTooLong {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the header line is longer than {} KiB: this is not a contact list's header (check the file, or its delimiter)",
-            MAX_RECORD_BYTES / 1024
-        )
+        f.write_str(&tr!("input-header-too-long", kib = MAX_RECORD_BYTES / 1024))
     }
 }
 
@@ -399,8 +396,12 @@ pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Rows, InputError>
     }
     if let Some(sheet) = &options.sheet {
         tracing::warn!(
-            "{}: is read as delimited text (not a spreadsheet by its extension); the sheet {sheet:?} is ignored",
-            path.display()
+            "{}",
+            tr!(
+                "input-sheet-ignored",
+                path = path.display(),
+                sheet = format!("{sheet:?}")
+            )
         );
     }
     let file = File::open(path).map_err(|source| InputError::Open {
@@ -476,10 +477,7 @@ pub(crate) fn from_reader_with(
         return Err(InputError::Parse {
             path: path.to_owned(),
             line,
-            message: format!(
-                "the header line is longer than {} KiB: this is not a contact list's header (check the file, or its delimiter)",
-                MAX_RECORD_BYTES / 1024
-            ),
+            message: tr!("input-header-too-long", kib = MAX_RECORD_BYTES / 1024),
         });
     }
     let header = text
@@ -597,9 +595,9 @@ struct Place {
 impl Place {
     fn describe(self) -> String {
         if self.row == 0 {
-            format!("header column {}", self.column)
+            tr!("input-place-header", column = self.column)
         } else {
-            format!("row {}, column {}", self.row, self.column)
+            tr!("input-place-row", row = self.row, column = self.column)
         }
     }
 }
@@ -632,14 +630,12 @@ fn has_utf8_multibyte(bytes: &[u8]) -> bool {
     bytes.utf8_chunks().any(|chunk| !chunk.valid().is_ascii())
 }
 
-const MIXED_HINT: &str = "the file mixes encodings (some fields are UTF-8, others are not), so some accents would be sent garbled; export it again as \"CSV UTF-8\" and check the accents of that row";
-
 impl Decoding {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Self::Utf8 { .. } => "UTF-8",
-            Self::Windows1252 { .. } => "Windows-1252",
-            Self::Undecided => "not yet known (ASCII so far)",
+            Self::Utf8 { .. } => "UTF-8".into(),
+            Self::Windows1252 { .. } => "Windows-1252".into(),
+            Self::Undecided => tr!("input-encoding-undecided"),
         }
     }
 
@@ -662,7 +658,7 @@ impl Decoding {
                 if has_utf8_multibyte(bytes) {
                     return Err(fail(
                         first,
-                        format!("not UTF-8, while {} is: {MIXED_HINT}", place.describe()),
+                        tr!("input-not-utf8-while", place = place.describe()),
                     ));
                 }
                 Ok(windows_1252(bytes))
@@ -675,14 +671,9 @@ impl Decoding {
                     };
                     Ok(text.to_owned())
                 }
-                Err(_) if has_utf8_multibyte(bytes) => Err(fail(
-                    place,
-                    format!("part UTF-8 and part not: {MIXED_HINT}"),
-                )),
+                Err(_) if has_utf8_multibyte(bytes) => Err(fail(place, tr!("input-part-utf8"))),
                 Err(_) => {
-                    tracing::info!(
-                        "the list is not UTF-8: reading it as Windows-1252 (set input.encoding to choose)"
-                    );
+                    tracing::info!("{}", tr!("input-reading-windows-1252"));
                     *self = Self::Windows1252 {
                         first_legacy: Some(place),
                     };
@@ -696,11 +687,13 @@ impl Decoding {
 /// What to tell the user when a field of a UTF-8 file cannot be decoded.
 fn utf8_failure_hint(chosen: Chosen, first_utf8: Option<Place>) -> String {
     match chosen {
-        Chosen::Config => "not valid UTF-8, as input.encoding = \"utf-8\" requires: save the file as UTF-8 (Excel: \"CSV UTF-8\"), or set input.encoding = \"windows-1252\" or \"auto\"".into(),
-        Chosen::Bom => "not valid UTF-8, although the file starts with a UTF-8 byte order mark: the file mixes encodings; export it again as \"CSV UTF-8\"".into(),
-        Chosen::Detected => format!(
-            "not valid UTF-8, while {} is: {MIXED_HINT}",
-            first_utf8.map(Place::describe).unwrap_or_else(|| "an earlier field".into())
+        Chosen::Config => tr!("input-not-utf8-config"),
+        Chosen::Bom => tr!("input-not-utf8-bom"),
+        Chosen::Detected => tr!(
+            "input-not-utf8-while",
+            place = first_utf8
+                .map(Place::describe)
+                .unwrap_or_else(|| tr!("input-an-earlier-field"))
         ),
     }
 }
@@ -957,12 +950,12 @@ impl Rows {
     /// How the file is being read, for the log: delimiter and encoding, or the sheet.
     pub(crate) fn format(&self) -> String {
         match &self.source {
-            Source::Text(t) => format!(
-                "delimited text, delimiter {:?}, encoding {}",
-                char::from(t.delimiter),
-                t.decoding.name()
+            Source::Text(t) => tr!(
+                "input-format-text",
+                delimiter = format!("{:?}", char::from(t.delimiter)),
+                encoding = t.decoding.name()
             ),
-            Source::Sheet(sheet) => format!("spreadsheet, sheet {:?}", sheet.name),
+            Source::Sheet(sheet) => tr!("input-format-sheet", sheet = format!("{:?}", sheet.name)),
         }
     }
 
@@ -1043,11 +1036,9 @@ fn describe_csv_error(e: &csv::Error) -> String {
         csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|e| e.is::<HeaderTooLong>()) => {
             io.to_string()
         }
-        csv::ErrorKind::Io(io) => format!("read error: {io}"),
-        csv::ErrorKind::Utf8 { .. } => {
-            "not valid UTF-8: save the file as UTF-8 (Excel: \"CSV UTF-8\")".into()
-        }
-        _ => format!("not a readable CSV table ({e})"),
+        csv::ErrorKind::Io(io) => tr!("input-read-error", error = io),
+        csv::ErrorKind::Utf8 { .. } => tr!("input-not-utf8"),
+        _ => tr!("input-not-csv", error = e.to_string()),
     }
 }
 

@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use naming::journal_path;
 use naming::tmp_path;
 
+use crate::tr;
 use crate::validate::Job;
 
 /// The results file's columns, in order. Scripts depend on them.
@@ -94,44 +95,51 @@ impl Status {
 
     /// What a status means: the one table that `send --help`, `report --help` and the
     /// README's status table say (a unit test holds the README to it).
-    pub(crate) fn meaning(self) -> &'static str {
+    pub(crate) fn meaning(self) -> String {
         match self {
-            Status::Sent => {
-                "Wolkvox accepted the message (HTTP 2xx and body `code` 2xx). Not proof of delivery."
-            }
-            Status::Failed => {
-                "Wolkvox refused the message, or every attempt failed in a way that certainly did not deliver it."
-            }
-            Status::Unknown => {
-                "The request was written but the answer never came (timeout, connection dropped): the message may have been delivered. Not sent again unless `--resume --retry-unknown`."
-            }
-            Status::Invalid => "The row failed validation; `msg` says which column and why.",
-            Status::Duplicate => "Same number and message as an earlier row; not sent.",
-            Status::Suppressed => {
-                "The number is on an opt-out list (`--suppress`, `campaign.suppress`); never sent, not even by `--resume --retry-failed`."
-            }
-            Status::NotSent => "Never attempted because the run stopped early (exit code 3).",
-            Status::DryRun => "Valid row that would have been sent (`--dry-run` only).",
+            Status::Sent => tr!("status-meaning-sent"),
+            Status::Failed => tr!("status-meaning-failed"),
+            Status::Unknown => tr!("status-meaning-unknown"),
+            Status::Invalid => tr!("status-meaning-invalid"),
+            Status::Duplicate => tr!("status-meaning-duplicate"),
+            Status::Suppressed => tr!("status-meaning-suppressed"),
+            Status::NotSent => tr!("status-meaning-not-sent"),
+            Status::DryRun => tr!("status-meaning-dry-run"),
         }
     }
 
     /// The status in words a person reads in a workbook.
-    pub(crate) fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> String {
         match self {
-            Status::Sent => "Sent",
-            Status::Failed => "Failed: refused",
-            Status::Unknown => "Unknown: may have been delivered",
-            Status::Invalid => "Invalid: not sent",
-            Status::Duplicate => "Duplicate: not sent",
-            Status::Suppressed => "Opted out: not sent",
-            Status::NotSent => "Not sent yet",
-            Status::DryRun => "Would be sent (dry run)",
+            Status::Sent => tr!("status-label-sent"),
+            Status::Failed => tr!("status-label-failed"),
+            Status::Unknown => tr!("status-label-unknown"),
+            Status::Invalid => tr!("status-label-invalid"),
+            Status::Duplicate => tr!("status-label-duplicate"),
+            Status::Suppressed => tr!("status-label-suppressed"),
+            Status::NotSent => tr!("status-label-not-sent"),
+            Status::DryRun => tr!("status-label-dry-run"),
+        }
+    }
+
+    /// The status as a word in a person's summary: its code in English (what the
+    /// results file says), a word in other languages.
+    pub(crate) fn word(self) -> String {
+        match self {
+            Status::Sent => tr!("status-word-sent"),
+            Status::Failed => tr!("status-word-failed"),
+            Status::Unknown => tr!("status-word-unknown"),
+            Status::Invalid => tr!("status-word-invalid"),
+            Status::Duplicate => tr!("status-word-duplicate"),
+            Status::Suppressed => tr!("status-word-suppressed"),
+            Status::NotSent => tr!("status-word-not-sent"),
+            Status::DryRun => tr!("status-word-dry-run"),
         }
     }
 
     /// The status table for `--help`: one line a status.
     pub(crate) fn help_table() -> String {
-        let mut out = String::from("Statuses of the results file (column `status`):\n");
+        let mut out = format!("{}\n", tr!("status-help-heading"));
         for status in Status::ALL {
             // No alignment: clap wraps long lines without keeping an indent.
             out.push_str(&format!("- {}: {}\n", status.as_str(), status.meaning()));
@@ -473,19 +481,23 @@ impl RunInfo {
                 let name = self
                     .hsm_template
                     .as_deref()
-                    .map(|n| format!("HSM template {n:?}"))
-                    .unwrap_or_else(|| "HSM templates named by the template_name column".into());
+                    .map(|n| tr!("campaign-hsm-named", name = format!("{n:?}")))
+                    .unwrap_or_else(|| tr!("campaign-hsm-column"));
                 if self.hsm_vars.is_empty() {
                     name
                 } else {
-                    format!("{name} with variables {}", self.hsm_vars.join(","))
+                    tr!(
+                        "campaign-with-variables",
+                        name = name,
+                        vars = self.hsm_vars.join(",")
+                    )
                 }
             }
-            "rendered" => format!(
-                "messages rendered from {}",
-                self.template.as_deref().unwrap_or("a template")
-            ),
-            _ => "free messages from the message column".into(),
+            "rendered" => match self.template.as_deref() {
+                Some(template) => tr!("campaign-rendered", template = template),
+                None => tr!("campaign-rendered-unnamed"),
+            },
+            _ => tr!("campaign-free"),
         }
     }
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::journal::{self, Outcome, Status};
 use crate::text::quote;
+use crate::tr;
 
 /// Rows listed per group; the rest are counted.
 const ROWS_PER_GROUP: usize = 10;
@@ -210,7 +211,7 @@ fn cannot_retry<'a>(outcomes: impl Iterator<Item = &'a Outcome>) -> Vec<Fix> {
             None => out.push(Fix {
                 count: 1,
                 rows: vec![o.row],
-                fix: fix.into(),
+                fix,
             }),
         }
     }
@@ -315,10 +316,7 @@ fn next_step(
     if count(Status::DryRun) > 0 {
         return Some(Next {
             command: format!("wolkvox-dispatch send {input_text}"),
-            sends: format!(
-                "this is a dry run's file: nothing was sent; this sends the {} rows recorded dry_run",
-                count(Status::DryRun)
-            ),
+            sends: tr!("report-next-dry-run", rows = count(Status::DryRun)),
             input_found: input.is_some(),
         });
     }
@@ -343,24 +341,25 @@ fn next_step(
     };
     let mut parts = Vec::new();
     if never_attempted > 0 {
-        parts.push(format!("the {never_attempted} rows never attempted"));
+        parts.push(tr!("report-next-never-attempted", rows = never_attempted));
     }
     if not_sent > 0 {
-        parts.push(format!("the {not_sent} not_sent rows"));
+        parts.push(tr!("report-next-not-sent", rows = not_sent));
     }
     if failed > 0 {
         command.push_str(" --retry-failed");
-        parts.push(format!("again the {failed} failed rows"));
+        parts.push(tr!("report-next-failed", rows = failed));
     }
     if unknown > 0 {
         command.push_str(" --retry-unknown");
-        parts.push(format!(
-            "again the {unknown} unknown rows (they may already have been delivered: check before sending them twice)"
-        ));
+        parts.push(tr!("report-next-unknown", rows = unknown));
     }
     Some(Next {
         command,
-        sends: format!("sends {}", parts.join(", and ")),
+        sends: tr!(
+            "report-next-sends",
+            parts = parts.join(&tr!("report-next-and"))
+        ),
         input_found: input.is_some(),
     })
 }
@@ -390,33 +389,51 @@ pub(crate) fn render(r: &Report) -> String {
 
 /// The file, the campaign, how far the run got, and the count of each status.
 fn render_counts(r: &Report, out: &mut String) {
-    out.push_str(&format!(
-        "report of {} ({} rows)\n",
-        r.results.display(),
-        r.rows
-    ));
+    let line = |out: &mut String, text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(
+        out,
+        tr!(
+            "report-heading",
+            results = r.results.display(),
+            rows = r.rows
+        ),
+    );
     if let Some(campaign) = &r.campaign {
-        out.push_str(&format!("campaign: {campaign}\n"));
+        line(out, tr!("report-campaign", campaign = campaign));
     }
     match r.total {
-        Some(total) if r.in_progress => out.push_str(&format!(
-            "in progress: a run is sending right now; {} of {total} rows recorded so far (run report again when it ends)\n",
-            r.rows
-        )),
-        Some(total) if r.never_attempted > 0 => out.push_str(&format!(
-            "{} of {total} rows recorded; {} never attempted (the run was stopped before reaching them)\n",
-            r.rows, r.never_attempted
-        )),
-        None if r.in_progress => out.push_str(
-            "in progress: a run is sending right now (run report again when it ends)\n",
+        Some(total) if r.in_progress => line(
+            out,
+            tr!("report-in-progress-of", rows = r.rows, total = total),
         ),
+        Some(total) if r.never_attempted > 0 => line(
+            out,
+            tr!(
+                "report-never-attempted",
+                rows = r.rows,
+                total = total,
+                never = r.never_attempted
+            ),
+        ),
+        None if r.in_progress => line(out, tr!("report-in-progress")),
         _ => {}
     }
-    for status in Status::ALL {
-        let n = r.counts.get(status.as_str()).copied().unwrap_or(0);
-        if n > 0 {
-            out.push_str(&format!("  {:<11}{n:>8}\n", status.as_str()));
-        }
+    let shown: Vec<(String, u64)> = Status::ALL
+        .iter()
+        .map(|s| (s.word(), r.counts.get(s.as_str()).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let width = shown
+        .iter()
+        .map(|(w, _)| w.chars().count() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    for (word, n) in shown {
+        out.push_str(&format!("  {word:<width$}{n:>8}\n"));
     }
 }
 
@@ -424,12 +441,12 @@ fn render_counts(r: &Report, out: &mut String) {
 fn render_groups(r: &Report, out: &mut String) {
     let rows = |g: &Group| row_list(&g.rows, g.count);
     if !r.failures.is_empty() {
-        out.push_str("failures (failed and unknown) by code and msg, most common first:\n");
+        out.push_str(&format!("{}\n", tr!("report-failures")));
         for g in &r.failures {
             let code = if g.code.is_empty() {
-                "no code".to_owned()
+                tr!("report-no-code")
             } else {
-                format!("code {}", g.code)
+                tr!("report-code", code = g.code)
             };
             let what = match (g.error.is_empty(), g.msg.is_empty()) {
                 (false, false) => format!("{}: {}", g.error, g.msg),
@@ -437,34 +454,35 @@ fn render_groups(r: &Report, out: &mut String) {
                 (false, true) => g.error.clone(),
             };
             let kinds = match (g.failed, g.unknown) {
-                (_, 0) => "failed".to_owned(),
-                (0, _) => "unknown".to_owned(),
-                (f, u) => format!("{f} failed, {u} unknown"),
+                (_, 0) => Status::Failed.word(),
+                (0, _) => Status::Unknown.word(),
+                (f, u) => tr!("report-failed-and-unknown", failed = f, unknown = u),
             };
             out.push_str(&format!(
-                "  {:>8}  {code}  {what}  [{kinds}; rows {}]\n",
+                "  {:>8}  {code}  {what}  [{kinds}; {}]\n",
                 g.count,
-                rows(g)
+                tr!("report-rows", rows = rows(g))
             ));
         }
     }
-    for (title, list) in [("not sent", &r.not_sent), ("suppressed", &r.suppressed)] {
+    for (title, list) in [
+        (tr!("report-not-sent"), &r.not_sent),
+        (tr!("report-suppressed"), &r.suppressed),
+    ] {
         if !list.is_empty() {
             out.push_str(&format!("{title}:\n"));
             for g in list {
                 out.push_str(&format!(
-                    "  {:>8}  {}  [rows {}]\n",
+                    "  {:>8}  {}  [{}]\n",
                     g.count,
                     g.msg,
-                    rows(g)
+                    tr!("report-rows", rows = rows(g))
                 ));
             }
         }
     }
     if r.counts.get(Status::Invalid.as_str()).copied().unwrap_or(0) > 0 {
-        out.push_str(
-            "invalid rows: the reason of each is in the results file's msg column (or run `wolkvox-dispatch validate` on the list)\n",
-        );
+        out.push_str(&format!("{}\n", tr!("report-invalid")));
     }
 }
 
@@ -472,25 +490,48 @@ fn render_groups(r: &Report, out: &mut String) {
 fn render_times(r: &Report, out: &mut String) {
     match (&r.first_finished_at, &r.last_finished_at) {
         (Some(first), Some(last)) => {
-            out.push_str(&format!("first answer  {first}\nlast answer   {last}\n"));
+            let labels = [
+                tr!("report-first-answer"),
+                tr!("report-last-answer"),
+                tr!("report-rate"),
+            ];
+            let width = labels
+                .iter()
+                .map(|l| l.chars().count() + 2)
+                .max()
+                .unwrap_or(0)
+                .max(14);
+            let [first_label, last_label, rate_label] = &labels;
+            out.push_str(&format!(
+                "{first_label:<width$}{first}\n{last_label:<width$}{last}\n"
+            ));
             match r.messages_per_second {
                 Some(rate) => out.push_str(&format!(
-                    "rate          {rate:.2} messages/s (sent rows over that time, pauses between runs included)\n"
+                    "{rate_label:<width$}{}\n",
+                    tr!("report-rate-value", rate = crate::i18n::decimal(rate, 2))
                 )),
-                None => out.push_str("rate          - (a single moment)\n"),
+                None => out.push_str(&format!(
+                    "{rate_label:<width$}{}\n",
+                    tr!("report-rate-single")
+                )),
             }
         }
         // Requests cut off by a kill have no answer time, but they did leave.
         _ if r.counts.get(Status::Unknown.as_str()).copied().unwrap_or(0) > 0 => {
-            out.push_str("no answer from Wolkvox was recorded\n");
+            out.push_str(&format!("{}\n", tr!("report-no-answer")));
         }
-        _ => out.push_str("no request was sent to Wolkvox\n"),
+        _ => out.push_str(&format!("{}\n", tr!("report-no-request"))),
     }
     if !r.cannot_retry.is_empty() {
-        out.push_str("failed rows that sending again cannot fix:\n");
+        out.push_str(&format!("{}\n", tr!("report-cannot-fix")));
         for f in &r.cannot_retry {
             let rows = row_list(&f.rows, f.count);
-            out.push_str(&format!("  {:>8}  {}  [rows {rows}]\n", f.count, f.fix));
+            out.push_str(&format!(
+                "  {:>8}  {}  [{}]\n",
+                f.count,
+                f.fix,
+                tr!("report-rows", rows = rows)
+            ));
         }
     }
 }
@@ -498,28 +539,26 @@ fn render_times(r: &Report, out: &mut String) {
 /// What to run next, if anything is left to send.
 fn render_next(r: &Report, out: &mut String) {
     if let Some(command) = &r.reconcile {
-        out.push_str(&format!(
-            "unknown rows may have been delivered: settle them with Wolkvox's report of sent messages first:\n  {command}\n"
-        ));
+        out.push_str(&format!("{}\n  {command}\n", tr!("report-reconcile-first")));
     }
     match &r.next {
         None if r.in_progress => {}
-        None if r.rows == 0 => out.push_str("no rows recorded yet\n"),
-        None => out.push_str(
-            "nothing left to send: every row is sent, suppressed, invalid or duplicate\n",
-        ),
+        None if r.rows == 0 => out.push_str(&format!("{}\n", tr!("report-no-rows"))),
+        None => out.push_str(&format!("{}\n", tr!("report-nothing-left"))),
         Some(next) => {
-            out.push_str(&format!("next: {}\n", next.command));
+            out.push_str(&format!("{}\n", tr!("report-next", command = next.command)));
             out.push_str(&format!("  {}.\n", next.sends));
             if !next.input_found {
                 out.push_str(&format!(
-                    "  Replace {INPUT_PLACEHOLDER} with the contact list this results file came from.\n"
+                    "  {}\n",
+                    tr!(
+                        "report-replace-placeholder",
+                        placeholder = INPUT_PLACEHOLDER
+                    )
                 ));
             }
             if r.campaign.is_none() {
-                out.push_str(
-                    "  Add the --config and --suppress options of the original run: contact hours and opt-out lists are not stored in the results file (rows recorded suppressed stay suppressed).\n",
-                );
+                out.push_str(&format!("  {}\n", tr!("report-add-options")));
             }
         }
     }

@@ -18,8 +18,10 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::i18n::Localized;
 use crate::journal::Status;
 use crate::progress::Progress;
+use crate::tr;
 use crate::validate::{Job, Message};
 
 /// Log lines go to stderr around the progress bar, with untrusted text escaped.
@@ -88,7 +90,7 @@ pub(crate) fn init_logging(json: bool, quiet: bool, progress: &Progress) {
 /// Everything the end-of-run summary shows.
 #[derive(Debug, Clone)]
 pub(crate) struct Summary<'a> {
-    pub(crate) title: &'a str,
+    pub(crate) title: Localized,
     pub(crate) counts: &'a HashMap<Status, u64>,
     pub(crate) elapsed: Duration,
     /// Rows skipped because an earlier run already finished them.
@@ -97,18 +99,22 @@ pub(crate) struct Summary<'a> {
     pub(crate) sent_before: u64,
     pub(crate) results: &'a Path,
     /// For dry runs: how long sending would take at the configured limits.
-    pub(crate) estimate: Option<String>,
+    pub(crate) estimate: Option<Localized>,
     /// Why the run stopped early, and how to resume.
-    pub(crate) stopped: Option<String>,
+    pub(crate) stopped: Option<Localized>,
     /// Whether the run fits in the contact hours (dry runs with `campaign.hours`).
-    pub(crate) hours: Option<String>,
+    pub(crate) hours: Option<Localized>,
     /// A resumed run: what this run itself sent and failed (the counts are the campaign's).
     pub(crate) this_run: Option<(u64, u64)>,
 }
 
 impl<'a> Summary<'a> {
     /// A summary with only its title, counts and results file; set the rest with `..`.
-    pub(crate) fn new(title: &'a str, counts: &'a HashMap<Status, u64>, results: &'a Path) -> Self {
+    pub(crate) fn new(
+        title: Localized,
+        counts: &'a HashMap<Status, u64>,
+        results: &'a Path,
+    ) -> Self {
         Self {
             title,
             counts,
@@ -136,48 +142,71 @@ impl<'a> Summary<'a> {
     }
 
     pub(crate) fn render(&self) -> String {
+        let statuses: Vec<(String, u64)> = Status::ALL
+            .iter()
+            .map(|&status| (status, self.counts.get(&status).copied().unwrap_or(0)))
+            .filter(|&(status, n)| n > 0 || status == Status::Sent && self.estimate.is_none())
+            .map(|(status, n)| (status.word(), n))
+            .collect();
+        let labels = [
+            tr!("summary-rows"),
+            tr!("summary-skipped"),
+            tr!("summary-this-run"),
+            tr!("summary-elapsed"),
+            tr!("summary-estimate"),
+            tr!("summary-hours"),
+            tr!("summary-results"),
+        ];
+        let [rows, skipped, this_run, elapsed, estimate, hours, results] = &labels;
+        // Eleven columns fit the English labels; longer ones (Spanish) widen it.
+        let width = statuses
+            .iter()
+            .map(|(word, _)| word)
+            .chain(&labels)
+            .map(|l| l.chars().count() + 1)
+            .max()
+            .unwrap_or(0)
+            .max(11);
         let mut out = String::new();
-        out.push_str(self.title);
+        out.push_str(&self.title.here);
         out.push('\n');
         let total: u64 = self.counts.values().sum();
-        out.push_str(&format!("  {:<11}{total:>8}\n", "rows"));
-        for status in Status::ALL {
-            let n = self.counts.get(&status).copied().unwrap_or(0);
-            if n > 0 || status == Status::Sent && self.estimate.is_none() {
-                out.push_str(&format!("  {:<11}{n:>8}\n", status.as_str()));
-            }
+        out.push_str(&format!("  {rows:<width$}{total:>8}\n"));
+        for (word, n) in &statuses {
+            out.push_str(&format!("  {word:<width$}{n:>8}\n"));
         }
         if self.skipped > 0 {
             out.push_str(&format!(
-                "  {:<11}{:>8}  (already done in an earlier run)\n",
-                "skipped", self.skipped
+                "  {skipped:<width$}{:>8}  {}\n",
+                self.skipped,
+                tr!("summary-skipped-why")
             ));
         }
         if let Some((sent, failed)) = self.this_run {
             out.push_str(&format!(
-                "  {:<11}sent {sent}, failed {failed}  (the counts above are the whole campaign's)\n",
-                "this run"
+                "  {this_run:<width$}{}\n",
+                tr!("summary-this-run-counts", sent = sent, failed = failed)
             ));
         }
-        let secs = self.elapsed.as_secs_f64();
+        let secs = crate::i18n::decimal(self.elapsed.as_secs_f64(), 1);
         if self.estimate.is_none() {
-            let rate = self.messages_per_second();
+            let rate = crate::i18n::decimal(self.messages_per_second(), 1);
             out.push_str(&format!(
-                "  {:<11}{secs:>8.1} s  ({rate:.1} messages/s)\n",
-                "elapsed"
+                "  {elapsed:<width$}{secs:>8} s  {}\n",
+                tr!("summary-rate", rate = rate)
             ));
         } else {
-            out.push_str(&format!("  {:<11}{secs:>8.1} s\n", "elapsed"));
+            out.push_str(&format!("  {elapsed:<width$}{secs:>8} s\n"));
         }
-        if let Some(estimate) = &self.estimate {
-            out.push_str(&format!("  {:<11}{estimate}\n", "estimate"));
+        if let Some(text) = &self.estimate {
+            out.push_str(&format!("  {estimate:<width$}{text}\n"));
         }
-        if let Some(hours) = &self.hours {
-            out.push_str(&format!("  {:<11}{hours}\n", "hours"));
+        if let Some(text) = &self.hours {
+            out.push_str(&format!("  {hours:<width$}{text}\n"));
         }
-        out.push_str(&format!("  {:<11}{}\n", "results", self.results.display()));
+        out.push_str(&format!("  {results:<width$}{}\n", self.results.display()));
         if let Some(stopped) = &self.stopped {
-            out.push_str(&format!("stopped early: {stopped}\n"));
+            out.push_str(&format!("{}\n", tr!("summary-stopped", why = stopped)));
         }
         out
     }
@@ -216,10 +245,10 @@ impl SummaryJson<'_> {
             "messages_per_second": (s.messages_per_second() * 100.0).round() / 100.0,
             "results": results,
             "exit_code": self.exit_code,
-            "stopped": s.stopped,
+            "stopped": s.stopped.as_ref().map(|t| &t.english),
             "dry_run": self.dry_run,
-            "estimate": s.estimate,
-            "hours": s.hours,
+            "estimate": s.estimate.as_ref().map(|t| &t.english),
+            "hours": s.hours.as_ref().map(|t| &t.english),
             "error": self.error,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -243,7 +272,7 @@ impl SummaryJson<'_> {
 pub(crate) fn preview(job: &Job, filled: Option<&str>) -> String {
     let (mut head, text) = match &job.message {
         Message::Free { text } => (
-            format!("row {} -> {}:", job.row, job.telephone),
+            tr!("preview-row", row = job.row, telephone = job.telephone),
             Some(text.as_str()),
         ),
         Message::Template {
@@ -252,9 +281,12 @@ pub(crate) fn preview(job: &Job, filled: Option<&str>) -> String {
             customer_id,
             url_attach,
         } => {
-            let mut head = format!(
-                "row {} -> {}: template {name}, vars {vars:?}",
-                job.row, job.telephone
+            let mut head = tr!(
+                "preview-template",
+                row = job.row,
+                telephone = job.telephone,
+                name = name,
+                vars = format!("{vars:?}")
             );
             if !customer_id.is_empty() {
                 head.push_str(&format!(", customer_id {customer_id:?}"));
@@ -283,7 +315,7 @@ mod tests {
     fn summary(counts: &HashMap<Status, u64>, secs: u64) -> Summary<'_> {
         Summary {
             elapsed: Duration::from_secs(secs),
-            ..Summary::new("run finished", counts, Path::new("r.csv"))
+            ..Summary::new("run finished".to_owned().into(), counts, Path::new("r.csv"))
         }
     }
 
@@ -321,7 +353,7 @@ mod tests {
     fn summary_json_has_every_status_and_the_same_figures() {
         let counts = HashMap::from([(Status::Sent, 8), (Status::NotSent, 2)]);
         let summary = Summary {
-            title: "run stopped",
+            title: "run stopped".to_owned().into(),
             skipped: 1,
             stopped: Some("interrupted".into()),
             ..summary(&counts, 4)

@@ -22,7 +22,7 @@ const MAX_WIDTH: usize = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkbookError {
-    #[error("cannot write the workbook {path}: {message}")]
+    #[error("{}", crate::tr!("workbook-write", path = .path, message = .message))]
     Write {
         path: std::path::PathBuf,
         message: String,
@@ -105,10 +105,18 @@ pub(crate) fn write_table<'a>(
 }
 
 /// The added columns, after the list's own.
-const ADDED: [&str; 5] = ["Result", "Reason", "Code", "Attempts", "Time"];
+fn added() -> [String; 5] {
+    [
+        crate::tr!("workbook-column-result"),
+        crate::tr!("workbook-column-reason"),
+        crate::tr!("workbook-column-code"),
+        crate::tr!("workbook-column-attempts"),
+        crate::tr!("workbook-column-time"),
+    ]
+}
 
 fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwriter::XlsxError> {
-    sheet.set_name("Rows")?;
+    sheet.set_name(crate::tr!("workbook-sheet-rows"))?;
     let bold = Format::new()
         .set_bold()
         .set_background_color(Color::RGB(0xD9E1F2))
@@ -116,14 +124,15 @@ fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwr
     let time = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
     let mut names: Vec<String> = c.header.to_vec();
     if c.spreadsheet {
-        names.push("Sheet row".into());
+        names.push(crate::tr!("workbook-column-sheet-row"));
     }
-    names.extend(ADDED.iter().map(|s| (*s).to_owned()));
+    let added = added();
+    names.extend(added.iter().cloned());
     let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
     for (col, name) in names.iter().enumerate() {
         sheet.write_string_with_format(0, col_num(col), name, &bold)?;
     }
-    let first_added = names.len() - ADDED.len();
+    let first_added = names.len() - added.len();
     // One format per status, made once: the workbook looks each one up per cell.
     let status_formats: HashMap<Status, Format> = Status::ALL
         .iter()
@@ -139,10 +148,10 @@ fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwr
             sheet.write_number(r, col_num(c.header.len()), source.line as f64)?;
         }
         let Some(o) = c.outcomes.get(&source.row) else {
-            sheet.write_string(r, col_num(first_added), "No result recorded")?;
+            sheet.write_string(r, col_num(first_added), crate::tr!("workbook-no-result"))?;
             continue;
         };
-        let label = o.status.label();
+        let label = &o.status.label();
         match status_formats.get(&o.status) {
             Some(format) => {
                 sheet.write_string_with_format(r, col_num(first_added), label, format)?
@@ -160,7 +169,7 @@ fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwr
         if o.status == Status::Failed
             && let Some(fix) = crate::send::api::fix_for(&o.msg)
         {
-            reason.push_str(&format!(" (what to do: {fix})"));
+            reason.push_str(&crate::tr!("workbook-what-to-do", fix = fix));
         }
         sheet.write_string(r, col_num(first_added + 1), &reason)?;
         widen(&mut widths, first_added + 1, &reason);
@@ -188,7 +197,7 @@ fn summary_sheet(
     sheet: &mut Worksheet,
     lines: &[(String, String)],
 ) -> Result<(), rust_xlsxwriter::XlsxError> {
-    sheet.set_name("Summary")?;
+    sheet.set_name(crate::tr!("workbook-sheet-summary"))?;
     let bold = Format::new().set_bold();
     let mut widths = (8, 20);
     for (i, (label, value)) in lines.iter().enumerate() {

@@ -24,6 +24,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
 use crate::send::token::Token;
+use crate::tr;
 use crate::validate::{Job, Message};
 
 /// Bodies longer than this are cut: a real answer is a few hundred bytes.
@@ -120,18 +121,14 @@ fn value_text(v: Option<serde_json::Value>) -> String {
 }
 
 /// What would fix a refusal that sending again cannot, judged from its `msg`.
-pub(crate) fn fix_for(msg: &str) -> Option<&'static str> {
+pub(crate) fn fix_for(msg: &str) -> Option<String> {
     let upper = msg.to_uppercase();
     if upper.contains("24") && (upper.contains("WINDOW") || upper.contains("HOUR")) {
-        Some(
-            "the 24-hour window is closed: send these people the HSM template first (send --hsm TEMPLATE); a free message reaches them only after they answer it",
-        )
+        Some(tr!("fix-24-hour-window"))
     } else if upper.contains("PARAMETERS ARE REQUIRED") {
-        Some(
-            "a parameter is missing: check the list's columns and api.connector_id in the config, then send these rows as a new list",
-        )
+        Some(tr!("fix-parameter-missing"))
     } else if upper.contains("CONNECTOR") {
-        Some("check the connector: api.connector_id in the config, or the connector_id column")
+        Some(tr!("fix-connector"))
     } else {
         None
     }
@@ -236,8 +233,11 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
     if parsed.is_none() {
         tracing::warn!(
-            "the server sent Retry-After {:?}, which is neither whole seconds nor an HTTP date: ignored, waiting the usual backoff instead",
-            excerpt(&String::from_utf8_lossy(raw.as_bytes()))
+            "{}",
+            tr!(
+                "api-bad-retry-after",
+                value = format!("{:?}", excerpt(&String::from_utf8_lossy(raw.as_bytes())))
+            )
         );
     }
     parsed
@@ -289,7 +289,7 @@ pub(crate) fn request_body(job: &Job) -> serde_json::Value {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the HTTP client: {0}")]
+#[error("{}", tr!("api-client", error = .0))]
 pub struct ClientError(String);
 
 /// One HTTP client for the whole run, so connections are kept alive.

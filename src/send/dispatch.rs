@@ -44,6 +44,7 @@ use crate::progress::{Progress, Tally};
 use crate::send::api::{Answer, Client, Reply, TokenProblem};
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
+use crate::tr;
 use crate::validate::Job;
 
 /// The longest a `Retry-After` is honoured before giving up waiting.
@@ -86,8 +87,13 @@ pub(crate) enum StopReason {
 }
 
 impl StopReason {
-    /// What the `not_sent` rows say in their `msg`.
+    /// What the `not_sent` rows say in their `msg`: English, like every `msg` of the
+    /// results file (programs read it), whatever the language of the interface.
     fn not_sent_msg(&self) -> String {
+        crate::i18n::with_lang(crate::i18n::Lang::En, || self.english_not_sent_msg())
+    }
+
+    fn english_not_sent_msg(&self) -> String {
         match self {
             StopReason::Interrupted => "not sent: the run was interrupted".into(),
             StopReason::NoTokens { quota_spent: true } => {
@@ -124,41 +130,27 @@ impl StopReason {
 impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StopReason::Interrupted => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
-            StopReason::NoTokens { quota_spent: true } => write!(
-                f,
-                "every token has spent today's quota (licences x 1000 calls a day); it renews tomorrow"
-            ),
-            StopReason::NoTokens { quota_spent: false } => write!(
-                f,
-                "every token in WOLKVOX_TOKEN was refused by Wolkvox (invalid, expired or quota spent); check the tokens"
-            ),
+            StopReason::Interrupted => f.write_str(&tr!("stop-interrupted")),
+            StopReason::NoTokens { quota_spent: true } => f.write_str(&tr!("stop-quota-spent")),
+            StopReason::NoTokens { quota_spent: false } => f.write_str(&tr!("stop-tokens-refused")),
             StopReason::ApiNotFound { msg } => {
-                write!(f, "Wolkvox answered {msg:?}: check api.server / --base-url")
+                f.write_str(&tr!("stop-api-not-found", msg = format!("{msg:?}")))
             }
-            StopReason::Redirected { status, msg } => write!(
-                f,
-                "the server answered HTTP {} ({msg}) instead of the API: the base URL or the server id is wrong; check api.server / api.base_url / --base-url",
-                status.map(|s| s.to_string()).unwrap_or_default()
-            ),
-            StopReason::ServiceDown { failures } => write!(
-                f,
-                "every token failed {failures} times in a row: the service looks down"
-            ),
+            StopReason::Redirected { status, msg } => f.write_str(&tr!(
+                "stop-redirected",
+                status = status.map(|s| s.to_string()).unwrap_or_default(),
+                msg = msg
+            )),
+            StopReason::ServiceDown { failures } => {
+                f.write_str(&tr!("stop-service-down", failures = *failures))
+            }
             StopReason::RecordFailed { message } => {
-                write!(f, "cannot record outcomes ({message})")
+                f.write_str(&tr!("stop-record-failed", message = message))
             }
             StopReason::WindowClosed {
                 next_open: Some(at),
-            } => write!(
-                f,
-                "outside the contact hours (campaign.hours): the window opens again {}; run the command below then, or add --wait-for-window to wait for it",
-                show(at)
-            ),
-            StopReason::WindowClosed { next_open: None } => write!(
-                f,
-                "outside the contact hours, and campaign.hours with campaign.holidays leave no time to send in the coming years: check them"
-            ),
+            } => f.write_str(&tr!("stop-window-closed", opens = show(at))),
+            StopReason::WindowClosed { next_open: None } => f.write_str(&tr!("stop-window-never")),
             StopReason::SameRefusal {
                 rows,
                 code,
@@ -171,13 +163,13 @@ impl std::fmt::Display for StopReason {
                     .copied()
                     .collect::<Vec<_>>()
                     .join(" ");
-                write!(
-                    f,
-                    "{rows} rows in a row were refused with the same answer ({answer}): the campaign itself looks wrong, so the rest was not sent; {}; the refused rows stay `failed` (send them again after the fix with --resume --retry-failed); --max-failures / campaign.max_failures sets how many refusals stop a run (0: never)",
-                    crate::send::api::fix_for(msg).unwrap_or(
-                        "look at the answer above: a wrong connector id, a template or a parameter the API refuses are the usual causes"
-                    )
-                )
+                f.write_str(&tr!(
+                    "stop-same-refusal",
+                    rows = *rows,
+                    answer = answer,
+                    fix = crate::send::api::fix_for(msg)
+                        .unwrap_or_else(|| tr!("stop-same-refusal-fix"))
+                ))
             }
         }
     }
@@ -306,7 +298,7 @@ impl Shared {
     fn stop_with(&self, reason: StopReason) {
         let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
-            tracing::warn!("stopping: {reason}");
+            tracing::warn!("{}", tr!("dispatch-stopping", reason = reason.to_string()));
             *slot = Some(reason);
         }
         self.stop.cancel();
@@ -390,11 +382,9 @@ impl Shared {
         if *waiting != Some(opens.timestamp()) {
             *waiting = Some(opens.timestamp());
             let when = show(opens);
-            tracing::info!(
-                "outside the contact hours: waiting until {when} (Ctrl-C stops; --resume continues later)"
-            );
+            tracing::info!("{}", tr!("dispatch-waiting-window", when = when));
             self.progress
-                .wait(format!("waiting for contact hours ({when})"));
+                .wait(tr!("progress-waiting-window", when = when));
         }
     }
 
@@ -404,8 +394,8 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if waiting.take().is_some() {
-            tracing::info!("the contact window is open: sending");
-            self.progress.resume("sending");
+            tracing::info!("{}", tr!("dispatch-window-open"));
+            self.progress.resume(&tr!("progress-sending"));
         }
     }
 
@@ -470,9 +460,12 @@ pub(crate) fn backoff(
     if let Some(after) = retry_after {
         if after > MAX_RETRY_AFTER {
             tracing::warn!(
-                "the server asked to wait {} (Retry-After) before trying again; waiting {} at most",
-                crate::text::human_duration(after),
-                crate::text::human_duration(MAX_RETRY_AFTER)
+                "{}",
+                tr!(
+                    "dispatch-retry-after-capped",
+                    asked = crate::text::human_duration(after),
+                    most = crate::text::human_duration(MAX_RETRY_AFTER)
+                )
             );
         }
         return after.min(MAX_RETRY_AFTER);
@@ -678,9 +671,12 @@ async fn send_row(
                 ts.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     row = job.row,
-                    "row {}: no answer within {}: it may have been delivered; recorded unknown",
-                    job.row,
-                    crate::text::human_duration(shared.client.timeout())
+                    "{}",
+                    tr!(
+                        "dispatch-timeout",
+                        row = job.row,
+                        timeout = crate::text::human_duration(shared.client.timeout())
+                    )
                 );
                 shared.record(
                     outcome(&job, Status::Unknown, &reply, attempts, started),
@@ -707,10 +703,13 @@ async fn send_row(
                 ts.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     row = job.row,
-                    "row {}: {} ({}): it may have been delivered; recorded unknown",
-                    job.row,
-                    reply.error,
-                    reply.msg
+                    "{}",
+                    tr!(
+                        "dispatch-maybe-delivered",
+                        row = job.row,
+                        error = reply.error,
+                        msg = reply.msg
+                    )
                 );
                 shared.record(
                     outcome(&job, Status::Unknown, &reply, attempts, started),
@@ -723,13 +722,16 @@ async fn send_row(
                 let mut retired = ts.retired.lock().unwrap_or_else(PoisonError::into_inner);
                 if retired.is_none() {
                     tracing::warn!(
-                        "{} refused ({}): not used for the rest of this run",
-                        ts.token,
-                        if reply.msg.is_empty() {
-                            &reply.error
-                        } else {
-                            &reply.msg
-                        }
+                        "{}",
+                        tr!(
+                            "dispatch-token-retired",
+                            token = ts.token.to_string(),
+                            why = if reply.msg.is_empty() {
+                                &reply.error
+                            } else {
+                                &reply.msg
+                            }
+                        )
                     );
                     *retired = Some(problem);
                 }
@@ -848,9 +850,12 @@ async fn hold_slot(
                 request.abort();
                 tracing::warn!(
                     row = job.row,
-                    "row {}: still no answer {} after it was sent; the request is abandoned",
-                    job.row,
-                    crate::text::human_duration(API_CALL_LIMIT)
+                    "{}",
+                    tr!(
+                        "dispatch-abandoned",
+                        row = job.row,
+                        limit = crate::text::human_duration(API_CALL_LIMIT)
+                    )
                 );
                 return;
             }
@@ -870,8 +875,12 @@ async fn hold_slot(
         .to_owned();
     tracing::info!(
         row = job.row,
-        "row {}: the answer came after the timeout: {status}",
-        job.row
+        "{}",
+        tr!(
+            "dispatch-late-answer",
+            row = job.row,
+            status = status.as_str()
+        )
     );
     if let Err(e) = shared.recorder.record(o, Some(&job.key)) {
         shared.stop_with(StopReason::RecordFailed {

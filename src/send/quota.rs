@@ -14,18 +14,17 @@ its token (`TOKEN LIMIT EXCEEDED`).
 
 use crate::send::api::{Client, TokenInfo, TokenProblem};
 use crate::send::token::Token;
+use crate::tr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
-    #[error(
-        "today's quota allows {fits} more request(s) on {tokens} token(s), but {rows} rows are to be sent: nothing was sent. Send the first {fits} today with --partial (the rest is recorded not_sent; continue tomorrow with --resume), or add tokens to WOLKVOX_TOKEN (separated by commas; each has licences x 1000 calls a day). --no-quota-check skips this check"
-    )]
+    #[error("{}", tr!("quota-too-small", fits = *.fits, tokens = *.tokens, rows = *.rows))]
     TooSmall {
         rows: usize,
         fits: u64,
         tokens: usize,
     },
-    #[error("no token can send today ({detail}): nothing was sent")]
+    #[error("{}", tr!("quota-no-token", detail = .detail))]
     NoToken { detail: String },
 }
 
@@ -52,7 +51,7 @@ pub(crate) async fn ask(client: &Client, tokens: Vec<Token>) -> Vec<(Token, Toke
         match done {
             Ok(answer) => answers.push(answer),
             // A task can only fail by panicking; its token is then not used.
-            Err(e) => tracing::warn!("quota check failed: {e}"),
+            Err(e) => tracing::warn!("{}", tr!("quota-check-failed", error = e.to_string())),
         }
     }
     answers.sort_by_key(|(i, _, _)| *i);
@@ -68,41 +67,55 @@ pub(crate) fn fit(answers: Vec<(Token, TokenInfo)>) -> Result<Fitted, QuotaError
         match info {
             TokenInfo::Quota(q) if q.remaining() == 0 => {
                 tracing::warn!(
-                    "{token} has no calls left today (limit {}, used {}): not used in this run",
-                    q.limit,
-                    q.used_today
+                    "{}",
+                    tr!(
+                        "quota-token-spent",
+                        token = token.to_string(),
+                        limit = q.limit,
+                        used = q.used_today
+                    )
                 );
-                dropped.push(format!("{token}: today's quota is spent"));
+                dropped.push(format!("{token}: {}", tr!("quota-why-spent")));
             }
             TokenInfo::Quota(q) => {
                 tracing::info!(
-                    "{token}: {} calls left today (limit {}, used {})",
-                    q.remaining(),
-                    q.limit,
-                    q.used_today
+                    "{}",
+                    tr!(
+                        "quota-token-left",
+                        token = token.to_string(),
+                        left = q.remaining(),
+                        limit = q.limit,
+                        used = q.used_today
+                    )
                 );
                 left = left.map(|n| n.saturating_add(q.remaining()));
                 tokens.push(token);
             }
             TokenInfo::Rejected(problem, reply) => {
                 let why = match problem {
-                    TokenProblem::QuotaSpent => "today's quota is spent",
-                    TokenProblem::Invalid => "invalid, expired or malformed",
-                    TokenProblem::Missing => "not received by Wolkvox",
+                    TokenProblem::QuotaSpent => tr!("quota-why-spent"),
+                    TokenProblem::Invalid => tr!("quota-why-invalid"),
+                    TokenProblem::Missing => tr!("quota-why-missing"),
                 };
                 tracing::warn!(
-                    "{token} refused by token_info ({}): {why}; not used in this run",
-                    if reply.msg.is_empty() {
-                        &reply.error
-                    } else {
-                        &reply.msg
-                    }
+                    "{}",
+                    tr!(
+                        "quota-token-refused",
+                        token = token.to_string(),
+                        answer = if reply.msg.is_empty() {
+                            &reply.error
+                        } else {
+                            &reply.msg
+                        },
+                        why = why
+                    )
                 );
                 dropped.push(format!("{token}: {why}"));
             }
             TokenInfo::Unknown(why) => {
                 tracing::warn!(
-                    "cannot read today's quota of {token} ({why}); sending anyway: if the quota runs out, the token is retired and the rest is recorded not_sent"
+                    "{}",
+                    tr!("quota-unknown", token = token.to_string(), why = why)
                 );
                 left = None;
                 tokens.push(token);
@@ -130,14 +143,25 @@ pub(crate) fn rows_to_send(
     let fits = usize::try_from(left).unwrap_or(usize::MAX);
     if rows <= fits {
         tracing::info!(
-            "today's quota allows {left} more requests on {} token(s): enough for the {rows} rows",
-            fitted.tokens.len()
+            "{}",
+            tr!(
+                "quota-enough",
+                left = left,
+                tokens = fitted.tokens.len(),
+                rows = rows
+            )
         );
         Ok(rows)
     } else if partial {
         tracing::warn!(
-            "today's quota allows {left} more requests on {} token(s): sending the first {fits} of {rows} rows (--partial)",
-            fitted.tokens.len()
+            "{}",
+            tr!(
+                "quota-partial",
+                left = left,
+                tokens = fitted.tokens.len(),
+                fits = fits,
+                rows = rows
+            )
         );
         Ok(fits)
     } else {

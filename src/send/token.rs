@@ -13,11 +13,14 @@ pub(crate) const TOKEN_ENV: &str = "WOLKVOX_TOKEN";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error(
-        "no token: set the {TOKEN_ENV} environment variable (several tokens separated by commas); tokens are never accepted as flags"
-    )]
+    #[error("{}", crate::tr!("token-none", variable = TOKEN_ENV))]
     NoToken,
-    #[error("token #{index} in {TOKEN_ENV} {reason}")]
+    #[error("{}", crate::tr!(
+        "token-bad",
+        index = *.index,
+        variable = TOKEN_ENV,
+        reason = crate::i18n::message(.reason, &[])
+    ))]
     BadToken { index: usize, reason: &'static str },
 }
 
@@ -43,7 +46,7 @@ impl std::fmt::Debug for Token {
 
 impl std::fmt::Display for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "token #{}", self.index)
+        f.write_str(&crate::tr!("token-name", index = self.index))
     }
 }
 
@@ -63,7 +66,8 @@ pub(crate) fn parse_tokens(value: Option<&str>) -> Result<Vec<Token>, TokenError
         if !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(TokenError::BadToken {
                 index: i + 1,
-                reason: "contains spaces, control or non-ASCII characters, which cannot go in an HTTP header",
+                // A catalogue id: the error is shown in the current language.
+                reason: "token-bad-characters",
             });
         }
         if seen.insert(raw.to_owned()) {
@@ -86,7 +90,7 @@ pub(crate) fn tokens_from_env() -> Result<Vec<Token>, TokenError> {
         Err(std::env::VarError::NotPresent) => parse_tokens(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(TokenError::BadToken {
             index: 1,
-            reason: "is not valid UTF-8",
+            reason: "token-not-utf8",
         }),
     }
 }

@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::tr;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime};
@@ -380,45 +381,47 @@ impl Fit {
     pub(crate) fn describe(&self) -> String {
         let human = crate::text::human_duration;
         if self.never_opens {
-            return "the contact window does not open in the coming years (campaign.hours and campaign.holidays leave no time): nothing would be sent".into();
+            return tr!("window-never-opens");
         }
         let when = match (&self.opens, &self.closes) {
-            (None, Some(c)) => format!("open now until {}", show(c)),
-            (None, None) => "open now, with no closing time ahead".into(),
-            (Some(o), Some(c)) if o.date() == c.date() => format!(
-                "closed now; next opens {} until {}",
-                show(o),
-                c.strftime(if c.time().second() == 0 {
-                    "%H:%M"
-                } else {
-                    "%H:%M:%S"
-                })
+            (None, Some(c)) => tr!("window-open-until", until = show(c)),
+            (None, None) => tr!("window-open-no-close"),
+            (Some(o), Some(c)) if o.date() == c.date() => tr!(
+                "window-closed-next",
+                opens = show(o),
+                until = c
+                    .strftime(if c.time().second() == 0 {
+                        "%H:%M"
+                    } else {
+                        "%H:%M:%S"
+                    })
+                    .to_string()
             ),
-            (Some(o), Some(c)) => format!("closed now; next opens {} until {}", show(o), show(c)),
-            (Some(o), None) => format!(
-                "closed now; next opens {} with no closing time ahead",
-                show(o)
-            ),
+            (Some(o), Some(c)) => tr!("window-closed-next", opens = show(o), until = show(c)),
+            (Some(o), None) => tr!("window-closed-next-no-close", opens = show(o)),
         };
         let left = match self.available {
-            Some(a) => format!(" ({} of sending time)", human(a)),
+            Some(a) => tr!("window-sending-time-left", time = human(a)),
             None => String::new(),
         };
         let verdict = if self.fits() {
-            "the run fits".to_owned()
+            tr!("window-fits")
         } else {
             let share = self
                 .available
                 .map(|a| a.as_secs_f64() / self.needed.as_secs_f64().max(f64::MIN_POSITIVE))
                 .unwrap_or(1.0);
-            format!(
-                "the run does NOT fit: about {:.0}% of it would be sent before the window closes; the rest would be recorded not_sent (continue with --resume in the next window, or use --wait-for-window)",
-                (share * 100.0).floor()
+            tr!(
+                "window-does-not-fit",
+                percent = (share * 100.0).floor() as u64
             )
         };
-        format!(
-            "{when}{left}; sending needs at least {}: {verdict}",
-            human(self.needed)
+        tr!(
+            "window-describe",
+            when = when,
+            left = left,
+            needed = human(self.needed),
+            verdict = verdict
         )
     }
 }
@@ -426,11 +429,21 @@ impl Fit {
 /// `Tue 2026-03-03 07:00 -05 (America/Bogota)`; seconds shown only when not zero.
 pub(crate) fn show(z: &ZonedDateTime) -> String {
     let format = if z.time().second() == 0 {
-        "%a %Y-%m-%d %H:%M %Z (%Q)"
+        "%Y-%m-%d %H:%M %Z (%Q)"
     } else {
-        "%a %Y-%m-%d %H:%M:%S %Z (%Q)"
+        "%Y-%m-%d %H:%M:%S %Z (%Q)"
     };
-    jiff::fmt::strtime::format(format, z).unwrap_or_else(|_| z.to_string())
+    let day = match z.weekday() {
+        jiff::civil::Weekday::Monday => tr!("weekday-monday"),
+        jiff::civil::Weekday::Tuesday => tr!("weekday-tuesday"),
+        jiff::civil::Weekday::Wednesday => tr!("weekday-wednesday"),
+        jiff::civil::Weekday::Thursday => tr!("weekday-thursday"),
+        jiff::civil::Weekday::Friday => tr!("weekday-friday"),
+        jiff::civil::Weekday::Saturday => tr!("weekday-saturday"),
+        jiff::civil::Weekday::Sunday => tr!("weekday-sunday"),
+    };
+    let rest = jiff::fmt::strtime::format(format, z).unwrap_or_else(|_| z.to_string());
+    format!("{day} {rest}")
 }
 
 /// Where the dispatcher reads the time from; tests substitute their own.

@@ -21,8 +21,10 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::i18n::{self, Lang, Localized};
 use crate::input::Record;
 use crate::input::header::{self, Found};
+use crate::tr;
 pub use settings::ListSettings;
 pub(crate) use settings::{Columns, HsmSettings, check_connector_id};
 
@@ -83,11 +85,23 @@ pub struct Job {
     pub(crate) key: String,
 }
 
-/// One thing wrong with a row.
+/// One thing wrong with a row. The reason is shown in the current language and
+/// recorded in English in the results (which programs read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub(crate) column: String,
-    pub(crate) reason: String,
+    pub(crate) reason: Localized,
+}
+
+impl Problem {
+    /// A problem found in the current language; `Validator::check` fills in the
+    /// English the results record.
+    pub(crate) fn new(column: &str, reason: String) -> Problem {
+        Problem {
+            column: column.to_owned(),
+            reason: Localized::from(reason),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,18 +248,23 @@ impl SeenSet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HeaderError {
-    #[error(
-        "{path}: no `{column}` column (the header has: {header}); rename the column or set {key} in the config"
-    )]
+    #[error("{}", tr!("header-missing", path = .path, column = .column, header = .header, key = *.key))]
     Missing {
         path: PathBuf,
         column: String,
         header: String,
         key: &'static str,
     },
-    #[error(
-        "{path}: two columns can be the {role} column: {first:?} (column {first_index}) and {second:?} (column {second_index}); rename or remove one, or name the one to use with {key} in the config"
-    )]
+    #[error("{}", tr!(
+        "header-ambiguous",
+        path = .path,
+        role = *.role,
+        first = format!("{:?}", .first),
+        first_index = *.first_index,
+        second = format!("{:?}", .second),
+        second_index = *.second_index,
+        key = *.key
+    ))]
     Ambiguous {
         path: PathBuf,
         role: &'static str,
@@ -255,13 +274,15 @@ pub enum HeaderError {
         second: String,
         second_index: usize,
     },
-    #[error(
-        "{path}: no connector_id: add a `{column}` column or set api.connector_id in the config"
-    )]
+    #[error("{}", tr!("header-no-connector", path = .path, column = .column))]
     NoConnector { path: PathBuf, column: String },
-    #[error(
-        "{path}: column `{column}` appears twice in the header (columns {first} and {second}); keep one"
-    )]
+    #[error("{}", tr!(
+        "header-repeated",
+        path = .path,
+        column = .column,
+        first = *.first,
+        second = *.second
+    ))]
     Repeated {
         path: PathBuf,
         column: String,
@@ -270,17 +291,20 @@ pub enum HeaderError {
     },
     #[error(transparent)]
     Template(#[from] TemplateError),
-    #[error(
-        "{path}: no `{column}` column (the header has: {header}); rename the column or set columns.message in the config, or render each message from a template with --template FILE, or pass --hsm TEMPLATE_NAME to send an HSM template, which needs no message column"
-    )]
+    #[error("{}", tr!("header-no-message", path = .path, column = .column, header = .header))]
     NoMessage {
         path: PathBuf,
         column: String,
         header: String,
     },
-    #[error(
-        "{path}: no `{column}` column for template variable {index} of {setting} (the header has: {header}); add the column or fix {setting}"
-    )]
+    #[error("{}", tr!(
+        "header-missing-var",
+        path = .path,
+        column = .column,
+        index = *.index,
+        setting = *.setting,
+        header = .header
+    ))]
     MissingVar {
         path: PathBuf,
         column: String,
@@ -288,16 +312,17 @@ pub enum HeaderError {
         setting: &'static str,
         header: String,
     },
-    #[error(
-        "{path}: {setting} names the template's variables but no template is given: pass --hsm TEMPLATE_NAME, set hsm.template_name in the config, or add a `{TEMPLATE_NAME_COLUMN}` column"
-    )]
+    #[error("{}", tr!(
+        "header-no-template-name",
+        path = .path,
+        setting = *.setting,
+        column = TEMPLATE_NAME_COLUMN
+    ))]
     NoTemplateName {
         path: PathBuf,
         setting: &'static str,
     },
-    #[error(
-        "{path}: --template (message.template) renders free-form messages, --hsm (hsm.*) sends HSM templates: give one or the other"
-    )]
+    #[error("{}", tr!("header-template-and-hsm", path = .path))]
     TemplateAndHsm { path: PathBuf },
 }
 
@@ -445,6 +470,42 @@ impl Validator {
     /// Judges one row. Later rows with the same content as an earlier valid row
     /// are duplicates, unless duplicates are allowed.
     pub fn check(&mut self, record: &Record) -> Verdict {
+        let (telephone, connector, message, mut problems) = self.judge(record);
+        match (telephone, connector, message) {
+            (Some(telephone), Some(connector_id), Some(message)) if problems.is_empty() => {
+                self.accept(record.row, telephone, connector_id, message)
+            }
+            (telephone, _, _) => {
+                if i18n::current() != Lang::En {
+                    // The same judgement in English, for the results file.
+                    let english = i18n::with_lang(Lang::En, || self.judge(record).3);
+                    for (problem, english) in problems.iter_mut().zip(english) {
+                        problem.reason.english = english.reason.english;
+                    }
+                }
+                let raw_phone = record.fields.get(self.positions.telephone);
+                Verdict::Invalid {
+                    row: record.row,
+                    // The normalized number when it was fine, so the row can be found by it.
+                    telephone: telephone
+                        .unwrap_or_else(|| excerpt(raw_phone.map(String::as_str).unwrap_or(""))),
+                    problems,
+                }
+            }
+        }
+    }
+
+    /// A row's telephone, connector and message, and its problems; changes nothing.
+    #[allow(clippy::type_complexity, reason = "the parts of one row, used once")]
+    fn judge(
+        &self,
+        record: &Record,
+    ) -> (
+        Option<String>,
+        Option<String>,
+        Option<Message>,
+        Vec<Problem>,
+    ) {
         let p = &self.positions;
         let field = |i: usize| record.fields.get(i).map(String::as_str).unwrap_or("");
         let raw_phone = field(p.telephone);
@@ -452,26 +513,13 @@ impl Validator {
         let telephone = match phone::normalize(raw_phone, self.default_country) {
             Ok(t) => Some(t),
             Err(reason) => {
-                problems.push(Problem {
-                    column: self.labels.telephone.clone(),
-                    reason,
-                });
+                problems.push(Problem::new(&self.labels.telephone, reason));
                 None
             }
         };
         let message = self.message(record, &field, &mut problems);
         let connector = self.connector(&field, &mut problems);
-        match (telephone, connector, message) {
-            (Some(telephone), Some(connector_id), Some(message)) if problems.is_empty() => {
-                self.accept(record.row, telephone, connector_id, message)
-            }
-            (telephone, _, _) => Verdict::Invalid {
-                row: record.row,
-                // The normalized number when it was fine, so the row can be found by it.
-                telephone: telephone.unwrap_or_else(|| excerpt(raw_phone)),
-                problems,
-            },
-        }
+        (telephone, connector, message, problems)
     }
 
     /// The row's message, or `None` with its problems added.
@@ -483,10 +531,7 @@ impl Validator {
     ) -> Option<Message> {
         let check_text = |text: &str, problems: &mut Vec<Problem>| {
             if let Err(reason) = check_message(text) {
-                problems.push(Problem {
-                    column: self.labels.message.clone(),
-                    reason,
-                });
+                problems.push(Problem::new(&self.labels.message, reason));
             }
         };
         match &self.positions.kind {
@@ -524,14 +569,11 @@ impl Validator {
             self.default_connector.as_ref(),
         );
         let problem = match &connector {
-            None => Some("is empty and api.connector_id is not set in the config".to_owned()),
+            None => Some(tr!("row-connector-empty")),
             Some(c) => check_connector_id(c).err(),
         };
         if let Some(reason) = problem {
-            problems.push(Problem {
-                column: self.labels.connector_id.clone(),
-                reason,
-            });
+            problems.push(Problem::new(&self.labels.connector_id, reason));
         }
         connector
     }
@@ -631,20 +673,24 @@ fn columns_summary(
             let per_row = columns
                 .name
                 .and_then(|i| header.get(i))
-                .map(|h| format!(" (per row: {h:?})"))
+                .map(|h| tr!("columns-per-row", column = format!("{h:?}")))
                 .unwrap_or_default();
             match &columns.default_name {
-                Some(name) => format!("message <- HSM template {name:?}{per_row}"),
-                None => format!("message <- HSM template{per_row}"),
+                Some(name) => tr!(
+                    "columns-hsm-named",
+                    name = format!("{name:?}"),
+                    per_row = per_row
+                ),
+                None => tr!("columns-hsm", per_row = per_row),
             }
         }
         (Some(t), _) => {
             let used: Vec<String> = t.columns().map(|c| format!("{c:?}")).collect();
-            format!(
-                "message <- template ({}) using {}",
-                t.origin(),
-                if used.is_empty() {
-                    "no column".into()
+            tr!(
+                "columns-template",
+                origin = t.origin(),
+                used = if used.is_empty() {
+                    tr!("columns-no-column")
                 } else {
                     used.join(", ")
                 }
@@ -653,9 +699,10 @@ fn columns_summary(
         (None, _) => format!("message <- {:?}", labels.message),
     });
     parts.push(match (connector_id, &settings.connector_id) {
-        (Some(_), Some(default)) => format!(
-            "connector_id <- {:?} (empty cells: api.connector_id {default:?})",
-            labels.connector_id
+        (Some(_), Some(default)) => tr!(
+            "columns-connector-default",
+            column = format!("{:?}", labels.connector_id),
+            default = format!("{default:?}")
         ),
         (Some(_), None) => format!("connector_id <- {:?}", labels.connector_id),
         (None, default) => format!(
@@ -663,28 +710,27 @@ fn columns_summary(
             default.as_deref().unwrap_or_default()
         ),
     });
-    format!("columns: {}", parts.join(", "))
+    tr!("columns-summary", parts = parts.join(", "))
 }
 
 /// A problem with the row as a whole: cut because too long, or the wrong number of fields.
 fn shape_problem(record: &Record, width: usize) -> Option<Problem> {
     let reason = if record.too_long {
-        format!(
-            "is longer than {} KiB, so it was not read whole: a message is at most {MAX_MESSAGE_CHARS} characters; check this row (a quote left open swallows the rows after it)",
-            crate::input::MAX_RECORD_BYTES / 1024
+        tr!(
+            "row-too-long",
+            kib = crate::input::MAX_RECORD_BYTES / 1024,
+            max = MAX_MESSAGE_CHARS
         )
     } else if record.fields.len() != width {
-        format!(
-            "has {} fields but the header has {width}: is there an unquoted delimiter in a message? put such fields in double quotes",
-            record.fields.len(),
+        tr!(
+            "row-field-count",
+            fields = record.fields.len(),
+            width = width
         )
     } else {
         return None;
     };
-    Some(Problem {
-        column: "(row)".into(),
-        reason,
-    })
+    Some(Problem::new("(row)", reason))
 }
 
 /// A row's cell when the column exists and the cell is not blank, else the configured default.
@@ -731,9 +777,13 @@ fn template_columns(
         }
         if name.is_some() {
             tracing::warn!(
-                "{}: the `{TEMPLATE_NAME_COLUMN}` column is ignored: sending the `{}` column as free messages; to send templates, pass --hsm TEMPLATE_NAME (the column then overrides it per row)",
-                path.display(),
-                settings.columns.message
+                "{}",
+                tr!(
+                    "columns-template-name-ignored",
+                    path = path.display(),
+                    column = TEMPLATE_NAME_COLUMN,
+                    message = settings.columns.message
+                )
             );
         }
         return Ok(None);
@@ -776,18 +826,10 @@ fn template_message<'a>(
     problems: &mut Vec<Problem>,
 ) -> Option<Message> {
     let before = problems.len();
-    let mut problem = |column: &str, reason: String| {
-        problems.push(Problem {
-            column: column.to_owned(),
-            reason,
-        })
-    };
+    let mut problem = |column: &str, reason: String| problems.push(Problem::new(column, reason));
     let name = cell_or(columns.name, field, columns.default_name.as_ref());
     if name.is_none() {
-        problem(
-            TEMPLATE_NAME_COLUMN,
-            "is empty and no template is given with --hsm or hsm.template_name".into(),
-        );
+        problem(TEMPLATE_NAME_COLUMN, tr!("row-template-name-empty"));
     }
     let vars = match &columns.vars {
         Vars::Named(named) => {
@@ -798,7 +840,12 @@ fn template_message<'a>(
                     Ok(()) => values.push(value),
                     Err(reason) => problem(
                         column,
-                        format!("template variable {} of {}: {reason}", i + 1, named.len()),
+                        tr!(
+                            "row-template-variable-of",
+                            index = i + 1,
+                            count = named.len(),
+                            reason = reason
+                        ),
                     ),
                 }
             }
@@ -812,7 +859,7 @@ fn template_message<'a>(
                     if let Err(reason) = check_var(value.trim()) {
                         problem(
                             TEMPLATE_VARS_COLUMN,
-                            format!("variable {}: {reason}", i + 1),
+                            tr!("row-variable", index = i + 1, reason = reason),
                         );
                     }
                 }
@@ -848,17 +895,13 @@ fn template_message<'a>(
 /// One template variable's value, already trimmed.
 fn check_var(value: &str) -> Result<(), String> {
     if value.is_empty() {
-        return Err("is empty: every template variable needs a value, and WhatsApp refuses a template with an empty one".into());
+        return Err(tr!("row-variable-empty"));
     }
     if value.contains(VAR_SEPARATOR) {
-        return Err(format!(
-            "{value:?} contains `;`, which separates the variables in template_vars: it would shift every variable after it; replace the `;` (e.g. with `,`)"
-        ));
+        return Err(tr!("row-variable-separator", value = format!("{value:?}")));
     }
     if value.contains(['\n', '\r', '\t']) {
-        return Err(format!(
-            "{value:?} contains a line break or tab, which WhatsApp refuses in a template variable; put it on one line"
-        ));
+        return Err(tr!("row-variable-line-break", value = format!("{value:?}")));
     }
     Ok(())
 }
@@ -866,15 +909,17 @@ fn check_var(value: &str) -> Result<(), String> {
 /// `url_attach` must be a public https URL: WhatsApp fetches the media from it.
 fn check_https_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| {
-        format!("{url:?} is not a URL ({e}); write it like https://example.com/image.jpg")
+        tr!(
+            "row-url-invalid",
+            url = format!("{url:?}"),
+            error = e.to_string()
+        )
     })?;
     if parsed.scheme() != "https" {
-        return Err(format!(
-            "{url:?} must start with https:// (WhatsApp fetches the media from a public https URL)"
-        ));
+        return Err(tr!("row-url-not-https", url = format!("{url:?}")));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
+        return Err(tr!("row-url-no-host", url = format!("{url:?}")));
     }
     Ok(())
 }
@@ -898,7 +943,7 @@ fn header_list(header: &[String]) -> String {
         .map(|h| excerpt(h))
         .collect();
     if header.len() > SHOWN_COLUMNS {
-        list.push(format!("… {} columns in all", header.len()));
+        list.push(tr!("columns-in-all", count = header.len()));
     }
     list.join(", ")
 }
@@ -948,12 +993,14 @@ fn hex(bytes: &[u8]) -> String {
 
 fn check_message(text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
-        return Err("is blank: there is nothing to send".into());
+        return Err(tr!("row-message-blank"));
     }
     let chars = text.chars().count();
     if chars > MAX_MESSAGE_CHARS {
-        return Err(format!(
-            "has {chars} characters; WhatsApp allows at most {MAX_MESSAGE_CHARS}"
+        return Err(tr!(
+            "row-message-too-long",
+            chars = chars,
+            max = MAX_MESSAGE_CHARS
         ));
     }
     Ok(())

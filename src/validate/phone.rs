@@ -18,6 +18,7 @@ country only the latter. Each number is parsed once (twice at most for a
 national number with a default country): parsing is most of `validate`'s time.
 */
 
+use crate::tr;
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
 use phonenumber::{Mode, PhoneNumber, Type};
@@ -57,20 +58,19 @@ pub(crate) fn parse_country(code: &str) -> Option<Id> {
 pub(crate) fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
     let t = raw.trim();
     if t.is_empty() {
-        return Err("is empty".into());
+        return Err(tr!("phone-empty"));
     }
     // The cell as quoted in messages: a hostile cell must not flood them.
     let shown = format!("{:?}", crate::validate::excerpt(t));
     if t.len() > MAX_CELL_BYTES {
-        return Err(format!(
-            "{shown} is {} characters long: too long to be a telephone number",
-            t.chars().count()
+        return Err(tr!(
+            "phone-too-long",
+            shown = shown,
+            chars = t.chars().count()
         ));
     }
     if looks_scientific(t) {
-        return Err(format!(
-            "{shown} is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again"
-        ));
+        return Err(tr!("phone-scientific", shown = shown));
     }
     let (plus, rest) = match t.strip_prefix('+') {
         Some(rest) => (true, rest),
@@ -82,9 +82,7 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Id>) -> Result<String
             '0'..='9' => digits.push(c),
             ' ' | '-' | '.' | '(' | ')' | '\u{a0}' | '/' => {}
             _ => {
-                return Err(format!(
-                    "{shown} is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed"
-                ));
+                return Err(tr!("phone-bad-characters", shown = shown));
             }
         }
     }
@@ -93,15 +91,14 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Id>) -> Result<String
         digits = d.to_owned();
     }
     if digits.len() < MIN_DIGITS {
-        return Err(format!(
-            "{shown} has {} digits: too few for a telephone number",
-            digits.len()
-        ));
+        return Err(tr!("phone-too-few", shown = shown, digits = digits.len()));
     }
     if digits.len() > MAX_DIGITS {
-        return Err(format!(
-            "{shown} has {} digits: more than the {MAX_DIGITS} an international number can have",
-            digits.len()
+        return Err(tr!(
+            "phone-too-many",
+            shown = shown,
+            digits = digits.len(),
+            max = MAX_DIGITS
         ));
     }
 
@@ -118,30 +115,40 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Id>) -> Result<String
     // Digits without `+` or `00` read as carrying a country code: say how to
     // give national numbers instead.
     let hint = if !international && default_country.is_none() {
-        "; if it is a national number (without country code), set phone.default_country (e.g. \"CO\")"
+        tr!("phone-hint-default-country")
     } else {
-        ""
+        String::new()
     };
     match result {
         Ok(number) => Ok(digits_of(&number)),
         Err(Refusal::Unparsable) => Err(match default_country {
-            Some(c) if !international => format!(
-                "{shown} is not a valid number, neither as a national number of {} (phone.default_country) nor with a country code",
-                c.as_ref()
+            Some(c) if !international => tr!(
+                "phone-not-national-nor-international",
+                shown = shown,
+                country = c.as_ref()
             ),
-            None if !international => format!(
-                "{shown} is not a valid number with a country code: write it with the country code (e.g. +57 300 123 4567), or set phone.default_country (e.g. \"CO\") for national numbers"
-            ),
-            _ => format!("{shown} is not a valid telephone number"),
+            None if !international => tr!("phone-not-international", shown = shown),
+            _ => tr!("phone-invalid", shown = shown),
         }),
         Err(Refusal::Invalid { country }) => Err(match country {
-            Some(c) => format!("{shown} is not a valid number in {c}{hint}"),
-            None => format!("{shown} is not a valid telephone number (unknown country code){hint}"),
+            Some(c) => tr!("phone-invalid-in", shown = shown, country = c, hint = hint),
+            None => tr!("phone-invalid-unknown-country", shown = shown, hint = hint),
         }),
-        Err(Refusal::Kind { kind, country }) => Err(format!(
-            "{shown} is a {kind} number{}: it cannot receive WhatsApp messages; give a mobile number{hint}",
-            country.map(|c| format!(" in {c}")).unwrap_or_default()
-        )),
+        Err(Refusal::Kind { kind, country }) => Err(match country {
+            Some(c) => tr!(
+                "phone-kind-in",
+                shown = shown,
+                kind = kind_name(kind),
+                country = c,
+                hint = hint
+            ),
+            None => tr!(
+                "phone-kind",
+                shown = shown,
+                kind = kind_name(kind),
+                hint = hint
+            ),
+        }),
     }
 }
 
@@ -154,7 +161,7 @@ enum Refusal {
     Invalid { country: Option<&'static str> },
     /// Valid, but of a kind that cannot receive WhatsApp messages.
     Kind {
-        kind: &'static str,
+        kind: Type,
         country: Option<&'static str>,
     },
 }
@@ -170,7 +177,7 @@ fn parse_checked(country: Option<Id>, text: &str) -> Result<PhoneNumber, Refusal
         Type::Mobile | Type::FixedLineOrMobile | Type::Voip | Type::PersonalNumber => Ok(number),
         Type::Unknown => Err(Refusal::Invalid { country: country() }),
         other => Err(Refusal::Kind {
-            kind: kind_name(other),
+            kind: other,
             country: country(),
         }),
     }
@@ -183,21 +190,21 @@ fn iso(id: Id) -> &'static str {
     DATABASE.by_id(id.as_ref()).map(|m| m.id()).unwrap_or("??")
 }
 
-fn kind_name(kind: Type) -> &'static str {
+fn kind_name(kind: Type) -> String {
     match kind {
-        Type::FixedLine => "fixed-line",
-        Type::TollFree => "toll-free",
-        Type::PremiumRate => "premium-rate",
-        Type::SharedCost => "shared-cost",
-        Type::Pager => "pager",
-        Type::Uan => "company (UAN)",
-        Type::Emergency => "emergency",
-        Type::Voicemail => "voicemail",
-        Type::ShortCode => "short-code",
-        Type::StandardRate => "standard-rate service",
-        Type::Carrier => "carrier-specific",
-        Type::NoInternational => "domestic-only service",
-        _ => "service",
+        Type::FixedLine => tr!("phone-kind-fixed-line"),
+        Type::TollFree => tr!("phone-kind-toll-free"),
+        Type::PremiumRate => tr!("phone-kind-premium-rate"),
+        Type::SharedCost => tr!("phone-kind-shared-cost"),
+        Type::Pager => tr!("phone-kind-pager"),
+        Type::Uan => tr!("phone-kind-uan"),
+        Type::Emergency => tr!("phone-kind-emergency"),
+        Type::Voicemail => tr!("phone-kind-voicemail"),
+        Type::ShortCode => tr!("phone-kind-short-code"),
+        Type::StandardRate => tr!("phone-kind-standard-rate"),
+        Type::Carrier => tr!("phone-kind-carrier"),
+        Type::NoInternational => tr!("phone-kind-domestic"),
+        _ => tr!("phone-kind-service"),
     }
 }
 

@@ -81,18 +81,19 @@ pub(crate) const MAX_CONNECTOR_ID_CHARS: usize = 64;
 /// newline, a quote, a space) is a mistake in the list or the config, never an id.
 pub(crate) fn check_connector_id(id: &str) -> Result<(), String> {
     if id.chars().count() > MAX_CONNECTOR_ID_CHARS {
-        return Err(format!(
-            "is not a connector id: longer than {MAX_CONNECTOR_ID_CHARS} characters"
+        return Err(crate::tr!(
+            "connector-too-long",
+            max = MAX_CONNECTOR_ID_CHARS
         ));
     }
     if let Some(bad) = id
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
-        return Err(format!(
-            "{} is not a connector id: it has {}; use only letters, digits, - and _ (the id Wolkvox shows for the WhatsApp connector)",
-            crate::text::escape(id),
-            crate::text::escape(&bad.to_string())
+        return Err(crate::tr!(
+            "connector-bad-character",
+            id = crate::text::escape(id).to_string(),
+            bad = crate::text::escape(&bad.to_string()).to_string()
         ));
     }
     Ok(())

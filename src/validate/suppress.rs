@@ -23,24 +23,27 @@ use std::path::{Path, PathBuf};
 use phonenumber::country::Id;
 
 use crate::input::{self, header};
+use crate::tr;
 
 /// Bad entries reported one by one per file; the rest are counted.
 const MAX_WARNINGS_PER_FILE: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuppressError {
-    #[error(
-        "cannot read opt-out list {path}: {source}; fix the path given with --suppress or campaign.suppress (nothing was sent)"
-    )]
+    #[error("{}", tr!("suppress-read", path = .path, error = .source))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("opt-out list: {0} (nothing was sent)")]
+    #[error("{}", tr!("suppress-input", error = .0.to_string()))]
     Input(#[from] input::InputError),
-    #[error(
-        "opt-out list {path}: none of its {entries} entries is a telephone number (line {line}: {reason}); is it the right file? Numbers go one per line, or in the first column or a column named telephone, phone, telefono or celular (nothing was sent)"
-    )]
+    #[error("{}", tr!(
+        "suppress-no-numbers",
+        path = .path,
+        entries = *.entries,
+        line = *.line,
+        reason = .reason
+    ))]
     NoNumbers {
         path: PathBuf,
         entries: usize,
@@ -123,17 +126,23 @@ impl Suppression {
             }
             for s in skipped.iter().take(MAX_WARNINGS_PER_FILE) {
                 tracing::warn!(
-                    "opt-out list {}, line {}: telephone {}; this entry is ignored, the rest of the list applies",
-                    s.path.display(),
-                    s.line,
-                    s.reason
+                    "{}",
+                    tr!(
+                        "suppress-entry-ignored",
+                        path = s.path.display(),
+                        line = s.line,
+                        reason = s.reason
+                    )
                 );
             }
             if skipped.len() > MAX_WARNINGS_PER_FILE {
                 tracing::warn!(
-                    "opt-out list {}: {} more entries are not telephone numbers and are ignored",
-                    path.display(),
-                    skipped.len() - MAX_WARNINGS_PER_FILE
+                    "{}",
+                    tr!(
+                        "suppress-more-ignored",
+                        path = path.display(),
+                        count = skipped.len() - MAX_WARNINGS_PER_FILE
+                    )
                 );
             }
             out.skipped += skipped.len();

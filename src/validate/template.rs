@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::input::header::identifier;
+use crate::tr;
 use crate::validate::Problem;
 
 /// The name the template is stored under: no extension, so no auto-escaping.
@@ -32,20 +33,29 @@ pub(crate) struct TemplateSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("{origin}: not a valid template: {detail}")]
+    #[error("{}", tr!("template-syntax", origin = .origin, detail = .detail))]
     Syntax { origin: String, detail: String },
-    #[error(
-        "{origin}: the template uses `{variable}`, but {path} has no such column; the columns it can use are: {available}"
-    )]
+    #[error("{}", tr!(
+        "template-missing-column",
+        origin = .origin,
+        variable = .variable,
+        path = .path,
+        available = .available
+    ))]
     MissingColumn {
         origin: String,
         variable: String,
         path: PathBuf,
         available: String,
     },
-    #[error(
-        "{origin}: the template variable `{variable}` matches two columns of {path}, {first:?} and {second:?}: rename one"
-    )]
+    #[error("{}", tr!(
+        "template-ambiguous",
+        origin = .origin,
+        variable = .variable,
+        path = .path,
+        first = format!("{:?}", .first),
+        second = format!("{:?}", .second)
+    ))]
     Ambiguous {
         origin: String,
         variable: String,
@@ -163,13 +173,13 @@ impl MessageTemplate {
         for u in &self.used {
             let value = fields.get(u.column).map(|f| f.trim()).unwrap_or("");
             if value.is_empty() {
-                problems.push(Problem {
-                    column: u.header.clone(),
-                    reason: format!(
-                        "is empty, and the message template uses it ({{{{ {} }}}})",
-                        u.variable
+                problems.push(Problem::new(
+                    &u.header,
+                    tr!(
+                        "row-template-uses-empty",
+                        variable = format!("{{{{ {} }}}}", u.variable)
                     ),
-                });
+                ));
             }
             context.insert(u.variable.clone(), Value::from(value));
         }
@@ -180,10 +190,10 @@ impl MessageTemplate {
             .get_template(NAME)
             .and_then(|t| t.render(Value::from(context)))
             .map_err(|e| {
-                vec![Problem {
-                    column: "(template)".into(),
-                    reason: format!("cannot be rendered for this row: {}", describe(&e)),
-                }]
+                vec![Problem::new(
+                    "(template)",
+                    tr!("row-template-render", error = describe(&e)),
+                )]
             })
     }
 }
@@ -194,7 +204,7 @@ fn describe(e: &minijinja::Error) -> String {
     if let Some(line) = e.line()
         && !text.contains("line")
     {
-        text.push_str(&format!(" (line {line})"));
+        text.push_str(&tr!("template-line", line = line));
     }
     text
 }

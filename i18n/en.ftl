@@ -1,0 +1,427 @@
+# wolkvox-dispatch: every line written for a person, in English.
+# The Spanish catalogue (es.ftl) has the same ids with the same placeables;
+# `cargo test i18n` checks it. Braces in text are written {"{"} and {"}"}.
+
+## The command line (--help). `cli-<command>-<flag>`, or `cli-arg-<flag>` when
+## several commands share the text.
+
+cli-root-about = Send a spreadsheet of contacts as WhatsApp messages through the Wolkvox API, safely and as fast as the API allows
+cli-arg-lang = The language of the messages: es or en [default: the config file's ui.lang, else the locale: LC_ALL, LC_MESSAGES, LANG]
+cli-send-about = Validate a contact list, then send every valid row and record each outcome
+cli-validate-about = Check a contact list without sending anything (no token needed)
+cli-report-about = Summarize a results file (also one still being written): counts, failures, next step
+cli-reconcile-about = Settle `unknown` rows with Wolkvox's own report of sent messages (cdr_3): those it lists become `sent`, those absent from it `not_sent` (a plain --resume sends them once)
+cli-arg-input = The contact list: CSV or other delimited text, or a spreadsheet (.xlsx, .xlsm, .xlsb, .xls, .ods)
+cli-arg-config = TOML configuration file (see config.example.toml)
+cli-arg-max-rows = Refuse lists with more data rows than this [config: limits.max_rows, default 10000]
+cli-arg-sheet = Spreadsheets: the sheet to read [config: input.sheet, default: the first sheet]
+cli-arg-delimiter = Text files: the field delimiter: , ; tab | [config: input.delimiter, default: detected from the header]
+cli-arg-template = Render each row's message from this template file (Jinja syntax, columns as variables) [config: message.template]
+cli-arg-allow-duplicates = Send every copy of a repeated telephone + message, instead of marking later copies `duplicate` [config: input.allow_duplicates]
+cli-arg-suppress = Opt-out list: numbers in it are never sent anything (repeatable; adds to campaign.suppress)
+cli-arg-hsm = Send the approved HSM template TEMPLATE_NAME (api=send_template_official) instead of a free message; a `template_name` column overrides it per row [config: hsm.template_name]
+cli-arg-hsm-vars = Columns whose values, in this order, fill the template's variables (joined with `;`), e.g. nombre,fecha,hora [config: hsm.vars]
+cli-arg-results = Results CSV [default: <INPUT stem>.results.csv beside INPUT]
+cli-arg-dry-run = Validate and record what would be sent, without sending anything or needing a token
+cli-arg-resume = Continue an earlier run recorded in the results file: rows already done are skipped
+cli-arg-retry-failed = With --resume: send again the rows recorded `failed`
+cli-arg-retry-unknown = With --resume: send again the rows recorded `unknown` (they may already have been delivered)
+cli-arg-base-url = Replace the origin https://wv{"{"}server{"}"}.wolkvox.com (a proxy or a local test server)
+cli-arg-rate = At most N requests per second per token [config: limits.requests_per_second, default 10]
+cli-arg-no-quota-check = Do not ask Wolkvox (token_info, one call per token) how much of today's quota is left before sending
+cli-arg-partial = When today's quota cannot cover the list: send what fits and record the rest `not_sent` (continue tomorrow with --resume)
+cli-arg-summary-json = Also write the end-of-run summary as JSON to FILE (counts per status, elapsed, rate, exit code), for monitoring
+cli-arg-quiet = No progress bar and only warnings in the log; the summary is still printed
+cli-arg-log-format = Log line format on stderr
+cli-arg-wait-for-window = Outside the contact hours (campaign.hours), wait for them to open instead of stopping
+cli-arg-test-to = Send only the first valid row's message, as the campaign would, to PHONE instead of the list; print Wolkvox's answer and record nothing
+cli-arg-preview = With --dry-run: show the first N valid rows exactly as they would be sent (0: none)
+cli-arg-limit = Send at most N rows in this run (a pilot batch), then stop (exit 3); the rest are recorded `not_sent` and sent by --resume
+cli-arg-no-xlsx = Do not write the Excel workbook <results stem>.xlsx beside the results [config: results.xlsx = false]
+cli-arg-no-template-check = Do not check the HSM templates against the account (list_templates, one call per connector) before sending
+cli-arg-max-failures = Stop the run when N rows in a row are refused with the same answer (a wrong connector, template or closed windows); 0 never stops [config: campaign.max_failures, default 20]
+cli-validate-base-url = Replace the origin https://wv{"{"}server{"}"}.wolkvox.com for the template check (a proxy or a local test server)
+cli-validate-no-template-check = Do not check the HSM templates against the account, even when WOLKVOX_TOKEN is set
+cli-validate-preview = Show the first N valid rows exactly as they would be sent (0: none)
+cli-report-results = A results file written by `send` (or `send --dry-run`)
+cli-report-format = Output format: text for people, json for scripts
+cli-report-rows-to-fix = Write the list's rows that are invalid, failed or not_sent to FILE, with all their columns, to correct and send as a new list (.xlsx for a workbook, otherwise the list's own delimiter and encoding)
+cli-report-xlsx = Also write the Excel workbook of these results to FILE (the list must still be where the run read it, or beside the results)
+cli-reconcile-results = A results file written by `send` (its journal must be beside it)
+cli-reconcile-dry-run = Print what would change, without changing the results file
+cli-reconcile-settle-after = A row absent from the report counts as not sent only when the report reaches this long after its attempt (messages may show up late)
+cli-reconcile-config = TOML configuration file: api.server (or api.base_url), campaign.timezone, phone.default_country
+
+## clap's own words; used in Spanish only (English keeps clap's).
+cli-default = {" "}[default: { $value }]
+cli-possible-values = {" "}[possible values: { $values }]
+cli-heading-arguments = Arguments
+cli-heading-options = Options
+cli-heading-commands = Commands
+cli-command-value-name = COMMAND
+cli-help-flag = Print help
+cli-version-flag = Print version
+cli-usage-heading = Usage:
+cli-help-template =
+    {"{"}about-with-newline{"}"}
+    Usage: {"{"}usage{"}"}
+
+    {"{"}all-args{"}"}{"{"}after-help{"}"}
+cli-error-unknown-argument = unexpected argument '{ $arg }' found
+cli-error-unknown-command = unrecognized subcommand '{ $command }'
+cli-error-invalid-value = invalid value '{ $value }' for '{ $arg }'
+cli-error-missing = the following required arguments were not provided: { $arg }
+cli-error-conflict = the argument '{ $arg }' cannot be used with '{ $other }'
+cli-error-missing-command = a command is required
+cli-error-other = the arguments could not be read
+cli-error-valid-values = [possible values: { $values }]
+cli-error-suggestion = tip: a similar argument exists: '{ $suggestion }'
+cli-error-suggestion-command = tip: a similar command exists: '{ $suggestion }'
+cli-error-more = For more information, try '--help'.
+
+## Contact hours and dates.
+window-never-opens = the contact window does not open in the coming years (campaign.hours and campaign.holidays leave no time): nothing would be sent
+window-open-until = open now until { $until }
+window-open-no-close = open now, with no closing time ahead
+window-closed-next = closed now; next opens { $opens } until { $until }
+window-closed-next-no-close = closed now; next opens { $opens } with no closing time ahead
+window-sending-time-left = {" "}({ $time } of sending time)
+window-fits = the run fits
+window-does-not-fit = the run does NOT fit: about { $percent }% of it would be sent before the window closes; the rest would be recorded not_sent (continue with --resume in the next window, or use --wait-for-window)
+window-describe = { $when }{ $left }; sending needs at least { $needed }: { $verdict }
+weekday-monday = Mon
+weekday-tuesday = Tue
+weekday-wednesday = Wed
+weekday-thursday = Thu
+weekday-friday = Fri
+weekday-saturday = Sat
+weekday-sunday = Sun
+
+## What validate and send print about a list.
+list-opt-out-lists = opt-out lists: { $numbers } numbers from { $files } file(s)
+list-opt-out-ignored = , { $entries } entries ignored because they are not telephone numbers (see the warnings)
+list-finish-later-windows = , going on in the later contact windows (with --wait-for-window, or --resume in each)
+list-finish-around = at { $rate } requests/s per token with { $tokens } token(s), it would finish around { $finish }{ $later }
+list-previews-heading = the first { $rows } valid rows, exactly as they would be sent:
+validate-problem = row { $row }, column { $column }: { $reason }
+validate-duplicate = row { $row }: duplicate of row { $of_row } (same telephone and message); it would not be sent
+validate-suppressed = row { $row }: { $telephone } is on the opt-out list { $list }; it would not be sent (suppressed)
+validate-totals = { $invalid } of { $rows } rows invalid, { $duplicate } duplicate, { $suppressed } suppressed, { $valid } valid ({ $list })
+validate-estimate = estimate: { $line }
+validate-contact-hours = contact hours: { $line } (at { $rate } requests/s per token with { $tokens } token(s))
+
+## A row's problems (also recorded, in English, in the results file).
+row-connector-empty = is empty and api.connector_id is not set in the config
+row-too-long = is longer than { $kib } KiB, so it was not read whole: a message is at most { $max } characters; check this row (a quote left open swallows the rows after it)
+row-field-count = has { $fields } fields but the header has { $width }: is there an unquoted delimiter in a message? put such fields in double quotes
+row-template-name-empty = is empty and no template is given with --hsm or hsm.template_name
+row-template-variable-of = template variable { $index } of { $count }: { $reason }
+row-variable = variable { $index }: { $reason }
+row-variable-empty = is empty: every template variable needs a value, and WhatsApp refuses a template with an empty one
+row-variable-separator = { $value } contains `;`, which separates the variables in template_vars: it would shift every variable after it; replace the `;` (e.g. with `,`)
+row-variable-line-break = { $value } contains a line break or tab, which WhatsApp refuses in a template variable; put it on one line
+row-url-invalid = { $url } is not a URL ({ $error }); write it like https://example.com/image.jpg
+row-url-not-https = { $url } must start with https:// (WhatsApp fetches the media from a public https URL)
+row-url-no-host = { $url } has no host
+row-message-blank = is blank: there is nothing to send
+row-message-too-long = has { $chars } characters; WhatsApp allows at most { $max }
+
+## Which column is used for what.
+columns-summary = columns: { $parts }
+columns-per-row = {" "}(per row: { $column })
+columns-hsm-named = message <- HSM template { $name }{ $per_row }
+columns-hsm = message <- HSM template{ $per_row }
+columns-template = message <- template ({ $origin }) using { $used }
+columns-no-column = no column
+columns-connector-default = connector_id <- { $column } (empty cells: api.connector_id { $default })
+columns-in-all = … { $count } columns in all
+columns-template-name-ignored = { $path }: the `{ $column }` column is ignored: sending the `{ $message }` column as free messages; to send templates, pass --hsm TEMPLATE_NAME (the column then overrides it per row)
+
+## The header of a list.
+header-missing = { $path }: no `{ $column }` column (the header has: { $header }); rename the column or set { $key } in the config
+header-ambiguous = { $path }: two columns can be the { $role } column: { $first } (column { $first_index }) and { $second } (column { $second_index }); rename or remove one, or name the one to use with { $key } in the config
+header-no-connector = { $path }: no connector_id: add a `{ $column }` column or set api.connector_id in the config
+header-repeated = { $path }: column `{ $column }` appears twice in the header (columns { $first } and { $second }); keep one
+header-no-message = { $path }: no `{ $column }` column (the header has: { $header }); rename the column or set columns.message in the config, or render each message from a template with --template FILE, or pass --hsm TEMPLATE_NAME to send an HSM template, which needs no message column
+header-missing-var = { $path }: no `{ $column }` column for template variable { $index } of { $setting } (the header has: { $header }); add the column or fix { $setting }
+header-no-template-name = { $path }: { $setting } names the template's variables but no template is given: pass --hsm TEMPLATE_NAME, set hsm.template_name in the config, or add a `{ $column }` column
+header-template-and-hsm = { $path }: --template (message.template) renders free-form messages, --hsm (hsm.*) sends HSM templates: give one or the other
+
+row-template-uses-empty = is empty, and the message template uses it ({ $variable })
+row-template-render = cannot be rendered for this row: { $error }
+template-line = {" "}(line { $line })
+template-syntax = { $origin }: not a valid template: { $detail }
+template-missing-column = { $origin }: the template uses `{ $variable }`, but { $path } has no such column; the columns it can use are: { $available }
+template-ambiguous = { $origin }: the template variable `{ $variable }` matches two columns of { $path }, { $first } and { $second }: rename one
+connector-too-long = is not a connector id: longer than { $max } characters
+connector-bad-character = { $id } is not a connector id: it has { $bad }; use only letters, digits, - and _ (the id Wolkvox shows for the WhatsApp connector)
+
+## Telephone numbers.
+phone-empty = is empty
+phone-too-long = { $shown } is { $chars } characters long: too long to be a telephone number
+phone-scientific = { $shown } is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again
+phone-bad-characters = { $shown } is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed
+phone-too-few = { $shown } has { $digits } digits: too few for a telephone number
+phone-too-many = { $shown } has { $digits } digits: more than the { $max } an international number can have
+phone-hint-default-country = ; if it is a national number (without country code), set phone.default_country (e.g. "CO")
+phone-not-national-nor-international = { $shown } is not a valid number, neither as a national number of { $country } (phone.default_country) nor with a country code
+phone-not-international = { $shown } is not a valid number with a country code: write it with the country code (e.g. +57 300 123 4567), or set phone.default_country (e.g. "CO") for national numbers
+phone-invalid = { $shown } is not a valid telephone number
+phone-invalid-in = { $shown } is not a valid number in { $country }{ $hint }
+phone-invalid-unknown-country = { $shown } is not a valid telephone number (unknown country code){ $hint }
+phone-kind-in = { $shown } is a { $kind } number in { $country }: it cannot receive WhatsApp messages; give a mobile number{ $hint }
+phone-kind = { $shown } is a { $kind } number: it cannot receive WhatsApp messages; give a mobile number{ $hint }
+phone-kind-fixed-line = fixed-line
+phone-kind-toll-free = toll-free
+phone-kind-premium-rate = premium-rate
+phone-kind-shared-cost = shared-cost
+phone-kind-pager = pager
+phone-kind-uan = company (UAN)
+phone-kind-emergency = emergency
+phone-kind-voicemail = voicemail
+phone-kind-short-code = short-code
+phone-kind-standard-rate = standard-rate service
+phone-kind-carrier = carrier-specific
+phone-kind-domestic = domestic-only service
+phone-kind-service = service
+
+## Reading a list.
+input-open = cannot open { $path }: { $error }
+input-empty = { $path } is empty: expected a header row (e.g. telephone,message) followed by the contacts
+input-no-rows = { $path }: has a header but no data rows: nothing to send
+input-parse = { $path }, line { $line }: { $message }
+input-too-many-rows = { $path }: more than { $max_rows } data rows: split the list, or raise the limit with --max-rows or limits.max_rows
+input-spreadsheet = cannot read { $path } as a spreadsheet: { $message }; if it is really a CSV file, give it a .csv name
+input-no-such-sheet = { $path }: no sheet named { $wanted } (--sheet or input.sheet); its sheets are: { $sheets }
+input-header-too-long = the header line is longer than { $kib } KiB: this is not a contact list's header (check the file, or its delimiter)
+input-sheet-ignored = { $path }: is read as delimited text (not a spreadsheet by its extension); the sheet { $sheet } is ignored
+input-place-header = header column { $column }
+input-place-row = row { $row }, column { $column }
+input-encoding-undecided = not yet known (ASCII so far)
+input-not-utf8-while = not UTF-8, while { $place } is: the file mixes encodings (some fields are UTF-8, others are not), so some accents would be sent garbled; export it again as "CSV UTF-8" and check the accents of that row
+input-part-utf8 = part UTF-8 and part not: the file mixes encodings (some fields are UTF-8, others are not), so some accents would be sent garbled; export it again as "CSV UTF-8" and check the accents of that row
+input-reading-windows-1252 = the list is not UTF-8: reading it as Windows-1252 (set input.encoding to choose)
+input-not-utf8-config = not valid UTF-8, as input.encoding = "utf-8" requires: save the file as UTF-8 (Excel: "CSV UTF-8"), or set input.encoding = "windows-1252" or "auto"
+input-not-utf8-bom = not valid UTF-8, although the file starts with a UTF-8 byte order mark: the file mixes encodings; export it again as "CSV UTF-8"
+input-an-earlier-field = an earlier field
+input-format-text = delimited text, delimiter { $delimiter }, encoding { $encoding }
+input-format-sheet = spreadsheet, sheet { $sheet }
+input-read-error = read error: { $error }
+input-not-utf8 = not valid UTF-8: save the file as UTF-8 (Excel: "CSV UTF-8")
+input-not-csv = not a readable CSV table ({ $error })
+
+## Opt-out lists.
+suppress-read = cannot read opt-out list { $path }: { $error }; fix the path given with --suppress or campaign.suppress (nothing was sent)
+suppress-input = opt-out list: { $error } (nothing was sent)
+suppress-no-numbers = opt-out list { $path }: none of its { $entries } entries is a telephone number (line { $line }: { $reason }); is it the right file? Numbers go one per line, or in the first column or a column named telephone, phone, telefono or celular (nothing was sent)
+suppress-entry-ignored = opt-out list { $path }, line { $line }: telephone { $reason }; this entry is ignored, the rest of the list applies
+suppress-more-ignored = opt-out list { $path }: { $count } more entries are not telephone numbers and are ignored
+
+## Operating-system errors (English keeps the system's own words).
+io-not-found = No such file or directory
+io-permission-denied = Permission denied
+io-already-exists = File exists
+io-storage-full = No space left on device
+io-is-a-directory = Is a directory
+io-not-a-directory = Not a directory
+io-read-only = Read-only file system
+io-timed-out = Timed out
+io-connection-refused = Connection refused
+
+## The end-of-run summary.
+summary-rows = rows
+summary-skipped = skipped
+summary-skipped-why = (already done in an earlier run)
+summary-this-run = this run
+summary-this-run-counts = sent { $sent }, failed { $failed }  (the counts above are the whole campaign's)
+summary-elapsed = elapsed
+summary-rate = ({ $rate } messages/s)
+summary-estimate = estimate
+summary-hours = hours
+summary-results = results
+summary-stopped = stopped early: { $why }
+preview-row = row { $row } -> { $telephone }:
+preview-template = row { $row } -> { $telephone }: template { $name }, vars { $vars }
+
+## send.
+send-start = wolkvox-dispatch { $version }: { $what } { $list } -> { $results } ({ $rows } rows; { $settings })
+send-start-dry-run = dry run of
+send-start-sending = sending
+send-title-dry-run = dry run: nothing was sent
+send-title-stopped = run stopped
+send-title-finished = run finished
+send-sending = sending { $rows } rows through { $tokens } token(s)
+send-contact-hours = contact hours: { $line }
+send-quota-covers = today's quota covers { $covered } of the { $rows } rows to send ({ $left } calls left)
+send-stop-results-unfinished = cannot finish the results file ({ $error })
+send-stop-quota = today's quota was not enough for { $rows } rows, recorded not_sent (--partial); the quota renews tomorrow
+send-stop-pilot = the pilot batch is sent (--limit { $limit }); the other { $rows } rows are recorded not_sent: check the pilot's results, then send the rest
+send-stop-disk = The counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming.
+send-to-continue = To continue, run: { $command }
+send-skipped = { $rows } rows were already done in an earlier run and are skipped
+send-settings-tokens = { $tokens } token(s)
+send-settings-rate = { $rate } requests/s and { $in_flight } at once per token
+send-settings-connector = connector { $connector }
+send-settings-hours = contact hours set
+send-estimate = { $messages } messages would take at least { $time } at { $rate } requests/s per token with { $tokens } token(s) (each token also carries at most { $in_flight } requests at once, so a slow server lowers this){ $finish }
+send-workbook = workbook: { $path }
+send-workbook-failed = the results are in the CSV, but { $error }
+send-summary-failed = cannot write the summary to { $path }: { $error }
+send-no-signals = cannot listen for Ctrl-C/SIGTERM: { $error }
+send-interrupted = interrupted: no new requests; waiting for those in flight (press Ctrl-C again to exit at once)
+send-interrupted-again = interrupted again: exiting now. Every outcome received so far is in { $results }; the rows that were in flight will be `unknown` (they may have been delivered).
+workbook-started = Started
+workbook-finished = Finished
+workbook-dry-run = Dry run
+workbook-nothing-sent = nothing was sent
+workbook-to-continue = To continue
+
+## The Excel workbook.
+workbook-list = List
+workbook-results = Results
+workbook-campaign = Campaign
+workbook-first-answer = First answer
+workbook-last-answer = Last answer
+workbook-reconciled = Reconciled
+workbook-list-changed = { $list } has changed since the run read it ({ $then } bytes then, { $now } now): rows are matched by number, so check them
+workbook-no-list = cannot find the contact list of { $results }: it is neither where the run read it nor beside the results; put it back, or name it like the results (list.csv for list.results.csv)
+workbook-write = cannot write the workbook { $path }: { $message }
+workbook-column-result = Result
+workbook-column-reason = Reason
+workbook-column-code = Code
+workbook-column-attempts = Attempts
+workbook-column-time = Time
+workbook-column-sheet-row = Sheet row
+workbook-sheet-rows = Rows
+workbook-sheet-summary = Summary
+workbook-no-result = No result recorded
+workbook-what-to-do = {" "}(what to do: { $fix })
+
+## Statuses: the results file keeps the codes (sent, not_sent...); people read these.
+status-help-heading = Statuses of the results file (column `status`):
+status-meaning-sent = Wolkvox accepted the message (HTTP 2xx and body `code` 2xx). Not proof of delivery.
+status-meaning-failed = Wolkvox refused the message, or every attempt failed in a way that certainly did not deliver it.
+status-meaning-unknown = The request was written but the answer never came (timeout, connection dropped): the message may have been delivered. Not sent again unless `--resume --retry-unknown`.
+status-meaning-invalid = The row failed validation; `msg` says which column and why.
+status-meaning-duplicate = Same number and message as an earlier row; not sent.
+status-meaning-suppressed = The number is on an opt-out list (`--suppress`, `campaign.suppress`); never sent, not even by `--resume --retry-failed`.
+status-meaning-not-sent = Never attempted because the run stopped early (exit code 3).
+status-meaning-dry-run = Valid row that would have been sent (`--dry-run` only).
+status-label-sent = Sent
+status-label-failed = Failed: refused
+status-label-unknown = Unknown: may have been delivered
+status-label-invalid = Invalid: not sent
+status-label-duplicate = Duplicate: not sent
+status-label-suppressed = Opted out: not sent
+status-label-not-sent = Not sent yet
+status-label-dry-run = Would be sent (dry run)
+status-word-sent = sent
+status-word-failed = failed
+status-word-unknown = unknown
+status-word-invalid = invalid
+status-word-duplicate = duplicate
+status-word-suppressed = suppressed
+status-word-not-sent = not_sent
+status-word-dry-run = dry_run
+
+## Why a run stopped.
+stop-interrupted = interrupted (Ctrl-C or SIGTERM)
+stop-quota-spent = every token has spent today's quota (licences x 1000 calls a day); it renews tomorrow
+stop-tokens-refused = every token in WOLKVOX_TOKEN was refused by Wolkvox (invalid, expired or quota spent); check the tokens
+stop-api-not-found = Wolkvox answered { $msg }: check api.server / --base-url
+stop-redirected = the server answered HTTP { $status } ({ $msg }) instead of the API: the base URL or the server id is wrong; check api.server / api.base_url / --base-url
+stop-service-down = every token failed { $failures } times in a row: the service looks down
+stop-record-failed = cannot record outcomes ({ $message })
+stop-window-closed = outside the contact hours (campaign.hours): the window opens again { $opens }; run the command below then, or add --wait-for-window to wait for it
+stop-window-never = outside the contact hours, and campaign.hours with campaign.holidays leave no time to send in the coming years: check them
+stop-same-refusal = { $rows } rows in a row were refused with the same answer ({ $answer }): the campaign itself looks wrong, so the rest was not sent; { $fix }; the refused rows stay `failed` (send them again after the fix with --resume --retry-failed); --max-failures / campaign.max_failures sets how many refusals stop a run (0: never)
+stop-same-refusal-fix = look at the answer above: a wrong connector id, a template or a parameter the API refuses are the usual causes
+
+## While sending.
+dispatch-stopping = stopping: { $reason }
+dispatch-waiting-window = outside the contact hours: waiting until { $when } (Ctrl-C stops; --resume continues later)
+dispatch-window-open = the contact window is open: sending
+dispatch-retry-after-capped = the server asked to wait { $asked } (Retry-After) before trying again; waiting { $most } at most
+dispatch-timeout = row { $row }: no answer within { $timeout }: it may have been delivered; recorded unknown
+dispatch-maybe-delivered = row { $row }: { $error } ({ $msg }): it may have been delivered; recorded unknown
+dispatch-token-retired = { $token } refused ({ $why }): not used for the rest of this run
+dispatch-abandoned = row { $row }: still no answer { $limit } after it was sent; the request is abandoned
+dispatch-late-answer = row { $row }: the answer came after the timeout: { $status }
+progress-sending = sending
+progress-waiting-window = waiting for contact hours ({ $when })
+
+## The progress bar and, without a terminal, the progress lines.
+progress-tally = sent { $sent }, failed { $failed }
+progress-left = , about { $time } left
+progress-line = progress: { $done }/{ $total } rows, { $tally }{ $eta }
+progress-bar-eta = {"{"}msg{"}"} [{"{"}bar:30{"}"}] {"{"}pos{"}"}/{"{"}len{"}"} rows  {"{"}prefix{"}"}  {"{"}rate{"}"}  ETA {"{"}eta{"}"}
+progress-bar = {"{"}msg{"}"} [{"{"}bar:30{"}"}] {"{"}pos{"}"}/{"{"}len{"}"} rows  {"{"}prefix{"}"}
+
+## What to do about a refusal.
+fix-24-hour-window = the 24-hour window is closed: send these people the HSM template first (send --hsm TEMPLATE); a free message reaches them only after they answer it
+fix-parameter-missing = a parameter is missing: check the list's columns and api.connector_id in the config, then send these rows as a new list
+fix-connector = check the connector: api.connector_id in the config, or the connector_id column
+api-bad-retry-after = the server sent Retry-After { $value }, which is neither whole seconds nor an HTTP date: ignored, waiting the usual backoff instead
+api-client = cannot set up the HTTP client: { $error }
+
+## Tokens and today's quota.
+token-none = no token: set the { $variable } environment variable (several tokens separated by commas); tokens are never accepted as flags
+token-bad = token #{ $index } in { $variable } { $reason }
+token-bad-characters = contains spaces, control or non-ASCII characters, which cannot go in an HTTP header
+token-not-utf8 = is not valid UTF-8
+token-name = token #{ $index }
+quota-too-small = today's quota allows { $fits } more request(s) on { $tokens } token(s), but { $rows } rows are to be sent: nothing was sent. Send the first { $fits } today with --partial (the rest is recorded not_sent; continue tomorrow with --resume), or add tokens to WOLKVOX_TOKEN (separated by commas; each has licences x 1000 calls a day). --no-quota-check skips this check
+quota-no-token = no token can send today ({ $detail }): nothing was sent
+quota-check-failed = quota check failed: { $error }
+quota-token-spent = { $token } has no calls left today (limit { $limit }, used { $used }): not used in this run
+quota-why-spent = today's quota is spent
+quota-why-invalid = invalid, expired or malformed
+quota-why-missing = not received by Wolkvox
+quota-token-left = { $token }: { $left } calls left today (limit { $limit }, used { $used })
+quota-token-refused = { $token } refused by token_info ({ $answer }): { $why }; not used in this run
+quota-unknown = cannot read today's quota of { $token } ({ $why }); sending anyway: if the quota runs out, the token is retired and the rest is recorded not_sent
+quota-enough = today's quota allows { $left } more requests on { $tokens } token(s): enough for the { $rows } rows
+quota-partial = today's quota allows { $left } more requests on { $tokens } token(s): sending the first { $fits } of { $rows } rows (--partial)
+
+## report.
+campaign-hsm-named = HSM template { $name }
+campaign-hsm-column = HSM templates named by the template_name column
+campaign-with-variables = { $name } with variables { $vars }
+campaign-rendered = messages rendered from { $template }
+campaign-rendered-unnamed = messages rendered from a template
+campaign-free = free messages from the message column
+report-rows-to-fix = rows to fix: { $rows } rows (invalid, failed or not_sent) written to { $path }
+report-next-dry-run = this is a dry run's file: nothing was sent; this sends the { $rows } rows recorded dry_run
+report-next-never-attempted = the { $rows } rows never attempted
+report-next-not-sent = the { $rows } not_sent rows
+report-next-failed = again the { $rows } failed rows
+report-next-unknown = again the { $rows } unknown rows (they may already have been delivered: check before sending them twice)
+report-next-sends = sends { $parts }
+report-next-and = , and{" "}
+report-heading = report of { $results } ({ $rows } rows)
+report-campaign = campaign: { $campaign }
+report-in-progress-of = in progress: a run is sending right now; { $rows } of { $total } rows recorded so far (run report again when it ends)
+report-never-attempted = { $rows } of { $total } rows recorded; { $never } never attempted (the run was stopped before reaching them)
+report-in-progress = in progress: a run is sending right now (run report again when it ends)
+report-failures = failures (failed and unknown) by code and msg, most common first:
+report-no-code = no code
+report-code = code { $code }
+report-failed-and-unknown = { $failed } failed, { $unknown } unknown
+report-rows = rows { $rows }
+report-not-sent = not sent
+report-suppressed = suppressed
+report-invalid = invalid rows: the reason of each is in the results file's msg column (or run `wolkvox-dispatch validate` on the list)
+report-first-answer = first answer
+report-last-answer = last answer
+report-rate = rate
+report-rate-value = { $rate } messages/s (sent rows over that time, pauses between runs included)
+report-rate-single = - (a single moment)
+report-no-answer = no answer from Wolkvox was recorded
+report-no-request = no request was sent to Wolkvox
+report-cannot-fix = failed rows that sending again cannot fix:
+report-reconcile-first = unknown rows may have been delivered: settle them with Wolkvox's report of sent messages first:
+report-no-rows = no rows recorded yet
+report-nothing-left = nothing left to send: every row is sent, suppressed, invalid or duplicate
+report-next = next: { $command }
+report-replace-placeholder = Replace { $placeholder } with the contact list this results file came from.
+report-add-options = Add the --config and --suppress options of the original run: contact hours and opt-out lists are not stored in the results file (rows recorded suppressed stay suppressed).

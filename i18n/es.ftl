@@ -1,0 +1,429 @@
+# wolkvox-dispatch: cada línea escrita para una persona, en español (de Colombia:
+# usted). Los mismos ids y marcadores que en.ftl; `cargo test i18n` lo comprueba.
+# Las llaves en el texto se escriben {"{"} y {"}"}.
+
+## La línea de comandos (--help).
+
+cli-root-about = Envía una hoja de contactos como mensajes de WhatsApp por la API de Wolkvox, de forma segura y tan rápido como la API lo permite
+cli-arg-lang = El idioma de los mensajes: es o en [predeterminado: ui.lang del archivo de configuración; si no, el idioma del sistema: LC_ALL, LC_MESSAGES, LANG]
+cli-send-about = Valida una lista de contactos, envía cada fila válida y registra el resultado de cada una
+cli-validate-about = Revisa una lista de contactos sin enviar nada (no necesita token)
+cli-report-about = Resume un archivo de resultados (también uno que aún se está escribiendo): totales, fallos, siguiente paso
+cli-reconcile-about = Resuelve las filas `unknown` con el informe de mensajes enviados de Wolkvox (cdr_3): las que aparecen en él pasan a `sent`, las que no, a `not_sent` (un --resume normal las envía una vez)
+cli-arg-input = La lista de contactos: CSV u otro texto delimitado, o una hoja de cálculo (.xlsx, .xlsm, .xlsb, .xls, .ods)
+cli-arg-config = Archivo de configuración TOML (vea config.example.toml)
+cli-arg-max-rows = Rechaza listas con más filas de datos que esto [config: limits.max_rows, predeterminado 10000]
+cli-arg-sheet = Hojas de cálculo: la hoja que se lee [config: input.sheet, predeterminado: la primera hoja]
+cli-arg-delimiter = Archivos de texto: el separador de campos: , ; tab | [config: input.delimiter, predeterminado: el que se detecta en el encabezado]
+cli-arg-template = Arma el mensaje de cada fila con este archivo de plantilla (sintaxis Jinja, las columnas como variables) [config: message.template]
+cli-arg-allow-duplicates = Envía cada copia de un mismo teléfono + mensaje, en lugar de marcar las copias siguientes como `duplicate` [config: input.allow_duplicates]
+cli-arg-suppress = Lista de exclusión: a sus números nunca se les envía nada (se puede repetir; se suma a campaign.suppress)
+cli-arg-hsm = Envía la plantilla HSM aprobada TEMPLATE_NAME (api=send_template_official) en lugar de un mensaje libre; una columna `template_name` la cambia por fila [config: hsm.template_name]
+cli-arg-hsm-vars = Columnas cuyos valores, en este orden, llenan las variables de la plantilla (unidos con `;`), p. ej. nombre,fecha,hora [config: hsm.vars]
+cli-arg-results = CSV de resultados [predeterminado: <nombre de INPUT>.results.csv junto a INPUT]
+cli-arg-dry-run = Valida y registra lo que se enviaría, sin enviar nada y sin necesitar token
+cli-arg-resume = Continúa una ejecución anterior registrada en el archivo de resultados: se saltan las filas ya resueltas
+cli-arg-retry-failed = Con --resume: vuelve a enviar las filas registradas como `failed`
+cli-arg-retry-unknown = Con --resume: vuelve a enviar las filas registradas como `unknown` (puede que ya se hayan entregado)
+cli-arg-base-url = Reemplaza el origen https://wv{"{"}server{"}"}.wolkvox.com (un proxy o un servidor de pruebas local)
+cli-arg-rate = Como máximo N solicitudes por segundo por token [config: limits.requests_per_second, predeterminado 10]
+cli-arg-no-quota-check = No pregunta a Wolkvox (token_info, una llamada por token) cuánto queda del cupo de hoy antes de enviar
+cli-arg-partial = Si el cupo de hoy no alcanza para la lista: envía lo que cabe y registra el resto como `not_sent` (continúe mañana con --resume)
+cli-arg-summary-json = Escribe además el resumen final en JSON en FILE (totales por estado, duración, ritmo, código de salida), para monitoreo
+cli-arg-quiet = Sin barra de progreso y solo advertencias en el registro; el resumen se imprime igual
+cli-arg-log-format = Formato de las líneas de registro en stderr
+cli-arg-wait-for-window = Fuera del horario de contacto (campaign.hours), espera a que abra en lugar de detenerse
+cli-arg-test-to = Envía solo el mensaje de la primera fila válida, tal como lo haría la campaña, a PHONE en lugar de a la lista; muestra la respuesta de Wolkvox y no registra nada
+cli-arg-preview = Con --dry-run: muestra las primeras N filas válidas exactamente como se enviarían (0: ninguna)
+cli-arg-limit = Envía como máximo N filas en esta ejecución (un lote piloto) y se detiene (salida 3); el resto queda como `not_sent` y lo envía --resume
+cli-arg-no-xlsx = No escribe el libro de Excel <nombre de resultados>.xlsx junto a los resultados [config: results.xlsx = false]
+cli-arg-no-template-check = No revisa las plantillas HSM en la cuenta (list_templates, una llamada por conector) antes de enviar
+cli-arg-max-failures = Detiene la ejecución cuando N filas seguidas son rechazadas con la misma respuesta (un conector o una plantilla equivocados, o ventanas cerradas); 0 nunca detiene [config: campaign.max_failures, predeterminado 20]
+cli-validate-base-url = Reemplaza el origen https://wv{"{"}server{"}"}.wolkvox.com para la revisión de plantillas (un proxy o un servidor de pruebas local)
+cli-validate-no-template-check = No revisa las plantillas HSM en la cuenta, aunque WOLKVOX_TOKEN esté definido
+cli-validate-preview = Muestra las primeras N filas válidas exactamente como se enviarían (0: ninguna)
+cli-report-results = Un archivo de resultados escrito por `send` (o `send --dry-run`)
+cli-report-format = Formato de salida: text para personas, json para programas
+cli-report-rows-to-fix = Escribe en FILE las filas de la lista que quedaron invalid, failed o not_sent, con todas sus columnas, para corregirlas y enviarlas como una lista nueva (.xlsx para un libro de Excel; si no, con el separador y la codificación de la lista)
+cli-report-xlsx = Escribe además el libro de Excel de estos resultados en FILE (la lista debe seguir donde la leyó la ejecución, o junto a los resultados)
+cli-reconcile-results = Un archivo de resultados escrito por `send` (su diario debe estar junto a él)
+cli-reconcile-dry-run = Muestra lo que cambiaría, sin cambiar el archivo de resultados
+cli-reconcile-settle-after = Una fila ausente del informe cuenta como no enviada solo si el informe llega hasta este tiempo después de su intento (los mensajes pueden aparecer tarde)
+cli-reconcile-config = Archivo de configuración TOML: api.server (o api.base_url), campaign.timezone, phone.default_country
+
+## Las palabras propias de clap.
+cli-default = {" "}[predeterminado: { $value }]
+cli-possible-values = {" "}[valores posibles: { $values }]
+cli-heading-arguments = Argumentos
+cli-heading-options = Opciones
+cli-heading-commands = Comandos
+cli-command-value-name = COMANDO
+cli-help-flag = Muestra la ayuda
+cli-version-flag = Muestra la versión
+cli-usage-heading = Uso:
+cli-help-template =
+    {"{"}about-with-newline{"}"}
+    Uso: {"{"}usage{"}"}
+
+    {"{"}all-args{"}"}{"{"}after-help{"}"}
+cli-error-unknown-argument = no se reconoce el argumento '{ $arg }'
+cli-error-unknown-command = no se reconoce el comando '{ $command }'
+cli-error-invalid-value = el valor '{ $value }' no es válido para '{ $arg }'
+cli-error-missing = faltan argumentos obligatorios: { $arg }
+cli-error-conflict = el argumento '{ $arg }' no se puede usar junto con '{ $other }'
+cli-error-missing-command = falta el comando
+cli-error-other = no se pudieron leer los argumentos
+cli-error-valid-values = [valores posibles: { $values }]
+cli-error-suggestion = sugerencia: existe un argumento parecido: '{ $suggestion }'
+cli-error-suggestion-command = sugerencia: existe un comando parecido: '{ $suggestion }'
+cli-error-more = Para más información, pruebe '--help'.
+
+## Horario de contacto y fechas.
+window-never-opens = la ventana de contacto no abre en los próximos años (campaign.hours y campaign.holidays no dejan tiempo): no se enviaría nada
+window-open-until = abierta ahora hasta { $until }
+window-open-no-close = abierta ahora, sin hora de cierre próxima
+window-closed-next = cerrada ahora; vuelve a abrir { $opens } hasta { $until }
+window-closed-next-no-close = cerrada ahora; vuelve a abrir { $opens } sin hora de cierre próxima
+window-sending-time-left = {" "}({ $time } de tiempo de envío)
+window-fits = la ejecución cabe
+window-does-not-fit = la ejecución NO cabe: cerca del { $percent } % se enviaría antes de que cierre la ventana; el resto quedaría registrado como not_sent (continúe con --resume en la siguiente ventana, o use --wait-for-window)
+window-describe = { $when }{ $left }; el envío necesita al menos { $needed }: { $verdict }
+weekday-monday = lun
+weekday-tuesday = mar
+weekday-wednesday = mié
+weekday-thursday = jue
+weekday-friday = vie
+weekday-saturday = sáb
+weekday-sunday = dom
+
+## Lo que validate y send dicen de una lista.
+list-opt-out-lists = listas de exclusión: { $numbers } números de { $files } archivo(s)
+list-opt-out-ignored = , { $entries } entradas omitidas porque no son números de teléfono (vea las advertencias)
+list-finish-later-windows = , continuando en las siguientes ventanas de contacto (con --wait-for-window, o con --resume en cada una)
+list-finish-around = a { $rate } solicitudes/s por token con { $tokens } token(s), terminaría hacia el { $finish }{ $later }
+list-previews-heading = { $rows ->
+        [one] la primera fila válida, exactamente como se enviaría:
+       *[other] las primeras { $rows } filas válidas, exactamente como se enviarían:
+    }
+validate-problem = fila { $row }, columna { $column }: { $reason }
+validate-duplicate = fila { $row }: duplicada de la fila { $of_row } (mismo teléfono y mensaje); no se enviaría
+validate-suppressed = fila { $row }: { $telephone } está en la lista de exclusión { $list }; no se enviaría (omitido por lista de exclusión)
+validate-totals = { $rows } filas: { $invalid } no válidas, { $duplicate } duplicadas, { $suppressed } omitidas por lista de exclusión, { $valid } válidas ({ $list })
+validate-estimate = estimación: { $line }
+validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens } token(s))
+
+## Los problemas de una fila (en el archivo de resultados quedan en inglés).
+row-connector-empty = está vacío y api.connector_id no está definido en la configuración
+row-too-long = tiene más de { $kib } KiB, así que no se leyó completa: un mensaje tiene como máximo { $max } caracteres; revise esta fila (unas comillas sin cerrar se tragan las filas siguientes)
+row-field-count = tiene { $fields } campos, pero el encabezado tiene { $width }: ¿hay un separador sin comillas dentro de un mensaje? ponga esos campos entre comillas dobles
+row-template-name-empty = está vacío y no se indicó plantilla con --hsm ni con hsm.template_name
+row-template-variable-of = variable { $index } de { $count } de la plantilla: { $reason }
+row-variable = variable { $index }: { $reason }
+row-variable-empty = está vacía: cada variable de la plantilla necesita un valor, y WhatsApp rechaza una plantilla con una variable vacía
+row-variable-separator = { $value } contiene `;`, que separa las variables en template_vars: correría todas las variables siguientes; reemplace el `;` (por ejemplo por `,`)
+row-variable-line-break = { $value } contiene un salto de línea o un tabulador, que WhatsApp rechaza en una variable de plantilla; escríbala en una sola línea
+row-url-invalid = { $url } no es una URL ({ $error }); escríbala como https://example.com/imagen.jpg
+row-url-not-https = { $url } debe empezar por https:// (WhatsApp descarga el archivo desde una URL https pública)
+row-url-no-host = { $url } no tiene servidor
+row-message-blank = está en blanco: no hay nada que enviar
+row-message-too-long = tiene { $chars } caracteres; WhatsApp permite como máximo { $max }
+
+## Qué columna se usa para qué.
+columns-summary = columnas: { $parts }
+columns-per-row = {" "}(por fila: { $column })
+columns-hsm-named = message <- plantilla HSM { $name }{ $per_row }
+columns-hsm = message <- plantilla HSM{ $per_row }
+columns-template = message <- plantilla ({ $origin }) con { $used }
+columns-no-column = ninguna columna
+columns-connector-default = connector_id <- { $column } (celdas vacías: api.connector_id { $default })
+columns-in-all = … { $count } columnas en total
+columns-template-name-ignored = { $path }: se ignora la columna `{ $column }`: se envía la columna `{ $message }` como mensajes libres; para enviar plantillas, use --hsm TEMPLATE_NAME (la columna la cambia entonces por fila)
+
+## El encabezado de una lista.
+header-missing = { $path }: no hay columna `{ $column }` (el encabezado tiene: { $header }); cambie el nombre de la columna o defina { $key } en la configuración
+header-ambiguous = { $path }: dos columnas pueden ser la columna { $role }: { $first } (columna { $first_index }) y { $second } (columna { $second_index }); cambie el nombre de una o quítela, o indique cuál usar con { $key } en la configuración
+header-no-connector = { $path }: no hay connector_id: agregue una columna `{ $column }` o defina api.connector_id en la configuración
+header-repeated = { $path }: la columna `{ $column }` aparece dos veces en el encabezado (columnas { $first } y { $second }); deje una
+header-no-message = { $path }: no hay columna `{ $column }` (el encabezado tiene: { $header }); cambie el nombre de la columna o defina columns.message en la configuración, o arme cada mensaje con una plantilla usando --template FILE, o use --hsm TEMPLATE_NAME para enviar una plantilla HSM, que no necesita columna de mensaje
+header-missing-var = { $path }: no hay columna `{ $column }` para la variable { $index } de { $setting } (el encabezado tiene: { $header }); agregue la columna o corrija { $setting }
+header-no-template-name = { $path }: { $setting } nombra las variables de la plantilla, pero no se indicó ninguna plantilla: use --hsm TEMPLATE_NAME, defina hsm.template_name en la configuración o agregue una columna `{ $column }`
+header-template-and-hsm = { $path }: --template (message.template) arma mensajes libres y --hsm (hsm.*) envía plantillas HSM: use uno o el otro
+
+row-template-uses-empty = está vacía, y la plantilla del mensaje la usa ({ $variable })
+row-template-render = no se puede armar para esta fila: { $error }
+template-line = {" "}(línea { $line })
+template-syntax = { $origin }: no es una plantilla válida: { $detail }
+template-missing-column = { $origin }: la plantilla usa `{ $variable }`, pero { $path } no tiene esa columna; las columnas que puede usar son: { $available }
+template-ambiguous = { $origin }: la variable de plantilla `{ $variable }` corresponde a dos columnas de { $path }, { $first } y { $second }: cambie el nombre de una
+connector-too-long = no es un id de conector: tiene más de { $max } caracteres
+connector-bad-character = { $id } no es un id de conector: tiene { $bad }; use solo letras, dígitos, - y _ (el id que Wolkvox muestra para el conector de WhatsApp)
+
+## Números de teléfono.
+phone-empty = está vacío
+phone-too-long = { $shown } tiene { $chars } caracteres: demasiado largo para ser un número de teléfono
+phone-scientific = { $shown } está en notación científica: Excel convirtió el número en decimal y perdió dígitos; dé formato de Texto a la columna en la hoja de cálculo y exporte de nuevo
+phone-bad-characters = { $shown } no es un número de teléfono: solo se permiten dígitos, +, espacios, guiones, puntos y paréntesis
+phone-too-few = { $shown } tiene { $digits } dígitos: muy pocos para un número de teléfono
+phone-too-many = { $shown } tiene { $digits } dígitos: más de los { $max } que puede tener un número internacional
+phone-hint-default-country = ; si es un número nacional (sin indicativo de país), defina phone.default_country (p. ej. "CO")
+phone-not-national-nor-international = { $shown } no es un número válido, ni como número nacional de { $country } (phone.default_country) ni con indicativo de país
+phone-not-international = { $shown } no es un número válido con indicativo de país: escríbalo con el indicativo (p. ej. +57 300 123 4567), o defina phone.default_country (p. ej. "CO") para números nacionales
+phone-invalid = { $shown } no es un número de teléfono válido
+phone-invalid-in = { $shown } no es un número válido en { $country }{ $hint }
+phone-invalid-unknown-country = { $shown } no es un número de teléfono válido (indicativo de país desconocido){ $hint }
+phone-kind-in = { $shown } es un número { $kind } de { $country }: no puede recibir mensajes de WhatsApp; use un número celular{ $hint }
+phone-kind = { $shown } es un número { $kind }: no puede recibir mensajes de WhatsApp; use un número celular{ $hint }
+phone-kind-fixed-line = fijo
+phone-kind-toll-free = gratuito (línea 800)
+phone-kind-premium-rate = de tarifa especial
+phone-kind-shared-cost = de costo compartido
+phone-kind-pager = de buscapersonas
+phone-kind-uan = de empresa (UAN)
+phone-kind-emergency = de emergencia
+phone-kind-voicemail = de buzón de voz
+phone-kind-short-code = corto
+phone-kind-standard-rate = de servicio con tarifa estándar
+phone-kind-carrier = propio de un operador
+phone-kind-domestic = de servicio solo nacional
+phone-kind-service = de servicio
+
+## La lectura de una lista.
+input-open = no se puede abrir { $path }: { $error }
+input-empty = { $path } está vacío: se esperaba una fila de encabezado (p. ej. telephone,message) seguida de los contactos
+input-no-rows = { $path }: tiene encabezado pero ninguna fila de datos: no hay nada que enviar
+input-parse = { $path }, línea { $line }: { $message }
+input-too-many-rows = { $path }: más de { $max_rows } filas de datos: divida la lista, o suba el límite con --max-rows o limits.max_rows
+input-spreadsheet = no se puede leer { $path } como hoja de cálculo: { $message }; si en realidad es un archivo CSV, póngale un nombre terminado en .csv
+input-no-such-sheet = { $path }: no hay ninguna hoja llamada { $wanted } (--sheet o input.sheet); sus hojas son: { $sheets }
+input-header-too-long = la línea de encabezado tiene más de { $kib } KiB: no es el encabezado de una lista de contactos (revise el archivo o su separador)
+input-sheet-ignored = { $path }: se lee como texto delimitado (por su extensión no es una hoja de cálculo); se ignora la hoja { $sheet }
+input-place-header = columna { $column } del encabezado
+input-place-row = fila { $row }, columna { $column }
+input-encoding-undecided = aún no se sabe (solo ASCII hasta ahora)
+input-not-utf8-while = no está en UTF-8, mientras que { $place } sí: el archivo mezcla codificaciones (unos campos en UTF-8 y otros no), así que algunas tildes se enviarían dañadas; expórtelo de nuevo como "CSV UTF-8" y revise las tildes de esa fila
+input-part-utf8 = una parte está en UTF-8 y otra no: el archivo mezcla codificaciones (unos campos en UTF-8 y otros no), así que algunas tildes se enviarían dañadas; expórtelo de nuevo como "CSV UTF-8" y revise las tildes de esa fila
+input-reading-windows-1252 = la lista no está en UTF-8: se lee como Windows-1252 (defina input.encoding para elegir)
+input-not-utf8-config = no es UTF-8 válido, como exige input.encoding = "utf-8": guarde el archivo en UTF-8 (Excel: "CSV UTF-8"), o defina input.encoding = "windows-1252" o "auto"
+input-not-utf8-bom = no es UTF-8 válido, aunque el archivo empieza con una marca de orden de bytes UTF-8: el archivo mezcla codificaciones; expórtelo de nuevo como "CSV UTF-8"
+input-an-earlier-field = un campo anterior
+input-format-text = texto delimitado, separador { $delimiter }, codificación { $encoding }
+input-format-sheet = hoja de cálculo, hoja { $sheet }
+input-read-error = error de lectura: { $error }
+input-not-utf8 = no es UTF-8 válido: guarde el archivo en UTF-8 (Excel: "CSV UTF-8")
+input-not-csv = no es una tabla CSV legible ({ $error })
+
+## Listas de exclusión.
+suppress-read = no se puede leer la lista de exclusión { $path }: { $error }; corrija la ruta dada con --suppress o campaign.suppress (no se envió nada)
+suppress-input = lista de exclusión: { $error } (no se envió nada)
+suppress-no-numbers = lista de exclusión { $path }: ninguna de sus { $entries } entradas es un número de teléfono (línea { $line }: { $reason }); ¿es el archivo correcto? Los números van uno por línea, o en la primera columna, o en una columna llamada telephone, phone, telefono o celular (no se envió nada)
+suppress-entry-ignored = lista de exclusión { $path }, línea { $line }: teléfono { $reason }; se ignora esta entrada y el resto de la lista se aplica
+suppress-more-ignored = lista de exclusión { $path }: otras { $count } entradas no son números de teléfono y se ignoran
+
+## Errores del sistema operativo.
+io-not-found = no existe el archivo o el directorio
+io-permission-denied = permiso denegado
+io-already-exists = el archivo ya existe
+io-storage-full = no queda espacio en el disco
+io-is-a-directory = es un directorio
+io-not-a-directory = no es un directorio
+io-read-only = el sistema de archivos es de solo lectura
+io-timed-out = se agotó el tiempo de espera
+io-connection-refused = conexión rechazada
+
+## El resumen al final de una ejecución.
+summary-rows = filas
+summary-skipped = saltadas
+summary-skipped-why = (ya resueltas en una ejecución anterior)
+summary-this-run = esta ejecución
+summary-this-run-counts = enviados { $sent }, fallidos { $failed }  (los totales de arriba son los de toda la campaña)
+summary-elapsed = duración
+summary-rate = ({ $rate } mensajes/s)
+summary-estimate = estimación
+summary-hours = horario
+summary-results = resultados
+summary-stopped = detenida antes de terminar: { $why }
+preview-row = fila { $row } -> { $telephone }:
+preview-template = fila { $row } -> { $telephone }: plantilla { $name }, variables { $vars }
+
+## send.
+send-start = wolkvox-dispatch { $version }: { $what } { $list } -> { $results } ({ $rows } filas; { $settings })
+send-start-dry-run = simulación de
+send-start-sending = envío de
+send-title-dry-run = simulación: no se envió nada
+send-title-stopped = ejecución detenida
+send-title-finished = ejecución terminada
+send-sending = enviando { $rows } filas con { $tokens } token(s)
+send-contact-hours = horario de contacto: { $line }
+send-quota-covers = el cupo de hoy alcanza para { $covered } de las { $rows } filas por enviar (quedan { $left } llamadas)
+send-stop-results-unfinished = no se puede terminar el archivo de resultados ({ $error })
+send-stop-quota = el cupo de hoy no alcanzó para { $rows } filas, registradas como not_sent (--partial); el cupo se renueva mañana
+send-stop-pilot = el lote piloto está enviado (--limit { $limit }); las otras { $rows } filas quedan registradas como not_sent: revise los resultados del piloto y luego envíe el resto
+send-stop-disk = Los totales de arriba son todos los resultados recibidos; los que no se pudieron escribir quedan `unknown` en el diario, así que ninguna fila se envía dos veces. Libere espacio en el disco antes de continuar.
+send-to-continue = Para continuar, ejecute: { $command }
+send-skipped = { $rows } filas ya se resolvieron en una ejecución anterior y se saltan
+send-settings-tokens = { $tokens } token(s)
+send-settings-rate = { $rate } solicitudes/s y { $in_flight } a la vez por token
+send-settings-connector = conector { $connector }
+send-settings-hours = con horario de contacto
+send-estimate = { $messages } mensajes tardarían al menos { $time } a { $rate } solicitudes/s por token con { $tokens } token(s) (cada token además lleva como máximo { $in_flight } solicitudes a la vez, así que un servidor lento lo alarga){ $finish }
+send-workbook = libro de Excel: { $path }
+send-workbook-failed = los resultados están en el CSV, pero { $error }
+send-summary-failed = no se puede escribir el resumen en { $path }: { $error }
+send-no-signals = no se puede escuchar Ctrl-C/SIGTERM: { $error }
+send-interrupted = interrumpido: no salen solicitudes nuevas; esperando las que están en curso (oprima Ctrl-C otra vez para salir de inmediato)
+send-interrupted-again = interrumpido otra vez: saliendo ahora. Todos los resultados recibidos hasta ahora están en { $results }; las filas que estaban en curso quedarán `unknown` (puede que se hayan entregado).
+workbook-started = Inicio
+workbook-finished = Fin
+workbook-dry-run = Simulación
+workbook-nothing-sent = no se envió nada
+workbook-to-continue = Para continuar
+
+## El libro de Excel.
+workbook-list = Lista
+workbook-results = Resultados
+workbook-campaign = Campaña
+workbook-first-answer = Primera respuesta
+workbook-last-answer = Última respuesta
+workbook-reconciled = Conciliado
+workbook-list-changed = { $list } cambió desde que la ejecución la leyó ({ $then } bytes entonces, { $now } ahora): las filas se emparejan por número, así que revíselas
+workbook-no-list = no se encuentra la lista de contactos de { $results }: no está donde la leyó la ejecución ni junto a los resultados; vuelva a ponerla, o nómbrela como los resultados (lista.csv para lista.results.csv)
+workbook-write = no se puede escribir el libro de Excel { $path }: { $message }
+workbook-column-result = Resultado
+workbook-column-reason = Motivo
+workbook-column-code = Código
+workbook-column-attempts = Intentos
+workbook-column-time = Hora
+workbook-column-sheet-row = Fila en la hoja
+workbook-sheet-rows = Filas
+workbook-sheet-summary = Resumen
+workbook-no-result = Sin resultado registrado
+workbook-what-to-do = {" "}(qué hacer: { $fix })
+
+## Estados: el archivo de resultados guarda los códigos (sent, not_sent...); las personas leen esto.
+status-help-heading = Estados del archivo de resultados (columna `status`):
+status-meaning-sent = Wolkvox aceptó el mensaje (HTTP 2xx y `code` 2xx en el cuerpo). No prueba la entrega.
+status-meaning-failed = Wolkvox rechazó el mensaje, o todos los intentos fallaron de una forma que con certeza no lo entregó.
+status-meaning-unknown = La solicitud salió pero la respuesta nunca llegó (tiempo agotado, conexión cortada): puede que el mensaje se haya entregado. No se envía de nuevo salvo con `--resume --retry-unknown`.
+status-meaning-invalid = La fila no pasó la validación; `msg` dice qué columna y por qué.
+status-meaning-duplicate = Mismo número y mensaje que una fila anterior; no se envía.
+status-meaning-suppressed = El número está en una lista de exclusión (`--suppress`, `campaign.suppress`); nunca se envía, ni siquiera con `--resume --retry-failed`.
+status-meaning-not-sent = No se intentó porque la ejecución se detuvo antes (código de salida 3).
+status-meaning-dry-run = Fila válida que se habría enviado (solo con `--dry-run`).
+status-label-sent = Enviado
+status-label-failed = Fallido: rechazado
+status-label-unknown = Desconocido: puede que se haya entregado
+status-label-invalid = No válido: no enviado
+status-label-duplicate = Duplicado: no enviado
+status-label-suppressed = Omitido por lista de exclusión: no enviado
+status-label-not-sent = Aún no enviado
+status-label-dry-run = Se enviaría (simulación)
+status-word-sent = enviados
+status-word-failed = fallidos
+status-word-unknown = desconocidos
+status-word-invalid = no válidos
+status-word-duplicate = duplicados
+status-word-suppressed = omitidos (lista de exclusión)
+status-word-not-sent = no enviados
+status-word-dry-run = simulados
+
+## Por qué se detuvo una ejecución.
+stop-interrupted = interrumpida (Ctrl-C o SIGTERM)
+stop-quota-spent = todos los tokens gastaron el cupo de hoy (licencias x 1000 llamadas al día); se renueva mañana
+stop-tokens-refused = Wolkvox rechazó todos los tokens de WOLKVOX_TOKEN (no válidos, vencidos o sin cupo); revise los tokens
+stop-api-not-found = Wolkvox respondió { $msg }: revise api.server / --base-url
+stop-redirected = el servidor respondió HTTP { $status } ({ $msg }) en lugar de la API: la URL base o el id del servidor están mal; revise api.server / api.base_url / --base-url
+stop-service-down = todos los tokens fallaron { $failures } veces seguidas: el servicio parece caído
+stop-record-failed = no se pueden registrar los resultados ({ $message })
+stop-window-closed = fuera del horario de contacto (campaign.hours): la ventana vuelve a abrir { $opens }; ejecute entonces el comando de abajo, o agregue --wait-for-window para esperarla
+stop-window-never = fuera del horario de contacto, y campaign.hours con campaign.holidays no dejan tiempo para enviar en los próximos años: revíselos
+stop-same-refusal = { $rows } filas seguidas fueron rechazadas con la misma respuesta ({ $answer }): la campaña misma parece estar mal, así que no se envió el resto; { $fix }; las filas rechazadas quedan `failed` (envíelas de nuevo después de corregir con --resume --retry-failed); --max-failures / campaign.max_failures fija cuántos rechazos detienen una ejecución (0: nunca)
+stop-same-refusal-fix = mire la respuesta de arriba: un id de conector equivocado, o una plantilla o un parámetro que la API rechaza, son las causas usuales
+
+## Durante el envío.
+dispatch-stopping = deteniendo: { $reason }
+dispatch-waiting-window = fuera del horario de contacto: esperando hasta { $when } (Ctrl-C detiene; --resume continúa después)
+dispatch-window-open = la ventana de contacto está abierta: enviando
+dispatch-retry-after-capped = el servidor pidió esperar { $asked } (Retry-After) antes de reintentar; se espera como máximo { $most }
+dispatch-timeout = fila { $row }: sin respuesta en { $timeout }: puede que se haya entregado; registrada como unknown
+dispatch-maybe-delivered = fila { $row }: { $error } ({ $msg }): puede que se haya entregado; registrada como unknown
+dispatch-token-retired = { $token } rechazado ({ $why }): no se usa en el resto de esta ejecución
+dispatch-abandoned = fila { $row }: sigue sin respuesta { $limit } después de enviada; se abandona la solicitud
+dispatch-late-answer = fila { $row }: la respuesta llegó después del tiempo límite: { $status }
+progress-sending = enviando
+progress-waiting-window = esperando el horario de contacto ({ $when })
+
+## La barra de progreso y, sin terminal, las líneas de progreso.
+progress-tally = enviados { $sent }, fallidos { $failed }
+progress-left = , faltan unos { $time }
+progress-line = progreso: { $done }/{ $total } filas, { $tally }{ $eta }
+progress-bar-eta = {"{"}msg{"}"} [{"{"}bar:30{"}"}] {"{"}pos{"}"}/{"{"}len{"}"} filas  {"{"}prefix{"}"}  {"{"}rate{"}"}  tiempo restante {"{"}eta{"}"}
+progress-bar = {"{"}msg{"}"} [{"{"}bar:30{"}"}] {"{"}pos{"}"}/{"{"}len{"}"} filas  {"{"}prefix{"}"}
+
+## Qué hacer ante un rechazo.
+fix-24-hour-window = la ventana de 24 horas está cerrada: envíe primero a estas personas la plantilla HSM (send --hsm PLANTILLA); un mensaje libre solo les llega después de que la respondan
+fix-parameter-missing = falta un parámetro: revise las columnas de la lista y api.connector_id en la configuración, y luego envíe estas filas como una lista nueva
+fix-connector = revise el conector: api.connector_id en la configuración, o la columna connector_id
+api-bad-retry-after = el servidor envió Retry-After { $value }, que no es ni un número entero de segundos ni una fecha HTTP: se ignora y se espera el tiempo usual entre reintentos
+api-client = no se puede preparar el cliente HTTP: { $error }
+
+## Tokens y el cupo de hoy.
+token-none = no hay token: defina la variable de entorno { $variable } (varios tokens separados por comas); los tokens nunca se aceptan como opciones de la línea de comandos
+token-bad = el token n.º { $index } de { $variable } { $reason }
+token-bad-characters = tiene espacios, caracteres de control o caracteres no ASCII, que no pueden ir en un encabezado HTTP
+token-not-utf8 = no es UTF-8 válido
+token-name = token n.º { $index }
+quota-too-small = el cupo de hoy permite { $fits } solicitud(es) más con { $tokens } token(s), pero hay { $rows } filas por enviar: no se envió nada. Envíe hoy las primeras { $fits } con --partial (el resto queda como not_sent; continúe mañana con --resume), o agregue tokens a WOLKVOX_TOKEN (separados por comas; cada uno tiene licencias x 1000 llamadas al día). --no-quota-check omite esta revisión
+quota-no-token = ningún token puede enviar hoy ({ $detail }): no se envió nada
+quota-check-failed = falló la revisión del cupo: { $error }
+quota-token-spent = a { $token } no le quedan llamadas hoy (límite { $limit }, usadas { $used }): no se usa en esta ejecución
+quota-why-spent = el cupo de hoy está gastado
+quota-why-invalid = no válido, vencido o mal escrito
+quota-why-missing = Wolkvox no lo recibió
+quota-token-left = { $token }: quedan { $left } llamadas hoy (límite { $limit }, usadas { $used })
+quota-token-refused = token_info rechazó { $token } ({ $answer }): { $why }; no se usa en esta ejecución
+quota-unknown = no se puede leer el cupo de hoy de { $token } ({ $why }); se envía de todos modos: si el cupo se acaba, el token se retira y el resto queda como not_sent
+quota-enough = el cupo de hoy permite { $left } solicitudes más con { $tokens } token(s): alcanza para las { $rows } filas
+quota-partial = el cupo de hoy permite { $left } solicitudes más con { $tokens } token(s): se envían las primeras { $fits } de { $rows } filas (--partial)
+
+## report.
+campaign-hsm-named = plantilla HSM { $name }
+campaign-hsm-column = plantillas HSM indicadas en la columna template_name
+campaign-with-variables = { $name } con las variables { $vars }
+campaign-rendered = mensajes armados con { $template }
+campaign-rendered-unnamed = mensajes armados con una plantilla
+campaign-free = mensajes libres de la columna message
+report-rows-to-fix = filas por corregir: { $rows } filas (invalid, failed o not_sent) escritas en { $path }
+report-next-dry-run = este es el archivo de una simulación: no se envió nada; esto envía las { $rows } filas registradas como dry_run
+report-next-never-attempted = las { $rows } filas que nunca se intentaron
+report-next-not-sent = las { $rows } filas not_sent
+report-next-failed = de nuevo las { $rows } filas failed
+report-next-unknown = de nuevo las { $rows } filas unknown (puede que ya se hayan entregado: revise antes de enviarlas dos veces)
+report-next-sends = envía { $parts }
+report-next-and = , y{" "}
+report-heading = informe de { $results } ({ $rows } filas)
+report-campaign = campaña: { $campaign }
+report-in-progress-of = en curso: una ejecución está enviando ahora mismo; { $rows } de { $total } filas registradas hasta ahora (ejecute report de nuevo cuando termine)
+report-never-attempted = { $rows } de { $total } filas registradas; { $never } nunca se intentaron (la ejecución se detuvo antes de llegar a ellas)
+report-in-progress = en curso: una ejecución está enviando ahora mismo (ejecute report de nuevo cuando termine)
+report-failures = fallos (failed y unknown) por código y msg, los más comunes primero:
+report-no-code = sin código
+report-code = código { $code }
+report-failed-and-unknown = { $failed } fallidos, { $unknown } desconocidos
+report-rows = filas { $rows }
+report-not-sent = no enviados
+report-suppressed = omitidos por lista de exclusión
+report-invalid = filas no válidas: el motivo de cada una está en la columna msg del archivo de resultados (o ejecute `wolkvox-dispatch validate` sobre la lista)
+report-first-answer = primera respuesta
+report-last-answer = última respuesta
+report-rate = ritmo
+report-rate-value = { $rate } mensajes/s (filas enviadas en ese tiempo, pausas entre ejecuciones incluidas)
+report-rate-single = - (un solo momento)
+report-no-answer = no se registró ninguna respuesta de Wolkvox
+report-no-request = no se envió ninguna solicitud a Wolkvox
+report-cannot-fix = filas fallidas que un nuevo envío no puede arreglar:
+report-reconcile-first = puede que las filas unknown se hayan entregado: resuélvalas primero con el informe de mensajes enviados de Wolkvox:
+report-no-rows = aún no hay filas registradas
+report-nothing-left = no queda nada por enviar: cada fila está enviada, excluida, no válida o duplicada
+report-next = siguiente paso: { $command }
+report-replace-placeholder = Reemplace { $placeholder } por la lista de contactos de la que salió este archivo de resultados.
+report-add-options = Agregue las opciones --config y --suppress de la ejecución original: el horario de contacto y las listas de exclusión no se guardan en el archivo de resultados (las filas registradas como suppressed siguen excluidas).

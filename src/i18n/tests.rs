@@ -1,0 +1,120 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+
+/// Each message of a catalogue: its id and the names of its placeables (`$name`).
+fn messages(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut current = None;
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            let (id, _) = line
+                .split_once('=')
+                .expect("a message line is `id = value`");
+            current = Some(id.trim().to_owned());
+            out.entry(id.trim().to_owned()).or_default();
+        }
+        let id = current.clone().expect("a continuation follows a message");
+        let mut rest = line;
+        while let Some(at) = rest.find('$') {
+            rest = &rest[at + 1..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            out.entry(id.clone()).or_default().insert(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn both_catalogues_parse_without_errors() {
+    for (name, text) in [("en.ftl", ENGLISH), ("es.ftl", SPANISH)] {
+        if let Err((_, errors)) = FluentResource::try_new(text.to_owned()) {
+            panic!("{name}: {errors:?}");
+        }
+    }
+}
+
+#[test]
+fn every_message_is_in_both_catalogues_with_the_same_placeables() {
+    let en = messages(ENGLISH);
+    let es = messages(SPANISH);
+    let only_en: Vec<_> = en.keys().filter(|k| !es.contains_key(*k)).collect();
+    let only_es: Vec<_> = es.keys().filter(|k| !en.contains_key(*k)).collect();
+    assert!(only_en.is_empty(), "missing from es.ftl: {only_en:?}");
+    assert!(only_es.is_empty(), "missing from en.ftl: {only_es:?}");
+    for (id, names) in &en {
+        assert_eq!(
+            names, &es[id],
+            "placeables of {id} differ between en and es"
+        );
+    }
+    assert!(en.len() > 50, "the parser found the messages");
+}
+
+/// Every `tr!("id"` in the source names a message of the catalogues.
+#[test]
+fn every_id_the_code_uses_exists() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src is readable") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let en = messages(ENGLISH);
+    let mut used = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a source file");
+        for (at, _) in text.match_indices("tr!(\"") {
+            let id: String = text[at + 5..].chars().take_while(|c| *c != '"').collect();
+            let before = text[..at].chars().next_back();
+            if id == "id" || before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue; // the macro's own documentation, include_str!
+            }
+            assert!(
+                en.contains_key(&id),
+                "{}: tr!(\"{id}\") is in no catalogue",
+                file.display()
+            );
+            used += 1;
+        }
+    }
+    assert!(used > 10);
+}
+
+#[test]
+fn the_locale_picks_the_language_and_the_flag_wins() {
+    assert_eq!(Lang::from_locale("es_CO.UTF-8"), Lang::Es);
+    assert_eq!(Lang::from_locale("es"), Lang::Es);
+    assert_eq!(Lang::from_locale("ES_es"), Lang::Es);
+    assert_eq!(Lang::from_locale("en_US.UTF-8"), Lang::En);
+    assert_eq!(Lang::from_locale("C"), Lang::En);
+    assert_eq!(Lang::choose(Some(Lang::En), Some(Lang::Es)), Lang::En);
+    assert_eq!(Lang::choose(None, Some(Lang::Es)), Lang::Es);
+}
+
+#[test]
+fn spanish_messages_fill_placeables_and_plurals() {
+    let text = message_in(
+        Lang::Es,
+        "cli-error-invalid-value",
+        &[("value", "xml".to_arg()), ("arg", "--format".to_arg())],
+    );
+    assert_eq!(text, "el valor 'xml' no es válido para '--format'");
+    // English is the fallback, not the id.
+    assert_eq!(message_in(Lang::En, "cli-heading-options", &[]), "Options");
+}
