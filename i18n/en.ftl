@@ -425,3 +425,135 @@ report-nothing-left = nothing left to send: every row is sent, suppressed, inval
 report-next = next: { $command }
 report-replace-placeholder = Replace { $placeholder } with the contact list this results file came from.
 report-add-options = Add the --config and --suppress options of the original run: contact hours and opt-out lists are not stored in the results file (rows recorded suppressed stay suppressed).
+
+## The configuration file and the flags.
+config-read = cannot read config file { $path }: { $error }
+config-parse = config file { $path }: { $message }
+config-key = config file { $path }: key `{ $key }`: { $reason }
+config-template-file = cannot read the template file { $path } (--template): { $error }
+config-no-endpoint = no Wolkvox server configured: set `api.server` (e.g. "0042") or `api.base_url` in the config file, or pass --base-url
+config-not-empty = must not be empty
+config-not-a-duration = { $text } is not a duration ({ $error }); write it like "60s", "500ms" or "2m"
+config-at-least-one = must be at least 1
+config-connector-empty = must not be empty (remove the key to require a connector_id column)
+config-template-name-empty = must not be empty: give the name of an approved template (e.g. cita_recordatorio)
+config-variable-no-column = variable { $index } has no column name: list the columns in the template's order, e.g. nombre,fecha,hora
+config-not-a-delimiter = { $value } is not a delimiter: { $delimiters }
+config-encoding = { $value } is not supported: use "auto", "utf-8" or "windows-1252"
+config-file-empty = { $file } is empty
+config-country = { $value } is not a country code: use the two-letter ISO 3166 code, e.g. "CO", "MX", "ES"
+config-settle-after = { $value } is not a duration: write it like "30m", "2h" or "0s"
+config-timezone-required = is required with campaign.hours or campaign.holidays: write the recipients' IANA time zone, such as "America/Bogota"
+config-server-id = { $value } is not a Wolkvox server id: use only letters and digits, as given by Wolkvox support (e.g. "0042" for wv0042.wolkvox.com)
+config-url-credentials = must not carry a user name or password (the part before `@`): remove it; the token goes in the WOLKVOX_TOKEN environment variable
+config-url-invalid = { $url } is not a URL ({ $error }); write it like https://wv0042.wolkvox.com
+config-url-scheme = { $url } must start with https:// or http://
+config-no-hours-to-wait = there are no contact hours to wait for: set campaign.hours (and campaign.timezone) in the config file
+config-limit-zero = must be at least 1 (to send nothing, use --dry-run)
+config-timeout-short = { $value } is too short: a request needs time to reach Wolkvox and come back; use at least 1s (the default is 60s, the API's own limit)
+config-rate = { $value } is not a usable rate: give requests per second per token, at least one a day ({ $min })
+config-in-flight = { $value } is not allowed: the Wolkvox API accepts at most { $max } simultaneous requests per token; use 1 or 2
+config-max-delay = must not be shorter than retry.base_delay
+
+## Contact hours in the config file.
+hours-empty = is empty: write the hours like "mon-fri 07:00-19:00, sat 08:00-15:00", or remove the key to send at any hour
+hours-empty-entry = { $spec } has an empty entry between commas; entries look like "mon-fri 07:00-19:00"
+hours-needs-days = entry { $entry } needs days and hours, like "mon-fri 07:00-19:00"
+hours-not-a-day = entry { $entry }: { $name } is not a day; use { $days }
+hours-backwards = entry { $entry }: day range { $text } goes backwards; ranges run from mon to sun (write e.g. "sat-sun" and "mon" as separate entries)
+hours-not-a-range = entry { $entry }: { $text } is not a time range; write it like 07:00-19:00
+hours-starts-at-24 = entry { $entry }: a range cannot start at 24:00; use 00:00 of the next day
+hours-crosses-midnight = entry { $entry }: { $text } crosses midnight, which is not supported; split it at midnight, like "fri 22:00-24:00, sat 00:00-02:00"
+hours-empty-range = entry { $entry }: { $text } is empty (it ends when it starts)
+hours-not-a-time = entry { $entry }: { $text } is not a time; write HH:MM (00:00 to 24:00) or HH:MM:SS
+hours-no-day = opens on no day
+timezone-empty = is empty: write an IANA time zone name such as "America/Bogota"
+timezone-unknown = { $name } is not a known IANA time zone; write a name such as "America/Bogota", "America/Mexico_City" or "Europe/Madrid"
+holiday-not-a-date = { $text } is not a date; write it as YYYY-MM-DD, like "2026-12-08"
+config-delimiters = use ",", ";", "tab" or "|"
+
+## The results file and its journal.
+results-already-exists = { $path } already exists: this list was already sent (or partly sent). To continue that run, add --resume; to send it again from scratch, move the results file and its .journal away first
+results-not-a-dry-run = { $path } is the results file of a real run, not a dry run's: choose another file with --results
+results-locked = another wolkvox-dispatch run is using { $path } right now; wait for it to finish (two runs on one results file could send messages twice)
+results-no-journal = { $results } exists but its journal { $journal } is missing, so it cannot be told which rows were already attempted; restore the journal, or send the remaining rows as a new list
+results-bad-journal = { $path }, line { $line }: the journal is damaged ({ $message }); it cannot be resumed safely
+results-read = cannot read { $path }: { $message }
+results-disagree = { $journal } looks damaged (emptied, cut short, zero-filled, or another list's): it does not record row { $row } ({ $telephone }) as { $status }, as { $results } does, so resuming could send messages twice. Nothing was sent. Restore the journal from a backup; or send only the rows that { $results } does not record as sent, unknown or failed, as a new list with its own --results
+results-other-list = { $path } is the results file of another list, { $list }: choose another file for this one with --results (for example { $suggestion })
+results-symlink = { $path } is a symbolic link: the results file and its journal must be regular files (a link could make this run write somewhere else); give --results a plain path
+results-is-the-input = { $path } is the input list itself: writing results there would destroy it; choose another file with --results
+results-write = cannot write { $path }: { $error }
+results-unreadable-journal-alone = { $error }; going by the journal alone
+campaign-differs-kind = the recorded run sends { $recorded }; this command sends { $this }
+campaign-differs-connector = the recorded run's api.connector_id is { $recorded }; this command's is { $this }
+campaign-differs-list = the results belong to another list, { $recorded }; this command reads { $this }
+campaign-not-set = not set
+plan-suppressed-after-sent = row { $row }: { $telephone } is on the opt-out list { $list }, but an earlier run already recorded this message { $status }; it is not sent again
+error-runtime = cannot start the async runtime: { $error }
+error-other-campaign = { $results } records another campaign: { $differences }. Nothing was sent. To continue the recorded run, run: { $command }
+    To send this one instead, give it its own results file with --results
+
+## reconcile.
+reconcile-refused = Wolkvox refused the report call (HTTP { $status } { $msg }): check the token (it needs access to reports) and today's quota; nothing was changed
+reconcile-unreadable = cannot read Wolkvox's report ({ $why }); nothing was changed
+answer-not-json = the answer (HTTP { $status }) is not JSON: { $excerpt }
+reconcile-no-messages = the answer lists no messages with a telephone and a message
+reconcile-undecided-template = an HSM template (or a journal too old to say): Wolkvox's report is not known to list a template's text, so it cannot confirm it
+reconcile-undecided-cut = the report reached its limit of 60,000 records, so a message missing from it may only have been cut off
+reconcile-nothing = { $results }: no unknown rows: nothing to reconcile
+reconcile-totals = { $rows } unknown rows: { $sent } confirmed sent, { $not_sent } not sent, { $left } still unknown
+reconcile-dry-run = dry run: the results file was not changed
+reconcile-next-sends = sends the { $rows } not_sent rows, once each.
+reconcile-row-sent = sent: listed in Wolkvox's report, recorded { $date }
+reconcile-row-not-sent = not_sent: absent from Wolkvox's report
+reconcile-row-too-recent = still unknown: too recent for its absence to count; reconcile again after { $after }
+reconcile-row-undecided = still unknown: { $why }
+reconcile-row = row { $row }  { $telephone }  { $line }
+reconcile-waiting = waiting until { $until } for the next { $api } call: Wolkvox asks for at most one every 5 minutes
+reconcile-asking = asking Wolkvox's report of sent messages ({ $api }) for { $from }..{ $to }
+reconcile-workbook = workbook rewritten: { $path }
+reconcile-workbook-failed = the results are settled, but the workbook was not rewritten: { $error }
+
+## The HSM template check.
+templates-mismatch = the HSM templates of this list do not match the account, so nothing was sent:
+    { $problems }
+    Fix the template names, variables (--hsm-vars / hsm.vars) or url_attach column, or run with --no-template-check to send anyway
+templates-unchecked = cannot check the HSM templates of connector { $connector }: { $why }; sending without the check
+templates-what = template { $name } (connector { $connector }, { $rows } rows)
+templates-not-found = { $what }: not found among the connector's templates; approved ones: { $approved }
+templates-not-approved = { $what }: its status is { $status }, not APPROVED: Meta only delivers approved templates
+templates-variables = { $what }: it takes { $takes } variables ({ $placeholders }) but rows { $rows } give { $count }
+templates-media = { $what }: it has a { $media } header, so every row needs a url_attach (a public https URL of the file), but rows { $rows } have none
+templates-answered = Wolkvox answered HTTP { $status } { $msg }
+templates-no-list = the answer has no list of templates (no `meta_templates`)
+
+templates-none = none
+templates-and-more = {" "}and { $more } more
+templates-uses = { $templates } template(s) on { $connectors } connector(s)
+preflight-checking = checking { $uses } against the account (list_templates)
+preflight-no-token = WOLKVOX_TOKEN is not set; set it to check the templates against the account
+preflight-no-server = no api.server (or --base-url) says where the account is
+preflight-skipped = template check: skipped: { $why }
+preflight-passed = template check: { $uses } checked against the account, { $confirmed } confirmed
+
+## send --test-to.
+test-send-opted-out = { $to } is on the opt-out list { $list }: choose a number that accepts messages
+test-send-no-valid-row = the list has no valid row to send as a test; run `wolkvox-dispatch validate` on it
+test-send-heading = test send: row { $row }'s message (to { $list_phone } in the list), sent to { $to } instead:
+test-send-answer = Wolkvox's answer: { $verdict }: { $answer }
+test-send-nothing-recorded = nothing was recorded: the campaign's results file and journal are untouched
+test-send-accepted = accepted
+test-send-refused = refused
+test-send-unclear = unclear (it may have been delivered)
+test-send-not-taken = not taken (check the token and the address; try again)
+test-send-no-answer = no answer within the timeout (it may have been delivered)
+
+config-url-query = { $url } must not have a query or fragment: the tool appends /api/v2/whatsapp.php?api=... itself
+
+## Log levels (Spanish only: English keeps tracing's own).
+log-level-error = ERROR
+log-level-warn = WARN
+log-level-info = INFO
+log-level-debug = DEBUG
+log-level-trace = TRACE

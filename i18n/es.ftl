@@ -427,3 +427,135 @@ report-nothing-left = no queda nada por enviar: cada fila está enviada, excluid
 report-next = siguiente paso: { $command }
 report-replace-placeholder = Reemplace { $placeholder } por la lista de contactos de la que salió este archivo de resultados.
 report-add-options = Agregue las opciones --config y --suppress de la ejecución original: el horario de contacto y las listas de exclusión no se guardan en el archivo de resultados (las filas registradas como suppressed siguen excluidas).
+
+## El archivo de configuración y las opciones.
+config-read = no se puede leer el archivo de configuración { $path }: { $error }
+config-parse = archivo de configuración { $path }: { $message }
+config-key = archivo de configuración { $path }: clave `{ $key }`: { $reason }
+config-template-file = no se puede leer el archivo de plantilla { $path } (--template): { $error }
+config-no-endpoint = no hay servidor de Wolkvox configurado: defina `api.server` (p. ej. "0042") o `api.base_url` en el archivo de configuración, o use --base-url
+config-not-empty = no debe estar vacío
+config-not-a-duration = { $text } no es una duración ({ $error }); escríbala como "60s", "500ms" o "2m"
+config-at-least-one = debe ser al menos 1
+config-connector-empty = no debe estar vacío (quite la clave para exigir una columna connector_id)
+config-template-name-empty = no debe estar vacío: escriba el nombre de una plantilla aprobada (p. ej. cita_recordatorio)
+config-variable-no-column = la variable { $index } no tiene nombre de columna: liste las columnas en el orden de la plantilla, p. ej. nombre,fecha,hora
+config-not-a-delimiter = { $value } no es un separador: { $delimiters }
+config-encoding = { $value } no se admite: use "auto", "utf-8" o "windows-1252"
+config-file-empty = { $file } está vacío
+config-country = { $value } no es un código de país: use el código ISO 3166 de dos letras, p. ej. "CO", "MX", "ES"
+config-settle-after = { $value } no es una duración: escríbala como "30m", "2h" o "0s"
+config-timezone-required = es obligatoria con campaign.hours o campaign.holidays: escriba la zona horaria IANA de los destinatarios, como "America/Bogota"
+config-server-id = { $value } no es un id de servidor de Wolkvox: use solo letras y dígitos, como lo da el soporte de Wolkvox (p. ej. "0042" para wv0042.wolkvox.com)
+config-url-credentials = no debe llevar usuario ni contraseña (la parte antes de `@`): quítelos; el token va en la variable de entorno WOLKVOX_TOKEN
+config-url-invalid = { $url } no es una URL ({ $error }); escríbala como https://wv0042.wolkvox.com
+config-url-scheme = { $url } debe empezar por https:// o http://
+config-no-hours-to-wait = no hay horario de contacto que esperar: defina campaign.hours (y campaign.timezone) en el archivo de configuración
+config-limit-zero = debe ser al menos 1 (para no enviar nada, use --dry-run)
+config-timeout-short = { $value } es muy poco: una solicitud necesita tiempo para llegar a Wolkvox y volver; use al menos 1s (el predeterminado es 60s, el límite de la propia API)
+config-rate = { $value } no es un ritmo utilizable: indique solicitudes por segundo por token, al menos una al día ({ $min })
+config-in-flight = { $value } no está permitido: la API de Wolkvox acepta como máximo { $max } solicitudes simultáneas por token; use 1 o 2
+config-max-delay = no debe ser menor que retry.base_delay
+
+## El horario de contacto en el archivo de configuración (los días se escriben en inglés: mon..sun).
+hours-empty = está vacío: escriba el horario como "mon-fri 07:00-19:00, sat 08:00-15:00", o quite la clave para enviar a cualquier hora
+hours-empty-entry = { $spec } tiene una entrada vacía entre comas; las entradas se escriben como "mon-fri 07:00-19:00"
+hours-needs-days = la entrada { $entry } necesita días y horas, como "mon-fri 07:00-19:00"
+hours-not-a-day = entrada { $entry }: { $name } no es un día; use { $days }
+hours-backwards = entrada { $entry }: el rango de días { $text } va hacia atrás; los rangos van de mon a sun (escriba p. ej. "sat-sun" y "mon" como entradas separadas)
+hours-not-a-range = entrada { $entry }: { $text } no es un rango de horas; escríbalo como 07:00-19:00
+hours-starts-at-24 = entrada { $entry }: un rango no puede empezar a las 24:00; use las 00:00 del día siguiente
+hours-crosses-midnight = entrada { $entry }: { $text } pasa de la medianoche, lo que no se admite; pártalo en la medianoche, como "fri 22:00-24:00, sat 00:00-02:00"
+hours-empty-range = entrada { $entry }: { $text } está vacío (termina cuando empieza)
+hours-not-a-time = entrada { $entry }: { $text } no es una hora; escriba HH:MM (00:00 a 24:00) o HH:MM:SS
+hours-no-day = no abre ningún día
+timezone-empty = está vacía: escriba el nombre de una zona horaria IANA, como "America/Bogota"
+timezone-unknown = { $name } no es una zona horaria IANA conocida; escriba un nombre como "America/Bogota", "America/Mexico_City" o "Europe/Madrid"
+holiday-not-a-date = { $text } no es una fecha; escríbala como AAAA-MM-DD, como "2026-12-08"
+config-delimiters = use ",", ";", "tab" o "|"
+
+## El archivo de resultados y su diario.
+results-already-exists = { $path } ya existe: esta lista ya se envió (o se envió en parte). Para continuar esa ejecución, agregue --resume; para enviarla de nuevo desde cero, mueva antes a otra parte el archivo de resultados y su .journal
+results-not-a-dry-run = { $path } es el archivo de resultados de un envío real, no de una simulación: elija otro archivo con --results
+results-locked = otra ejecución de wolkvox-dispatch está usando { $path } en este momento; espere a que termine (dos ejecuciones sobre un mismo archivo de resultados podrían enviar mensajes dos veces)
+results-no-journal = { $results } existe pero falta su diario { $journal }, así que no se puede saber qué filas ya se intentaron; restaure el diario, o envíe las filas restantes como una lista nueva
+results-bad-journal = { $path }, línea { $line }: el diario está dañado ({ $message }); no se puede continuar con seguridad
+results-read = no se puede leer { $path }: { $message }
+results-disagree = { $journal } parece dañado (vaciado, cortado, lleno de ceros o de otra lista): no registra la fila { $row } ({ $telephone }) como { $status }, como sí lo hace { $results }, así que continuar podría enviar mensajes dos veces. No se envió nada. Restaure el diario desde una copia de seguridad; o envíe solo las filas que { $results } no registra como sent, unknown o failed, como una lista nueva con su propio --results
+results-other-list = { $path } es el archivo de resultados de otra lista, { $list }: elija otro archivo para esta con --results (por ejemplo { $suggestion })
+results-symlink = { $path } es un enlace simbólico: el archivo de resultados y su diario deben ser archivos normales (un enlace podría hacer que esta ejecución escriba en otra parte); dé a --results una ruta normal
+results-is-the-input = { $path } es la propia lista de entrada: escribir resultados allí la destruiría; elija otro archivo con --results
+results-write = no se puede escribir { $path }: { $error }
+results-unreadable-journal-alone = { $error }; se sigue solo por el diario
+campaign-differs-kind = la ejecución registrada envía { $recorded }; este comando envía { $this }
+campaign-differs-connector = el api.connector_id de la ejecución registrada es { $recorded }; el de este comando es { $this }
+campaign-differs-list = los resultados pertenecen a otra lista, { $recorded }; este comando lee { $this }
+campaign-not-set = sin definir
+plan-suppressed-after-sent = fila { $row }: { $telephone } está en la lista de exclusión { $list }, pero una ejecución anterior ya registró este mensaje como { $status }; no se envía de nuevo
+error-runtime = no se puede iniciar el entorno de ejecución asíncrono: { $error }
+error-other-campaign = { $results } registra otra campaña: { $differences }. No se envió nada. Para continuar la ejecución registrada, ejecute: { $command }
+    Para enviar esta en su lugar, dele su propio archivo de resultados con --results
+
+## reconcile.
+reconcile-refused = Wolkvox rechazó la llamada del informe (HTTP { $status } { $msg }): revise el token (necesita acceso a informes) y el cupo de hoy; no se cambió nada
+reconcile-unreadable = no se puede leer el informe de Wolkvox ({ $why }); no se cambió nada
+answer-not-json = la respuesta (HTTP { $status }) no es JSON: { $excerpt }
+reconcile-no-messages = la respuesta no lista ningún mensaje con teléfono y mensaje
+reconcile-undecided-template = una plantilla HSM (o un diario demasiado antiguo para saberlo): no se sabe que el informe de Wolkvox liste el texto de una plantilla, así que no puede confirmarla
+reconcile-undecided-cut = el informe llegó a su límite de 60.000 registros, así que un mensaje que falte en él puede haber quedado solo por fuera del corte
+reconcile-nothing = { $results }: no hay filas unknown: no hay nada que conciliar
+reconcile-totals = { $rows } filas unknown: { $sent } confirmadas como enviadas, { $not_sent } no enviadas, { $left } siguen desconocidas
+reconcile-dry-run = simulación: el archivo de resultados no se cambió
+reconcile-next-sends = envía las { $rows } filas not_sent, una vez cada una.
+reconcile-row-sent = enviada: aparece en el informe de Wolkvox, registrada { $date }
+reconcile-row-not-sent = no enviada: no aparece en el informe de Wolkvox
+reconcile-row-too-recent = sigue desconocida: demasiado reciente para que su ausencia cuente; concilie de nuevo después de { $after }
+reconcile-row-undecided = sigue desconocida: { $why }
+reconcile-row = fila { $row }  { $telephone }  { $line }
+reconcile-waiting = esperando hasta { $until } para la siguiente llamada a { $api }: Wolkvox pide como máximo una cada 5 minutos
+reconcile-asking = consultando el informe de mensajes enviados de Wolkvox ({ $api }) del { $from } al { $to }
+reconcile-workbook = libro de Excel reescrito: { $path }
+reconcile-workbook-failed = los resultados quedaron conciliados, pero el libro de Excel no se reescribió: { $error }
+
+## La revisión de las plantillas HSM.
+templates-mismatch = las plantillas HSM de esta lista no coinciden con la cuenta, así que no se envió nada:
+    { $problems }
+    Corrija los nombres de plantilla, las variables (--hsm-vars / hsm.vars) o la columna url_attach, o use --no-template-check para enviar de todos modos
+templates-unchecked = no se pueden revisar las plantillas HSM del conector { $connector }: { $why }; se envía sin la revisión
+templates-what = plantilla { $name } (conector { $connector }, { $rows } filas)
+templates-not-found = { $what }: no está entre las plantillas del conector; las aprobadas son: { $approved }
+templates-not-approved = { $what }: su estado es { $status }, no APPROVED: Meta solo entrega plantillas aprobadas
+templates-variables = { $what }: lleva { $takes } variables ({ $placeholders }), pero las filas { $rows } dan { $count }
+templates-media = { $what }: tiene un encabezado de tipo { $media }, así que cada fila necesita un url_attach (una URL https pública del archivo), pero las filas { $rows } no lo tienen
+templates-answered = Wolkvox respondió HTTP { $status } { $msg }
+templates-no-list = la respuesta no tiene lista de plantillas (no hay `meta_templates`)
+
+templates-none = ninguna
+templates-and-more = {" "}y { $more } más
+templates-uses = { $templates } plantilla(s) en { $connectors } conector(es)
+preflight-checking = revisando { $uses } en la cuenta (list_templates)
+preflight-no-token = WOLKVOX_TOKEN no está definido; defínalo para revisar las plantillas en la cuenta
+preflight-no-server = ningún api.server (ni --base-url) dice dónde está la cuenta
+preflight-skipped = revisión de plantillas: omitida: { $why }
+preflight-passed = revisión de plantillas: { $uses } revisadas en la cuenta, { $confirmed } confirmadas
+
+## send --test-to.
+test-send-opted-out = { $to } está en la lista de exclusión { $list }: elija un número que acepte mensajes
+test-send-no-valid-row = la lista no tiene ninguna fila válida para enviar como prueba; ejecute `wolkvox-dispatch validate` sobre ella
+test-send-heading = envío de prueba: el mensaje de la fila { $row } (para { $list_phone } en la lista), enviado a { $to } en su lugar:
+test-send-answer = respuesta de Wolkvox: { $verdict }: { $answer }
+test-send-nothing-recorded = no se registró nada: el archivo de resultados y el diario de la campaña quedan intactos
+test-send-accepted = aceptado
+test-send-refused = rechazado
+test-send-unclear = incierto (puede que se haya entregado)
+test-send-not-taken = no recibido (revise el token y la dirección; intente de nuevo)
+test-send-no-answer = sin respuesta dentro del tiempo límite (puede que se haya entregado)
+
+config-url-query = { $url } no debe tener consulta ni fragmento: la herramienta agrega ella misma /api/v2/whatsapp.php?api=...
+
+## Niveles del registro.
+log-level-error = ERROR
+log-level-warn = AVISO
+log-level-info = INFO
+log-level-debug = DEPURACIÓN
+log-level-trace = TRAZA

@@ -19,6 +19,7 @@ use crate::cli::{InputArgs, LogFormat, SendArgs, ValidateArgs};
 use crate::input::{Encoding, ReadOptions};
 use crate::send::dispatch::RetryPolicy;
 use crate::send::window::{ContactWindow, Week};
+use crate::tr;
 use crate::validate::template::TemplateSource;
 use crate::validate::{Columns, HsmSettings, ListSettings, check_connector_id};
 
@@ -27,14 +28,14 @@ pub(crate) const API_MAX_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("{}", tr!("config-read", path = .path, error = .source))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path}: {message}")]
+    #[error("{}", tr!("config-parse", path = .path, message = .message))]
     Parse { path: PathBuf, message: String },
-    #[error("config file {path}: key `{key}`: {reason}")]
+    #[error("{}", tr!("config-key", path = .path, key = *.key, reason = .reason))]
     Key {
         path: PathBuf,
         key: &'static str,
@@ -42,14 +43,12 @@ pub enum ConfigError {
     },
     #[error("{flag}: {reason}")]
     Flag { flag: &'static str, reason: String },
-    #[error("cannot read the template file {path} (--template): {source}")]
+    #[error("{}", tr!("config-template-file", path = .path, error = .source))]
     TemplateFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "no Wolkvox server configured: set `api.server` (e.g. \"0042\") or `api.base_url` in the config file, or pass --base-url"
-    )]
+    #[error("{}", tr!("config-no-endpoint"))]
     NoEndpoint,
 }
 
@@ -321,7 +320,7 @@ fn flag_or_key<T, U>(
 /// A text setting that must not be blank.
 fn not_blank(value: String) -> Result<String, String> {
     if value.trim().is_empty() {
-        Err("must not be empty".into())
+        Err(tr!("config-not-empty"))
     } else {
         Ok(value)
     }
@@ -335,7 +334,7 @@ fn non_empty_name(
 ) -> Result<String, ConfigError> {
     match value {
         None => Ok(default),
-        Some(v) if v.trim().is_empty() => Err(key_error(path, key, "must not be empty")),
+        Some(v) if v.trim().is_empty() => Err(key_error(path, key, tr!("config-not-empty"))),
         Some(v) => Ok(v.trim().to_owned()),
     }
 }
@@ -352,8 +351,10 @@ fn duration(
             key_error(
                 path,
                 key,
-                format!(
-                    "{text:?} is not a duration ({e}); write it like \"60s\", \"500ms\" or \"2m\""
+                tr!(
+                    "config-not-a-duration",
+                    text = format!("{text:?}"),
+                    error = e.to_string()
                 ),
             )
         }),
@@ -392,7 +393,7 @@ fn list_settings(
         path,
         |n| {
             if n == 0 {
-                Err("must be at least 1".to_owned())
+                Err(tr!("config-at-least-one"))
             } else {
                 Ok(n)
             }
@@ -404,7 +405,7 @@ fn list_settings(
             return Err(key_error(
                 path,
                 "api.connector_id",
-                "must not be empty (remove the key to require a connector_id column)",
+                tr!("config-connector-empty"),
             ));
         }
         Some(c) => {
@@ -456,7 +457,7 @@ fn hsm_settings(
         |name: String| {
             let name = name.trim();
             if name.is_empty() {
-                Err("must not be empty: give the name of an approved template (e.g. cita_recordatorio)".to_owned())
+                Err(tr!("config-template-name-empty"))
             } else {
                 Ok(name.to_owned())
             }
@@ -467,10 +468,7 @@ fn hsm_settings(
         ("hsm.vars", file.vars.take()),
         path,
         |names: Vec<String>| match names.iter().position(|n| n.trim().is_empty()) {
-            Some(i) => Err(format!(
-                "variable {} has no column name: list the columns in the template's order, e.g. nombre,fecha,hora",
-                i + 1
-            )),
+            Some(i) => Err(tr!("config-variable-no-column", index = i + 1)),
             None => Ok(names.iter().map(|n| n.trim().to_owned()).collect()),
         },
     )?;
@@ -487,14 +485,18 @@ fn read_options(
     section: &mut InputSection,
     path: Option<&Path>,
 ) -> Result<ReadOptions, ConfigError> {
-    const DELIMITERS: &str = "use \",\", \";\", \"tab\" or \"|\"";
     let delimiter = flag_or_key(
         ("--delimiter", args.delimiter.clone()),
         ("input.delimiter", section.delimiter.take()),
         path,
         |d| {
-            crate::input::parse_delimiter(&d)
-                .ok_or_else(|| format!("{d:?} is not a delimiter: {DELIMITERS}"))
+            crate::input::parse_delimiter(&d).ok_or_else(|| {
+                tr!(
+                    "config-not-a-delimiter",
+                    value = format!("{d:?}"),
+                    delimiters = tr!("config-delimiters")
+                )
+            })
         },
     )?;
     let encoding = match section.encoding.take() {
@@ -503,7 +505,7 @@ fn read_options(
             key_error(
                 path,
                 "input.encoding",
-                format!("{e:?} is not supported: use \"auto\", \"utf-8\" or \"windows-1252\""),
+                tr!("config-encoding", value = format!("{e:?}")),
             )
         })?,
     };
@@ -536,7 +538,7 @@ fn template(
             if text.trim().is_empty() {
                 return Err(ConfigError::Flag {
                     flag: "--template",
-                    reason: format!("{} is empty", file.display()),
+                    reason: tr!("config-file-empty", file = file.display()),
                 });
             }
             TemplateSource {
@@ -546,7 +548,7 @@ fn template(
         }
         (None, Some(text)) => {
             if text.trim().is_empty() {
-                return Err(key_error(path, "message.template", "must not be empty"));
+                return Err(key_error(path, "message.template", tr!("config-not-empty")));
             }
             TemplateSource {
                 text,
@@ -571,9 +573,7 @@ fn default_country(
             key_error(
                 path,
                 "phone.default_country",
-                format!(
-                    "{code:?} is not a country code: use the two-letter ISO 3166 code, e.g. \"CO\", \"MX\", \"ES\""
-                ),
+                tr!("config-country", value = format!("{code:?}")),
             )
         })
     })
@@ -619,9 +619,9 @@ pub(crate) fn reconcile_settings(
         .and_then(|d| jiff::SignedDuration::try_from(d).ok())
         .ok_or_else(|| ConfigError::Flag {
             flag: "--settle-after",
-            reason: format!(
-                "{:?} is not a duration: write it like \"30m\", \"2h\" or \"0s\"",
-                args.settle_after
+            reason: tr!(
+                "config-settle-after",
+                value = format!("{:?}", args.settle_after)
             ),
         })?;
     Ok(ReconcileSettings {
@@ -658,7 +658,7 @@ fn contact_window(
         return Err(key_error(
             path,
             "campaign.timezone",
-            "is required with campaign.hours or campaign.holidays: write the recipients' IANA time zone, such as \"America/Bogota\"",
+            tr!("config-timezone-required"),
         ));
     };
     let tz = crate::send::window::parse_timezone(tz)
@@ -720,9 +720,7 @@ fn origin(
                 return Err(key_error(
                     path,
                     "api.server",
-                    format!(
-                        "{server:?} is not a Wolkvox server id: use only letters and digits, as given by Wolkvox support (e.g. \"0042\" for wv0042.wolkvox.com)"
-                    ),
+                    tr!("config-server-id", value = format!("{server:?}")),
                 ));
             }
             Some(format!("https://wv{server}.wolkvox.com"))
@@ -753,28 +751,26 @@ pub(crate) const MIN_RATE: f64 = 1.0 / 86_400.0;
 fn check_base_url(url: &str) -> Result<String, String> {
     // First, and without repeating it: every later message quotes the URL.
     if crate::text::redact_url(url) != url {
-        return Err(
-            "must not carry a user name or password (the part before `@`): remove it; the token goes in the WOLKVOX_TOKEN environment variable".into(),
-        );
+        return Err(tr!("config-url-credentials"));
     }
     let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
-        format!("{url:?} is not a URL ({e}); write it like https://wv0042.wolkvox.com")
+        tr!(
+            "config-url-invalid",
+            url = format!("{url:?}"),
+            error = e.to_string()
+        )
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("{url:?} must start with https:// or http://"));
+        return Err(tr!("config-url-scheme", url = format!("{url:?}")));
     }
     if parsed.host_str().is_none() {
-        return Err(format!("{url:?} has no host"));
+        return Err(tr!("row-url-no-host", url = format!("{url:?}")));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(format!(
-            "{url:?} must not have a query or fragment: the tool appends /api/v2/whatsapp.php?api=... itself"
-        ));
+        return Err(tr!("config-url-query", url = format!("{url:?}")));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(
-            "must not carry a user name or password (the part before `@`): remove it; the token goes in the WOLKVOX_TOKEN environment variable".into(),
-        );
+        return Err(tr!("config-url-credentials"));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
@@ -789,7 +785,7 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
     if args.wait_for_window && window.is_none() {
         return Err(ConfigError::Flag {
             flag: "--wait-for-window",
-            reason: "there are no contact hours to wait for: set campaign.hours (and campaign.timezone) in the config file".into(),
+            reason: tr!("config-no-hours-to-wait"),
         });
     }
     let origin = origin(args.base_url.as_deref(), &file.api, path)?;
@@ -804,7 +800,7 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
         Some(0) => {
             return Err(ConfigError::Flag {
                 flag: "--limit",
-                reason: "must be at least 1 (to send nothing, use --dry-run)".into(),
+                reason: tr!("config-limit-zero"),
             });
         }
         limit => limit,
@@ -869,9 +865,9 @@ fn api_timeout(value: Option<&str>, path: Option<&Path>) -> Result<Duration, Con
         return Err(key_error(
             path,
             "api.timeout",
-            format!(
-                "{} is too short: a request needs time to reach Wolkvox and come back; use at least 1s (the default is 60s, the API's own limit)",
-                humantime::format_duration(timeout)
+            tr!(
+                "config-timeout-short",
+                value = humantime::format_duration(timeout).to_string()
             ),
         ));
     }
@@ -888,8 +884,10 @@ fn rate(flag: Option<f64>, key: Option<f64>, path: Option<&Path>) -> Result<f64,
             if r.is_finite() && r >= MIN_RATE {
                 Ok(r)
             } else {
-                Err(format!(
-                    "{r} is not a usable rate: give requests per second per token, at least one a day ({MIN_RATE:.6})"
+                Err(tr!(
+                    "config-rate",
+                    value = r,
+                    min = format!("{MIN_RATE:.6}")
                 ))
             }
         },
@@ -907,9 +905,7 @@ fn max_in_flight(key: Option<usize>, path: Option<&Path>) -> Result<usize, Confi
             return Err(key_error(
                 path,
                 "limits.max_in_flight_per_token",
-                format!(
-                    "{n} is not allowed: the Wolkvox API accepts at most {API_MAX_IN_FLIGHT} simultaneous requests per token; use 1 or 2"
-                ),
+                tr!("config-in-flight", value = n, max = API_MAX_IN_FLIGHT),
             ));
         }
     };
@@ -921,7 +917,13 @@ fn retry_policy(section: &RetrySection, path: Option<&Path>) -> Result<RetryPoli
     let defaults = RetryPolicy::default();
     let retry = RetryPolicy {
         max_attempts: match section.max_attempts {
-            Some(0) => return Err(key_error(path, "retry.max_attempts", "must be at least 1")),
+            Some(0) => {
+                return Err(key_error(
+                    path,
+                    "retry.max_attempts",
+                    tr!("config-at-least-one"),
+                ));
+            }
             Some(n) => n,
             None => defaults.max_attempts,
         },
@@ -942,7 +944,7 @@ fn retry_policy(section: &RetrySection, path: Option<&Path>) -> Result<RetryPoli
                 return Err(key_error(
                     path,
                     "retry.max_consecutive_failures",
-                    "must be at least 1",
+                    tr!("config-at-least-one"),
                 ));
             }
             Some(n) => n,
@@ -950,11 +952,7 @@ fn retry_policy(section: &RetrySection, path: Option<&Path>) -> Result<RetryPoli
         },
     };
     if retry.max_delay < retry.base_delay {
-        return Err(key_error(
-            path,
-            "retry.max_delay",
-            "must not be shorter than retry.base_delay",
-        ));
+        return Err(key_error(path, "retry.max_delay", tr!("config-max-delay")));
     }
     Ok(retry)
 }

@@ -92,11 +92,14 @@ pub enum Error {
     Workbook(#[from] report::workbook::WorkbookError),
     #[error(transparent)]
     List(#[from] commands::workbook::ListError),
-    #[error("cannot start the async runtime: {0}")]
+    #[error("{}", tr!("error-runtime", error = .0))]
     Runtime(std::io::Error),
-    #[error(
-        "{results} records another campaign: {differences}. Nothing was sent. To continue the recorded run, run: {command}\nTo send this one instead, give it its own results file with --results"
-    )]
+    #[error("{}", tr!(
+        "error-other-campaign",
+        results = .results,
+        differences = .differences,
+        command = .command
+    ))]
     OtherCampaign {
         results: std::path::PathBuf,
         differences: String,

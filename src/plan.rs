@@ -105,10 +105,12 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                 Decision {
                     record: Some((carried(earlier, row), None)),
                     carried: Some(earlier.status),
-                    warning: Some(format!(
-                        "row {row}: {telephone} is on the opt-out list {}, but an earlier run already recorded this message {}; it is not sent again",
-                        list.display(),
-                        earlier.status
+                    warning: Some(crate::tr!(
+                        "plan-suppressed-after-sent",
+                        row = row,
+                        telephone = telephone,
+                        list = list.display(),
+                        status = earlier.status.as_str()
                     )),
                     ..Decision::default()
                 }

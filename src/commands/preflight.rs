@@ -9,6 +9,7 @@ pub(crate) use crate::config::PreflightCheck;
 use crate::send::api;
 use crate::send::templates::{self, Checked, Uses};
 use crate::send::token::{self, Token, TokenError};
+use crate::tr;
 use crate::validate::{Job, Message};
 
 /// What came of the template check.
@@ -45,10 +46,7 @@ pub(crate) fn before_sending(
     let Some(token) = tokens.first().filter(|_| enabled && !uses.is_empty()) else {
         return Ok(TemplateCheck::NotNeeded);
     };
-    tracing::info!(
-        "checking {} against the account (list_templates)",
-        uses.describe()
-    );
+    tracing::info!("{}", tr!("preflight-checking", uses = uses.describe()));
     runtime
         .block_on(templates::check(client, token, uses))
         .map(TemplateCheck::Passed)
@@ -62,17 +60,12 @@ pub(crate) fn if_possible(check: &PreflightCheck, uses: &Uses) -> Result<Templat
     let tokens = match token::tokens_from_env() {
         Ok(tokens) => tokens,
         Err(TokenError::NoToken) => {
-            return Ok(TemplateCheck::Skipped(
-                "WOLKVOX_TOKEN is not set; set it to check the templates against the account"
-                    .into(),
-            ));
+            return Ok(TemplateCheck::Skipped(tr!("preflight-no-token")));
         }
         Err(e) => return Err(e.into()),
     };
     let Some(origin) = &check.origin else {
-        return Ok(TemplateCheck::Skipped(
-            "no api.server (or --base-url) says where the account is".into(),
-        ));
+        return Ok(TemplateCheck::Skipped(tr!("preflight-no-server")));
     };
     let client = api::Client::new(origin, check.timeout, 1)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -87,11 +80,11 @@ pub(crate) fn if_possible(check: &PreflightCheck, uses: &Uses) -> Result<Templat
 pub(crate) fn describe(check: &TemplateCheck, uses: &Uses) -> Option<String> {
     match check {
         TemplateCheck::NotNeeded => None,
-        TemplateCheck::Skipped(why) => Some(format!("template check: skipped: {why}")),
-        TemplateCheck::Passed(found) => Some(format!(
-            "template check: {} checked against the account, {} confirmed",
-            uses.describe(),
-            found.len()
+        TemplateCheck::Skipped(why) => Some(tr!("preflight-skipped", why = why)),
+        TemplateCheck::Passed(found) => Some(tr!(
+            "preflight-passed",
+            uses = uses.describe(),
+            confirmed = found.len()
         )),
     }
 }

@@ -19,6 +19,7 @@ use crate::progress::Progress;
 use crate::reconcile::{self as evidence, Evidence, REPORT_API, Settlement};
 use crate::report;
 use crate::send::{api, token};
+use crate::tr;
 use crate::{Error, Exit};
 
 pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
@@ -36,8 +37,8 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
     if rows.is_empty() {
         let _ = writeln!(
             out,
-            "{}: no unknown rows: nothing to reconcile",
-            settings.results.display()
+            "{}",
+            tr!("reconcile-nothing", results = settings.results.display())
         );
         return Ok(Exit::Success);
     }
@@ -65,11 +66,17 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
         decide_all(&rows, &attempted, template, &evidence, &settings, &mut out);
     let _ = writeln!(
         out,
-        "{} unknown rows: {sent} confirmed sent, {not_sent} not sent, {left} still unknown",
-        rows.len()
+        "{}",
+        tr!(
+            "reconcile-totals",
+            rows = rows.len(),
+            sent = sent,
+            not_sent = not_sent,
+            left = left
+        )
     );
     if settings.dry_run {
-        let _ = writeln!(out, "dry run: the results file was not changed");
+        let _ = writeln!(out, "{}", tr!("reconcile-dry-run"));
     } else {
         let counts = apply(recorder, &settings, changes)?;
         rewrite_workbook(&settings, prior.last_run.as_ref(), &counts);
@@ -82,7 +89,9 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
             );
             let _ = writeln!(
                 out,
-                "next: {command}\n  sends the {not_sent} not_sent rows, once each."
+                "{}\n  {}",
+                tr!("report-next", command = command),
+                tr!("reconcile-next-sends", rows = not_sent)
             );
         }
     }
@@ -112,26 +121,43 @@ fn decide_all(
         let line = match &settlement {
             Settlement::Sent { date } => {
                 sent += 1;
-                format!("sent: listed in Wolkvox's report, recorded {date}")
+                tr!("reconcile-row-sent", date = date)
             }
             Settlement::NotSent => {
                 not_sent += 1;
-                "not_sent: absent from Wolkvox's report".to_owned()
+                tr!("reconcile-row-not-sent")
             }
             Settlement::TooRecent { until } => {
                 left += 1;
-                format!(
-                    "still unknown: too recent for its absence to count; reconcile again after {}",
-                    crate::send::window::show(&until.to_zoned_datetime(settings.timezone.clone()))
+                tr!(
+                    "reconcile-row-too-recent",
+                    after = crate::send::window::show(
+                        &until.to_zoned_datetime(settings.timezone.clone())
+                    )
                 )
             }
             Settlement::Undecided(why) => {
                 left += 1;
-                format!("still unknown: {why}")
+                tr!(
+                    "reconcile-row-undecided",
+                    why = crate::i18n::message(why, &[])
+                )
             }
         };
-        crate::commands::list::say(out, &format!("row {}  {}  {line}", row.row, row.telephone));
-        if let Some(outcome) = settled_outcome(row, &settlement, evidence, now, settings) {
+        crate::commands::list::say(
+            out,
+            &tr!(
+                "reconcile-row",
+                row = row.row,
+                telephone = row.telephone,
+                line = line
+            ),
+        );
+        // The row's `msg` is English, like the whole results file.
+        let outcome = crate::i18n::with_lang(crate::i18n::Lang::En, || {
+            settled_outcome(row, &settlement, evidence, now, settings)
+        });
+        if let Some(outcome) = outcome {
             changes.push((outcome, row.key.clone()));
         }
     }
@@ -172,8 +198,13 @@ fn gather(
         let wait = Timestamp::now().duration_until(at);
         if wait.is_positive() {
             tracing::info!(
-                "waiting until {} for the next {REPORT_API} call: Wolkvox asks for at most one every 5 minutes",
-                crate::send::window::show(&at.to_zoned_datetime(settings.timezone.clone()))
+                "{}",
+                tr!(
+                    "reconcile-waiting",
+                    until =
+                        crate::send::window::show(&at.to_zoned_datetime(settings.timezone.clone())),
+                    api = REPORT_API
+                )
             );
             std::thread::sleep(Duration::try_from(wait).unwrap_or_default());
         }
@@ -181,7 +212,10 @@ fn gather(
             evidence::report_date(from, &settings.timezone),
             evidence::report_end(to, &settings.timezone),
         );
-        tracing::info!("asking Wolkvox's report of sent messages ({REPORT_API}) for {ini}..{end}");
+        tracing::info!(
+            "{}",
+            tr!("reconcile-asking", api = REPORT_API, from = ini, to = end)
+        );
         let Some(token) = tokens.get(token) else {
             break;
         };
@@ -269,10 +303,11 @@ fn rewrite_workbook(
         )
     });
     match written {
-        Ok(()) => tracing::info!("workbook rewritten: {}", path.display()),
-        Err(e) => {
-            tracing::warn!("the results are settled, but the workbook was not rewritten: {e}")
-        }
+        Ok(()) => tracing::info!("{}", tr!("reconcile-workbook", path = path.display())),
+        Err(e) => tracing::warn!(
+            "{}",
+            tr!("reconcile-workbook-failed", error = e.to_string())
+        ),
     }
 }
 

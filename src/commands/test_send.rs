@@ -17,6 +17,7 @@ use crate::report;
 use crate::send::api::{self, Answer};
 use crate::send::templates::Uses;
 use crate::send::token;
+use crate::tr;
 use crate::validate::{self, Job, Verdict};
 use crate::{Error, Exit};
 
@@ -43,18 +44,9 @@ pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {
         }
     })?;
     if let Some(list) = read.suppression.as_ref().and_then(|s| s.list_for(&to)) {
-        return Err(flag_error(format!(
-            "{to} is on the opt-out list {}: choose a number that accepts messages",
-            list.display()
-        ))
-        .into());
+        return Err(flag_error(tr!("test-send-opted-out", to = to, list = list.display())).into());
     }
-    let mut job = first.ok_or_else(|| {
-        flag_error(
-            "the list has no valid row to send as a test; run `wolkvox-dispatch validate` on it"
-                .into(),
-        )
-    })?;
+    let mut job = first.ok_or_else(|| flag_error(tr!("test-send-no-valid-row")))?;
     let row_phone = std::mem::replace(&mut job.telephone, to);
 
     let client = api::Client::new(&origin, settings.timeout, 1)?;
@@ -72,9 +64,11 @@ pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {
     let mut out = stdout.lock();
     say(
         &mut out,
-        &format!(
-            "test send: row {}'s message (to {row_phone} in the list), sent to {} instead:",
-            job.row, job.telephone
+        &tr!(
+            "test-send-heading",
+            row = job.row,
+            list_phone = row_phone,
+            to = job.telephone
         ),
     );
     say(&mut out, &shown);
@@ -84,46 +78,42 @@ pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {
     let answer = runtime
         .block_on(async { tokio::time::timeout(client.timeout(), client.send(token, &job)).await });
     let (verdict, answer, exit) = describe(answer.as_ref().ok());
-    say(&mut out, &format!("Wolkvox's answer: {verdict}: {answer}"));
-    let _ = writeln!(
-        out,
-        "nothing was recorded: the campaign's results file and journal are untouched"
+    say(
+        &mut out,
+        &tr!("test-send-answer", verdict = verdict, answer = answer),
     );
+    let _ = writeln!(out, "{}", tr!("test-send-nothing-recorded"));
     let _ = out.flush();
     Ok(exit)
 }
 
 /// What Wolkvox's answer means for the test, the answer in a line, and the exit code.
-fn describe(answer: Option<&Answer>) -> (&'static str, String, Exit) {
+fn describe(answer: Option<&Answer>) -> (String, String, Exit) {
     let (verdict, reply, exit) = match answer {
-        Some(Answer::Accepted(reply)) => ("accepted", Some(reply), Exit::Success),
-        Some(Answer::Refused(reply)) => ("refused", Some(reply), Exit::SomeRowsNotSent),
-        Some(Answer::Unknown(reply)) => (
-            "unclear (it may have been delivered)",
-            Some(reply),
-            Exit::SomeRowsNotSent,
-        ),
+        Some(Answer::Accepted(reply)) => (tr!("test-send-accepted"), Some(reply), Exit::Success),
+        Some(Answer::Refused(reply)) => {
+            (tr!("test-send-refused"), Some(reply), Exit::SomeRowsNotSent)
+        }
+        Some(Answer::Unknown(reply)) => {
+            (tr!("test-send-unclear"), Some(reply), Exit::SomeRowsNotSent)
+        }
         Some(
             Answer::TokenRejected(_, reply)
             | Answer::ApiNotFound(reply)
             | Answer::Redirected(reply)
             | Answer::Transient { reply, .. },
         ) => (
-            "not taken (check the token and the address; try again)",
+            tr!("test-send-not-taken"),
             Some(reply),
             Exit::SomeRowsNotSent,
         ),
-        None => (
-            "no answer within the timeout (it may have been delivered)",
-            None,
-            Exit::SomeRowsNotSent,
-        ),
+        None => (tr!("test-send-no-answer"), None, Exit::SomeRowsNotSent),
     };
     let answer = reply
         .map(|r| {
             let parts = [
                 r.http_status.map(|s| format!("HTTP {s}")),
-                r.code.as_ref().map(|c| format!("code {c}")),
+                r.code.as_ref().map(|c| tr!("report-code", code = c)),
                 Some(r.error.clone()).filter(|e| !e.is_empty()),
                 Some(r.msg.clone()).filter(|m| !m.is_empty()),
             ];

@@ -211,33 +211,30 @@ pub(crate) fn now() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    #[error(
-        "{path} already exists: this list was already sent (or partly sent). To continue that run, add --resume; to send it again from scratch, move the results file and its .journal away first"
-    )]
+    #[error("{}", tr!("results-already-exists", path = .path))]
     AlreadyExists { path: PathBuf },
-    #[error(
-        "{path} is the results file of a real run, not a dry run's: choose another file with --results"
-    )]
+    #[error("{}", tr!("results-not-a-dry-run", path = .path))]
     NotADryRun { path: PathBuf },
-    #[error(
-        "another wolkvox-dispatch run is using {path} right now; wait for it to finish (two runs on one results file could send messages twice)"
-    )]
+    #[error("{}", tr!("results-locked", path = .path))]
     Locked { path: PathBuf },
-    #[error(
-        "{results} exists but its journal {journal} is missing, so it cannot be told which rows were already attempted; restore the journal, or send the remaining rows as a new list"
-    )]
+    #[error("{}", tr!("results-no-journal", results = .results, journal = .journal))]
     NoJournal { results: PathBuf, journal: PathBuf },
-    #[error("{path}, line {line}: the journal is damaged ({message}); it cannot be resumed safely")]
+    #[error("{}", tr!("results-bad-journal", path = .path, line = *.line, message = .message))]
     BadJournal {
         path: PathBuf,
         line: usize,
         message: String,
     },
-    #[error("cannot read {path}: {message}")]
+    #[error("{}", tr!("results-read", path = .path, message = .message))]
     Read { path: PathBuf, message: String },
-    #[error(
-        "{journal} looks damaged (emptied, cut short, zero-filled, or another list's): it does not record row {row} ({telephone}) as {status}, as {results} does, so resuming could send messages twice. Nothing was sent. Restore the journal from a backup; or send only the rows that {results} does not record as sent, unknown or failed, as a new list with its own --results"
-    )]
+    #[error("{}", tr!(
+        "results-disagree",
+        journal = .journal,
+        results = .results,
+        row = *.row,
+        telephone = .telephone,
+        status = .status.as_str()
+    ))]
     Disagree {
         journal: PathBuf,
         results: PathBuf,
@@ -245,23 +242,17 @@ pub enum ResultsError {
         telephone: String,
         status: Status,
     },
-    #[error(
-        "{path} is the results file of another list, {list}: choose another file for this one with --results (for example {suggestion})"
-    )]
+    #[error("{}", tr!("results-other-list", path = .path, list = .list, suggestion = .suggestion))]
     OtherList {
         path: PathBuf,
         list: PathBuf,
         suggestion: PathBuf,
     },
-    #[error(
-        "{path} is a symbolic link: the results file and its journal must be regular files (a link could make this run write somewhere else); give --results a plain path"
-    )]
+    #[error("{}", tr!("results-symlink", path = .path))]
     Symlink { path: PathBuf },
-    #[error(
-        "{path} is the input list itself: writing results there would destroy it; choose another file with --results"
-    )]
+    #[error("{}", tr!("results-is-the-input", path = .path))]
     IsTheInput { path: PathBuf },
-    #[error("cannot write {path}: {source}")]
+    #[error("{}", tr!("results-write", path = .path, error = .source))]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -439,26 +430,26 @@ impl RunInfo {
             || self.hsm_vars != recorded.hsm_vars
             || self.template != recorded.template
         {
-            out.push(format!(
-                "the recorded run sends {}; this command sends {}",
-                recorded.describe_kind(),
-                self.describe_kind()
+            out.push(tr!(
+                "campaign-differs-kind",
+                recorded = recorded.describe_kind(),
+                this = self.describe_kind()
             ));
         }
         if self.connector_id != recorded.connector_id {
-            out.push(format!(
-                "the recorded run's api.connector_id is {}; this command's is {}",
-                show_option(recorded.connector_id.as_deref()),
-                show_option(self.connector_id.as_deref())
+            out.push(tr!(
+                "campaign-differs-connector",
+                recorded = show_option(recorded.connector_id.as_deref()),
+                this = show_option(self.connector_id.as_deref())
             ));
         }
         if !recorded.input_absolute.as_os_str().is_empty()
             && self.input_absolute != recorded.input_absolute
         {
-            out.push(format!(
-                "the results belong to another list, {}; this command reads {}",
-                recorded.input_absolute.display(),
-                self.input_absolute.display()
+            out.push(tr!(
+                "campaign-differs-list",
+                recorded = recorded.input_absolute.display(),
+                this = self.input_absolute.display()
             ));
         }
         out
@@ -505,7 +496,7 @@ impl RunInfo {
 fn show_option(value: Option<&str>) -> String {
     value
         .map(|v| format!("{v:?}"))
-        .unwrap_or_else(|| "not set".into())
+        .unwrap_or_else(|| tr!("campaign-not-set"))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -723,7 +714,10 @@ impl Prior {
             Ok(lines) => lines,
             Err(e) => {
                 // The journal is the authority; a damaged results file hides nothing it knows.
-                tracing::warn!("{e}; going by the journal alone");
+                tracing::warn!(
+                    "{}",
+                    tr!("results-unreadable-journal-alone", error = e.to_string())
+                );
                 return Ok(());
             }
         };

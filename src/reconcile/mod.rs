@@ -38,11 +38,9 @@ pub(crate) const MAX_RECORDS: usize = 60_000;
 /// Why a report answer cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error(
-        "Wolkvox refused the report call (HTTP {status} {msg}): check the token (it needs access to reports) and today's quota; nothing was changed"
-    )]
+    #[error("{}", crate::tr!("reconcile-refused", status = *.status, msg = .msg))]
     Refused { status: u16, msg: String },
-    #[error("cannot read Wolkvox's report ({why}); nothing was changed")]
+    #[error("{}", crate::tr!("reconcile-unreadable", why = .why))]
     Unreadable { why: String },
 }
 
@@ -59,9 +57,10 @@ pub(crate) struct Record {
 /// only when it says so plainly (an empty array, or no data at all with a 2xx code).
 pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Vec<Record>, ReportError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| ReportError::Unreadable {
-        why: format!(
-            "the answer (HTTP {status}) is not JSON: {}",
-            crate::send::api::excerpt(&String::from_utf8_lossy(body))
+        why: crate::tr!(
+            "answer-not-json",
+            status = status,
+            excerpt = crate::send::api::excerpt(&String::from_utf8_lossy(body))
         ),
     })?;
     let msg = value
@@ -81,7 +80,7 @@ pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Vec<Record>, ReportError
         return Ok(Vec::new());
     }
     Err(ReportError::Unreadable {
-        why: "the answer lists no messages with a telephone and a message".into(),
+        why: crate::tr!("reconcile-no-messages"),
     })
 }
 
@@ -232,6 +231,7 @@ pub(crate) enum Settlement {
     /// Absent, but the report does not reach `until` yet: decide later.
     TooRecent { until: Timestamp },
     /// Cannot be decided from the report: why.
+    /// Why, as a catalogue id (shown in the current language).
     Undecided(&'static str),
 }
 
@@ -246,9 +246,7 @@ pub(crate) fn settle(
     settle_after: SignedDuration,
 ) -> Settlement {
     if template {
-        return Settlement::Undecided(
-            "an HSM template (or a journal too old to say): Wolkvox's report is not known to list a template's text, so it cannot confirm it",
-        );
+        return Settlement::Undecided("reconcile-undecided-template");
     }
     if let Some(date) = evidence.date_of(&row.key) {
         return Settlement::Sent {
@@ -256,9 +254,7 @@ pub(crate) fn settle(
         };
     }
     if evidence.cut {
-        return Settlement::Undecided(
-            "the report reached its limit of 60,000 records, so a message missing from it may only have been cut off",
-        );
+        return Settlement::Undecided("reconcile-undecided-cut");
     }
     let needed = attempted.checked_add(settle_after).unwrap_or(attempted);
     match evidence.until {

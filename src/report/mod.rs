@@ -78,13 +78,58 @@ pub(crate) fn init_logging(json: bool, quiet: bool, progress: &Progress) {
         .with_ansi(colour)
         .with_target(false);
     // A terminal shows the time already; a log file (cron) needs it on every line.
+    let terminal = std::io::stderr().is_terminal();
     let _ = if json {
         builder.json().flatten_event(true).try_init()
-    } else if std::io::stderr().is_terminal() {
+    } else if crate::i18n::current() != crate::i18n::Lang::En {
+        builder
+            .event_format(LocalLevels { time: !terminal })
+            .try_init()
+    } else if terminal {
         builder.without_time().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Text log lines with the level in the current language (`AVISO` for `WARN`), laid
+/// out as tracing-subscriber's own: the time (without a terminal), the level, the
+/// message and its fields.
+struct LocalLevels {
+    time: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LocalLevels
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        if self.time {
+            write!(writer, "{} ", jiff::Timestamp::now())?;
+        }
+        let level = *event.metadata().level();
+        let (word, colour) = match level {
+            tracing::Level::ERROR => (tr!("log-level-error"), "31"),
+            tracing::Level::WARN => (tr!("log-level-warn"), "33"),
+            tracing::Level::INFO => (tr!("log-level-info"), "32"),
+            tracing::Level::DEBUG => (tr!("log-level-debug"), "34"),
+            tracing::Level::TRACE => (tr!("log-level-trace"), "35"),
+        };
+        if writer.has_ansi_escapes() {
+            write!(writer, "\u{1b}[{colour}m{word:>5}\u{1b}[0m ")?;
+        } else {
+            write!(writer, "{word:>5} ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// Everything the end-of-run summary shows.

@@ -810,10 +810,13 @@ async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
         Err(_) => Sent::TimedOut {
             reply: Reply {
                 error: crate::send::api::TIMEOUT_ERROR.into(),
-                msg: format!(
-                    "no answer within {} (api.timeout)",
-                    crate::text::human_duration(shared.client.timeout())
-                ),
+                // A row's `msg`: English in every language.
+                msg: crate::i18n::with_lang(crate::i18n::Lang::En, || {
+                    format!(
+                        "no answer within {} (api.timeout)",
+                        crate::text::human_duration(shared.client.timeout())
+                    )
+                }),
                 ..Reply::default()
             },
             request: tokio::spawn(request),

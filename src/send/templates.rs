@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::send::api::Client;
 use crate::send::token::Token;
+use crate::tr;
 use crate::validate::{Job, Message};
 
 /// How many row numbers a problem names.
@@ -70,9 +71,7 @@ pub(crate) enum Listing {
 pub(crate) type Checked = HashMap<(String, String), Known>;
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the HSM templates of this list do not match the account, so nothing was sent:\n{problems}\nFix the template names, variables (--hsm-vars / hsm.vars) or url_attach column, or run with --no-template-check to send anyway"
-)]
+#[error("{}", tr!("templates-mismatch", problems = .problems))]
 pub struct TemplateCheckError {
     problems: String,
 }
@@ -148,10 +147,10 @@ impl Uses {
     /// How many templates on how many connectors, for the log.
     pub(crate) fn describe(&self) -> String {
         let connectors: BTreeSet<&String> = self.0.keys().map(|(c, _)| c).collect();
-        format!(
-            "{} template(s) on {} connector(s)",
-            self.0.len(),
-            connectors.len()
+        tr!(
+            "templates-uses",
+            templates = self.0.len(),
+            connectors = connectors.len()
         )
     }
 }
@@ -175,46 +174,55 @@ fn judge(uses: &Uses, listings: &HashMap<String, Listing>) -> Result<Checked, Te
             Some(Listing::Unreadable(why)) => {
                 if warned.insert(connector.clone()) {
                     tracing::warn!(
-                        "cannot check the HSM templates of connector {connector}: {why}; sending without the check"
+                        "{}",
+                        tr!("templates-unchecked", connector = connector, why = why)
                     );
                 }
                 continue;
             }
             None => continue,
         };
-        let what = format!(
-            "template {name:?} (connector {connector}, {} rows)",
-            using.rows
+        let what = tr!(
+            "templates-what",
+            name = format!("{name:?}"),
+            connector = connector,
+            rows = using.rows
         );
         let Some(known) = templates.iter().find(|t| t.name == *name) else {
-            problems.push(format!(
-                "{what}: not found among the connector's templates; approved ones: {}",
-                closest(name, templates)
+            problems.push(tr!(
+                "templates-not-found",
+                what = what,
+                approved = closest(name, templates)
             ));
             continue;
         };
         if !known.approved() {
-            problems.push(format!(
-                "{what}: its status is {}, not APPROVED: Meta only delivers approved templates",
-                known.status.as_deref().unwrap_or_default()
+            problems.push(tr!(
+                "templates-not-approved",
+                what = what,
+                status = known.status.as_deref().unwrap_or_default()
             ));
         }
         for (count, rows) in &using.by_count {
             if *count != known.variables.len() {
-                problems.push(format!(
-                    "{what}: it takes {} variables ({}) but rows {} give {count}",
-                    known.variables.len(),
-                    placeholders(&known.variables),
-                    row_list(rows)
+                problems.push(tr!(
+                    "templates-variables",
+                    what = what,
+                    takes = known.variables.len(),
+                    placeholders = placeholders(&known.variables),
+                    rows = row_list(rows),
+                    count = *count
                 ));
             }
         }
         if let Some(media) = &known.media
             && !using.without_attach.is_empty()
         {
-            problems.push(format!(
-                "{what}: it has a {media} header, so every row needs a url_attach (a public https URL of the file), but rows {} have none",
-                row_list(&using.without_attach)
+            problems.push(tr!(
+                "templates-media",
+                what = what,
+                media = media,
+                rows = row_list(&using.without_attach)
             ));
         }
         found.insert((connector.clone(), name.clone()), known.clone());
@@ -240,7 +248,7 @@ fn closest(name: &str, templates: &[Known]) -> String {
         .map(|t| t.name.as_str())
         .collect();
     if names.is_empty() {
-        return "none".into();
+        return tr!("templates-none");
     }
     names.sort_by(|a, b| {
         strsim::jaro_winkler(name, b)
@@ -255,14 +263,14 @@ fn closest(name: &str, templates: &[Known]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     if more > 0 {
-        out.push_str(&format!(" and {more} more"));
+        out.push_str(&tr!("templates-and-more", more = more));
     }
     out
 }
 
 fn placeholders(names: &[String]) -> String {
     if names.is_empty() {
-        return "none".into();
+        return tr!("templates-none");
     }
     names
         .iter()
@@ -288,9 +296,10 @@ fn row_list(rows: &[u64]) -> String {
 /// `meta_templates` wherever it is, else the first array of objects with a `name`.
 pub(crate) fn parse(status: u16, body: &[u8]) -> Listing {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return Listing::Unreadable(format!(
-            "the answer (HTTP {status}) is not JSON: {}",
-            crate::send::api::excerpt(&String::from_utf8_lossy(body))
+        return Listing::Unreadable(tr!(
+            "answer-not-json",
+            status = status,
+            excerpt = crate::send::api::excerpt(&String::from_utf8_lossy(body))
         ));
     };
     if !(200..300).contains(&status) {
@@ -299,14 +308,12 @@ pub(crate) fn parse(status: u16, body: &[u8]) -> Listing {
             .and_then(Value::as_str)
             .map(crate::send::api::excerpt)
             .unwrap_or_default();
-        return Listing::Unreadable(format!("Wolkvox answered HTTP {status} {msg}"));
+        return Listing::Unreadable(tr!("templates-answered", status = status, msg = msg));
     }
     let array = find_key(&value, "meta_templates").or_else(|| find_named_array(&value));
     match array {
         Some(items) => Listing::Templates(items.iter().filter_map(known).collect()),
-        None => {
-            Listing::Unreadable("the answer has no list of templates (no `meta_templates`)".into())
-        }
+        None => Listing::Unreadable(tr!("templates-no-list")),
     }
 }
 

@@ -44,25 +44,19 @@ impl Week {
     /// The error says what is wrong with which entry, without the key (the caller names it).
     pub(crate) fn parse(spec: &str) -> Result<Self, String> {
         if spec.trim().is_empty() {
-            return Err(
-                "is empty: write the hours like \"mon-fri 07:00-19:00, sat 08:00-15:00\", or remove the key to send at any hour".into(),
-            );
+            return Err(tr!("hours-empty"));
         }
         let mut week = Week::default();
         for entry in spec.split(',') {
             let entry = entry.trim();
             if entry.is_empty() {
-                return Err(format!(
-                    "{spec:?} has an empty entry between commas; entries look like \"mon-fri 07:00-19:00\""
-                ));
+                return Err(tr!("hours-empty-entry", spec = format!("{spec:?}")));
             }
             let mut tokens = entry.split_whitespace();
             let days = tokens.next().unwrap_or_default();
             let ranges: Vec<&str> = tokens.collect();
             if ranges.is_empty() {
-                return Err(format!(
-                    "entry {entry:?} needs days and hours, like \"mon-fri 07:00-19:00\""
-                ));
+                return Err(tr!("hours-needs-days", entry = format!("{entry:?}")));
             }
             let (first, last) = parse_days(days, entry)?;
             for range in ranges {
@@ -100,9 +94,11 @@ fn parse_days(text: &str, entry: &str) -> Result<(usize, usize), String> {
     let day = |name: &str| {
         let lower = name.to_ascii_lowercase();
         DAY_NAMES.iter().position(|d| *d == lower).ok_or_else(|| {
-            format!(
-                "entry {entry:?}: {name:?} is not a day; use {}",
-                DAY_NAMES.join(", ")
+            tr!(
+                "hours-not-a-day",
+                entry = format!("{entry:?}"),
+                name = format!("{name:?}"),
+                days = DAY_NAMES.join(", ")
             )
         })
     };
@@ -111,8 +107,10 @@ fn parse_days(text: &str, entry: &str) -> Result<(usize, usize), String> {
         Some((a, b)) => {
             let (first, last) = (day(a)?, day(b)?);
             if first > last {
-                return Err(format!(
-                    "entry {entry:?}: day range {text:?} goes backwards; ranges run from mon to sun (write e.g. \"sat-sun\" and \"mon\" as separate entries)"
+                return Err(tr!(
+                    "hours-backwards",
+                    entry = format!("{entry:?}"),
+                    text = format!("{text:?}")
                 ));
             }
             Ok((first, last))
@@ -123,25 +121,29 @@ fn parse_days(text: &str, entry: &str) -> Result<(usize, usize), String> {
 /// `07:00-19:00` -> seconds since midnight, `[start, end)`.
 fn parse_range(text: &str, entry: &str) -> Result<(u32, u32), String> {
     let Some((a, b)) = text.split_once('-') else {
-        return Err(format!(
-            "entry {entry:?}: {text:?} is not a time range; write it like 07:00-19:00"
+        return Err(tr!(
+            "hours-not-a-range",
+            entry = format!("{entry:?}"),
+            text = format!("{text:?}")
         ));
     };
     let start = parse_time(a, entry)?;
     let end = parse_time(b, entry)?;
     if start == DAY_SECONDS {
-        return Err(format!(
-            "entry {entry:?}: a range cannot start at 24:00; use 00:00 of the next day"
-        ));
+        return Err(tr!("hours-starts-at-24", entry = format!("{entry:?}")));
     }
     if end < start {
-        return Err(format!(
-            "entry {entry:?}: {text:?} crosses midnight, which is not supported; split it at midnight, like \"fri 22:00-24:00, sat 00:00-02:00\""
+        return Err(tr!(
+            "hours-crosses-midnight",
+            entry = format!("{entry:?}"),
+            text = format!("{text:?}")
         ));
     }
     if end == start {
-        return Err(format!(
-            "entry {entry:?}: {text:?} is empty (it ends when it starts)"
+        return Err(tr!(
+            "hours-empty-range",
+            entry = format!("{entry:?}"),
+            text = format!("{text:?}")
         ));
     }
     Ok((start, end))
@@ -150,7 +152,11 @@ fn parse_range(text: &str, entry: &str) -> Result<(u32, u32), String> {
 /// `7:00`, `07:00`, `07:00:30` or `24:00` -> seconds since midnight.
 fn parse_time(text: &str, entry: &str) -> Result<u32, String> {
     let bad = || {
-        format!("entry {entry:?}: {text:?} is not a time; write HH:MM (00:00 to 24:00) or HH:MM:SS")
+        tr!(
+            "hours-not-a-time",
+            entry = format!("{entry:?}"),
+            text = format!("{text:?}")
+        )
     };
     let parts: Vec<&str> = text.split(':').collect();
     if !(2..=3).contains(&parts.len()) {
@@ -194,20 +200,16 @@ fn merge(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
 pub(crate) fn parse_timezone(name: &str) -> Result<TimeZone, String> {
     let name = name.trim();
     if name.is_empty() {
-        return Err("is empty: write an IANA time zone name such as \"America/Bogota\"".into());
+        return Err(tr!("timezone-empty"));
     }
-    TimeZone::get(name).map_err(|_| {
-        format!(
-            "{name:?} is not a known IANA time zone; write a name such as \"America/Bogota\", \"America/Mexico_City\" or \"Europe/Madrid\""
-        )
-    })
+    TimeZone::get(name).map_err(|_| tr!("timezone-unknown", name = format!("{name:?}")))
 }
 
 /// `2026-12-08` -> the date, or why not.
 pub(crate) fn parse_holiday(text: &str) -> Result<Date, String> {
     text.trim()
         .parse::<Date>()
-        .map_err(|_| format!("{text:?} is not a date; write it as YYYY-MM-DD, like \"2026-12-08\""))
+        .map_err(|_| tr!("holiday-not-a-date", text = format!("{text:?}")))
 }
 
 /// When contact is allowed: weekly hours in a time zone, minus holidays.
@@ -222,7 +224,7 @@ impl ContactWindow {
     /// Fails only when the week has no open hour at all.
     pub(crate) fn new(week: Week, tz: TimeZone, holidays: BTreeSet<Date>) -> Result<Self, String> {
         if week.is_empty() {
-            return Err("opens on no day".into());
+            return Err(tr!("hours-no-day"));
         }
         Ok(Self { week, tz, holidays })
     }
