@@ -557,3 +557,34 @@ log-level-warn = WARN
 log-level-info = INFO
 log-level-debug = DEBUG
 log-level-trace = TRACE
+
+## What the results file records in a row's msg. Always written in English (programs
+## read it); people see it in their language in `report` and the workbook, matched
+## back from these patterns. A pattern must start or end with text, not only a
+## placeable; the most general ones come last.
+msg-interrupted = not sent: the run was interrupted
+msg-quota-spent = not sent: every token has spent today's quota; it renews tomorrow (continue with --resume)
+msg-tokens-refused = not sent: every token was refused
+msg-api-not-found = not sent: the API does not exist at the configured URL
+msg-redirected = not sent: the server redirected the request (wrong base URL or api.server)
+msg-service-down = not sent: the service looked down
+msg-record-failed = not sent: the results could not be written
+msg-window-closed = not sent: outside the contact hours; the window opens again { $opens }
+msg-window-never = not sent: outside the contact hours, which do not open again in the coming years
+msg-same-refusal = not sent: the run stopped after { $rows } rows in a row were refused with the same answer (--max-failures)
+msg-pilot = not sent: this run sent a pilot batch of { $limit } rows (--limit); the rest is sent by --resume
+msg-partial = not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)
+msg-templates-refused = the HSM templates do not match the account (see the run's error); nothing was sent
+msg-duplicate = same telephone and message as row { $row }
+msg-interrupted-then-opted-out = an earlier run was stopped while sending this message (then row { $row }): it may have been delivered; the number is now on the opt-out list { $list }, so it is never sent again
+msg-opted-out = on the opt-out list { $list }: never sent
+msg-retry-unknown-sends = { $stopped }; --resume --retry-unknown sends it again
+msg-interrupted-earlier = an earlier run was stopped while sending this message (then row { $row }): it may have been delivered
+msg-in-flight-journal = the run stopped while this request was in flight (journal): it may have been delivered
+msg-in-flight-reconcile = the run stopped while this request was in flight: it may have been delivered; reconcile again later
+msg-confirmed-sent = confirmed sent by Wolkvox's report ({ $api }): recorded { $date }; checked { $checked }
+msg-absent-from-report = not sent: absent from Wolkvox's report of sent messages ({ $api }) up to { $until }, checked { $checked } (settled after { $after }); --resume sends it once
+msg-no-answer-within = no answer within { $timeout } (api.timeout)
+msg-gave-up = { $msg } (gave up after { $attempts } attempts)
+msg-answered-late = { $msg } (answered after the timeout)
+msg-not-sent-because = not sent: { $why }

@@ -559,3 +559,32 @@ log-level-warn = AVISO
 log-level-info = INFO
 log-level-debug = DEPURACIÓN
 log-level-trace = TRAZA
+
+## Lo que el archivo de resultados registra en el msg de una fila (siempre en inglés);
+## report y el libro de Excel lo muestran así.
+msg-interrupted = no enviado: la ejecución fue interrumpida
+msg-quota-spent = no enviado: todos los tokens gastaron el cupo de hoy; se renueva mañana (continúe con --resume)
+msg-tokens-refused = no enviado: todos los tokens fueron rechazados
+msg-api-not-found = no enviado: la API no existe en la URL configurada
+msg-redirected = no enviado: el servidor redirigió la solicitud (URL base o api.server equivocados)
+msg-service-down = no enviado: el servicio parecía caído
+msg-record-failed = no enviado: no se pudieron escribir los resultados
+msg-window-closed = no enviado: fuera del horario de contacto; la ventana vuelve a abrir { $opens }
+msg-window-never = no enviado: fuera del horario de contacto, que no vuelve a abrir en los próximos años
+msg-same-refusal = no enviado: la ejecución se detuvo después de que { $rows } filas seguidas fueran rechazadas con la misma respuesta (--max-failures)
+msg-pilot = no enviado: esta ejecución envió un lote piloto de { $limit } filas (--limit); el resto lo envía --resume
+msg-partial = no enviado: el cupo de hoy no alcanzó para esta fila (--partial); se renueva mañana (continúe con --resume)
+msg-templates-refused = las plantillas HSM no coinciden con la cuenta (vea el error de la ejecución); no se envió nada
+msg-duplicate = mismo teléfono y mensaje que la fila { $row }
+msg-interrupted-then-opted-out = una ejecución anterior se detuvo mientras enviaba este mensaje (entonces fila { $row }): puede que se haya entregado; el número está ahora en la lista de exclusión { $list }, así que nunca se vuelve a enviar
+msg-opted-out = en la lista de exclusión { $list }: nunca se envía
+msg-retry-unknown-sends = { $stopped }; --resume --retry-unknown lo envía de nuevo
+msg-interrupted-earlier = una ejecución anterior se detuvo mientras enviaba este mensaje (entonces fila { $row }): puede que se haya entregado
+msg-in-flight-journal = la ejecución se detuvo con esta solicitud en curso (diario): puede que se haya entregado
+msg-in-flight-reconcile = la ejecución se detuvo con esta solicitud en curso: puede que se haya entregado; concilie de nuevo más tarde
+msg-confirmed-sent = confirmado como enviado por el informe de Wolkvox ({ $api }): registrado { $date }; revisado { $checked }
+msg-absent-from-report = no enviado: no aparece en el informe de mensajes enviados de Wolkvox ({ $api }) hasta { $until }, revisado { $checked } (resuelto después de { $after }); --resume lo envía una vez
+msg-no-answer-within = sin respuesta en { $timeout } (api.timeout)
+msg-gave-up = { $msg } (se desistió después de { $attempts } intentos)
+msg-answered-late = { $msg } (respondido después del tiempo límite)
+msg-not-sent-because = no enviado: { $why }

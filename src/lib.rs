@@ -144,10 +144,14 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Reconcile(args) => args.config.as_deref(),
         Command::Report(_) => None,
     };
-    i18n::set(i18n::Lang::choose(
-        cli.lang,
-        config.and_then(i18n::config_lang),
-    ));
+    // With `--log-format json` every line is JSON for a program to read: its texts
+    // stay English, like every other JSON the tool writes.
+    let json = matches!(&cli.command, Command::Send(a) if a.log_format == cli::LogFormat::Json);
+    i18n::set(if json {
+        i18n::Lang::En
+    } else {
+        i18n::Lang::choose(cli.lang, config.and_then(i18n::config_lang))
+    });
     match &cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Send(args) => commands::send::run(args),

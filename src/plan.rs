@@ -83,7 +83,7 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                     row,
                     &telephone,
                     Status::Duplicate,
-                    format!("same telephone and message as row {of_row}"),
+                    crate::tr_en!("msg-duplicate", row = of_row),
                 ),
                 None,
             )),
@@ -119,9 +119,10 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                     row,
                     &telephone,
                     Status::Unknown,
-                    format!(
-                        "an earlier run was stopped while sending this message (then row {then}): it may have been delivered; the number is now on the opt-out list {}, so it is never sent again",
-                        list.display()
+                    crate::tr_en!(
+                        "msg-interrupted-then-opted-out",
+                        row = then,
+                        list = list.display()
                     ),
                 );
                 Decision {
@@ -134,7 +135,7 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                     row,
                     &telephone,
                     Status::Suppressed,
-                    format!("on the opt-out list {}: never sent", list.display()),
+                    crate::tr_en!("msg-opted-out", list = list.display()),
                 );
                 Decision {
                     record: Some((o, Some(key))),
@@ -162,9 +163,7 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
 /// A valid row in a real run: send it, or carry what an earlier run recorded.
 fn decide_valid(job: Job, prior: &Prior, flags: Flags) -> Decision {
     if let Some(&then) = prior.interrupted.get(&job.key) {
-        let stopped = format!(
-            "an earlier run was stopped while sending this message (then row {then}): it may have been delivered"
-        );
+        let stopped = crate::tr_en!("msg-interrupted-earlier", row = then);
         return if flags.retry_unknown {
             Decision {
                 earlier: Some(Outcome::local(
@@ -181,7 +180,7 @@ fn decide_valid(job: Job, prior: &Prior, flags: Flags) -> Decision {
                 job.row,
                 &job.telephone,
                 Status::Unknown,
-                format!("{stopped}; --resume --retry-unknown sends it again"),
+                crate::tr_en!("msg-retry-unknown-sends", stopped = stopped),
             );
             Decision {
                 record: Some((o, Some(job.key))),

@@ -240,29 +240,31 @@ fn settled_outcome(
     let (status, msg) = match settlement {
         Settlement::Sent { date } => (
             Status::Sent,
-            format!(
-                "confirmed sent by Wolkvox's report ({REPORT_API}): recorded {date}; checked {checked}"
+            crate::tr_en!(
+                "msg-confirmed-sent",
+                api = REPORT_API,
+                date = date,
+                checked = checked
             ),
         ),
         Settlement::NotSent => (
             Status::NotSent,
-            format!(
-                "not sent: absent from Wolkvox's report of sent messages ({REPORT_API}) up to {}, checked {checked} (settled after {}); --resume sends it once",
-                evidence
+            crate::tr_en!(
+                "msg-absent-from-report",
+                api = REPORT_API,
+                until = evidence
                     .until
                     .map(|u| u.to_zoned_datetime(settings.timezone.clone()).to_string())
                     .unwrap_or_default(),
-                crate::text::human_duration(
+                checked = checked,
+                after = crate::text::human_duration(
                     Duration::try_from(settings.settle_after).unwrap_or_default()
                 )
             ),
         ),
         // A request cut off by a kill has no outcome yet, and the results file may say
         // `not_sent` (a second Ctrl-C): record what it is, `unknown`, so the file says so.
-        _ if row.outcome.is_none() => (
-            Status::Unknown,
-            "the run stopped while this request was in flight: it may have been delivered; reconcile again later".to_owned(),
-        ),
+        _ if row.outcome.is_none() => (Status::Unknown, crate::tr_en!("msg-in-flight-reconcile")),
         _ => return None,
     };
     let mut outcome = row.outcome.clone().unwrap_or_else(|| {

@@ -26,9 +26,9 @@ use crate::send::templates::Uses;
 use crate::send::window::{self};
 use crate::send::{self, api, dispatch, quota};
 use crate::text::human_duration;
-use crate::tr;
 use crate::validate::{Job, Verdict};
 use crate::{Error, Exit};
+use crate::{tr, tr_en};
 
 /// Runs `send`; a run that never got to a summary still writes `--summary-json`, with
 /// the error and exit code 2.
@@ -169,7 +169,11 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let checked = match preflight::if_possible(&check, &uses) {
         Ok(done) => done,
         Err(e) => {
-            refuse(run.recorder, run.plan.jobs, TEMPLATES_REFUSED)?;
+            refuse(
+                run.recorder,
+                run.plan.jobs,
+                &tr_en!("msg-templates-refused"),
+            )?;
             return Err(e);
         }
     };
@@ -249,17 +253,18 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     if let Err(e) =
         preflight::before_sending(&runtime, &client, &tokens, &uses, settings.template_check)
     {
-        refuse(recorder, std::mem::take(&mut plan.jobs), TEMPLATES_REFUSED)?;
+        refuse(
+            recorder,
+            std::mem::take(&mut plan.jobs),
+            &tr_en!("msg-templates-refused"),
+        )?;
         return Err(e.into());
     }
     let pilot = hold_back(
         &recorder,
         &mut plan,
         settings.limit,
-        &format!(
-            "not sent: this run sent a pilot batch of {} rows (--limit); the rest is sent by --resume",
-            settings.limit.unwrap_or_default()
-        ),
+        &tr_en!("msg-pilot", limit = settings.limit.unwrap_or_default()),
     )?;
     let (tokens, cut, recorder) =
         fit_quota(&runtime, &client, tokens, &mut plan, recorder, &settings)?;
@@ -377,12 +382,7 @@ fn fit_quota(
             )
         );
     }
-    let cut = hold_back(
-        &recorder,
-        plan,
-        Some(n as u64),
-        "not sent: today's quota was not enough for this row (--partial); it renews tomorrow (continue with --resume)",
-    )?;
+    let cut = hold_back(&recorder, plan, Some(n as u64), &tr_en!("msg-partial"))?;
     Ok((fitted.tokens, cut, recorder))
 }
 
@@ -502,7 +502,7 @@ fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &str) -> Result<(), Error> {
     if recorder.is_new() {
         return Ok(recorder.discard()?);
     }
-    let msg = format!("not sent: {why}");
+    let msg = tr_en!("msg-not-sent-because", why = why);
     for job in jobs {
         recorder.record(
             Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
@@ -512,10 +512,6 @@ fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &str) -> Result<(), Error> {
     recorder.finish()?;
     Ok(())
 }
-
-/// What the rows of a resumed run say when the template check refused it.
-const TEMPLATES_REFUSED: &str =
-    "the HSM templates do not match the account (see the run's error); nothing was sent";
 
 /// The templates the jobs send, for the template check.
 fn template_uses(jobs: &[Job]) -> Uses {

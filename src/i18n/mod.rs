@@ -334,3 +334,98 @@ mod tests;
 pub(crate) fn has_message(id: &str) -> bool {
     CATALOGUES.en.has_message(id)
 }
+
+/// `tr_en!("id", ...)`: the message in English, whatever the language: for what the
+/// results file records (a row's `msg`), which programs read.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! tr_en {
+    ($($arg:tt)*) => {
+        $crate::i18n::with_lang($crate::i18n::Lang::En, || $crate::tr!($($arg)*))
+    };
+}
+
+/// A part of a recorded message's English pattern.
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    Var(String),
+}
+
+/// The English patterns of the messages the results file records (`msg-*` ids), to
+/// show a recorded `msg` in the current language.
+static RECORDED: LazyLock<Vec<(String, Vec<Piece>)>> = LazyLock::new(|| {
+    ENGLISH
+        .lines()
+        .filter(|line| line.starts_with("msg-"))
+        .filter_map(|line| line.split_once(" = "))
+        .map(|(id, value)| (id.to_owned(), pieces(value)))
+        .collect()
+});
+
+/// `a { $x } b` -> [Text("a "), Var("x"), Text(" b")].
+fn pieces(value: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(open) = rest.find("{ $") {
+        if open > 0 {
+            out.push(Piece::Text(rest[..open].to_owned()));
+        }
+        let after = &rest[open + 3..];
+        let close = after.find(" }").unwrap_or(after.len());
+        out.push(Piece::Var(after[..close].to_owned()));
+        rest = after.get(close + 2..).unwrap_or("");
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest.to_owned()));
+    }
+    out
+}
+
+/// The values of `pattern`'s variables in `text`, if `text` is that message.
+fn captures(pattern: &[Piece], text: &str) -> Option<Vec<(String, String)>> {
+    let mut at = 0;
+    let mut vars = Vec::new();
+    let mut pending: Option<&str> = None;
+    for piece in pattern {
+        match piece {
+            Piece::Text(literal) => {
+                let found = match pending {
+                    // A variable runs up to the next literal text.
+                    Some(_) => text[at..].find(literal.as_str())? + at,
+                    None => text[at..].starts_with(literal.as_str()).then_some(at)?,
+                };
+                if let Some(name) = pending.take() {
+                    vars.push((name.to_owned(), text[at..found].to_owned()));
+                }
+                at = found + literal.len();
+            }
+            Piece::Var(name) => pending = Some(name),
+        }
+    }
+    match pending {
+        Some(name) => vars.push((name.to_owned(), text[at..].to_owned())),
+        None if at != text.len() => return None,
+        None => {}
+    }
+    Some(vars)
+}
+
+/// A `msg` or `error` the results file recorded (English), as shown to a person: in
+/// the current language when it is one of the tool's own messages; Wolkvox's answers
+/// and anything unknown as recorded.
+pub(crate) fn shown(recorded: &str) -> String {
+    if current() == Lang::En || recorded.is_empty() {
+        return recorded.to_owned();
+    }
+    for (id, pattern) in RECORDED.iter() {
+        if let Some(vars) = captures(pattern, recorded) {
+            let args: Vec<(&str, FluentValue<'static>)> = vars
+                .iter()
+                .map(|(name, value)| (name.as_str(), FluentValue::from(shown(value))))
+                .collect();
+            return message(id, &args);
+        }
+    }
+    recorded.to_owned()
+}

@@ -79,8 +79,13 @@ fn every_id_the_code_uses_exists() {
     let mut used = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).expect("a source file");
-        for (at, _) in text.match_indices("tr!(\"") {
-            let id: String = text[at + 5..].chars().take_while(|c| *c != '"').collect();
+        let uses = text
+            .match_indices("tr!(\"")
+            .map(|(at, m)| at + m.len())
+            .chain(text.match_indices("tr_en!(\"").map(|(at, m)| at + m.len()));
+        for start in uses.collect::<Vec<_>>() {
+            let at = text[..start].rfind("tr").unwrap_or(0);
+            let id: String = text[start..].chars().take_while(|c| *c != '"').collect();
             let before = text[..at].chars().next_back();
             if id == "id" || before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                 continue; // the macro's own documentation, include_str!
@@ -117,4 +122,62 @@ fn spanish_messages_fill_placeables_and_plurals() {
     assert_eq!(text, "el valor 'xml' no es válido para '--format'");
     // English is the fallback, not the id.
     assert_eq!(message_in(Lang::En, "cli-heading-options", &[]), "Options");
+}
+
+/// Every message the results file records (`msg-*`) is recognised and shown in
+/// Spanish with its values in place; anything else (Wolkvox's own answers) as recorded.
+#[test]
+fn recorded_messages_are_shown_in_the_current_language() {
+    let patterns = messages(ENGLISH);
+    let mut checked = 0;
+    for (id, names) in patterns.iter().filter(|(id, _)| id.starts_with("msg-")) {
+        let args: Vec<(&str, FluentValue<'static>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.as_str(), format!("valor{i}").to_arg()))
+            .collect();
+        let recorded = message_in(Lang::En, id, &args);
+        let expected = message_in(Lang::Es, id, &args);
+        assert_eq!(with_lang(Lang::Es, || shown(&recorded)), expected, "{id}");
+        assert_eq!(with_lang(Lang::En, || shown(&recorded)), recorded, "{id}");
+        checked += 1;
+    }
+    assert!(checked > 20);
+    // Nested: a refusal's reason, and a server answer with the tool's suffix.
+    let why = message_in(Lang::En, "msg-templates-refused", &[]);
+    let refused = message_in(Lang::En, "msg-not-sent-because", &[("why", why.to_arg())]);
+    assert_eq!(
+        with_lang(Lang::Es, || shown(&refused)),
+        "no enviado: las plantillas HSM no coinciden con la cuenta (vea el error de la ejecución); no se envió nada"
+    );
+    let gave_up = message_in(
+        Lang::En,
+        "msg-gave-up",
+        &[
+            ("msg", "Window closed".to_arg()),
+            ("attempts", 3u32.to_arg()),
+        ],
+    );
+    assert_eq!(
+        with_lang(Lang::Es, || shown(&gave_up)),
+        "Window closed (se desistió después de 3 intentos)"
+    );
+    for answer in [
+        "Message has been sent successfully",
+        "",
+        "not sent",
+        "x (gave up",
+    ] {
+        assert_eq!(with_lang(Lang::Es, || shown(answer)), answer);
+    }
+}
+
+#[test]
+fn decimals_take_the_languages_mark() {
+    assert_eq!(with_lang(Lang::En, || decimal(2.25, 1)), "2.2");
+    assert_eq!(with_lang(Lang::Es, || decimal(2.25, 1)), "2,2");
+    assert_eq!(
+        with_lang(Lang::Es, || 10.5f64.to_arg()),
+        FluentValue::from("10,5")
+    );
 }

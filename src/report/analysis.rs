@@ -184,7 +184,7 @@ fn add_in_flight(latest: &mut BTreeMap<u64, Outcome>, journal: &journal::Journal
                 *row,
                 telephone,
                 Status::Unknown,
-                "the run stopped while this request was in flight (journal): it may have been delivered",
+                crate::tr_en!("msg-in-flight-journal"),
             );
             o.attempts = 1;
             // Not an answer: left out of the first/last answer times.
@@ -448,10 +448,11 @@ fn render_groups(r: &Report, out: &mut String) {
             } else {
                 tr!("report-code", code = g.code)
             };
-            let what = match (g.error.is_empty(), g.msg.is_empty()) {
-                (false, false) => format!("{}: {}", g.error, g.msg),
-                (true, _) => g.msg.clone(),
-                (false, true) => g.error.clone(),
+            let (error, msg) = (crate::i18n::shown(&g.error), crate::i18n::shown(&g.msg));
+            let what = match (error.is_empty(), msg.is_empty()) {
+                (false, false) => format!("{error}: {msg}"),
+                (true, _) => msg,
+                (false, true) => error,
             };
             let kinds = match (g.failed, g.unknown) {
                 (_, 0) => Status::Failed.word(),
@@ -475,7 +476,7 @@ fn render_groups(r: &Report, out: &mut String) {
                 out.push_str(&format!(
                     "  {:>8}  {}  [{}]\n",
                     g.count,
-                    g.msg,
+                    crate::i18n::shown(&g.msg),
                     tr!("report-rows", rows = rows(g))
                 ));
             }

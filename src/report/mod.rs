@@ -110,7 +110,6 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        use std::fmt::Write as _;
         if self.time {
             write!(writer, "{} ", jiff::Timestamp::now())?;
         }

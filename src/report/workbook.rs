@@ -162,7 +162,7 @@ fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwr
         let mut reason = [o.error.as_str(), o.msg.as_str()]
             .iter()
             .filter(|p| !p.is_empty())
-            .copied()
+            .map(|p| crate::i18n::shown(p))
             .collect::<Vec<_>>()
             .join(": ");
         // A refusal that sending again cannot change: say what would.

@@ -44,8 +44,8 @@ use crate::progress::{Progress, Tally};
 use crate::send::api::{Answer, Client, Reply, TokenProblem};
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
-use crate::tr;
 use crate::validate::Job;
+use crate::{tr, tr_en};
 
 /// The longest a `Retry-After` is honoured before giving up waiting.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -90,39 +90,19 @@ impl StopReason {
     /// What the `not_sent` rows say in their `msg`: English, like every `msg` of the
     /// results file (programs read it), whatever the language of the interface.
     fn not_sent_msg(&self) -> String {
-        crate::i18n::with_lang(crate::i18n::Lang::En, || self.english_not_sent_msg())
-    }
-
-    fn english_not_sent_msg(&self) -> String {
         match self {
-            StopReason::Interrupted => "not sent: the run was interrupted".into(),
-            StopReason::NoTokens { quota_spent: true } => {
-                "not sent: every token has spent today's quota; it renews tomorrow (continue with --resume)".into()
-            }
-            StopReason::NoTokens { quota_spent: false } => {
-                "not sent: every token was refused".into()
-            }
-            StopReason::ApiNotFound { .. } => {
-                "not sent: the API does not exist at the configured URL".into()
-            }
-            StopReason::Redirected { .. } => {
-                "not sent: the server redirected the request (wrong base URL or api.server)".into()
-            }
-            StopReason::ServiceDown { .. } => "not sent: the service looked down".into(),
-            StopReason::RecordFailed { .. } => "not sent: the results could not be written".into(),
+            StopReason::Interrupted => tr_en!("msg-interrupted"),
+            StopReason::NoTokens { quota_spent: true } => tr_en!("msg-quota-spent"),
+            StopReason::NoTokens { quota_spent: false } => tr_en!("msg-tokens-refused"),
+            StopReason::ApiNotFound { .. } => tr_en!("msg-api-not-found"),
+            StopReason::Redirected { .. } => tr_en!("msg-redirected"),
+            StopReason::ServiceDown { .. } => tr_en!("msg-service-down"),
+            StopReason::RecordFailed { .. } => tr_en!("msg-record-failed"),
             StopReason::WindowClosed {
                 next_open: Some(at),
-            } => format!(
-                "not sent: outside the contact hours; the window opens again {}",
-                show(at)
-            ),
-            StopReason::WindowClosed { next_open: None } => {
-                "not sent: outside the contact hours, which do not open again in the coming years"
-                    .into()
-            }
-            StopReason::SameRefusal { rows, .. } => format!(
-                "not sent: the run stopped after {rows} rows in a row were refused with the same answer (--max-failures)"
-            ),
+            } => tr_en!("msg-window-closed", opens = show(at)),
+            StopReason::WindowClosed { next_open: None } => tr_en!("msg-window-never"),
+            StopReason::SameRefusal { rows, .. } => tr_en!("msg-same-refusal", rows = *rows),
         }
     }
 }
@@ -757,7 +737,7 @@ async fn send_row(
                 }
                 if attempts >= shared.retry.max_attempts {
                     let mut o = outcome(&job, Status::Failed, &reply, attempts, started);
-                    o.msg = format!("{} (gave up after {attempts} attempts)", o.msg)
+                    o.msg = tr_en!("msg-gave-up", msg = o.msg, attempts = attempts)
                         .trim_start()
                         .to_owned();
                     shared.record(o, &job.key);
@@ -811,12 +791,12 @@ async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
             reply: Reply {
                 error: crate::send::api::TIMEOUT_ERROR.into(),
                 // A row's `msg`: English in every language.
-                msg: crate::i18n::with_lang(crate::i18n::Lang::En, || {
-                    format!(
-                        "no answer within {} (api.timeout)",
+                msg: tr_en!(
+                    "msg-no-answer-within",
+                    timeout = crate::i18n::with_lang(crate::i18n::Lang::En, || {
                         crate::text::human_duration(shared.client.timeout())
-                    )
-                }),
+                    })
+                ),
                 ..Reply::default()
             },
             request: tokio::spawn(request),
@@ -873,7 +853,7 @@ async fn hold_slot(
         _ => return,
     };
     let mut o = outcome(job, status, &reply, attempts, started);
-    o.msg = format!("{} (answered after the timeout)", o.msg)
+    o.msg = tr_en!("msg-answered-late", msg = o.msg)
         .trim_start()
         .to_owned();
     tracing::info!(

@@ -92,11 +92,15 @@ fn sibling_with_suffix(input: &Path, suffix: &str) -> PathBuf {
 }
 
 /// The binary, with `WOLKVOX_TOKEN` and `RUST_LOG` removed, `NO_COLOR=1`, `TERM=dumb`
-/// (no progress bar) and a 60 s safety timeout.
+/// (no progress bar), an English locale whatever the machine's (`LANG=C`; tests of
+/// other languages set their own) and a 60 s safety timeout.
 pub fn cmd() -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin(BIN).expect("binary wolkvox-dispatch is built");
     c.env_remove("WOLKVOX_TOKEN")
         .env_remove("RUST_LOG")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "C")
         .env("NO_COLOR", "1")
         .env("TERM", "dumb")
         .timeout(Duration::from_secs(60));
@@ -285,6 +289,17 @@ pub struct Spawned {
 }
 
 pub fn spawn_send(input: &Path, fake: &FakeWolkvox, tokens: &str, args: &[&str]) -> Spawned {
+    spawn_send_with_env(input, fake, tokens, args, &[])
+}
+
+/// `spawn_send` with more environment variables (`LANG`...).
+pub fn spawn_send_with_env(
+    input: &Path,
+    fake: &FakeWolkvox,
+    tokens: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Spawned {
     let dir = input.parent().expect("input has a directory");
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let stdout = dir.join(format!("spawned-{n}.stdout"));
@@ -301,6 +316,10 @@ pub fn spawn_send(input: &Path, fake: &FakeWolkvox, tokens: &str, args: &[&str])
         .args(args)
         .env("WOLKVOX_TOKEN", tokens)
         .env_remove("RUST_LOG")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "C")
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .env("TERM", "dumb")
         .stdin(Stdio::null())

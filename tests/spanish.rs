@@ -1,0 +1,464 @@
+//! The interface in Spanish (issue 16): with `LANG=es_CO.UTF-8` every line written for
+//! a person is Spanish, and what a program reads (the results file, `--summary-json`,
+//! `report --format json`, exit codes) is byte for byte what English gives.
+//!
+//! "Still English" is judged against the English catalogue: a line is English when it
+//! holds a phrase of an English message (two words or more, outside its placeables)
+//! that the Spanish catalogue does not also use, or starts with a one-word English
+//! label (`rows`, `elapsed`...), or is one of clap's own English words.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+const TOKEN: &str = "tok-es";
+const SPANISH: &[(&str, &str)] = &[("LANG", "es_CO.UTF-8")];
+
+/// Each message's text: placeables (`{ $x }`, `{" "}`) cut out, lines joined.
+fn catalogue(path: &str) -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .expect("read the catalogue");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with(' ') {
+            if let Some((_, value)) = out.last_mut() {
+                value.push('\n');
+                value.push_str(line.trim());
+            }
+        } else if let Some((id, value)) = line.split_once('=') {
+            out.push((id.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    out.into_iter()
+        .map(|(id, value)| {
+            let mut pieces = Vec::new();
+            let mut rest = value.as_str();
+            while let Some(open) = rest.find('{') {
+                pieces.push(rest[..open].to_owned());
+                let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+                rest = &rest[close..];
+            }
+            pieces.push(rest.to_owned());
+            let pieces = pieces
+                .iter()
+                .flat_map(|p| p.split('\n'))
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect();
+            (id, pieces)
+        })
+        .collect()
+}
+
+/// What marks a line as English.
+struct EnglishMarks {
+    phrases: BTreeSet<String>,
+    labels: BTreeSet<String>,
+}
+
+impl EnglishMarks {
+    fn load() -> Self {
+        let spanish_text: String = catalogue("i18n/es.ftl")
+            .into_iter()
+            .flat_map(|(_, pieces)| pieces)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut phrases = BTreeSet::new();
+        let mut labels = BTreeSet::new();
+        for (_, pieces) in catalogue("i18n/en.ftl") {
+            for piece in pieces {
+                // Phrases also in Spanish (flag names, config keys, URLs) prove nothing.
+                if spanish_text.contains(&piece) {
+                    continue;
+                }
+                let words = piece
+                    .split_whitespace()
+                    .filter(|w| w.chars().any(char::is_alphabetic))
+                    .count();
+                if words >= 2 && piece.len() >= 8 {
+                    phrases.insert(piece);
+                } else if words == 1 && piece.chars().all(|c| c.is_ascii_lowercase() || c == ' ') {
+                    labels.insert(piece);
+                }
+            }
+        }
+        // clap's and tracing's own English.
+        for phrase in [
+            "Usage:",
+            "Options:",
+            "Commands:",
+            "Arguments:",
+            "Print help",
+            "Print version",
+            "[default:",
+            "[possible values:",
+            "For more information",
+            "WARN ",
+        ] {
+            phrases.insert(phrase.to_owned());
+        }
+        assert!(phrases.len() > 300, "the English catalogue was read");
+        Self { phrases, labels }
+    }
+
+    /// The English bits of `line`, if any.
+    fn english_in(&self, line: &str) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .phrases
+            .iter()
+            .filter(|p| line.contains(p.as_str()))
+            .cloned()
+            .collect();
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if self.labels.contains(first) {
+            found.push(first.to_owned());
+        }
+        found
+    }
+
+    /// Fails with every English line of `text`.
+    fn assert_spanish(&self, what: &str, text: &str) {
+        let english: Vec<String> = text
+            .lines()
+            .filter_map(|line| {
+                let bits = self.english_in(line);
+                (!bits.is_empty()).then(|| format!("{line}\n    (English: {bits:?})"))
+            })
+            .collect();
+        assert!(
+            english.is_empty(),
+            "{what}: lines still in English:\n{}\n--- all of it ---\n{text}",
+            english.join("\n")
+        );
+        assert!(!text.trim().is_empty(), "{what}: printed nothing");
+    }
+}
+
+/// A list with valid rows and one invalid row of each usual kind.
+fn list(dir: &Path, valid: usize) -> std::path::PathBuf {
+    let mut csv = String::from("telephone,message,connector_id\n");
+    for i in 0..valid {
+        csv.push_str(&format!(
+            "+57 300 {:03} {:04},Hola {i}: su cita es mañana a las 9:00,conn-1\n",
+            i / 10_000,
+            i % 10_000
+        ));
+    }
+    csv.push_str("5.73E+11,Hola,conn-1\n");
+    csv.push_str("+57 311 PQR 7788,Hola,conn-1\n");
+    csv.push_str("+57 300 12,Hola,conn-1\n");
+    csv.push_str("+57 601 234 5678,Hola,conn-1\n");
+    csv.push_str("+57 300 555 0000,,conn-1\n");
+    csv.push_str("+57 300 555 0001,Hola,\n");
+    write_csv(dir, "contactos.csv", &csv)
+}
+
+fn spanish_cmd() -> assert_cmd::Command {
+    let mut c = cmd();
+    c.envs(SPANISH.iter().copied());
+    c
+}
+
+#[test]
+fn validate_and_a_dry_run_print_only_spanish() {
+    let marks = EnglishMarks::load();
+    let dir = temp_dir();
+    let input = list(dir.path(), 5);
+
+    let mut c = spanish_cmd();
+    c.arg("validate").arg(&input);
+    let out = run(c);
+    out.expect_code(1);
+    marks.assert_spanish("validate", &format!("{}{}", out.stdout, out.stderr));
+    assert!(out.stdout.contains("notación científica"), "{}", out.stdout);
+    assert!(out.stdout.contains("es un número fijo"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("11 filas: 6 no válidas"),
+        "{}",
+        out.stdout
+    );
+
+    let mut c = spanish_cmd();
+    c.arg("send").arg(&input).arg("--dry-run");
+    let out = run(c);
+    out.expect_code(1);
+    marks.assert_spanish("send --dry-run", &format!("{}{}", out.stdout, out.stderr));
+    assert!(
+        out.stdout.contains("simulación: no se envió nada"),
+        "{}",
+        out.stdout
+    );
+    // A decimal comma: "duración  0,0 s", "al menos 0,5 s".
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("duración") && l.contains(",")),
+        "{}",
+        out.stdout
+    );
+
+    // With --log-format json every line is for a program: English, as in any locale.
+    let mut c = spanish_cmd();
+    c.arg("send")
+        .arg(&input)
+        .args(["--dry-run", "--log-format", "json"]);
+    let out = run(c);
+    out.expect_code(1);
+    let english_log = out.stderr.lines().all(|line| {
+        let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        line["message"].as_str().is_some()
+    }) && out.stderr.contains("dry run of");
+    assert!(english_log, "{}", out.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().unwrap_or_default()).expect("JSON");
+    assert_eq!(
+        summary["summary"], "dry run: nothing was sent",
+        "{}",
+        out.stdout
+    );
+
+    // The README's first command, on the shipped samples.
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let sample = dir.path().join("contacts.csv");
+    std::fs::copy(samples.join("contacts.csv"), &sample).expect("copy the sample");
+    let mut c = spanish_cmd();
+    c.arg("send").arg(&sample).arg("--dry-run");
+    let out = run(c);
+    out.expect_code(1);
+    marks.assert_spanish(
+        "README's first command",
+        &format!("{}{}", out.stdout, out.stderr),
+    );
+}
+
+#[test]
+fn help_and_usage_errors_are_spanish() {
+    let marks = EnglishMarks::load();
+    for args in [
+        &["--help"][..],
+        &["send", "--help"],
+        &["validate", "--help"],
+        &["report", "--help"],
+        &["reconcile", "--help"],
+        &["send", "-h"],
+    ] {
+        let mut c = spanish_cmd();
+        c.args(args);
+        let out = run(c);
+        out.expect_code(0);
+        marks.assert_spanish(&format!("{args:?}"), &out.stdout);
+    }
+    for args in [
+        &["send", "l.csv", "--frobnicate"][..],
+        &["report", "r.csv", "--format", "xml"],
+        &["sned"],
+        &["send"],
+        &["send", "l.csv", "--retry-failed"],
+    ] {
+        let mut c = spanish_cmd();
+        c.args(args);
+        let out = run(c);
+        out.expect_code(2);
+        marks.assert_spanish(&format!("{args:?}"), &out.stderr);
+    }
+}
+
+#[test]
+fn a_real_send_stopped_by_ctrl_c_and_its_report_are_spanish() {
+    let marks = EnglishMarks::load();
+    let dir = temp_dir();
+    let input = list(dir.path(), 60);
+    let fake = FakeWolkvox::start(Behavior::ok().latency(40));
+    let spawned = spawn_send_with_env(&input, &fake, TOKEN, &[], SPANISH);
+    assert!(
+        fake.wait_for_requests(6, Duration::from_secs(20)),
+        "never started"
+    );
+    spawned.signal("INT");
+    let (_, out) = spawned.wait(Duration::from_secs(30));
+    out.expect_code(3);
+    let printed = format!("{}{}", out.stdout, out.stderr);
+    marks.assert_spanish("send stopped by Ctrl-C", &printed);
+    assert!(out.stdout.contains("ejecución detenida"), "{printed}");
+    assert!(out.stdout.contains("Para continuar, ejecute:"), "{printed}");
+    assert!(out.stderr.contains("interrumpido"), "{printed}");
+
+    let results = default_results_path(&input);
+    let mut c = spanish_cmd();
+    c.arg("report").arg(&results);
+    let out = run(c);
+    out.expect_code(0);
+    marks.assert_spanish("report", &format!("{}{}", out.stdout, out.stderr));
+    assert!(out.stdout.contains("siguiente paso:"), "{}", out.stdout);
+}
+
+#[test]
+fn the_flag_wins_over_the_config_and_the_config_over_the_locale() {
+    let dir = temp_dir();
+    let input = list(dir.path(), 2);
+    let spanish_config = write_config(dir.path(), "[ui]\nlang = \"es\"\n");
+
+    // LANG is Spanish, --lang en: English.
+    let mut c = spanish_cmd();
+    c.args(["--lang", "en", "validate"]).arg(&input);
+    let out = run(c);
+    assert!(out.stdout.contains("rows invalid"), "{}", out.stdout);
+
+    // LANG is English (C), the config says es: Spanish.
+    let mut c = cmd();
+    c.arg("validate")
+        .arg(&input)
+        .arg("--config")
+        .arg(&spanish_config);
+    let out = run(c);
+    assert!(out.stdout.contains("filas:"), "{}", out.stdout);
+    // ... and --help with that config is Spanish too.
+    let mut c = cmd();
+    c.args(["send", "--help", "--config"]).arg(&spanish_config);
+    let out = run(c);
+    assert!(out.stdout.contains("Opciones:"), "{}", out.stdout);
+
+    // LC_ALL wins over LANG, as POSIX has it.
+    let mut c = spanish_cmd();
+    c.env("LC_ALL", "C").arg("validate").arg(&input);
+    let out = run(c);
+    assert!(out.stdout.contains("rows invalid"), "{}", out.stdout);
+
+    // A language that is neither is refused by name, before anything is read.
+    let bad = write_config(dir.path(), "[ui]\nlang = \"fr\"\n");
+    let mut c = cmd();
+    c.arg("validate").arg(&input).arg("--config").arg(&bad);
+    let out = run(c);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("ui.lang") || out.stderr.contains("lang"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Results with their time columns blanked: everything else must be equal.
+fn results_without_times(path: &Path) -> Vec<Vec<String>> {
+    let mut rdr = csv::Reader::from_path(path).expect("open the results");
+    let header = rdr.headers().expect("header").clone();
+    let timed: Vec<usize> = ["elapsed_ms", "finished_at"]
+        .iter()
+        .map(|name| header.iter().position(|h| h == *name).expect("column"))
+        .collect();
+    let mut rows = vec![header.iter().map(str::to_owned).collect()];
+    for record in rdr.records() {
+        let record = record.expect("a record");
+        rows.push(
+            record
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if timed.contains(&i) {
+                        String::new()
+                    } else {
+                        v.to_owned()
+                    }
+                })
+                .collect(),
+        );
+    }
+    rows
+}
+
+/// The summary JSON with its times taken out.
+fn summary_without_times(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("read the summary");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    for key in [
+        "elapsed_s",
+        "messages_per_second",
+        "started_at",
+        "finished_at",
+    ] {
+        json[key] = serde_json::Value::Null;
+    }
+    // The estimate says when the run would end: a clock time.
+    if let Some(estimate) = json["estimate"].as_str() {
+        let cut = estimate.find("finish around").unwrap_or(estimate.len());
+        json["estimate"] = estimate[..cut].into();
+    }
+    json
+}
+
+#[test]
+fn results_summary_json_and_report_json_are_the_same_in_both_languages() {
+    let mut outputs = Vec::new();
+    for lang in ["en_US.UTF-8", "es_CO.UTF-8"] {
+        let dir = temp_dir();
+        let input = list(dir.path(), 12);
+        let fake = FakeWolkvox::start(Behavior::ok());
+
+        // A real run: sent rows, invalid rows with their reasons.
+        // Relative paths: the summary names the results file.
+        let mut c = send_cmd(Path::new("contactos.csv"), &fake, TOKEN);
+        c.env("LANG", lang)
+            .current_dir(dir.path())
+            .args(["--summary-json", "summary.json"]);
+        run(c).expect_code(1);
+        let results = default_results_path(&input);
+        // A dry run, whose summary has an estimate.
+        let mut c = cmd();
+        c.env("LANG", lang).current_dir(dir.path()).args([
+            "send",
+            "contactos.csv",
+            "--dry-run",
+            "--summary-json",
+            "dry.json",
+        ]);
+        run(c).expect_code(1);
+        let mut c = cmd();
+        c.env("LANG", lang)
+            .current_dir(dir.path())
+            .args(["report", "--format", "json"])
+            .arg(&results);
+        let report = run(c);
+        report.expect_code(0);
+        let mut report: serde_json::Value =
+            serde_json::from_str(&report.stdout).expect("report JSON");
+        for key in [
+            "first_finished_at",
+            "last_finished_at",
+            "messages_per_second",
+            "results",
+        ] {
+            report[key] = serde_json::Value::Null;
+        }
+        outputs.push((
+            results_without_times(&results),
+            results_without_times(&dir.path().join("contactos.dry-run.csv")),
+            summary_without_times(&dir.path().join("summary.json")),
+            summary_without_times(&dir.path().join("dry.json")),
+            report,
+        ));
+    }
+    let (english, spanish) = (&outputs[0], &outputs[1]);
+    assert_eq!(english.0, spanish.0, "results of the real run");
+    assert_eq!(english.1, spanish.1, "results of the dry run");
+    assert_eq!(english.2, spanish.2, "--summary-json of the real run");
+    assert_eq!(english.3, spanish.3, "--summary-json of the dry run");
+    assert_eq!(english.4, spanish.4, "report --format json");
+    // The reasons are really there (in English), not blank in both.
+    let invalid: Vec<&Vec<String>> = english.0.iter().filter(|r| r[2] == "invalid").collect();
+    assert_eq!(invalid.len(), 6, "{:?}", english.0);
+    assert!(
+        invalid.iter().any(|r| r[6].contains("scientific notation")),
+        "{invalid:?}"
+    );
+    assert!(
+        english.3["estimate"]
+            .as_str()
+            .is_some_and(|e| e.contains("messages would take"))
+    );
+}
