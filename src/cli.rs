@@ -18,9 +18,11 @@ use crate::journal::Status;
 /// and `report --help`.
 pub fn command() -> clap::Command {
     let statuses = Status::help_table();
-    i18n::clap_help::localize(Cli::command())
-        .mut_subcommand("send", |c| c.after_long_help(statuses.clone()))
-        .mut_subcommand("report", |c| c.after_long_help(statuses))
+    i18n::clap_help::localize(
+        Cli::command()
+            .mut_subcommand("send", |c| c.after_long_help(statuses.clone()))
+            .mut_subcommand("report", |c| c.after_long_help(statuses)),
+    )
 }
 
 /// Parses the process's arguments; on a mistake, or for `--help`, prints and exits.
@@ -38,7 +40,13 @@ pub fn parse() -> Cli {
             eprint!("{}", i18n::clap_help::render_error(&e));
             std::process::exit(e.exit_code());
         }
-        Err(e) => e.exit(),
+        Err(e) => match i18n::clap_help::render_help(&e) {
+            Some(text) => {
+                print!("{text}");
+                std::process::exit(0);
+            }
+            None => e.exit(),
+        },
     }
 }
 

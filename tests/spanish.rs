@@ -204,6 +204,39 @@ fn validate_and_a_dry_run_print_only_spanish() {
         out.stdout
     );
 
+    // The workbook is for people: its sheets, headers, results and reasons in Spanish.
+    {
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> =
+            calamine::open_workbook(dir.path().join("contactos.dry-run.xlsx")).expect("workbook");
+        assert_eq!(book.sheet_names(), ["Filas", "Resumen"]);
+        let rows = book.worksheet_range("Filas").expect("sheet");
+        let cells: Vec<Vec<String>> = rows
+            .rows()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect();
+        assert_eq!(
+            cells[0][3..],
+            ["Resultado", "Motivo", "Código", "Intentos", "Hora"]
+        );
+        let scientific = cells
+            .iter()
+            .find(|r| r[0] == "5.73E+11")
+            .expect("the row in scientific notation");
+        assert_eq!(scientific[3], "No válido: no enviado");
+        assert!(
+            scientific[4].contains("notación científica"),
+            "{scientific:?}"
+        );
+        let fixed = cells
+            .iter()
+            .find(|r| r[0] == "+57 601 234 5678")
+            .expect("the fixed line");
+        assert!(fixed[4].contains("es un número fijo de CO"), "{fixed:?}");
+        let text: Vec<String> = cells.iter().map(|r| r[3..].join(" | ")).collect();
+        marks.assert_spanish("the workbook", &text.join("\n"));
+    }
+
     // With --log-format json every line is for a program: English, as in any locale.
     let mut c = spanish_cmd();
     c.arg("send")
@@ -248,6 +281,9 @@ fn help_and_usage_errors_are_spanish() {
         &["report", "--help"],
         &["reconcile", "--help"],
         &["send", "-h"],
+        &["help"],
+        &["help", "send"],
+        &["help", "help"],
     ] {
         let mut c = spanish_cmd();
         c.args(args);
@@ -372,18 +408,26 @@ fn results_without_times(path: &Path) -> Vec<Vec<String>> {
     rows
 }
 
+/// `json` with `keys` set to null: the values that differ from run to run.
+fn without(mut json: serde_json::Value, keys: &[&str]) -> serde_json::Value {
+    for key in keys {
+        json[*key] = serde_json::Value::Null;
+    }
+    json
+}
+
 /// The summary JSON with its times taken out.
 fn summary_without_times(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("read the summary");
-    let mut json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-    for key in [
-        "elapsed_s",
-        "messages_per_second",
-        "started_at",
-        "finished_at",
-    ] {
-        json[key] = serde_json::Value::Null;
-    }
+    let mut json = without(
+        serde_json::from_str(&text).expect("JSON"),
+        &[
+            "elapsed_s",
+            "messages_per_second",
+            "started_at",
+            "finished_at",
+        ],
+    );
     // The estimate says when the run would end: a clock time.
     if let Some(estimate) = json["estimate"].as_str() {
         let cut = estimate.find("finish around").unwrap_or(estimate.len());
@@ -425,16 +469,15 @@ fn results_summary_json_and_report_json_are_the_same_in_both_languages() {
             .arg(&results);
         let report = run(c);
         report.expect_code(0);
-        let mut report: serde_json::Value =
-            serde_json::from_str(&report.stdout).expect("report JSON");
-        for key in [
-            "first_finished_at",
-            "last_finished_at",
-            "messages_per_second",
-            "results",
-        ] {
-            report[key] = serde_json::Value::Null;
-        }
+        let report = without(
+            serde_json::from_str(&report.stdout).expect("report JSON"),
+            &[
+                "first_finished_at",
+                "last_finished_at",
+                "messages_per_second",
+                "results",
+            ],
+        );
         outputs.push((
             results_without_times(&results),
             results_without_times(&dir.path().join("contactos.dry-run.csv")),

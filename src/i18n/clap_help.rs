@@ -112,10 +112,6 @@ fn localize_command(mut cmd: Command, key: &str) -> Command {
 /// The whole command line with its texts in the current language.
 pub(crate) fn localize(cmd: Command) -> Command {
     let mut cmd = localize_command(cmd, "root");
-    if current() == Lang::Es {
-        // clap's `help` subcommand would explain itself in English.
-        cmd = cmd.disable_help_subcommand(true);
-    }
     let names: Vec<String> = cmd
         .get_subcommands()
         .map(|c| c.get_name().to_owned())
@@ -123,7 +119,33 @@ pub(crate) fn localize(cmd: Command) -> Command {
     for name in names {
         cmd = cmd.mut_subcommand(name.clone(), |sub| localize_command(sub, &name));
     }
+    if current() == Lang::Es {
+        // clap adds its `help` subcommand when it builds the command: build it last,
+        // then say what `help` does in Spanish too.
+        cmd.build();
+        cmd = cmd.mut_subcommand("help", |help| {
+            help.about(tr!("cli-help-command"))
+                .help_template(tr!("cli-help-template"))
+                .subcommand_help_heading(tr!("cli-heading-commands"))
+                .subcommand_value_name(tr!("cli-command-value-name"))
+                // Its own list of commands names itself.
+                .mut_subcommand("help", |inner| inner.about(tr!("cli-help-command")))
+        });
+    }
     cmd
+}
+
+/// `--help` in Spanish, with clap's `[OPTIONS]` in the usage line translated too;
+/// `None` in English (clap prints its own, coloured on a terminal).
+pub(crate) fn render_help(help: &clap::Error) -> Option<String> {
+    if current() != Lang::Es || help.kind() != ErrorKind::DisplayHelp {
+        return None;
+    }
+    Some(
+        help.render()
+            .to_string()
+            .replace("[OPTIONS]", &tr!("cli-options-placeholder")),
+    )
 }
 
 /// clap's usage error, in Spanish: the first line and the tips translated, the
@@ -185,6 +207,7 @@ pub(crate) fn render_error(err: &clap::Error) -> String {
         ));
     }
     if let Some(usage) = english.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+        let usage = usage.replace("[OPTIONS]", &tr!("cli-options-placeholder"));
         out.push_str(&format!("\n{} {usage}\n", tr!("cli-usage-heading")));
     }
     out.push_str(&format!("\n{}\n", tr!("cli-error-more")));

@@ -352,12 +352,17 @@ enum Piece {
     Var(String),
 }
 
-/// The English patterns of the messages the results file records (`msg-*` ids), to
-/// show a recorded `msg` in the current language.
+/// The English patterns of what the results file records in English: a row's `msg`
+/// (`msg-*`) and an invalid row's reasons (`row-*`, `phone-*`, `connector-*`), to show
+/// a recorded text in the current language.
 static RECORDED: LazyLock<Vec<(String, Vec<Piece>)>> = LazyLock::new(|| {
     ENGLISH
         .lines()
-        .filter(|line| line.starts_with("msg-"))
+        .filter(|line| {
+            ["msg-", "row-", "phone-", "connector-"]
+                .iter()
+                .any(|prefix| line.starts_with(prefix))
+        })
         .filter_map(|line| line.split_once(" = "))
         .map(|(id, value)| (id.to_owned(), pieces(value)))
         .collect()
@@ -412,20 +417,59 @@ fn captures(pattern: &[Piece], text: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// A `msg` or `error` the results file recorded (English), as shown to a person: in
-/// the current language when it is one of the tool's own messages; Wolkvox's answers
-/// and anything unknown as recorded.
+/// the current language when it is one of the tool's own texts (or an invalid row's
+/// `column: reason; column: reason`); Wolkvox's answers and anything unknown as
+/// recorded.
 pub(crate) fn shown(recorded: &str) -> String {
     if current() == Lang::En || recorded.is_empty() {
         return recorded.to_owned();
     }
-    for (id, pattern) in RECORDED.iter() {
-        if let Some(vars) = captures(pattern, recorded) {
-            let args: Vec<(&str, FluentValue<'static>)> = vars
-                .iter()
-                .map(|(name, value)| (name.as_str(), FluentValue::from(shown(value))))
-                .collect();
-            return message(id, &args);
-        }
+    translated(recorded)
+        .or_else(|| problems(recorded))
+        .unwrap_or_else(|| recorded.to_owned())
+}
+
+/// `text` in the current language, if it is one of the recorded patterns: the one
+/// that matches with the most literal text, so `not sent: { $why }` gives way to a
+/// more precise message.
+fn translated(text: &str) -> Option<String> {
+    let literal = |pattern: &[Piece]| -> usize {
+        pattern
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                Piece::Var(_) => 0,
+            })
+            .sum()
+    };
+    let (id, vars) = RECORDED
+        .iter()
+        .filter_map(|(id, pattern)| captures(pattern, text).map(|vars| (id, pattern, vars)))
+        .max_by_key(|(_, pattern, _)| literal(pattern))
+        .map(|(id, _, vars)| (id, vars))?;
+    let args: Vec<(&str, FluentValue<'static>)> = vars
+        .iter()
+        .map(|(name, value)| (name.as_str(), FluentValue::from(shown(value))))
+        .collect();
+    Some(message(id, &args))
+}
+
+/// An invalid row's reasons, `column: reason; column: reason`, each reason translated;
+/// `None` unless every reason is a known one (a reason may itself hold `; `).
+fn problems(text: &str) -> Option<String> {
+    let (column, rest) = text.split_once(": ")?;
+    if column.contains("; ") {
+        return None;
     }
-    recorded.to_owned()
+    let mut ends: Vec<usize> = rest.match_indices("; ").map(|(at, _)| at).collect();
+    ends.push(rest.len());
+    // The longest reason first: a reason may end with `; ` and more of its own.
+    ends.into_iter().rev().find_map(|end| {
+        let reason = translated(&rest[..end])?;
+        let tail = match rest.get(end + 2..) {
+            Some(tail) if !tail.is_empty() => format!("; {}", problems(tail)?),
+            _ => String::new(),
+        };
+        Some(format!("{column}: {reason}{tail}"))
+    })
 }

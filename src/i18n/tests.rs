@@ -181,3 +181,47 @@ fn decimals_take_the_languages_mark() {
         FluentValue::from("10,5")
     );
 }
+
+/// An invalid row's recorded reasons, as `report` and the workbook show them.
+#[test]
+fn an_invalid_rows_reasons_are_shown_in_the_current_language() {
+    let scientific = message_in(
+        Lang::En,
+        "phone-scientific",
+        &[("shown", "\"5.73E+11\"".to_arg())],
+    );
+    let hinted = message_in(
+        Lang::En,
+        "phone-kind-in-hint",
+        &[
+            ("shown", "\"601 234 5678\"".to_arg()),
+            (
+                "kind",
+                message_in(Lang::En, "phone-kind-fixed-line", &[]).to_arg(),
+            ),
+            ("country", "CO".to_arg()),
+        ],
+    );
+    let blank = message_in(Lang::En, "row-message-blank", &[]);
+    let recorded = format!("telephone: {hinted}; message: {blank}");
+    assert_eq!(
+        with_lang(Lang::Es, || shown(&recorded)),
+        "telephone: \"601 234 5678\" es un número fijo de CO: no puede recibir mensajes de WhatsApp; use un número celular; si es un número nacional (sin indicativo de país), defina phone.default_country (p. ej. \"CO\"); message: está en blanco: no hay nada que enviar"
+    );
+    assert!(
+        with_lang(Lang::Es, || shown(&format!("Teléfono: {scientific}")))
+            .contains("notación científica")
+    );
+    // Not every reason known: the whole text as recorded.
+    let odd = format!("telephone: {scientific}; message: something else");
+    assert_eq!(with_lang(Lang::Es, || shown(&odd)), odd);
+    // A message's own text with a colon is not taken for reasons.
+    let text = "Hola José: su pedido 4821 ya está en camino";
+    assert_eq!(with_lang(Lang::Es, || shown(text)), text);
+    // Every pattern has text of its own: a placeable alone would match anything.
+    assert!(
+        RECORDED
+            .iter()
+            .all(|(_, pattern)| pattern.iter().any(|p| matches!(p, Piece::Text(_))))
+    );
+}

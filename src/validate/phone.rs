@@ -114,10 +114,20 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Id>) -> Result<String
     };
     // Digits without `+` or `00` read as carrying a country code: say how to
     // give national numbers instead.
-    let hint = if !international && default_country.is_none() {
-        tr!("phone-hint-default-country")
-    } else {
-        String::new()
+    // The same refusal, with the hint when the number could be a national one; one
+    // message each, so `report` can show a recorded reason in the reader's language.
+    let hint = !international && default_country.is_none();
+    let refusal = |id: &str, args: &[(&str, &str)]| {
+        let id = if hint {
+            format!("{id}-hint")
+        } else {
+            id.to_owned()
+        };
+        let args: Vec<_> = args
+            .iter()
+            .map(|(name, value)| (*name, crate::i18n::ToArg::to_arg(*value)))
+            .collect();
+        crate::i18n::message(&id, &args)
     };
     match result {
         Ok(number) => Ok(digits_of(&number)),
@@ -131,22 +141,21 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Id>) -> Result<String
             _ => tr!("phone-invalid", shown = shown),
         }),
         Err(Refusal::Invalid { country }) => Err(match country {
-            Some(c) => tr!("phone-invalid-in", shown = shown, country = c, hint = hint),
-            None => tr!("phone-invalid-unknown-country", shown = shown, hint = hint),
+            Some(c) => refusal("phone-invalid-in", &[("shown", &shown), ("country", c)]),
+            None => refusal("phone-invalid-unknown-country", &[("shown", &shown)]),
         }),
         Err(Refusal::Kind { kind, country }) => Err(match country {
-            Some(c) => tr!(
+            Some(c) => refusal(
                 "phone-kind-in",
-                shown = shown,
-                kind = kind_name(kind),
-                country = c,
-                hint = hint
+                &[
+                    ("shown", &shown),
+                    ("kind", &kind_name(kind)),
+                    ("country", c),
+                ],
             ),
-            None => tr!(
+            None => refusal(
                 "phone-kind",
-                shown = shown,
-                kind = kind_name(kind),
-                hint = hint
+                &[("shown", &shown), ("kind", &kind_name(kind))],
             ),
         }),
     }
