@@ -595,3 +595,7 @@ msg-not-sent-because = not sent: { $why }
 cli-options-placeholder = [OPTIONS]
 
 cli-help-command = Print this message or the help of the given subcommand(s)
+
+api-answer-not-json = the answer is not JSON
+api-no-token-limit = the answer has no token_limit and token_use_today (as whole numbers)
+api-token-not-a-header = the token cannot be sent as an HTTP header

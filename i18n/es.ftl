@@ -595,3 +595,7 @@ msg-not-sent-because = no enviado: { $why }
 cli-options-placeholder = [OPCIONES]
 
 cli-help-command = Muestra este mensaje o la ayuda del comando indicado
+
+api-answer-not-json = la respuesta no es JSON
+api-no-token-limit = la respuesta no tiene token_limit ni token_use_today (como números enteros)
+api-token-not-a-header = el token no se puede enviar como encabezado HTTP

@@ -21,7 +21,7 @@ One folder (or file) per stage, data flowing one way:
 `commands` wires the stages per subcommand; `config` turns flags and the config
 file into each stage's settings; `cli` declares the flags; `i18n` (the language
 of every line written for a person), `text`, `progress` and `atomic` (replacing a file whole) are leaves shared by all.
-`tests/layout.rs` checks that the stages depend on each other without a cycle.
+`tests/integration/layout.rs` checks that the stages depend on each other without a cycle.
 `run` maps what happened to an `Exit` code that scripts rely on.
 */
 

@@ -5,7 +5,10 @@ and every line written for a person, looked up by id in the Fluent catalogues
 `i18n/en.ftl` and `i18n/es.ftl` (built into the binary).
 
 What a program reads is never translated: results columns and statuses, JSON keys
-and values, exit codes, config keys and flag names. Numbers with decimals are
+and values, exit codes, config keys and flag names. What the results file records in
+words (a row's `msg`, an invalid row's reasons) is written in English with `tr_en!`,
+and `shown` turns it back into the reader's language for `report` and the workbook,
+matching it against the English patterns it was made from. Numbers with decimals are
 formatted here (`decimal`), so Spanish gets a decimal comma.
 
 A leaf: every stage may use it, it uses none of them.

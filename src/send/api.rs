@@ -408,7 +408,7 @@ impl Client {
         limit: usize,
         timeout: std::time::Duration,
     ) -> Result<(u16, Vec<u8>), String> {
-        let header = token_header(token).ok_or("the token cannot be sent as an HTTP header")?;
+        let header = token_header(token).ok_or_else(|| tr!("api-token-not-a-header"))?;
         let request = self
             .http
             .get(url)
@@ -564,16 +564,14 @@ pub(crate) fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
         return TokenInfo::Unknown(format!("HTTP {status} {said}").trim().to_owned());
     }
     let Some(value) = parsed else {
-        return TokenInfo::Unknown("the answer is not JSON".into());
+        return TokenInfo::Unknown(tr!("api-answer-not-json"));
     };
     match (
         find_count(&value, "token_limit"),
         find_count(&value, "token_use_today"),
     ) {
         (Some(limit), Some(used_today)) => TokenInfo::Quota(TokenQuota { limit, used_today }),
-        _ => TokenInfo::Unknown(
-            "the answer has no token_limit and token_use_today (as whole numbers)".into(),
-        ),
+        _ => TokenInfo::Unknown(tr!("api-no-token-limit")),
     }
 }
 

@@ -3,11 +3,11 @@
 //! `send --dry-run` and `send` against the fake Wolkvox endpoint.
 //!
 //! The two generated samples are written by `generate_samples` (ignored; run it with
-//! `cargo test --test spreadsheets -- --ignored generate_samples` after changing the
+//! `cargo test --test integration spreadsheets::generate_samples -- --ignored` after changing the
 //! data below), and `the_excel_csv_sample_is_what_the_generator_writes` keeps the
 //! committed CSV in step with it.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! binary against the fake Wolkvox endpoint on 127.0.0.1; the fake's request log is the
 //! witness of what was sent.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! other without a cycle, so data flows one way (list → verdicts → plan → dispatcher →
 //! outcomes → journal/results → report, wired per subcommand by `commands`).
 //!
-//! `cargo test --test layout -- --nocapture` prints the graph. It reads the sources as
+//! `cargo test --test integration layout:: -- --nocapture` prints the graph. It reads the sources as
 //! text: every `crate::<stage>` path (and `use crate::{<stage>, ...}`) outside
 //! `#[cfg(test)]` code is an edge; the crate root (`lib.rs`, which declares every
 //! stage and holds `run`, `Exit` and `Error`) and `main.rs` are left out.

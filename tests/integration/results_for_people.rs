@@ -3,7 +3,7 @@
 //! words, real date-times, the summary sheet; for a CSV with accents, an `.xlsx` with a
 //! blank row and an HSM run), `report --rows-to-fix`, and logs a cron job can read.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 //! zone chosen so that the window cannot cross local midnight; the tests assert what was
 //! sent and recorded, never how long anything took.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! `--summary-json`, and the `--rate` guarantee. Timing is checked from the fake's
 //! request timestamps, never by how long a test took.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! against the fake Wolkvox endpoint on 127.0.0.1. Every `send` here passes `--base-url`
 //! to the fake, so no test can reach a real Wolkvox server.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;

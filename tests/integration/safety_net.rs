@@ -3,7 +3,7 @@
 //! before the first send, pilot batches (`--limit`), test sends (`--test-to`) and the
 //! preview of the exact text.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

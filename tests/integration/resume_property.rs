@@ -17,7 +17,7 @@
 //! `RESUME_SEQUENCES` sets how many sequences run (default 24, about half a minute on a
 //! 2-core machine); `RESILIENCE_SEED` replays one.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

@@ -4,11 +4,11 @@
 //!
 //! The property tests run the reader and the validator in-process on random files.
 //! They run 64 cases each by default; set the standard `PROPTEST_CASES` variable for
-//! more (e.g. `PROPTEST_CASES=5000 cargo test --test hostile_input`). The binary-level
+//! more (e.g. `PROPTEST_CASES=5000 cargo test --test integration hostile_input::`). The binary-level
 //! tests run `validate` and `send` on fixed hostile files and check the exit code and
 //! that stderr never says "panicked".
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

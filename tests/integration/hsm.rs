@@ -3,7 +3,7 @@
 //! differs (the API, the body, the checks on variables, the results path) and that
 //! resume and the two steps of a campaign behave.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;

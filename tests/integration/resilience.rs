@@ -7,7 +7,7 @@
 //! endpoint's own request count. Random moments print their seed so a failure can be
 //! replayed with `RESILIENCE_SEED`.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

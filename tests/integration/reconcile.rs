@@ -2,7 +2,7 @@
 //! through the real binary against the fake endpoint, which records what it delivered
 //! and answers the report for a date range.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

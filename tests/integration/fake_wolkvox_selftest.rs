@@ -1,6 +1,6 @@
 //! Tests of the fake Wolkvox endpoint itself, with a tiny raw HTTP/1.1 client.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! against the fake Wolkvox endpoint on 127.0.0.1; the fakes' request logs are the
 //! witness of what was sent, across runs.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! that the Spanish catalogue does not also use, or starts with a one-word English
 //! label (`rows`, `elapsed`...), or is one of clap's own English words.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
