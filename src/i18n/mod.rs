@@ -429,7 +429,29 @@ pub(crate) fn shown(recorded: &str) -> String {
     }
     translated(recorded)
         .or_else(|| problems(recorded))
+        .or_else(|| weekday(recorded))
         .unwrap_or_else(|| recorded.to_owned())
+}
+
+/// A recorded local time, `Wed 2026-12-02 00:00 -05 (America/Bogota)`, with the
+/// weekday in the current language.
+fn weekday(text: &str) -> Option<String> {
+    const DAYS: [&str; 7] = [
+        "weekday-monday",
+        "weekday-tuesday",
+        "weekday-wednesday",
+        "weekday-thursday",
+        "weekday-friday",
+        "weekday-saturday",
+        "weekday-sunday",
+    ];
+    let (day, rest) = text.split_once(' ')?;
+    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    DAYS.iter()
+        .find(|id| message_in(Lang::En, id, &[]) == day)
+        .map(|id| format!("{} {rest}", message(id, &[])))
 }
 
 /// `text` in the current language, if it is one of the recorded patterns: the one

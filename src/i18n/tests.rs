@@ -162,11 +162,25 @@ fn recorded_messages_are_shown_in_the_current_language() {
         with_lang(Lang::Es, || shown(&gave_up)),
         "Window closed (se desistió después de 3 intentos)"
     );
+    // A recorded time, inside a recorded message.
+    let closed = message_in(
+        Lang::En,
+        "msg-window-closed",
+        &[(
+            "opens",
+            "Wed 2026-12-02 00:00 -05 (America/Bogota)".to_arg(),
+        )],
+    );
+    assert_eq!(
+        with_lang(Lang::Es, || shown(&closed)),
+        "no enviado: fuera del horario de contacto; la ventana vuelve a abrir mié 2026-12-02 00:00 -05 (America/Bogota)"
+    );
     for answer in [
         "Message has been sent successfully",
         "",
         "not sent",
         "x (gave up",
+        "Wed",
     ] {
         assert_eq!(with_lang(Lang::Es, || shown(answer)), answer);
     }

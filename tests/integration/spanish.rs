@@ -505,3 +505,104 @@ fn results_summary_json_and_report_json_are_the_same_in_both_languages() {
             .is_some_and(|e| e.contains("messages would take"))
     );
 }
+
+/// Errors, warnings and stops, in Spanish: a refused quota, a closed contact window
+/// (and the report of its rows), a missing column, a config key out of range, an
+/// opt-out list with a bad entry, and a test send.
+#[test]
+fn errors_warnings_and_stops_are_spanish() {
+    let marks = EnglishMarks::load();
+    let dir = temp_dir();
+    let input = list(dir.path(), 10);
+    let printed = |out: &Run| format!("{}{}", out.stdout, out.stderr);
+
+    // Today's quota is too small: refused before any message.
+    let fake = FakeWolkvox::start(Behavior::ok().quota(TOKEN, 5));
+    let mut c = send_cmd_checking_quota(&input, &fake, TOKEN);
+    c.envs(SPANISH.iter().copied());
+    let out = run(c);
+    out.expect_code(2);
+    marks.assert_spanish("quota refused", &printed(&out));
+    assert!(out.stderr.contains("--partial"), "{}", out.stderr);
+    assert!(fake.send_requests().is_empty());
+
+    // Outside the contact hours: today is a holiday.
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[campaign]\nhours = \"mon-sun 00:00-24:00\"\ntimezone = \"UTC\"\nholidays = [\"{today}\"]\n"
+        ),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.envs(SPANISH.iter().copied()).arg("--config").arg(&config);
+    let out = run(c);
+    out.expect_code(3);
+    marks.assert_spanish("closed window", &printed(&out));
+    assert!(
+        out.stdout.contains("fuera del horario de contacto"),
+        "{}",
+        out.stdout
+    );
+    let mut c = spanish_cmd();
+    c.arg("report").arg(default_results_path(&input));
+    let out = run(c);
+    marks.assert_spanish("report of a closed window", &printed(&out));
+    assert!(
+        out.stdout.contains("la ventana vuelve a abrir"),
+        "{}",
+        out.stdout
+    );
+    // The recorded time (English in the results) is shown with a Spanish weekday.
+    let english_day = ["Mon ", "Tue ", "Wed ", "Thu ", "Fri ", "Sat ", "Sun "];
+    assert!(
+        !english_day.iter().any(|d| out.stdout.contains(d)),
+        "{}",
+        out.stdout
+    );
+
+    // A missing column, a key out of range, an opt-out list with a typo.
+    let no_phone = write_csv(dir.path(), "sin_telefono.csv", "nombre,mensaje\nAna,Hola\n");
+    let mut c = spanish_cmd();
+    c.arg("validate").arg(&no_phone);
+    let out = run(c);
+    out.expect_code(2);
+    marks.assert_spanish("missing column", &printed(&out));
+    let three = write_named_config(
+        dir.path(),
+        "tres.toml",
+        "[limits]\nmax_in_flight_per_token = 3\n",
+    );
+    let mut c = spanish_cmd();
+    c.args(["send", "--dry-run"])
+        .arg(&input)
+        .arg("--config")
+        .arg(&three);
+    let out = run(c);
+    out.expect_code(2);
+    marks.assert_spanish("config key", &printed(&out));
+    assert!(out.stderr.contains("no está permitido"), "{}", out.stderr);
+    let optout = write_csv(dir.path(), "bajas.txt", "+57 300 000 0001\nhola\n");
+    let mut c = spanish_cmd();
+    c.arg("validate").arg(&input).arg("--suppress").arg(&optout);
+    let out = run(c);
+    marks.assert_spanish("opt-out list", &printed(&out));
+    assert!(out.stderr.contains("lista de exclusión"), "{}", out.stderr);
+
+    // A test send.
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.envs(SPANISH.iter().copied())
+        .args(["--test-to", "+57 310 555 1234"]);
+    let out = run(c);
+    out.expect_code(0);
+    marks.assert_spanish("--test-to", &printed(&out));
+    assert!(
+        out.stdout.contains("respuesta de Wolkvox: aceptado"),
+        "{}",
+        out.stdout
+    );
+}
