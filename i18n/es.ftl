@@ -88,13 +88,13 @@ window-sending-time-left = {" "}({ $time } de tiempo de envío)
 window-fits = la ejecución cabe
 window-does-not-fit = la ejecución NO cabe: cerca del { $percent } % se enviaría antes de que cierre la ventana; el resto quedaría registrado como not_sent (continúe con --resume en la siguiente ventana, o use --wait-for-window)
 window-describe = { $when }{ $left }; el envío necesita al menos { $needed }: { $verdict }
-weekday-monday = lun
-weekday-tuesday = mar
-weekday-wednesday = mié
-weekday-thursday = jue
-weekday-friday = vie
-weekday-saturday = sáb
-weekday-sunday = dom
+weekday-monday = lunes
+weekday-tuesday = martes
+weekday-wednesday = miércoles
+weekday-thursday = jueves
+weekday-friday = viernes
+weekday-saturday = sábado
+weekday-sunday = domingo
 
 ## Lo que validate y send dicen de una lista.
 list-opt-out-lists = listas de exclusión: { $numbers } números de { $files } archivo(s)

@@ -173,7 +173,7 @@ fn recorded_messages_are_shown_in_the_current_language() {
     );
     assert_eq!(
         with_lang(Lang::Es, || shown(&closed)),
-        "no enviado: fuera del horario de contacto; la ventana vuelve a abrir mié 2026-12-02 00:00 -05 (America/Bogota)"
+        "no enviado: fuera del horario de contacto; la ventana vuelve a abrir miércoles 2026-12-02 00:00 -05 (America/Bogota)"
     );
     for answer in [
         "Message has been sent successfully",
