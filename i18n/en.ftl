@@ -599,3 +599,10 @@ cli-help-command = Print this message or the help of the given subcommand(s)
 api-answer-not-json = the answer is not JSON
 api-no-token-limit = the answer has no token_limit and token_use_today (as whole numbers)
 api-token-not-a-header = the token cannot be sent as an HTTP header
+
+config-toml-at = TOML parse error at line { $line }, column { $column }
+config-toml-or = {" "}or{" "}
+config-toml-unknown-key = unknown field { $key }, expected one of { $expected }
+config-toml-unknown-value = unknown variant { $value }, expected { $expected }
+config-toml-invalid-type = invalid type: { $found }, expected { $expected }
+config-toml-missing-key = missing field { $key }

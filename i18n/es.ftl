@@ -599,3 +599,10 @@ cli-help-command = Muestra este mensaje o la ayuda del comando indicado
 api-answer-not-json = la respuesta no es JSON
 api-no-token-limit = la respuesta no tiene token_limit ni token_use_today (como números enteros)
 api-token-not-a-header = el token no se puede enviar como encabezado HTTP
+
+config-toml-at = error de TOML en la línea { $line }, columna { $column }
+config-toml-or = {" "}o{" "}
+config-toml-unknown-key = clave desconocida { $key }; las claves posibles son: { $expected }
+config-toml-unknown-value = valor desconocido { $value }; se esperaba { $expected }
+config-toml-invalid-type = tipo de valor equivocado: { $found }; se esperaba { $expected }
+config-toml-missing-key = falta la clave { $key }

@@ -200,9 +200,63 @@ impl FileConfig {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: toml_message(e.to_string().trim_end()),
         })
     }
+}
+
+/// The toml crate's error in the current language: its first line (where) and its
+/// last (what) for the usual mistakes; the excerpt of the file between them as is.
+/// English keeps the crate's text.
+fn toml_message(text: &str) -> String {
+    if crate::i18n::current() == crate::i18n::Lang::En {
+        return text.to_owned();
+    }
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    if let Some(first) = lines.first_mut()
+        && let Some((line, column)) = first
+            .strip_prefix("TOML parse error at line ")
+            .and_then(|rest| rest.split_once(", column "))
+    {
+        *first = tr!("config-toml-at", line = line, column = column);
+    }
+    if lines.len() > 1
+        && let Some(last) = lines.last_mut()
+    {
+        let quoted = |s: &str| s.replace(" or ", &tr!("config-toml-or"));
+        let translated = if let Some(rest) = last.strip_prefix("unknown field ") {
+            rest.split_once(", expected ").map(|(field, expected)| {
+                tr!(
+                    "config-toml-unknown-key",
+                    key = field,
+                    expected = quoted(expected.trim_start_matches("one of "))
+                )
+            })
+        } else if let Some(rest) = last.strip_prefix("unknown variant ") {
+            rest.split_once(", expected ").map(|(value, expected)| {
+                tr!(
+                    "config-toml-unknown-value",
+                    value = value,
+                    expected = quoted(expected.trim_start_matches("one of "))
+                )
+            })
+        } else if let Some(rest) = last.strip_prefix("invalid type: ") {
+            rest.split_once(", expected ").map(|(found, expected)| {
+                tr!(
+                    "config-toml-invalid-type",
+                    found = found,
+                    expected = expected
+                )
+            })
+        } else {
+            last.strip_prefix("missing field ")
+                .map(|key| tr!("config-toml-missing-key", key = key))
+        };
+        if let Some(translated) = translated {
+            *last = translated;
+        }
+    }
+    lines.join("\n")
 }
 
 // ---------------------------------------------------------------------------
@@ -1027,6 +1081,47 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("request_per_second"), "{err}");
+    }
+
+    #[test]
+    fn toml_mistakes_are_explained_in_spanish_too() {
+        use crate::i18n::{Lang, with_lang};
+        let load = |text: &str| {
+            let f = config_file(text);
+            with_lang(Lang::Es, || {
+                FileConfig::load(f.path()).unwrap_err().to_string()
+            })
+        };
+        let typo = load("[limits]\nrequest_per_second = 3\n");
+        assert!(
+            typo.contains("error de TOML en la línea 2, columna 1"),
+            "{typo}"
+        );
+        assert!(
+            typo.contains("clave desconocida `request_per_second`; las claves posibles son: `requests_per_second`"),
+            "{typo}"
+        );
+        let quoted = load("[limits]\nmax_rows = \"tres\"\n");
+        assert!(quoted.contains("tipo de valor equivocado"), "{quoted}");
+        let lang = load("[ui]\nlang = \"fr\"\n");
+        assert!(
+            lang.contains("valor desconocido `fr`; se esperaba `en` o `es`"),
+            "{lang}"
+        );
+        // Anything else keeps the crate's words, with the place in Spanish.
+        let broken = load("[limits\n");
+        assert!(broken.contains("error de TOML en la línea 1"), "{broken}");
+        // English is the crate's own text.
+        let f = config_file("[limits]\nrequest_per_second = 3\n");
+        let english = FileConfig::load(f.path()).unwrap_err().to_string();
+        assert!(
+            english.contains("TOML parse error at line 2, column 1"),
+            "{english}"
+        );
+        assert!(
+            english.contains("unknown field `request_per_second`"),
+            "{english}"
+        );
     }
 
     #[test]
