@@ -108,7 +108,10 @@ list-previews-heading = { $rows ->
 validate-problem = fila { $row }, columna { $column }: { $reason }
 validate-duplicate = fila { $row }: duplicada de la fila { $of_row } (mismo teléfono y mensaje); no se enviaría
 validate-suppressed = fila { $row }: { $telephone } está en la lista de exclusión { $list }; no se enviaría (omitido por lista de exclusión)
-validate-totals = { $rows } filas: { $invalid } no válidas, { $duplicate } duplicadas, { $suppressed } omitidas por lista de exclusión, { $valid } válidas ({ $list })
+validate-totals = { $rows ->
+        [one] 1 fila
+       *[other] { $rows } filas
+    }: { $invalid } no válidas, { $duplicate } duplicadas, { $suppressed } omitidas por lista de exclusión, { $valid } válidas ({ $list })
 validate-estimate = estimación: { $line }
 validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens } token(s))
 
@@ -249,13 +252,19 @@ preview-row = fila { $row } -> { $telephone }:
 preview-template = fila { $row } -> { $telephone }: plantilla { $name }, variables { $vars }
 
 ## send.
-send-start = wolkvox-dispatch { $version }: { $what } { $list } -> { $results } ({ $rows } filas; { $settings })
+send-start = wolkvox-dispatch { $version }: { $what } { $list } -> { $results } ({ $rows ->
+        [one] 1 fila
+       *[other] { $rows } filas
+    }; { $settings })
 send-start-dry-run = simulación de
 send-start-sending = envío de
 send-title-dry-run = simulación: no se envió nada
 send-title-stopped = ejecución detenida
 send-title-finished = ejecución terminada
-send-sending = enviando { $rows } filas con { $tokens } token(s)
+send-sending = enviando { $rows ->
+        [one] 1 fila
+       *[other] { $rows } filas
+    } con { $tokens } token(s)
 send-contact-hours = horario de contacto: { $line }
 send-quota-covers = el cupo de hoy alcanza para { $covered } de las { $rows } filas por enviar (quedan { $left } llamadas)
 send-stop-results-unfinished = no se puede terminar el archivo de resultados ({ $error })
@@ -263,7 +272,10 @@ send-stop-quota = el cupo de hoy no alcanzó para { $rows } filas, registradas c
 send-stop-pilot = el lote piloto está enviado (--limit { $limit }); las otras { $rows } filas quedan registradas como not_sent: revise los resultados del piloto y luego envíe el resto
 send-stop-disk = Los totales de arriba son todos los resultados recibidos; los que no se pudieron escribir quedan `unknown` en el diario, así que ninguna fila se envía dos veces. Libere espacio en el disco antes de continuar.
 send-to-continue = Para continuar, ejecute: { $command }
-send-skipped = { $rows } filas ya se resolvieron en una ejecución anterior y se saltan
+send-skipped = { $rows ->
+        [one] 1 fila ya se resolvió en una ejecución anterior y se salta
+       *[other] { $rows } filas ya se resolvieron en una ejecución anterior y se saltan
+    }
 send-settings-tokens = { $tokens } token(s)
 send-settings-rate = { $rate } solicitudes/s y { $in_flight } a la vez por token
 send-settings-connector = conector { $connector }
@@ -403,7 +415,10 @@ report-next-failed = de nuevo las { $rows } filas fallidas (failed)
 report-next-unknown = de nuevo las { $rows } filas desconocidas (unknown) (puede que ya se hayan entregado: revise antes de enviarlas dos veces)
 report-next-sends = envía { $parts }
 report-next-and = , y{" "}
-report-heading = informe de { $results } ({ $rows } filas)
+report-heading = informe de { $results } ({ $rows ->
+        [one] 1 fila
+       *[other] { $rows } filas
+    })
 report-campaign = campaña: { $campaign }
 report-in-progress-of = en curso: una ejecución está enviando ahora mismo; { $rows } de { $total } filas registradas hasta ahora (ejecute report de nuevo cuando termine)
 report-never-attempted = { $rows } de { $total } filas registradas; { $never } nunca se intentaron (la ejecución se detuvo antes de llegar a ellas)
@@ -525,7 +540,10 @@ templates-mismatch = las plantillas HSM de esta lista no coinciden con la cuenta
     { $problems }
     Corrija los nombres de plantilla, las variables (--hsm-vars / hsm.vars) o la columna url_attach, o use --no-template-check para enviar de todos modos
 templates-unchecked = no se pueden revisar las plantillas HSM del conector { $connector }: { $why }; se envía sin la revisión
-templates-what = plantilla { $name } (conector { $connector }, { $rows } filas)
+templates-what = plantilla { $name } (conector { $connector }, { $rows ->
+        [one] 1 fila
+       *[other] { $rows } filas
+    })
 templates-not-found = { $what }: no está entre las plantillas del conector; las aprobadas son: { $approved }
 templates-not-approved = { $what }: su estado es { $status }, no APPROVED: Meta solo entrega plantillas aprobadas
 templates-variables = { $what }: lleva { $takes } variables ({ $placeholders }), pero las filas { $rows } dan { $count }
