@@ -533,37 +533,87 @@ async fn worker(shared: Arc<Shared>, index: usize) {
 /// durable, so that the sync is off the path between an answer and the next request.
 /// Only while the queue holds more rows than there are workers: near the end a row
 /// held here would wait for this request while another worker sits idle. Any way out
-/// but a kill gives the row back to the queue. After a kill, the journal tells (by its
+/// but a kill gives the row back to the queue, and so does a request slower than
+/// `GIVE_BACK_AFTER` (see `send_and_take_next`). After a kill, the journal tells (by its
 /// `leaving` mark, see `journal::AheadIntents`) that its request never left, so it is
 /// not `unknown`, except after a reboot, when that mark may be lost: then it is, as
 /// any intent without an outcome.
-async fn prefetch(shared: &Shared, ts: &TokenState, next: &mut Option<Job>) {
-    if next.is_some() || shared.stop.is_cancelled() || ts.retired().is_some() {
-        return;
+///
+/// Not cancel-safe (a row taken and then dropped would be lost): always awaited to
+/// the end (see `send_row`).
+async fn prefetch(shared: &Shared, ts: &TokenState, wanted: bool) -> Option<Job> {
+    if !wanted || shared.stop.is_cancelled() || ts.retired().is_some() {
+        return None;
     }
     if shared.window_closed() || shared.started.load(Ordering::Acquire) < shared.workers {
-        return;
+        return None;
     }
     let job = {
         let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if queue.len() <= shared.workers {
-            return;
+            return None;
         }
         queue.pop_front()
-    };
-    let Some(job) = job else {
-        return;
-    };
+    }?;
     match shared.recorder.intent_async(&job, true).await {
-        Ok(()) => *next = Some(job),
+        Ok(()) => Some(job),
         Err(e) => {
             shared.stop_with(StopReason::RecordFailed {
                 message: e.to_string(),
             });
             // Recorded `not_sent` with the rest of the queue at the end of the run.
             shared.push_front(job);
+            None
         }
     }
+}
+
+/// How long a request may take before the row its worker took ahead goes back to the
+/// queue: far above the API's usual answer times, so a run at a normal pace never
+/// gives rows back, and far below the 60 s a hung request can take.
+const GIVE_BACK_AFTER: Duration = Duration::from_secs(1);
+
+/// Sends `job` and, meanwhile, takes this worker's next row (`prefetch`). When the
+/// answer takes longer than `GIVE_BACK_AFTER`, that row goes back to the queue for a
+/// free worker instead of waiting behind this request (up to the timeout when the
+/// server hangs). A row given back keeps its intent written ahead and no `leaving`
+/// mark: whoever takes it writes its own intent before its request leaves (see
+/// `journal::AheadIntents`).
+async fn send_and_take_next(
+    shared: &Shared,
+    ts: &TokenState,
+    job: &Job,
+    next: &mut Option<Job>,
+) -> Sent {
+    // The request and the taking run side by side (`join`, not `select`: a `select`
+    // loop polls the request again on every wake-up, which measured slower at
+    // thousands of requests a second).
+    let answered = Notify::new();
+    let (sent, ()) = tokio::join!(
+        async {
+            let sent = timed_send(shared, ts, job).await;
+            // Stores a permit when the other side is not waiting yet.
+            answered.notify_one();
+            sent
+        },
+        async {
+            if let Some(taken) = prefetch(shared, ts, next.is_none()).await {
+                *next = Some(taken);
+            }
+            if next.is_some() {
+                tokio::select! {
+                    biased;
+                    () = answered.notified() => {}
+                    () = tokio::time::sleep(GIVE_BACK_AFTER) => {
+                        if let Some(job) = next.take() {
+                            shared.push_front(job);
+                        }
+                    }
+                }
+            }
+        }
+    );
+    sent
 }
 
 /// Takes one row through its attempts with one token. A state machine (wait for the
@@ -640,7 +690,7 @@ async fn send_row(
             return stopped(shared, job, &last, attempts, started);
         }
         attempts += 1;
-        let (sent, ()) = tokio::join!(timed_send(shared, ts, &job), prefetch(shared, ts, next));
+        let sent = send_and_take_next(shared, ts, &job, next).await;
         let answer = match sent {
             Sent::Answer(answer) => answer,
             Sent::TimedOut {

@@ -633,3 +633,33 @@ fn a_huge_cell_makes_its_row_invalid_and_a_huge_header_refuses_the_file() {
         out.stderr
     );
 }
+
+/// A request that hangs must not hold back the row its worker took ahead while the
+/// other worker runs out of rows: after a second the row is given back and sent by the
+/// other worker, not after the hung request (20 s here, under the 60 s timeout).
+#[test]
+fn a_row_taken_ahead_does_not_wait_behind_a_hung_request() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(8);
+    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Hola")).collect();
+    let input = write_csv(dir.path(), "contacts.csv", &contacts_csv(&rows, "1"));
+    // The third request to arrive hangs: by then its worker has taken its next row.
+    let fake = FakeWolkvox::start(
+        Behavior::ok()
+            .latency(20)
+            .hook(|req| (req.index == 2).then_some(Reply::Hang(Duration::from_secs(20)))),
+    );
+    let spawned = spawn_send(&input, &fake, TOKEN, &[]);
+    let every_other_row_sent = fake.wait_for_requests(tels.len(), Duration::from_secs(10));
+    spawned.kill_9();
+    assert!(
+        every_other_row_sent,
+        "rows waited behind the hung request: {} of {} requests arrived",
+        fake.requests().len(),
+        tels.len()
+    );
+    for tel in &tels {
+        assert_eq!(fake.requests_for(tel).len(), 1, "{tel}");
+    }
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
