@@ -210,9 +210,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             skipped: plan.skipped,
             sent_before: plan.sent_before,
             estimate: Some(Localized::new(|| estimate(&pace, settings.max_in_flight))),
-            hours: pace
-                .hours_line()
-                .map(|_| Localized::new(|| pace.hours_line().unwrap_or_default())),
+            hours: Localized::maybe(|| pace.hours_line()),
             ..Summary::new(
                 Localized::new(|| tr!("send-title-dry-run")),
                 &counts,
@@ -287,11 +285,8 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let counts = recorder.final_counts();
     let unwritten = recorder.finish().err();
     let held = Held { quota: cut, pilot };
-    let stopped_text = stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held).map(|_| {
-        Localized::new(|| {
-            stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held).unwrap_or_default()
-        })
-    });
+    let stopped_text =
+        Localized::maybe(|| stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held));
     let resume = stopped_text.as_ref().map(|_| resume_command(&settings));
     let (exit, title) = if stopped_text.is_some() {
         (Exit::Stopped, Localized::new(|| tr!("send-title-stopped")))

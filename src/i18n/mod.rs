@@ -126,6 +126,17 @@ impl Localized {
     }
 }
 
+impl Localized {
+    /// `new` for a text that may not exist: `None` when there is none (the same in
+    /// both languages).
+    pub(crate) fn maybe(f: impl Fn() -> Option<String>) -> Option<Localized> {
+        Some(Localized {
+            english: with_lang(Lang::En, &f)?,
+            here: f()?,
+        })
+    }
+}
+
 impl From<String> for Localized {
     /// A text that reads the same in every language (or is set in English later).
     fn from(text: String) -> Localized {
@@ -330,9 +341,6 @@ pub(crate) fn decimal(value: f64, places: usize) -> String {
     localize_point(&format!("{value:.places$}")).into_owned()
 }
 
-#[cfg(test)]
-mod tests;
-
 /// Whether the English catalogue (the complete one) has the message `id`.
 pub(crate) fn has_message(id: &str) -> bool {
     CATALOGUES.en.has_message(id)
@@ -498,3 +506,6 @@ fn problems(text: &str) -> Option<String> {
         Some(format!("{column}: {reason}{tail}"))
     })
 }
+
+#[cfg(test)]
+mod tests;

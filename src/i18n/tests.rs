@@ -239,3 +239,12 @@ fn an_invalid_rows_reasons_are_shown_in_the_current_language() {
             .all(|(_, pattern)| pattern.iter().any(|p| matches!(p, Piece::Text(_))))
     );
 }
+
+/// `tr_en!` formats its values in English too (a row's `msg` holds a duration).
+#[test]
+fn tr_en_formats_its_values_in_english() {
+    let recorded = with_lang(Lang::Es, || {
+        crate::tr_en!("msg-no-answer-within", timeout = decimal(1.5, 1))
+    });
+    assert_eq!(recorded, "no answer within 1.5 (api.timeout)");
+}

@@ -540,7 +540,7 @@ async fn worker(shared: Arc<Shared>, index: usize) {
 /// any intent without an outcome.
 ///
 /// Not cancel-safe (a row taken and then dropped would be lost): always awaited to
-/// the end (see `send_row`).
+/// the end (see `send_and_take_next`).
 async fn prefetch(shared: &Shared, ts: &TokenState, wanted: bool) -> Option<Job> {
     if !wanted || shared.stop.is_cancelled() || ts.retired().is_some() {
         return None;
@@ -840,12 +840,11 @@ async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
         Err(_) => Sent::TimedOut {
             reply: Reply {
                 error: crate::send::api::TIMEOUT_ERROR.into(),
-                // A row's `msg`: English in every language.
+                // A row's `msg`: English in every language, its duration included
+                // (`tr_en!` formats its values in English too).
                 msg: tr_en!(
                     "msg-no-answer-within",
-                    timeout = crate::i18n::with_lang(crate::i18n::Lang::En, || {
-                        crate::text::human_duration(shared.client.timeout())
-                    })
+                    timeout = crate::text::human_duration(shared.client.timeout())
                 ),
                 ..Reply::default()
             },
