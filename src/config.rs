@@ -621,7 +621,7 @@ fn template(
 fn default_country(
     code: Option<String>,
     path: Option<&Path>,
-) -> Result<Option<phonenumber::country::Id>, ConfigError> {
+) -> Result<Option<crate::validate::phone::Country>, ConfigError> {
     code.map(|code| {
         crate::validate::phone::parse_country(&code).ok_or_else(|| {
             key_error(
@@ -652,7 +652,7 @@ pub(crate) struct ReconcileSettings {
     pub(crate) results: PathBuf,
     pub(crate) origin: String,
     pub(crate) timeout: Duration,
-    pub(crate) default_country: Option<phonenumber::country::Id>,
+    pub(crate) default_country: Option<crate::validate::phone::Country>,
     /// The operation's time zone, for the report's dates: `campaign.timezone`, else the
     /// machine's.
     pub(crate) timezone: jiff::tz::TimeZone,

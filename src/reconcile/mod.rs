@@ -194,7 +194,7 @@ impl Evidence {
         &mut self,
         records: &[Record],
         until: Timestamp,
-        country: Option<phonenumber::country::Id>,
+        country: Option<crate::validate::phone::Country>,
     ) {
         self.cut |= records.len() >= MAX_RECORDS;
         self.until = Some(self.until.map_or(until, |u| u.max(until)));

@@ -205,7 +205,7 @@ pub struct Validator {
     /// How problems name the telephone, message and connector columns.
     labels: Columns,
     default_connector: Option<String>,
-    default_country: Option<phonenumber::country::Id>,
+    default_country: Option<crate::validate::phone::Country>,
     template: Option<MessageTemplate>,
     allow_duplicates: bool,
     /// Each content key's first row (or, with `allow_duplicates`, how many copies

@@ -39,7 +39,7 @@ pub struct ListSettings {
     /// Send repeated telephone + message rows instead of marking them `duplicate`.
     pub(crate) allow_duplicates: bool,
     /// Country of national numbers (no country code), e.g. CO.
-    pub(crate) default_country: Option<phonenumber::country::Id>,
+    pub(crate) default_country: Option<crate::validate::phone::Country>,
     /// Renders each row's message instead of reading a message column.
     pub(crate) template: Option<TemplateSource>,
     /// Opt-out lists: `--suppress` files, then `campaign.suppress` (resolved against

@@ -20,7 +20,7 @@ refused (wrong file or wrong column).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use phonenumber::country::Id;
+use crate::validate::phone::Country;
 
 use crate::input::{self, header};
 use crate::tr;
@@ -71,7 +71,7 @@ pub(crate) struct Suppression {
 }
 
 /// The one place list entries are normalized: exactly as contact rows are.
-fn normalize(raw: &str, default_country: Option<Id>) -> Result<String, String> {
+fn normalize(raw: &str, default_country: Option<Country>) -> Result<String, String> {
     crate::validate::phone::normalize(raw, default_country)
 }
 
@@ -91,7 +91,7 @@ impl Suppression {
     pub(crate) fn load(
         paths: &[PathBuf],
         telephone_column: &str,
-        default_country: Option<Id>,
+        default_country: Option<Country>,
     ) -> Result<Self, SuppressError> {
         let mut out = Suppression::default();
         for path in paths {
@@ -185,7 +185,7 @@ impl Suppression {
 fn read_entries(
     path: &Path,
     telephone_column: &str,
-    default_country: Option<Id>,
+    default_country: Option<Country>,
 ) -> Result<Vec<(u64, String)>, SuppressError> {
     if input::is_spreadsheet(path) {
         return table_entries(path, telephone_column, default_country);
@@ -235,7 +235,7 @@ fn read_entries(
 fn table_entries(
     path: &Path,
     telephone_column: &str,
-    default_country: Option<Id>,
+    default_country: Option<Country>,
 ) -> Result<Vec<(u64, String)>, SuppressError> {
     let rows = input::open(path)?;
     let header = rows.header().to_vec();
