@@ -61,17 +61,18 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Country>) -> Result<S
     if t.is_empty() {
         return Err(tr!("phone-empty"));
     }
-    // The cell as quoted in messages: a hostile cell must not flood them.
-    let shown = format!("{:?}", crate::validate::excerpt(t));
+    // The cell as quoted in messages: a hostile cell must not flood them. Made only
+    // for a refusal: most numbers are valid.
+    let shown = || format!("{:?}", crate::validate::excerpt(t));
     if t.len() > MAX_CELL_BYTES {
         return Err(tr!(
             "phone-too-long",
-            shown = shown,
+            shown = shown(),
             chars = t.chars().count()
         ));
     }
     if looks_scientific(t) {
-        return Err(tr!("phone-scientific", shown = shown));
+        return Err(tr!("phone-scientific", shown = shown()));
     }
     let (plus, rest) = match t.strip_prefix('+') {
         Some(rest) => (true, rest),
@@ -83,7 +84,7 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Country>) -> Result<S
             '0'..='9' => digits.push(c),
             ' ' | '-' | '.' | '(' | ')' | '\u{a0}' | '/' => {}
             _ => {
-                return Err(tr!("phone-bad-characters", shown = shown));
+                return Err(tr!("phone-bad-characters", shown = shown()));
             }
         }
     }
@@ -92,12 +93,12 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Country>) -> Result<S
         digits = d.to_owned();
     }
     if digits.len() < MIN_DIGITS {
-        return Err(tr!("phone-too-few", shown = shown, digits = digits.len()));
+        return Err(tr!("phone-too-few", shown = shown(), digits = digits.len()));
     }
     if digits.len() > MAX_DIGITS {
         return Err(tr!(
             "phone-too-many",
-            shown = shown,
+            shown = shown(),
             digits = digits.len(),
             max = MAX_DIGITS
         ));
@@ -135,28 +136,28 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Country>) -> Result<S
         Err(Refusal::Unparsable) => Err(match default_country {
             Some(c) if !international => tr!(
                 "phone-not-national-nor-international",
-                shown = shown,
+                shown = shown(),
                 country = c.to_string()
             ),
-            None if !international => tr!("phone-not-international", shown = shown),
-            _ => tr!("phone-invalid", shown = shown),
+            None if !international => tr!("phone-not-international", shown = shown()),
+            _ => tr!("phone-invalid", shown = shown()),
         }),
         Err(Refusal::Invalid { country }) => Err(match country {
-            Some(c) => refusal("phone-invalid-in", &[("shown", &shown), ("country", &c)]),
-            None => refusal("phone-invalid-unknown-country", &[("shown", &shown)]),
+            Some(c) => refusal("phone-invalid-in", &[("shown", &shown()), ("country", &c)]),
+            None => refusal("phone-invalid-unknown-country", &[("shown", &shown())]),
         }),
         Err(Refusal::Kind { kind, country }) => Err(match country {
             Some(c) => refusal(
                 "phone-kind-in",
                 &[
-                    ("shown", &shown),
+                    ("shown", &shown()),
                     ("kind", &kind_name(kind)),
                     ("country", &c),
                 ],
             ),
             None => refusal(
                 "phone-kind",
-                &[("shown", &shown), ("kind", &kind_name(kind))],
+                &[("shown", &shown()), ("kind", &kind_name(kind))],
             ),
         }),
     }
