@@ -83,7 +83,7 @@ pub(crate) fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
 pub(crate) fn judge_rows(
     list: &ListSettings,
     opened: OpenList,
-    mut each: impl FnMut(Verdict),
+    each: impl FnMut(Verdict),
 ) -> Result<ListRead, Error> {
     let OpenList {
         rows,
@@ -93,18 +93,18 @@ pub(crate) fn judge_rows(
     } = opened;
     let template = validator.is_template();
     let mut count = 0;
-    for record in rows {
+    let records = rows.map(|record| {
         let record = record?;
         count = record.row;
         if count > list.max_rows {
-            return Err(input::InputError::TooManyRows {
+            return Err(Error::from(input::InputError::TooManyRows {
                 path: list.input.clone(),
                 max_rows: list.max_rows,
-            }
-            .into());
+            }));
         }
-        each(validator.check(&record));
-    }
+        Ok(record)
+    });
+    validator.check_all(records, each)?;
     if count == 0 {
         return Err(input::InputError::NoRows {
             path: list.input.clone(),
