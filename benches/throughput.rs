@@ -759,7 +759,7 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
     );
     let _ = writeln!(
         out,
-        "| latency | tokens | rows | tool | elapsed | msg/s | ideal msg/s | ratio | fake's real latency | before first / after last request | peak RSS | CPU | CPU/msg |"
+        "| latency | tokens | rows | tool | elapsed | msg/s | ideal msg/s | ratio | fake's real latency | before first / after last request (medians) | peak RSS | CPU | CPU/msg |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     print!("{out}");
@@ -815,6 +815,9 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                         }
                     }
                 }
+                // Start-up and shutdown are a few ms, noisy from run to run: their own medians.
+                let lead = median_by(measured.iter().map(|m| m.lead).collect(), |d| *d);
+                let tail = median_by(measured.iter().map(|m| m.tail).collect(), |d| *d);
                 let row = match (error, median_by(measured, |m| m.usage.elapsed)) {
                     (Some(e), _) => format!(
                         "| {latency_ms} ms | {tokens} | {rows} | {} | failed: {e} | | | | | | | | |",
@@ -841,8 +844,8 @@ fn send_bench(dir: &Path, out: &mut String) -> Result<(), String> {
                             "| {latency_ms} ms | {tokens} | {rows} | {} | {secs:.2} s | {rate:.0} | {ideal} | {ratio} | {:.2} ms | {:.0} / {:.0} ms | {} | {:.2} s | {} |",
                             tool.name(),
                             m.server_ms,
-                            m.lead.as_secs_f64() * 1000.0,
-                            m.tail.as_secs_f64() * 1000.0,
+                            lead.unwrap_or(m.lead).as_secs_f64() * 1000.0,
+                            tail.unwrap_or(m.tail).as_secs_f64() * 1000.0,
                             if tool == Tool::Raw {
                                 "-".to_owned()
                             } else {

@@ -76,6 +76,8 @@ struct OpenRun {
     started: Instant,
     recorder: Recorder,
     plan: Plan,
+    /// The HTTP client, made on a thread while the list is read (see `open_run`).
+    client: Option<std::thread::JoinHandle<Result<api::Client, api::ClientError>>>,
 }
 
 /// Everything before the first request: the whole list is judged before the results
@@ -94,6 +96,19 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
         send::token::tokens_from_env()?
     };
     let started = Instant::now();
+    // Making the HTTP client loads the system's root certificates (5 ms or so, more
+    // with a large certificate directory): done while the list is read. It sends nothing.
+    let client = match (&settings.origin, settings.dry_run) {
+        (Some(origin), false) => {
+            let (origin, timeout) = (origin.clone(), settings.timeout);
+            let connections = settings.max_in_flight * tokens.len();
+            std::thread::Builder::new()
+                .name("http-client".into())
+                .spawn(move || api::Client::new(&origin, timeout, connections))
+                .ok()
+        }
+        _ => None,
+    };
     let mut verdicts = Vec::new();
     let read = read_list(&settings.list, |v| verdicts.push(v))?;
     if let Some(s) = &read.suppression {
@@ -154,6 +169,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
         started,
         recorder,
         plan,
+        client,
     })
 }
 
@@ -232,17 +248,22 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         tokens,
         recorder,
         mut plan,
+        client,
         ..
     } = run;
     let origin = settings
         .origin
         .clone()
         .ok_or(config::ConfigError::NoEndpoint)?;
-    let client = api::Client::new(
-        &origin,
-        settings.timeout,
-        settings.max_in_flight * tokens.len(),
-    )?;
+    let client = match client.map(std::thread::JoinHandle::join) {
+        Some(Ok(made)) => made?,
+        // No thread, or it panicked: make it here (and see why).
+        _ => api::Client::new(
+            &origin,
+            settings.timeout,
+            settings.max_in_flight * tokens.len(),
+        )?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
