@@ -586,18 +586,22 @@ impl Validator {
             },
         );
         let this: &Validator = self;
+        // Problems are worded in this thread's language, `with_lang` included.
+        let lang = i18n::current();
         let failed = std::thread::scope(|scope| {
             let (to_judge, batches) = std::sync::mpsc::sync_channel::<Vec<Record>>(2);
             let (to_settle, judged) = std::sync::mpsc::sync_channel::<Vec<Judged>>(2);
             let judging = std::thread::Builder::new()
                 .name("judge-rows".into())
                 .spawn_scoped(scope, move || {
-                    for batch in batches {
-                        let out = batch.iter().map(|r| this.judge_row(r)).collect();
-                        if to_settle.send(out).is_err() {
-                            break;
+                    i18n::with_lang(lang, || {
+                        for batch in batches {
+                            let out = batch.iter().map(|r| this.judge_row(r)).collect();
+                            if to_settle.send(out).is_err() {
+                                break;
+                            }
                         }
-                    }
+                    });
                 });
             let mut settle = |out: Vec<Judged>| {
                 for j in out {
@@ -1242,6 +1246,18 @@ mod tests {
         let err = stopped.check_all(records, |v| got.push(v));
         assert_eq!(err, Err("broken".to_owned()));
         assert_eq!(got, want[..stop]);
+
+        // Problems are worded in the caller's language on the judging thread too.
+        crate::i18n::with_lang(Lang::Es, || {
+            let mut one = new().unwrap();
+            let want: Vec<Verdict> = rows.iter().map(|r| one.check(r)).collect();
+            let mut batched = new().unwrap();
+            let mut got = Vec::new();
+            let ok: Result<(), String> =
+                batched.check_all(rows.iter().cloned().map(Ok), |v| got.push(v));
+            assert_eq!(ok, Ok(()));
+            assert_eq!(got, want);
+        });
     }
 
     #[test]
