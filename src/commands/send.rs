@@ -197,13 +197,16 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         tracing::info!("{line}");
     }
     let counts = run.recorder.finish()?;
-    let (settings, plan) = (&run.settings, &run.plan);
+    let (settings, mut plan) = (&run.settings, run.plan);
     let previews: Vec<String> = plan
         .jobs
         .iter()
         .take(settings.preview)
         .map(|job| report::preview(job, preflight::filled_text(&checked, job).as_deref()))
         .collect();
+    let jobs = plan.jobs.len();
+    // What is left needs only their number: the workbook does not wait beside them.
+    plan.jobs = Vec::new();
     if settings.log_format == cli::LogFormat::Json {
         for preview in &previews {
             println!("{}", serde_json::json!({ "preview": preview }));
@@ -214,7 +217,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let pace = Pace {
         window: settings.window.as_ref(),
         timezone: &settings.timezone,
-        jobs: plan.jobs.len(),
+        jobs,
         rate: settings.rate,
         tokens: token_count_for_estimates(),
     };

@@ -84,10 +84,7 @@ fn read_both(list: &Path, read: &ReadOptions, results: &Path) -> Result<ListAndR
             fields: record.fields,
         });
     }
-    let mut outcomes: BTreeMap<u64, Outcome> = BTreeMap::new();
-    for o in journal::read(results)? {
-        outcomes.insert(o.row, o);
-    }
+    let outcomes = last_outcomes(results)?;
     Ok(ListAndResults {
         header,
         rows: source,
@@ -96,7 +93,17 @@ fn read_both(list: &Path, read: &ReadOptions, results: &Path) -> Result<ListAndR
     })
 }
 
-/// Writes the workbook for `results` from `list`; `summary` is the second sheet.
+/// The last outcome of each row of `results`.
+fn last_outcomes(results: &Path) -> Result<BTreeMap<u64, Outcome>, Error> {
+    let mut outcomes: BTreeMap<u64, Outcome> = BTreeMap::new();
+    journal::read_each(results, |o| {
+        outcomes.insert(o.row, o);
+    })?;
+    Ok(outcomes)
+}
+
+/// Writes the workbook for `results` from `list`; `summary` is the second sheet. The
+/// list's rows go into it as they are read, not held.
 pub(crate) fn write(
     path: &Path,
     list: &Path,
@@ -105,22 +112,28 @@ pub(crate) fn write(
     timezone: &jiff::tz::TimeZone,
     summary: Vec<(String, String)>,
 ) -> Result<(), Error> {
-    let ListAndResults {
-        header,
-        rows: source,
-        outcomes,
-        ..
-    } = read_both(list, read, results)?;
+    let outcomes = last_outcomes(results)?;
+    let mut rows = input::open_with(list, read)?;
+    let header = rows.header().to_vec();
+    let source = rows.by_ref().map(|record| {
+        record
+            .map(|r| SourceRow {
+                row: r.row,
+                line: r.line,
+                fields: r.fields,
+            })
+            .map_err(|e| Error::from(e).to_string())
+    });
     workbook::write(
         path,
         &Contents {
             header: &header,
-            rows: &source,
             spreadsheet: input::is_spreadsheet(list),
             outcomes: &outcomes,
             timezone,
             summary,
         },
+        source,
     )?;
     Ok(())
 }

@@ -812,17 +812,25 @@ fn csv_error(path: &Path) -> impl Fn(csv::Error) -> ResultsError + '_ {
 /// ignored. Damage anywhere else is an error. Lines are returned as they are in the file
 /// (during a resumed run a row can appear twice; the later line is the newer outcome).
 pub(crate) fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
+    let mut out = Vec::new();
+    read_each(path, |o| out.push(o))?;
+    Ok(out)
+}
+
+/// `read`, an outcome at a time, without the whole file in memory (a million rows'
+/// results for a workbook).
+pub(crate) fn read_each(path: &Path, mut each: impl FnMut(Outcome)) -> Result<(), ResultsError> {
+    use std::io::{Read, Seek};
     let bad = |message: String| ResultsError::Read {
         path: path.to_owned(),
         message,
     };
-    let mut bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    // A torn last line: keep only what ends with a newline.
-    match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(end) => bytes.truncate(end + 1),
-        None => bytes.clear(),
-    }
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    // A torn last line: read only up to the last newline there is now.
+    let complete = complete_lines(&mut file).map_err(|e| bad(e.to_string()))?;
+    file.rewind().map_err(|e| bad(e.to_string()))?;
+    let lines = std::io::BufReader::with_capacity(1 << 16, file.take(complete));
+    let mut reader = csv::Reader::from_reader(lines);
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     if header.iter().ne(COLUMNS.iter().copied()) {
         return Err(bad(format!(
@@ -830,17 +838,34 @@ pub(crate) fn read(path: &Path) -> Result<Vec<Outcome>, ResultsError> {
             header.iter().collect::<Vec<_>>().join(",")
         )));
     }
-    let mut out = Vec::new();
     let mut records = reader.deserialize::<Outcome>().peekable();
     while let Some(record) = records.next() {
         match record {
-            Ok(o) => out.push(o),
+            Ok(o) => each(o),
             // The last line may be cut inside a quoted field that holds a newline.
             Err(_) if records.peek().is_none() => {}
             Err(e) => return Err(bad(e.to_string())),
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// How many bytes of `file` end with its last newline (0 without one).
+fn complete_lines(file: &mut std::fs::File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut end = file.seek(SeekFrom::End(0))?;
+    let mut chunk = vec![0; 1 << 16];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let len = usize::try_from(end - start).unwrap_or(chunk.len());
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..len])?;
+        if let Some(at) = chunk[..len].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + at as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// How the recorder should open its files.

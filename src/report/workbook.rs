@@ -38,11 +38,10 @@ pub(crate) struct SourceRow {
     pub(crate) fields: Vec<String>,
 }
 
-/// What the workbook shows.
+/// What the workbook shows, besides the list's rows (see `write`).
 #[derive(Debug)]
 pub(crate) struct Contents<'a> {
     pub(crate) header: &'a [String],
-    pub(crate) rows: &'a [SourceRow],
     /// The list is a spreadsheet: show each row's row number in it.
     pub(crate) spreadsheet: bool,
     /// The last outcome of each row, by row number.
@@ -53,16 +52,45 @@ pub(crate) struct Contents<'a> {
     pub(crate) summary: Vec<(String, String)>,
 }
 
-/// Writes the workbook to `path`, whole or not at all.
-pub(crate) fn write(path: &Path, contents: &Contents<'_>) -> Result<(), WorkbookError> {
+/// Writes the workbook to `path`, whole or not at all, with `rows` (the list's rows in
+/// its order, as they are read) on the first sheet. A row that cannot be read (its
+/// error's text) stops it before anything is saved.
+pub(crate) fn write(
+    path: &Path,
+    contents: &Contents<'_>,
+    rows: impl Iterator<Item = Result<SourceRow, String>>,
+) -> Result<(), WorkbookError> {
     let error = |message: String| WorkbookError::Write {
         path: path.to_owned(),
         message,
     };
     let mut workbook = Workbook::new();
-    rows_sheet(workbook.add_worksheet(), contents).map_err(|e| error(e.to_string()))?;
+    // The rows sheet goes to a temporary file a row at a time ("constant memory"), so
+    // a list of a million rows does not hold a cell per value in memory; beside the
+    // workbook rather than in a temporary directory that may be in memory. Where that
+    // cannot be, the library's own temporary directory.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let _ = workbook.set_tempdir(dir);
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()
+        .map_err(|e| error(e.to_string()))?;
+    caught(|| rows_sheet(sheet, contents, rows))
+        .and_then(|written| written.map_err(|e| e.to_string()))
+        .map_err(error)?;
     summary_sheet(workbook.add_worksheet(), &contents.summary).map_err(|e| error(e.to_string()))?;
     save(path, &mut workbook)
+}
+
+/// Why the rows sheet could not be written.
+#[derive(Debug, thiserror::Error)]
+enum SheetError {
+    #[error(transparent)]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("{0}")]
+    Row(String),
 }
 
 /// Saves `workbook` to `path`, whole or not at all.
@@ -74,11 +102,42 @@ fn save(path: &Path, workbook: &mut Workbook) -> Result<(), WorkbookError> {
     // Level 2 instead of 6: about half the time to save (most of it is deflating the
     // rows' XML) for a file about a tenth larger.
     workbook.set_zip_compression_level(2);
-    let bytes = workbook
-        .save_to_buffer()
-        .map_err(|e| error(e.to_string()))?;
-    crate::atomic::replace(path, |out| std::io::Write::write_all(out, &bytes))
-        .map_err(|(_, e)| error(e.to_string()))
+    crate::atomic::replace(path, |out| {
+        caught(|| workbook.save_to_writer(out))
+            .and_then(|saved| saved.map_err(|e| e.to_string()))
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|(_, e)| error(e.to_string()))
+}
+
+thread_local! {
+    /// Set while `caught` runs: its panics are its caller's errors, not printed.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, a panic in it becoming its message. rust_xlsxwriter's constant-memory
+/// mode panics when it cannot write or read its temporary file (a full disk): for
+/// this tool that is a workbook not written, a warning, not a crash of the run.
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = CATCHING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "the workbook library stopped".to_owned())
+    })
 }
 
 /// A plain workbook of one sheet: `header`, then `rows`, every cell as text.
@@ -115,7 +174,11 @@ fn added() -> [String; 5] {
     ]
 }
 
-fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwriter::XlsxError> {
+fn rows_sheet(
+    sheet: &mut Worksheet,
+    c: &Contents<'_>,
+    rows: impl Iterator<Item = Result<SourceRow, String>>,
+) -> Result<(), SheetError> {
     sheet.set_name(crate::tr!("workbook-sheet-rows"))?;
     let bold = Format::new()
         .set_bold()
@@ -138,8 +201,11 @@ fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwr
         .iter()
         .map(|&s| (s, Format::new().set_background_color(colour(s))))
         .collect();
-    for (i, source) in c.rows.iter().enumerate() {
+    let mut last_row = 0;
+    for (i, source) in rows.enumerate() {
+        let source = source.map_err(SheetError::Row)?;
         let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        last_row = r;
         for (col, cell) in source.fields.iter().take(c.header.len()).enumerate() {
             sheet.write_string(r, col_num(col), cell)?;
             widen(&mut widths, col, cell);
@@ -188,7 +254,6 @@ fn rows_sheet(sheet: &mut Worksheet, c: &Contents<'_>) -> Result<(), rust_xlsxwr
     // header on every page.
     sheet.set_landscape().set_print_fit_to_pages(1, 0);
     sheet.set_repeat_rows(0, 0)?;
-    let last_row = u32::try_from(c.rows.len()).unwrap_or(u32::MAX);
     sheet.autofilter(0, 0, last_row, col_num(names.len().saturating_sub(1)))?;
     Ok(())
 }
