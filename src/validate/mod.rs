@@ -1215,17 +1215,21 @@ mod tests {
             })
             .collect();
         let new = || Validator::new(&header(&["telephone", "message"]), &settings(Some("1")));
-        let mut one = new().unwrap();
-        let want: Vec<Verdict> = rows.iter().map(|r| one.check(r)).collect();
+        // The verdicts one at a time, after checking the batched ones equal them.
+        let batched_equals_one_at_a_time = || {
+            let mut one = new().unwrap();
+            let want: Vec<Verdict> = rows.iter().map(|r| one.check(r)).collect();
+            let mut batched = new().unwrap();
+            let mut got = Vec::new();
+            let ok: Result<(), String> =
+                batched.check_all(rows.iter().cloned().map(Ok), |v| got.push(v));
+            assert_eq!(ok, Ok(()));
+            assert_eq!(got, want);
+            (want, batched)
+        };
+        let (want, mut batched) = batched_equals_one_at_a_time();
         assert!(want.iter().any(|v| matches!(v, Verdict::Duplicate { .. })));
         assert!(want.iter().any(|v| matches!(v, Verdict::Invalid { .. })));
-
-        let mut batched = new().unwrap();
-        let mut got = Vec::new();
-        let ok: Result<(), String> =
-            batched.check_all(rows.iter().cloned().map(Ok), |v| got.push(v));
-        assert_eq!(ok, Ok(()));
-        assert_eq!(got, want);
         // The state carries over to rows checked after.
         assert!(matches!(
             batched.check(&rows[0]),
@@ -1248,16 +1252,7 @@ mod tests {
         assert_eq!(got, want[..stop]);
 
         // Problems are worded in the caller's language on the judging thread too.
-        crate::i18n::with_lang(Lang::Es, || {
-            let mut one = new().unwrap();
-            let want: Vec<Verdict> = rows.iter().map(|r| one.check(r)).collect();
-            let mut batched = new().unwrap();
-            let mut got = Vec::new();
-            let ok: Result<(), String> =
-                batched.check_all(rows.iter().cloned().map(Ok), |v| got.push(v));
-            assert_eq!(ok, Ok(()));
-            assert_eq!(got, want);
-        });
+        crate::i18n::with_lang(Lang::Es, batched_equals_one_at_a_time);
     }
 
     #[test]
