@@ -10,6 +10,17 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// The directory `path` is in: `.` for a bare file name, `None` for a root.
+pub(crate) fn directory_of(path: &Path) -> Option<&Path> {
+    path.parent().map(|dir| {
+        if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }
+    })
+}
+
 /// The temporary file `replace` writes before renaming it over `path`.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();

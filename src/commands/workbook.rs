@@ -77,12 +77,7 @@ fn read_both(list: &Path, read: &ReadOptions, results: &Path) -> Result<ListAndR
     let header = rows.header().to_vec();
     let mut source = Vec::new();
     for record in rows.by_ref() {
-        let record = record?;
-        source.push(SourceRow {
-            row: record.row,
-            line: record.line,
-            fields: record.fields,
-        });
+        source.push(source_row(record?));
     }
     let outcomes = last_outcomes(results)?;
     Ok(ListAndResults {
@@ -91,6 +86,15 @@ fn read_both(list: &Path, read: &ReadOptions, results: &Path) -> Result<ListAndR
         outcomes,
         text_format: rows.text_format(),
     })
+}
+
+/// A row of the list as the workbook and `--rows-to-fix` show it.
+fn source_row(record: input::Record) -> SourceRow {
+    SourceRow {
+        row: record.row,
+        line: record.line,
+        fields: record.fields,
+    }
 }
 
 /// The last outcome of each row of `results`.
@@ -117,11 +121,7 @@ pub(crate) fn write(
     let header = rows.header().to_vec();
     let source = rows.by_ref().map(|record| {
         record
-            .map(|r| SourceRow {
-                row: r.row,
-                line: r.line,
-                fields: r.fields,
-            })
+            .map(source_row)
             .map_err(|e| Error::from(e).to_string())
     });
     workbook::write(

@@ -915,15 +915,10 @@ fn ends_with_newline(file: &mut File, len: u64) -> std::io::Result<bool> {
 /// is created cannot make it vanish. Best effort: not every platform can open a directory.
 fn sync_parent(path: &Path) {
     #[cfg(unix)]
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-            tracing::debug!("cannot sync {}: {e}", dir.display());
-        }
+    if let Some(dir) = crate::atomic::directory_of(path)
+        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
+    {
+        tracing::debug!("cannot sync {}: {e}", dir.display());
     }
     #[cfg(not(unix))]
     let _ = path;

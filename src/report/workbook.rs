@@ -69,10 +69,7 @@ pub(crate) fn write(
     // a list of a million rows does not hold a cell per value in memory; beside the
     // workbook rather than in a temporary directory that may be in memory. Where that
     // cannot be, the library's own temporary directory.
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = crate::atomic::directory_of(path).unwrap_or(Path::new("."));
     let _ = workbook.set_tempdir(dir);
     let sheet = workbook
         .add_worksheet_with_constant_memory()
