@@ -160,9 +160,16 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
     }
 }
 
+/// What a journal holds for the job: under its key, or under the key an earlier
+/// version gave the same row (a text that was not yet in its identifying form).
+fn lookup<'a, V>(map: &'a std::collections::HashMap<String, V>, job: &Job) -> Option<&'a V> {
+    map.get(&job.key)
+        .or_else(|| job.legacy_key.as_ref().and_then(|k| map.get(k)))
+}
+
 /// A valid row in a real run: send it, or carry what an earlier run recorded.
 fn decide_valid(job: Job, prior: &Prior, flags: Flags) -> Decision {
-    if let Some(&then) = prior.interrupted.get(&job.key) {
+    if let Some(&then) = lookup(&prior.interrupted, &job) {
         let stopped = crate::tr_en!("msg-interrupted-earlier", row = then);
         return if flags.retry_unknown {
             Decision {
@@ -189,7 +196,7 @@ fn decide_valid(job: Job, prior: &Prior, flags: Flags) -> Decision {
             }
         };
     }
-    let earlier = prior.done.get(&job.key);
+    let earlier = lookup(&prior.done, &job);
     let carry = earlier.filter(|o| match o.status {
         // Suppressed in an earlier run: stays so even if the list is not given now.
         Status::Sent | Status::Suppressed => true,
@@ -276,6 +283,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_journal_of_an_earlier_version_is_found_by_the_legacy_key() {
+        // Journals written before "the same message" had one meaning recorded a text
+        // with a trailing space under the key of its raw bytes.
+        let legacy = || Job {
+            legacy_key: Some("old".into()),
+            ..job(1, "new")
+        };
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "old".into(),
+            Outcome::local(9, "573001234569", Status::Sent, "earlier"),
+        );
+        let d = decide(Verdict::Valid(legacy()), &prior, PLAIN);
+        assert!(d.job.is_none(), "sent under the old key: not again");
+        assert_eq!(d.carried, Some(Status::Sent));
+        let mut prior = Prior::default();
+        prior.interrupted.insert("old".into(), 4);
+        let d = decide(Verdict::Valid(legacy()), &prior, PLAIN);
+        assert_eq!(d.carried, Some(Status::Unknown));
     }
 
     #[test]

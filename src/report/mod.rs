@@ -458,6 +458,7 @@ mod tests {
                 url_attach: String::new(),
             },
             key: String::new(),
+            legacy_key: None,
         };
         assert_eq!(
             preview(&job, None),

@@ -909,6 +909,7 @@ mod tests {
                 text: "Hola \"Ana\"\n👋".into(),
             },
             key: String::new(),
+            legacy_key: None,
         };
         let body = request_body(&job);
         assert_eq!(body["telephone"], "573001234567");
@@ -930,6 +931,7 @@ mod tests {
                 url_attach: "https://example.com/a.jpg".into(),
             },
             key: String::new(),
+            legacy_key: None,
         };
         assert_eq!(
             request_body(&job),

@@ -9,6 +9,7 @@ detection use: the normalized telephone plus what would be sent, never the
 row's position, so an edited or re-sorted list still matches.
 */
 
+pub(crate) mod key;
 pub(crate) mod phone;
 pub(crate) mod settings;
 pub(crate) mod suppress;
@@ -19,14 +20,15 @@ use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::i18n::{self, Lang, Localized};
 use crate::input::Record;
 use crate::input::header::{self, Found};
 use crate::tr;
 pub use settings::ListSettings;
 pub(crate) use settings::{Columns, HsmSettings, check_connector_id};
+
+pub(crate) use key::content_key;
+use key::{content_digest, hex};
 
 use crate::validate::suppress::Suppression;
 use crate::validate::template::{MessageTemplate, TemplateError};
@@ -83,6 +85,9 @@ pub struct Job {
     pub(crate) message: Message,
     /// Identifies this delivery across runs (see `content_key`).
     pub(crate) key: String,
+    /// The key versions before "the same message" had one meaning gave this row, when
+    /// it differs from `key` (see `key::legacy_key`): resume looks it up too.
+    pub(crate) legacy_key: Option<String>,
 }
 
 /// One thing wrong with a row. The reason is shown in the current language and
@@ -142,6 +147,7 @@ impl Job {
                 text: "hola".into(),
             },
             key: key.into(),
+            legacy_key: None,
         }
     }
 }
@@ -264,6 +270,7 @@ impl Settle {
     ) -> Verdict {
         let digest = content_digest(&telephone, &message);
         let mut key = hex(&digest);
+        let mut legacy_key = key::legacy_key(&telephone, &message);
         if let Some(list) = self
             .suppression
             .as_ref()
@@ -282,6 +289,7 @@ impl Settle {
                 // the first copy's key is the plain one.
                 *copies.get_mut() = copies.get().saturating_add(1);
                 key = format!("{key}#{}", copies.get());
+                legacy_key = legacy_key.map(|k| format!("{k}#{}", copies.get()));
             }
             Entry::Occupied(first) => {
                 return Verdict::Duplicate {
@@ -303,6 +311,7 @@ impl Settle {
             connector_id,
             message,
             key,
+            legacy_key,
         })
     }
 }
@@ -1085,49 +1094,6 @@ fn header_list(header: &[String]) -> String {
     list.join(", ")
 }
 
-/// A stable digest of who gets what: the normalized telephone and the message.
-/// The connector is left out on purpose: the same text to the same person
-/// through another line is still the same message to them.
-pub(crate) fn content_key(telephone: &str, message: &Message) -> String {
-    hex(&content_digest(telephone, message))
-}
-
-/// The bytes behind `content_key`: the first 16 bytes of a SHA-256.
-fn content_digest(telephone: &str, message: &Message) -> [u8; 16] {
-    let mut hash = Sha256::new();
-    hash.update(telephone.as_bytes());
-    hash.update([0]);
-    match message {
-        Message::Free { text } => {
-            hash.update(b"free\0");
-            hash.update(text.as_bytes());
-        }
-        // The kind is part of the key: a template and a free message to the same person
-        // are two deliveries. The name's length keeps name and vars apart.
-        // customer_id and url_attach do not change what the person is asked.
-        Message::Template { name, vars, .. } => {
-            hash.update(b"template\0");
-            hash.update((name.len() as u64).to_le_bytes());
-            hash.update(name.as_bytes());
-            hash.update(vars.as_bytes());
-        }
-    }
-    let digest = hash.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}
-
 fn check_message(text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
         return Err(tr!("row-message-blank"));
@@ -1146,6 +1112,7 @@ fn check_message(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn settings(connector: Option<&str>) -> ListSettings {
         ListSettings {

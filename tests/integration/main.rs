@@ -20,6 +20,7 @@ mod results_for_people;
 mod resume_airtight;
 mod resume_property;
 mod safety_net;
+mod same_message;
 mod send;
 mod spanish;
 mod spreadsheets;
