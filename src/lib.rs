@@ -50,12 +50,17 @@ use crate::cli::{Cli, Command};
 pub enum Exit {
     /// Every row was sent (dry run, validate: every row is valid).
     Success = 0,
-    /// The run finished, but some rows were invalid, failed, unknown or duplicate.
+    /// The run finished, but some rows were failed, unknown or not sent (for `validate`
+    /// and `reconcile`: some rows are invalid, or still unknown).
     SomeRowsNotSent = 1,
     /// Nothing was sent: a usage, configuration or input error.
     NothingSent = 2,
     /// The run stopped early; `--resume` continues it.
     Stopped = 3,
+    /// `send` went to the end and every valid row was sent (or, for a dry run, would
+    /// be), but the list had `invalid` or `duplicate` rows: fix the list, nothing is
+    /// urgent.
+    ListProblems = 4,
 }
 
 impl Exit {

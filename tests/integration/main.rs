@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod analyst;
 mod campaign;
 mod fake_wolkvox_selftest;
 mod hostile_input;

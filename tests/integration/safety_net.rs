@@ -484,7 +484,7 @@ fn a_test_send_goes_to_the_given_phone_once_and_records_nothing() {
     let results = default_results_path(&input);
     assert!(!results.exists() && !journal_path(&results).exists());
     // The real run afterwards is unaffected: every row, once.
-    run(send_cmd(&input, &fake, "tok")).expect_code(1);
+    run(send_cmd(&input, &fake, "tok")).expect_code(4);
     assert_eq!(count(&statuses(&results), "sent"), 2);
 
     // A refusal is printed, and a bad number is refused before any request.
