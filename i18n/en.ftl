@@ -606,3 +606,50 @@ config-toml-unknown-key = unknown field { $key }, expected one of { $expected }
 config-toml-unknown-value = unknown variant { $value }, expected { $expected }
 config-toml-invalid-type = invalid type: { $found }, expected { $expected }
 config-toml-missing-key = missing field { $key }
+
+# issue 30
+cli-init-about = Write a first, commented config file (wolkvox.toml) in your language, asking for the server, the WhatsApp connector and the country
+cli-init-file = The config file to write; an existing file is never overwritten
+cli-init-server = Your Wolkvox server id: the digits of your address https://wv0042.wolkvox.com (here 0042)
+cli-init-connector-id = The id of the WhatsApp connector of the line that sends (in wolkvox Manager, among the operation's connectors)
+cli-init-country = The country of numbers written without a country code: a two-letter ISO code such as CO, MX, EC
+init-ask-server =
+    Your Wolkvox server: the digits in the address you open Wolkvox at, https://wv0042.wolkvox.com (here 0042). Wolkvox support gives it.
+    Server (empty: fill it in later)
+init-ask-connector =
+    The WhatsApp connector id: the number of the WhatsApp connector of the line that sends, as listed among the operation's connectors in wolkvox Manager (the API information.php?api=connectors lists it too, channel "whatsapp"). Ask your Wolkvox administrator if you do not see it.
+    Connector id (empty: the list has a connector_id column)
+init-ask-country =
+    The country of numbers written without a country code (300 123 4567 is a Colombian mobile with CO): a two-letter ISO code such as CO, MX, EC, PE.
+    Country (empty: every number carries its country code)
+init-exists = { $file } already exists and is left as it is: edit it, or give another name (wolkvox-dispatch init other.toml)
+init-write = cannot write { $file }: { $error }
+init-bad-flag = { $flag }: { $reason }
+init-bad-answer = the answer for { $key } cannot be used: { $reason }. Give it with { $flag }, or leave the answer empty to fill it in later
+init-written = Wrote { $file }.
+init-fill-in = Before a real send, fill in { $missing } in it.
+init-next =
+    Next, check a list with it (nothing is sent):
+      wolkvox-dispatch validate LIST.xlsx --config { $file }
+      wolkvox-dispatch send LIST.xlsx --config { $file } --dry-run
+init-file-header =
+    wolkvox-dispatch configuration, written by `wolkvox-dispatch init`.
+    Use it with: wolkvox-dispatch send LIST.xlsx --config { $file }
+    Tokens never go in this file: set the WOLKVOX_TOKEN environment variable.
+    Every other key, with its default, is explained in config.example.toml.
+init-file-server =
+    Your Wolkvox server id, given by Wolkvox support: "0042" means
+    https://wv0042.wolkvox.com. Needed to send (not for validate or --dry-run).
+init-file-connector =
+    The WhatsApp connector id of the line that sends, used for rows without a
+    connector_id column or cell. It is listed among the operation's connectors
+    in wolkvox Manager (and by the API information.php?api=connectors).
+init-file-country =
+    The country of numbers written without a country code: with "CO",
+    "300 123 4567" is sent as 573001234567.
+init-file-timezone =
+    The recipients' time zone: times are shown in it, and contact hours
+    (hours = "mon-fri 07:00-19:00") need it. Default: the machine's.
+init-file-lang =
+    The language of everything written for a person: "es" or "en".
+init-file-unset = Not set yet: remove the "#" and write the value.

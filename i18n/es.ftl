@@ -624,3 +624,50 @@ config-toml-unknown-key = clave desconocida { $key }; las claves posibles son: {
 config-toml-unknown-value = valor desconocido { $value }; se esperaba { $expected }
 config-toml-invalid-type = tipo de valor equivocado: { $found }; se esperaba { $expected }
 config-toml-missing-key = falta la clave { $key }
+
+# issue 30
+cli-init-about = Escribe un primer archivo de configuración comentado (wolkvox.toml) en su idioma, preguntando el servidor, el conector de WhatsApp y el país
+cli-init-file = El archivo de configuración que se escribe; un archivo que ya existe nunca se reemplaza
+cli-init-server = Su servidor de Wolkvox: los dígitos de su dirección https://wv0042.wolkvox.com (aquí 0042)
+cli-init-connector-id = El id del conector de WhatsApp de la línea que envía (en wolkvox Manager, entre los conectores de la operación)
+cli-init-country = El país de los números escritos sin código de país: un código ISO de dos letras como CO, MX, EC
+init-ask-server =
+    Su servidor de Wolkvox: los dígitos de la dirección en que abre Wolkvox, https://wv0042.wolkvox.com (aquí 0042). Se lo da el soporte de Wolkvox.
+    Servidor (vacío: lo escribe después)
+init-ask-connector =
+    El id del conector de WhatsApp: el número del conector de WhatsApp de la línea que envía, tal como aparece entre los conectores de la operación en wolkvox Manager (la API information.php?api=connectors también lo da, canal "whatsapp"). Pregúntele al administrador de Wolkvox si no lo ve.
+    Id del conector (vacío: la lista tiene una columna connector_id)
+init-ask-country =
+    El país de los números escritos sin código de país (300 123 4567 es un celular colombiano con CO): un código ISO de dos letras como CO, MX, EC, PE.
+    País (vacío: todos los números llevan su código de país)
+init-exists = { $file } ya existe y se deja como está: edítelo, o dé otro nombre (wolkvox-dispatch init otro.toml)
+init-write = no se puede escribir { $file }: { $error }
+init-bad-flag = { $flag }: { $reason }
+init-bad-answer = la respuesta para { $key } no sirve: { $reason }. Désela con { $flag }, o deje la respuesta vacía para escribirla después
+init-written = Se escribió { $file }.
+init-fill-in = Antes de un envío real, complete { $missing } en él.
+init-next =
+    Ahora revise una lista con él (no se envía nada):
+      wolkvox-dispatch validate LISTA.xlsx --config { $file }
+      wolkvox-dispatch send LISTA.xlsx --config { $file } --dry-run
+init-file-header =
+    Configuración de wolkvox-dispatch, escrita por `wolkvox-dispatch init`.
+    Úsela así: wolkvox-dispatch send LISTA.xlsx --config { $file }
+    Los tokens nunca van en este archivo: póngalos en la variable de entorno WOLKVOX_TOKEN.
+    Las demás claves, con sus valores por defecto, se explican en config.example.toml.
+init-file-server =
+    Su servidor de Wolkvox, que le da el soporte de Wolkvox: "0042" quiere decir
+    https://wv0042.wolkvox.com. Se necesita para enviar (no para validate ni --dry-run).
+init-file-connector =
+    El id del conector de WhatsApp de la línea que envía, para las filas sin
+    columna o celda connector_id. Aparece entre los conectores de la operación
+    en wolkvox Manager (y en la API information.php?api=connectors).
+init-file-country =
+    El país de los números escritos sin código de país: con "CO",
+    "300 123 4567" se envía como 573001234567.
+init-file-timezone =
+    La zona horaria de los destinatarios: las horas se muestran en ella, y el
+    horario de contacto (hours = "mon-fri 07:00-19:00") la necesita. Por defecto: la de este equipo.
+init-file-lang =
+    El idioma de todo lo que se escribe para una persona: "es" o "en".
+init-file-unset = Aún sin valor: quite el "#" y escriba el valor.

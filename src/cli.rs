@@ -105,6 +105,27 @@ pub enum Command {
     Report(ReportArgs),
     /// Settle `unknown` rows with Wolkvox's own report of sent messages (cdr_3): those it lists become `sent`, those absent from it `not_sent` (a plain --resume sends them once).
     Reconcile(ReconcileArgs),
+    /// Write a first, commented config file (wolkvox.toml) in your language, asking for the server, the WhatsApp connector and the country.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct InitArgs {
+    /// The config file to write; an existing file is never overwritten.
+    #[arg(value_name = "FILE", default_value = "wolkvox.toml")]
+    pub file: PathBuf,
+
+    /// Your Wolkvox server id: the digits of your address https://wv0042.wolkvox.com (here 0042).
+    #[arg(long, value_name = "ID")]
+    pub server: Option<String>,
+
+    /// The id of the WhatsApp connector of the line that sends (in wolkvox Manager's connectors).
+    #[arg(long, value_name = "ID")]
+    pub connector_id: Option<String>,
+
+    /// The country of numbers written without a country code: a two-letter ISO code such as CO, MX, EC.
+    #[arg(long, value_name = "CODE")]
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -395,7 +416,7 @@ mod tests {
             let input = match cli.command {
                 Command::Send(a) => a.input,
                 Command::Validate(a) => a.input,
-                Command::Report(_) | Command::Reconcile(_) => {
+                Command::Report(_) | Command::Reconcile(_) | Command::Init(_) => {
                     unreachable!("parsed send or validate")
                 }
             };

@@ -770,13 +770,7 @@ fn origin(
     let server = match &api.server {
         Some(server) => {
             let server = server.trim();
-            if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(key_error(
-                    path,
-                    "api.server",
-                    tr!("config-server-id", value = format!("{server:?}")),
-                ));
-            }
+            check_server_id(server).map_err(|reason| key_error(path, "api.server", reason))?;
             Some(format!("https://wv{server}.wolkvox.com"))
         }
         None => None,
@@ -795,6 +789,14 @@ fn origin(
             .map_err(|reason| key_error(path, "api.base_url", reason));
     }
     Ok(server)
+}
+
+/// `api.server`: letters and digits only, so it can never change the host.
+pub(crate) fn check_server_id(server: &str) -> Result<(), String> {
+    if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(tr!("config-server-id", value = format!("{server:?}")));
+    }
+    Ok(())
 }
 
 /// The least rate accepted: one request a day. Below that the pacing interval cannot be

@@ -97,6 +97,8 @@ pub enum Error {
     Workbook(#[from] report::workbook::WorkbookError),
     #[error(transparent)]
     List(#[from] commands::workbook::ListError),
+    #[error(transparent)]
+    Init(#[from] commands::init::InitError),
     #[error("{}", tr!("error-runtime", error = .0))]
     Runtime(std::io::Error),
     #[error("{}", tr!(
@@ -147,7 +149,7 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Validate(args) => args.input.config.as_deref(),
         Command::Send(args) => args.input.config.as_deref(),
         Command::Reconcile(args) => args.config.as_deref(),
-        Command::Report(_) => None,
+        Command::Report(_) | Command::Init(_) => None,
     };
     // With `--log-format json` every line is JSON for a program to read: its texts
     // stay English, like every other JSON the tool writes.
@@ -162,5 +164,6 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Send(args) => commands::send::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Reconcile(args) => commands::reconcile::run(args),
+        Command::Init(args) => commands::init::run(args),
     }
 }

@@ -68,3 +68,129 @@ fn only_suppressed_rows_left_out_still_exits_0() {
     c.arg("--suppress").arg(&optout);
     run(c).expect_code(0);
 }
+
+// ---------------------------------------------------------------------------------------
+// init
+
+fn init_cmd(dir: &std::path::Path) -> assert_cmd::Command {
+    let mut c = cmd();
+    c.current_dir(dir).arg("init");
+    c
+}
+
+/// A list as a Colombian analyst has it: local numbers, no connector_id column.
+fn local_list(dir: &std::path::Path) -> std::path::PathBuf {
+    write_csv(
+        dir,
+        "lista.csv",
+        "telefono,mensaje\n300 123 0001,Hola\n(300) 123-0002,Hola\n",
+    )
+}
+
+#[test]
+fn init_with_flags_writes_a_spanish_config_that_validate_uses_as_is() {
+    let dir = temp_dir();
+    let mut c = init_cmd(dir.path());
+    c.env("LANG", "es_CO.UTF-8").args([
+        "--server",
+        "0042",
+        "--connector-id",
+        "7",
+        "--country",
+        "co",
+    ]);
+    let out = run(c);
+    out.expect_code(0);
+    assert!(out.stdout.contains("wolkvox.toml"), "{}", out.stdout);
+    let text = std::fs::read_to_string(dir.path().join("wolkvox.toml")).unwrap();
+    for expected in [
+        "server = \"0042\"",
+        "connector_id = \"7\"",
+        "default_country = \"CO\"",
+        "lang = \"es\"",
+        "# Su servidor de Wolkvox",
+        "wolkvox Manager",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    let list = local_list(dir.path());
+    let mut v = cmd();
+    v.arg("validate")
+        .arg(&list)
+        .arg("--config")
+        .arg(dir.path().join("wolkvox.toml"));
+    run(v).expect_code(0);
+}
+
+#[test]
+fn init_reads_answers_piped_on_stdin_and_takes_a_pasted_address() {
+    let dir = temp_dir();
+    let mut c = init_cmd(dir.path());
+    c.arg("campana.toml")
+        .write_stdin("https://wv0100.wolkvox.com/\n12\nmx\n");
+    let out = run(c);
+    out.expect_code(0);
+    assert!(out.stderr.contains("wolkvox Manager"), "{}", out.stderr);
+    let text = std::fs::read_to_string(dir.path().join("campana.toml")).unwrap();
+    assert!(text.contains("server = \"0100\""), "{text}");
+    assert!(text.contains("connector_id = \"12\""), "{text}");
+    assert!(text.contains("default_country = \"MX\""), "{text}");
+    assert!(text.contains("lang = \"en\""), "{text}");
+}
+
+#[test]
+fn init_leaves_unanswered_keys_commented_and_the_file_still_loads() {
+    let dir = temp_dir();
+    let mut c = init_cmd(dir.path());
+    c.write_stdin("");
+    let out = run(c);
+    out.expect_code(0);
+    assert!(out.stdout.contains("api.server"), "{}", out.stdout);
+    let config = dir.path().join("wolkvox.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("# server = \"0042\""), "{text}");
+    let list = write_csv(
+        dir.path(),
+        "l.csv",
+        "telephone,message,connector_id\n573001230001,Hola,1\n",
+    );
+    let mut v = cmd();
+    v.arg("validate").arg(&list).arg("--config").arg(&config);
+    run(v).expect_code(0);
+}
+
+#[test]
+fn init_never_overwrites_a_config_and_asks_nothing_then() {
+    let dir = temp_dir();
+    let config = write_config(dir.path(), "[api]\nserver = \"9\"\n");
+    let mut c = init_cmd(dir.path());
+    c.env("LANG", "es_CO.UTF-8")
+        .arg(config.file_name().unwrap())
+        .args(["--server", "0042"])
+        .write_stdin("1\nCO\n");
+    let out = run(c);
+    out.expect_code(2);
+    assert!(out.stderr.contains("ya existe"), "{}", out.stderr);
+    assert!(!out.stderr.contains("conector"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "[api]\nserver = \"9\"\n"
+    );
+}
+
+#[test]
+fn init_refuses_a_wrong_answer_naming_the_flag_and_writes_nothing() {
+    let dir = temp_dir();
+    let mut c = init_cmd(dir.path());
+    c.write_stdin("0042\n1\nColombia\n");
+    let out = run(c);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--country"), "{}", out.stderr);
+    assert!(!dir.path().join("wolkvox.toml").exists());
+    let mut c = init_cmd(dir.path());
+    c.args(["--server", "wv0042.evil.example/x"]);
+    let out = run(c);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--server"), "{}", out.stderr);
+    assert!(!dir.path().join("wolkvox.toml").exists());
+}
