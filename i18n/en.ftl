@@ -159,7 +159,7 @@ connector-bad-character = { $id } is not a connector id: it has { $bad }; use on
 ## Telephone numbers.
 phone-empty = is empty
 phone-too-long = { $shown } is { $chars } characters long: too long to be a telephone number
-phone-scientific = { $shown } is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again
+phone-scientific = { $shown } is in scientific notation: Excel turned the number into a float and lost digits; give the .xlsx directly (it is read as typed), or format the column as Text in the spreadsheet and export again
 phone-bad-characters = { $shown } is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed
 phone-too-few = { $shown } has { $digits } digits: too few for a telephone number
 phone-too-many = { $shown } has { $digits } digits: more than the { $max } an international number can have

@@ -164,7 +164,7 @@ connector-bad-character = { $id } no es un id de conector: tiene { $bad }; use s
 ## Números de teléfono.
 phone-empty = está vacío
 phone-too-long = { $shown } tiene { $chars } caracteres: demasiado largo para ser un número de teléfono
-phone-scientific = { $shown } está en notación científica: Excel convirtió el número en decimal y perdió dígitos; dé formato de Texto a la columna en la hoja de cálculo y exporte de nuevo
+phone-scientific = { $shown } está en notación científica: Excel convirtió el número en decimal y perdió dígitos; dé el .xlsx directamente (se lee tal como se escribió), o dé formato de Texto a la columna en la hoja de cálculo y exporte de nuevo
 phone-bad-characters = { $shown } no es un número de teléfono: solo se permiten dígitos, +, espacios, guiones, puntos y paréntesis
 phone-too-few = { $shown } tiene { $digits } dígitos: muy pocos para un número de teléfono
 phone-too-many = { $shown } tiene { $digits } dígitos: más de los { $max } que puede tener un número internacional

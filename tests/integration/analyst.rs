@@ -194,3 +194,43 @@ fn init_refuses_a_wrong_answer_naming_the_flag_and_writes_nothing() {
     assert!(out.stderr.contains("--server"), "{}", out.stderr);
     assert!(!dir.path().join("wolkvox.toml").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// First mistakes: an unquoted --test-to, a CSV export that spoiled the phones.
+
+#[test]
+fn an_unquoted_test_to_number_is_taken_whole() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "lista.csv",
+        "telephone,message,connector_id\n573001230001,Hola,1\n",
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    // As the README writes it, unquoted, with the list after it.
+    let mut c = cmd();
+    c.args(["send", "--base-url"])
+        .arg(fake.base_url())
+        .args(["--no-quota-check", "--test-to", "+57", "310", "555", "1234"])
+        .arg(&input)
+        .env("WOLKVOX_TOKEN", "tok");
+    run(c).expect_code(0);
+    assert_eq!(fake.delivered_telephones(), ["573105551234"]);
+}
+
+#[test]
+fn phones_in_scientific_notation_say_to_give_the_xlsx_directly() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "lista.csv",
+        "telephone,message,connector_id\n5.73001E+11,Hola,1\n573001230001,Hola,1\n",
+    );
+    for (lang, words) in [("C", "give the .xlsx"), ("es_CO.UTF-8", "dé el .xlsx")] {
+        let mut c = cmd();
+        c.env("LANG", lang).arg("validate").arg(&input);
+        let out = run(c);
+        out.expect_code(1);
+        assert!(out.stdout.contains(words), "{lang}: {}", out.stdout);
+    }
+}
