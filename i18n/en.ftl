@@ -413,7 +413,7 @@ report-failed-and-unknown = { $failed } failed, { $unknown } unknown
 report-rows = rows { $rows }
 report-not-sent = not sent
 report-suppressed = suppressed
-report-invalid = invalid rows: the reason of each is in the results file's msg column (or run `wolkvox-dispatch validate` on the list)
+report-invalid = invalid rows: the reason of each is in the Reason column of the workbook (the msg column of the results file, for programs), or run `wolkvox-dispatch validate` on the list
 report-first-answer = first answer
 report-last-answer = last answer
 report-rate = rate
@@ -653,3 +653,7 @@ init-file-timezone =
 init-file-lang =
     The language of everything written for a person: "es" or "en".
 init-file-unset = Not set yet: remove the "#" and write the value.
+summary-workbook = to open in Excel: { $path }
+summary-for-programs = for programs (CSV): { $path }
+report-workbook = to open in Excel: { $path }
+report-no-workbook = no workbook beside it: `wolkvox-dispatch report { $results } --xlsx { $path }` writes it

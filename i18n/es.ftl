@@ -430,7 +430,7 @@ report-failed-and-unknown = { $failed } fallidas, { $unknown } desconocidas
 report-rows = filas { $rows }
 report-not-sent = no enviadas
 report-suppressed = omitidas por lista de exclusión
-report-invalid = filas no válidas: el motivo de cada una está en la columna msg del archivo de resultados (o ejecute `wolkvox-dispatch validate` sobre la lista)
+report-invalid = filas no válidas: el motivo de cada una está en la columna Motivo del libro de Excel (en la columna msg del archivo de resultados, para programas), o ejecute `wolkvox-dispatch validate` sobre la lista
 report-first-answer = primera respuesta
 report-last-answer = última respuesta
 report-rate = ritmo
@@ -671,3 +671,7 @@ init-file-timezone =
 init-file-lang =
     El idioma de todo lo que se escribe para una persona: "es" o "en".
 init-file-unset = Aún sin valor: quite el "#" y escriba el valor.
+summary-workbook = para abrir en Excel: { $path }
+summary-for-programs = para programas (CSV): { $path }
+report-workbook = para abrir en Excel: { $path }
+report-no-workbook = no hay libro de Excel junto a él: `wolkvox-dispatch report { $results } --xlsx { $path }` lo escribe

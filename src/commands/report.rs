@@ -19,12 +19,14 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     let outcomes = journal::read(&args.results)?;
     let journal = journal::journal_view(&args.results).unwrap_or_default();
     // The JSON is for programs: its texts are English in every language.
-    let report = match args.format {
+    let mut report = match args.format {
         ReportFormat::Text => build(&args.results, outcomes, &journal),
         ReportFormat::Json => {
             i18n::with_lang(i18n::Lang::En, || build(&args.results, outcomes, &journal))
         }
     };
+    let workbook = super::workbook::path_for(&args.results);
+    report.workbook = workbook.is_file().then_some(workbook);
     let text = match args.format {
         ReportFormat::Text => render(&report),
         ReportFormat::Json => {

@@ -222,9 +222,10 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         tokens: token_count_for_estimates(),
     };
     let exit = finished_exit(&counts);
-    write_workbook(settings, &counts, started_at, None);
+    let workbook = write_workbook(settings, &counts, started_at, None);
     print_summary(
         &Summary {
+            workbook: workbook.as_deref(),
             elapsed: run.started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
@@ -320,9 +321,10 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             Localized::new(|| tr!("send-title-finished")),
         )
     };
-    write_workbook(&settings, &counts, started_at, resume);
+    let workbook = write_workbook(&settings, &counts, started_at, resume);
     print_summary(
         &Summary {
+            workbook: workbook.as_deref(),
             elapsed: send_started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
@@ -764,9 +766,9 @@ fn write_workbook(
     counts: &HashMap<Status, u64>,
     started_at: &str,
     resume: Option<String>,
-) {
+) -> Option<std::path::PathBuf> {
     if !settings.xlsx {
-        return;
+        return None;
     }
     let path = super::workbook::path_for(&settings.results);
     let local = |rfc3339: &str| {
@@ -798,8 +800,17 @@ fn write_workbook(
         summary,
     );
     match written {
-        Ok(()) => tracing::info!("{}", tr!("send-workbook", path = path.display())),
-        Err(e) => tracing::warn!("{}", tr!("send-workbook-failed", error = e.to_string())),
+        Ok(()) => {
+            // People read it in the summary; a JSON log keeps its line.
+            if settings.log_format == cli::LogFormat::Json {
+                tracing::info!("{}", tr!("send-workbook", path = path.display()));
+            }
+            Some(path)
+        }
+        Err(e) => {
+            tracing::warn!("{}", tr!("send-workbook-failed", error = e.to_string()));
+            None
+        }
     }
 }
 

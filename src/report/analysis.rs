@@ -55,6 +55,9 @@ pub(crate) struct Next {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Report {
     pub(crate) results: PathBuf,
+    /// The Excel workbook beside the results, if there is one: for people, not in JSON.
+    #[serde(skip)]
+    pub(crate) workbook: Option<PathBuf>,
     pub(crate) rows: u64,
     /// Every status, zero included, so scripts can rely on the keys.
     pub(crate) counts: BTreeMap<&'static str, u64>,
@@ -147,6 +150,7 @@ pub(crate) fn build(
 
     Report {
         results: results.to_owned(),
+        workbook: None,
         rows: latest.len() as u64,
         next,
         total,
@@ -401,6 +405,18 @@ fn render_counts(r: &Report, out: &mut String) {
             rows = r.rows
         ),
     );
+    match &r.workbook {
+        Some(path) => line(out, tr!("report-workbook", path = path.display())),
+        None if r.rows > 0 && !r.in_progress => line(
+            out,
+            tr!(
+                "report-no-workbook",
+                results = r.results.display(),
+                path = r.results.with_extension("xlsx").display()
+            ),
+        ),
+        None => {}
+    }
     if let Some(campaign) = &r.campaign {
         line(out, tr!("report-campaign", campaign = campaign));
     }

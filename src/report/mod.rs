@@ -142,6 +142,8 @@ pub(crate) struct Summary<'a> {
     /// Of the `sent` rows, those an earlier run sent (resume): left out of the rate.
     pub(crate) sent_before: u64,
     pub(crate) results: &'a Path,
+    /// The Excel workbook written beside the results, if one was.
+    pub(crate) workbook: Option<&'a Path>,
     /// For dry runs: how long sending would take at the configured limits.
     pub(crate) estimate: Option<Localized>,
     /// Why the run stopped early, and how to resume.
@@ -166,6 +168,7 @@ impl<'a> Summary<'a> {
             skipped: 0,
             sent_before: 0,
             results,
+            workbook: None,
             estimate: None,
             stopped: None,
             hours: None,
@@ -248,7 +251,19 @@ impl<'a> Summary<'a> {
         if let Some(text) = &self.hours {
             out.push_str(&format!("  {hours:<width$}{text}\n"));
         }
-        out.push_str(&format!("  {results:<width$}{}\n", self.results.display()));
+        // People are pointed at the workbook; the CSV is named as the file for programs.
+        match self.workbook {
+            Some(path) => {
+                out.push_str(&format!(
+                    "  {}\n  {}\n",
+                    tr!("summary-workbook", path = path.display()),
+                    tr!("summary-for-programs", path = self.results.display())
+                ));
+            }
+            None => {
+                out.push_str(&format!("  {results:<width$}{}\n", self.results.display()));
+            }
+        }
         if let Some(stopped) = &self.stopped {
             out.push_str(&format!("{}\n", tr!("summary-stopped", why = stopped)));
         }

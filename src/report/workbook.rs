@@ -171,6 +171,24 @@ fn added() -> [String; 5] {
     ]
 }
 
+/// A row's outcome in words, in the reader's language: the Reason column, also in
+/// `report --rows-to-fix`.
+pub(crate) fn reason(o: &Outcome) -> String {
+    let mut reason = [o.error.as_str(), o.msg.as_str()]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| crate::i18n::shown(p))
+        .collect::<Vec<_>>()
+        .join(": ");
+    // A refusal that sending again cannot change: say what would.
+    if o.status == Status::Failed
+        && let Some(fix) = crate::send::api::fix_for(&o.msg)
+    {
+        reason.push_str(&crate::tr!("workbook-what-to-do", fix = fix));
+    }
+    reason
+}
+
 fn rows_sheet(
     sheet: &mut Worksheet,
     c: &Contents<'_>,
@@ -222,18 +240,7 @@ fn rows_sheet(
             None => sheet.write_string(r, col_num(first_added), label)?,
         };
         widen(&mut widths, first_added, label);
-        let mut reason = [o.error.as_str(), o.msg.as_str()]
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| crate::i18n::shown(p))
-            .collect::<Vec<_>>()
-            .join(": ");
-        // A refusal that sending again cannot change: say what would.
-        if o.status == Status::Failed
-            && let Some(fix) = crate::send::api::fix_for(&o.msg)
-        {
-            reason.push_str(&crate::tr!("workbook-what-to-do", fix = fix));
-        }
+        let reason = reason(o);
         sheet.write_string(r, col_num(first_added + 1), &reason)?;
         widen(&mut widths, first_added + 1, &reason);
         sheet.write_string(r, col_num(first_added + 2), &o.code)?;

@@ -234,3 +234,79 @@ fn phones_in_scientific_notation_say_to_give_the_xlsx_directly() {
         assert!(out.stdout.contains(words), "{lang}: {}", out.stdout);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Output for people: the workbook first, the CSV for programs.
+
+#[test]
+fn the_summary_and_report_point_people_at_the_workbook_and_its_motivo_column() {
+    let dir = temp_dir();
+    let input = list_with_problems(dir.path());
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, "tok");
+    c.env("LANG", "es_CO.UTF-8");
+    let out = run(c);
+    out.expect_code(4);
+    let excel = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("para abrir en Excel"))
+        .unwrap_or_else(|| panic!("no Excel line:\n{}", out.stdout));
+    assert!(excel.contains("lista.results.xlsx"), "{excel}");
+    let programs = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("lista.results.csv"))
+        .unwrap_or_else(|| panic!("no CSV line:\n{}", out.stdout));
+    assert!(programs.contains("para programas"), "{programs}");
+
+    let mut r = cmd();
+    r.env("LANG", "es_CO.UTF-8")
+        .arg("report")
+        .arg(default_results_path(&input));
+    let out = run(r);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("para abrir en Excel: ") && out.stdout.contains("lista.results.xlsx"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("columna Motivo del libro de Excel"),
+        "{}",
+        out.stdout
+    );
+
+    // Without a workbook, the summary names only the CSV.
+    let dir = temp_dir();
+    let input = list_with_problems(dir.path());
+    let mut c = send_cmd(&input, &fake, "tok");
+    c.env("LANG", "es_CO.UTF-8").arg("--no-xlsx");
+    let out = run(c);
+    assert!(!out.stdout.contains("Excel"), "{}", out.stdout);
+}
+
+#[test]
+fn rows_to_fix_carry_the_motivo_of_each_row() {
+    let dir = temp_dir();
+    let input = list_with_problems(dir.path());
+    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
+        (req.telephone.as_deref() == Some("573001230003")).then(Reply::parameters_required)
+    }));
+    run(send_cmd(&input, &fake, "tok")).expect_code(1);
+    let fix = dir.path().join("corregir.csv");
+    let mut r = cmd();
+    r.env("LANG", "es_CO.UTF-8")
+        .arg("report")
+        .arg(default_results_path(&input))
+        .arg("--rows-to-fix")
+        .arg(&fix);
+    run(r).expect_code(0);
+    let text = std::fs::read_to_string(&fix).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "telephone,message,connector_id,Motivo", "{text}");
+    assert!(lines[1].starts_with("12,Hola,1,"), "{text}");
+    assert!(lines[2].starts_with("573001230003,Hola,1,"), "{text}");
+    assert!(lines[2].contains("qué hacer"), "{text}");
+    assert_eq!(lines.len(), 3, "{text}");
+}
