@@ -202,7 +202,8 @@ impl Pace<'_> {
             "list-finish-around",
             rate = self.rate,
             tokens = self.tokens,
-            finish = crate::send::window::show(&finish),
+            finish = crate::i18n::when(finish.timestamp(), finish.time_zone())
+                + &crate::i18n::zone_note(finish.time_zone()),
             later = later
         ))
     }

@@ -82,18 +82,19 @@ fn write_workbook(
             .clone()
             .map(|c| (crate::tr!("workbook-campaign"), c)),
     );
-    extra.extend(
-        report
-            .first_finished_at
-            .clone()
-            .map(|t| (crate::tr!("workbook-first-answer"), t)),
-    );
-    extra.extend(
-        report
-            .last_finished_at
-            .clone()
-            .map(|t| (crate::tr!("workbook-last-answer"), t)),
-    );
+    let tz = jiff::tz::TimeZone::system();
+    extra.extend(report.first_finished_at.as_deref().map(|t| {
+        (
+            crate::tr!("workbook-first-answer"),
+            i18n::when_recorded(t, &tz),
+        )
+    }));
+    extra.extend(report.last_finished_at.as_deref().map(|t| {
+        (
+            crate::tr!("workbook-last-answer"),
+            i18n::when_recorded(t, &tz),
+        )
+    }));
     extra.extend(
         report
             .next

@@ -772,14 +772,8 @@ fn write_workbook(
     }
     let path = super::workbook::path_for(&settings.results);
     let local = |rfc3339: &str| {
-        rfc3339
-            .parse::<jiff::Timestamp>()
-            .map(|t| {
-                t.to_zoned_datetime(settings.timezone.clone())
-                    .strftime("%Y-%m-%d %H:%M:%S %Z")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| rfc3339.to_owned())
+        crate::i18n::when_recorded(rfc3339, &settings.timezone)
+            + &crate::i18n::zone_note(&settings.timezone)
     };
     let mut extra = vec![
         (tr!("workbook-started"), local(started_at)),

@@ -519,6 +519,12 @@ fn render_times(r: &Report, out: &mut String) {
                 .unwrap_or(0)
                 .max(14);
             let [first_label, last_label, rate_label] = &labels;
+            // For people: in the machine's time zone, in words; the JSON keeps RFC 3339.
+            let tz = jiff::tz::TimeZone::system();
+            let (first, last) = (
+                crate::i18n::when_recorded(first, &tz),
+                crate::i18n::when_recorded(last, &tz),
+            );
             out.push_str(&format!(
                 "{first_label:<width$}{first}\n{last_label:<width$}{last}\n"
             ));

@@ -310,3 +310,72 @@ fn rows_to_fix_carry_the_motivo_of_each_row() {
     assert!(lines[2].contains("qué hacer"), "{text}");
     assert_eq!(lines.len(), 3, "{text}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Times for people.
+
+/// `viernes 4 de diciembre, 08:16` for `t` in Bogota.
+fn spanish_bogota(t: jiff::Timestamp) -> String {
+    let z = t.in_tz("America/Bogota").expect("zone");
+    let days = [
+        "lunes",
+        "martes",
+        "miércoles",
+        "jueves",
+        "viernes",
+        "sábado",
+        "domingo",
+    ];
+    let months = [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ];
+    format!(
+        "{} {} de {}, {:02}:{:02}",
+        days[z.weekday().to_monday_zero_offset() as usize],
+        z.day(),
+        months[z.month() as usize - 1],
+        z.hour(),
+        z.minute()
+    )
+}
+
+#[test]
+fn report_shows_answer_times_in_the_reader_s_words_and_zone() {
+    let dir = temp_dir();
+    let input = list_with_problems(dir.path());
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let before = jiff::Timestamp::now();
+    run(send_cmd(&input, &fake, "tok")).expect_code(4);
+    let after = jiff::Timestamp::now();
+    let mut r = cmd();
+    r.env("LANG", "es_CO.UTF-8")
+        .env("TZ", "America/Bogota")
+        .arg("report")
+        .arg(default_results_path(&input));
+    let out = run(r);
+    out.expect_code(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("primera respuesta"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let shown = line.trim_start_matches("primera respuesta").trim();
+    assert!(
+        [spanish_bogota(before), spanish_bogota(after)].contains(&shown.to_owned()),
+        "{line}"
+    );
+    // The results file keeps ISO times for programs.
+    let rows = read_results(&default_results_path(&input));
+    assert!(rows.iter().any(|r| r["finished_at"].ends_with('Z')));
+}
