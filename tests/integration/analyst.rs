@@ -379,3 +379,70 @@ fn report_shows_answer_times_in_the_reader_s_words_and_zone() {
     let rows = read_results(&default_results_path(&input));
     assert!(rows.iter().any(|r| r["finished_at"].ends_with('Z')));
 }
+
+// ---------------------------------------------------------------------------------------
+// Log lines.
+
+#[test]
+fn spanish_text_log_lines_have_no_english_key_value_tails_and_keep_full_times_in_a_file() {
+    let dir = temp_dir();
+    let input = list_with_problems(dir.path());
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, "tok");
+    c.env("LANG", "es_CO.UTF-8");
+    let out = run(c);
+    out.expect_code(4);
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        for tail in ["list=", "results=", "rows=", "rate=", "tokens="] {
+            assert!(!line.contains(tail), "{tail} in {line:?}");
+        }
+        let stamp = line.split(' ').next().unwrap_or_default();
+        assert!(
+            stamp.parse::<jiff::Timestamp>().is_ok(),
+            "a log file keeps the full time: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn at_a_terminal_log_lines_have_a_short_local_time_and_no_info_level() {
+    // A terminal for stderr: util-linux's `script` runs the command in a pseudo-terminal.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` command to give the run a terminal");
+        return;
+    }
+    let dir = temp_dir();
+    let input = list_with_problems(dir.path());
+    let bin = assert_cmd::cargo::cargo_bin("wolkvox-dispatch");
+    let out = std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "'{}' send '{}' --dry-run --lang es",
+            bin.display(),
+            input.display()
+        ))
+        .arg("/dev/null")
+        .env("TERM", "dumb")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let logs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("simulación de"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{text}");
+    let (time, rest) = logs[0].split_once(' ').unwrap_or_default();
+    assert!(
+        time.len() == 8 && time.as_bytes()[2] == b':' && time.as_bytes()[5] == b':',
+        "{text}"
+    );
+    assert!(rest.starts_with("wolkvox-dispatch"), "{text}");
+}
