@@ -98,17 +98,29 @@ weekday-saturday = Sat
 weekday-sunday = Sun
 
 ## What validate and send print about a list.
-list-opt-out-lists = opt-out lists: { $numbers } numbers from { $files } file(s)
+list-opt-out-lists = opt-out lists: { $numbers } numbers from { $files ->
+        [one] 1 file
+       *[other] { $files } files
+    }
 list-opt-out-ignored = , { $entries } entries ignored because they are not telephone numbers (see the warnings)
 list-finish-later-windows = , going on in the later contact windows (with --wait-for-window, or --resume in each)
-list-finish-around = at { $rate } requests/s per token with { $tokens } token(s), it would finish around { $finish }{ $later }
-list-previews-heading = the first { $rows } valid rows, exactly as they would be sent:
+list-finish-around = at { $rate } requests/s per token with { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, it would finish around { $finish }{ $later }
+list-previews-heading = { $rows ->
+        [one] the first valid row, exactly as it would be sent:
+       *[other] the first { $rows } valid rows, exactly as they would be sent:
+    }
 validate-problem = row { $row }, column { $column }: { $reason }
 validate-duplicate = row { $row }: duplicate of row { $of_row } (same telephone and message); it would not be sent
 validate-suppressed = row { $row }: { $telephone } is on the opt-out list { $list }; it would not be sent (suppressed)
 validate-totals = { $invalid } of { $rows } rows invalid, { $duplicate } duplicate, { $suppressed } suppressed, { $valid } valid ({ $list })
 validate-estimate = estimate: { $line }
-validate-contact-hours = contact hours: { $line } (at { $rate } requests/s per token with { $tokens } token(s))
+validate-contact-hours = contact hours: { $line } (at { $rate } requests/s per token with { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    })
 
 ## A row's problems (also recorded, in English, in the results file).
 row-connector-empty = is empty and api.connector_id is not set in the config
@@ -253,7 +265,10 @@ send-start-sending = sending
 send-title-dry-run = dry run: nothing was sent
 send-title-stopped = run stopped
 send-title-finished = run finished
-send-sending = sending { $rows } rows through { $tokens } token(s)
+send-sending = sending { $rows } rows through { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-contact-hours = contact hours: { $line }
 send-quota-covers = today's quota covers { $covered } of the { $rows } rows to send ({ $left } calls left)
 send-stop-results-unfinished = cannot finish the results file ({ $error })
@@ -262,11 +277,20 @@ send-stop-pilot = the pilot batch is sent (--limit { $limit }); the other { $row
 send-stop-disk = The counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming.
 send-to-continue = To continue, run: { $command }
 send-skipped = { $rows } rows were already done in an earlier run and are skipped
-send-settings-tokens = { $tokens } token(s)
+send-settings-tokens = { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-settings-rate = { $rate } requests/s and { $in_flight } at once per token
 send-settings-connector = connector { $connector }
 send-settings-hours = contact hours set
-send-estimate = { $messages } messages would take at least { $time } at { $rate } requests/s per token with { $tokens } token(s) (each token also carries at most { $in_flight } requests at once, so a slow server lowers this){ $finish }
+send-estimate = { $messages ->
+        [one] 1 message
+       *[other] { $messages } messages
+    } would take at least { $time } at { $rate } requests/s per token with { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    } (each token also carries at most { $in_flight } requests at once, so a slow server lowers this){ $finish }
 send-workbook = workbook: { $path }
 send-workbook-failed = the results are in the CSV, but { $error }
 send-summary-failed = cannot write the summary to { $path }: { $error }
@@ -373,7 +397,13 @@ token-bad = token #{ $index } in { $variable } { $reason }
 token-bad-characters = contains spaces, control or non-ASCII characters, which cannot go in an HTTP header
 token-not-utf8 = is not valid UTF-8
 token-name = token #{ $index }
-quota-too-small = today's quota allows { $fits } more request(s) on { $tokens } token(s), but { $rows } rows are to be sent: nothing was sent. Send the first { $fits } today with --partial (the rest is recorded not_sent; continue tomorrow with --resume), or add tokens to WOLKVOX_TOKEN (separated by commas; each has licences x 1000 calls a day). --no-quota-check skips this check
+quota-too-small = today's quota allows { $fits ->
+        [one] 1 more request
+       *[other] { $fits } more requests
+    } on { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, but { $rows } rows are to be sent: nothing was sent. Send the first { $fits } today with --partial (the rest is recorded not_sent; continue tomorrow with --resume), or add tokens to WOLKVOX_TOKEN (separated by commas; each has licences x 1000 calls a day). --no-quota-check skips this check
 quota-no-token = no token can send today ({ $detail }): nothing was sent
 quota-check-failed = quota check failed: { $error }
 quota-token-spent = { $token } has no calls left today (limit { $limit }, used { $used }): not used in this run
@@ -383,8 +413,14 @@ quota-why-missing = not received by Wolkvox
 quota-token-left = { $token }: { $left } calls left today (limit { $limit }, used { $used })
 quota-token-refused = { $token } refused by token_info ({ $answer }): { $why }; not used in this run
 quota-unknown = cannot read today's quota of { $token } ({ $why }); sending anyway: if the quota runs out, the token is retired and the rest is recorded not_sent
-quota-enough = today's quota allows { $left } more requests on { $tokens } token(s): enough for the { $rows } rows
-quota-partial = today's quota allows { $left } more requests on { $tokens } token(s): sending the first { $fits } of { $rows } rows (--partial)
+quota-enough = today's quota allows { $left } more requests on { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: enough for the { $rows } rows
+quota-partial = today's quota allows { $left } more requests on { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: sending the first { $fits } of { $rows } rows (--partial)
 
 ## report.
 campaign-hsm-named = HSM template { $name }
@@ -533,7 +569,13 @@ templates-no-list = the answer has no list of templates (no `meta_templates`)
 
 templates-none = none
 templates-and-more = {" "}and { $more } more
-templates-uses = { $templates } template(s) on { $connectors } connector(s)
+templates-uses = { $templates ->
+        [one] 1 template
+       *[other] { $templates } templates
+    } on { $connectors ->
+        [one] 1 connector
+       *[other] { $connectors } connectors
+    }
 preflight-checking = checking { $uses } against the account (list_templates)
 preflight-no-token = WOLKVOX_TOKEN is not set; set it to check the templates against the account
 preflight-no-server = no api.server (or --base-url) says where the account is
@@ -678,3 +720,24 @@ when-september = September
 when-october = October
 when-november = November
 when-december = December
+## Wolkvox's usual answers and the tool's own descriptions of an answer, as the results
+## file records them (`msg-` patterns): shown in the reader's language by report and
+## the workbook, recorded as they are.
+msg-wolkvox-sent = Message has been sent successfully
+msg-wolkvox-bad-request = BAD REQUEST
+msg-wolkvox-forbidden = FORBIDDEN
+msg-wolkvox-unauthorized = UNAUTHORIZED
+msg-wolkvox-parameters = SOME PARAMETERS ARE REQUIRED
+msg-wolkvox-no-api = THE API YOU WANT TO CONSULT DOES NOT EXIST
+msg-wolkvox-enter-token = PLEASE ENTER THE WOLKVOX-TOKEN
+msg-wolkvox-token-limit = TOKEN LIMIT EXCEEDED
+msg-wolkvox-simultaneous = EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)
+msg-wolkvox-validate-token = PLEASE VALIDATE TOKEN
+msg-answer-server-error = HTTP { $status } server error: it may have been delivered
+msg-answer-not-json = response is not JSON
+msg-answer-redirect = HTTP { $status } redirect
+msg-answer-says-taken = HTTP { $status } with an answer that says { $code }: it may have been delivered
+msg-answer-no-code = response has no usable code
+msg-answer-connection-lost = connection lost while reading the answer
+msg-answer-token-header = token cannot be sent as an HTTP header
+list-set-default-country = { $rows } rows have telephones that are not valid international numbers: if the list has national numbers (300 123 4567, without a country code), set [phone] default_country = "CO" (your country) in the config file (`wolkvox-dispatch init` writes one) and check again

@@ -97,10 +97,16 @@ weekday-saturday = sábado
 weekday-sunday = domingo
 
 ## Lo que validate y send dicen de una lista.
-list-opt-out-lists = listas de exclusión: { $numbers } números de { $files } archivo(s)
+list-opt-out-lists = listas de exclusión: { $numbers } números de { $files ->
+        [one] 1 archivo
+       *[other] { $files } archivos
+    }
 list-opt-out-ignored = , { $entries } entradas omitidas porque no son números de teléfono (vea las advertencias)
 list-finish-later-windows = , continuando en las siguientes ventanas de contacto (con --wait-for-window, o con --resume en cada una)
-list-finish-around = a { $rate } solicitudes/s por token con { $tokens } token(s), terminaría hacia el { $finish }{ $later }
+list-finish-around = a { $rate } solicitudes/s por token con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, terminaría hacia el { $finish }{ $later }
 list-previews-heading = { $rows ->
         [one] la primera fila válida, exactamente como se enviaría:
        *[other] las primeras { $rows } filas válidas, exactamente como se enviarían:
@@ -113,7 +119,10 @@ validate-totals = { $rows ->
        *[other] { $rows } filas
     }: { $invalid } no válidas, { $duplicate } duplicadas, { $suppressed } omitidas por lista de exclusión, { $valid } válidas ({ $list })
 validate-estimate = estimación: { $line }
-validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens } token(s))
+validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    })
 
 ## Los problemas de una fila (en el archivo de resultados quedan en inglés).
 row-connector-empty = está vacío y api.connector_id no está definido en la configuración
@@ -264,7 +273,10 @@ send-title-finished = ejecución terminada
 send-sending = enviando { $rows ->
         [one] 1 fila
        *[other] { $rows } filas
-    } con { $tokens } token(s)
+    } con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-contact-hours = horario de contacto: { $line }
 send-quota-covers = el cupo de hoy alcanza para { $covered } de las { $rows } filas por enviar (quedan { $left } llamadas)
 send-stop-results-unfinished = no se puede terminar el archivo de resultados ({ $error })
@@ -276,11 +288,20 @@ send-skipped = { $rows ->
         [one] 1 fila ya se resolvió en una ejecución anterior y se salta
        *[other] { $rows } filas ya se resolvieron en una ejecución anterior y se saltan
     }
-send-settings-tokens = { $tokens } token(s)
+send-settings-tokens = { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-settings-rate = { $rate } solicitudes/s y { $in_flight } a la vez por token
 send-settings-connector = conector { $connector }
 send-settings-hours = con horario de contacto
-send-estimate = { $messages } mensajes tardarían al menos { $time } a { $rate } solicitudes/s por token con { $tokens } token(s) (cada token además lleva como máximo { $in_flight } solicitudes a la vez, así que un servidor lento lo alarga){ $finish }
+send-estimate = { $messages ->
+        [one] 1 mensaje tardaría
+       *[other] { $messages } mensajes tardarían
+    } al menos { $time } a { $rate } solicitudes/s por token con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    } (cada token además lleva como máximo { $in_flight } solicitudes a la vez, así que un servidor lento lo alarga){ $finish }
 send-workbook = libro de Excel: { $path }
 send-workbook-failed = los resultados están en el CSV, pero { $error }
 send-summary-failed = no se puede escribir el resumen en { $path }: { $error }
@@ -387,7 +408,13 @@ token-bad = el token n.º { $index } de { $variable } { $reason }
 token-bad-characters = tiene espacios, caracteres de control o caracteres no ASCII, que no pueden ir en un encabezado HTTP
 token-not-utf8 = no es UTF-8 válido
 token-name = token n.º { $index }
-quota-too-small = el cupo de hoy permite { $fits } solicitud(es) más con { $tokens } token(s), pero hay { $rows } filas por enviar: no se envió nada. Envíe hoy las primeras { $fits } con --partial (el resto queda como not_sent; continúe mañana con --resume), o agregue tokens a WOLKVOX_TOKEN (separados por comas; cada uno tiene licencias x 1000 llamadas al día). --no-quota-check omite esta revisión
+quota-too-small = el cupo de hoy permite { $fits ->
+        [one] 1 solicitud más
+       *[other] { $fits } solicitudes más
+    } con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, pero hay { $rows } filas por enviar: no se envió nada. Envíe hoy las primeras { $fits } con --partial (el resto queda como not_sent; continúe mañana con --resume), o agregue tokens a WOLKVOX_TOKEN (separados por comas; cada uno tiene licencias x 1000 llamadas al día). --no-quota-check omite esta revisión
 quota-no-token = ningún token puede enviar hoy ({ $detail }): no se envió nada
 quota-check-failed = falló la revisión del cupo: { $error }
 quota-token-spent = a { $token } no le quedan llamadas hoy (límite { $limit }, usadas { $used }): no se usa en esta ejecución
@@ -397,8 +424,14 @@ quota-why-missing = Wolkvox no lo recibió
 quota-token-left = { $token }: quedan { $left } llamadas hoy (límite { $limit }, usadas { $used })
 quota-token-refused = token_info rechazó { $token } ({ $answer }): { $why }; no se usa en esta ejecución
 quota-unknown = no se puede leer el cupo de hoy de { $token } ({ $why }); se envía de todos modos: si el cupo se acaba, el token se retira y el resto queda como not_sent
-quota-enough = el cupo de hoy permite { $left } solicitudes más con { $tokens } token(s): alcanza para las { $rows } filas
-quota-partial = el cupo de hoy permite { $left } solicitudes más con { $tokens } token(s): se envían las primeras { $fits } de { $rows } filas (--partial)
+quota-enough = el cupo de hoy permite { $left } solicitudes más con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: alcanza para las { $rows } filas
+quota-partial = el cupo de hoy permite { $left } solicitudes más con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: se envían las primeras { $fits } de { $rows } filas (--partial)
 
 ## report.
 campaign-hsm-named = plantilla HSM { $name }
@@ -553,7 +586,13 @@ templates-no-list = la respuesta no tiene lista de plantillas (no hay `meta_temp
 
 templates-none = ninguna
 templates-and-more = {" "}y { $more } más
-templates-uses = { $templates } plantilla(s) en { $connectors } conector(es)
+templates-uses = { $templates ->
+        [one] 1 plantilla
+       *[other] { $templates } plantillas
+    } en { $connectors ->
+        [one] 1 conector
+       *[other] { $connectors } conectores
+    }
 preflight-checking = revisando { $uses } en la cuenta (list_templates)
 preflight-no-token = WOLKVOX_TOKEN no está definido; defínalo para revisar las plantillas en la cuenta
 preflight-no-server = ningún api.server (ni --base-url) dice dónde está la cuenta
@@ -696,3 +735,24 @@ when-september = septiembre
 when-october = octubre
 when-november = noviembre
 when-december = diciembre
+## Las respuestas usuales de Wolkvox y las descripciones propias de una respuesta, como
+## las registra el archivo de resultados (patrones `msg-`): report y el libro de Excel
+## las muestran en el idioma del lector; se registran tal cual.
+msg-wolkvox-sent = Wolkvox aceptó el mensaje
+msg-wolkvox-bad-request = SOLICITUD INCORRECTA
+msg-wolkvox-forbidden = PROHIBIDO
+msg-wolkvox-unauthorized = NO AUTORIZADO
+msg-wolkvox-parameters = FALTAN PARÁMETROS
+msg-wolkvox-no-api = LA API QUE QUIERE CONSULTAR NO EXISTE
+msg-wolkvox-enter-token = INGRESE EL WOLKVOX-TOKEN
+msg-wolkvox-token-limit = LÍMITE DIARIO DEL TOKEN SUPERADO
+msg-wolkvox-simultaneous = SUPERA EL LÍMITE DE SOLICITUDES SIMULTÁNEAS POR TOKEN (2)
+msg-wolkvox-validate-token = VALIDE EL TOKEN
+msg-answer-server-error = HTTP { $status }: error del servidor; puede haberse entregado
+msg-answer-not-json = la respuesta no es JSON
+msg-answer-redirect = HTTP { $status }: redirección
+msg-answer-says-taken = HTTP { $status } con una respuesta que dice { $code }: puede haberse entregado
+msg-answer-no-code = la respuesta no tiene un código utilizable
+msg-answer-connection-lost = se perdió la conexión mientras se leía la respuesta
+msg-answer-token-header = el token no se puede enviar como encabezado HTTP
+list-set-default-country = { $rows } filas tienen teléfonos que no son números internacionales válidos: si la lista trae números nacionales (300 123 4567, sin indicativo de país), ponga [phone] default_country = "CO" (su país) en el archivo de configuración (`wolkvox-dispatch init` escribe uno) y revise de nuevo

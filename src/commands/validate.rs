@@ -85,6 +85,9 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
         .map(|job| report::preview(job, preflight::filled_text(&check, job).as_deref()))
         .collect();
     print_previews(&mut out, &previews);
+    if let Some(hint) = read.country_hint(list) {
+        say(&mut out, &hint);
+    }
     let valid = rows - invalid - duplicate - suppressed;
     let _ = writeln!(
         out,

@@ -446,3 +446,121 @@ fn at_a_terminal_log_lines_have_a_short_local_time_and_no_info_level() {
     );
     assert!(rest.starts_with("wolkvox-dispatch"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Wolkvox's answers in the reader's language.
+
+/// The workbook's Rows sheet as text.
+fn rows_sheet(path: &std::path::Path) -> Vec<Vec<String>> {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let mut book: Xlsx<_> = open_workbook(path).expect("workbook");
+    let name = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&name).expect("sheet");
+    range
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Data::String(s) => s.clone(),
+                    Data::Empty => String::new(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn wolkvox_s_usual_answers_read_in_spanish_and_stay_raw_in_the_results() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "lista.csv",
+        "telephone,message,connector_id\n\
+         573001230001,Hola,1\n573001230002,Hola,1\n573001230003,Hola,1\n",
+    );
+    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| match req.telephone.as_deref() {
+        Some("573001230002") => Some(Reply::parameters_required()),
+        Some("573001230003") => Some(Reply::raw(500, "text/html", "<h1>oops</h1>")),
+        _ => None,
+    }));
+    let mut c = send_cmd(&input, &fake, "tok");
+    c.env("LANG", "es_CO.UTF-8");
+    run(c).expect_code(1);
+    let rows = rows_sheet(&dir.path().join("lista.results.xlsx"));
+    let motivo = rows[0].iter().position(|h| h == "Motivo").expect("Motivo");
+    let reasons: Vec<&str> = rows[1..].iter().map(|r| r[motivo].as_str()).collect();
+    assert_eq!(reasons[0], "Wolkvox aceptó el mensaje", "{reasons:?}");
+    assert!(
+        reasons[1].starts_with("SOLICITUD INCORRECTA: FALTAN PARÁMETROS"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].starts_with("HTTP 500: error del servidor; puede haberse entregado"),
+        "{reasons:?}"
+    );
+    let results = read_results(&default_results_path(&input));
+    assert_eq!(
+        row(&results, 1)["msg"],
+        "Message has been sent successfully"
+    );
+    assert_eq!(
+        row(&results, 3)["error"],
+        "HTTP 500 server error: it may have been delivered"
+    );
+    let mut r = cmd();
+    r.env("LANG", "es_CO.UTF-8")
+        .arg("report")
+        .arg(default_results_path(&input));
+    let out = run(r);
+    assert!(
+        out.stdout
+            .contains("SOLICITUD INCORRECTA: FALTAN PARÁMETROS")
+            && out.stdout.contains("HTTP 500: error del servidor"),
+        "{}",
+        out.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// One hint for a list of national numbers without phone.default_country.
+
+#[test]
+fn many_national_numbers_without_a_default_country_give_one_hint() {
+    let dir = temp_dir();
+    let mut csv = String::from("telefono,mensaje,connector_id\n");
+    for i in 0..10 {
+        csv.push_str(&format!("316138{i:04},Hola,1\n"));
+    }
+    let input = write_csv(dir.path(), "lista.csv", &csv);
+    let mut c = cmd();
+    c.env("LANG", "es_CO.UTF-8").arg("validate").arg(&input);
+    let out = run(c);
+    out.expect_code(1);
+    let hints: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("[phone] default_country"))
+        .collect();
+    assert_eq!(hints.len(), 1, "{}", out.stdout);
+    assert!(hints[0].contains("10"), "{}", hints[0]);
+    let mut c = cmd();
+    c.env("LANG", "es_CO.UTF-8")
+        .args(["send", "--dry-run"])
+        .arg(&input);
+    let out = run(c);
+    out.expect_code(4);
+    assert_eq!(
+        out.stderr.matches("[phone] default_country").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    // With the country set, no hint.
+    let config = write_config(dir.path(), "[phone]\ndefault_country = \"CO\"\n");
+    let mut c = cmd();
+    c.arg("validate").arg(&input).arg("--config").arg(&config);
+    let out = run(c);
+    out.expect_code(0);
+    assert!(!out.stdout.contains("[phone]"), "{}", out.stdout);
+}

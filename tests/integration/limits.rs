@@ -61,8 +61,7 @@ fn a_list_larger_than_todays_quota_is_refused_before_any_message() {
     assert!(fake.send_requests().is_empty(), "nothing may be sent");
     assert_eq!(token_info_calls(&fake), 1);
     assert!(
-        out.stderr
-            .contains("allows 3 more request(s) on 1 token(s)")
+        out.stderr.contains("allows 3 more requests on 1 token")
             && out.stderr.contains("10 rows")
             && out.stderr.contains("--partial"),
         "{}",
