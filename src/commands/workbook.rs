@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::Error;
 use crate::input::{self, ReadOptions};
 use crate::journal::{self, Outcome, Status};
-use crate::report::workbook::{self, Contents, SourceRow};
+use crate::report::workbook::{self, Contents, SourceRow, SummaryValue};
 
 /// The list a run read (where it read it, or beside the results), and how to read it
 /// (the sheet and delimiter of the run's command line).
@@ -114,7 +114,7 @@ pub(crate) fn write(
     read: &ReadOptions,
     results: &Path,
     timezone: &jiff::tz::TimeZone,
-    summary: Vec<(String, String)>,
+    summary: Vec<(String, SummaryValue)>,
 ) -> Result<(), Error> {
     let outcomes = last_outcomes(results)?;
     let mut rows = input::open_with(list, read)?;
@@ -206,19 +206,20 @@ pub(crate) fn summary_lines(
     results: &Path,
     counts: &std::collections::HashMap<Status, u64>,
     extra: &[(String, String)],
-) -> Vec<(String, String)> {
+) -> Vec<(String, SummaryValue)> {
+    let text = |label: String, value: String| (label, SummaryValue::Text(value));
     let mut lines = vec![
-        (crate::tr!("workbook-list"), list.display().to_string()),
-        (
+        text(crate::tr!("workbook-list"), list.display().to_string()),
+        text(
             crate::tr!("workbook-results"),
             results.display().to_string(),
         ),
     ];
-    lines.extend(extra.iter().cloned());
+    lines.extend(extra.iter().cloned().map(|(l, v)| text(l, v)));
     for status in Status::ALL {
         let n = counts.get(&status).copied().unwrap_or(0);
         if n > 0 {
-            lines.push((status.label().to_owned(), n.to_string()));
+            lines.push((status.label().to_owned(), SummaryValue::Count(n)));
         }
     }
     lines

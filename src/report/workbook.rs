@@ -49,7 +49,14 @@ pub(crate) struct Contents<'a> {
     /// Times are shown in this zone.
     pub(crate) timezone: &'a TimeZone,
     /// The summary sheet: label and value, a line each.
-    pub(crate) summary: Vec<(String, String)>,
+    pub(crate) summary: Vec<(String, SummaryValue)>,
+}
+
+/// A value on the summary sheet: counts are numbers, so Excel can add them up.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SummaryValue {
+    Text(String),
+    Count(u64),
 }
 
 /// Writes the workbook to `path`, whole or not at all, with `rows` (the list's rows in
@@ -264,20 +271,41 @@ fn rows_sheet(
 
 fn summary_sheet(
     sheet: &mut Worksheet,
-    lines: &[(String, String)],
+    lines: &[(String, SummaryValue)],
 ) -> Result<(), rust_xlsxwriter::XlsxError> {
     sheet.set_name(crate::tr!("workbook-sheet-summary"))?;
-    let bold = Format::new().set_bold();
+    let bold = Format::new()
+        .set_bold()
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
+    // Long values (paths, the command that continues the run) wrap within their
+    // column instead of running off the printed page.
+    let wrapped = Format::new()
+        .set_text_wrap()
+        .set_align(rust_xlsxwriter::FormatAlign::Left)
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
+    let count = Format::new()
+        .set_num_format("#,##0")
+        .set_align(rust_xlsxwriter::FormatAlign::Left)
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
     let mut widths = (8, 20);
     for (i, (label, value)) in lines.iter().enumerate() {
         let r = u32::try_from(i).unwrap_or(u32::MAX);
         sheet.write_string_with_format(r, 0, label, &bold)?;
-        sheet.write_string(r, 1, value)?;
+        match value {
+            SummaryValue::Text(text) => {
+                sheet.write_string_with_format(r, 1, text, &wrapped)?;
+                widths.1 = widths.1.max(text.chars().count());
+            }
+            SummaryValue::Count(n) => {
+                sheet.write_number_with_format(r, 1, *n as f64, &count)?;
+            }
+        }
         widths.0 = widths.0.max(label.chars().count());
-        widths.1 = widths.1.max(value.chars().count());
     }
     sheet.set_column_width(0, widths.0.min(MAX_WIDTH) as f64 + 2.0)?;
     sheet.set_column_width(1, widths.1.min(2 * MAX_WIDTH) as f64 + 2.0)?;
+    // Printed: labels and values on one page wide, as many pages down as needed.
+    sheet.set_portrait().set_print_fit_to_pages(1, 0);
     Ok(())
 }
 

@@ -564,3 +564,44 @@ fn many_national_numbers_without_a_default_country_give_one_hint() {
     out.expect_code(0);
     assert!(!out.stdout.contains("[phone]"), "{}", out.stdout);
 }
+
+// ---------------------------------------------------------------------------------------
+// The workbook's summary sheet.
+
+#[test]
+fn the_summary_sheet_holds_counts_as_numbers_and_prints_one_page_wide() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let dir = temp_dir();
+    let input = list_with_problems(dir.path());
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, "tok");
+    c.env("LANG", "es_CO.UTF-8").args(["--limit", "1"]);
+    run(c).expect_code(3);
+    let path = dir.path().join("lista.results.xlsx");
+    let mut book: Xlsx<_> = open_workbook(&path).expect("workbook");
+    let range = book.worksheet_range("Resumen").expect("Resumen");
+    let value = |label: &str| {
+        range
+            .rows()
+            .find(|r| r[0] == Data::String(label.to_owned()))
+            .map(|r| r[1].clone())
+            .unwrap_or_else(|| panic!("no {label} in {range:?}"))
+    };
+    assert_eq!(value("Enviado"), Data::Float(1.0));
+    assert_eq!(value("No válido: no enviado"), Data::Float(1.0));
+    assert!(matches!(value("Para continuar"), Data::String(s) if s.contains("--resume")));
+    // Printing: one page wide (fitToPage with fitToWidth 1) and the long cells wrapped.
+    let sheet_xml = {
+        let file = std::fs::File::open(&path).unwrap();
+        let mut zip = zip::ZipArchive::new(file).unwrap();
+        let mut xml = String::new();
+        std::io::Read::read_to_string(
+            &mut zip.by_name("xl/worksheets/sheet2.xml").unwrap(),
+            &mut xml,
+        )
+        .unwrap();
+        xml
+    };
+    assert!(sheet_xml.contains("fitToPage=\"1\""), "{sheet_xml}");
+    assert!(sheet_xml.contains("fitToHeight=\"0\""), "{sheet_xml}");
+}

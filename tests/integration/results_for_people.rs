@@ -91,11 +91,11 @@ fn a_csv_run_s_workbook_has_every_row_in_order_with_its_own_columns_and_outcome(
     assert_eq!(name, "Summary");
     let lines: Vec<Vec<String>> = summary.iter().map(|r| texts(r)).collect();
     assert!(
-        lines.contains(&vec!["Sent".to_owned(), "1".to_owned()]),
+        lines.contains(&vec!["Sent".to_owned(), "Float(1.0)".to_owned()]),
         "{lines:?}"
     );
     assert!(
-        lines.contains(&vec!["Failed: refused".to_owned(), "1".to_owned()]),
+        lines.contains(&vec!["Failed: refused".to_owned(), "Float(1.0)".to_owned()]),
         "{lines:?}"
     );
     assert!(
