@@ -1208,6 +1208,50 @@ mod tests {
     }
 
     #[test]
+    fn the_spanish_example_config_has_the_same_keys_and_loads_as_is_and_uncommented() {
+        let spanish = include_str!("../config.example.es.toml");
+        let keys = |text: &str| -> Vec<String> {
+            let mut section = "";
+            let mut out = Vec::new();
+            for line in text.lines() {
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = name;
+                }
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                if let Some((key, _)) = line.split_once(" = ")
+                    && !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                {
+                    out.push(format!("{section}.{key}"));
+                }
+            }
+            out
+        };
+        assert_eq!(keys(spanish), keys(include_str!("../config.example.toml")));
+        let f = config_file(spanish);
+        send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        let uncommented: String = spanish
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let f = config_file(&uncommented);
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(
+            s.list.default_country,
+            crate::validate::phone::parse_country("CO")
+        );
+    }
+
+    #[test]
     fn input_phone_and_message_settings_are_checked() {
         let bad = [
             ("[input]\nencoding = \"utf-16\"\n", "input.encoding"),

@@ -9,6 +9,7 @@ mod common;
 
 mod analyst;
 mod campaign;
+mod docs;
 mod fake_wolkvox_selftest;
 mod hostile_input;
 mod hsm;
