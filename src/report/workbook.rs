@@ -207,6 +207,7 @@ fn rows_sheet(
         .set_background_color(Color::RGB(0xD9E1F2))
         .set_border_bottom(FormatBorder::Thin);
     let time = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let date_formats = DATE_FORMATS.map(|f| Format::new().set_num_format(f));
     let mut names: Vec<String> = c.header.to_vec();
     if c.spreadsheet {
         names.push(crate::tr!("workbook-column-sheet-row"));
@@ -229,7 +230,12 @@ fn rows_sheet(
         let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
         last_row = r;
         for (col, cell) in source.fields.iter().take(c.header.len()).enumerate() {
-            sheet.write_string(r, col_num(col), cell)?;
+            match c.spreadsheet.then(|| date_cell(cell)).flatten() {
+                Some((at, format)) => {
+                    sheet.write_datetime_with_format(r, col_num(col), &at, &date_formats[format])?
+                }
+                None => sheet.write_string(r, col_num(col), cell)?,
+            };
             widen(&mut widths, col, cell);
         }
         if c.spreadsheet {
@@ -330,6 +336,65 @@ fn colour(status: Status) -> Color {
     }
 }
 
+/// The number formats of [`date_cell`]'s kinds of cell.
+const DATE_FORMATS: [&str; 5] = [
+    "yyyy-mm-dd",
+    "yyyy-mm-dd hh:mm",
+    "yyyy-mm-dd hh:mm:ss",
+    "hh:mm",
+    "hh:mm:ss",
+];
+
+/// A spreadsheet list's date, date-time or time cell, as the list reading writes it
+/// (`2025-03-14`, `2025-03-14 10:30`, `10:30`, seconds when not zero): the Excel
+/// date-time and the index of its format in [`DATE_FORMATS`], so the workbook's copy
+/// of the list keeps it a real date that sorts and filters as one. Anything else
+/// (phones, ids, a text that only looks like a date) is `None` and stays text.
+fn date_cell(text: &str) -> Option<(ExcelDateTime, usize)> {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let number = |s: &str| s.parse::<u16>().ok();
+    let time = |t: &str| -> Option<(u16, u8, f64, bool)> {
+        let parts: Vec<&str> = t.split(':').collect();
+        let (h, m, s) = match parts.as_slice() {
+            [h, m] => (*h, *m, None),
+            [h, m, s] => (*h, *m, Some(*s)),
+            _ => return None,
+        };
+        if !(digits(h, 1) || digits(h, 2)) || !digits(m, 2) || s.is_some_and(|s| !digits(s, 2)) {
+            return None;
+        }
+        let (h, m) = (number(h)?, u8::try_from(number(m)?).ok()?);
+        let sec = s.map_or(Some(0.0), |s| s.parse::<f64>().ok())?;
+        (h < 24 && m < 60 && sec < 60.0).then_some((h, m, sec, s.is_some()))
+    };
+    let date = |d: &str| -> Option<ExcelDateTime> {
+        let mut it = d.split('-');
+        let (y, mo, da) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || !digits(y, 4) || !digits(mo, 2) || !digits(da, 2) {
+            return None;
+        }
+        ExcelDateTime::from_ymd(
+            number(y)?,
+            u8::try_from(number(mo)?).ok()?,
+            u8::try_from(number(da)?).ok()?,
+        )
+        .ok()
+    };
+    match text.split_once(' ') {
+        Some((d, t)) => {
+            let (h, m, s, seconds) = time(t)?;
+            let at = date(d)?.and_hms(h, m, s).ok()?;
+            Some((at, if seconds { 2 } else { 1 }))
+        }
+        None if text.contains('-') => Some((date(text)?, 0)),
+        None => {
+            let (h, m, s, seconds) = time(text)?;
+            let at = ExcelDateTime::from_hms(h, m, s).ok()?;
+            Some((at, if seconds { 4 } else { 3 }))
+        }
+    }
+}
+
 /// An RFC 3339 time as an Excel date-time in `tz` (Excel has no time zones).
 fn excel_time(text: &str, tz: &TimeZone) -> Option<ExcelDateTime> {
     let t: jiff::Timestamp = text.parse().ok()?;
@@ -346,4 +411,34 @@ fn excel_time(text: &str, tz: &TimeZone) -> Option<ExcelDateTime> {
         u8::try_from(local.second()).ok()?,
     )
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_dates_and_times_become_date_cells() {
+        let kind = |t: &str| date_cell(t).map(|(_, f)| DATE_FORMATS[f]);
+        assert_eq!(kind("2025-03-14"), Some("yyyy-mm-dd"));
+        assert_eq!(kind("2025-03-14 10:30"), Some("yyyy-mm-dd hh:mm"));
+        assert_eq!(kind("2025-03-14 10:30:05"), Some("yyyy-mm-dd hh:mm:ss"));
+        assert_eq!(kind("9:05"), Some("hh:mm"));
+        assert_eq!(kind("36:00:00"), None, "a duration past a day stays text");
+        for text in [
+            "573001230001",
+            "+57 300 123 4567",
+            "300-123-4567",
+            "2025-13-01",
+            "2025-02-30",
+            "24:00",
+            "10:3",
+            "Hola 10:30",
+            "2025-03-14T10:30",
+            "",
+            "1-2",
+        ] {
+            assert_eq!(kind(text), None, "{text:?}");
+        }
+    }
 }

@@ -605,3 +605,50 @@ fn the_summary_sheet_holds_counts_as_numbers_and_prints_one_page_wide() {
     assert!(sheet_xml.contains("fitToPage=\"1\""), "{sheet_xml}");
     assert!(sheet_xml.contains("fitToHeight=\"0\""), "{sheet_xml}");
 }
+
+#[test]
+fn a_spreadsheet_s_dates_and_times_stay_real_cells_in_the_workbook() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let dir = temp_dir();
+    let input = dir.path().join("citas.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, name) in ["telephone", "message", "connector_id", "fecha", "hora"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, *name).unwrap();
+    }
+    sheet.write_string(1, 0, "573001230001").unwrap();
+    sheet.write_string(1, 1, "Hola").unwrap();
+    sheet.write_string(1, 2, "1").unwrap();
+    let date = ExcelDateTime::from_ymd(2026, 12, 8).unwrap();
+    sheet
+        .write_datetime_with_format(1, 3, &date, &Format::new().set_num_format("dd/mm/yyyy"))
+        .unwrap();
+    let time = ExcelDateTime::from_hms(10, 30, 0).unwrap();
+    sheet
+        .write_datetime_with_format(1, 4, &time, &Format::new().set_num_format("hh:mm"))
+        .unwrap();
+    book.save(&input).unwrap();
+    let mut c = cmd();
+    c.arg("send").arg(&input).arg("--dry-run");
+    run(c).expect_code(0);
+    let mut out: Xlsx<_> = open_workbook(dir.path().join("citas.dry-run.xlsx")).unwrap();
+    let name = out.sheet_names()[0].clone();
+    let range = out.worksheet_range(&name).unwrap();
+    let row: Vec<Data> = range.rows().nth(1).unwrap().to_vec();
+    assert_eq!(
+        row[0],
+        Data::String("573001230001".into()),
+        "phones stay text"
+    );
+    match (&row[3], &row[4]) {
+        (Data::DateTime(d), Data::DateTime(t)) => {
+            assert_eq!(d.as_f64(), 46364.0, "2026-12-08");
+            assert!((t.as_f64() - 10.5 / 24.0).abs() < 1e-9, "10:30");
+        }
+        other => panic!("dates as text: {other:?}"),
+    }
+}
