@@ -740,4 +740,9 @@ msg-answer-says-taken = HTTP { $status } with an answer that says { $code }: it 
 msg-answer-no-code = response has no usable code
 msg-answer-connection-lost = connection lost while reading the answer
 msg-answer-token-header = token cannot be sent as an HTTP header
-list-set-default-country = { $rows } rows have telephones that are not valid international numbers: if the list has national numbers (300 123 4567, without a country code), set [phone] default_country = "CO" (your country) in the config file (`wolkvox-dispatch init` writes one) and check again
+list-set-default-country = { $rows } of { $seen } rows have telephones that are not valid international numbers: if the list has national numbers (300 123 4567, without a country code), set [phone] default_country = "CO" (your country) in the config file (`wolkvox-dispatch init` writes one) and check again
+config-toml-quote-text = a text value goes in quotes, e.g. default_country = "CO"
+config-toml-leading-zero = a number cannot start with 0: an id such as a server goes in quotes, e.g. server = "0042"
+config-toml-unclosed = a [ is not closed: close the section name or list with ]
+config-toml-unclosed-string = a text is not closed: end it with the same quote it starts with, on the same line
+config-toml-syntax = this line is not valid TOML: check its quotes, brackets and its = sign

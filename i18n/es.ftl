@@ -755,4 +755,9 @@ msg-answer-says-taken = HTTP { $status } con una respuesta que dice { $code }: p
 msg-answer-no-code = la respuesta no tiene un código utilizable
 msg-answer-connection-lost = se perdió la conexión mientras se leía la respuesta
 msg-answer-token-header = el token no se puede enviar como encabezado HTTP
-list-set-default-country = { $rows } filas tienen teléfonos que no son números internacionales válidos: si la lista trae números nacionales (300 123 4567, sin indicativo de país), ponga [phone] default_country = "CO" (su país) en el archivo de configuración (`wolkvox-dispatch init` escribe uno) y revise de nuevo
+list-set-default-country = { $rows } de { $seen } filas tienen teléfonos que no son números internacionales válidos: si la lista trae números nacionales (300 123 4567, sin indicativo de país), ponga [phone] default_country = "CO" (su país) en el archivo de configuración (`wolkvox-dispatch init` escribe uno) y revise de nuevo
+config-toml-quote-text = un texto va entre comillas, p. ej. default_country = "CO"
+config-toml-leading-zero = un número no puede empezar con 0: un id como el del servidor va entre comillas, p. ej. server = "0042"
+config-toml-unclosed = falta cerrar un corchete [: cierre con ] el nombre de la sección o la lista
+config-toml-unclosed-string = falta cerrar un texto: termínelo con las mismas comillas con que empieza, en la misma línea
+config-toml-syntax = esta línea no es TOML válido: revise sus comillas, sus corchetes y su signo =

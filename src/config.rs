@@ -248,15 +248,31 @@ fn toml_message(text: &str) -> String {
                     expected = expected
                 )
             })
+        } else if let Some(key) = last.strip_prefix("missing field ") {
+            Some(tr!("config-toml-missing-key", key = key))
         } else {
-            last.strip_prefix("missing field ")
-                .map(|key| tr!("config-toml-missing-key", key = key))
+            Some(toml_syntax(last))
         };
         if let Some(translated) = translated {
             *last = translated;
         }
     }
     lines.join("\n")
+}
+
+/// A TOML syntax mistake (`what, expected X`) in the current language: the usual ones
+/// say what to write; any other says where to look. The crate's English is not shown.
+fn toml_syntax(text: &str) -> String {
+    let what = text.split_once(", expected").map_or(text, |(what, _)| what);
+    match what.trim() {
+        "string values must be quoted" => tr!("config-toml-quote-text"),
+        "unexpected leading zero" => tr!("config-toml-leading-zero"),
+        "unclosed table" | "unclosed array" | "unclosed array of tables" => {
+            tr!("config-toml-unclosed")
+        }
+        "invalid basic string" | "invalid literal string" => tr!("config-toml-unclosed-string"),
+        _ => tr!("config-toml-syntax"),
+    }
 }
 
 // ---------------------------------------------------------------------------

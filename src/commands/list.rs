@@ -26,25 +26,77 @@ pub(crate) struct ListRead {
     pub(crate) template: bool,
     /// SHA-256 of the header's names, to recognise the list in the journal.
     pub(crate) header_digest: String,
-    /// Invalid rows whose telephone is among the problems.
-    pub(crate) bad_phones: u64,
 }
 
-impl ListRead {
-    /// One line for a list whose telephones are mostly refused while
-    /// `phone.default_country` is not set: national numbers read as international
-    /// ones (3161389815 as a Dutch +31 number). At least 3 such rows, and a fifth of
-    /// the list, so a stray bad number does not raise it.
-    pub(crate) fn country_hint(&self, list: &ListSettings) -> Option<String> {
-        (list.default_country.is_none() && self.bad_phones >= 3 && self.bad_phones * 5 >= self.rows)
-            .then(|| crate::tr!("list-set-default-country", rows = self.bad_phones))
+/// One line for a list whose telephones are mostly refused while
+/// `phone.default_country` is not set: national numbers read as international ones
+/// (3161389815 as a Dutch +31 number). Said once, as soon as the first rows show it
+/// (so it comes before the rows' own problems), or at the end for a short list; never
+/// for a stray bad number (at least 3 rows, and a fifth of those seen).
+pub(crate) struct CountryHint {
+    telephone: String,
+    unset: bool,
+    seen: u64,
+    bad: u64,
+    said: bool,
+}
+
+impl CountryHint {
+    /// Rows seen before the hint may be said early.
+    pub(crate) const EARLY: u64 = 20;
+
+    /// Rows seen so far.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    pub(crate) fn new(list: &ListSettings, validator: &Validator) -> CountryHint {
+        CountryHint {
+            telephone: validator.telephone_label().to_owned(),
+            unset: list.default_country.is_none(),
+            seen: 0,
+            bad: 0,
+            said: false,
+        }
+    }
+
+    fn due(&self) -> bool {
+        !self.said && self.unset && self.bad >= 3 && self.bad * 5 >= self.seen
+    }
+
+    fn line(&mut self) -> String {
+        self.said = true;
+        crate::tr!(
+            "list-set-default-country",
+            rows = self.bad,
+            seen = self.seen
+        )
+    }
+
+    /// Counts `verdict`; the hint, the first time enough rows show it.
+    pub(crate) fn see(&mut self, verdict: &Verdict) -> Option<String> {
+        self.seen += 1;
+        if let Verdict::Invalid { problems, .. } = verdict
+            && problems.iter().any(|p| p.column == self.telephone)
+        {
+            self.bad += 1;
+        }
+        (self.seen >= Self::EARLY && self.due()).then(|| self.line())
+    }
+
+    /// The hint at the end of the list, if it was not said yet and the list shows it.
+    pub(crate) fn at_end(&mut self) -> Option<String> {
+        self.due().then(|| self.line())
     }
 }
 
 /// Reads and judges every row, handing each verdict to `each` as it is made.
 /// Fails on an unreadable opt-out list or contact list, a missing column, or more
 /// rows than allowed, before any verdict is acted on by a send.
-pub(crate) fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Result<ListRead, Error> {
+pub(crate) fn read_list(
+    list: &ListSettings,
+    mut each: impl FnMut(Verdict),
+) -> Result<ListRead, Error> {
     let opened = open_list(list)?;
     tracing::info!(
         "{}: {}; {}",
@@ -52,7 +104,17 @@ pub(crate) fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Resul
         opened.rows.format(),
         opened.validator.columns_summary()
     );
-    judge_rows(list, opened, each)
+    let mut hint = CountryHint::new(list, &opened.validator);
+    let read = judge_rows(list, opened, |verdict| {
+        if let Some(line) = hint.see(&verdict) {
+            tracing::warn!("{line}");
+        }
+        each(verdict)
+    })?;
+    if let Some(line) = hint.at_end() {
+        tracing::warn!("{line}");
+    }
+    Ok(read)
 }
 
 /// A list whose header has been checked, ready to be judged row by row.
@@ -105,17 +167,6 @@ pub(crate) fn judge_rows(
         header_digest,
     } = opened;
     let template = validator.is_template();
-    let phone_label = validator.telephone_label().to_owned();
-    let mut bad_phones = 0;
-    let mut each = each;
-    let each = |verdict: Verdict| {
-        if let Verdict::Invalid { problems, .. } = &verdict
-            && problems.iter().any(|p| p.column == phone_label)
-        {
-            bad_phones += 1;
-        }
-        each(verdict)
-    };
     let mut count = 0;
     let records = rows.map(|record| {
         let record = record?;
@@ -140,7 +191,6 @@ pub(crate) fn judge_rows(
         suppression,
         template,
         header_digest,
-        bad_phones,
     })
 }
 

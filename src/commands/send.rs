@@ -111,9 +111,6 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     };
     let mut verdicts = Vec::new();
     let read = read_list(&settings.list, |v| verdicts.push(v))?;
-    if let Some(hint) = read.country_hint(&settings.list) {
-        tracing::warn!("{hint}");
-    }
     if let Some(s) = &read.suppression {
         tracing::info!("{}", suppression_line(s));
     }

@@ -544,6 +544,26 @@ fn many_national_numbers_without_a_default_country_give_one_hint() {
         .collect();
     assert_eq!(hints.len(), 1, "{}", out.stdout);
     assert!(hints[0].contains("10"), "{}", hints[0]);
+    // A long list says it before the rows' own problems, once.
+    let mut csv = String::from("telefono,mensaje,connector_id\n");
+    for i in 0..100 {
+        csv.push_str(&format!("316138{i:04},Hola,1\n"));
+    }
+    let long = write_csv(dir.path(), "larga.csv", &csv);
+    let mut c = cmd();
+    c.env("LANG", "es_CO.UTF-8").arg("validate").arg(&long);
+    let out = run(c);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("[phone] default_country"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(
+        at, 1,
+        "the hint comes first, after the columns line:\n{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.matches("[phone] default_country").count(), 1);
     let mut c = cmd();
     c.env("LANG", "es_CO.UTF-8")
         .args(["send", "--dry-run"])
@@ -650,5 +670,32 @@ fn a_spreadsheet_s_dates_and_times_stay_real_cells_in_the_workbook() {
             assert!((t.as_f64() - 10.5 / 24.0).abs() < 1e-9, "10:30");
         }
         other => panic!("dates as text: {other:?}"),
+    }
+}
+
+#[test]
+fn toml_syntax_mistakes_read_in_spanish() {
+    let dir = temp_dir();
+    let list = local_list(dir.path());
+    for (toml, words) in [
+        ("[api]\nserver = 0042\n", "comillas"),
+        ("[phone]\ndefault_country = CO\n", "comillas"),
+        ("[api\n", "corchete"),
+        ("[api]\nserver = \"1\" \"2\"\n", "TOML"),
+    ] {
+        let config = write_config(dir.path(), toml);
+        let mut c = cmd();
+        c.env("LANG", "es_CO.UTF-8")
+            .arg("validate")
+            .arg(&list)
+            .arg("--config")
+            .arg(&config);
+        let out = run(c);
+        out.expect_code(2);
+        let last = out.stderr.trim_end().lines().last().unwrap_or_default();
+        assert!(last.contains(words), "{toml:?}: {}", out.stderr);
+        for english in ["expected", "unexpected", "must be", "unclosed", "invalid"] {
+            assert!(!last.contains(english), "{toml:?}: {}", out.stderr);
+        }
     }
 }
