@@ -669,7 +669,7 @@ init-write = cannot write { $file }: { $error }
 init-bad-flag = { $flag }: { $reason }
 init-bad-answer = the answer for { $key } cannot be used: { $reason }. Give it with { $flag }, or leave the answer empty to fill it in later
 init-written = Wrote { $file }.
-init-fill-in = Before a real send, fill in { $missing } in it.
+init-fill-in = Left for later, commented out in it: { $missing } (a real send needs api.server).
 init-next =
     Next, check a list with it (nothing is sent):
       wolkvox-dispatch validate LIST.xlsx --config { $file }

@@ -684,7 +684,7 @@ init-write = no se puede escribir { $file }: { $error }
 init-bad-flag = { $flag }: { $reason }
 init-bad-answer = la respuesta para { $key } no sirve: { $reason }. Désela con { $flag }, o deje la respuesta vacía para escribirla después
 init-written = Se escribió { $file }.
-init-fill-in = Antes de un envío real, complete { $missing } en él.
+init-fill-in = Quedan para después, comentadas en él: { $missing } (un envío real necesita api.server).
 init-next =
     Ahora revise una lista con él (no se envía nada):
       wolkvox-dispatch validate LISTA.xlsx --config { $file }

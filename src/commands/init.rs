@@ -165,8 +165,11 @@ fn ask(
     input: &mut impl BufRead,
     interactive: bool,
 ) -> Result<Option<String>, InitError> {
+    let mut question = setting.question.as_str();
     loop {
-        eprint!("{}\n> ", setting.question);
+        eprint!("{question}\n> ");
+        // Asked again, only its last line: the explanation was just read.
+        question = setting.question.lines().last().unwrap_or(question);
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         let read = input.read_line(&mut line).unwrap_or(0);
