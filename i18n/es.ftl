@@ -80,10 +80,10 @@ cli-error-more = Para más información, pruebe '--help'.
 
 ## Horario de contacto y fechas.
 window-never-opens = la ventana de contacto no abre en los próximos años (campaign.hours y campaign.holidays no dejan tiempo): no se enviaría nada
-window-open-until = ventana abierta ahora hasta { $until }
+window-open-until = ventana abierta ahora hasta el { $until }
 window-open-no-close = ventana abierta ahora, sin hora de cierre próxima
-window-closed-next = ventana cerrada ahora; vuelve a abrir { $opens } hasta { $until }
-window-closed-next-no-close = ventana cerrada ahora; vuelve a abrir { $opens } sin hora de cierre próxima
+window-closed-next = ventana cerrada ahora; vuelve a abrir el { $opens } hasta { $until }
+window-closed-next-no-close = ventana cerrada ahora; vuelve a abrir el { $opens } sin hora de cierre próxima
 window-sending-time-left = {" "}({ $time } de tiempo de envío)
 window-fits = la ejecución cabe
 window-does-not-fit = la ejecución NO cabe: cerca del { $percent } % se enviaría antes de que cierre la ventana; el resto quedaría registrado como not_sent (continúe con --resume en la siguiente ventana, o use --wait-for-window)
