@@ -19,6 +19,8 @@ use crate::journal::{Outcome, Status};
 
 /// The widest a column is made, in characters.
 const MAX_WIDTH: usize = 60;
+/// The widest the summary sheet's value column gets, in characters.
+const SUMMARY_WIDTH: usize = 80;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkbookError {
@@ -300,7 +302,14 @@ fn summary_sheet(
         match value {
             SummaryValue::Text(text) => {
                 sheet.write_string_with_format(r, 1, text, &wrapped)?;
-                widths.1 = widths.1.max(text.chars().count());
+                let chars = text.chars().count();
+                widths.1 = widths.1.max(chars);
+                // A wrapped value gets the height of its lines (spreadsheets do not
+                // all grow a row for it when the file opens).
+                let lines = chars.div_ceil(SUMMARY_WIDTH).max(1);
+                if lines > 1 {
+                    sheet.set_row_height(r, 15.0 * lines as f64)?;
+                }
             }
             SummaryValue::Count(n) => {
                 sheet.write_number_with_format(r, 1, *n as f64, &count)?;
@@ -309,7 +318,9 @@ fn summary_sheet(
         widths.0 = widths.0.max(label.chars().count());
     }
     sheet.set_column_width(0, widths.0.min(MAX_WIDTH) as f64 + 2.0)?;
-    sheet.set_column_width(1, widths.1.min(2 * MAX_WIDTH) as f64 + 2.0)?;
+    // Values longer than that wrap (a long path, the command that continues the run),
+    // so the printed page keeps a readable size.
+    sheet.set_column_width(1, widths.1.min(SUMMARY_WIDTH) as f64 + 2.0)?;
     // Printed: labels and values on one page wide, as many pages down as needed.
     sheet.set_portrait().set_print_fit_to_pages(1, 0);
     Ok(())
