@@ -98,17 +98,29 @@ weekday-saturday = Sat
 weekday-sunday = Sun
 
 ## What validate and send print about a list.
-list-opt-out-lists = opt-out lists: { $numbers } numbers from { $files } file(s)
+list-opt-out-lists = opt-out lists: { $numbers } numbers from { $files ->
+        [one] 1 file
+       *[other] { $files } files
+    }
 list-opt-out-ignored = , { $entries } entries ignored because they are not telephone numbers (see the warnings)
 list-finish-later-windows = , going on in the later contact windows (with --wait-for-window, or --resume in each)
-list-finish-around = at { $rate } requests/s per token with { $tokens } token(s), it would finish around { $finish }{ $later }
-list-previews-heading = the first { $rows } valid rows, exactly as they would be sent:
+list-finish-around = at { $rate } requests/s per token with { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, it would finish around { $finish }{ $later }
+list-previews-heading = { $rows ->
+        [one] the first valid row, exactly as it would be sent:
+       *[other] the first { $rows } valid rows, exactly as they would be sent:
+    }
 validate-problem = row { $row }, column { $column }: { $reason }
 validate-duplicate = row { $row }: duplicate of row { $of_row } (same telephone and message); it would not be sent
 validate-suppressed = row { $row }: { $telephone } is on the opt-out list { $list }; it would not be sent (suppressed)
 validate-totals = { $invalid } of { $rows } rows invalid, { $duplicate } duplicate, { $suppressed } suppressed, { $valid } valid ({ $list })
 validate-estimate = estimate: { $line }
-validate-contact-hours = contact hours: { $line } (at { $rate } requests/s per token with { $tokens } token(s))
+validate-contact-hours = contact hours: { $line } (at { $rate } requests/s per token with { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    })
 
 ## A row's problems (also recorded, in English, in the results file).
 row-connector-empty = is empty and api.connector_id is not set in the config
@@ -159,7 +171,7 @@ connector-bad-character = { $id } is not a connector id: it has { $bad }; use on
 ## Telephone numbers.
 phone-empty = is empty
 phone-too-long = { $shown } is { $chars } characters long: too long to be a telephone number
-phone-scientific = { $shown } is in scientific notation: Excel turned the number into a float and lost digits; format the column as Text in the spreadsheet and export again
+phone-scientific = { $shown } is in scientific notation: Excel turned the number into a float and lost digits; give the .xlsx directly (it is read as typed), or format the column as Text in the spreadsheet and export again
 phone-bad-characters = { $shown } is not a telephone number: only digits, +, spaces, dashes, dots and parentheses are allowed
 phone-too-few = { $shown } has { $digits } digits: too few for a telephone number
 phone-too-many = { $shown } has { $digits } digits: more than the { $max } an international number can have
@@ -253,7 +265,10 @@ send-start-sending = sending
 send-title-dry-run = dry run: nothing was sent
 send-title-stopped = run stopped
 send-title-finished = run finished
-send-sending = sending { $rows } rows through { $tokens } token(s)
+send-sending = sending { $rows } rows through { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-contact-hours = contact hours: { $line }
 send-quota-covers = today's quota covers { $covered } of the { $rows } rows to send ({ $left } calls left)
 send-stop-results-unfinished = cannot finish the results file ({ $error })
@@ -262,11 +277,20 @@ send-stop-pilot = the pilot batch is sent (--limit { $limit }); the other { $row
 send-stop-disk = The counts above are every outcome received; those that could not be written are `unknown` to the journal, so no row is sent twice. Free some disk space before resuming.
 send-to-continue = To continue, run: { $command }
 send-skipped = { $rows } rows were already done in an earlier run and are skipped
-send-settings-tokens = { $tokens } token(s)
+send-settings-tokens = { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-settings-rate = { $rate } requests/s and { $in_flight } at once per token
 send-settings-connector = connector { $connector }
 send-settings-hours = contact hours set
-send-estimate = { $messages } messages would take at least { $time } at { $rate } requests/s per token with { $tokens } token(s) (each token also carries at most { $in_flight } requests at once, so a slow server lowers this){ $finish }
+send-estimate = { $messages ->
+        [one] 1 message
+       *[other] { $messages } messages
+    } would take at least { $time } at { $rate } requests/s per token with { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    } (each token also carries at most { $in_flight } requests at once, so a slow server lowers this){ $finish }
 send-workbook = workbook: { $path }
 send-workbook-failed = the results are in the CSV, but { $error }
 send-summary-failed = cannot write the summary to { $path }: { $error }
@@ -373,7 +397,13 @@ token-bad = token #{ $index } in { $variable } { $reason }
 token-bad-characters = contains spaces, control or non-ASCII characters, which cannot go in an HTTP header
 token-not-utf8 = is not valid UTF-8
 token-name = token #{ $index }
-quota-too-small = today's quota allows { $fits } more request(s) on { $tokens } token(s), but { $rows } rows are to be sent: nothing was sent. Send the first { $fits } today with --partial (the rest is recorded not_sent; continue tomorrow with --resume), or add tokens to WOLKVOX_TOKEN (separated by commas; each has licences x 1000 calls a day). --no-quota-check skips this check
+quota-too-small = today's quota allows { $fits ->
+        [one] 1 more request
+       *[other] { $fits } more requests
+    } on { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, but { $rows } rows are to be sent: nothing was sent. Send the first { $fits } today with --partial (the rest is recorded not_sent; continue tomorrow with --resume), or add tokens to WOLKVOX_TOKEN (separated by commas; each has licences x 1000 calls a day). --no-quota-check skips this check
 quota-no-token = no token can send today ({ $detail }): nothing was sent
 quota-check-failed = quota check failed: { $error }
 quota-token-spent = { $token } has no calls left today (limit { $limit }, used { $used }): not used in this run
@@ -383,8 +413,14 @@ quota-why-missing = not received by Wolkvox
 quota-token-left = { $token }: { $left } calls left today (limit { $limit }, used { $used })
 quota-token-refused = { $token } refused by token_info ({ $answer }): { $why }; not used in this run
 quota-unknown = cannot read today's quota of { $token } ({ $why }); sending anyway: if the quota runs out, the token is retired and the rest is recorded not_sent
-quota-enough = today's quota allows { $left } more requests on { $tokens } token(s): enough for the { $rows } rows
-quota-partial = today's quota allows { $left } more requests on { $tokens } token(s): sending the first { $fits } of { $rows } rows (--partial)
+quota-enough = today's quota allows { $left } more requests on { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: enough for the { $rows } rows
+quota-partial = today's quota allows { $left } more requests on { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: sending the first { $fits } of { $rows } rows (--partial)
 
 ## report.
 campaign-hsm-named = HSM template { $name }
@@ -413,7 +449,7 @@ report-failed-and-unknown = { $failed } failed, { $unknown } unknown
 report-rows = rows { $rows }
 report-not-sent = not sent
 report-suppressed = suppressed
-report-invalid = invalid rows: the reason of each is in the results file's msg column (or run `wolkvox-dispatch validate` on the list)
+report-invalid = invalid rows: the reason of each is in the Reason column of the workbook (the msg column of the results file, for programs), or run `wolkvox-dispatch validate` on the list
 report-first-answer = first answer
 report-last-answer = last answer
 report-rate = rate
@@ -533,7 +569,13 @@ templates-no-list = the answer has no list of templates (no `meta_templates`)
 
 templates-none = none
 templates-and-more = {" "}and { $more } more
-templates-uses = { $templates } template(s) on { $connectors } connector(s)
+templates-uses = { $templates ->
+        [one] 1 template
+       *[other] { $templates } templates
+    } on { $connectors ->
+        [one] 1 connector
+       *[other] { $connectors } connectors
+    }
 preflight-checking = checking { $uses } against the account (list_templates)
 preflight-no-token = WOLKVOX_TOKEN is not set; set it to check the templates against the account
 preflight-no-server = no api.server (or --base-url) says where the account is
@@ -606,3 +648,101 @@ config-toml-unknown-key = unknown field { $key }, expected one of { $expected }
 config-toml-unknown-value = unknown variant { $value }, expected { $expected }
 config-toml-invalid-type = invalid type: { $found }, expected { $expected }
 config-toml-missing-key = missing field { $key }
+
+# issue 30
+cli-init-about = Write a first, commented config file (wolkvox.toml) in your language, asking for the server, the WhatsApp connector and the country
+cli-init-file = The config file to write; an existing file is never overwritten
+cli-init-server = Your Wolkvox server id: the digits of your address https://wv0042.wolkvox.com (here 0042)
+cli-init-connector-id = The id of the WhatsApp connector of the line that sends (in wolkvox Manager, among the operation's connectors)
+cli-init-country = The country of numbers written without a country code: a two-letter ISO code such as CO, MX, EC
+init-ask-server =
+    Your Wolkvox server: the digits in the address you open Wolkvox at, https://wv0042.wolkvox.com (here 0042). Wolkvox support gives it.
+    Server (empty: fill it in later)
+init-ask-connector =
+    The WhatsApp connector id: the number of the WhatsApp connector of the line that sends, as listed among the operation's connectors in wolkvox Manager (the API information.php?api=connectors lists it too, channel "whatsapp"). Ask your Wolkvox administrator if you do not see it.
+    Connector id (empty: the list has a connector_id column)
+init-ask-country =
+    The country of numbers written without a country code (300 123 4567 is a Colombian mobile with CO): a two-letter ISO code such as CO, MX, EC, PE.
+    Country (empty: every number carries its country code)
+init-exists = { $file } already exists and is left as it is: edit it, or give another name (wolkvox-dispatch init other.toml)
+init-write = cannot write { $file }: { $error }
+init-bad-flag = { $flag }: { $reason }
+init-bad-answer = the answer for { $key } cannot be used: { $reason }. Give it with { $flag }, or leave the answer empty to fill it in later
+init-written = Wrote { $file }.
+init-fill-in = Left for later, commented out in it: { $missing } (a real send needs api.server).
+init-next =
+    Next, check a list with it (nothing is sent):
+      wolkvox-dispatch validate LIST.xlsx --config { $file }
+      wolkvox-dispatch send LIST.xlsx --config { $file } --dry-run
+init-file-header =
+    wolkvox-dispatch configuration, written by `wolkvox-dispatch init`.
+    Use it with: wolkvox-dispatch send LIST.xlsx --config { $file }
+    Tokens never go in this file: set the WOLKVOX_TOKEN environment variable.
+    Every other key, with its default, is explained in config.example.toml.
+init-file-server =
+    Your Wolkvox server id, given by Wolkvox support: "0042" means
+    https://wv0042.wolkvox.com. Needed to send (not for validate or --dry-run).
+init-file-connector =
+    The WhatsApp connector id of the line that sends, used for rows without a
+    connector_id column or cell. It is listed among the operation's connectors
+    in wolkvox Manager (and by the API information.php?api=connectors).
+init-file-country =
+    The country of numbers written without a country code: with "CO",
+    "300 123 4567" is sent as 573001234567.
+init-file-timezone =
+    The recipients' time zone: times are shown in it, and contact hours
+    (hours = "mon-fri 07:00-19:00") need it. Default: the machine's.
+init-file-lang =
+    The language of everything written for a person: "es" or "en".
+init-file-unset = Not set yet: remove the "#" and write the value.
+summary-workbook = to open in Excel: { $path }
+summary-for-programs = for programs (CSV): { $path }
+report-workbook = to open in Excel: { $path }
+report-no-workbook = no workbook beside it: `wolkvox-dispatch report { $results } --xlsx { $path }` writes it
+when-this-year = { $weekday } { $day } { $month }, { $time }
+when-other-year = { $weekday } { $day } { $month } { $year }, { $time }
+when-monday = Monday
+when-tuesday = Tuesday
+when-wednesday = Wednesday
+when-thursday = Thursday
+when-friday = Friday
+when-saturday = Saturday
+when-sunday = Sunday
+when-january = January
+when-february = February
+when-march = March
+when-april = April
+when-may = May
+when-june = June
+when-july = July
+when-august = August
+when-september = September
+when-october = October
+when-november = November
+when-december = December
+## Wolkvox's usual answers and the tool's own descriptions of an answer, as the results
+## file records them (`msg-` patterns): shown in the reader's language by report and
+## the workbook, recorded as they are.
+msg-wolkvox-sent = Message has been sent successfully
+msg-wolkvox-bad-request = BAD REQUEST
+msg-wolkvox-forbidden = FORBIDDEN
+msg-wolkvox-unauthorized = UNAUTHORIZED
+msg-wolkvox-parameters = SOME PARAMETERS ARE REQUIRED
+msg-wolkvox-no-api = THE API YOU WANT TO CONSULT DOES NOT EXIST
+msg-wolkvox-enter-token = PLEASE ENTER THE WOLKVOX-TOKEN
+msg-wolkvox-token-limit = TOKEN LIMIT EXCEEDED
+msg-wolkvox-simultaneous = EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)
+msg-wolkvox-validate-token = PLEASE VALIDATE TOKEN
+msg-answer-server-error = HTTP { $status } server error: it may have been delivered
+msg-answer-not-json = response is not JSON
+msg-answer-redirect = HTTP { $status } redirect
+msg-answer-says-taken = HTTP { $status } with an answer that says { $code }: it may have been delivered
+msg-answer-no-code = response has no usable code
+msg-answer-connection-lost = connection lost while reading the answer
+msg-answer-token-header = token cannot be sent as an HTTP header
+list-set-default-country = { $rows } of { $seen } rows have telephones that are not valid international numbers: if the list has national numbers (300 123 4567, without a country code), set [phone] default_country = "CO" (your country) in the config file (`wolkvox-dispatch init` writes one) and check again
+config-toml-quote-text = a text value goes in quotes, e.g. default_country = "CO"
+config-toml-leading-zero = a number cannot start with 0: an id such as a server goes in quotes, e.g. server = "0042"
+config-toml-unclosed = a [ is not closed: close the section name or list with ]
+config-toml-unclosed-string = a text is not closed: end it with the same quote it starts with, on the same line
+config-toml-syntax = this line is not valid TOML: check its quotes, brackets and its = sign

@@ -80,10 +80,10 @@ cli-error-more = Para más información, pruebe '--help'.
 
 ## Horario de contacto y fechas.
 window-never-opens = la ventana de contacto no abre en los próximos años (campaign.hours y campaign.holidays no dejan tiempo): no se enviaría nada
-window-open-until = ventana abierta ahora hasta { $until }
+window-open-until = ventana abierta ahora hasta el { $until }
 window-open-no-close = ventana abierta ahora, sin hora de cierre próxima
-window-closed-next = ventana cerrada ahora; vuelve a abrir { $opens } hasta { $until }
-window-closed-next-no-close = ventana cerrada ahora; vuelve a abrir { $opens } sin hora de cierre próxima
+window-closed-next = ventana cerrada ahora; vuelve a abrir el { $opens } hasta { $until }
+window-closed-next-no-close = ventana cerrada ahora; vuelve a abrir el { $opens } sin hora de cierre próxima
 window-sending-time-left = {" "}({ $time } de tiempo de envío)
 window-fits = la ejecución cabe
 window-does-not-fit = la ejecución NO cabe: cerca del { $percent } % se enviaría antes de que cierre la ventana; el resto quedaría registrado como not_sent (continúe con --resume en la siguiente ventana, o use --wait-for-window)
@@ -97,10 +97,16 @@ weekday-saturday = sábado
 weekday-sunday = domingo
 
 ## Lo que validate y send dicen de una lista.
-list-opt-out-lists = listas de exclusión: { $numbers } números de { $files } archivo(s)
+list-opt-out-lists = listas de exclusión: { $numbers } números de { $files ->
+        [one] 1 archivo
+       *[other] { $files } archivos
+    }
 list-opt-out-ignored = , { $entries } entradas omitidas porque no son números de teléfono (vea las advertencias)
 list-finish-later-windows = , continuando en las siguientes ventanas de contacto (con --wait-for-window, o con --resume en cada una)
-list-finish-around = a { $rate } solicitudes/s por token con { $tokens } token(s), terminaría hacia el { $finish }{ $later }
+list-finish-around = a { $rate } solicitudes/s por token con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, terminaría hacia el { $finish }{ $later }
 list-previews-heading = { $rows ->
         [one] la primera fila válida, exactamente como se enviaría:
        *[other] las primeras { $rows } filas válidas, exactamente como se enviarían:
@@ -113,7 +119,10 @@ validate-totals = { $rows ->
        *[other] { $rows } filas
     }: { $invalid } no válidas, { $duplicate } duplicadas, { $suppressed } omitidas por lista de exclusión, { $valid } válidas ({ $list })
 validate-estimate = estimación: { $line }
-validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens } token(s))
+validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    })
 
 ## Los problemas de una fila (en el archivo de resultados quedan en inglés).
 row-connector-empty = está vacío y api.connector_id no está definido en la configuración
@@ -164,7 +173,7 @@ connector-bad-character = { $id } no es un id de conector: tiene { $bad }; use s
 ## Números de teléfono.
 phone-empty = está vacío
 phone-too-long = { $shown } tiene { $chars } caracteres: demasiado largo para ser un número de teléfono
-phone-scientific = { $shown } está en notación científica: Excel convirtió el número en decimal y perdió dígitos; dé formato de Texto a la columna en la hoja de cálculo y exporte de nuevo
+phone-scientific = { $shown } está en notación científica: Excel convirtió el número en decimal y perdió dígitos; dé el .xlsx directamente (se lee tal como se escribió), o dé formato de Texto a la columna en la hoja de cálculo y exporte de nuevo
 phone-bad-characters = { $shown } no es un número de teléfono: solo se permiten dígitos, +, espacios, guiones, puntos y paréntesis
 phone-too-few = { $shown } tiene { $digits } dígitos: muy pocos para un número de teléfono
 phone-too-many = { $shown } tiene { $digits } dígitos: más de los { $max } que puede tener un número internacional
@@ -264,7 +273,10 @@ send-title-finished = ejecución terminada
 send-sending = enviando { $rows ->
         [one] 1 fila
        *[other] { $rows } filas
-    } con { $tokens } token(s)
+    } con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-contact-hours = horario de contacto: { $line }
 send-quota-covers = el cupo de hoy alcanza para { $covered } de las { $rows } filas por enviar (quedan { $left } llamadas)
 send-stop-results-unfinished = no se puede terminar el archivo de resultados ({ $error })
@@ -276,11 +288,20 @@ send-skipped = { $rows ->
         [one] 1 fila ya se resolvió en una ejecución anterior y se salta
        *[other] { $rows } filas ya se resolvieron en una ejecución anterior y se saltan
     }
-send-settings-tokens = { $tokens } token(s)
+send-settings-tokens = { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }
 send-settings-rate = { $rate } solicitudes/s y { $in_flight } a la vez por token
 send-settings-connector = conector { $connector }
 send-settings-hours = con horario de contacto
-send-estimate = { $messages } mensajes tardarían al menos { $time } a { $rate } solicitudes/s por token con { $tokens } token(s) (cada token además lleva como máximo { $in_flight } solicitudes a la vez, así que un servidor lento lo alarga){ $finish }
+send-estimate = { $messages ->
+        [one] 1 mensaje tardaría
+       *[other] { $messages } mensajes tardarían
+    } al menos { $time } a { $rate } solicitudes/s por token con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    } (cada token además lleva como máximo { $in_flight } solicitudes a la vez, así que un servidor lento lo alarga){ $finish }
 send-workbook = libro de Excel: { $path }
 send-workbook-failed = los resultados están en el CSV, pero { $error }
 send-summary-failed = no se puede escribir el resumen en { $path }: { $error }
@@ -387,7 +408,13 @@ token-bad = el token n.º { $index } de { $variable } { $reason }
 token-bad-characters = tiene espacios, caracteres de control o caracteres no ASCII, que no pueden ir en un encabezado HTTP
 token-not-utf8 = no es UTF-8 válido
 token-name = token n.º { $index }
-quota-too-small = el cupo de hoy permite { $fits } solicitud(es) más con { $tokens } token(s), pero hay { $rows } filas por enviar: no se envió nada. Envíe hoy las primeras { $fits } con --partial (el resto queda como not_sent; continúe mañana con --resume), o agregue tokens a WOLKVOX_TOKEN (separados por comas; cada uno tiene licencias x 1000 llamadas al día). --no-quota-check omite esta revisión
+quota-too-small = el cupo de hoy permite { $fits ->
+        [one] 1 solicitud más
+       *[other] { $fits } solicitudes más
+    } con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }, pero hay { $rows } filas por enviar: no se envió nada. Envíe hoy las primeras { $fits } con --partial (el resto queda como not_sent; continúe mañana con --resume), o agregue tokens a WOLKVOX_TOKEN (separados por comas; cada uno tiene licencias x 1000 llamadas al día). --no-quota-check omite esta revisión
 quota-no-token = ningún token puede enviar hoy ({ $detail }): no se envió nada
 quota-check-failed = falló la revisión del cupo: { $error }
 quota-token-spent = a { $token } no le quedan llamadas hoy (límite { $limit }, usadas { $used }): no se usa en esta ejecución
@@ -397,8 +424,14 @@ quota-why-missing = Wolkvox no lo recibió
 quota-token-left = { $token }: quedan { $left } llamadas hoy (límite { $limit }, usadas { $used })
 quota-token-refused = token_info rechazó { $token } ({ $answer }): { $why }; no se usa en esta ejecución
 quota-unknown = no se puede leer el cupo de hoy de { $token } ({ $why }); se envía de todos modos: si el cupo se acaba, el token se retira y el resto queda como not_sent
-quota-enough = el cupo de hoy permite { $left } solicitudes más con { $tokens } token(s): alcanza para las { $rows } filas
-quota-partial = el cupo de hoy permite { $left } solicitudes más con { $tokens } token(s): se envían las primeras { $fits } de { $rows } filas (--partial)
+quota-enough = el cupo de hoy permite { $left } solicitudes más con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: alcanza para las { $rows } filas
+quota-partial = el cupo de hoy permite { $left } solicitudes más con { $tokens ->
+        [one] 1 token
+       *[other] { $tokens } tokens
+    }: se envían las primeras { $fits } de { $rows } filas (--partial)
 
 ## report.
 campaign-hsm-named = plantilla HSM { $name }
@@ -430,7 +463,7 @@ report-failed-and-unknown = { $failed } fallidas, { $unknown } desconocidas
 report-rows = filas { $rows }
 report-not-sent = no enviadas
 report-suppressed = omitidas por lista de exclusión
-report-invalid = filas no válidas: el motivo de cada una está en la columna msg del archivo de resultados (o ejecute `wolkvox-dispatch validate` sobre la lista)
+report-invalid = filas no válidas: el motivo de cada una está en la columna Motivo del libro de Excel (en la columna msg del archivo de resultados, para programas), o ejecute `wolkvox-dispatch validate` sobre la lista
 report-first-answer = primera respuesta
 report-last-answer = última respuesta
 report-rate = ritmo
@@ -553,7 +586,13 @@ templates-no-list = la respuesta no tiene lista de plantillas (no hay `meta_temp
 
 templates-none = ninguna
 templates-and-more = {" "}y { $more } más
-templates-uses = { $templates } plantilla(s) en { $connectors } conector(es)
+templates-uses = { $templates ->
+        [one] 1 plantilla
+       *[other] { $templates } plantillas
+    } en { $connectors ->
+        [one] 1 conector
+       *[other] { $connectors } conectores
+    }
 preflight-checking = revisando { $uses } en la cuenta (list_templates)
 preflight-no-token = WOLKVOX_TOKEN no está definido; defínalo para revisar las plantillas en la cuenta
 preflight-no-server = ningún api.server (ni --base-url) dice dónde está la cuenta
@@ -624,3 +663,101 @@ config-toml-unknown-key = clave desconocida { $key }; las claves posibles son: {
 config-toml-unknown-value = valor desconocido { $value }; se esperaba { $expected }
 config-toml-invalid-type = tipo de valor equivocado: { $found }; se esperaba { $expected }
 config-toml-missing-key = falta la clave { $key }
+
+# issue 30
+cli-init-about = Escribe un primer archivo de configuración comentado (wolkvox.toml) en su idioma, preguntando el servidor, el conector de WhatsApp y el país
+cli-init-file = El archivo de configuración que se escribe; un archivo que ya existe nunca se reemplaza
+cli-init-server = Su servidor de Wolkvox: los dígitos de su dirección https://wv0042.wolkvox.com (aquí 0042)
+cli-init-connector-id = El id del conector de WhatsApp de la línea que envía (en wolkvox Manager, entre los conectores de la operación)
+cli-init-country = El país de los números escritos sin código de país: un código ISO de dos letras como CO, MX, EC
+init-ask-server =
+    Su servidor de Wolkvox: los dígitos de la dirección en que abre Wolkvox, https://wv0042.wolkvox.com (aquí 0042). Se lo da el soporte de Wolkvox.
+    Servidor (vacío: lo escribe después)
+init-ask-connector =
+    El id del conector de WhatsApp: el número del conector de WhatsApp de la línea que envía, tal como aparece entre los conectores de la operación en wolkvox Manager (la API information.php?api=connectors también lo da, canal "whatsapp"). Pregúntele al administrador de Wolkvox si no lo ve.
+    Id del conector (vacío: la lista tiene una columna connector_id)
+init-ask-country =
+    El país de los números escritos sin código de país (300 123 4567 es un celular colombiano con CO): un código ISO de dos letras como CO, MX, EC, PE.
+    País (vacío: todos los números llevan su código de país)
+init-exists = { $file } ya existe y se deja como está: edítelo, o dé otro nombre (wolkvox-dispatch init otro.toml)
+init-write = no se puede escribir { $file }: { $error }
+init-bad-flag = { $flag }: { $reason }
+init-bad-answer = la respuesta para { $key } no sirve: { $reason }. Désela con { $flag }, o deje la respuesta vacía para escribirla después
+init-written = Se escribió { $file }.
+init-fill-in = Quedan para después, comentadas en él: { $missing } (un envío real necesita api.server).
+init-next =
+    Ahora revise una lista con él (no se envía nada):
+      wolkvox-dispatch validate LISTA.xlsx --config { $file }
+      wolkvox-dispatch send LISTA.xlsx --config { $file } --dry-run
+init-file-header =
+    Configuración de wolkvox-dispatch, escrita por `wolkvox-dispatch init`.
+    Úsela así: wolkvox-dispatch send LISTA.xlsx --config { $file }
+    Los tokens nunca van en este archivo: póngalos en la variable de entorno WOLKVOX_TOKEN.
+    Las demás claves, con sus valores por defecto, se explican en config.example.toml.
+init-file-server =
+    Su servidor de Wolkvox, que le da el soporte de Wolkvox: "0042" quiere decir
+    https://wv0042.wolkvox.com. Se necesita para enviar (no para validate ni --dry-run).
+init-file-connector =
+    El id del conector de WhatsApp de la línea que envía, para las filas sin
+    columna o celda connector_id. Aparece entre los conectores de la operación
+    en wolkvox Manager (y en la API information.php?api=connectors).
+init-file-country =
+    El país de los números escritos sin código de país: con "CO",
+    "300 123 4567" se envía como 573001234567.
+init-file-timezone =
+    La zona horaria de los destinatarios: las horas se muestran en ella, y el
+    horario de contacto (hours = "mon-fri 07:00-19:00") la necesita. Por defecto: la de este equipo.
+init-file-lang =
+    El idioma de todo lo que se escribe para una persona: "es" o "en".
+init-file-unset = Aún sin valor: quite el "#" y escriba el valor.
+summary-workbook = para abrir en Excel: { $path }
+summary-for-programs = para programas (CSV): { $path }
+report-workbook = para abrir en Excel: { $path }
+report-no-workbook = no hay libro de Excel junto a él: `wolkvox-dispatch report { $results } --xlsx { $path }` lo escribe
+when-this-year = { $weekday } { $day } de { $month }, { $time }
+when-other-year = { $weekday } { $day } de { $month } de { $year }, { $time }
+when-monday = lunes
+when-tuesday = martes
+when-wednesday = miércoles
+when-thursday = jueves
+when-friday = viernes
+when-saturday = sábado
+when-sunday = domingo
+when-january = enero
+when-february = febrero
+when-march = marzo
+when-april = abril
+when-may = mayo
+when-june = junio
+when-july = julio
+when-august = agosto
+when-september = septiembre
+when-october = octubre
+when-november = noviembre
+when-december = diciembre
+## Las respuestas usuales de Wolkvox y las descripciones propias de una respuesta, como
+## las registra el archivo de resultados (patrones `msg-`): report y el libro de Excel
+## las muestran en el idioma del lector; se registran tal cual.
+msg-wolkvox-sent = Wolkvox aceptó el mensaje
+msg-wolkvox-bad-request = SOLICITUD INCORRECTA
+msg-wolkvox-forbidden = PROHIBIDO
+msg-wolkvox-unauthorized = NO AUTORIZADO
+msg-wolkvox-parameters = FALTAN PARÁMETROS
+msg-wolkvox-no-api = LA API QUE QUIERE CONSULTAR NO EXISTE
+msg-wolkvox-enter-token = INGRESE EL WOLKVOX-TOKEN
+msg-wolkvox-token-limit = LÍMITE DIARIO DEL TOKEN SUPERADO
+msg-wolkvox-simultaneous = SUPERA EL LÍMITE DE SOLICITUDES SIMULTÁNEAS POR TOKEN (2)
+msg-wolkvox-validate-token = VALIDE EL TOKEN
+msg-answer-server-error = HTTP { $status }: error del servidor; puede haberse entregado
+msg-answer-not-json = la respuesta no es JSON
+msg-answer-redirect = HTTP { $status }: redirección
+msg-answer-says-taken = HTTP { $status } con una respuesta que dice { $code }: puede haberse entregado
+msg-answer-no-code = la respuesta no tiene un código utilizable
+msg-answer-connection-lost = se perdió la conexión mientras se leía la respuesta
+msg-answer-token-header = el token no se puede enviar como encabezado HTTP
+list-set-default-country = { $rows } de { $seen } filas tienen teléfonos que no son números internacionales válidos: si la lista trae números nacionales (300 123 4567, sin indicativo de país), ponga [phone] default_country = "CO" (su país) en el archivo de configuración (`wolkvox-dispatch init` escribe uno) y revise de nuevo
+config-toml-quote-text = un texto va entre comillas, p. ej. default_country = "CO"
+config-toml-leading-zero = un número no puede empezar con 0: un id como el del servidor va entre comillas, p. ej. server = "0042"
+config-toml-unclosed = falta cerrar un corchete [: cierre con ] el nombre de la sección o la lista
+config-toml-unclosed-string = falta cerrar un texto: termínelo con las mismas comillas con que empieza, en la misma línea
+config-toml-syntax = esta línea no es TOML válido: revise sus comillas, sus corchetes y su signo =

@@ -29,7 +29,7 @@ pub fn command() -> clap::Command {
 /// The language is chosen first (from `--lang`, the config file's `[ui] lang` or the
 /// locale), so that help and usage errors are already in it.
 pub fn parse() -> Cli {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = join_unquoted_test_to(std::env::args_os().collect());
     i18n::set(early_language(&args));
     let parsed = command()
         .try_get_matches_from(&args)
@@ -48,6 +48,58 @@ pub fn parse() -> Cli {
             None => e.exit(),
         },
     }
+}
+
+/// `--test-to +57 310 555 1234` written without quotes, as a person writes a number:
+/// the words after the flag's value that are only digits (and `(`, `)`, `-`, `.`) are
+/// the rest of the number, joined back with spaces. A word with anything else (the
+/// list's file name, a flag) ends the number.
+pub fn join_unquoted_test_to(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    fn phone_like(word: &str, plus: bool) -> bool {
+        word.chars().any(|c| c.is_ascii_digit())
+            && word.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_digit() || "()-.".contains(c) || (plus && i == 0 && c == '+')
+            })
+    }
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(args.len());
+    let mut words = args.into_iter().peekable();
+    let mut options = true;
+    while let Some(word) = words.next() {
+        let text = word.to_string_lossy().into_owned();
+        if text == "--" {
+            options = false;
+        }
+        let value = match (options, text.as_str()) {
+            (true, "--test-to") => {
+                out.push(word);
+                words.next()
+            }
+            (true, t) if t.starts_with("--test-to=") => Some(word),
+            _ => {
+                out.push(word);
+                continue;
+            }
+        };
+        let Some(value) = value else { continue };
+        let mut joined = value.to_string_lossy().into_owned();
+        let number = joined
+            .strip_prefix("--test-to=")
+            .unwrap_or(&joined)
+            .to_owned();
+        if phone_like(number.trim(), true) {
+            while let Some(next) = words.peek() {
+                let next = next.to_string_lossy();
+                if !phone_like(&next, false) {
+                    break;
+                }
+                joined.push(' ');
+                joined.push_str(&next);
+                words.next();
+            }
+        }
+        out.push(joined.into());
+    }
+    out
 }
 
 /// The language before clap has parsed anything: `--lang X` or `--lang=X`, else
@@ -105,6 +157,27 @@ pub enum Command {
     Report(ReportArgs),
     /// Settle `unknown` rows with Wolkvox's own report of sent messages (cdr_3): those it lists become `sent`, those absent from it `not_sent` (a plain --resume sends them once).
     Reconcile(ReconcileArgs),
+    /// Write a first, commented config file (wolkvox.toml) in your language, asking for the server, the WhatsApp connector and the country.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct InitArgs {
+    /// The config file to write; an existing file is never overwritten.
+    #[arg(value_name = "FILE", default_value = "wolkvox.toml")]
+    pub file: PathBuf,
+
+    /// Your Wolkvox server id: the digits of your address https://wv0042.wolkvox.com (here 0042).
+    #[arg(long, value_name = "ID")]
+    pub server: Option<String>,
+
+    /// The id of the WhatsApp connector of the line that sends (in wolkvox Manager's connectors).
+    #[arg(long, value_name = "ID")]
+    pub connector_id: Option<String>,
+
+    /// The country of numbers written without a country code: a two-letter ISO code such as CO, MX, EC.
+    #[arg(long, value_name = "CODE")]
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -312,6 +385,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unquoted_test_to_number_is_joined_and_nothing_else_is() {
+        let join = |words: &[&str]| -> Vec<String> {
+            join_unquoted_test_to(words.iter().map(Into::into).collect())
+                .into_iter()
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            join(&["w", "send", "--test-to", "+57", "310", "555-1234", "l.csv"]),
+            ["w", "send", "--test-to", "+57 310 555-1234", "l.csv"]
+        );
+        assert_eq!(
+            join(&["w", "send", "l.csv", "--test-to=+57", "(310)", "5551234"]),
+            ["w", "send", "l.csv", "--test-to=+57 (310) 5551234"]
+        );
+        for unchanged in [
+            &["w", "send", "--test-to", "573105551234", "--limit", "5"][..],
+            &["w", "send", "--test-to", "+57 310 555 1234", "l.csv"],
+            &["w", "send", "--test-to", "--dry-run", "12"],
+            &["w", "send", "--", "--test-to", "57", "310"],
+            &["w", "send", "--limit", "5", "6"],
+        ] {
+            assert_eq!(join(unchanged), unchanged);
+        }
+    }
+
+    #[test]
     fn cli_definition_is_consistent() {
         command().debug_assert();
     }
@@ -395,7 +495,7 @@ mod tests {
             let input = match cli.command {
                 Command::Send(a) => a.input,
                 Command::Validate(a) => a.input,
-                Command::Report(_) | Command::Reconcile(_) => {
+                Command::Report(_) | Command::Reconcile(_) | Command::Init(_) => {
                     unreachable!("parsed send or validate")
                 }
             };

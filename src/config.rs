@@ -248,15 +248,31 @@ fn toml_message(text: &str) -> String {
                     expected = expected
                 )
             })
+        } else if let Some(key) = last.strip_prefix("missing field ") {
+            Some(tr!("config-toml-missing-key", key = key))
         } else {
-            last.strip_prefix("missing field ")
-                .map(|key| tr!("config-toml-missing-key", key = key))
+            Some(toml_syntax(last))
         };
         if let Some(translated) = translated {
             *last = translated;
         }
     }
     lines.join("\n")
+}
+
+/// A TOML syntax mistake (`what, expected X`) in the current language: the usual ones
+/// say what to write; any other says where to look. The crate's English is not shown.
+fn toml_syntax(text: &str) -> String {
+    let what = text.split_once(", expected").map_or(text, |(what, _)| what);
+    match what.trim() {
+        "string values must be quoted" => tr!("config-toml-quote-text"),
+        "unexpected leading zero" => tr!("config-toml-leading-zero"),
+        "unclosed table" | "unclosed array" | "unclosed array of tables" => {
+            tr!("config-toml-unclosed")
+        }
+        "invalid basic string" | "invalid literal string" => tr!("config-toml-unclosed-string"),
+        _ => tr!("config-toml-syntax"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -770,13 +786,7 @@ fn origin(
     let server = match &api.server {
         Some(server) => {
             let server = server.trim();
-            if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(key_error(
-                    path,
-                    "api.server",
-                    tr!("config-server-id", value = format!("{server:?}")),
-                ));
-            }
+            check_server_id(server).map_err(|reason| key_error(path, "api.server", reason))?;
             Some(format!("https://wv{server}.wolkvox.com"))
         }
         None => None,
@@ -795,6 +805,14 @@ fn origin(
             .map_err(|reason| key_error(path, "api.base_url", reason));
     }
     Ok(server)
+}
+
+/// `api.server`: letters and digits only, so it can never change the host.
+pub(crate) fn check_server_id(server: &str) -> Result<(), String> {
+    if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(tr!("config-server-id", value = format!("{server:?}")));
+    }
+    Ok(())
 }
 
 /// The least rate accepted: one request a day. Below that the pacing interval cannot be
@@ -1203,6 +1221,50 @@ mod tests {
         assert_eq!(s.list.read.delimiter, Some(b','));
         assert!(!s.list.allow_duplicates);
         assert!(s.list.template.is_some());
+    }
+
+    #[test]
+    fn the_spanish_example_config_has_the_same_keys_and_loads_as_is_and_uncommented() {
+        let spanish = include_str!("../config.example.es.toml");
+        let keys = |text: &str| -> Vec<String> {
+            let mut section = "";
+            let mut out = Vec::new();
+            for line in text.lines() {
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = name;
+                }
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                if let Some((key, _)) = line.split_once(" = ")
+                    && !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                {
+                    out.push(format!("{section}.{key}"));
+                }
+            }
+            out
+        };
+        assert_eq!(keys(spanish), keys(include_str!("../config.example.toml")));
+        let f = config_file(spanish);
+        send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        let uncommented: String = spanish
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let f = config_file(&uncommented);
+        let s = send_settings(&send_args(&["--config", f.path().to_str().unwrap()])).unwrap();
+        assert_eq!(
+            s.list.default_country,
+            crate::validate::phone::parse_country("CO")
+        );
     }
 
     #[test]

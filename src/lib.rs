@@ -50,12 +50,17 @@ use crate::cli::{Cli, Command};
 pub enum Exit {
     /// Every row was sent (dry run, validate: every row is valid).
     Success = 0,
-    /// The run finished, but some rows were invalid, failed, unknown or duplicate.
+    /// The run finished, but some rows were failed, unknown or not sent (for `validate`
+    /// and `reconcile`: some rows are invalid, or still unknown).
     SomeRowsNotSent = 1,
     /// Nothing was sent: a usage, configuration or input error.
     NothingSent = 2,
     /// The run stopped early; `--resume` continues it.
     Stopped = 3,
+    /// `send` went to the end and every valid row was sent (or, for a dry run, would
+    /// be), but the list had `invalid` or `duplicate` rows: fix the list, nothing is
+    /// urgent.
+    ListProblems = 4,
 }
 
 impl Exit {
@@ -92,6 +97,8 @@ pub enum Error {
     Workbook(#[from] report::workbook::WorkbookError),
     #[error(transparent)]
     List(#[from] commands::workbook::ListError),
+    #[error(transparent)]
+    Init(#[from] commands::init::InitError),
     #[error("{}", tr!("error-runtime", error = .0))]
     Runtime(std::io::Error),
     #[error("{}", tr!(
@@ -142,7 +149,7 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Validate(args) => args.input.config.as_deref(),
         Command::Send(args) => args.input.config.as_deref(),
         Command::Reconcile(args) => args.config.as_deref(),
-        Command::Report(_) => None,
+        Command::Report(_) | Command::Init(_) => None,
     };
     // With `--log-format json` every line is JSON for a program to read: its texts
     // stay English, like every other JSON the tool writes.
@@ -157,5 +164,6 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Send(args) => commands::send::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Reconcile(args) => commands::reconcile::run(args),
+        Command::Init(args) => commands::init::run(args),
     }
 }

@@ -28,10 +28,75 @@ pub(crate) struct ListRead {
     pub(crate) header_digest: String,
 }
 
+/// One line for a list whose telephones are mostly refused while
+/// `phone.default_country` is not set: national numbers read as international ones
+/// (3161389815 as a Dutch +31 number). Said once, as soon as the first rows show it
+/// (so it comes before the rows' own problems), or at the end for a short list; never
+/// for a stray bad number (at least 3 rows, and a fifth of those seen).
+pub(crate) struct CountryHint {
+    telephone: String,
+    unset: bool,
+    seen: u64,
+    bad: u64,
+    said: bool,
+}
+
+impl CountryHint {
+    /// Rows seen before the hint may be said early.
+    pub(crate) const EARLY: u64 = 20;
+
+    /// Rows seen so far.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    pub(crate) fn new(list: &ListSettings, validator: &Validator) -> CountryHint {
+        CountryHint {
+            telephone: validator.telephone_label().to_owned(),
+            unset: list.default_country.is_none(),
+            seen: 0,
+            bad: 0,
+            said: false,
+        }
+    }
+
+    fn due(&self) -> bool {
+        !self.said && self.unset && self.bad >= 3 && self.bad * 5 >= self.seen
+    }
+
+    fn line(&mut self) -> String {
+        self.said = true;
+        crate::tr!(
+            "list-set-default-country",
+            rows = self.bad,
+            seen = self.seen
+        )
+    }
+
+    /// Counts `verdict`; the hint, the first time enough rows show it.
+    pub(crate) fn see(&mut self, verdict: &Verdict) -> Option<String> {
+        self.seen += 1;
+        if let Verdict::Invalid { problems, .. } = verdict
+            && problems.iter().any(|p| p.column == self.telephone)
+        {
+            self.bad += 1;
+        }
+        (self.seen >= Self::EARLY && self.due()).then(|| self.line())
+    }
+
+    /// The hint at the end of the list, if it was not said yet and the list shows it.
+    pub(crate) fn at_end(&mut self) -> Option<String> {
+        self.due().then(|| self.line())
+    }
+}
+
 /// Reads and judges every row, handing each verdict to `each` as it is made.
 /// Fails on an unreadable opt-out list or contact list, a missing column, or more
 /// rows than allowed, before any verdict is acted on by a send.
-pub(crate) fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Result<ListRead, Error> {
+pub(crate) fn read_list(
+    list: &ListSettings,
+    mut each: impl FnMut(Verdict),
+) -> Result<ListRead, Error> {
     let opened = open_list(list)?;
     tracing::info!(
         "{}: {}; {}",
@@ -39,7 +104,17 @@ pub(crate) fn read_list(list: &ListSettings, each: impl FnMut(Verdict)) -> Resul
         opened.rows.format(),
         opened.validator.columns_summary()
     );
-    judge_rows(list, opened, each)
+    let mut hint = CountryHint::new(list, &opened.validator);
+    let read = judge_rows(list, opened, |verdict| {
+        if let Some(line) = hint.see(&verdict) {
+            tracing::warn!("{line}");
+        }
+        each(verdict)
+    })?;
+    if let Some(line) = hint.at_end() {
+        tracing::warn!("{line}");
+    }
+    Ok(read)
 }
 
 /// A list whose header has been checked, ready to be judged row by row.
@@ -124,7 +199,7 @@ pub(crate) fn say(out: &mut impl Write, line: &str) {
     let _ = writeln!(out, "{}", text::for_terminal(line, false));
 }
 
-/// `opt-out lists: 1234 numbers from 2 file(s)[, 3 entries ignored ...]`.
+/// `opt-out lists: 1234 numbers from 2 files[, 3 entries ignored ...]`.
 pub(crate) fn suppression_line(s: &Suppression) -> String {
     let mut line = tr!(
         "list-opt-out-lists",
@@ -202,7 +277,8 @@ impl Pace<'_> {
             "list-finish-around",
             rate = self.rate,
             tokens = self.tokens,
-            finish = crate::send::window::show(&finish),
+            finish = crate::i18n::when(finish.timestamp(), finish.time_zone())
+                + &crate::i18n::zone_note(finish.time_zone()),
             later = later
         ))
     }

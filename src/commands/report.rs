@@ -19,12 +19,14 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     let outcomes = journal::read(&args.results)?;
     let journal = journal::journal_view(&args.results).unwrap_or_default();
     // The JSON is for programs: its texts are English in every language.
-    let report = match args.format {
+    let mut report = match args.format {
         ReportFormat::Text => build(&args.results, outcomes, &journal),
         ReportFormat::Json => {
             i18n::with_lang(i18n::Lang::En, || build(&args.results, outcomes, &journal))
         }
     };
+    let workbook = super::workbook::path_for(&args.results);
+    report.workbook = workbook.is_file().then_some(workbook);
     let text = match args.format {
         ReportFormat::Text => render(&report),
         ReportFormat::Json => {
@@ -80,18 +82,19 @@ fn write_workbook(
             .clone()
             .map(|c| (crate::tr!("workbook-campaign"), c)),
     );
-    extra.extend(
-        report
-            .first_finished_at
-            .clone()
-            .map(|t| (crate::tr!("workbook-first-answer"), t)),
-    );
-    extra.extend(
-        report
-            .last_finished_at
-            .clone()
-            .map(|t| (crate::tr!("workbook-last-answer"), t)),
-    );
+    let tz = jiff::tz::TimeZone::system();
+    extra.extend(report.first_finished_at.as_deref().map(|t| {
+        (
+            crate::tr!("workbook-first-answer"),
+            i18n::when_recorded(t, &tz),
+        )
+    }));
+    extra.extend(report.last_finished_at.as_deref().map(|t| {
+        (
+            crate::tr!("workbook-last-answer"),
+            i18n::when_recorded(t, &tz),
+        )
+    }));
     extra.extend(
         report
             .next

@@ -222,9 +222,10 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         tokens: token_count_for_estimates(),
     };
     let exit = finished_exit(&counts);
-    write_workbook(settings, &counts, started_at, None);
+    let workbook = write_workbook(settings, &counts, started_at, None);
     print_summary(
         &Summary {
+            workbook: workbook.as_deref(),
             elapsed: run.started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
@@ -320,9 +321,10 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             Localized::new(|| tr!("send-title-finished")),
         )
     };
-    write_workbook(&settings, &counts, started_at, resume);
+    let workbook = write_workbook(&settings, &counts, started_at, resume);
     print_summary(
         &Summary {
+            workbook: workbook.as_deref(),
             elapsed: send_started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
@@ -686,19 +688,19 @@ fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journ
     }
 }
 
-/// Exit code of a run that went to the end.
+/// Exit code of a run that went to the end: rows the API refused or may not have
+/// received (act now) come before rows the list itself spoiled (fix the list some day).
+/// Suppressed rows count for neither: leaving them out is what was asked for.
 fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
-    let bad = [
-        Status::Failed,
-        Status::Unknown,
-        Status::Invalid,
-        Status::Duplicate,
-        Status::NotSent,
-    ]
-    .iter()
-    .any(|s| counts.get(s).copied().unwrap_or(0) > 0);
-    if bad {
+    let any = |statuses: &[Status]| {
+        statuses
+            .iter()
+            .any(|s| counts.get(s).copied().unwrap_or(0) > 0)
+    };
+    if any(&[Status::Failed, Status::Unknown, Status::NotSent]) {
         Exit::SomeRowsNotSent
+    } else if any(&[Status::Invalid, Status::Duplicate]) {
+        Exit::ListProblems
     } else {
         Exit::Success
     }
@@ -764,20 +766,14 @@ fn write_workbook(
     counts: &HashMap<Status, u64>,
     started_at: &str,
     resume: Option<String>,
-) {
+) -> Option<std::path::PathBuf> {
     if !settings.xlsx {
-        return;
+        return None;
     }
     let path = super::workbook::path_for(&settings.results);
     let local = |rfc3339: &str| {
-        rfc3339
-            .parse::<jiff::Timestamp>()
-            .map(|t| {
-                t.to_zoned_datetime(settings.timezone.clone())
-                    .strftime("%Y-%m-%d %H:%M:%S %Z")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| rfc3339.to_owned())
+        crate::i18n::when_recorded(rfc3339, &settings.timezone)
+            + &crate::i18n::zone_note(&settings.timezone)
     };
     let mut extra = vec![
         (tr!("workbook-started"), local(started_at)),
@@ -798,8 +794,17 @@ fn write_workbook(
         summary,
     );
     match written {
-        Ok(()) => tracing::info!("{}", tr!("send-workbook", path = path.display())),
-        Err(e) => tracing::warn!("{}", tr!("send-workbook-failed", error = e.to_string())),
+        Ok(()) => {
+            // People read it in the summary; a JSON log keeps its line.
+            if settings.log_format == cli::LogFormat::Json {
+                tracing::info!("{}", tr!("send-workbook", path = path.display()));
+            }
+            Some(path)
+        }
+        Err(e) => {
+            tracing::warn!("{}", tr!("send-workbook-failed", error = e.to_string()));
+            None
+        }
     }
 }
 

@@ -28,53 +28,76 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     let mut uses = Uses::default();
     let opened = open_list(list)?;
     say(&mut out, opened.validator.columns_summary());
-    let read = judge_rows(list, opened, |verdict| match verdict {
-        Verdict::Valid(job) => {
-            uses.add(&job);
-            if previews.len() < args.preview {
-                previews.push(job);
-            }
+    let mut hint = CountryHint::new(list, &opened.validator);
+    // The lines of the first rows wait until they show whether the list needs a
+    // default country, so that this hint, if any, comes first.
+    let mut held: Option<Vec<u8>> = Some(Vec::new());
+    let read = judge_rows(list, opened, |verdict| {
+        let early = hint.see(&verdict);
+        if let Some(line) = &early {
+            say(&mut out, line);
         }
-        Verdict::Invalid { row, problems, .. } => {
-            invalid += 1;
-            for p in problems {
+        if held.is_some() && (early.is_some() || hint.seen() >= CountryHint::EARLY) {
+            let _ = out.write_all(&held.take().unwrap_or_default());
+        }
+        let mut out: &mut dyn Write = match held.as_mut() {
+            Some(buffer) => buffer,
+            None => &mut out,
+        };
+        match verdict {
+            Verdict::Valid(job) => {
+                uses.add(&job);
+                if previews.len() < args.preview {
+                    previews.push(job);
+                }
+            }
+            Verdict::Invalid { row, problems, .. } => {
+                invalid += 1;
+                for p in problems {
+                    say(
+                        &mut out,
+                        &tr!(
+                            "validate-problem",
+                            row = row,
+                            column = format!("{:?}", p.column),
+                            reason = p.reason
+                        ),
+                    );
+                }
+            }
+            Verdict::Duplicate { row, of_row, .. } => {
+                duplicate += 1;
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    tr!("validate-duplicate", row = row, of_row = of_row)
+                );
+            }
+            Verdict::Suppressed {
+                row,
+                telephone,
+                list,
+                ..
+            } => {
+                suppressed += 1;
                 say(
                     &mut out,
                     &tr!(
-                        "validate-problem",
+                        "validate-suppressed",
                         row = row,
-                        column = format!("{:?}", p.column),
-                        reason = p.reason
+                        telephone = telephone,
+                        list = list.display()
                     ),
                 );
             }
         }
-        Verdict::Duplicate { row, of_row, .. } => {
-            duplicate += 1;
-            let _ = writeln!(
-                out,
-                "{}",
-                tr!("validate-duplicate", row = row, of_row = of_row)
-            );
-        }
-        Verdict::Suppressed {
-            row,
-            telephone,
-            list,
-            ..
-        } => {
-            suppressed += 1;
-            say(
-                &mut out,
-                &tr!(
-                    "validate-suppressed",
-                    row = row,
-                    telephone = telephone,
-                    list = list.display()
-                ),
-            );
-        }
     })?;
+    if let Some(rows) = held.take() {
+        if let Some(line) = hint.at_end() {
+            say(&mut out, &line);
+        }
+        let _ = out.write_all(&rows);
+    }
     let rows = read.rows;
     let check = preflight::if_possible(&settings.check, &uses)?;
     if let Some(line) = preflight::describe(&check, &uses) {
@@ -85,6 +108,9 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
         .map(|job| report::preview(job, preflight::filled_text(&check, job).as_deref()))
         .collect();
     print_previews(&mut out, &previews);
+    if let Some(line) = hint.at_end() {
+        say(&mut out, &line);
+    }
     let valid = rows - invalid - duplicate - suppressed;
     let _ = writeln!(
         out,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::Error;
 use crate::input::{self, ReadOptions};
 use crate::journal::{self, Outcome, Status};
-use crate::report::workbook::{self, Contents, SourceRow};
+use crate::report::workbook::{self, Contents, SourceRow, SummaryValue};
 
 /// The list a run read (where it read it, or beside the results), and how to read it
 /// (the sheet and delimiter of the run's command line).
@@ -114,7 +114,7 @@ pub(crate) fn write(
     read: &ReadOptions,
     results: &Path,
     timezone: &jiff::tz::TimeZone,
-    summary: Vec<(String, String)>,
+    summary: Vec<(String, SummaryValue)>,
 ) -> Result<(), Error> {
     let outcomes = last_outcomes(results)?;
     let mut rows = input::open_with(list, read)?;
@@ -149,12 +149,21 @@ pub(crate) fn write_rows_to_fix(
     results: &Path,
 ) -> Result<usize, Error> {
     let both = read_both(list, read, results)?;
-    let to_fix: Vec<&SourceRow> = both
+    // Each row as the list has it, and its reason last (a column the list ignores
+    // when it is sent again).
+    let width = both.header.len();
+    let mut header = both.header.clone();
+    header.push(crate::tr!("workbook-column-reason"));
+    let to_fix: Vec<Vec<String>> = both
         .rows
         .iter()
-        .filter(|r| {
-            both.outcomes.get(&r.row).is_some_and(|o| {
-                matches!(o.status, Status::Invalid | Status::Failed | Status::NotSent)
+        .filter_map(|r| {
+            let o = both.outcomes.get(&r.row)?;
+            matches!(o.status, Status::Invalid | Status::Failed | Status::NotSent).then(|| {
+                let mut fields = r.fields.clone();
+                fields.resize(width.max(fields.len()), String::new());
+                fields.push(workbook::reason(o));
+                fields
             })
         })
         .collect();
@@ -162,11 +171,7 @@ pub(crate) fn write_rows_to_fix(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
     if xlsx {
-        workbook::write_table(
-            path,
-            &both.header,
-            to_fix.iter().map(|r| r.fields.as_slice()),
-        )?;
+        workbook::write_table(path, &header, to_fix.iter().map(Vec::as_slice))?;
         return Ok(to_fix.len());
     }
     let (delimiter, windows_1252) = both.text_format.unwrap_or((b',', false));
@@ -180,12 +185,13 @@ pub(crate) fn write_rows_to_fix(
     crate::atomic::replace(path, |out| {
         let mut w = csv::WriterBuilder::new()
             .delimiter(delimiter)
+            .flexible(true)
             .from_writer(out);
         let to_io = |e: csv::Error| std::io::Error::other(e.to_string());
-        w.write_record(both.header.iter().map(|h| encode(h)))
+        w.write_record(header.iter().map(|h| encode(h)))
             .map_err(to_io)?;
         for row in &to_fix {
-            w.write_record(row.fields.iter().map(|f| encode(f)))
+            w.write_record(row.iter().map(|f| encode(f)))
                 .map_err(to_io)?;
         }
         w.flush()
@@ -200,19 +206,20 @@ pub(crate) fn summary_lines(
     results: &Path,
     counts: &std::collections::HashMap<Status, u64>,
     extra: &[(String, String)],
-) -> Vec<(String, String)> {
+) -> Vec<(String, SummaryValue)> {
+    let text = |label: String, value: String| (label, SummaryValue::Text(value));
     let mut lines = vec![
-        (crate::tr!("workbook-list"), list.display().to_string()),
-        (
+        text(crate::tr!("workbook-list"), list.display().to_string()),
+        text(
             crate::tr!("workbook-results"),
             results.display().to_string(),
         ),
     ];
-    lines.extend(extra.iter().cloned());
+    lines.extend(extra.iter().cloned().map(|(l, v)| text(l, v)));
     for status in Status::ALL {
         let n = counts.get(&status).copied().unwrap_or(0);
         if n > 0 {
-            lines.push((status.label().to_owned(), n.to_string()));
+            lines.push((status.label().to_owned(), SummaryValue::Count(n)));
         }
     }
     lines

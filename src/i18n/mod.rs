@@ -22,6 +22,8 @@ use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
 pub(crate) mod clap_help;
+mod when;
+pub(crate) use when::{when, when_recorded, zone_note};
 
 /// The catalogues, as shipped.
 pub(crate) const ENGLISH: &str = include_str!("../../i18n/en.ftl");

@@ -175,8 +175,19 @@ fn recorded_messages_are_shown_in_the_current_language() {
         with_lang(Lang::Es, || shown(&closed)),
         "no enviado: fuera del horario de contacto; la ventana vuelve a abrir miércoles 2026-12-02 00:00 -05 (America/Bogota)"
     );
+    // Wolkvox's usual answers are shown in the reader's language too.
+    assert_eq!(
+        with_lang(Lang::Es, || shown("Message has been sent successfully")),
+        "Wolkvox aceptó el mensaje"
+    );
+    assert_eq!(
+        with_lang(Lang::Es, || shown(
+            "HTTP 502 server error: it may have been delivered"
+        )),
+        "HTTP 502: error del servidor; puede haberse entregado"
+    );
     for answer in [
-        "Message has been sent successfully",
+        "Message has been sent successfully.",
         "",
         "not sent",
         "x (gave up",

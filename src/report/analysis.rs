@@ -55,6 +55,9 @@ pub(crate) struct Next {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Report {
     pub(crate) results: PathBuf,
+    /// The Excel workbook beside the results, if there is one: for people, not in JSON.
+    #[serde(skip)]
+    pub(crate) workbook: Option<PathBuf>,
     pub(crate) rows: u64,
     /// Every status, zero included, so scripts can rely on the keys.
     pub(crate) counts: BTreeMap<&'static str, u64>,
@@ -147,6 +150,7 @@ pub(crate) fn build(
 
     Report {
         results: results.to_owned(),
+        workbook: None,
         rows: latest.len() as u64,
         next,
         total,
@@ -401,6 +405,18 @@ fn render_counts(r: &Report, out: &mut String) {
             rows = r.rows
         ),
     );
+    match &r.workbook {
+        Some(path) => line(out, tr!("report-workbook", path = path.display())),
+        None if r.rows > 0 && !r.in_progress => line(
+            out,
+            tr!(
+                "report-no-workbook",
+                results = r.results.display(),
+                path = r.results.with_extension("xlsx").display()
+            ),
+        ),
+        None => {}
+    }
     if let Some(campaign) = &r.campaign {
         line(out, tr!("report-campaign", campaign = campaign));
     }
@@ -503,6 +519,12 @@ fn render_times(r: &Report, out: &mut String) {
                 .unwrap_or(0)
                 .max(14);
             let [first_label, last_label, rate_label] = &labels;
+            // For people: in the machine's time zone, in words; the JSON keeps RFC 3339.
+            let tz = jiff::tz::TimeZone::system();
+            let (first, last) = (
+                crate::i18n::when_recorded(first, &tz),
+                crate::i18n::when_recorded(last, &tz),
+            );
             out.push_str(&format!(
                 "{first_label:<width$}{first}\n{last_label:<width$}{last}\n"
             ));

@@ -77,41 +77,59 @@ pub(crate) fn init_logging(json: bool, quiet: bool, progress: &Progress) {
         .with_writer(writer)
         .with_ansi(colour)
         .with_target(false);
-    // A terminal shows the time already; a log file (cron) needs it on every line.
+    // A log file (cron) needs the full time and the level on every line; a terminal,
+    // a conversation, a short local time and the level only when it is not INFO.
     let terminal = std::io::stderr().is_terminal();
     let _ = if json {
         builder.json().flatten_event(true).try_init()
-    } else if crate::i18n::current() != crate::i18n::Lang::En {
-        builder
-            .event_format(LocalLevels { time: !terminal })
-            .try_init()
-    } else if terminal {
-        builder.without_time().try_init()
     } else {
-        builder.try_init()
+        builder.event_format(TextLine { terminal }).try_init()
     };
 }
 
-/// Text log lines with the level in the current language (`AVISO` for `WARN`), laid
-/// out as tracing-subscriber's own: the time (without a terminal), the level, the
-/// message and its fields.
-struct LocalLevels {
-    time: bool,
+/// Text log lines: the message alone, without the fields JSON lines carry (`list=…`,
+/// `rows=…`: English keys, and the message already says them), the level in the
+/// current language (`AVISO` for `WARN`). In a file: the RFC 3339 time and every
+/// level; at a terminal: `08:16:30` in the machine's zone, and no `INFO`.
+struct TextLine {
+    terminal: bool,
 }
 
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LocalLevels
+/// Collects an event's message, leaving its other fields out.
+#[derive(Default)]
+struct MessageOnly(String);
+
+impl tracing::field::Visit for MessageOnly {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.push_str(&format!("{value:?}"));
+        }
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for TextLine
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
 {
     fn format_event(
         &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        if self.time {
-            write!(writer, "{} ", jiff::Timestamp::now())?;
+        let now = jiff::Timestamp::now();
+        if self.terminal {
+            let local = now.to_zoned_datetime(jiff::tz::TimeZone::system());
+            write!(writer, "{} ", local.strftime("%H:%M:%S"))?;
+        } else {
+            write!(writer, "{now} ")?;
         }
         let level = *event.metadata().level();
         let (word, colour) = match level {
@@ -121,13 +139,16 @@ where
             tracing::Level::DEBUG => (tr!("log-level-debug"), "34"),
             tracing::Level::TRACE => (tr!("log-level-trace"), "35"),
         };
-        if writer.has_ansi_escapes() {
+        if self.terminal && level == tracing::Level::INFO {
+            // The level of an ordinary line is noise in a conversation.
+        } else if writer.has_ansi_escapes() {
             write!(writer, "\u{1b}[{colour}m{word:>5}\u{1b}[0m ")?;
         } else {
             write!(writer, "{word:>5} ")?;
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        let mut message = MessageOnly::default();
+        event.record(&mut message);
+        writeln!(writer, "{}", message.0)
     }
 }
 
@@ -142,6 +163,8 @@ pub(crate) struct Summary<'a> {
     /// Of the `sent` rows, those an earlier run sent (resume): left out of the rate.
     pub(crate) sent_before: u64,
     pub(crate) results: &'a Path,
+    /// The Excel workbook written beside the results, if one was.
+    pub(crate) workbook: Option<&'a Path>,
     /// For dry runs: how long sending would take at the configured limits.
     pub(crate) estimate: Option<Localized>,
     /// Why the run stopped early, and how to resume.
@@ -166,6 +189,7 @@ impl<'a> Summary<'a> {
             skipped: 0,
             sent_before: 0,
             results,
+            workbook: None,
             estimate: None,
             stopped: None,
             hours: None,
@@ -248,7 +272,19 @@ impl<'a> Summary<'a> {
         if let Some(text) = &self.hours {
             out.push_str(&format!("  {hours:<width$}{text}\n"));
         }
-        out.push_str(&format!("  {results:<width$}{}\n", self.results.display()));
+        // People are pointed at the workbook; the CSV is named as the file for programs.
+        match self.workbook {
+            Some(path) => {
+                out.push_str(&format!(
+                    "  {}\n  {}\n",
+                    tr!("summary-workbook", path = path.display()),
+                    tr!("summary-for-programs", path = self.results.display())
+                ));
+            }
+            None => {
+                out.push_str(&format!("  {results:<width$}{}\n", self.results.display()));
+            }
+        }
         if let Some(stopped) = &self.stopped {
             out.push_str(&format!("{}\n", tr!("summary-stopped", why = stopped)));
         }

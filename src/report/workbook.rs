@@ -19,6 +19,8 @@ use crate::journal::{Outcome, Status};
 
 /// The widest a column is made, in characters.
 const MAX_WIDTH: usize = 60;
+/// The widest the summary sheet's value column gets, in characters.
+const SUMMARY_WIDTH: usize = 80;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkbookError {
@@ -49,7 +51,14 @@ pub(crate) struct Contents<'a> {
     /// Times are shown in this zone.
     pub(crate) timezone: &'a TimeZone,
     /// The summary sheet: label and value, a line each.
-    pub(crate) summary: Vec<(String, String)>,
+    pub(crate) summary: Vec<(String, SummaryValue)>,
+}
+
+/// A value on the summary sheet: counts are numbers, so Excel can add them up.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SummaryValue {
+    Text(String),
+    Count(u64),
 }
 
 /// Writes the workbook to `path`, whole or not at all, with `rows` (the list's rows in
@@ -171,6 +180,24 @@ fn added() -> [String; 5] {
     ]
 }
 
+/// A row's outcome in words, in the reader's language: the Reason column, also in
+/// `report --rows-to-fix`.
+pub(crate) fn reason(o: &Outcome) -> String {
+    let mut reason = [o.error.as_str(), o.msg.as_str()]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| crate::i18n::shown(p))
+        .collect::<Vec<_>>()
+        .join(": ");
+    // A refusal that sending again cannot change: say what would.
+    if o.status == Status::Failed
+        && let Some(fix) = crate::send::api::fix_for(&o.msg)
+    {
+        reason.push_str(&crate::tr!("workbook-what-to-do", fix = fix));
+    }
+    reason
+}
+
 fn rows_sheet(
     sheet: &mut Worksheet,
     c: &Contents<'_>,
@@ -182,6 +209,7 @@ fn rows_sheet(
         .set_background_color(Color::RGB(0xD9E1F2))
         .set_border_bottom(FormatBorder::Thin);
     let time = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+    let date_formats = DATE_FORMATS.map(|f| Format::new().set_num_format(f));
     let mut names: Vec<String> = c.header.to_vec();
     if c.spreadsheet {
         names.push(crate::tr!("workbook-column-sheet-row"));
@@ -204,7 +232,12 @@ fn rows_sheet(
         let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
         last_row = r;
         for (col, cell) in source.fields.iter().take(c.header.len()).enumerate() {
-            sheet.write_string(r, col_num(col), cell)?;
+            match c.spreadsheet.then(|| date_cell(cell)).flatten() {
+                Some((at, format)) => {
+                    sheet.write_datetime_with_format(r, col_num(col), &at, &date_formats[format])?
+                }
+                None => sheet.write_string(r, col_num(col), cell)?,
+            };
             widen(&mut widths, col, cell);
         }
         if c.spreadsheet {
@@ -222,18 +255,7 @@ fn rows_sheet(
             None => sheet.write_string(r, col_num(first_added), label)?,
         };
         widen(&mut widths, first_added, label);
-        let mut reason = [o.error.as_str(), o.msg.as_str()]
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| crate::i18n::shown(p))
-            .collect::<Vec<_>>()
-            .join(": ");
-        // A refusal that sending again cannot change: say what would.
-        if o.status == Status::Failed
-            && let Some(fix) = crate::send::api::fix_for(&o.msg)
-        {
-            reason.push_str(&crate::tr!("workbook-what-to-do", fix = fix));
-        }
+        let reason = reason(o);
         sheet.write_string(r, col_num(first_added + 1), &reason)?;
         widen(&mut widths, first_added + 1, &reason);
         sheet.write_string(r, col_num(first_added + 2), &o.code)?;
@@ -257,20 +279,50 @@ fn rows_sheet(
 
 fn summary_sheet(
     sheet: &mut Worksheet,
-    lines: &[(String, String)],
+    lines: &[(String, SummaryValue)],
 ) -> Result<(), rust_xlsxwriter::XlsxError> {
     sheet.set_name(crate::tr!("workbook-sheet-summary"))?;
-    let bold = Format::new().set_bold();
+    let bold = Format::new()
+        .set_bold()
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
+    // Long values (paths, the command that continues the run) wrap within their
+    // column instead of running off the printed page.
+    let wrapped = Format::new()
+        .set_text_wrap()
+        .set_align(rust_xlsxwriter::FormatAlign::Left)
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
+    let count = Format::new()
+        .set_num_format("#,##0")
+        .set_align(rust_xlsxwriter::FormatAlign::Left)
+        .set_align(rust_xlsxwriter::FormatAlign::Top);
     let mut widths = (8, 20);
     for (i, (label, value)) in lines.iter().enumerate() {
         let r = u32::try_from(i).unwrap_or(u32::MAX);
         sheet.write_string_with_format(r, 0, label, &bold)?;
-        sheet.write_string(r, 1, value)?;
+        match value {
+            SummaryValue::Text(text) => {
+                sheet.write_string_with_format(r, 1, text, &wrapped)?;
+                let chars = text.chars().count();
+                widths.1 = widths.1.max(chars);
+                // A wrapped value gets the height of its lines (spreadsheets do not
+                // all grow a row for it when the file opens).
+                let lines = chars.div_ceil(SUMMARY_WIDTH).max(1);
+                if lines > 1 {
+                    sheet.set_row_height(r, 15.0 * lines as f64)?;
+                }
+            }
+            SummaryValue::Count(n) => {
+                sheet.write_number_with_format(r, 1, *n as f64, &count)?;
+            }
+        }
         widths.0 = widths.0.max(label.chars().count());
-        widths.1 = widths.1.max(value.chars().count());
     }
     sheet.set_column_width(0, widths.0.min(MAX_WIDTH) as f64 + 2.0)?;
-    sheet.set_column_width(1, widths.1.min(2 * MAX_WIDTH) as f64 + 2.0)?;
+    // Values longer than that wrap (a long path, the command that continues the run),
+    // so the printed page keeps a readable size.
+    sheet.set_column_width(1, widths.1.min(SUMMARY_WIDTH) as f64 + 2.0)?;
+    // Printed: labels and values on one page wide, as many pages down as needed.
+    sheet.set_portrait().set_print_fit_to_pages(1, 0);
     Ok(())
 }
 
@@ -295,6 +347,65 @@ fn colour(status: Status) -> Color {
     }
 }
 
+/// The number formats of [`date_cell`]'s kinds of cell.
+const DATE_FORMATS: [&str; 5] = [
+    "yyyy-mm-dd",
+    "yyyy-mm-dd hh:mm",
+    "yyyy-mm-dd hh:mm:ss",
+    "hh:mm",
+    "hh:mm:ss",
+];
+
+/// A spreadsheet list's date, date-time or time cell, as the list reading writes it
+/// (`2025-03-14`, `2025-03-14 10:30`, `10:30`, seconds when not zero): the Excel
+/// date-time and the index of its format in [`DATE_FORMATS`], so the workbook's copy
+/// of the list keeps it a real date that sorts and filters as one. Anything else
+/// (phones, ids, a text that only looks like a date) is `None` and stays text.
+fn date_cell(text: &str) -> Option<(ExcelDateTime, usize)> {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let number = |s: &str| s.parse::<u16>().ok();
+    let time = |t: &str| -> Option<(u16, u8, f64, bool)> {
+        let parts: Vec<&str> = t.split(':').collect();
+        let (h, m, s) = match parts.as_slice() {
+            [h, m] => (*h, *m, None),
+            [h, m, s] => (*h, *m, Some(*s)),
+            _ => return None,
+        };
+        if !(digits(h, 1) || digits(h, 2)) || !digits(m, 2) || s.is_some_and(|s| !digits(s, 2)) {
+            return None;
+        }
+        let (h, m) = (number(h)?, u8::try_from(number(m)?).ok()?);
+        let sec = s.map_or(Some(0.0), |s| s.parse::<f64>().ok())?;
+        (h < 24 && m < 60 && sec < 60.0).then_some((h, m, sec, s.is_some()))
+    };
+    let date = |d: &str| -> Option<ExcelDateTime> {
+        let mut it = d.split('-');
+        let (y, mo, da) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || !digits(y, 4) || !digits(mo, 2) || !digits(da, 2) {
+            return None;
+        }
+        ExcelDateTime::from_ymd(
+            number(y)?,
+            u8::try_from(number(mo)?).ok()?,
+            u8::try_from(number(da)?).ok()?,
+        )
+        .ok()
+    };
+    match text.split_once(' ') {
+        Some((d, t)) => {
+            let (h, m, s, seconds) = time(t)?;
+            let at = date(d)?.and_hms(h, m, s).ok()?;
+            Some((at, if seconds { 2 } else { 1 }))
+        }
+        None if text.contains('-') => Some((date(text)?, 0)),
+        None => {
+            let (h, m, s, seconds) = time(text)?;
+            let at = ExcelDateTime::from_hms(h, m, s).ok()?;
+            Some((at, if seconds { 4 } else { 3 }))
+        }
+    }
+}
+
 /// An RFC 3339 time as an Excel date-time in `tz` (Excel has no time zones).
 fn excel_time(text: &str, tz: &TimeZone) -> Option<ExcelDateTime> {
     let t: jiff::Timestamp = text.parse().ok()?;
@@ -311,4 +422,34 @@ fn excel_time(text: &str, tz: &TimeZone) -> Option<ExcelDateTime> {
         u8::try_from(local.second()).ok()?,
     )
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_dates_and_times_become_date_cells() {
+        let kind = |t: &str| date_cell(t).map(|(_, f)| DATE_FORMATS[f]);
+        assert_eq!(kind("2025-03-14"), Some("yyyy-mm-dd"));
+        assert_eq!(kind("2025-03-14 10:30"), Some("yyyy-mm-dd hh:mm"));
+        assert_eq!(kind("2025-03-14 10:30:05"), Some("yyyy-mm-dd hh:mm:ss"));
+        assert_eq!(kind("9:05"), Some("hh:mm"));
+        assert_eq!(kind("36:00:00"), None, "a duration past a day stays text");
+        for text in [
+            "573001230001",
+            "+57 300 123 4567",
+            "300-123-4567",
+            "2025-13-01",
+            "2025-02-30",
+            "24:00",
+            "10:3",
+            "Hola 10:30",
+            "2025-03-14T10:30",
+            "",
+            "1-2",
+        ] {
+            assert_eq!(kind(text), None, "{text:?}");
+        }
+    }
 }

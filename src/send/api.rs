@@ -159,24 +159,25 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
         }
         None => {
             let text = String::from_utf8_lossy(body);
-            reply.error = "response is not JSON".into();
+            reply.error = crate::tr_en!("msg-answer-not-json");
             reply.msg = excerpt(&text);
             None
         }
     };
     let http_ok = (200..300).contains(&status);
     if (300..400).contains(&status) {
-        if reply.error == "response is not JSON" {
-            reply.error = format!("HTTP {status} redirect");
+        if reply.error == crate::tr_en!("msg-answer-not-json") {
+            reply.error = crate::tr_en!("msg-answer-redirect", status = status);
         }
         return Answer::Redirected(reply);
     }
     if !http_ok && code.is_some_and(|c| (200..300).contains(&c)) {
         // The body says it was taken; the status says something failed after that (or
         // before it): either way it may have been delivered.
-        reply.error = format!(
-            "HTTP {status} with an answer that says {}: it may have been delivered",
-            reply.code.as_deref().unwrap_or_default()
+        reply.error = crate::tr_en!(
+            "msg-answer-says-taken",
+            status = status,
+            code = reply.code.as_deref().unwrap_or_default()
         );
         return Answer::Unknown(reply);
     }
@@ -188,7 +189,7 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
                 // Wolkvox said 2xx but not what it did: the message may have been
                 // accepted, so it must not be sent again unless the user asks.
                 if reply.error.is_empty() {
-                    reply.error = "response has no usable code".into();
+                    reply.error = crate::tr_en!("msg-answer-no-code");
                 }
                 return Answer::Unknown(reply);
             }
@@ -211,8 +212,8 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
         403 | 429 | 503 => Answer::Transient { reply, retry_after },
         // A script or gateway may have handed the message on before failing.
         500..=599 => {
-            if reply.error.is_empty() || reply.error == "response is not JSON" {
-                reply.error = format!("HTTP {status} server error: it may have been delivered");
+            if reply.error.is_empty() || reply.error == crate::tr_en!("msg-answer-not-json") {
+                reply.error = crate::tr_en!("msg-answer-server-error", status = status);
             }
             Answer::Unknown(reply)
         }
@@ -436,7 +437,7 @@ impl Client {
                 return Answer::TokenRejected(
                     TokenProblem::Invalid,
                     Reply {
-                        error: "token cannot be sent as an HTTP header".into(),
+                        error: crate::tr_en!("msg-answer-token-header"),
                         ..Reply::default()
                     },
                 );
@@ -467,7 +468,7 @@ impl Client {
                 return Answer::Unknown(Reply {
                     http_status: Some(status),
                     code: None,
-                    error: "connection lost while reading the answer".into(),
+                    error: crate::tr_en!("msg-answer-connection-lost"),
                     msg: excerpt(&error_chain(&e)),
                 });
             }

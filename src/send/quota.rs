@@ -233,7 +233,7 @@ mod tests {
         assert_eq!(rows_to_send(150, &fitted, false).unwrap(), 150);
         let err = rows_to_send(151, &fitted, false).unwrap_err().to_string();
         assert!(
-            err.contains("allows 150 more request(s) on 2 token(s)") && err.contains("--partial"),
+            err.contains("allows 150 more requests on 2 tokens") && err.contains("--partial"),
             "{err}"
         );
         assert_eq!(rows_to_send(151, &fitted, true).unwrap(), 150);

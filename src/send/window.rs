@@ -385,12 +385,16 @@ impl Fit {
         if self.never_opens {
             return tr!("window-never-opens");
         }
+        // For people: in words, the zone named when it is not the machine's.
+        let people = |z: &ZonedDateTime| {
+            crate::i18n::when(z.timestamp(), z.time_zone()) + &crate::i18n::zone_note(z.time_zone())
+        };
         let when = match (&self.opens, &self.closes) {
-            (None, Some(c)) => tr!("window-open-until", until = show(c)),
+            (None, Some(c)) => tr!("window-open-until", until = people(c)),
             (None, None) => tr!("window-open-no-close"),
             (Some(o), Some(c)) if o.date() == c.date() => tr!(
                 "window-closed-next",
-                opens = show(o),
+                opens = people(o),
                 until = c
                     .strftime(if c.time().second() == 0 {
                         "%H:%M"
@@ -399,8 +403,8 @@ impl Fit {
                     })
                     .to_string()
             ),
-            (Some(o), Some(c)) => tr!("window-closed-next", opens = show(o), until = show(c)),
-            (Some(o), None) => tr!("window-closed-next-no-close", opens = show(o)),
+            (Some(o), Some(c)) => tr!("window-closed-next", opens = people(o), until = people(c)),
+            (Some(o), None) => tr!("window-closed-next-no-close", opens = people(o)),
         };
         let left = match self.available {
             Some(a) => tr!("window-sending-time-left", time = human(a)),
@@ -780,10 +784,16 @@ mod tests {
         let night = ts("2026-03-03T03:00:00Z");
         let fit = w.fit(night, Duration::from_secs(11 * 3600));
         assert!(fit.opens.is_some() && fit.fits());
+        let opens = fit.opens.as_ref().expect("opens");
+        let shown = crate::i18n::when(opens.timestamp(), opens.time_zone())
+            + &crate::i18n::zone_note(opens.time_zone());
         assert!(
-            fit.describe().contains(
-                "closed now; next opens Tue 2026-03-03 07:00 -05 (America/Bogota) until 19:00 ("
-            ),
+            shown.contains("3 March") && shown.contains("07:00"),
+            "{shown}"
+        );
+        assert!(
+            fit.describe()
+                .contains(&format!("closed now; next opens {shown} until 19:00 (")),
             "{}",
             fit.describe()
         );

@@ -564,6 +564,11 @@ impl Validator {
         self
     }
 
+    /// The telephone column's name, as problems with it name it.
+    pub(crate) fn telephone_label(&self) -> &str {
+        &self.labels.telephone
+    }
+
     /// Which column is used for what, e.g. `columns: telephone <- "Celular", message <- "Mensaje", ...`.
     pub(crate) fn columns_summary(&self) -> &str {
         &self.summary

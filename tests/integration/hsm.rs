@@ -103,7 +103,7 @@ fn a_semicolon_empty_variable_or_plain_http_attachment_is_invalid_and_never_sent
     );
     let config = write_connector_config(&dir, "1", "");
     let c = hsm_send(&input, &config, &fake, "tok");
-    run(c).expect_code(1);
+    run(c).expect_code(4);
 
     assert_eq!(fake.delivered_telephones(), ["573001230001"]);
     let results = read_results(&dir.path().join("citas.hsm.results.csv"));

@@ -61,8 +61,7 @@ fn a_list_larger_than_todays_quota_is_refused_before_any_message() {
     assert!(fake.send_requests().is_empty(), "nothing may be sent");
     assert_eq!(token_info_calls(&fake), 1);
     assert!(
-        out.stderr
-            .contains("allows 3 more request(s) on 1 token(s)")
+        out.stderr.contains("allows 3 more requests on 1 token")
             && out.stderr.contains("10 rows")
             && out.stderr.contains("--partial"),
         "{}",
@@ -146,7 +145,7 @@ fn nothing_to_send_spends_no_call_on_the_check() {
         &contacts_csv(&[("5.73E+11", "Hola"), ("12", "Hola")], "1"),
     );
     let fake = FakeWolkvox::start(Behavior::ok());
-    run(send_cmd_checking_quota(&input, &fake, A)).expect_code(1);
+    run(send_cmd_checking_quota(&input, &fake, A)).expect_code(4);
     assert_eq!(fake.count(), 0);
 }
 
@@ -280,7 +279,7 @@ fn the_summary_json_has_every_status_and_the_run_figures() {
     let mut c = send_cmd(&input, &fake, A);
     c.arg("--summary-json").arg(&summary);
     let out = run(c);
-    out.expect_code(1);
+    out.expect_code(4);
     let json = read_json(&summary);
     let counts = json["counts"].as_object().expect("counts");
     let expected = [
@@ -298,7 +297,7 @@ fn the_summary_json_has_every_status_and_the_run_figures() {
     }
     assert_eq!(counts.len(), expected.len(), "{json}");
     assert_eq!(json["rows"], 4);
-    assert_eq!(json["exit_code"], 1);
+    assert_eq!(json["exit_code"], 4);
     assert_eq!(json["stopped"], Value::Null);
     assert_eq!(json["error"], Value::Null);
     assert_eq!(json["dry_run"], false);

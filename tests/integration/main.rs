@@ -7,7 +7,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod analyst;
 mod campaign;
+mod docs;
 mod fake_wolkvox_selftest;
 mod hostile_input;
 mod hsm;

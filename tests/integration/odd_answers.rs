@@ -412,7 +412,7 @@ fn connector_ids_must_be_short_words_and_timeouts_at_least_a_second() {
         "telephone,message,connector_id\n573001230000,Hola,\"7\n8\"\n573001230001,Hola,conn-1_b\n",
     );
     let out = run(send_cmd(&list, &fake, TOKEN));
-    out.expect_code(1);
+    out.expect_code(4);
     let results = read_results(&default_results_path(&list));
     assert_eq!(row(&results, 1)["status"], "invalid");
     assert!(row(&results, 1)["msg"].contains("connector"), "{results:?}");
@@ -611,7 +611,7 @@ fn a_huge_cell_makes_its_row_invalid_and_a_huge_header_refuses_the_file() {
     let input = write_bytes(dir.path(), "huge.csv", &text);
     drop(text);
     let out = run(send_cmd(&input, &fake, TOKEN));
-    out.expect_code(1);
+    out.expect_code(4);
     let results = read_results(&default_results_path(&input));
     assert_eq!(results.len(), 2);
     let cut = row(&results, 1);

@@ -91,11 +91,11 @@ fn a_csv_run_s_workbook_has_every_row_in_order_with_its_own_columns_and_outcome(
     assert_eq!(name, "Summary");
     let lines: Vec<Vec<String>> = summary.iter().map(|r| texts(r)).collect();
     assert!(
-        lines.contains(&vec!["Sent".to_owned(), "1".to_owned()]),
+        lines.contains(&vec!["Sent".to_owned(), "Float(1.0)".to_owned()]),
         "{lines:?}"
     );
     assert!(
-        lines.contains(&vec!["Failed: refused".to_owned(), "1".to_owned()]),
+        lines.contains(&vec!["Failed: refused".to_owned(), "Float(1.0)".to_owned()]),
         "{lines:?}"
     );
     assert!(
@@ -236,9 +236,14 @@ fn rows_to_fix_come_back_in_the_list_s_own_delimiter_and_encoding_and_validate_r
     assert!(out.stdout.contains("rows to fix: 2 rows"), "{}", out.stdout);
     let written = std::fs::read(&fix).unwrap();
     let (expected, _, _) = encoding_rs::WINDOWS_1252.encode(
-        "Nombre;Teléfono;Mensaje;connector_id\nJosé;12;Hola;1\nBegoña;573001230003;Hola Begoña;1\n",
+        "Nombre;Teléfono;Mensaje;connector_id;Reason\n\
+         José;12;Hola;1;\"Teléfono: \"\"12\"\" has 2 digits: too few for a telephone number\"\n\
+         Begoña;573001230003;Hola Begoña;1;BAD REQUEST: SOME PARAMETERS ARE REQUIRED (what to do: a parameter is missing: check the list's columns and api.connector_id in the config, then send these rows as a new list)\n",
     );
-    assert_eq!(written, expected.into_owned());
+    assert_eq!(
+        encoding_rs::WINDOWS_1252.decode(&written).0,
+        encoding_rs::WINDOWS_1252.decode(&expected).0
+    );
     // Read back as a list: the same two rows, one still invalid.
     let mut c = cmd();
     c.arg("validate").arg(&fix);
@@ -260,7 +265,16 @@ fn rows_to_fix_come_back_in_the_list_s_own_delimiter_and_encoding_and_validate_r
         .arg(&fix);
     run(c).expect_code(0);
     let (_, rows) = &sheets(&fix)[0];
-    assert_eq!(texts(&rows[1]), ["José", "12", "Hola", "1"]);
+    assert_eq!(
+        texts(&rows[1]),
+        [
+            "José",
+            "12",
+            "Hola",
+            "1",
+            "Teléfono: \"12\" has 2 digits: too few for a telephone number"
+        ]
+    );
     assert_eq!(rows.len(), 3);
 }
 

@@ -112,7 +112,7 @@ fn mixed_list_sends_exactly_the_valid_rows_once() {
     let fake = FakeWolkvox::start(Behavior::ok());
 
     let out = run(send_cmd(&input, &fake, TOKEN));
-    out.expect_code(1);
+    out.expect_code(4);
 
     let results = read_results(&default_results_path(&input));
     assert_rows_sorted_and_complete(&results, expected.len());
@@ -314,7 +314,7 @@ fn summary_goes_to_stdout_with_counts_and_results_path() {
     let input = write_csv(dir.path(), "contacts.csv", &csv);
     let fake = FakeWolkvox::start(Behavior::ok());
     let out = run(send_cmd(&input, &fake, TOKEN));
-    out.expect_code(1);
+    out.expect_code(4);
     assert!(
         out.stdout.contains("contacts.results.csv"),
         "summary names the results file:\n{}",
@@ -337,7 +337,7 @@ fn message_length_limit_is_4096_characters() {
         &contacts_csv(&[("573001234567", &ok), ("593991234567", &too_long)], "1"),
     );
     let fake = FakeWolkvox::start(Behavior::ok());
-    run(send_cmd(&input, &fake, TOKEN)).expect_code(1);
+    run(send_cmd(&input, &fake, TOKEN)).expect_code(4);
     let results = read_results(&default_results_path(&input));
     assert_eq!(row(&results, 1)["status"], "sent");
     assert_eq!(row(&results, 2)["status"], "invalid");
@@ -363,7 +363,7 @@ fn duplicate_rows_are_sent_once() {
         ),
     );
     let fake = FakeWolkvox::start(Behavior::ok());
-    run(send_cmd(&input, &fake, TOKEN)).expect_code(1);
+    run(send_cmd(&input, &fake, TOKEN)).expect_code(4);
     let results = read_results(&default_results_path(&input));
     let st = statuses_by_row(&results);
     assert_eq!(st[&1], "sent");
@@ -454,7 +454,7 @@ fn dry_run_sends_nothing_and_needs_no_token() {
 }
 
 #[test]
-fn dry_run_marks_invalid_rows_and_exits_1() {
+fn dry_run_marks_invalid_rows_and_exits_4() {
     let dir = temp_dir();
     let (csv, expected) = mixed_list();
     let input = write_csv(dir.path(), "contacts.csv", &csv);
@@ -465,7 +465,7 @@ fn dry_run_marks_invalid_rows_and_exits_1() {
         .arg("--dry-run")
         .arg("--base-url")
         .arg(fake.base_url());
-    run(c).expect_code(1);
+    run(c).expect_code(4);
     let results = read_results(&default_dry_run_path(&input));
     assert_rows_sorted_and_complete(&results, expected.len());
     for (i, (normalized, _)) in expected.iter().enumerate() {
@@ -712,7 +712,7 @@ fn tokens_never_appear_in_output_or_files() {
     let mut c = send_cmd(&input, &fake, &format!("{secret_bad},{secret_good}"));
     c.env("RUST_LOG", "trace");
     let out = run(c);
-    out.expect_code(1);
+    out.expect_code(4);
     for secret in [secret_bad, secret_good] {
         assert!(!out.stdout.contains(secret), "token on stdout");
         assert!(!out.stderr.contains(secret), "token on stderr");

@@ -188,7 +188,7 @@ fn validate_and_a_dry_run_print_only_spanish() {
     let mut c = spanish_cmd();
     c.arg("send").arg(&input).arg("--dry-run");
     let out = run(c);
-    out.expect_code(1);
+    out.expect_code(4);
     marks.assert_spanish("send --dry-run", &format!("{}{}", out.stdout, out.stderr));
     assert!(
         out.stdout.contains("simulación: no se envió nada"),
@@ -243,7 +243,7 @@ fn validate_and_a_dry_run_print_only_spanish() {
         .arg(&input)
         .args(["--dry-run", "--log-format", "json"]);
     let out = run(c);
-    out.expect_code(1);
+    out.expect_code(4);
     let english_log = out.stderr.lines().all(|line| {
         let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         line["message"].as_str().is_some()
@@ -264,7 +264,7 @@ fn validate_and_a_dry_run_print_only_spanish() {
     let mut c = spanish_cmd();
     c.arg("send").arg(&sample).arg("--dry-run");
     let out = run(c);
-    out.expect_code(1);
+    out.expect_code(4);
     marks.assert_spanish(
         "README's first command",
         &format!("{}{}", out.stdout, out.stderr),
@@ -450,7 +450,7 @@ fn results_summary_json_and_report_json_are_the_same_in_both_languages() {
         c.env("LANG", lang)
             .current_dir(dir.path())
             .args(["--summary-json", "summary.json"]);
-        run(c).expect_code(1);
+        run(c).expect_code(4);
         let results = default_results_path(&input);
         // A dry run, whose summary has an estimate.
         let mut c = cmd();
@@ -461,7 +461,7 @@ fn results_summary_json_and_report_json_are_the_same_in_both_languages() {
             "--summary-json",
             "dry.json",
         ]);
-        run(c).expect_code(1);
+        run(c).expect_code(4);
         let mut c = cmd();
         c.env("LANG", lang)
             .current_dir(dir.path())

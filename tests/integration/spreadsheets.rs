@@ -340,7 +340,7 @@ fn the_excel_export_dry_runs_and_sends_as_utf8_with_normalized_numbers() {
             .arg(input);
         c
     });
-    r.expect_code(1);
+    r.expect_code(4);
     assert_eq!(verdicts(&default_dry_run_path(input)), expected);
 
     let fake = FakeWolkvox::start(Behavior::ok());
@@ -349,7 +349,7 @@ fn the_excel_export_dry_runs_and_sends_as_utf8_with_normalized_numbers() {
         c.arg("--config").arg(&config);
         c
     });
-    r.expect_code(1);
+    r.expect_code(4);
     let sent: Vec<_> = expected
         .iter()
         .map(|(row, status, tel)| {
@@ -392,7 +392,7 @@ fn allow_duplicates_sends_every_copy() {
             .arg(&paths[0]);
         c
     });
-    r.expect_code(1);
+    r.expect_code(4);
     let verdicts = verdicts(&default_dry_run_path(&paths[0]));
     assert_eq!(verdicts[7], v(8, "dry_run", "573001234567"));
 }
@@ -463,7 +463,7 @@ fn the_xlsx_sample_dry_runs_and_sends() {
         c.args(["send", "--dry-run"]).arg(input);
         c
     });
-    r.expect_code(1);
+    r.expect_code(4);
     assert_eq!(
         verdicts(&default_dry_run_path(input)),
         vec![
@@ -478,7 +478,7 @@ fn the_xlsx_sample_dry_runs_and_sends() {
     );
 
     let fake = FakeWolkvox::start(Behavior::ok());
-    run(send_cmd(input, &fake, "tok-a")).expect_code(1);
+    run(send_cmd(input, &fake, "tok-a")).expect_code(4);
     let mut received: Vec<(String, String, String)> = fake
         .delivered()
         .iter()
@@ -585,7 +585,7 @@ fn the_template_sample_validates_dry_runs_and_sends() {
             .arg(input);
         c
     });
-    r.expect_code(1);
+    r.expect_code(4);
     assert_eq!(
         verdicts(&default_dry_run_path(input)),
         vec![
@@ -605,7 +605,7 @@ fn the_template_sample_validates_dry_runs_and_sends() {
             .arg(template);
         c
     });
-    r.expect_code(1);
+    r.expect_code(4);
     let received = delivered_messages(&fake);
     let want: HashMap<String, String> = [
         (
@@ -678,7 +678,7 @@ fn a_template_in_the_config_renders_a_spreadsheet() {
             .arg(&paths[0]);
         c
     });
-    r.expect_code(1);
+    r.expect_code(4);
     let verdicts = verdicts(&default_dry_run_path(&paths[0]));
     // With the default country, the national number of row 6 is valid.
     assert_eq!(verdicts[5], v(6, "dry_run", "573001234567"));

@@ -1,0 +1,124 @@
+//! The documentation and the flags agree: every flag `--help` lists (of every
+//! subcommand) is written somewhere in the README or `docs/*.md`, and every
+//! `wolkvox-dispatch` flag the guide writes exists. Pages another change adds
+//! (`docs/ledger.md`, `docs/networks.md`, `docs/spreadsheets.md`) are read when present.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+
+const SUBCOMMANDS: [&str; 5] = ["send", "validate", "report", "reconcile", "init"];
+
+/// The English pages a flag may be documented in, those that exist.
+fn pages() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names = vec!["README.md".to_owned()];
+    if let Ok(entries) = std::fs::read_dir(root.join("docs")) {
+        let mut docs: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".md") && !n.ends_with(".es.md"))
+            .map(|n| format!("docs/{n}"))
+            .collect();
+        docs.sort();
+        names.extend(docs);
+    }
+    names
+        .into_iter()
+        .filter_map(|n| {
+            std::fs::read_to_string(root.join(&n))
+                .ok()
+                .map(|text| (n, text))
+        })
+        .collect()
+}
+
+/// `--flag` words in `text` (long flags only).
+fn flags_in(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("--") {
+        let start = i + at;
+        let before = start.checked_sub(1).map(|b| bytes[b]);
+        let mut end = start + 2;
+        while end < bytes.len() && (bytes[end].is_ascii_lowercase() || bytes[end] == b'-') {
+            end += 1;
+        }
+        let word = &text[start..end];
+        let starts_word =
+            before.is_none_or(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'#'));
+        if starts_word && word.len() > 3 && !word.ends_with('-') {
+            out.insert(word.to_owned());
+        }
+        i = end.max(start + 2);
+    }
+    out
+}
+
+/// The long flags `wolkvox-dispatch SUBCOMMAND --help` lists.
+fn help_flags(subcommand: &str) -> BTreeSet<String> {
+    let mut c = cmd();
+    c.args([subcommand, "--help"]);
+    let out = run(c);
+    out.expect_code(0);
+    out.stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .flat_map(|l| flags_in(l.split("  ").find(|p| !p.trim().is_empty()).unwrap_or("")))
+        .filter(|f| f != "--help" && f != "--version")
+        .collect()
+}
+
+#[test]
+fn every_flag_in_help_is_documented() {
+    let pages = pages();
+    let documented: BTreeSet<String> = pages.iter().flat_map(|(_, t)| flags_in(t)).collect();
+    for sub in SUBCOMMANDS {
+        let flags = help_flags(sub);
+        assert!(!flags.is_empty(), "{sub} --help lists no flag");
+        for flag in flags {
+            assert!(
+                documented.contains(&flag),
+                "`{sub} {flag}` is in --help but in none of {:?}",
+                pages.iter().map(|(n, _)| n).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_flag_the_guide_writes_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Ok(guide) = std::fs::read_to_string(root.join("docs/guide.md")) else {
+        eprintln!("skipped: no docs/guide.md");
+        return;
+    };
+    let known: BTreeSet<String> = SUBCOMMANDS.iter().flat_map(|s| help_flags(s)).collect();
+    // Flags of other programs the guide shows: cargo, the fake endpoint, curl's peers.
+    let others = [
+        "--release",
+        "--locked",
+        "--path",
+        "--example",
+        "--test",
+        "--bench",
+        "--ignored",
+        "--nocapture",
+        "--latency-ms",
+        "--write-list",
+        "--rows",
+        "--help",
+        "--version",
+    ];
+    assert!(known.contains("--dry-run") && known.contains("--country"));
+    for flag in flags_in(&guide) {
+        assert!(
+            known.contains(&flag) || others.contains(&flag.as_str()),
+            "docs/guide.md writes {flag}, which no subcommand has"
+        );
+    }
+}
