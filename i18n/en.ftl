@@ -606,3 +606,9 @@ config-toml-unknown-key = unknown field { $key }, expected one of { $expected }
 config-toml-unknown-value = unknown variant { $value }, expected { $expected }
 config-toml-invalid-type = invalid type: { $found }, expected { $expected }
 config-toml-missing-key = missing field { $key }
+
+# issue 29
+input-file-and-sheet = { $path }, sheet { $sheet }
+input-other-sheets = { $path }: reading sheet { $sheet }, the one the workbook opens on; other sheets with data: { $others } (choose one with --sheet)
+row-cell-error = the cell shows the error { $error }: correct the formula or the value in the spreadsheet
+config-locale = { $value } is not a locale for numbers and dates: use "es-CO", "es-ES", "es-MX" or "en-US"

@@ -624,3 +624,9 @@ config-toml-unknown-key = clave desconocida { $key }; las claves posibles son: {
 config-toml-unknown-value = valor desconocido { $value }; se esperaba { $expected }
 config-toml-invalid-type = tipo de valor equivocado: { $found }; se esperaba { $expected }
 config-toml-missing-key = falta la clave { $key }
+
+# issue 29
+input-file-and-sheet = { $path }, hoja { $sheet }
+input-other-sheets = { $path }: se lee la hoja { $sheet }, la que el libro muestra al abrirse; otras hojas con datos: { $others } (elija otra con --sheet)
+row-cell-error = la celda muestra el error { $error }: corrija la fórmula o el valor en la hoja de cálculo
+config-locale = { $value } no es una configuración regional para números y fechas: use "es-CO", "es-ES", "es-MX" o "en-US"

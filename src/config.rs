@@ -123,6 +123,8 @@ pub(crate) struct InputSection {
     pub(crate) delimiter: Option<String>,
     pub(crate) sheet: Option<String>,
     pub(crate) allow_duplicates: Option<bool>,
+    /// The conventions a spreadsheet's numbers and dates are shown in (issue 29).
+    pub(crate) locale: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -569,10 +571,21 @@ fn read_options(
         path,
         not_blank,
     )?;
+    let locale = match section.locale.take() {
+        None => crate::input::cells::NumberLocale::default(),
+        Some(l) => crate::input::cells::NumberLocale::parse(&l).ok_or_else(|| {
+            key_error(
+                path,
+                "input.locale",
+                tr!("config-locale", value = format!("{l:?}")),
+            )
+        })?,
+    };
     Ok(ReadOptions {
         sheet,
         encoding,
         delimiter,
+        locale,
     })
 }
 

@@ -96,7 +96,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             duplicate = duplicate,
             suppressed = suppressed,
             valid = valid,
-            list = list.input.display()
+            list = read.named.as_str()
         )
     );
     if let Some(s) = &read.suppression {

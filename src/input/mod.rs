@@ -6,10 +6,13 @@ starts on, so every later message can say where a problem is.
 Two kinds of file are read, chosen by the file name's extension:
 
 - spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`), through calamine:
-  the first sheet, or the one named by `--sheet`. Numeric cells come out as the
-  digits the user typed (a phone stored as `573001234567.0` is `573001234567`,
-  never `5.73E+11`); dates as ISO text. The sheet is loaded whole (calamine has
-  no streaming reader); `line` is the sheet's row number.
+  the sheet named by `--sheet`, else the one the workbook opens on when it is
+  visible, else the first visible one (`sheets`); never a hidden sheet unless
+  named. Cells come out as the spreadsheet shows them (`cells`): the cell's
+  number format applied, a phone stored as `573001234567.0` as `573001234567`
+  (never `5.73E+11`), at most 15 significant digits; an error cell is recorded
+  in `Record::errors`. The sheet is loaded whole (calamine has no streaming
+  reader); `line` is the sheet's row number.
 - anything else, as delimited text: the delimiter (`,` `;` tab `|`) is guessed
   from the header line unless given, and the encoding is UTF-8 (with or
   without BOM), UTF-16 with a BOM (Excel's "Unicode text"), or Windows-1252
@@ -29,7 +32,9 @@ A file that cannot be read as a table at all is an `InputError` (the run sends
 nothing); a row that is merely wrong is the validator's business.
 */
 
+pub(crate) mod cells;
 pub(crate) mod header;
+pub(crate) mod sheets;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -130,6 +135,8 @@ pub struct ReadOptions {
     pub(crate) encoding: Encoding,
     /// Text files: the delimiter, or `None` to detect it from the header line.
     pub(crate) delimiter: Option<u8>,
+    /// Spreadsheets: the conventions numbers, dates and times are shown in.
+    pub(crate) locale: cells::NumberLocale,
 }
 
 /// One data row as read.
@@ -143,6 +150,9 @@ pub struct Record {
     /// The row was longer than `MAX_RECORD_BYTES` and was cut while reading: its fields
     /// are incomplete and it must not be sent.
     pub(crate) too_long: bool,
+    /// Spreadsheets: the cells that show an error (`#DIV/0!`), by column (0-based),
+    /// with the error as shown; their field holds the error text too.
+    pub(crate) errors: Vec<(usize, String)>,
 }
 
 /// The longest record (header or row) a text file may have: a message is at most 4096
@@ -161,7 +171,7 @@ pub struct Rows {
 enum Source {
     /// Boxed: the CSV reader and its adapter are large, and a `Rows` is moved around.
     Text(Box<TextRows>),
-    Sheet(SheetRows),
+    Sheet(Box<SheetRows>),
 }
 
 struct TextRows {
@@ -392,6 +402,7 @@ struct SheetRows {
     /// The sheet's name, for the log.
     name: String,
     range: calamine::Range<Data>,
+    display: cells::CellDisplay,
     /// Index in `range` of the next row to read.
     next: usize,
     /// Sheet row number (1-based) of the range's first row.
@@ -417,7 +428,7 @@ pub(crate) fn open(path: &Path) -> Result<Rows, InputError> {
 /// otherwise delimited text.
 pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
     if is_spreadsheet(path) {
-        return open_sheet(path, options.sheet.as_deref());
+        return open_sheet(path, options.sheet.as_deref(), options.locale);
     }
     if let Some(sheet) = &options.sheet {
         tracing::warn!(
@@ -820,7 +831,11 @@ impl DecodeFailure {
 // ---------------------------------------------------------------------------
 // Spreadsheets.
 
-fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
+fn open_sheet(
+    path: &Path,
+    wanted: Option<&str>,
+    locale: cells::NumberLocale,
+) -> Result<Rows, InputError> {
     let spreadsheet_error = |e: calamine::Error| match e {
         calamine::Error::Io(source) => InputError::Open {
             path: path.to_owned(),
@@ -838,11 +853,14 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
         });
     }
     let mut workbook = calamine::open_workbook_auto(path).map_err(spreadsheet_error)?;
-    let names = workbook.sheet_names();
+    let metadata = workbook.sheets_metadata().to_vec();
+    let names: Vec<String> = metadata.iter().map(|s| s.name.clone()).collect();
     let name = match wanted {
-        None => names.first().cloned().ok_or_else(|| InputError::Empty {
-            path: path.to_owned(),
-        })?,
+        None => sheets::default_sheet(path, &metadata)
+            .and_then(|i| names.get(i).cloned())
+            .ok_or_else(|| InputError::Empty {
+                path: path.to_owned(),
+            })?,
         Some(w) => names
             .iter()
             .find(|n| n.as_str() == w)
@@ -863,10 +881,41 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
             })?,
     };
     let range = workbook.worksheet_range(&name).map_err(spreadsheet_error)?;
+    let styles = match &mut workbook {
+        // Number formats: only .xlsx/.xlsm styles are read by calamine.
+        calamine::Sheets::Xlsx(xlsx) => xlsx.worksheet_style(&name).ok(),
+        _ => None,
+    };
+    if wanted.is_none() {
+        let others: Vec<String> = sheets::other_visible(&metadata, &name)
+            .into_iter()
+            .filter(|other| {
+                workbook
+                    .worksheet_range(other)
+                    .is_ok_and(|r| r.used_cells().next().is_some())
+            })
+            .collect();
+        if !others.is_empty() {
+            tracing::warn!(
+                "{}",
+                tr!(
+                    "input-other-sheets",
+                    path = path.display(),
+                    sheet = format!("{name:?}"),
+                    others = others
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            );
+        }
+    }
     let first_line = range.start().map(|(r, _)| u64::from(r) + 1).unwrap_or(1);
     let mut sheet = SheetRows {
         name,
         range,
+        display: cells::CellDisplay::new(styles, locale),
         next: 0,
         first_line,
     };
@@ -878,27 +927,44 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
                     path: path.to_owned(),
                 });
             }
-            Some((_, cells)) if cells.iter().all(String::is_empty) => continue,
-            Some((_, cells)) => break cells,
+            Some((_, cells, _)) if cells.iter().all(String::is_empty) => continue,
+            Some((_, cells, _)) => break cells,
         }
     };
     let header = trimmed_header(path, header)?;
     Ok(Rows {
         path: path.to_owned(),
         header,
-        source: Source::Sheet(sheet),
+        source: Source::Sheet(Box::new(sheet)),
         row: 0,
         failed: false,
     })
 }
 
+/// A sheet row: its line, its cells as shown, and its error cells (column, error).
+type SheetRow = (u64, Vec<String>, Vec<(usize, String)>);
+
 impl SheetRows {
-    /// The next row's sheet line and cells as text.
-    fn next_row(&mut self) -> Option<(u64, Vec<String>)> {
+    /// The next row's sheet line, its cells as shown, and its error cells.
+    fn next_row(&mut self) -> Option<SheetRow> {
         let cells = self.range.rows().nth(self.next)?;
         let line = self.first_line + self.next as u64;
+        let (row0, col0) = self.range.start().unwrap_or((0, 0));
+        let row = row0.saturating_add(u32::try_from(self.next).unwrap_or(u32::MAX));
         self.next += 1;
-        Some((line, cells.iter().map(cell_text).collect()))
+        let mut errors = Vec::new();
+        let mut fields = Vec::with_capacity(cells.len());
+        for (i, cell) in cells.iter().enumerate() {
+            let col = col0.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+            match self.display.show(cell, (row, col)) {
+                cells::Shown::Text(text) => fields.push(text),
+                cells::Shown::Error(error) => {
+                    fields.push(error.clone());
+                    errors.push((i, error));
+                }
+            }
+        }
+        Some((line, fields, errors))
     }
 }
 
@@ -972,6 +1038,19 @@ impl Rows {
         &self.header
     }
 
+    /// The file read, for people: its path, and for a spreadsheet the sheet read
+    /// (`list.xlsx, sheet "Contactos"`).
+    pub(crate) fn named(&self) -> String {
+        match &self.source {
+            Source::Text(_) => self.path.display().to_string(),
+            Source::Sheet(sheet) => tr!(
+                "input-file-and-sheet",
+                path = self.path.display(),
+                sheet = format!("{:?}", sheet.name)
+            ),
+        }
+    }
+
     /// How the file is being read, for the log: delimiter and encoding, or the sheet.
     pub(crate) fn format(&self) -> String {
         match &self.source {
@@ -1006,7 +1085,7 @@ impl Iterator for Rows {
         }
         match &mut self.source {
             Source::Sheet(sheet) => loop {
-                let (line, fields) = sheet.next_row()?;
+                let (line, fields, errors) = sheet.next_row()?;
                 // Empty rows are not rows.
                 if fields.iter().all(String::is_empty) {
                     continue;
@@ -1017,6 +1096,7 @@ impl Iterator for Rows {
                     line,
                     fields,
                     too_long: false,
+                    errors,
                 }));
             },
             Source::Text(text) => loop {
@@ -1045,6 +1125,7 @@ impl Iterator for Rows {
                         line,
                         fields,
                         too_long,
+                        errors: Vec::new(),
                     }),
                     Err(failure) => {
                         self.failed = true;
@@ -1520,12 +1601,15 @@ mod tests {
                         "información".into()
                     ],
                     too_long: false,
+                    errors: Vec::new(),
                 },
                 Record {
                     row: 2,
                     line: 5,
-                    fields: vec!["José".into(), "3001234567".into(), "12.5".into()],
+                    // Numbers as shown in Colombia (the default `[input] locale`).
+                    fields: vec!["José".into(), "3001234567".into(), "12,5".into()],
                     too_long: false,
+                    errors: Vec::new(),
                 },
             ]
         );

@@ -208,6 +208,9 @@ pub struct Validator {
     default_country: Option<crate::validate::phone::Country>,
     template: Option<MessageTemplate>,
     summary: String,
+    /// The columns a row's message and delivery are made from (position, header name):
+    /// an error cell in one of them makes the row invalid.
+    uses: Vec<(usize, String)>,
     /// What a row's verdict depends on besides the row itself.
     state: Settle,
 }
@@ -528,7 +531,9 @@ impl Validator {
             connector_id,
             settings,
         );
+        let uses = used_columns(header, telephone, connector_id, &kind, template.as_ref());
         Ok(Self {
+            uses,
             positions: Positions {
                 telephone,
                 kind,
@@ -699,6 +704,11 @@ impl Validator {
         let field = |i: usize| record.fields.get(i).map(String::as_str).unwrap_or("");
         let raw_phone = field(p.telephone);
         let mut problems: Vec<Problem> = shape_problem(record, p.width).into_iter().collect();
+        for (column, error) in &record.errors {
+            if let Some((_, name)) = self.uses.iter().find(|(c, _)| c == column) {
+                problems.push(Problem::new(name, tr!("row-cell-error", error = error)));
+            }
+        }
         let telephone = match phone::normalize(raw_phone, self.default_country) {
             Ok(t) => Some(t),
             Err(reason) => {
@@ -868,6 +878,37 @@ fn shape_problem(record: &Record, width: usize) -> Option<Problem> {
         return None;
     };
     Some(Problem::new("(row)", reason))
+}
+
+/// The columns a row uses, with their header names, in header order.
+fn used_columns(
+    header: &[String],
+    telephone: usize,
+    connector_id: Option<usize>,
+    kind: &Kind,
+    template: Option<&MessageTemplate>,
+) -> Vec<(usize, String)> {
+    let mut used = vec![telephone];
+    used.extend(connector_id);
+    match kind {
+        Kind::Free { message } => used.push(*message),
+        Kind::Rendered => used.extend(template.into_iter().flat_map(|t| t.positions())),
+        Kind::Template(columns) => {
+            used.extend(columns.name);
+            used.extend(columns.customer_id);
+            used.extend(columns.url_attach);
+            match &columns.vars {
+                Vars::Named(named) => used.extend(named.iter().map(|(_, i)| *i)),
+                Vars::Joined(i) => used.push(*i),
+                Vars::None => {}
+            }
+        }
+    }
+    used.sort_unstable();
+    used.dedup();
+    used.into_iter()
+        .filter_map(|i| header.get(i).map(|name| (i, name.clone())))
+        .collect()
 }
 
 /// A row's cell when the column exists and the cell is not blank, else the configured default.
@@ -1162,6 +1203,7 @@ mod tests {
 
     fn record(row: u64, fields: &[&str]) -> Record {
         Record {
+            errors: Vec::new(),
             row,
             line: row + 1,
             fields: fields.iter().map(|s| s.to_string()).collect(),

@@ -23,3 +23,4 @@ mod safety_net;
 mod send;
 mod spanish;
 mod spreadsheets;
+mod workbooks_as_shown;

@@ -1,0 +1,279 @@
+//! Issue 29: what a workbook shows is what is read. The sheet the workbook opens on
+//! (never a hidden one unless named), cells as their number format shows them, error
+//! cells refused, and every row number the one the spreadsheet shows. The workbooks are
+//! written here with rust_xlsxwriter, with the formats people use in Colombia and Spain.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
+
+/// `validate INPUT --preview 20` with a connector in the config (plus `config_extra`).
+fn validate_with(input: &Path, extra: &[&str], config_extra: &str) -> Run {
+    let dir = input.parent().expect("a directory");
+    let config = write_named_config(
+        dir,
+        "wolkvox-test.toml",
+        &format!("[api]\nconnector_id = \"1\"\n{config_extra}"),
+    );
+    run({
+        let mut c = cmd();
+        c.arg("validate")
+            .arg(input)
+            .args(extra)
+            .arg("--config")
+            .arg(config);
+        c.args(["--preview", "20"]);
+        c
+    })
+}
+
+fn validate(input: &Path, extra: &[&str]) -> Run {
+    validate_with(input, extra, "")
+}
+
+fn has(out: &str, part: &str) {
+    assert!(out.contains(part), "expected {part:?} in:\n{out}");
+}
+
+/// A hidden first sheet of internal notes, the visible `Contactos` the workbook opens
+/// on, and another visible sheet with data.
+fn hidden_first_sheet(dir: &Path) -> PathBuf {
+    let path = dir.join("campana.xlsx");
+    let mut book = Workbook::new();
+    let notes = book.add_worksheet();
+    notes.set_name("Notas").expect("name");
+    notes.write_string(0, 0, "telephone").expect("cell");
+    notes.write_string(0, 1, "message").expect("cell");
+    notes.write_number(1, 0, 573009999999.0).expect("cell");
+    notes
+        .write_string(1, 1, "PRUEBA INTERNA - NO ENVIAR")
+        .expect("cell");
+    notes.set_hidden(true);
+    let contacts = book.add_worksheet();
+    contacts.set_name("Contactos").expect("name");
+    contacts.write_string(0, 0, "telephone").expect("cell");
+    contacts.write_string(0, 1, "message").expect("cell");
+    contacts.write_number(1, 0, 573001234567.0).expect("cell");
+    contacts
+        .write_string(1, 1, "Hola Ana, su cita es mañana")
+        .expect("cell");
+    contacts.set_active(true);
+    let other = book.add_worksheet();
+    other.set_name("Resumen").expect("name");
+    other.write_string(0, 0, "total").expect("cell");
+    let secret = book.add_worksheet();
+    secret.set_name("Oculta").expect("name");
+    secret.write_string(0, 0, "x").expect("cell");
+    secret.set_very_hidden(true);
+    book.save(&path).expect("save");
+    path
+}
+
+#[test]
+fn the_sheet_the_workbook_opens_on_is_read_never_a_hidden_one() {
+    let dir = temp_dir();
+    let input = hidden_first_sheet(dir.path());
+    let r = validate(&input, &[]);
+    r.expect_code(0);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(!all.contains("PRUEBA INTERNA"), "{all}");
+    assert!(!all.contains("573009999999"), "{all}");
+    has(&r.stdout, "Hola Ana, su cita es mañana");
+    // The sheet read is named with the file, and the other visible sheet with data once.
+    has(&r.stdout, "campana.xlsx, sheet \"Contactos\"");
+    assert_eq!(all.matches("\"Resumen\"").count(), 1, "{all}");
+    assert!(!all.contains("Oculta"), "{all}");
+
+    // Named, a hidden sheet is read.
+    let r = validate(&input, &["--sheet", "Notas"]);
+    r.expect_code(0);
+    has(&r.stdout, "PRUEBA INTERNA");
+    has(&r.stdout, "campana.xlsx, sheet \"Notas\"");
+}
+
+/// Rewrites the `workbookView` of `path` so that the workbook opens on tab `tab`:
+/// Excel and rust_xlsxwriter never save a hidden active tab, but other programs do.
+fn set_active_tab(path: &Path, tab: usize) {
+    use std::io::{Read, Write};
+    let bytes = std::fs::read(path).expect("read workbook");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).expect("entry");
+        let name = entry.name().expect("entry name").to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).expect("entry data");
+        if name == "xl/workbook.xml" {
+            let xml = String::from_utf8(data).expect("utf-8");
+            let xml = xml.replace(
+                "<workbookView ",
+                &format!("<workbookView activeTab=\"{tab}\" "),
+            );
+            data = xml.into_bytes();
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("start entry");
+        out.write_all(&data).expect("write entry");
+    }
+    let written = out.finish().expect("finish zip").into_inner();
+    std::fs::write(path, written).expect("write workbook");
+}
+
+#[test]
+fn a_hidden_active_tab_falls_back_to_the_first_visible_sheet() {
+    let dir = temp_dir();
+    let path = dir.path().join("hidden-active.xlsx");
+    let mut book = Workbook::new();
+    for (name, text, hidden) in [
+        ("Oculta", "oculta", true),
+        ("Hoja1", "visible primera", false),
+        ("Oculta2", "oculta2", true),
+    ] {
+        let sheet = book.add_worksheet();
+        sheet.set_name(name).expect("name");
+        sheet.write_string(0, 0, "telephone").expect("cell");
+        sheet.write_string(0, 1, "message").expect("cell");
+        sheet.write_number(1, 0, 573001234567.0).expect("cell");
+        sheet.write_string(1, 1, text).expect("cell");
+        sheet.set_hidden(hidden);
+    }
+    book.worksheet_from_index(1)
+        .expect("sheet")
+        .set_active(true);
+    book.save(&path).expect("save");
+    set_active_tab(&path, 2);
+    let r = validate(&path, &[]);
+    r.expect_code(0);
+    has(&r.stdout, "visible primera");
+    assert!(!r.stdout.contains("oculta"), "{}", r.stdout);
+}
+
+/// The displayed-values workbook: (format, value, what Excel shows in English).
+fn formatted_workbook(dir: &Path) -> PathBuf {
+    let path = dir.join("formatos.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("Contactos").expect("name");
+    for (c, name) in [
+        "telephone",
+        "saldo",
+        "fecha",
+        "hora",
+        "descuento",
+        "message",
+        "notas",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, c as u16, *name).expect("header");
+    }
+    let money = Format::new().set_num_format("\"$\" #,##0");
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    let time = Format::new().set_num_format("h:mm AM/PM");
+    let percent = Format::new().set_num_format("0%");
+    let two = Format::new().set_num_format("#,##0.00");
+    // Row 2: formats; the message is made from the other columns by a template.
+    sheet.write_number(1, 0, 573001234567.0).expect("cell");
+    sheet
+        .write_number_with_format(1, 1, 1250000.0, &money)
+        .expect("cell");
+    sheet
+        .write_datetime_with_format(
+            1,
+            2,
+            ExcelDateTime::from_ymd(2025, 3, 14).expect("date"),
+            &date,
+        )
+        .expect("cell");
+    sheet
+        .write_datetime_with_format(1, 3, ExcelDateTime::from_hms(9, 0, 0).expect("time"), &time)
+        .expect("cell");
+    sheet
+        .write_number_with_format(1, 4, 0.15, &percent)
+        .expect("cell");
+    sheet.write_string(1, 5, "x").expect("cell");
+    // Row 3: formulas whose results are binary floating-point artefacts.
+    sheet.write_number(2, 0, 573017772040.0).expect("cell");
+    sheet
+        .write_formula(
+            2,
+            1,
+            Formula::new("=0.1+0.2").set_result("0.30000000000000004"),
+        )
+        .expect("cell");
+    sheet
+        .write_formula(
+            2,
+            2,
+            Formula::new("=1.1*3").set_result("3.3000000000000003"),
+        )
+        .expect("cell");
+    sheet
+        .write_number_with_format(2, 3, 1234.5, &two)
+        .expect("cell");
+    sheet.write_string(2, 4, "-").expect("cell");
+    sheet.write_string(2, 5, "x").expect("cell");
+    // Row 4: an error cell in a column the template uses.
+    sheet.write_number(3, 0, 573157024418.0).expect("cell");
+    sheet
+        .write_formula(3, 1, Formula::new("=1/0").set_result("#DIV/0!"))
+        .expect("cell");
+    sheet.write_string(3, 5, "x").expect("cell");
+    // Row 5: an error cell in a column nothing uses: the row stays valid.
+    sheet.write_number(4, 0, 573182906654.0).expect("cell");
+    sheet.write_number(4, 1, 5.0).expect("cell");
+    for (c, text) in [(2, "a"), (3, "b"), (4, "c")] {
+        sheet.write_string(4, c, text).expect("cell");
+    }
+    sheet
+        .write_formula(4, 6, Formula::new("=NA()").set_result("#N/A"))
+        .expect("cell");
+    sheet.write_string(4, 5, "x").expect("cell");
+    book.save(&path).expect("save");
+    path
+}
+
+#[test]
+fn cells_are_read_as_their_format_shows_them_and_error_cells_are_invalid() {
+    let dir = temp_dir();
+    let input = formatted_workbook(dir.path());
+    let template = write_csv(
+        dir.path(),
+        "plantilla.txt",
+        "saldo {{ saldo }} fecha {{ fecha }} hora {{ hora }} dto {{ descuento }}",
+    );
+    let r = validate(
+        &input,
+        &["--template", template.to_str().expect("utf-8 path")],
+    );
+    r.expect_code(1);
+    let out = &r.stdout;
+    // Colombian conventions by default: `.` groups thousands, `,` is the decimal mark.
+    has(
+        out,
+        "saldo $ 1.250.000 fecha 14/03/2025 hora 9:00 a. m. dto 15%",
+    );
+    has(out, "saldo 0,3 fecha 3,3 hora 1.234,50 dto -");
+    assert!(!out.contains("0000000"), "no float artefacts: {out}");
+    // The error cell is named, with its sheet row and column.
+    has(out, "column \"saldo\": the cell shows the error #DIV/0!");
+    has(out, "saldo 5 fecha a hora b dto c");
+    has(out, "1 of 4 rows invalid");
+
+    // With [input] locale = "en-US", as Excel shows it in English.
+    let r = validate_with(
+        &input,
+        &["--template", template.to_str().expect("utf-8 path")],
+        "[input]\nlocale = \"en-US\"\n",
+    );
+    r.expect_code(1);
+    has(
+        &r.stdout,
+        "saldo $ 1,250,000 fecha 14/03/2025 hora 9:00 AM dto 15%",
+    );
+    has(&r.stdout, "saldo 0.3 fecha 3.3 hora 1,234.50 dto -");
+}
