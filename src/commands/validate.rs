@@ -35,7 +35,11 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
                 previews.push(job);
             }
         }
-        Verdict::Invalid { row, problems, .. } => {
+        Verdict::Invalid {
+            shown: row,
+            problems,
+            ..
+        } => {
             invalid += 1;
             for p in problems {
                 say(
@@ -49,7 +53,11 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
                 );
             }
         }
-        Verdict::Duplicate { row, of_row, .. } => {
+        Verdict::Duplicate {
+            shown: row,
+            of_shown: of_row,
+            ..
+        } => {
             duplicate += 1;
             let _ = writeln!(
                 out,
@@ -58,7 +66,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             );
         }
         Verdict::Suppressed {
-            row,
+            shown: row,
             telephone,
             list,
             ..

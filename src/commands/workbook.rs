@@ -92,7 +92,7 @@ fn read_both(list: &Path, read: &ReadOptions, results: &Path) -> Result<ListAndR
 fn source_row(record: input::Record) -> SourceRow {
     SourceRow {
         row: record.row,
-        line: record.line,
+        shown: record.shown,
         fields: record.fields,
     }
 }

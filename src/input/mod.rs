@@ -146,6 +146,11 @@ pub struct Record {
     pub row: u64,
     /// Line of the file (sheet row, for spreadsheets) the row starts on (1-based), for messages.
     pub(crate) line: u64,
+    /// The row number a spreadsheet shows for this row (the header's is its own, 1
+    /// when it is the first row): the sheet row, or for a text file opened in Excel
+    /// the line without the `sep=` hint and the line breaks inside earlier fields.
+    /// What a person reads; `row` is what the results file records.
+    pub(crate) shown: u64,
     pub fields: Vec<String>,
     /// The row was longer than `MAX_RECORD_BYTES` and was cut while reading: its fields
     /// are incomplete and it must not be sent.
@@ -183,6 +188,10 @@ struct TextRows {
     cuts: Arc<Mutex<VecDeque<Cut>>>,
     /// Line breaks the adapter dropped before the current record, to give true lines.
     lost_lines: i64,
+    /// Records read after the header, blank ones included: a spreadsheet shows the
+    /// header as row 1 (it hides Excel's `sep=` hint line) and each record as one row,
+    /// whatever line breaks its fields hold.
+    records: u64,
 }
 
 /// A record `CappedRecords` cut: the line it starts on as the CSV reader sees it, and
@@ -501,6 +510,7 @@ pub(crate) fn from_reader_with(
     let mut record = csv::ByteRecord::new();
     read_header_record(&mut reader, &mut record, path)?;
     let mut text = TextRows {
+        records: 0,
         reader,
         delimiter,
         record,
@@ -620,7 +630,8 @@ enum Chosen {
     Detected,
 }
 
-/// Where a field is: row 0 is the header; `column` counts from 1.
+/// Where a field is: `row` is the row a spreadsheet shows, 0 for the header; `column`
+/// counts from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Place {
     row: u64,
@@ -1094,6 +1105,7 @@ impl Iterator for Rows {
                 return Some(Ok(Record {
                     row: self.row,
                     line,
+                    shown: line,
                     fields,
                     too_long: false,
                     errors,
@@ -1112,17 +1124,21 @@ impl Iterator for Rows {
                     }
                     Ok(true) => {}
                 }
-                // Blank lines (a single empty field) are not rows.
-                if text.record.len() == 1 && text.record.get(0).is_some_and(|f| f.is_empty()) {
+                text.records += 1;
+                // Rows with nothing in them (a blank line, or only delimiters, as a
+                // spreadsheet exports its empty rows) are not rows, as in a spreadsheet.
+                if text.record.iter().all(<[u8]>::is_empty) {
                     continue;
                 }
                 self.row += 1;
                 let seen = text.record.position().map(|p| p.line()).unwrap_or(0);
                 let (line, too_long) = text.take_cut(seen);
-                return Some(match text.decode_record(self.row, line) {
+                let shown = 1 + text.records;
+                return Some(match text.decode_record(shown, line) {
                     Ok(fields) => Ok(Record {
                         row: self.row,
                         line,
+                        shown,
                         fields,
                         too_long,
                         errors: Vec::new(),
@@ -1187,6 +1203,23 @@ mod tests {
         assert_eq!(rows[0].fields[1], "Hola, \"Ana\"\nadiós");
         assert_eq!((rows[0].row, rows[0].line), (1, 2));
         assert_eq!((rows[1].row, rows[1].line), (2, 4));
+    }
+
+    #[test]
+    fn rows_are_numbered_as_a_spreadsheet_shows_them() {
+        // The header is row 1 (Excel hides the `sep=` line); a record is one row
+        // whatever line breaks its fields hold; a row of only delimiters (how a
+        // spreadsheet exports an empty row) is skipped but keeps its row number.
+        for end in ["\n", "\r\n"] {
+            let text = format!("sep=,{end}a,b{end}1,x{end},{end}2,\"y\nz\"{end}3,w{end}");
+            let (_, rows) = rows(text.as_bytes()).unwrap();
+            let at: Vec<(u64, u64)> = rows
+                .into_iter()
+                .map(Result::unwrap)
+                .map(|r| (r.row, r.shown))
+                .collect();
+            assert_eq!(at, [(1, 2), (2, 4), (3, 5)], "ending {end:?}");
+        }
     }
 
     #[test]
@@ -1264,8 +1297,9 @@ mod tests {
         let (_, rows) = rows_of(&text);
         let n = rows.len();
         let err = rows[n - 1].as_ref().unwrap_err().to_string();
+        // Named by the row a spreadsheet shows (the header is row 1).
         assert!(
-            err.contains(&format!("row {n}"))
+            err.contains(&format!("row {}", n + 1))
                 && err.contains("column 2")
                 && err.contains("mixes encodings"),
             "{err}"
@@ -1340,9 +1374,9 @@ mod tests {
             let legacy_row = if text.windows(2).position(|w| w == b"\xe9 ")
                 < text.windows(2).position(|w| w == b"\xc3\xb1")
             {
-                1
-            } else {
                 2
+            } else {
+                3
             };
             assert!(
                 err.contains(&format!("row {legacy_row}, column 2"))
@@ -1595,6 +1629,7 @@ mod tests {
                 Record {
                     row: 1,
                     line: 3,
+                    shown: 3,
                     fields: vec![
                         "Señora Núñez".into(),
                         "573001234567".into(),
@@ -1606,6 +1641,7 @@ mod tests {
                 Record {
                     row: 2,
                     line: 5,
+                    shown: 5,
                     // Numbers as shown in Colombia (the default `[input] locale`).
                     fields: vec!["José".into(), "3001234567".into(), "12,5".into()],
                     too_long: false,

@@ -29,13 +29,47 @@ pub enum WorkbookError {
     },
 }
 
-/// One row of the list as read: its data row number, where it starts in the file
-/// (the sheet row for spreadsheets) and its cells.
+/// One row of the list as read: its data row number (the results file's `row`), the
+/// row number the spreadsheet shows for it, and its cells.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceRow {
     pub(crate) row: u64,
-    pub(crate) line: u64,
+    pub(crate) shown: u64,
     pub(crate) fields: Vec<String>,
+}
+
+/// The row numbers a spreadsheet shows for the data rows read so far, in little
+/// memory: they differ from the data rows by an offset (the header and the rows above
+/// it) that changes only past a blank row, so only the changes are kept.
+#[derive(Debug, Default)]
+struct RowNumbers {
+    /// (first data row, offset) of each stretch, in order.
+    stretches: Vec<(u64, u64)>,
+}
+
+impl RowNumbers {
+    fn push(&mut self, row: u64, shown: u64) {
+        let offset = shown.saturating_sub(row);
+        if self.stretches.last().is_none_or(|&(_, o)| o != offset) {
+            self.stretches.push((row, offset));
+        }
+    }
+
+    /// The row number shown for data row `row`, if it was read.
+    fn shown(&self, row: u64) -> Option<u64> {
+        let i = self.stretches.partition_point(|&(first, _)| first <= row);
+        let (_, offset) = self.stretches.get(i.checked_sub(1)?)?;
+        Some(row + offset)
+    }
+}
+
+/// A duplicate's recorded reason (`same telephone and message as row N`, N the results
+/// file's row) with the row number the spreadsheet shows for N, in the reader's language.
+fn duplicate_reason(msg: &str, numbers: &RowNumbers) -> Option<String> {
+    let pattern = crate::tr_en!("msg-duplicate", row = 0);
+    let prefix = pattern.strip_suffix('0')?;
+    let of_row: u64 = msg.strip_prefix(prefix)?.parse().ok()?;
+    Some(crate::tr!("msg-duplicate", row = numbers.shown(of_row)?))
 }
 
 /// What the workbook shows, besides the list's rows (see `write`).
@@ -199,8 +233,10 @@ fn rows_sheet(
         .map(|&s| (s, Format::new().set_background_color(colour(s))))
         .collect();
     let mut last_row = 0;
+    let mut numbers = RowNumbers::default();
     for (i, source) in rows.enumerate() {
         let source = source.map_err(SheetError::Row)?;
+        numbers.push(source.row, source.shown);
         let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
         last_row = r;
         for (col, cell) in source.fields.iter().take(c.header.len()).enumerate() {
@@ -208,7 +244,7 @@ fn rows_sheet(
             widen(&mut widths, col, cell);
         }
         if c.spreadsheet {
-            sheet.write_number(r, col_num(c.header.len()), source.line as f64)?;
+            sheet.write_number(r, col_num(c.header.len()), source.shown as f64)?;
         }
         let Some(o) = c.outcomes.get(&source.row) else {
             sheet.write_string(r, col_num(first_added), crate::tr!("workbook-no-result"))?;
@@ -225,7 +261,7 @@ fn rows_sheet(
         let mut reason = [o.error.as_str(), o.msg.as_str()]
             .iter()
             .filter(|p| !p.is_empty())
-            .map(|p| crate::i18n::shown(p))
+            .map(|p| duplicate_reason(p, &numbers).unwrap_or_else(|| crate::i18n::shown(p)))
             .collect::<Vec<_>>()
             .join(": ");
         // A refusal that sending again cannot change: say what would.

@@ -700,11 +700,11 @@ async fn send_row(
             } => {
                 ts.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    row = job.row,
+                    row = job.shown,
                     "{}",
                     tr!(
                         "dispatch-timeout",
-                        row = job.row,
+                        row = job.shown,
                         timeout = crate::text::human_duration(shared.client.timeout())
                     )
                 );
@@ -732,11 +732,11 @@ async fn send_row(
             Answer::Unknown(reply) => {
                 ts.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    row = job.row,
+                    row = job.shown,
                     "{}",
                     tr!(
                         "dispatch-maybe-delivered",
-                        row = job.row,
+                        row = job.shown,
                         error = reply.error,
                         msg = reply.msg
                     )
@@ -795,7 +795,7 @@ async fn send_row(
                 }
                 let wait = backoff(&shared.retry, attempts, retry_after);
                 tracing::debug!(
-                    row = job.row,
+                    row = job.shown,
                     attempt = attempts,
                     ?wait,
                     "retrying: {} {}",
@@ -881,11 +881,11 @@ async fn hold_slot(
             () = tokio::time::sleep_until(until) => {
                 request.abort();
                 tracing::warn!(
-                    row = job.row,
+                    row = job.shown,
                     "{}",
                     tr!(
                         "dispatch-abandoned",
-                        row = job.row,
+                        row = job.shown,
                         limit = crate::text::human_duration(API_CALL_LIMIT)
                     )
                 );
@@ -906,11 +906,11 @@ async fn hold_slot(
         .trim_start()
         .to_owned();
     tracing::info!(
-        row = job.row,
+        row = job.shown,
         "{}",
         tr!(
             "dispatch-late-answer",
-            row = job.row,
+            row = job.shown,
             status = status.as_str()
         )
     );

@@ -174,7 +174,7 @@ fn suppressed_rows_alone_do_not_fail_a_run_and_show_in_validate_and_dry_run() {
     out.expect_code(0);
     assert!(
         out.stdout
-            .contains("row 3: 573001230002 is on the opt-out list"),
+            .contains("row 4: 573001230002 is on the opt-out list"),
         "{}",
         out.stdout
     );

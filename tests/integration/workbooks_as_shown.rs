@@ -260,7 +260,10 @@ fn cells_are_read_as_their_format_shows_them_and_error_cells_are_invalid() {
     has(out, "saldo 0,3 fecha 3,3 hora 1.234,50 dto -");
     assert!(!out.contains("0000000"), "no float artefacts: {out}");
     // The error cell is named, with its sheet row and column.
-    has(out, "column \"saldo\": the cell shows the error #DIV/0!");
+    has(
+        out,
+        "row 4, column \"saldo\": the cell shows the error #DIV/0!",
+    );
     has(out, "saldo 5 fecha a hora b dto c");
     has(out, "1 of 4 rows invalid");
 
@@ -276,4 +279,86 @@ fn cells_are_read_as_their_format_shows_them_and_error_cells_are_invalid() {
         "saldo $ 1,250,000 fecha 14/03/2025 hora 9:00 AM dto 15%",
     );
     has(&r.stdout, "saldo 0.3 fecha 3.3 hora 1,234.50 dto -");
+}
+
+/// The workbook written beside `results`: its rows sheet, as text.
+fn workbook_rows(results: &Path) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let mut book = calamine::open_workbook_auto(results.with_extension("xlsx")).expect("workbook");
+    let name = book.sheet_names().first().cloned().expect("a sheet");
+    let range = book.worksheet_range(&name).expect("rows sheet");
+    range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn every_row_number_people_read_is_the_spreadsheet_row() {
+    let dir = temp_dir();
+    let path = dir.path().join("filas.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "telephone").expect("cell");
+    sheet.write_string(0, 1, "message").expect("cell");
+    // Sheet rows 2 and 3, a blank row 4, then 5 (a copy of row 2) and 6 (a bad number).
+    for (r, tel, text) in [
+        (1, "573001234567", "Hola Ana"),
+        (2, "573017772040", "Hola Luis"),
+        (4, "573001234567", "Hola Ana"),
+        (5, "12", "Hola Eva"),
+    ] {
+        sheet.write_string(r, 0, tel).expect("cell");
+        sheet.write_string(r, 1, text).expect("cell");
+    }
+    book.save(&path).expect("save");
+    let r = validate(&path, &[]);
+    r.expect_code(1);
+    has(&r.stdout, "row 6, column \"telephone\"");
+    has(&r.stdout, "row 5: duplicate of row 2");
+    has(&r.stdout, "row 2 -> 573001234567");
+    has(&r.stdout, "row 3 -> 573017772040");
+
+    // The results file keeps its data rows; the workbook shows the sheet's.
+    let config = write_connector_config(dir.path(), "1", "");
+    run({
+        let mut c = cmd();
+        c.args(["send", "--dry-run"])
+            .arg(&path)
+            .arg("--config")
+            .arg(&config);
+        c
+    })
+    .expect_code(1);
+    let results = default_dry_run_path(&path);
+    let statuses = statuses_by_row(&read_results(&results));
+    assert_eq!(statuses.get(&3).map(String::as_str), Some("duplicate"));
+    assert_eq!(statuses.get(&4).map(String::as_str), Some("invalid"));
+    let rows = workbook_rows(&results);
+    let header = &rows[0];
+    let at = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (sheet_row, reason) = (at("Sheet row"), at("Reason"));
+    let duplicate = rows
+        .iter()
+        .find(|r| r[sheet_row] == "5")
+        .expect("sheet row 5");
+    assert_eq!(duplicate[reason], "same telephone and message as row 2");
+}
+
+#[test]
+fn a_text_files_row_numbers_are_the_rows_excel_shows_and_empty_rows_are_skipped() {
+    let dir = temp_dir();
+    // Excel hides the `sep=` line and shows a quoted line break inside one row; it
+    // exports an empty row as delimiters only (row 3 here), which is no row to send.
+    let input = write_csv(
+        dir.path(),
+        "lista.csv",
+        "sep=,\r\ntelephone,message\r\n573001234567,\"línea 1\nlínea 2\"\r\n,\r\n573001234567,\"línea 1\nlínea 2\"\r\nxx,hola\r\n",
+    );
+    let r = validate(&input, &[]);
+    r.expect_code(1);
+    has(&r.stdout, "row 4: duplicate of row 2");
+    has(&r.stdout, "row 5, column \"telephone\"");
+    has(&r.stdout, "1 of 3 rows invalid, 1 duplicate");
+    assert!(!r.stdout.contains("row 3"), "{}", r.stdout);
 }
