@@ -63,6 +63,16 @@ impl RowNumbers {
     }
 }
 
+/// A cell's line breaks as a spreadsheet's (`\n`): a carriage return would be written as
+/// `_x000D_`, which Excel and LibreOffice show as those characters.
+fn line_breaks(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.contains('\r') {
+        std::borrow::Cow::Owned(cell.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 /// A duplicate's recorded reason (`same telephone and message as row N`, N the results
 /// file's row) with the row number the spreadsheet shows for N, in the reader's language.
 fn duplicate_reason(msg: &str, numbers: &RowNumbers) -> Option<String> {
@@ -187,7 +197,11 @@ pub(crate) fn write_table<'a>(
     for (r, cells) in all.enumerate() {
         for (c, cell) in cells.iter().enumerate() {
             sheet
-                .write_string(u32::try_from(r).unwrap_or(u32::MAX), col_num(c), cell)
+                .write_string(
+                    u32::try_from(r).unwrap_or(u32::MAX),
+                    col_num(c),
+                    line_breaks(cell).as_ref(),
+                )
                 .map_err(|e| error(e.to_string()))?;
         }
     }
@@ -240,7 +254,7 @@ fn rows_sheet(
         let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
         last_row = r;
         for (col, cell) in source.fields.iter().take(c.header.len()).enumerate() {
-            sheet.write_string(r, col_num(col), cell)?;
+            sheet.write_string(r, col_num(col), line_breaks(cell).as_ref())?;
             widen(&mut widths, col, cell);
         }
         if c.spreadsheet {

@@ -362,3 +362,25 @@ fn a_text_files_row_numbers_are_the_rows_excel_shows_and_empty_rows_are_skipped(
     has(&r.stdout, "1 of 3 rows invalid, 1 duplicate");
     assert!(!r.stdout.contains("row 3"), "{}", r.stdout);
 }
+
+#[test]
+fn line_breaks_in_cells_are_line_breaks_in_the_workbook() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "saltos.csv",
+        "telephone,message\r\n573001234567,\"línea 1\r\nlínea 2\rlínea 3\"\r\n",
+    );
+    let config = write_connector_config(dir.path(), "1", "");
+    run({
+        let mut c = cmd();
+        c.args(["send", "--dry-run"])
+            .arg(&input)
+            .arg("--config")
+            .arg(&config);
+        c
+    })
+    .expect_code(0);
+    let rows = workbook_rows(&default_dry_run_path(&input));
+    assert_eq!(rows[1][1], "línea 1\nlínea 2\nlínea 3");
+}
