@@ -612,3 +612,6 @@ input-file-and-sheet = { $path }, sheet { $sheet }
 input-other-sheets = { $path }: reading sheet { $sheet }, the one the workbook opens on; other sheets with data: { $others } (choose one with --sheet)
 row-cell-error = the cell shows the error { $error }: correct the formula or the value in the spreadsheet
 config-locale = { $value } is not a locale for numbers and dates: use "es-CO", "es-ES", "es-MX" or "en-US"
+phone-two-numbers = { $shown } holds two numbers in one cell: put one number per row (copy the row for the second number)
+phone-mexico-one = { $shown } is an old Mexican mobile form: drop the 1 after +52 (since 2019 a Mexican number is +52 and 10 digits, e.g. +52 55 1234 5678)
+phone-mexico-prefix = { $shown } is an old Mexican mobile form: drop the { $prefix } before the 10 digits (since 2019 a Mexican number is +52 and 10 digits, e.g. +52 55 1234 5678)

@@ -630,3 +630,6 @@ input-file-and-sheet = { $path }, hoja { $sheet }
 input-other-sheets = { $path }: se lee la hoja { $sheet }, la que el libro muestra al abrirse; otras hojas con datos: { $others } (elija otra con --sheet)
 row-cell-error = la celda muestra el error { $error }: corrija la fórmula o el valor en la hoja de cálculo
 config-locale = { $value } no es una configuración regional para números y fechas: use "es-CO", "es-ES", "es-MX" o "en-US"
+phone-two-numbers = { $shown } tiene dos números en una celda: ponga un número por fila (copie la fila para el segundo número)
+phone-mexico-one = { $shown } es una forma antigua de celular mexicano: quite el 1 después de +52 (desde 2019 un número de México es +52 y 10 dígitos, p. ej. +52 55 1234 5678)
+phone-mexico-prefix = { $shown } es una forma antigua de celular mexicano: quite el { $prefix } antes de los 10 dígitos (desde 2019 un número de México es +52 y 10 dígitos, p. ej. +52 55 1234 5678)

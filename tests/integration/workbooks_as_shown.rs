@@ -384,3 +384,31 @@ fn line_breaks_in_cells_are_line_breaks_in_the_workbook() {
     let rows = workbook_rows(&default_dry_run_path(&input));
     assert_eq!(rows[1][1], "línea 1\nlínea 2\nlínea 3");
 }
+
+#[test]
+fn pasted_telephones_are_read_and_two_in_a_cell_are_named() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "pegados.csv",
+        "telephone,message\n\
+         (+57) 300 123 4567,uno\n\
+         \u{202d}+57 301 777\u{2013}2040\u{202c},dos\n\
+         tel:+34 612 345 678,tres\n\
+         3051891679 / 3121942360,cuatro\n\
+         +52 1 55 4123 8790,cinco\n",
+    );
+    let r = validate_with(&input, &[], "[phone]\ndefault_country = \"CO\"\n");
+    r.expect_code(1);
+    has(&r.stdout, "row 2 -> 573001234567");
+    has(&r.stdout, "row 3 -> 573017772040");
+    has(&r.stdout, "row 4 -> 34612345678");
+    has(
+        &r.stdout,
+        "row 5, column \"telephone\": \"3051891679 / 3121942360\" holds two numbers in one cell",
+    );
+    has(
+        &r.stdout,
+        "row 6, column \"telephone\": \"+52 1 55 4123 8790\" is an old Mexican mobile form: drop the 1 after +52",
+    );
+}
