@@ -162,6 +162,8 @@ pub(crate) struct ColumnsSection {
     pub(crate) telephone: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) connector_id: Option<String>,
+    /// The header's row in the spreadsheet (1 = the first row); default: found (issue 29).
+    pub(crate) header_row: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -486,12 +488,26 @@ fn list_settings(
         )
         .collect();
     let hsm = hsm_settings(args, &mut file.hsm, path)?;
+    let mut read = read_options(args, &mut file.input, path)?;
+    read.header_row = flag_or_key(
+        ("--header-row", args.header_row),
+        ("columns.header_row", file.columns.header_row.take()),
+        path,
+        |n| {
+            if n == 0 {
+                Err(tr!("config-at-least-one"))
+            } else {
+                Ok(n)
+            }
+        },
+    )?;
+    read.telephone = Some(columns.telephone.clone());
     Ok(ListSettings {
         input: args.input.clone(),
         max_rows,
         columns,
         connector_id,
-        read: read_options(args, &mut file.input, path)?,
+        read,
         allow_duplicates: args.allow_duplicates || file.input.allow_duplicates.unwrap_or(false),
         default_country: default_country(file.phone.default_country.take(), path)?,
         template: template(args, &mut file.message, path)?,
@@ -586,6 +602,8 @@ fn read_options(
         encoding,
         delimiter,
         locale,
+        header_row: None,
+        telephone: None,
     })
 }
 

@@ -46,6 +46,9 @@ pub(crate) fn find_list(
         delimiter: run
             .and_then(|r| r.arg_value("--delimiter"))
             .and_then(|d| input::parse_delimiter(&d)),
+        header_row: run
+            .and_then(|r| r.arg_value("--header-row"))
+            .and_then(|n| n.parse().ok()),
         ..ReadOptions::default()
     };
     Ok((list, read))

@@ -70,6 +70,8 @@ pub enum InputError {
         line: u64,
         message: String,
     },
+    #[error("{}", tr!("input-no-header-row", path = .path, row = *.row, last = *.last))]
+    NoHeaderRow { path: PathBuf, row: u64, last: u64 },
     #[error("{}", tr!("input-too-many-rows", path = .path, max_rows = *.max_rows))]
     TooManyRows { path: PathBuf, max_rows: u64 },
     #[error("{path}: {message}")]
@@ -137,6 +139,40 @@ pub struct ReadOptions {
     pub(crate) delimiter: Option<u8>,
     /// Spreadsheets: the conventions numbers, dates and times are shown in.
     pub(crate) locale: cells::NumberLocale,
+    /// The header's row as the spreadsheet shows it (`--header-row`, `columns.header_row`);
+    /// `None`: the first of the first `HEADER_SEARCH_ROWS` rows with the telephone column.
+    pub(crate) header_row: Option<u64>,
+    /// The telephone column's name (`columns.telephone`; `None`: "telephone" and its aliases).
+    pub(crate) telephone: Option<String>,
+}
+
+/// How many rows with something in them are looked at for the header.
+const HEADER_SEARCH_ROWS: u64 = 20;
+
+impl ReadOptions {
+    /// Whether a row holds the telephone column, so it can be the header.
+    fn is_header(&self, cells: &[String]) -> bool {
+        let name = self.telephone.as_deref().unwrap_or("telephone");
+        !matches!(
+            header::find(cells, name, "telephone", header::TELEPHONE_ALIASES),
+            header::Found::None
+        )
+    }
+}
+
+/// Says that `rows` rows with something in them above the header (row `row`) are ignored.
+fn rows_above_header(path: &Path, row: u64, rows: u64) {
+    if rows > 0 {
+        tracing::warn!(
+            "{}",
+            tr!(
+                "input-rows-above-header",
+                path = path.display(),
+                row = row,
+                rows = rows
+            )
+        );
+    }
 }
 
 /// One data row as read.
@@ -188,10 +224,12 @@ struct TextRows {
     cuts: Arc<Mutex<VecDeque<Cut>>>,
     /// Line breaks the adapter dropped before the current record, to give true lines.
     lost_lines: i64,
-    /// Records read after the header, blank ones included: a spreadsheet shows the
-    /// header as row 1 (it hides Excel's `sep=` hint line) and each record as one row,
-    /// whatever line breaks its fields hold.
+    /// Records read, blank ones included, not counting the first: a spreadsheet shows
+    /// the first record as row 1 (it hides Excel's `sep=` hint line) and each record
+    /// as one row, whatever line breaks its fields hold.
     records: u64,
+    /// Records read while looking for the header, to be read again as rows.
+    replay: VecDeque<csv::ByteRecord>,
 }
 
 /// A record `CappedRecords` cut: the line it starts on as the CSV reader sees it, and
@@ -437,7 +475,7 @@ pub(crate) fn open(path: &Path) -> Result<Rows, InputError> {
 /// otherwise delimited text.
 pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
     if is_spreadsheet(path) {
-        return open_sheet(path, options.sheet.as_deref(), options.locale);
+        return open_sheet(path, options);
     }
     if let Some(sheet) = &options.sheet {
         tracing::warn!(
@@ -511,6 +549,7 @@ pub(crate) fn from_reader_with(
     read_header_record(&mut reader, &mut record, path)?;
     let mut text = TextRows {
         records: 0,
+        replay: VecDeque::new(),
         reader,
         delimiter,
         record,
@@ -518,6 +557,7 @@ pub(crate) fn from_reader_with(
         cuts,
         lost_lines: 0,
     };
+    text.find_header(path, options)?;
     let line = text.record.position().map(|p| p.line()).unwrap_or(1);
     if text.take_cut(line).1 {
         return Err(InputError::Parse {
@@ -805,6 +845,74 @@ impl TextRows {
 }
 
 impl TextRows {
+    /// Leaves the header in `record` (see `ReadOptions::header_row`), having read the
+    /// first record: the rows above it are dropped, or, when no row of the first ones
+    /// has the telephone column, the first record is the header and the others are
+    /// read again as rows.
+    fn find_header(&mut self, path: &Path, options: &ReadOptions) -> Result<(), InputError> {
+        let parse_error = |e: csv::Error| InputError::Parse {
+            path: path.to_owned(),
+            line: e.position().map(|p| p.line()).unwrap_or(0),
+            message: describe_csv_error(&e),
+        };
+        let blank = |r: &csv::ByteRecord| r.iter().all(<[u8]>::is_empty);
+        if let Some(row) = options.header_row {
+            let mut above = 0;
+            while self.records + 1 < row {
+                above += u64::from(!blank(&self.record));
+                if !self
+                    .reader
+                    .read_byte_record(&mut self.record)
+                    .map_err(parse_error)?
+                {
+                    return Err(InputError::NoHeaderRow {
+                        path: path.to_owned(),
+                        row,
+                        last: self.records + 1,
+                    });
+                }
+                self.records += 1;
+            }
+            rows_above_header(path, row, above);
+            return Ok(());
+        }
+        let line = |r: &csv::ByteRecord| r.position().map(|p| p.line()).unwrap_or(0);
+        let mut looked = vec![self.record.clone()];
+        let mut above = 0;
+        loop {
+            // `record` is the last record looked at.
+            let cells = self
+                .decode_record(0, line(&self.record))
+                .unwrap_or_default();
+            if options.is_header(&cells) {
+                looked.pop();
+                self.records = looked.len() as u64;
+                rows_above_header(path, self.records + 1, above);
+                return Ok(());
+            }
+            above += u64::from(!blank(&self.record));
+            let mut next = csv::ByteRecord::new();
+            // Rows of only delimiters do not count, but are not looked through forever.
+            if above >= HEADER_SEARCH_ROWS
+                || looked.len() as u64 >= 5 * HEADER_SEARCH_ROWS
+                || !self
+                    .reader
+                    .read_byte_record(&mut next)
+                    .map_err(parse_error)?
+            {
+                break;
+            }
+            looked.push(next.clone());
+            self.record = next;
+        }
+        // No row has the telephone column: the first is the header (the validator
+        // says which column is missing), the others are rows.
+        let mut looked = VecDeque::from(looked);
+        self.record = looked.pop_front().unwrap_or_default();
+        self.replay = looked;
+        Ok(())
+    }
+
     /// For a record the CSV reader says starts on line `seen`: its true line in the
     /// file, and whether the adapter cut it.
     fn take_cut(&mut self, seen: u64) -> (u64, bool) {
@@ -842,11 +950,8 @@ impl DecodeFailure {
 // ---------------------------------------------------------------------------
 // Spreadsheets.
 
-fn open_sheet(
-    path: &Path,
-    wanted: Option<&str>,
-    locale: cells::NumberLocale,
-) -> Result<Rows, InputError> {
+fn open_sheet(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
+    let (wanted, locale) = (options.sheet.as_deref(), options.locale);
     let spreadsheet_error = |e: calamine::Error| match e {
         calamine::Error::Io(source) => InputError::Open {
             path: path.to_owned(),
@@ -930,18 +1035,7 @@ fn open_sheet(
         next: 0,
         first_line,
     };
-    // The header is the first row with any content.
-    let header = loop {
-        match sheet.next_row() {
-            None => {
-                return Err(InputError::Empty {
-                    path: path.to_owned(),
-                });
-            }
-            Some((_, cells, _)) if cells.iter().all(String::is_empty) => continue,
-            Some((_, cells, _)) => break cells,
-        }
-    };
+    let header = sheet_header(path, &mut sheet, options)?;
     let header = trimmed_header(path, header)?;
     Ok(Rows {
         path: path.to_owned(),
@@ -950,6 +1044,67 @@ fn open_sheet(
         row: 0,
         failed: false,
     })
+}
+
+/// The header of a sheet (see `ReadOptions::header_row`), leaving `sheet` at the row
+/// after it; says how many rows with something in them were above it.
+fn sheet_header(
+    path: &Path,
+    sheet: &mut SheetRows,
+    options: &ReadOptions,
+) -> Result<Vec<String>, InputError> {
+    let empty = || InputError::Empty {
+        path: path.to_owned(),
+    };
+    let (mut above, mut last) = (0, 0);
+    // The first row with something in it: the header when none has the telephone column.
+    let mut first: Option<(usize, Vec<String>)> = None;
+    loop {
+        let Some((line, cells, _)) = sheet.next_row() else {
+            return match (options.header_row, first) {
+                (Some(row), _) => Err(InputError::NoHeaderRow {
+                    path: path.to_owned(),
+                    row,
+                    last,
+                }),
+                (None, Some((next, cells))) => {
+                    sheet.next = next;
+                    Ok(cells)
+                }
+                (None, None) => Err(empty()),
+            };
+        };
+        let blank = cells.iter().all(String::is_empty);
+        if !blank {
+            last = line;
+        }
+        match options.header_row {
+            Some(row) if line == row => {
+                rows_above_header(path, row, above);
+                return Ok(cells);
+            }
+            Some(row) if line > row => return Err(empty()),
+            Some(_) => {}
+            None if blank => continue,
+            None if options.is_header(&cells) => {
+                rows_above_header(path, line, above);
+                return Ok(cells);
+            }
+            None => {
+                if first.is_none() {
+                    first = Some((sheet.next, cells));
+                }
+                if above + 1 >= HEADER_SEARCH_ROWS {
+                    // No row has the telephone column: the first is the header, and
+                    // the validator says which column is missing.
+                    let (next, cells) = first.take().ok_or_else(empty)?;
+                    sheet.next = next;
+                    return Ok(cells);
+                }
+            }
+        }
+        above += u64::from(!blank);
+    }
 }
 
 /// A sheet row: its line, its cells as shown, and its error cells (column, error).
@@ -1112,7 +1267,14 @@ impl Iterator for Rows {
                 }));
             },
             Source::Text(text) => loop {
-                match text.reader.read_byte_record(&mut text.record) {
+                let read = match text.replay.pop_front() {
+                    Some(record) => {
+                        text.record = record;
+                        Ok(true)
+                    }
+                    None => text.reader.read_byte_record(&mut text.record),
+                };
+                match read {
                     Ok(false) => return None,
                     Err(e) => {
                         self.failed = true;

@@ -412,3 +412,52 @@ fn pasted_telephones_are_read_and_two_in_a_cell_are_named() {
         "row 6, column \"telephone\": \"+52 1 55 4123 8790\" is an old Mexican mobile form: drop the 1 after +52",
     );
 }
+
+#[test]
+fn a_title_above_the_header_is_skipped_and_said_so() {
+    let dir = temp_dir();
+    let path = dir.path().join("titulo.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet
+        .merge_range(0, 0, 0, 2, "Campaña diciembre", &Format::new().set_bold())
+        .expect("title");
+    sheet.write_string(2, 0, "Nombre").expect("cell");
+    sheet.write_string(2, 1, "Celular").expect("cell");
+    sheet.write_string(2, 2, "Mensaje").expect("cell");
+    sheet.write_string(3, 0, "Ana").expect("cell");
+    sheet.write_number(3, 1, 573001234567.0).expect("cell");
+    sheet.write_string(3, 2, "Hola Ana").expect("cell");
+    book.save(&path).expect("save");
+    let r = validate(&path, &[]);
+    r.expect_code(0);
+    has(&r.stdout, "row 4 -> 573001234567");
+    has(
+        &r.stderr,
+        "the header is row 3: the rows above it are ignored",
+    );
+
+    // Delimited text, the same; and the header's row given.
+    let input = write_csv(
+        dir.path(),
+        "titulo.csv",
+        "Campaña diciembre,,\n,,\nNombre,Celular,Mensaje\nAna,573001234567,Hola Ana\n",
+    );
+    let r = validate(&input, &[]);
+    r.expect_code(0);
+    has(&r.stdout, "row 4 -> 573001234567");
+    has(
+        &r.stderr,
+        "the header is row 3: the rows above it are ignored",
+    );
+    let r = validate(&input, &["--header-row", "3"]);
+    r.expect_code(0);
+    has(&r.stdout, "row 4 -> 573001234567");
+    let r = validate_with(&input, &[], "[columns]\nheader_row = 3\n");
+    r.expect_code(0);
+    has(&r.stdout, "row 4 -> 573001234567");
+    // A header row without the telephone column is refused as before, naming it.
+    let r = validate(&input, &["--header-row", "1"]);
+    r.expect_code(2);
+    has(&r.stderr, "Campaña diciembre");
+}
