@@ -270,5 +270,11 @@ mod tests {
             show("d \"de\" mmmm \"de\" yyyy", 45730.0, NumberLocale::EsCo),
             "14 de marzo de 2025"
         );
+        // Colours, conditions and sections change the text as Excel's do, no more.
+        assert_eq!(show("[Red]0.00", 2.5, NumberLocale::EsCo), "2,50");
+        assert_eq!(show("#,##0;(#,##0)", -1234.0, NumberLocale::EsCo), "(1.234)");
+        assert_eq!(show("[>=100]0;0.0", 5.0, NumberLocale::EnUs), "5.0");
+        assert_eq!(show("[$$-240A] #,##0", 1250.0, NumberLocale::EsCo), "$ 1.250");
+        assert_eq!(show("dd/mm/yyyy hh:mm", 45730.5, NumberLocale::EsCo), "14/03/2025 12:00");
     }
 }
