@@ -13,8 +13,9 @@ scientific notation (a phone stored as `573001234567.0` is `573001234567`, and a
 formula's `0.30000000000000004` is `0.3`). Built-in date formats 14 and 22 are
 the locale's short date, as Excel shows them.
 
-An error cell (`#DIV/0!`, `#N/A`, `#REF!`...) is a `Shown::Error`: the validator
-refuses a row that uses it.
+An error cell (`#DIV/0!`, `#N/A`, `#REF!`...) is a `Shown::Error`, and so is a field
+of a text file that is exactly such an error (`exported_errors`: how a spreadsheet
+exports one): the validator refuses a row that uses it.
 */
 
 use std::collections::HashMap;
@@ -190,6 +191,31 @@ impl CellDisplay {
     }
 }
 
+/// The errors a spreadsheet shows, as its CSV export writes them.
+const ERROR_TEXTS: [&str; 10] = [
+    "#DIV/0!",
+    "#N/A",
+    "#REF!",
+    "#VALUE!",
+    "#NAME?",
+    "#NUM!",
+    "#NULL!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+];
+
+/// The fields of a text file that are an error exported from a spreadsheet (a field
+/// that is exactly `#DIV/0!`, `#N/A`...), by column (0-based), as `Record::errors`.
+pub(crate) fn exported_errors(fields: &[String]) -> Vec<(usize, String)> {
+    fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.starts_with('#') && ERROR_TEXTS.contains(&f.trim()))
+        .map(|(i, f)| (i, f.trim().to_owned()))
+        .collect()
+}
+
 /// `value` in `format`, in the conventions of `locale`.
 fn formatted(
     format: &ssfmt::NumberFormat,
@@ -272,9 +298,18 @@ mod tests {
         );
         // Colours, conditions and sections change the text as Excel's do, no more.
         assert_eq!(show("[Red]0.00", 2.5, NumberLocale::EsCo), "2,50");
-        assert_eq!(show("#,##0;(#,##0)", -1234.0, NumberLocale::EsCo), "(1.234)");
+        assert_eq!(
+            show("#,##0;(#,##0)", -1234.0, NumberLocale::EsCo),
+            "(1.234)"
+        );
         assert_eq!(show("[>=100]0;0.0", 5.0, NumberLocale::EnUs), "5.0");
-        assert_eq!(show("[$$-240A] #,##0", 1250.0, NumberLocale::EsCo), "$ 1.250");
-        assert_eq!(show("dd/mm/yyyy hh:mm", 45730.5, NumberLocale::EsCo), "14/03/2025 12:00");
+        assert_eq!(
+            show("[$$-240A] #,##0", 1250.0, NumberLocale::EsCo),
+            "$ 1.250"
+        );
+        assert_eq!(
+            show("dd/mm/yyyy hh:mm", 45730.5, NumberLocale::EsCo),
+            "14/03/2025 12:00"
+        );
     }
 }

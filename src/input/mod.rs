@@ -1301,9 +1301,9 @@ impl Iterator for Rows {
                         row: self.row,
                         line,
                         shown,
+                        errors: cells::exported_errors(&fields),
                         fields,
                         too_long,
-                        errors: Vec::new(),
                     }),
                     Err(failure) => {
                         self.failed = true;

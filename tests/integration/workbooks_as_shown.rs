@@ -461,3 +461,48 @@ fn a_title_above_the_header_is_skipped_and_said_so() {
     r.expect_code(2);
     has(&r.stderr, "Campaña diciembre");
 }
+
+#[test]
+fn an_error_exported_to_a_text_file_is_an_error_cell_too() {
+    let dir = temp_dir();
+    // As LibreOffice and Excel export a sheet with an error cell to CSV.
+    let input = write_csv(
+        dir.path(),
+        "errores.csv",
+        "Celular,saldo,notas\n573001234567,#DIV/0!,x\n573017772040,5,#N/A\n",
+    );
+    let template = write_csv(dir.path(), "t.txt", "su saldo es {{ saldo }}");
+    let r = validate(&input, &["--template", template.to_str().expect("utf-8")]);
+    r.expect_code(1);
+    has(
+        &r.stdout,
+        "row 2, column \"saldo\": the cell shows the error #DIV/0!",
+    );
+    has(&r.stdout, "row 3 -> 573017772040");
+    assert!(!r.stdout.contains("su saldo es #DIV/0!"), "{}", r.stdout);
+}
+
+#[test]
+fn the_default_date_format_is_the_locale_s_short_date() {
+    let dir = temp_dir();
+    let path = dir.path().join("fecha.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "telephone").expect("cell");
+    sheet.write_string(0, 1, "message").expect("cell");
+    sheet.write_number(1, 0, 573001234567.0).expect("cell");
+    // Built-in format 14: what Excel gives a typed date; it shows the system's short date.
+    let builtin = Format::new().set_num_format_index(14);
+    sheet
+        .write_datetime_with_format(
+            1,
+            1,
+            ExcelDateTime::from_ymd(2025, 3, 14).expect("date"),
+            &builtin,
+        )
+        .expect("cell");
+    book.save(&path).expect("save");
+    has(&validate(&path, &[]).stdout, "\n    14/03/2025\n");
+    let r = validate_with(&path, &[], "[input]\nlocale = \"en-US\"\n");
+    has(&r.stdout, "\n    3/14/2025\n");
+}
