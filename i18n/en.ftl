@@ -618,3 +618,4 @@ phone-mexico-prefix = { $shown } is an old Mexican mobile form: drop the { $pref
 cli-arg-header-row = The header's row number, as the spreadsheet shows it; the rows above it are ignored [config: columns.header_row, default: the first of the first 20 rows with the telephone column]
 input-rows-above-header = { $path }: the header is row { $row }: the rows above it are ignored ({ $rows } with something in them)
 input-no-header-row = { $path }: there is no row { $row } (--header-row, columns.header_row): the last row with something in it is row { $last }
+report-rows-as-recorded = the contact list of { $results } was not found or could not be read whole: rows are named as the results file numbers them (1 = the first row under the header), not as the spreadsheet does

@@ -636,3 +636,4 @@ phone-mexico-prefix = { $shown } es una forma antigua de celular mexicano: quite
 cli-arg-header-row = El número de la fila de encabezados, como lo muestra la hoja de cálculo; las filas de arriba se ignoran [config: columns.header_row, predeterminado: la primera de las primeras 20 filas con la columna del teléfono]
 input-rows-above-header = { $path }: los encabezados están en la fila { $row }: se ignoran las filas de arriba ({ $rows } con contenido)
 input-no-header-row = { $path }: no hay fila { $row } (--header-row, columns.header_row): la última fila con contenido es la { $last }
+report-rows-as-recorded = no se encontró la lista de contactos de { $results }, o no se pudo leer entera: las filas se nombran como las numera el archivo de resultados (1 = la primera fila bajo los encabezados), no como la hoja de cálculo

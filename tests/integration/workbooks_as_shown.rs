@@ -506,3 +506,50 @@ fn the_default_date_format_is_the_locale_s_short_date() {
     let r = validate_with(&path, &[], "[input]\nlocale = \"en-US\"\n");
     has(&r.stdout, "\n    3/14/2025\n");
 }
+
+#[test]
+fn report_names_rows_as_the_spreadsheet_does() {
+    let dir = temp_dir();
+    let path = dir.path().join("reporte.xlsx");
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "telephone").expect("cell");
+    sheet.write_string(0, 1, "message").expect("cell");
+    // Sheet rows 2, 3, a blank row 4, then 5: the opted-out number (data row 3).
+    for (r, tel) in [
+        (1, "573001234567"),
+        (2, "573017772040"),
+        (4, "573157024418"),
+    ] {
+        sheet.write_string(r, 0, tel).expect("cell");
+        sheet.write_string(r, 1, "Hola").expect("cell");
+    }
+    book.save(&path).expect("save");
+    let optout = write_csv(dir.path(), "bajas.csv", "telephone\n573157024418\n");
+    let config = write_connector_config(dir.path(), "1", "");
+    run({
+        let mut c = cmd();
+        c.args(["send", "--dry-run"])
+            .arg(&path)
+            .arg("--config")
+            .arg(&config)
+            .arg("--suppress")
+            .arg(&optout);
+        c
+    })
+    .expect_code(0);
+    let results = default_dry_run_path(&path);
+    assert_eq!(
+        statuses_by_row(&read_results(&results))
+            .get(&3)
+            .map(String::as_str),
+        Some("suppressed")
+    );
+    let r = run({
+        let mut c = cmd();
+        c.arg("report").arg(&results);
+        c
+    });
+    r.expect_code(0);
+    has(&r.stdout, "[rows 5]");
+}
