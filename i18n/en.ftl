@@ -609,7 +609,7 @@ config-toml-missing-key = missing field { $key }
 
 # issue 29
 input-file-and-sheet = { $path }, sheet { $sheet }
-input-other-sheets = { $path }: reading sheet { $sheet }, the one the workbook opens on; other sheets with data: { $others } (choose one with --sheet)
+input-other-sheets = { $path }: reading sheet { $sheet }; other sheets with data: { $others } (choose one with --sheet)
 row-cell-error = the cell shows the error { $error }: correct the formula or the value in the spreadsheet
 config-locale = { $value } is not a locale for numbers and dates: use "es-CO", "es-ES", "es-MX" or "en-US"
 phone-two-numbers = { $shown } holds two numbers in one cell: put one number per row (copy the row for the second number)

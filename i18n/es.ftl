@@ -627,7 +627,7 @@ config-toml-missing-key = falta la clave { $key }
 
 # issue 29
 input-file-and-sheet = { $path }, hoja { $sheet }
-input-other-sheets = { $path }: se lee la hoja { $sheet }, la que el libro muestra al abrirse; otras hojas con datos: { $others } (elija otra con --sheet)
+input-other-sheets = { $path }: se lee la hoja { $sheet }; otras hojas con datos: { $others } (elija otra con --sheet)
 row-cell-error = la celda muestra el error { $error }: corrija la fórmula o el valor en la hoja de cálculo
 config-locale = { $value } no es una configuración regional para números y fechas: use "es-CO", "es-ES", "es-MX" o "en-US"
 phone-two-numbers = { $shown } tiene dos números en una celda: ponga un número por fila (copie la fila para el segundo número)

@@ -184,7 +184,10 @@ impl CellDisplay {
         let parsed = if plain {
             None
         } else {
-            ssfmt::NumberFormat::parse(code).ok().map(Rc::new)
+            std::panic::catch_unwind(|| ssfmt::NumberFormat::parse(code))
+                .ok()
+                .and_then(Result::ok)
+                .map(Rc::new)
         };
         self.parsed.insert(code.to_owned(), parsed.clone());
         parsed
@@ -223,7 +226,14 @@ fn formatted(
     options: &ssfmt::FormatOptions,
     locale: NumberLocale,
 ) -> String {
-    let text = format.format(value, options);
+    // ssfmt is young: a format code it mishandles must not stop the run; the value
+    // is then shown as in the General format (the fuzz tests below found none).
+    let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        format.format(value, options)
+    }));
+    let Ok(text) = shown else {
+        return general(value, locale);
+    };
     if locale.spanish() {
         // ssfmt writes the locale's AM/PM in capitals; Spanish Excel shows `a. m.`.
         text.replace("A. M.", "a. m.").replace("P. M.", "p. m.")
@@ -261,6 +271,76 @@ pub(crate) fn fifteen_digits(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// No format code a workbook can hold, applied to any value, panics.
+        #[test]
+        fn any_format_and_value_never_panic(
+            code in "[0#?.,;%E+\\-/ :\"@*_\\\\$\\[\\]<>=a-zA-Z0-9]{0,24}",
+            value in proptest::num::f64::ANY,
+        ) {
+            let cell = Data::Float(value);
+            let mut display = CellDisplay::new(None, NumberLocale::EsCo);
+            let _ = display.show(&cell, (0, 0));
+            if let Ok(format) = ssfmt::NumberFormat::parse(&code) {
+                let _ = formatted(&format, value, &display.options, NumberLocale::EsCo);
+            }
+        }
+    }
+
+    #[test]
+    fn odd_formats_and_extreme_values_never_panic() {
+        let codes = [
+            "[>=100]0;[<0]0.0;0.00",
+            "0;0;0;0;0",
+            "[$-F800]dddd, mmmm dd, yyyy",
+            "yyyy-mm-dd",
+            "[h]:mm:ss",
+            "mm:ss.000",
+            "# ?/?",
+            "# ??????/??????",
+            "0E+00",
+            "##0.0E+0",
+            "@",
+            "\"texto\"",
+            "[Red][<=-1]0;[Blue][>=1]0;0",
+            "0000000000000000000000000000000000000000",
+            "#,##0,,",
+            "B2yyyy/mm/dd",
+            "[$-1010000]d/m/yyyy",
+            "[ENG][$-409]mmmm d, yyyy",
+        ];
+        let values = [
+            0.0,
+            -0.0,
+            -1.0,
+            1e-300,
+            -1e300,
+            1e300,
+            f64::MAX,
+            f64::MIN,
+            2_958_466.0,
+            -693_594.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let options = ssfmt::FormatOptions {
+            date_system: ssfmt::DateSystem::Date1900,
+            locale: NumberLocale::EsCo.ssfmt(),
+        };
+        for code in codes {
+            let Ok(format) = ssfmt::NumberFormat::parse(code) else {
+                continue;
+            };
+            for value in values {
+                let _ = formatted(&format, value, &options, NumberLocale::EsCo);
+            }
+        }
+        for value in values {
+            let _ = general(value, NumberLocale::EsCo);
+        }
+    }
 
     #[test]
     fn general_numbers_have_fifteen_significant_digits_and_no_exponent() {

@@ -894,7 +894,7 @@ impl TextRows {
             let mut next = csv::ByteRecord::new();
             // Rows of only delimiters do not count, but are not looked through forever.
             if above >= HEADER_SEARCH_ROWS
-                || looked.len() as u64 >= 5 * HEADER_SEARCH_ROWS
+                || looked.len() as u64 >= 50 * HEADER_SEARCH_ROWS
                 || !self
                     .reader
                     .read_byte_record(&mut next)
@@ -905,10 +905,12 @@ impl TextRows {
             looked.push(next.clone());
             self.record = next;
         }
-        // No row has the telephone column: the first is the header (the validator
-        // says which column is missing), the others are rows.
+        // No row has the telephone column: the first with something in it is the
+        // header (the validator says which column is missing), the others are rows.
+        let first = looked.iter().position(|r| !blank(r)).unwrap_or(0);
         let mut looked = VecDeque::from(looked);
-        self.record = looked.pop_front().unwrap_or_default();
+        self.records = first as u64;
+        self.record = looked.drain(..=first).next_back().unwrap_or_default();
         self.replay = looked;
         Ok(())
     }
