@@ -139,6 +139,10 @@ impl CellDisplay {
     pub(crate) fn show(&mut self, cell: &Data, position: (u32, u32)) -> Shown {
         let value = match cell {
             Data::Empty => return Shown::Text(String::new()),
+            // An .ods keeps a formula's error as its text.
+            Data::String(s) if s.starts_with('#') && ERROR_TEXTS.contains(&s.as_str()) => {
+                return Shown::Error(s.clone());
+            }
             Data::String(s) => return Shown::Text(s.clone()),
             Data::Bool(true) => return Shown::Text("TRUE".into()),
             Data::Bool(false) => return Shown::Text("FALSE".into()),

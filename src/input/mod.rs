@@ -1150,7 +1150,7 @@ pub(crate) fn cell_text(cell: &Data) -> String {
             .strip_suffix("T00:00:00")
             .unwrap_or(s)
             .replacen('T', " ", 1),
-        Data::DurationIso(s) => s.clone(),
+        Data::DurationIso(s) => iso_duration_text(s).unwrap_or_else(|| s.clone()),
         Data::Error(e) => e.to_string(),
     }
 }
@@ -1165,6 +1165,24 @@ pub(crate) fn float_text(f: f64) -> String {
     }
     // Rust's `Display` for f64 never uses an exponent and drops `.0`.
     f.to_string()
+}
+
+/// An .ods time (`PT09H30M00S`, `PT33H00M00.5S`) as `09:30` (`HH:MM:SS` with seconds),
+/// as times of .xlsx cells without a format are shown; `None` for other durations.
+fn iso_duration_text(iso: &str) -> Option<String> {
+    let rest = iso.strip_prefix("PT")?;
+    let (hours, rest) = rest.split_once('H')?;
+    let (minutes, rest) = rest.split_once('M')?;
+    let seconds = rest.strip_suffix('S')?;
+    let hours: u64 = hours.parse().ok()?;
+    let minutes: u64 = minutes.parse().ok()?;
+    let seconds: f64 = seconds.parse().ok()?;
+    let seconds = seconds.round() as u64;
+    Some(if seconds == 0 {
+        format!("{hours:02}:{minutes:02}")
+    } else {
+        format!("{hours:02}:{minutes:02}:{seconds:02}")
+    })
 }
 
 /// Dates as `YYYY-MM-DD`, times as `HH:MM` (`HH:MM:SS` with seconds), both
@@ -1384,6 +1402,18 @@ mod tests {
                 .collect();
             assert_eq!(at, [(1, 2), (2, 4), (3, 5)], "ending {end:?}");
         }
+    }
+
+    #[test]
+    fn ods_times_read_as_clock_times() {
+        assert_eq!(iso_duration_text("PT09H00M00S").as_deref(), Some("09:00"));
+        assert_eq!(
+            iso_duration_text("PT15H30M05.4S").as_deref(),
+            Some("15:30:05")
+        );
+        assert_eq!(iso_duration_text("P1DT1H"), None);
+        assert_eq!(iso_duration_text("PT1H2M").as_deref(), None);
+        assert_eq!(iso_duration_text("PTxH00M00S"), None);
     }
 
     #[test]

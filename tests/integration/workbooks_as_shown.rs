@@ -553,3 +553,52 @@ fn report_names_rows_as_the_spreadsheet_does() {
     r.expect_code(0);
     has(&r.stdout, "[rows 5]");
 }
+
+/// A workbook LibreOffice 7.4 saved (see tests/data/README.md), copied to a temp dir.
+fn libreoffice(name: &str) -> (TempDir, PathBuf) {
+    let dir = temp_dir();
+    let path = dir.path().join(name);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+        &path,
+    )
+    .expect("copy the workbook");
+    (dir, path)
+}
+
+#[test]
+fn workbooks_saved_by_libreoffice_are_read_as_shown() {
+    let template_text = "saldo {{ saldo }} | fecha {{ fecha }} | hora {{ hora }} | dto {{ descuento }} | calc {{ calculo }} | miles {{ miles }}";
+    // .xlsx: the formats are read.
+    let (dir, path) = libreoffice("campana-libreoffice.xlsx");
+    let template = write_csv(dir.path(), "t.txt", template_text);
+    let r = validate(&path, &["--template", template.to_str().expect("utf-8")]);
+    r.expect_code(1);
+    has(&r.stdout, "campana-libreoffice.xlsx, sheet \"Contactos\"");
+    has(
+        &r.stdout,
+        "row 3 -> 573001234567:\n    saldo $ 1.250.000 | fecha 14/03/2025 | hora 9:00 a. m. | dto 15% | calc 0,3 | miles 1.234,50\n",
+    );
+    has(
+        &r.stdout,
+        "row 4, column \"saldo\": the cell shows the error #DIV/0!",
+    );
+    assert!(!r.stdout.contains("PRUEBA"), "{}", r.stdout);
+    // .ods: the values, as the General format shows them; times as times.
+    let (dir, path) = libreoffice("campana-libreoffice.ods");
+    let template = write_csv(dir.path(), "t.txt", template_text);
+    let r = validate(&path, &["--template", template.to_str().expect("utf-8")]);
+    r.expect_code(1);
+    has(&r.stdout, "campana-libreoffice.ods, sheet \"Contactos\"");
+    has(
+        &r.stdout,
+        "row 3 -> 573001234567:\n    saldo 1250000 | fecha 2025-03-14 | hora 09:00 | dto 0,15 | calc 0,3 | miles 1234,5\n",
+    );
+    has(
+        &r.stdout,
+        "row 4, column \"saldo\": the cell shows the error #DIV/0!",
+    );
+    assert!(!r.stdout.contains("PRUEBA"), "{}", r.stdout);
+}
