@@ -182,17 +182,19 @@ pub struct Record {
     pub row: u64,
     /// Line of the file (sheet row, for spreadsheets) the row starts on (1-based), for messages.
     pub(crate) line: u64,
-    /// The row number a spreadsheet shows for this row (the header's is its own, 1
-    /// when it is the first row): the sheet row, or for a text file opened in Excel
-    /// the line without the `sep=` hint and the line breaks inside earlier fields.
-    /// What a person reads; `row` is what the results file records.
+    /// The row number a spreadsheet shows for this row: the sheet row, or for a text
+    /// file the row Excel shows (its first record, after a `sep=` hint line, is row 1;
+    /// each record is one row, whatever line breaks its quoted fields hold; an empty
+    /// line, which the CSV reader skips, is not counted). What a person reads; `row`
+    /// is what the results file records.
     pub(crate) shown: u64,
     pub fields: Vec<String>,
     /// The row was longer than `MAX_RECORD_BYTES` and was cut while reading: its fields
     /// are incomplete and it must not be sent.
     pub(crate) too_long: bool,
-    /// Spreadsheets: the cells that show an error (`#DIV/0!`), by column (0-based),
-    /// with the error as shown; their field holds the error text too.
+    /// The cells that show an error (`#DIV/0!`; in a text file, a field that is
+    /// exactly such an error), by column (0-based), with the error as shown; their
+    /// field holds the error text too.
     pub(crate) errors: Vec<(usize, String)>,
 }
 

@@ -55,7 +55,7 @@ impl RowNumbers {
         }
     }
 
-    /// The row number shown for data row `row`, if it was read.
+    /// The row number shown for data row `row` (a row read already), if any row was.
     fn shown(&self, row: u64) -> Option<u64> {
         let i = self.stretches.partition_point(|&(first, _)| first <= row);
         let (_, offset) = self.stretches.get(i.checked_sub(1)?)?;
@@ -361,4 +361,29 @@ fn excel_time(text: &str, tz: &TimeZone) -> Option<ExcelDateTime> {
         u8::try_from(local.second()).ok()?,
     )
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_numbers_keep_only_where_the_offset_changes() {
+        let mut numbers = RowNumbers::default();
+        assert_eq!(numbers.shown(1), None);
+        // Header on row 1; a blank sheet row 4; a second blank run of two rows.
+        for (row, shown) in [(1, 2), (2, 3), (3, 5), (4, 6), (5, 9)] {
+            numbers.push(row, shown);
+        }
+        assert_eq!(numbers.stretches.len(), 3);
+        let shown: Vec<Option<u64>> = (1..=5).map(|r| numbers.shown(r)).collect();
+        assert_eq!(shown, [Some(2), Some(3), Some(5), Some(6), Some(9)]);
+        assert_eq!(numbers.shown(0), None);
+    }
+
+    #[test]
+    fn carriage_returns_become_line_breaks() {
+        assert_eq!(line_breaks("a\r\nb\rc\nd"), "a\nb\nc\nd");
+        assert!(matches!(line_breaks("a\nb"), std::borrow::Cow::Borrowed(_)));
+    }
 }
