@@ -122,6 +122,19 @@ pub(crate) fn write(
     let outcomes = last_outcomes(results)?;
     let mut rows = input::open_with(list, read)?;
     let header = rows.header().to_vec();
+    // The list line names the sheet read, as every line that names the list does.
+    let list_label = crate::tr!("workbook-list");
+    let summary = summary
+        .into_iter()
+        .map(|(label, value)| {
+            let value = if label == list_label {
+                rows.named()
+            } else {
+                value
+            };
+            (label, value)
+        })
+        .collect();
     let source = rows.by_ref().map(|record| {
         record
             .map(source_row)

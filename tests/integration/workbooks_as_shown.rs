@@ -283,9 +283,14 @@ fn cells_are_read_as_their_format_shows_them_and_error_cells_are_invalid() {
 
 /// The workbook written beside `results`: its rows sheet, as text.
 fn workbook_rows(results: &Path) -> Vec<Vec<String>> {
+    workbook_sheet(results, 0)
+}
+
+/// The workbook written beside `results`: its sheet `index`, as text.
+fn workbook_sheet(results: &Path, index: usize) -> Vec<Vec<String>> {
     use calamine::Reader;
     let mut book = calamine::open_workbook_auto(results.with_extension("xlsx")).expect("workbook");
-    let name = book.sheet_names().first().cloned().expect("a sheet");
+    let name = book.sheet_names().get(index).cloned().expect("a sheet");
     let range = book.worksheet_range(&name).expect("rows sheet");
     range
         .rows()
@@ -343,6 +348,16 @@ fn every_row_number_people_read_is_the_spreadsheet_row() {
         .find(|r| r[sheet_row] == "5")
         .expect("sheet row 5");
     assert_eq!(duplicate[reason], "same telephone and message as row 2");
+    // The summary names the sheet read with the list.
+    let summary = workbook_sheet(&results, 1);
+    let list = summary
+        .iter()
+        .find(|r| r[0] == "List")
+        .expect("the List line");
+    assert!(
+        list[1].ends_with("filas.xlsx, sheet \"Sheet1\""),
+        "{list:?}"
+    );
 }
 
 #[test]
