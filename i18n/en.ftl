@@ -14,7 +14,7 @@ cli-reconcile-about = Settle `unknown` rows with Wolkvox's own report of sent me
 cli-arg-input = The contact list: CSV or other delimited text, or a spreadsheet (.xlsx, .xlsm, .xlsb, .xls, .ods)
 cli-arg-config = TOML configuration file (see config.example.toml)
 cli-arg-max-rows = Refuse lists with more data rows than this [config: limits.max_rows, default 10000]
-cli-arg-sheet = Spreadsheets: the sheet to read [config: input.sheet, default: the first sheet]
+cli-arg-sheet = Spreadsheets: the sheet to read [config: input.sheet, default: the sheet the workbook opens on, else the first visible one]
 cli-arg-delimiter = Text files: the field delimiter: , ; tab | [config: input.delimiter, default: detected from the header]
 cli-arg-template = Render each row's message from this template file (Jinja syntax, columns as variables) [config: message.template]
 cli-arg-allow-duplicates = Send every copy of a repeated telephone + message, instead of marking later copies `duplicate` [config: input.allow_duplicates]
@@ -746,3 +746,15 @@ config-toml-leading-zero = a number cannot start with 0: an id such as a server 
 config-toml-unclosed = a [ is not closed: close the section name or list with ]
 config-toml-unclosed-string = a text is not closed: end it with the same quote it starts with, on the same line
 config-toml-syntax = this line is not valid TOML: check its quotes, brackets and its = sign
+# issue 29
+input-file-and-sheet = { $path }, sheet { $sheet }
+input-other-sheets = { $path }: reading sheet { $sheet }; other sheets with data: { $others } (choose one with --sheet)
+row-cell-error = the cell shows the error { $error }: correct the formula or the value in the spreadsheet
+config-locale = { $value } is not a locale for numbers and dates: use "es-CO", "es-ES", "es-MX" or "en-US"
+phone-two-numbers = { $shown } holds two numbers in one cell: put one number per row (copy the row for the second number)
+phone-mexico-one = { $shown } is an old Mexican mobile form: drop the 1 after +52 (since 2019 a Mexican number is +52 and 10 digits, e.g. +52 55 1234 5678)
+phone-mexico-prefix = { $shown } is an old Mexican mobile form: drop the { $prefix } before the 10 digits (since 2019 a Mexican number is +52 and 10 digits, e.g. +52 55 1234 5678)
+cli-arg-header-row = The header's row number, as the spreadsheet shows it; the rows above it are ignored [config: columns.header_row, default: the first of the first 20 rows with the telephone column]
+input-rows-above-header = { $path }: the header is row { $row }: the rows above it are ignored ({ $rows } with something in them)
+input-no-header-row = { $path }: there is no row { $row } (--header-row, columns.header_row): the last row with something in it is row { $last }
+report-rows-as-recorded = the contact list of { $results } was not found or could not be read whole: rows are named as the results file numbers them (1 = the first row under the header), not as the spreadsheet does

@@ -13,7 +13,7 @@ cli-reconcile-about = Resuelve las filas `unknown` con el informe de mensajes en
 cli-arg-input = La lista de contactos: CSV u otro texto delimitado, o una hoja de cálculo (.xlsx, .xlsm, .xlsb, .xls, .ods)
 cli-arg-config = Archivo de configuración TOML (vea config.example.toml)
 cli-arg-max-rows = Rechaza listas con más filas de datos que esto [config: limits.max_rows, predeterminado 10000]
-cli-arg-sheet = Hojas de cálculo: la hoja que se lee [config: input.sheet, predeterminado: la primera hoja]
+cli-arg-sheet = Hojas de cálculo: la hoja que se lee [config: input.sheet, predeterminado: la hoja con la que se abre el libro, si no la primera visible]
 cli-arg-delimiter = Archivos de texto: el separador de campos: , ; tab | [config: input.delimiter, predeterminado: el que se detecta en el encabezado]
 cli-arg-template = Arma el mensaje de cada fila con este archivo de plantilla (sintaxis Jinja, las columnas como variables) [config: message.template]
 cli-arg-allow-duplicates = Envía cada copia de un mismo teléfono + mensaje, en lugar de marcar las copias siguientes como `duplicate` [config: input.allow_duplicates]
@@ -761,3 +761,15 @@ config-toml-leading-zero = un número no puede empezar con 0: un id como el del 
 config-toml-unclosed = falta cerrar un corchete [: cierre con ] el nombre de la sección o la lista
 config-toml-unclosed-string = falta cerrar un texto: termínelo con las mismas comillas con que empieza, en la misma línea
 config-toml-syntax = esta línea no es TOML válido: revise sus comillas, sus corchetes y su signo =
+# issue 29
+input-file-and-sheet = { $path }, hoja { $sheet }
+input-other-sheets = { $path }: se lee la hoja { $sheet }; otras hojas con datos: { $others } (elija otra con --sheet)
+row-cell-error = la celda muestra el error { $error }: corrija la fórmula o el valor en la hoja de cálculo
+config-locale = { $value } no es una configuración regional para números y fechas: use "es-CO", "es-ES", "es-MX" o "en-US"
+phone-two-numbers = { $shown } tiene dos números en una celda: ponga un número por fila (copie la fila para el segundo número)
+phone-mexico-one = { $shown } es una forma antigua de celular mexicano: quite el 1 después de +52 (desde 2019 un número de México es +52 y 10 dígitos, p. ej. +52 55 1234 5678)
+phone-mexico-prefix = { $shown } es una forma antigua de celular mexicano: quite el { $prefix } antes de los 10 dígitos (desde 2019 un número de México es +52 y 10 dígitos, p. ej. +52 55 1234 5678)
+cli-arg-header-row = El número de la fila de encabezados, como lo muestra la hoja de cálculo; las filas de arriba se ignoran [config: columns.header_row, predeterminado: la primera de las primeras 20 filas con la columna del teléfono]
+input-rows-above-header = { $path }: los encabezados están en la fila { $row }: se ignoran las filas de arriba ({ $rows } con contenido)
+input-no-header-row = { $path }: no hay fila { $row } (--header-row, columns.header_row): la última fila con contenido es la { $last }
+report-rows-as-recorded = no se encontró la lista de contactos de { $results }, o no se pudo leer entera: las filas se nombran como las numera el archivo de resultados (1 = la primera fila bajo los encabezados), no como la hoja de cálculo

@@ -218,9 +218,13 @@ pub struct InputArgs {
     #[arg(long, value_name = "N")]
     pub max_rows: Option<u64>,
 
-    /// Spreadsheets: the sheet to read [config: input.sheet, default: the first sheet].
+    /// Spreadsheets: the sheet to read [config: input.sheet, default: the sheet the workbook opens on, else the first visible one].
     #[arg(long, value_name = "NAME")]
     pub sheet: Option<String>,
+
+    /// The header's row number, as the spreadsheet shows it; the rows above it are ignored [config: columns.header_row, default: the first of the first 20 rows with the telephone column].
+    #[arg(long, value_name = "N")]
+    pub header_row: Option<u64>,
 
     /// Text files: the field delimiter: , ; tab | [config: input.delimiter, default: detected from the header].
     #[arg(long, value_name = "D")]

@@ -123,6 +123,8 @@ pub(crate) struct InputSection {
     pub(crate) delimiter: Option<String>,
     pub(crate) sheet: Option<String>,
     pub(crate) allow_duplicates: Option<bool>,
+    /// The conventions a spreadsheet's numbers and dates are shown in (issue 29).
+    pub(crate) locale: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +162,8 @@ pub(crate) struct ColumnsSection {
     pub(crate) telephone: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) connector_id: Option<String>,
+    /// The header's row in the spreadsheet (1 = the first row); default: found (issue 29).
+    pub(crate) header_row: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -500,12 +504,26 @@ fn list_settings(
         )
         .collect();
     let hsm = hsm_settings(args, &mut file.hsm, path)?;
+    let mut read = read_options(args, &mut file.input, path)?;
+    read.header_row = flag_or_key(
+        ("--header-row", args.header_row),
+        ("columns.header_row", file.columns.header_row.take()),
+        path,
+        |n| {
+            if n == 0 {
+                Err(tr!("config-at-least-one"))
+            } else {
+                Ok(n)
+            }
+        },
+    )?;
+    read.telephone = Some(columns.telephone.clone());
     Ok(ListSettings {
         input: args.input.clone(),
         max_rows,
         columns,
         connector_id,
-        read: read_options(args, &mut file.input, path)?,
+        read,
         allow_duplicates: args.allow_duplicates || file.input.allow_duplicates.unwrap_or(false),
         default_country: default_country(file.phone.default_country.take(), path)?,
         template: template(args, &mut file.message, path)?,
@@ -585,10 +603,23 @@ fn read_options(
         path,
         not_blank,
     )?;
+    let locale = match section.locale.take() {
+        None => crate::input::cells::NumberLocale::default(),
+        Some(l) => crate::input::cells::NumberLocale::parse(&l).ok_or_else(|| {
+            key_error(
+                path,
+                "input.locale",
+                tr!("config-locale", value = format!("{l:?}")),
+            )
+        })?,
+    };
     Ok(ReadOptions {
         sheet,
         encoding,
         delimiter,
+        locale,
+        header_row: None,
+        telephone: None,
     })
 }
 

@@ -66,6 +66,7 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
             row,
             telephone,
             problems,
+            ..
         } => Decision {
             record: Some((
                 Outcome::local(row, &telephone, Status::Invalid, problems_text(&problems)),
@@ -73,10 +74,13 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
             )),
             ..Decision::default()
         },
+        // The results file's rows are the list's data rows (a contract): the earlier
+        // row is named by its data row too; the workbook shows the sheet's.
         Verdict::Duplicate {
             row,
             telephone,
             of_row,
+            ..
         } => Decision {
             record: Some((
                 Outcome::local(
@@ -91,6 +95,7 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
         },
         Verdict::Suppressed {
             row,
+            shown,
             telephone,
             key,
             list,
@@ -107,7 +112,7 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                     carried: Some(earlier.status),
                     warning: Some(crate::tr!(
                         "plan-suppressed-after-sent",
-                        row = row,
+                        row = shown,
                         telephone = telephone,
                         list = list.display(),
                         status = earlier.status.as_str()
@@ -324,6 +329,7 @@ mod tests {
     fn opted_out_numbers_are_never_sent_but_keep_what_was_delivered() {
         let verdict = || Verdict::Suppressed {
             row: 2,
+            shown: 3,
             telephone: "573001234562".into(),
             key: "k".into(),
             list: "optout.txt".into(),
@@ -347,6 +353,7 @@ mod tests {
         let d = decide(
             Verdict::Invalid {
                 row: 3,
+                shown: 4,
                 telephone: "x".into(),
                 problems: vec![Problem {
                     column: "telephone".into(),
@@ -360,8 +367,10 @@ mod tests {
         let d = decide(
             Verdict::Duplicate {
                 row: 4,
+                shown: 5,
                 telephone: "573001234564".into(),
                 of_row: 1,
+                of_shown: 2,
             },
             &Prior::default(),
             PLAIN,

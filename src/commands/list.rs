@@ -26,6 +26,8 @@ pub(crate) struct ListRead {
     pub(crate) template: bool,
     /// SHA-256 of the header's names, to recognise the list in the journal.
     pub(crate) header_digest: String,
+    /// The file read, and for a spreadsheet its sheet, for people.
+    pub(crate) named: String,
 }
 
 /// One line for a list whose telephones are mostly refused while
@@ -167,6 +169,7 @@ pub(crate) fn judge_rows(
         header_digest,
     } = opened;
     let template = validator.is_template();
+    let named = rows.named();
     let mut count = 0;
     let records = rows.map(|record| {
         let record = record?;
@@ -191,6 +194,7 @@ pub(crate) fn judge_rows(
         suppression,
         template,
         header_digest,
+        named,
     })
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     let workbook = super::workbook::path_for(&args.results);
     report.workbook = workbook.is_file().then_some(workbook);
     let text = match args.format {
-        ReportFormat::Text => render(&report),
+        ReportFormat::Text => render(&spreadsheet_rows(report.clone(), args, &journal)),
         ReportFormat::Json => {
             let mut json = serde_json::to_string_pretty(&report)
                 .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
@@ -55,6 +55,42 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
         );
     }
     Ok(Exit::Success)
+}
+
+/// The report with its rows named as the list's spreadsheet shows them, when the list
+/// is found and can be read; otherwise as the results file names them, and a warning
+/// says so.
+fn spreadsheet_rows(
+    mut report: Report,
+    args: &ReportArgs,
+    journal: &journal::JournalView,
+) -> Report {
+    let mut wanted = report.named_rows();
+    if wanted.is_empty() {
+        return report;
+    }
+    let mut shown = std::collections::HashMap::new();
+    let rows = super::workbook::find_list(&args.results, journal.last_run.as_ref())
+        .ok()
+        .and_then(|(list, read)| input::open_with(&list, &read).ok());
+    for record in rows.into_iter().flatten() {
+        let Ok(record) = record else { break };
+        if wanted.remove(&record.row) {
+            shown.insert(record.row, record.shown);
+        }
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    if !wanted.is_empty() {
+        tracing::warn!(
+            "{}",
+            tr!("report-rows-as-recorded", results = args.results.display())
+        );
+        return report;
+    }
+    report.show_rows(|row| shown.get(&row).copied().unwrap_or(row));
+    report
 }
 
 /// The workbook of these results.

@@ -138,7 +138,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
             } else {
                 tr!("send-start-sending")
             },
-            list = settings.list.input.display(),
+            list = read.named.as_str(),
             results = settings.results.display(),
             rows = read.rows,
             settings = settings_line(&settings, tokens.len())

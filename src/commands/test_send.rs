@@ -66,7 +66,7 @@ pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {
         &mut out,
         &tr!(
             "test-send-heading",
-            row = job.row,
+            row = job.shown,
             list_phone = row_phone,
             to = job.telephone
         ),

@@ -51,7 +51,11 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
                     previews.push(job);
                 }
             }
-            Verdict::Invalid { row, problems, .. } => {
+            Verdict::Invalid {
+                shown: row,
+                problems,
+                ..
+            } => {
                 invalid += 1;
                 for p in problems {
                     say(
@@ -65,7 +69,11 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
                     );
                 }
             }
-            Verdict::Duplicate { row, of_row, .. } => {
+            Verdict::Duplicate {
+                shown: row,
+                of_shown: of_row,
+                ..
+            } => {
                 duplicate += 1;
                 let _ = writeln!(
                     out,
@@ -74,7 +82,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
                 );
             }
             Verdict::Suppressed {
-                row,
+                shown: row,
                 telephone,
                 list,
                 ..
@@ -122,7 +130,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             duplicate = duplicate,
             suppressed = suppressed,
             valid = valid,
-            list = list.input.display()
+            list = read.named.as_str()
         )
     );
     if let Some(s) = &read.suppression {

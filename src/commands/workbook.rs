@@ -46,6 +46,9 @@ pub(crate) fn find_list(
         delimiter: run
             .and_then(|r| r.arg_value("--delimiter"))
             .and_then(|d| input::parse_delimiter(&d)),
+        header_row: run
+            .and_then(|r| r.arg_value("--header-row"))
+            .and_then(|n| n.parse().ok()),
         ..ReadOptions::default()
     };
     Ok((list, read))
@@ -92,8 +95,9 @@ fn read_both(list: &Path, read: &ReadOptions, results: &Path) -> Result<ListAndR
 fn source_row(record: input::Record) -> SourceRow {
     SourceRow {
         row: record.row,
-        line: record.line,
+        shown: record.shown,
         fields: record.fields,
+        dates: record.dates,
     }
 }
 
@@ -119,6 +123,19 @@ pub(crate) fn write(
     let outcomes = last_outcomes(results)?;
     let mut rows = input::open_with(list, read)?;
     let header = rows.header().to_vec();
+    // The list line names the sheet read, as every line that names the list does.
+    let list_label = crate::tr!("workbook-list");
+    let summary = summary
+        .into_iter()
+        .map(|(label, value)| {
+            let value = if label == list_label {
+                SummaryValue::Text(rows.named())
+            } else {
+                value
+            };
+            (label, value)
+        })
+        .collect();
     let source = rows.by_ref().map(|record| {
         record
             .map(source_row)

@@ -6,10 +6,13 @@ starts on, so every later message can say where a problem is.
 Two kinds of file are read, chosen by the file name's extension:
 
 - spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`), through calamine:
-  the first sheet, or the one named by `--sheet`. Numeric cells come out as the
-  digits the user typed (a phone stored as `573001234567.0` is `573001234567`,
-  never `5.73E+11`); dates as ISO text. The sheet is loaded whole (calamine has
-  no streaming reader); `line` is the sheet's row number.
+  the sheet named by `--sheet`, else the one the workbook opens on when it is
+  visible, else the first visible one (`sheets`); never a hidden sheet unless
+  named. Cells come out as the spreadsheet shows them (`cells`): the cell's
+  number format applied, a phone stored as `573001234567.0` as `573001234567`
+  (never `5.73E+11`), at most 15 significant digits; an error cell is recorded
+  in `Record::errors`. The sheet is loaded whole (calamine has no streaming
+  reader); `line` is the sheet's row number.
 - anything else, as delimited text: the delimiter (`,` `;` tab `|`) is guessed
   from the header line unless given, and the encoding is UTF-8 (with or
   without BOM), UTF-16 with a BOM (Excel's "Unicode text"), or Windows-1252
@@ -29,7 +32,9 @@ A file that cannot be read as a table at all is an `InputError` (the run sends
 nothing); a row that is merely wrong is the validator's business.
 */
 
+pub(crate) mod cells;
 pub(crate) mod header;
+pub(crate) mod sheets;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -65,6 +70,8 @@ pub enum InputError {
         line: u64,
         message: String,
     },
+    #[error("{}", tr!("input-no-header-row", path = .path, row = *.row, last = *.last))]
+    NoHeaderRow { path: PathBuf, row: u64, last: u64 },
     #[error("{}", tr!("input-too-many-rows", path = .path, max_rows = *.max_rows))]
     TooManyRows { path: PathBuf, max_rows: u64 },
     #[error("{path}: {message}")]
@@ -130,19 +137,69 @@ pub struct ReadOptions {
     pub(crate) encoding: Encoding,
     /// Text files: the delimiter, or `None` to detect it from the header line.
     pub(crate) delimiter: Option<u8>,
+    /// Spreadsheets: the conventions numbers, dates and times are shown in.
+    pub(crate) locale: cells::NumberLocale,
+    /// The header's row as the spreadsheet shows it (`--header-row`, `columns.header_row`);
+    /// `None`: the first of the first `HEADER_SEARCH_ROWS` rows with the telephone column.
+    pub(crate) header_row: Option<u64>,
+    /// The telephone column's name (`columns.telephone`; `None`: "telephone" and its aliases).
+    pub(crate) telephone: Option<String>,
+}
+
+/// How many rows with something in them are looked at for the header.
+const HEADER_SEARCH_ROWS: u64 = 20;
+
+impl ReadOptions {
+    /// Whether a row holds the telephone column, so it can be the header.
+    fn is_header(&self, cells: &[String]) -> bool {
+        let name = self.telephone.as_deref().unwrap_or("telephone");
+        !matches!(
+            header::find(cells, name, "telephone", header::TELEPHONE_ALIASES),
+            header::Found::None
+        )
+    }
+}
+
+/// Says that `rows` rows with something in them above the header (row `row`) are ignored.
+fn rows_above_header(path: &Path, row: u64, rows: u64) {
+    if rows > 0 {
+        tracing::warn!(
+            "{}",
+            tr!(
+                "input-rows-above-header",
+                path = path.display(),
+                row = row,
+                rows = rows
+            )
+        );
+    }
 }
 
 /// One data row as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// 1-based data row number (the header is not a row).
     pub row: u64,
     /// Line of the file (sheet row, for spreadsheets) the row starts on (1-based), for messages.
     pub(crate) line: u64,
+    /// The row number a spreadsheet shows for this row: the sheet row, or for a text
+    /// file the row Excel shows (its first record, after a `sep=` hint line, is row 1;
+    /// each record is one row, whatever line breaks its quoted fields hold; an empty
+    /// line, which the CSV reader skips, is not counted). What a person reads; `row`
+    /// is what the results file records.
+    pub(crate) shown: u64,
     pub fields: Vec<String>,
     /// The row was longer than `MAX_RECORD_BYTES` and was cut while reading: its fields
     /// are incomplete and it must not be sent.
     pub(crate) too_long: bool,
+    /// The cells that show an error (`#DIV/0!`; in a text file, a field that is
+    /// exactly such an error), by column (0-based), with the error as shown; their
+    /// field holds the error text too.
+    pub(crate) errors: Vec<(usize, String)>,
+    /// The spreadsheet cells that hold a date, a time or both, by column (0-based):
+    /// their Excel serial value and the format code they are shown in. Their field
+    /// holds the text as shown; the workbook of results copies them as real dates.
+    pub(crate) dates: Vec<(usize, f64, String)>,
 }
 
 /// The longest record (header or row) a text file may have: a message is at most 4096
@@ -161,7 +218,7 @@ pub struct Rows {
 enum Source {
     /// Boxed: the CSV reader and its adapter are large, and a `Rows` is moved around.
     Text(Box<TextRows>),
-    Sheet(SheetRows),
+    Sheet(Box<SheetRows>),
 }
 
 struct TextRows {
@@ -173,6 +230,12 @@ struct TextRows {
     cuts: Arc<Mutex<VecDeque<Cut>>>,
     /// Line breaks the adapter dropped before the current record, to give true lines.
     lost_lines: i64,
+    /// Records read, blank ones included, not counting the first: a spreadsheet shows
+    /// the first record as row 1 (it hides Excel's `sep=` hint line) and each record
+    /// as one row, whatever line breaks its fields hold.
+    records: u64,
+    /// Records read while looking for the header, to be read again as rows.
+    replay: VecDeque<csv::ByteRecord>,
 }
 
 /// A record `CappedRecords` cut: the line it starts on as the CSV reader sees it, and
@@ -392,6 +455,7 @@ struct SheetRows {
     /// The sheet's name, for the log.
     name: String,
     range: calamine::Range<Data>,
+    display: cells::CellDisplay,
     /// Index in `range` of the next row to read.
     next: usize,
     /// Sheet row number (1-based) of the range's first row.
@@ -417,7 +481,7 @@ pub(crate) fn open(path: &Path) -> Result<Rows, InputError> {
 /// otherwise delimited text.
 pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
     if is_spreadsheet(path) {
-        return open_sheet(path, options.sheet.as_deref());
+        return open_sheet(path, options);
     }
     if let Some(sheet) = &options.sheet {
         tracing::warn!(
@@ -490,6 +554,8 @@ pub(crate) fn from_reader_with(
     let mut record = csv::ByteRecord::new();
     read_header_record(&mut reader, &mut record, path)?;
     let mut text = TextRows {
+        records: 0,
+        replay: VecDeque::new(),
         reader,
         delimiter,
         record,
@@ -497,6 +563,7 @@ pub(crate) fn from_reader_with(
         cuts,
         lost_lines: 0,
     };
+    text.find_header(path, options)?;
     let line = text.record.position().map(|p| p.line()).unwrap_or(1);
     if text.take_cut(line).1 {
         return Err(InputError::Parse {
@@ -609,7 +676,8 @@ enum Chosen {
     Detected,
 }
 
-/// Where a field is: row 0 is the header; `column` counts from 1.
+/// Where a field is: `row` is the row a spreadsheet shows, 0 for the header; `column`
+/// counts from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Place {
     row: u64,
@@ -783,6 +851,76 @@ impl TextRows {
 }
 
 impl TextRows {
+    /// Leaves the header in `record` (see `ReadOptions::header_row`), having read the
+    /// first record: the rows above it are dropped, or, when no row of the first ones
+    /// has the telephone column, the first record is the header and the others are
+    /// read again as rows.
+    fn find_header(&mut self, path: &Path, options: &ReadOptions) -> Result<(), InputError> {
+        let parse_error = |e: csv::Error| InputError::Parse {
+            path: path.to_owned(),
+            line: e.position().map(|p| p.line()).unwrap_or(0),
+            message: describe_csv_error(&e),
+        };
+        let blank = |r: &csv::ByteRecord| r.iter().all(<[u8]>::is_empty);
+        if let Some(row) = options.header_row {
+            let mut above = 0;
+            while self.records + 1 < row {
+                above += u64::from(!blank(&self.record));
+                if !self
+                    .reader
+                    .read_byte_record(&mut self.record)
+                    .map_err(parse_error)?
+                {
+                    return Err(InputError::NoHeaderRow {
+                        path: path.to_owned(),
+                        row,
+                        last: self.records + 1,
+                    });
+                }
+                self.records += 1;
+            }
+            rows_above_header(path, row, above);
+            return Ok(());
+        }
+        let line = |r: &csv::ByteRecord| r.position().map(|p| p.line()).unwrap_or(0);
+        let mut looked = vec![self.record.clone()];
+        let mut above = 0;
+        loop {
+            // `record` is the last record looked at.
+            let cells = self
+                .decode_record(0, line(&self.record))
+                .unwrap_or_default();
+            if options.is_header(&cells) {
+                looked.pop();
+                self.records = looked.len() as u64;
+                rows_above_header(path, self.records + 1, above);
+                return Ok(());
+            }
+            above += u64::from(!blank(&self.record));
+            let mut next = csv::ByteRecord::new();
+            // Rows of only delimiters do not count, but are not looked through forever.
+            if above >= HEADER_SEARCH_ROWS
+                || looked.len() as u64 >= 50 * HEADER_SEARCH_ROWS
+                || !self
+                    .reader
+                    .read_byte_record(&mut next)
+                    .map_err(parse_error)?
+            {
+                break;
+            }
+            looked.push(next.clone());
+            self.record = next;
+        }
+        // No row has the telephone column: the first with something in it is the
+        // header (the validator says which column is missing), the others are rows.
+        let first = looked.iter().position(|r| !blank(r)).unwrap_or(0);
+        let mut looked = VecDeque::from(looked);
+        self.records = first as u64;
+        self.record = looked.drain(..=first).next_back().unwrap_or_default();
+        self.replay = looked;
+        Ok(())
+    }
+
     /// For a record the CSV reader says starts on line `seen`: its true line in the
     /// file, and whether the adapter cut it.
     fn take_cut(&mut self, seen: u64) -> (u64, bool) {
@@ -820,7 +958,8 @@ impl DecodeFailure {
 // ---------------------------------------------------------------------------
 // Spreadsheets.
 
-fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
+fn open_sheet(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
+    let (wanted, locale) = (options.sheet.as_deref(), options.locale);
     let spreadsheet_error = |e: calamine::Error| match e {
         calamine::Error::Io(source) => InputError::Open {
             path: path.to_owned(),
@@ -838,11 +977,14 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
         });
     }
     let mut workbook = calamine::open_workbook_auto(path).map_err(spreadsheet_error)?;
-    let names = workbook.sheet_names();
+    let metadata = workbook.sheets_metadata().to_vec();
+    let names: Vec<String> = metadata.iter().map(|s| s.name.clone()).collect();
     let name = match wanted {
-        None => names.first().cloned().ok_or_else(|| InputError::Empty {
-            path: path.to_owned(),
-        })?,
+        None => sheets::default_sheet(path, &metadata)
+            .and_then(|i| names.get(i).cloned())
+            .ok_or_else(|| InputError::Empty {
+                path: path.to_owned(),
+            })?,
         Some(w) => names
             .iter()
             .find(|n| n.as_str() == w)
@@ -863,42 +1005,150 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
             })?,
     };
     let range = workbook.worksheet_range(&name).map_err(spreadsheet_error)?;
+    let styles = match &mut workbook {
+        // Number formats: only .xlsx/.xlsm styles are read by calamine.
+        calamine::Sheets::Xlsx(xlsx) => xlsx.worksheet_style(&name).ok(),
+        _ => None,
+    };
+    if wanted.is_none() {
+        let others: Vec<String> = sheets::other_visible(&metadata, &name)
+            .into_iter()
+            .filter(|other| {
+                workbook
+                    .worksheet_range(other)
+                    .is_ok_and(|r| r.used_cells().next().is_some())
+            })
+            .collect();
+        if !others.is_empty() {
+            tracing::warn!(
+                "{}",
+                tr!(
+                    "input-other-sheets",
+                    path = path.display(),
+                    sheet = format!("{name:?}"),
+                    others = others
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            );
+        }
+    }
     let first_line = range.start().map(|(r, _)| u64::from(r) + 1).unwrap_or(1);
     let mut sheet = SheetRows {
         name,
         range,
+        display: cells::CellDisplay::new(styles, locale),
         next: 0,
         first_line,
     };
-    // The header is the first row with any content.
-    let header = loop {
-        match sheet.next_row() {
-            None => {
-                return Err(InputError::Empty {
-                    path: path.to_owned(),
-                });
-            }
-            Some((_, cells)) if cells.iter().all(String::is_empty) => continue,
-            Some((_, cells)) => break cells,
-        }
-    };
+    let header = sheet_header(path, &mut sheet, options)?;
     let header = trimmed_header(path, header)?;
     Ok(Rows {
         path: path.to_owned(),
         header,
-        source: Source::Sheet(sheet),
+        source: Source::Sheet(Box::new(sheet)),
         row: 0,
         failed: false,
     })
 }
 
+/// The header of a sheet (see `ReadOptions::header_row`), leaving `sheet` at the row
+/// after it; says how many rows with something in them were above it.
+fn sheet_header(
+    path: &Path,
+    sheet: &mut SheetRows,
+    options: &ReadOptions,
+) -> Result<Vec<String>, InputError> {
+    let empty = || InputError::Empty {
+        path: path.to_owned(),
+    };
+    let (mut above, mut last) = (0, 0);
+    // The first row with something in it: the header when none has the telephone column.
+    let mut first: Option<(usize, Vec<String>)> = None;
+    loop {
+        let Some((line, cells, _, _)) = sheet.next_row() else {
+            return match (options.header_row, first) {
+                (Some(row), _) => Err(InputError::NoHeaderRow {
+                    path: path.to_owned(),
+                    row,
+                    last,
+                }),
+                (None, Some((next, cells))) => {
+                    sheet.next = next;
+                    Ok(cells)
+                }
+                (None, None) => Err(empty()),
+            };
+        };
+        let blank = cells.iter().all(String::is_empty);
+        if !blank {
+            last = line;
+        }
+        match options.header_row {
+            Some(row) if line == row => {
+                rows_above_header(path, row, above);
+                return Ok(cells);
+            }
+            Some(row) if line > row => return Err(empty()),
+            Some(_) => {}
+            None if blank => continue,
+            None if options.is_header(&cells) => {
+                rows_above_header(path, line, above);
+                return Ok(cells);
+            }
+            None => {
+                if first.is_none() {
+                    first = Some((sheet.next, cells));
+                }
+                if above + 1 >= HEADER_SEARCH_ROWS {
+                    // No row has the telephone column: the first is the header, and
+                    // the validator says which column is missing.
+                    let (next, cells) = first.take().ok_or_else(empty)?;
+                    sheet.next = next;
+                    return Ok(cells);
+                }
+            }
+        }
+        above += u64::from(!blank);
+    }
+}
+
+/// A sheet row: its line, its cells as shown, its error cells (column, error) and its
+/// date cells (column, serial value, format code).
+type SheetRow = (
+    u64,
+    Vec<String>,
+    Vec<(usize, String)>,
+    Vec<(usize, f64, String)>,
+);
+
 impl SheetRows {
-    /// The next row's sheet line and cells as text.
-    fn next_row(&mut self) -> Option<(u64, Vec<String>)> {
+    /// The next row's sheet line, its cells as shown, and its error cells.
+    fn next_row(&mut self) -> Option<SheetRow> {
         let cells = self.range.rows().nth(self.next)?;
         let line = self.first_line + self.next as u64;
+        let (row0, col0) = self.range.start().unwrap_or((0, 0));
+        let row = row0.saturating_add(u32::try_from(self.next).unwrap_or(u32::MAX));
         self.next += 1;
-        Some((line, cells.iter().map(cell_text).collect()))
+        let mut errors = Vec::new();
+        let mut dates = Vec::new();
+        let mut fields = Vec::with_capacity(cells.len());
+        for (i, cell) in cells.iter().enumerate() {
+            let col = col0.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+            if let Some((value, code)) = self.display.date_at(cell, (row, col)) {
+                dates.push((i, value, code));
+            }
+            match self.display.show(cell, (row, col)) {
+                cells::Shown::Text(text) => fields.push(text),
+                cells::Shown::Error(error) => {
+                    fields.push(error.clone());
+                    errors.push((i, error));
+                }
+            }
+        }
+        Some((line, fields, errors, dates))
     }
 }
 
@@ -916,7 +1166,7 @@ pub(crate) fn cell_text(cell: &Data) -> String {
             .strip_suffix("T00:00:00")
             .unwrap_or(s)
             .replacen('T', " ", 1),
-        Data::DurationIso(s) => s.clone(),
+        Data::DurationIso(s) => iso_duration_text(s).unwrap_or_else(|| s.clone()),
         Data::Error(e) => e.to_string(),
     }
 }
@@ -931,6 +1181,24 @@ pub(crate) fn float_text(f: f64) -> String {
     }
     // Rust's `Display` for f64 never uses an exponent and drops `.0`.
     f.to_string()
+}
+
+/// An .ods time (`PT09H30M00S`, `PT33H00M00.5S`) as `09:30` (`HH:MM:SS` with seconds),
+/// as times of .xlsx cells without a format are shown; `None` for other durations.
+fn iso_duration_text(iso: &str) -> Option<String> {
+    let rest = iso.strip_prefix("PT")?;
+    let (hours, rest) = rest.split_once('H')?;
+    let (minutes, rest) = rest.split_once('M')?;
+    let seconds = rest.strip_suffix('S')?;
+    let hours: u64 = hours.parse().ok()?;
+    let minutes: u64 = minutes.parse().ok()?;
+    let seconds: f64 = seconds.parse().ok()?;
+    let seconds = seconds.round() as u64;
+    Some(if seconds == 0 {
+        format!("{hours:02}:{minutes:02}")
+    } else {
+        format!("{hours:02}:{minutes:02}:{seconds:02}")
+    })
 }
 
 /// Dates as `YYYY-MM-DD`, times as `HH:MM` (`HH:MM:SS` with seconds), both
@@ -972,6 +1240,19 @@ impl Rows {
         &self.header
     }
 
+    /// The file read, for people: its path, and for a spreadsheet the sheet read
+    /// (`list.xlsx, sheet "Contactos"`).
+    pub(crate) fn named(&self) -> String {
+        match &self.source {
+            Source::Text(_) => self.path.display().to_string(),
+            Source::Sheet(sheet) => tr!(
+                "input-file-and-sheet",
+                path = self.path.display(),
+                sheet = format!("{:?}", sheet.name)
+            ),
+        }
+    }
+
     /// How the file is being read, for the log: delimiter and encoding, or the sheet.
     pub(crate) fn format(&self) -> String {
         match &self.source {
@@ -1006,7 +1287,7 @@ impl Iterator for Rows {
         }
         match &mut self.source {
             Source::Sheet(sheet) => loop {
-                let (line, fields) = sheet.next_row()?;
+                let (line, fields, errors, dates) = sheet.next_row()?;
                 // Empty rows are not rows.
                 if fields.iter().all(String::is_empty) {
                     continue;
@@ -1015,12 +1296,22 @@ impl Iterator for Rows {
                 return Some(Ok(Record {
                     row: self.row,
                     line,
+                    shown: line,
                     fields,
                     too_long: false,
+                    errors,
+                    dates,
                 }));
             },
             Source::Text(text) => loop {
-                match text.reader.read_byte_record(&mut text.record) {
+                let read = match text.replay.pop_front() {
+                    Some(record) => {
+                        text.record = record;
+                        Ok(true)
+                    }
+                    None => text.reader.read_byte_record(&mut text.record),
+                };
+                match read {
                     Ok(false) => return None,
                     Err(e) => {
                         self.failed = true;
@@ -1032,17 +1323,23 @@ impl Iterator for Rows {
                     }
                     Ok(true) => {}
                 }
-                // Blank lines (a single empty field) are not rows.
-                if text.record.len() == 1 && text.record.get(0).is_some_and(|f| f.is_empty()) {
+                text.records += 1;
+                // Rows with nothing in them (a blank line, or only delimiters, as a
+                // spreadsheet exports its empty rows) are not rows, as in a spreadsheet.
+                if text.record.iter().all(<[u8]>::is_empty) {
                     continue;
                 }
                 self.row += 1;
                 let seen = text.record.position().map(|p| p.line()).unwrap_or(0);
                 let (line, too_long) = text.take_cut(seen);
-                return Some(match text.decode_record(self.row, line) {
+                let shown = 1 + text.records;
+                return Some(match text.decode_record(shown, line) {
                     Ok(fields) => Ok(Record {
                         row: self.row,
                         line,
+                        shown,
+                        errors: cells::exported_errors(&fields),
+                        dates: Vec::new(),
                         fields,
                         too_long,
                     }),
@@ -1106,6 +1403,35 @@ mod tests {
         assert_eq!(rows[0].fields[1], "Hola, \"Ana\"\nadiós");
         assert_eq!((rows[0].row, rows[0].line), (1, 2));
         assert_eq!((rows[1].row, rows[1].line), (2, 4));
+    }
+
+    #[test]
+    fn rows_are_numbered_as_a_spreadsheet_shows_them() {
+        // The header is row 1 (Excel hides the `sep=` line); a record is one row
+        // whatever line breaks its fields hold; a row of only delimiters (how a
+        // spreadsheet exports an empty row) is skipped but keeps its row number.
+        for end in ["\n", "\r\n"] {
+            let text = format!("sep=,{end}a,b{end}1,x{end},{end}2,\"y\nz\"{end}3,w{end}");
+            let (_, rows) = rows(text.as_bytes()).unwrap();
+            let at: Vec<(u64, u64)> = rows
+                .into_iter()
+                .map(Result::unwrap)
+                .map(|r| (r.row, r.shown))
+                .collect();
+            assert_eq!(at, [(1, 2), (2, 4), (3, 5)], "ending {end:?}");
+        }
+    }
+
+    #[test]
+    fn ods_times_read_as_clock_times() {
+        assert_eq!(iso_duration_text("PT09H00M00S").as_deref(), Some("09:00"));
+        assert_eq!(
+            iso_duration_text("PT15H30M05.4S").as_deref(),
+            Some("15:30:05")
+        );
+        assert_eq!(iso_duration_text("P1DT1H"), None);
+        assert_eq!(iso_duration_text("PT1H2M").as_deref(), None);
+        assert_eq!(iso_duration_text("PTxH00M00S"), None);
     }
 
     #[test]
@@ -1183,8 +1509,9 @@ mod tests {
         let (_, rows) = rows_of(&text);
         let n = rows.len();
         let err = rows[n - 1].as_ref().unwrap_err().to_string();
+        // Named by the row a spreadsheet shows (the header is row 1).
         assert!(
-            err.contains(&format!("row {n}"))
+            err.contains(&format!("row {}", n + 1))
                 && err.contains("column 2")
                 && err.contains("mixes encodings"),
             "{err}"
@@ -1259,9 +1586,9 @@ mod tests {
             let legacy_row = if text.windows(2).position(|w| w == b"\xe9 ")
                 < text.windows(2).position(|w| w == b"\xc3\xb1")
             {
-                1
-            } else {
                 2
+            } else {
+                3
             };
             assert!(
                 err.contains(&format!("row {legacy_row}, column 2"))
@@ -1514,18 +1841,25 @@ mod tests {
                 Record {
                     row: 1,
                     line: 3,
+                    shown: 3,
                     fields: vec![
                         "Señora Núñez".into(),
                         "573001234567".into(),
                         "información".into()
                     ],
                     too_long: false,
+                    errors: Vec::new(),
+                    dates: Vec::new(),
                 },
                 Record {
                     row: 2,
                     line: 5,
-                    fields: vec!["José".into(), "3001234567".into(), "12.5".into()],
+                    shown: 5,
+                    // Numbers as shown in Colombia (the default `[input] locale`).
+                    fields: vec!["José".into(), "3001234567".into(), "12,5".into()],
                     too_long: false,
+                    errors: Vec::new(),
+                    dates: Vec::new(),
                 },
             ]
         );

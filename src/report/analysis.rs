@@ -368,6 +368,44 @@ fn next_step(
     })
 }
 
+impl Report {
+    /// The row numbers the report names (the first few of each group), as the results
+    /// file numbers them.
+    pub(crate) fn named_rows(&self) -> std::collections::BTreeSet<u64> {
+        let groups = self
+            .failures
+            .iter()
+            .chain(&self.not_sent)
+            .chain(&self.suppressed);
+        groups
+            .flat_map(|g| g.rows.iter().copied())
+            .chain(
+                self.cannot_retry
+                    .iter()
+                    .flat_map(|f| f.rows.iter().copied()),
+            )
+            .collect()
+    }
+
+    /// Names the rows by `shown` (the spreadsheet's numbers), for people; the JSON
+    /// keeps the results file's.
+    pub(crate) fn show_rows(&mut self, shown: impl Fn(u64) -> u64) {
+        let groups = self
+            .failures
+            .iter_mut()
+            .chain(&mut self.not_sent)
+            .chain(&mut self.suppressed);
+        for rows in groups
+            .map(|g| &mut g.rows)
+            .chain(self.cannot_retry.iter_mut().map(|f| &mut f.rows))
+        {
+            for row in rows.iter_mut() {
+                *row = shown(*row);
+            }
+        }
+    }
+}
+
 /// The first row numbers of a group of `count` rows: `3, 8, 12, ...`.
 fn row_list(rows: &[u64], count: u64) -> String {
     let mut text = rows

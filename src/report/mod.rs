@@ -352,7 +352,7 @@ impl SummaryJson<'_> {
 pub(crate) fn preview(job: &Job, filled: Option<&str>) -> String {
     let (mut head, text) = match &job.message {
         Message::Free { text } => (
-            tr!("preview-row", row = job.row, telephone = job.telephone),
+            tr!("preview-row", row = job.shown, telephone = job.telephone),
             Some(text.as_str()),
         ),
         Message::Template {
@@ -363,7 +363,7 @@ pub(crate) fn preview(job: &Job, filled: Option<&str>) -> String {
         } => {
             let mut head = tr!(
                 "preview-template",
-                row = job.row,
+                row = job.shown,
                 telephone = job.telephone,
                 name = name,
                 vars = format!("{vars:?}")
@@ -485,6 +485,7 @@ mod tests {
     fn previews_show_the_telephone_and_the_text_or_the_template() {
         let mut job = Job {
             row: 3,
+            shown: 3,
             telephone: "573001234567".into(),
             connector_id: "1".into(),
             message: Message::Template {

@@ -31,13 +31,60 @@ pub enum WorkbookError {
     },
 }
 
-/// One row of the list as read: its data row number, where it starts in the file
-/// (the sheet row for spreadsheets) and its cells.
+/// One row of the list as read: its data row number (the results file's `row`), the
+/// row number the spreadsheet shows for it, and its cells.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceRow {
     pub(crate) row: u64,
-    pub(crate) line: u64,
+    pub(crate) shown: u64,
     pub(crate) fields: Vec<String>,
+    /// The date and time cells of a spreadsheet, by column: serial value and format
+    /// code (`input::Record::dates`).
+    pub(crate) dates: Vec<(usize, f64, String)>,
+}
+
+/// The row numbers a spreadsheet shows for the data rows read so far, in little
+/// memory: they differ from the data rows by an offset (the header and the rows above
+/// it) that changes only past a blank row, so only the changes are kept.
+#[derive(Debug, Default)]
+struct RowNumbers {
+    /// (first data row, offset) of each stretch, in order.
+    stretches: Vec<(u64, u64)>,
+}
+
+impl RowNumbers {
+    fn push(&mut self, row: u64, shown: u64) {
+        let offset = shown.saturating_sub(row);
+        if self.stretches.last().is_none_or(|&(_, o)| o != offset) {
+            self.stretches.push((row, offset));
+        }
+    }
+
+    /// The row number shown for data row `row` (a row read already), if any row was.
+    fn shown(&self, row: u64) -> Option<u64> {
+        let i = self.stretches.partition_point(|&(first, _)| first <= row);
+        let (_, offset) = self.stretches.get(i.checked_sub(1)?)?;
+        Some(row + offset)
+    }
+}
+
+/// A cell's line breaks as a spreadsheet's (`\n`): a carriage return would be written as
+/// `_x000D_`, which Excel and LibreOffice show as those characters.
+fn line_breaks(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.contains('\r') {
+        std::borrow::Cow::Owned(cell.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+/// A duplicate's recorded reason (`same telephone and message as row N`, N the results
+/// file's row) with the row number the spreadsheet shows for N, in the reader's language.
+fn duplicate_reason(msg: &str, numbers: &RowNumbers) -> Option<String> {
+    let pattern = crate::tr_en!("msg-duplicate", row = 0);
+    let prefix = pattern.strip_suffix('0')?;
+    let of_row: u64 = msg.strip_prefix(prefix)?.parse().ok()?;
+    Some(crate::tr!("msg-duplicate", row = numbers.shown(of_row)?))
 }
 
 /// What the workbook shows, besides the list's rows (see `write`).
@@ -162,7 +209,11 @@ pub(crate) fn write_table<'a>(
     for (r, cells) in all.enumerate() {
         for (c, cell) in cells.iter().enumerate() {
             sheet
-                .write_string(u32::try_from(r).unwrap_or(u32::MAX), col_num(c), cell)
+                .write_string(
+                    u32::try_from(r).unwrap_or(u32::MAX),
+                    col_num(c),
+                    line_breaks(cell).as_ref(),
+                )
                 .map_err(|e| error(e.to_string()))?;
         }
     }
@@ -183,10 +234,19 @@ fn added() -> [String; 5] {
 /// A row's outcome in words, in the reader's language: the Reason column, also in
 /// `report --rows-to-fix`.
 pub(crate) fn reason(o: &Outcome) -> String {
+    reason_with(o, None)
+}
+
+/// `reason`, with "same as row N" in the sheet's row numbers when they are known.
+fn reason_with(o: &Outcome, numbers: Option<&RowNumbers>) -> String {
     let mut reason = [o.error.as_str(), o.msg.as_str()]
         .iter()
         .filter(|p| !p.is_empty())
-        .map(|p| crate::i18n::shown(p))
+        .map(|p| {
+            numbers
+                .and_then(|n| duplicate_reason(p, n))
+                .unwrap_or_else(|| crate::i18n::shown(p))
+        })
         .collect::<Vec<_>>()
         .join(": ");
     // A refusal that sending again cannot change: say what would.
@@ -227,21 +287,33 @@ fn rows_sheet(
         .map(|&s| (s, Format::new().set_background_color(colour(s))))
         .collect();
     let mut last_row = 0;
+    let mut numbers = RowNumbers::default();
+    // The date formats a list's cells use, made once each (a sheet uses few).
+    let mut cell_formats: HashMap<String, Format> = HashMap::new();
     for (i, source) in rows.enumerate() {
         let source = source.map_err(SheetError::Row)?;
+        numbers.push(source.row, source.shown);
         let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
         last_row = r;
         for (col, cell) in source.fields.iter().take(c.header.len()).enumerate() {
+            if let Some((_, value, code)) = source.dates.iter().find(|d| d.0 == col) {
+                let format = cell_formats
+                    .entry(code.clone())
+                    .or_insert_with(|| Format::new().set_num_format(code));
+                sheet.write_number_with_format(r, col_num(col), *value, format)?;
+                widen(&mut widths, col, cell);
+                continue;
+            }
             match c.spreadsheet.then(|| date_cell(cell)).flatten() {
                 Some((at, format)) => {
                     sheet.write_datetime_with_format(r, col_num(col), &at, &date_formats[format])?
                 }
-                None => sheet.write_string(r, col_num(col), cell)?,
+                None => sheet.write_string(r, col_num(col), line_breaks(cell).as_ref())?,
             };
             widen(&mut widths, col, cell);
         }
         if c.spreadsheet {
-            sheet.write_number(r, col_num(c.header.len()), source.line as f64)?;
+            sheet.write_number(r, col_num(c.header.len()), source.shown as f64)?;
         }
         let Some(o) = c.outcomes.get(&source.row) else {
             sheet.write_string(r, col_num(first_added), crate::tr!("workbook-no-result"))?;
@@ -255,7 +327,7 @@ fn rows_sheet(
             None => sheet.write_string(r, col_num(first_added), label)?,
         };
         widen(&mut widths, first_added, label);
-        let reason = reason(o);
+        let reason = reason_with(o, Some(&numbers));
         sheet.write_string(r, col_num(first_added + 1), &reason)?;
         widen(&mut widths, first_added + 1, &reason);
         sheet.write_string(r, col_num(first_added + 2), &o.code)?;
@@ -451,5 +523,25 @@ mod tests {
         ] {
             assert_eq!(kind(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn row_numbers_keep_only_where_the_offset_changes() {
+        let mut numbers = RowNumbers::default();
+        assert_eq!(numbers.shown(1), None);
+        // Header on row 1; a blank sheet row 4; a second blank run of two rows.
+        for (row, shown) in [(1, 2), (2, 3), (3, 5), (4, 6), (5, 9)] {
+            numbers.push(row, shown);
+        }
+        assert_eq!(numbers.stretches.len(), 3);
+        let shown: Vec<Option<u64>> = (1..=5).map(|r| numbers.shown(r)).collect();
+        assert_eq!(shown, [Some(2), Some(3), Some(5), Some(6), Some(9)]);
+        assert_eq!(numbers.shown(0), None);
+    }
+
+    #[test]
+    fn carriage_returns_become_line_breaks() {
+        assert_eq!(line_breaks("a\r\nb\rc\nd"), "a\nb\nc\nd");
+        assert!(matches!(line_breaks("a\nb"), std::borrow::Cow::Borrowed(_)));
     }
 }

@@ -904,6 +904,7 @@ mod tests {
     fn request_bodies_are_all_strings() {
         let job = Job {
             row: 1,
+            shown: 2,
             telephone: "573001234567".into(),
             connector_id: "1".into(),
             message: Message::Free {
@@ -923,6 +924,7 @@ mod tests {
     fn template_bodies_carry_every_template_field_as_strings() {
         let job = Job {
             row: 1,
+            shown: 2,
             telephone: "573001234567".into(),
             connector_id: "7".into(),
             message: Message::Template {

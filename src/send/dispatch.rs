@@ -406,7 +406,7 @@ impl Shared {
 enum Flow {
     Next,
     /// The token cannot be used: the row goes back for another token.
-    Requeue(Job),
+    Requeue(Box<Job>),
     Stop,
 }
 
@@ -518,7 +518,7 @@ async fn worker(shared: Arc<Shared>, index: usize) {
             Flow::Next => {}
             Flow::Requeue(job) => {
                 put_back(&mut next);
-                shared.push_front(job);
+                shared.push_front(*job);
                 return;
             }
             Flow::Stop => {
@@ -652,7 +652,7 @@ async fn send_row(
             continue;
         }
         if ts.retired().is_some() {
-            return Flow::Requeue(job);
+            return Flow::Requeue(Box::new(job));
         }
         // The intent is made durable before the limiter's wait, not after it: its sync
         // then overlaps the wait, and a slow sync cannot bunch requests up at the server
@@ -700,11 +700,11 @@ async fn send_row(
             } => {
                 ts.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    row = job.row,
+                    row = job.shown,
                     "{}",
                     tr!(
                         "dispatch-timeout",
-                        row = job.row,
+                        row = job.shown,
                         timeout = crate::text::human_duration(shared.client.timeout())
                     )
                 );
@@ -732,11 +732,11 @@ async fn send_row(
             Answer::Unknown(reply) => {
                 ts.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    row = job.row,
+                    row = job.shown,
                     "{}",
                     tr!(
                         "dispatch-maybe-delivered",
-                        row = job.row,
+                        row = job.shown,
                         error = reply.error,
                         msg = reply.msg
                     )
@@ -765,7 +765,7 @@ async fn send_row(
                     );
                     *retired = Some(problem);
                 }
-                return Flow::Requeue(job);
+                return Flow::Requeue(Box::new(job));
             }
             Answer::ApiNotFound(reply) => {
                 shared.stop_with(StopReason::ApiNotFound {
@@ -795,7 +795,7 @@ async fn send_row(
                 }
                 let wait = backoff(&shared.retry, attempts, retry_after);
                 tracing::debug!(
-                    row = job.row,
+                    row = job.shown,
                     attempt = attempts,
                     ?wait,
                     "retrying: {} {}",
@@ -881,11 +881,11 @@ async fn hold_slot(
             () = tokio::time::sleep_until(until) => {
                 request.abort();
                 tracing::warn!(
-                    row = job.row,
+                    row = job.shown,
                     "{}",
                     tr!(
                         "dispatch-abandoned",
-                        row = job.row,
+                        row = job.shown,
                         limit = crate::text::human_duration(API_CALL_LIMIT)
                     )
                 );
@@ -906,11 +906,11 @@ async fn hold_slot(
         .trim_start()
         .to_owned();
     tracing::info!(
-        row = job.row,
+        row = job.shown,
         "{}",
         tr!(
             "dispatch-late-answer",
-            row = job.row,
+            row = job.shown,
             status = status.as_str()
         )
     );

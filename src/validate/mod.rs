@@ -79,6 +79,8 @@ const VAR_SEPARATOR: char = ';';
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub(crate) row: u64,
+    /// The row number the spreadsheet shows (`Record::shown`), for people.
+    pub(crate) shown: u64,
     /// Digits only, with the country code.
     pub(crate) telephone: String,
     pub(crate) connector_id: String,
@@ -114,19 +116,25 @@ pub enum Verdict {
     Valid(Job),
     Invalid {
         row: u64,
+        /// The row number the spreadsheet shows.
+        shown: u64,
         /// The telephone normalized if it was valid, else as written.
         telephone: String,
         problems: Vec<Problem>,
     },
     Duplicate {
         row: u64,
+        shown: u64,
         telephone: String,
         /// The earlier row with the same telephone and message.
         of_row: u64,
+        /// The row number the spreadsheet shows for `of_row`.
+        of_shown: u64,
     },
     /// A valid row whose number is on an opt-out list: never sent, not even on resume.
     Suppressed {
         row: u64,
+        shown: u64,
         telephone: String,
         /// The content key, so the outcome is journaled and a resumed run keeps it.
         key: String,
@@ -141,6 +149,7 @@ impl Job {
     pub(crate) fn for_test(row: u64, key: &str) -> Job {
         Job {
             row,
+            shown: row + 1,
             telephone: format!("57300123456{row}"),
             connector_id: "1".into(),
             message: Message::Free {
@@ -159,6 +168,16 @@ impl Verdict {
             Verdict::Invalid { row, .. }
             | Verdict::Duplicate { row, .. }
             | Verdict::Suppressed { row, .. } => *row,
+        }
+    }
+
+    /// The row number the spreadsheet shows, for people.
+    pub fn shown(&self) -> u64 {
+        match self {
+            Verdict::Valid(job) => job.shown,
+            Verdict::Invalid { shown, .. }
+            | Verdict::Duplicate { shown, .. }
+            | Verdict::Suppressed { shown, .. } => *shown,
         }
     }
 }
@@ -214,6 +233,9 @@ pub struct Validator {
     default_country: Option<crate::validate::phone::Country>,
     template: Option<MessageTemplate>,
     summary: String,
+    /// The columns a row's message and delivery are made from (position, header name):
+    /// an error cell in one of them makes the row invalid.
+    uses: Vec<(usize, String)>,
     /// What a row's verdict depends on besides the row itself.
     state: Settle,
 }
@@ -236,6 +258,7 @@ struct Settle {
 enum Judged {
     Fine {
         row: u64,
+        shown: u64,
         telephone: String,
         connector_id: String,
         message: Message,
@@ -252,10 +275,11 @@ impl Settle {
         match judged {
             Judged::Fine {
                 row,
+                shown,
                 telephone,
                 connector_id,
                 message,
-            } => self.accept(row, telephone, connector_id, message),
+            } => self.accept((row, shown), telephone, connector_id, message),
             Judged::Invalid(verdict) => verdict,
         }
     }
@@ -263,7 +287,7 @@ impl Settle {
     /// A row with no problem: suppressed, a duplicate, or a job to send.
     fn accept(
         &mut self,
-        row: u64,
+        (row, shown): (u64, u64),
         telephone: String,
         connector_id: String,
         message: Message,
@@ -278,6 +302,7 @@ impl Settle {
         {
             return Verdict::Suppressed {
                 row,
+                shown,
                 list: list.to_owned(),
                 telephone,
                 key,
@@ -287,26 +312,34 @@ impl Settle {
             Entry::Occupied(mut copies) if self.allow_duplicates => {
                 // Each copy keeps a key of its own, so --resume tells them apart;
                 // the first copy's key is the plain one.
-                *copies.get_mut() = copies.get().saturating_add(1);
-                key = format!("{key}#{}", copies.get());
-                legacy_key = legacy_key.map(|k| format!("{k}#{}", copies.get()));
+                copies.get_mut().0 = copies.get().0.saturating_add(1);
+                key = format!("{key}#{}", copies.get().0);
+                legacy_key = legacy_key.map(|k| format!("{k}#{}", copies.get().0));
             }
             Entry::Occupied(first) => {
+                let (of_row, of_shown) = *first.get();
                 return Verdict::Duplicate {
                     row,
+                    shown,
                     telephone,
-                    of_row: u64::from(*first.get()),
+                    of_row: u64::from(of_row),
+                    of_shown: u64::from(of_shown),
                 };
             }
             Entry::Vacant(slot) => {
                 // Four billion rows is far beyond any list that can be read in a
                 // day; past it, a duplicate would name row 4294967295 as the first.
-                let first_row = u32::try_from(row).unwrap_or(u32::MAX);
-                slot.insert(if self.allow_duplicates { 0 } else { first_row });
+                let first = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+                slot.insert(if self.allow_duplicates {
+                    (0, 0)
+                } else {
+                    (first(row), first(shown))
+                });
             }
         }
         Verdict::Valid(Job {
             row,
+            shown,
             telephone,
             connector_id,
             message,
@@ -321,15 +354,19 @@ impl Settle {
 ///
 /// Each entry is 13 bytes of the content digest (the first picks one of 256 tables, 12
 /// are stored; 104 bits, so two different rows colliding is about as likely as 1 in
-/// 10^19 even in a million rows) and one `u32`: the first row, or with
-/// `allow_duplicates` (which never reports a first row) the number of copies so far.
-/// 16 bytes an entry, where a `String` key took about 80 and a full digest with a
-/// 64-bit row and count 32. Splitting into 256 tables also means a table that grows
+/// 10^19 even in a million rows) and two `u32`: the first row and the row number the
+/// spreadsheet shows for it, or with `allow_duplicates` (which never reports a first
+/// row) the number of copies so far and 0. 20 bytes an entry, where a `String` key
+/// took about 80 and a full digest with a 64-bit row and count 32. Splitting into 256 tables also means a table that grows
 /// (hashbrown doubles by reallocating) copies 1/256 of the entries, never all at once.
 #[derive(Debug)]
 struct SeenSet {
-    tables: Box<[HashMap<[u8; 12], u32>; 256]>,
+    tables: Box<[HashMap<[u8; 12], FirstRow>; 256]>,
 }
+
+/// A content's first row and the row number the spreadsheet shows for it (or, with
+/// `allow_duplicates`, the number of copies so far and 0).
+type FirstRow = (u32, u32);
 
 impl SeenSet {
     fn new() -> Self {
@@ -338,7 +375,7 @@ impl SeenSet {
         }
     }
 
-    fn entry(&mut self, digest: &[u8; 16]) -> Entry<'_, [u8; 12], u32> {
+    fn entry(&mut self, digest: &[u8; 16]) -> Entry<'_, [u8; 12], FirstRow> {
         let [shard, rest @ ..] = digest;
         let mut key = [0u8; 12];
         key.copy_from_slice(&rest[..12]);
@@ -537,7 +574,9 @@ impl Validator {
             connector_id,
             settings,
         );
+        let uses = used_columns(header, telephone, connector_id, &kind, template.as_ref());
         Ok(Self {
+            uses,
             positions: Positions {
                 telephone,
                 kind,
@@ -673,6 +712,7 @@ impl Validator {
             (Some(telephone), Some(connector_id), Some(message)) if problems.is_empty() => {
                 Judged::Fine {
                     row: record.row,
+                    shown: record.shown,
                     telephone,
                     connector_id,
                     message,
@@ -689,6 +729,7 @@ impl Validator {
                 let raw_phone = record.fields.get(self.positions.telephone);
                 Judged::Invalid(Verdict::Invalid {
                     row: record.row,
+                    shown: record.shown,
                     // The normalized number when it was fine, so the row can be found by it.
                     telephone: telephone
                         .unwrap_or_else(|| excerpt(raw_phone.map(String::as_str).unwrap_or(""))),
@@ -713,6 +754,11 @@ impl Validator {
         let field = |i: usize| record.fields.get(i).map(String::as_str).unwrap_or("");
         let raw_phone = field(p.telephone);
         let mut problems: Vec<Problem> = shape_problem(record, p.width).into_iter().collect();
+        for (column, error) in &record.errors {
+            if let Some((_, name)) = self.uses.iter().find(|(c, _)| c == column) {
+                problems.push(Problem::new(name, tr!("row-cell-error", error = error)));
+            }
+        }
         let telephone = match phone::normalize(raw_phone, self.default_country) {
             Ok(t) => Some(t),
             Err(reason) => {
@@ -882,6 +928,37 @@ fn shape_problem(record: &Record, width: usize) -> Option<Problem> {
         return None;
     };
     Some(Problem::new("(row)", reason))
+}
+
+/// The columns a row uses, with their header names, in header order.
+fn used_columns(
+    header: &[String],
+    telephone: usize,
+    connector_id: Option<usize>,
+    kind: &Kind,
+    template: Option<&MessageTemplate>,
+) -> Vec<(usize, String)> {
+    let mut used = vec![telephone];
+    used.extend(connector_id);
+    match kind {
+        Kind::Free { message } => used.push(*message),
+        Kind::Rendered => used.extend(template.into_iter().flat_map(|t| t.positions())),
+        Kind::Template(columns) => {
+            used.extend(columns.name);
+            used.extend(columns.customer_id);
+            used.extend(columns.url_attach);
+            match &columns.vars {
+                Vars::Named(named) => used.extend(named.iter().map(|(_, i)| *i)),
+                Vars::Joined(i) => used.push(*i),
+                Vars::None => {}
+            }
+        }
+    }
+    used.sort_unstable();
+    used.dedup();
+    used.into_iter()
+        .filter_map(|i| header.get(i).map(|name| (i, name.clone())))
+        .collect()
 }
 
 /// A row's cell when the column exists and the cell is not blank, else the configured default.
@@ -1134,8 +1211,11 @@ mod tests {
 
     fn record(row: u64, fields: &[&str]) -> Record {
         Record {
+            errors: Vec::new(),
+            dates: Vec::new(),
             row,
             line: row + 1,
+            shown: row + 1,
             fields: fields.iter().map(|s| s.to_string()).collect(),
             too_long: false,
         }
@@ -1426,8 +1506,10 @@ mod tests {
             v.check(&record(5, &["57 300 123 4567", "Hola ñandú 👋", "9"])),
             Verdict::Duplicate {
                 row: 5,
+                shown: 6,
                 telephone: "573001234567".into(),
-                of_row: 1
+                of_row: 1,
+                of_shown: 2,
             }
         );
     }
@@ -1777,8 +1859,10 @@ mod tests {
             v.check(&record(5_001, &["573000001234", "hola"])),
             Verdict::Duplicate {
                 row: 5_001,
+                shown: 5_002,
                 telephone: "573000001234".into(),
-                of_row: 1_235
+                of_row: 1_235,
+                of_shown: 1_236,
             }
         );
         // Same number, other text: not a duplicate.

@@ -75,15 +75,27 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Country>) -> Result<S
     if looks_scientific(t) {
         return Err(tr!("phone-scientific", shown = shown()));
     }
-    let (plus, rest) = match t.strip_prefix('+') {
-        Some(rest) => (true, rest),
-        None => (false, t),
+    if two_numbers(t) {
+        return Err(tr!("phone-two-numbers", shown = shown()));
+    }
+    // `tel:` links, as pasted from web pages.
+    let t = match t.get(..4) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => t[4..].trim_start(),
+        _ => t,
     };
-    let mut digits = String::with_capacity(rest.len());
-    for c in rest.chars() {
+    let mut plus = false;
+    let mut digits = String::with_capacity(t.len());
+    for c in t.chars() {
         match c {
             '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' | '/' => {}
+            '\u{ff10}'..='\u{ff19}' => {
+                // Full-width digits, as typed on Asian keyboards and some phones.
+                digits.push(char::from(b'0' + (u32::from(c) - 0xff10) as u8));
+            }
+            // `+`, `++` or `(+57)` before the first digit.
+            '+' | '\u{ff0b}' if digits.is_empty() => plus = true,
+            '(' | ')' | '[' | ']' | '\u{ff08}' | '\u{ff09}' | '.' | '/' => {}
+            c if is_dash(c) || c.is_whitespace() || is_invisible(c) => {}
             _ => {
                 return Err(tr!("phone-bad-characters", shown = shown()));
             }
@@ -105,6 +117,12 @@ pub(crate) fn normalize(raw: &str, default_country: Option<Country>) -> Result<S
         ));
     }
 
+    if let Some(hint) = old_mexican_form(&digits, international, default_country, &shown) {
+        // libphonenumber refuses these too; say which digits to drop.
+        if parse_checked(default_country, &digits).is_err() {
+            return Err(hint);
+        }
+    }
     let as_international = || parse_checked(None, &format!("+{digits}"));
     let result = match default_country {
         _ if international => as_international(),
@@ -216,6 +234,81 @@ fn kind_name(kind: Type) -> String {
 fn digits_of(number: &PhoneNumber) -> String {
     let e164 = number.format_as(PhoneNumberFormat::E164);
     e164.trim_start_matches('+').to_owned()
+}
+
+/// Zero-width characters and direction marks, invisible in a cell but pasted with a
+/// number from web pages and WhatsApp.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{ad}'
+    )
+}
+
+/// Dashes and hyphens of every kind (a word processor turns `-` into `–`).
+fn is_dash(c: char) -> bool {
+    matches!(
+        c,
+        '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{fe58}' | '\u{fe63}' | '\u{ff0d}'
+    )
+}
+
+/// Digits in `text`, ASCII or full-width.
+fn count_digits(text: &str) -> usize {
+    text.chars()
+        .filter(|c| c.is_ascii_digit() || ('\u{ff10}'..='\u{ff19}').contains(c))
+        .count()
+}
+
+/// A cell holding two numbers: parts split by `/ , ; |` or a line break with at least
+/// 7 digits each, or more digits than a number can have in words separated by spaces
+/// (`3051891679 3121942360`, `... y ...`) that split into two numbers' worth.
+fn two_numbers(text: &str) -> bool {
+    const NUMBER: std::ops::RangeInclusive<usize> = 7..=MAX_DIGITS;
+    let parts = text
+        .split(['/', ',', ';', '|', '\n'])
+        .filter(|p| count_digits(p) >= *NUMBER.start())
+        .count();
+    if parts >= 2 {
+        return true;
+    }
+    let total = count_digits(text);
+    if total <= MAX_DIGITS {
+        return false;
+    }
+    let mut before = 0;
+    text.split_whitespace().any(|word| {
+        before += count_digits(word);
+        NUMBER.contains(&before) && NUMBER.contains(&(total - before))
+    })
+}
+
+/// The reason to give for an old Mexican form (`+52 1` before a mobile, `044`/`045`
+/// before 10 digits), which no longer reaches anyone since 2019.
+fn old_mexican_form(
+    digits: &str,
+    international: bool,
+    default_country: Option<Country>,
+    shown: &impl Fn() -> String,
+) -> Option<String> {
+    let mexico = parse_country("MX");
+    if international && digits.len() == 13 && digits.starts_with("521") {
+        return Some(tr!("phone-mexico-one", shown = shown()));
+    }
+    if !international && digits.len() == 11 && digits.starts_with('1') && default_country == mexico
+    {
+        return Some(tr!("phone-mexico-one", shown = shown()));
+    }
+    if !international && digits.len() == 13 {
+        let prefix = digits.get(..3).filter(|p| *p == "044" || *p == "045")?;
+        return Some(tr!("phone-mexico-prefix", shown = shown(), prefix = prefix));
+    }
+    None
 }
 
 /// `5.73E+11`, `5,73E+11`, `5.73e11`: what Excel shows for a long number in a General cell.
@@ -374,6 +467,94 @@ mod tests {
         }
     }
 
+    /// Ways of writing a number that people paste from web pages, WhatsApp and phones,
+    /// with the verdicts of Google's libphonenumber (its Python port, `phonenumbers`
+    /// 9.0.43, `parse` + `is_valid_number`, no default region unless given). One
+    /// deliberate difference: a thin space (U+2009) between groups is accepted here,
+    /// where libphonenumber refuses it; every Unicode space is a space.
+    #[test]
+    fn pasted_forms_agree_with_google_s_libphonenumber() {
+        for (raw, country, want) in [
+            ("(+57) 300 123 4567", None, Some("573001234567")),
+            ("(+34) 612 345 678", None, Some("34612345678")),
+            ("(+52) 55 4123 8790", None, Some("525541238790")),
+            ("(+1) 212 555 0123", None, Some("12125550123")),
+            ("+57 300\u{2013}123\u{2013}4567", None, Some("573001234567")),
+            ("+57 300\u{2011}123\u{2011}4567", None, Some("573001234567")),
+            ("+57\u{200b}300 123 4567", None, Some("573001234567")),
+            (
+                "\u{202d}+57 300 123 4567\u{202c}",
+                None,
+                Some("573001234567"),
+            ),
+            ("\u{200e}+57 300 123 4567", None, Some("573001234567")),
+            (
+                "\u{ff0b}\u{ff15}\u{ff17}\u{ff13}\u{ff10}\u{ff10}\u{ff11}\u{ff12}\u{ff13}\u{ff14}\u{ff15}\u{ff16}\u{ff17}",
+                None,
+                Some("573001234567"),
+            ),
+            ("tel:+573001234567", None, Some("573001234567")),
+            ("TEL:+57 300 123 4567", None, Some("573001234567")),
+            ("++57 300 123 4567", None, Some("573001234567")),
+            ("+57\u{3000}300 123 4567", None, Some("573001234567")),
+            ("+57\u{a0}300\u{202f}123 4567", None, Some("573001234567")),
+            (
+                "+57\u{2009}300\u{2009}123\u{2009}4567",
+                None,
+                Some("573001234567"),
+            ),
+            ("(+57) 300 123 4567", co(), Some("573001234567")),
+            // Old Mexican forms: libphonenumber refuses them too.
+            ("+52 1 55 1234 5678", None, None),
+            ("044 55 1234 5678", parse_country("MX"), None),
+            ("045 55 1234 5678", parse_country("MX"), None),
+            ("1 55 1234 5678", parse_country("MX"), None),
+        ] {
+            assert_eq!(
+                normalize(raw, country).ok().as_deref(),
+                want,
+                "{raw:?} {country:?}: {:?}",
+                normalize(raw, country)
+            );
+        }
+    }
+
+    #[test]
+    fn two_numbers_in_one_cell_are_named_as_such() {
+        for raw in [
+            "3051891679 / 3121942360",
+            "3051891679/3121942360",
+            "3051891679 - 3121942360",
+            "3051891679, 3121942360",
+            "3051891679 y 3121942360",
+            "+57 305 189 1679; +57 312 194 2360",
+            "3051891679 3121942360",
+        ] {
+            let err = normalize(raw, co()).unwrap_err();
+            assert!(err.contains("two numbers in one cell"), "{raw}: {err}");
+        }
+        // Separators inside one number are not a second number.
+        assert_eq!(
+            normalize("300/123 4567", co()).as_deref(),
+            Ok("573001234567")
+        );
+    }
+
+    #[test]
+    fn old_mexican_forms_say_which_digits_to_drop() {
+        let err = normalize("+52 1 55 1234 5678", None).unwrap_err();
+        assert!(err.contains("drop the 1 after +52"), "{err}");
+        let err = normalize("1 55 1234 5678", parse_country("MX")).unwrap_err();
+        assert!(err.contains("drop the 1 after +52"), "{err}");
+        for prefix in ["044", "045"] {
+            let err =
+                normalize(&format!("{prefix} 55 1234 5678"), parse_country("MX")).unwrap_err();
+            assert!(err.contains(&format!("drop the {prefix}")), "{err}");
+            let err = normalize(&format!("{prefix} 55 1234 5678"), None).unwrap_err();
+            assert!(err.contains(&format!("drop the {prefix}")), "{err}");
+        }
+    }
+
     #[test]
     fn country_codes_are_checked() {
         assert!(parse_country("CO").is_some());
@@ -389,7 +570,10 @@ mod tests {
     proptest::proptest! {
         /// Nothing a spreadsheet cell can hold makes the parser panic.
         #[test]
-        fn never_panics(raw in "[+0-9 ().\\-a-zA-Z]{0,24}", national in proptest::bool::ANY) {
+        fn never_panics(
+            raw in "(tel:)?[+0-9 ().\\-a-zA-Z/,;|\u{ff10}-\u{ff19}\u{ff0b}\u{200b}\u{202d}\u{2013}\u{3000}]{0,30}",
+            national in proptest::bool::ANY,
+        ) {
             let _ = normalize(&raw, if national { co() } else { None });
         }
     }

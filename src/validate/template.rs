@@ -162,6 +162,11 @@ impl MessageTemplate {
     }
 
     /// Header names of the columns the template uses, in variable order.
+    /// The positions of the columns the template uses.
+    pub(crate) fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.used.iter().map(|u| u.column)
+    }
+
     pub(crate) fn columns(&self) -> impl Iterator<Item = &str> {
         self.used.iter().map(|u| u.header.as_str())
     }

@@ -174,7 +174,7 @@ fn suppressed_rows_alone_do_not_fail_a_run_and_show_in_validate_and_dry_run() {
     out.expect_code(0);
     assert!(
         out.stdout
-            .contains("row 3: 573001230002 is on the opt-out list"),
+            .contains("row 4: 573001230002 is on the opt-out list"),
         "{}",
         out.stdout
     );
@@ -461,16 +461,17 @@ fn report_groups_the_failures_of_a_faulty_run() {
     assert!(first < second, "most common first:\n{text}");
     assert!(
         text.contains(
-            "3  code 400  BAD REQUEST: SOME PARAMETERS ARE REQUIRED  [failed; rows 2, 6, 10]"
+            "3  code 400  BAD REQUEST: SOME PARAMETERS ARE REQUIRED  [failed; rows 3, 7, 11]"
         ),
         "{text}"
     );
     assert!(
-        text.contains("2  code 470  CONVERSATION: Conversation window closed  [failed; rows 3, 7]"),
+        text.contains("2  code 470  CONVERSATION: Conversation window closed  [failed; rows 4, 8]"),
         "{text}"
     );
     assert!(text.contains("--resume --retry-failed\n"), "{text}");
 
+    // The text names rows as the spreadsheet does; the JSON as the results file does.
     let json = report_json(&results);
     assert_eq!(json["counts"]["sent"], 7);
     assert_eq!(json["counts"]["failed"], 5);

@@ -327,7 +327,7 @@ fn ragged_rows_and_stray_quotes_are_invalid_rows() {
         b"telephone,message,connector_id\n573001234567\n593991234567,Hola,1,extra,extra\n\"34612345678,\"Hola\" said\",1\n525512345678,\"never closed\n",
     );
     v.expect_code(1);
-    assert!(v.stdout.contains("row 1"), "{}", v.stdout);
+    assert!(v.stdout.contains("row 2"), "{}", v.stdout);
 }
 
 #[test]
@@ -380,11 +380,12 @@ fn huge_line(megabytes: usize) {
     .unwrap();
     // The huge row is invalid; the next one is still judged, and sent.
     let (v, s, requests) = run_binary_allowing(dir.path(), &path("huge-cell.csv"), &[1]);
-    // Row 2 has no problem line ("row 2, column ..."), and is previewed as valid.
+    // Its next row (sheet row 3) has no problem line ("row 3, column ..."), and is
+    // previewed as valid.
     assert!(
-        v.stdout.contains("row 1, column")
-            && !v.stdout.contains("row 2,")
-            && v.stdout.contains("row 2 -> 573001234567"),
+        v.stdout.contains("row 2, column")
+            && !v.stdout.contains("row 3,")
+            && v.stdout.contains("row 3 -> 573001234567"),
         "{}",
         v.stdout
     );

@@ -174,7 +174,7 @@ fn validate_and_dry_run_show_what_each_row_would_get() {
     assert_eq!(preview.len(), 5, "{}", out.stdout);
     assert_eq!(
         preview[0],
-        r#"row 1 -> 573001230000: template cita_recordatorio, vars "Persona 0;martes;8:00""#
+        r#"row 2 -> 573001230000: template cita_recordatorio, vars "Persona 0;martes;8:00""#
     );
 
     let mut c = cmd();
@@ -188,7 +188,7 @@ fn validate_and_dry_run_show_what_each_row_would_get() {
     let summary = out.stdout.find("dry run").expect("summary");
     let first = out
         .stdout
-        .find(r#"row 2 -> 573001230001: template cita_recordatorio, vars "Persona 1;martes;9:00""#)
+        .find(r#"row 3 -> 573001230001: template cita_recordatorio, vars "Persona 1;martes;9:00""#)
         .expect("preview");
     assert!(first < summary, "{}", out.stdout);
     let dry = read_results(&dir.path().join("citas.hsm.dry-run.csv"));

@@ -26,3 +26,4 @@ mod same_message;
 mod send;
 mod spanish;
 mod spreadsheets;
+mod workbooks_as_shown;

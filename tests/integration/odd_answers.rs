@@ -568,9 +568,9 @@ fn a_file_that_mixes_encodings_is_refused_before_anything_is_sent() {
         (
             "near.csv",
             b"telephone,message,connector_id\n573001234567,hola se\xc3\xb1ora,1\n573001234568,hola \xe9 mundo,1\n".to_vec(),
-            "row 2, column 2",
+            "row 3, column 2",
         ),
-        ("far.csv", far, "row 3002, column 2"),
+        ("far.csv", far, "row 3003, column 2"),
     ];
     for (name, bytes, place) in cases {
         let input = write_bytes(dir.path(), name, &bytes);

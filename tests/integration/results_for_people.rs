@@ -251,7 +251,7 @@ fn rows_to_fix_come_back_in_the_list_s_own_delimiter_and_encoding_and_validate_r
     out.expect_code(1);
     assert!(out.stdout.contains("1 of 2 rows invalid"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("row 1, column \"Teléfono\""),
+        out.stdout.contains("row 2, column \"Teléfono\""),
         "{}",
         out.stdout
     );

@@ -476,7 +476,7 @@ fn a_test_send_goes_to_the_given_phone_once_and_records_nothing() {
     assert_eq!(sent[0].telephone.as_deref(), Some("573105551234"));
     assert_eq!(sent[0].message(), Some("Hola Ana, su pedido está listo"));
     assert!(
-        out.stdout.contains("test send: row 2's message (to 573001230001 in the list), sent to 573105551234 instead:")
+        out.stdout.contains("test send: row 3's message (to 573001230001 in the list), sent to 573105551234 instead:")
             && out.stdout.contains("    Hola Ana, su pedido está listo")
             && out.stdout.contains("Wolkvox's answer: accepted: HTTP 201, code 201")
             && out.stdout.contains("nothing was recorded"),
@@ -541,7 +541,7 @@ fn previews_show_each_kind_of_message_exactly_and_the_dry_run_records_it() {
     c.arg("validate").arg(&input);
     let out = run(c);
     out.expect_code(0);
-    assert!(out.stdout.contains("the first 3 valid rows, exactly as they would be sent:\nrow 1 -> 573001230000:\n    Hola\nrow 2"), "{}", out.stdout);
+    assert!(out.stdout.contains("the first 3 valid rows, exactly as they would be sent:\nrow 2 -> 573001230000:\n    Hola\nrow 3"), "{}", out.stdout);
     let mut c = cmd();
     c.arg("validate").arg(&input).args(["--preview", "0"]);
     assert!(!run(c).stdout.contains("exactly as they would be sent"));
@@ -564,7 +564,7 @@ fn previews_show_each_kind_of_message_exactly_and_the_dry_run_records_it() {
     c.arg("--config").arg(&config);
     let out = run(c);
     out.expect_code(0);
-    assert!(out.stdout.contains("the first valid row, exactly as it would be sent:\nrow 1 -> 573001230000:\n    Hola Persona 0, su cita es el martes.\ndry run"), "{}", out.stdout);
+    assert!(out.stdout.contains("the first valid row, exactly as it would be sent:\nrow 2 -> 573001230000:\n    Hola Persona 0, su cita es el martes.\ndry run"), "{}", out.stdout);
     let rows = read_results(&dir.path().join("citas.dry-run.csv"));
     assert_eq!(
         row(&rows, 2)["msg"],
@@ -577,7 +577,7 @@ fn previews_show_each_kind_of_message_exactly_and_the_dry_run_records_it() {
     c.arg("--dry-run");
     let out = run(c);
     out.expect_code(0);
-    assert!(out.stdout.contains("row 2 -> 573001230001: template cita_recordatorio, vars \"Persona 1;martes;10:00\"\n    Hola Persona 1, le recordamos su cita del martes a las 10:00."), "{}", out.stdout);
+    assert!(out.stdout.contains("row 3 -> 573001230001: template cita_recordatorio, vars \"Persona 1;martes;10:00\"\n    Hola Persona 1, le recordamos su cita del martes a las 10:00."), "{}", out.stdout);
     let rows = read_results(&dir.path().join("citas.hsm.dry-run.csv"));
     assert_eq!(
         row(&rows, 1)["msg"],
@@ -586,7 +586,7 @@ fn previews_show_each_kind_of_message_exactly_and_the_dry_run_records_it() {
     let mut c = hsm_send(&hsm, &fake, TEMPLATE, "nombre,fecha,hora");
     c.arg("--dry-run").env_remove("WOLKVOX_TOKEN");
     let out = run(c);
-    assert!(out.stdout.contains("row 1 -> 573001230000: template cita_recordatorio, vars \"Persona 0;martes;10:00\"\nrow 2"), "{}", out.stdout);
+    assert!(out.stdout.contains("row 2 -> 573001230000: template cita_recordatorio, vars \"Persona 0;martes;10:00\"\nrow 3"), "{}", out.stdout);
     assert_eq!(fake.send_requests().len(), 0);
 }
 

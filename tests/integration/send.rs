@@ -488,13 +488,14 @@ fn validate_lists_each_problem_and_a_count() {
     c.arg("validate").arg(&input);
     let out = run(c);
     out.expect_code(1);
+    // Rows as a spreadsheet numbers them: the header is row 1.
     for (n, column) in [
-        (2, "telephone"),
-        (4, "message"),
-        (6, "telephone"),
-        (8, "telephone"),
+        (3, "telephone"),
+        (5, "message"),
+        (7, "telephone"),
         (9, "telephone"),
-        (10, "message"),
+        (10, "telephone"),
+        (11, "message"),
     ] {
         let prefix = format!("row {n}, column \"{column}\": ");
         assert!(
@@ -505,7 +506,7 @@ fn validate_lists_each_problem_and_a_count() {
             out.stdout
         );
     }
-    for n in [1, 3, 5, 7] {
+    for n in [2, 4, 6, 8] {
         assert!(
             !out.stdout
                 .lines()
@@ -539,7 +540,7 @@ fn validate_all_valid_exits_0() {
     c.arg("validate").arg(&input);
     let out = run(c);
     out.expect_code(0);
-    // No problem line; the preview lines ("row 1 -> ...") show the rows as sent.
+    // No problem line; the preview lines ("row 2 -> ...") show the rows as sent.
     assert!(
         !out.stdout
             .lines()
@@ -548,7 +549,7 @@ fn validate_all_valid_exits_0() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("row 2 -> 525512345678:"),
+        out.stdout.contains("row 3 -> 525512345678:"),
         "{}",
         out.stdout
     );

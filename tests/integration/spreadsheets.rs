@@ -302,14 +302,14 @@ fn validate_reads_the_spanish_excel_export() {
     );
     has(
         out,
-        "row 6, column \"Celular\": \"601 234 5678\" is a fixed-line number in CO",
+        "row 7, column \"Celular\": \"601 234 5678\" is a fixed-line number in CO",
     );
     has(
         out,
-        "row 7, column \"Celular\": \"5,73E+11\" is in scientific notation",
+        "row 8, column \"Celular\": \"5,73E+11\" is in scientific notation",
     );
-    has(out, "row 8: duplicate of row 1");
-    has(out, "row 9, column \"Celular\": \"320 845 11\"");
+    has(out, "row 9: duplicate of row 2");
+    has(out, "row 10, column \"Celular\": \"320 845 11\"");
     has(
         out,
         "3 of 10 rows invalid, 1 duplicate, 0 suppressed, 6 valid",
@@ -441,11 +441,11 @@ fn validate_reads_numeric_phone_cells_as_digits() {
         "columns: telephone <- \"Teléfono\", message <- \"Mensaje\", connector_id <- \"connector_id\"",
     );
     // The national number stored as a number: its digits, and why it needs a country.
-    has(out, "row 6, column \"Teléfono\": \"3001234567\"");
+    has(out, "row 7, column \"Teléfono\": \"3001234567\"");
     has(out, "phone.default_country");
     has(
         out,
-        "row 7, column \"Teléfono\": \"576012345678\" is a fixed-line number",
+        "row 8, column \"Teléfono\": \"576012345678\" is a fixed-line number",
     );
     assert!(!out.contains("E+"), "no scientific notation: {out}");
     has(
@@ -567,7 +567,7 @@ fn the_template_sample_validates_dry_runs_and_sends() {
     );
     assert!(
         r.stdout
-            .contains("row 3, column \"Fecha\": is empty, and the message template uses it"),
+            .contains("row 4, column \"Fecha\": is empty, and the message template uses it"),
         "{}",
         r.stdout
     );
