@@ -100,11 +100,11 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     // with a large certificate directory): done while the list is read. It sends nothing.
     let client = match (&settings.origin, settings.dry_run) {
         (Some(origin), false) => {
-            let (origin, timeout) = (origin.clone(), settings.timeout);
+            let (origin, timeout, idle) = (origin.clone(), settings.timeout, settings.idle_timeout);
             let connections = settings.max_in_flight * tokens.len();
             std::thread::Builder::new()
                 .name("http-client".into())
-                .spawn(move || api::Client::new(&origin, timeout, connections))
+                .spawn(move || api::Client::with_idle_timeout(&origin, timeout, connections, idle))
                 .ok()
         }
         _ => None,
@@ -261,10 +261,11 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let client = match client.map(std::thread::JoinHandle::join) {
         Some(Ok(made)) => made?,
         // No thread, or it panicked: make it here (and see why).
-        _ => api::Client::new(
+        _ => api::Client::with_idle_timeout(
             &origin,
             settings.timeout,
             settings.max_in_flight * tokens.len(),
+            settings.idle_timeout,
         )?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -18,6 +18,8 @@ the run stops (`Redirected`). Answers are untrusted: bodies are read up to
 64 KiB and anything unexpected becomes a short excerpt.
 */
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -292,38 +294,99 @@ pub(crate) fn request_body(job: &Job) -> serde_json::Value {
 #[error("{}", tr!("api-client", error = .0))]
 pub struct ClientError(String);
 
+/// How long a kept-alive connection may sit idle and still carry a request, unless the
+/// config says otherwise (`api.idle_timeout`): well under the 1 s and more after which
+/// front servers close idle connections, so a request is never written onto a
+/// connection the server is closing at that moment.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// One HTTP client for the whole run, so connections are kept alive.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    http: reqwest::Client,
+    http: Arc<RwLock<reqwest::Client>>,
     origin: String,
     timeout: Duration,
+    connections: usize,
+    /// The idle time after which a connection is not used again, in milliseconds:
+    /// `api.idle_timeout`, or less when a server announces `Keep-Alive: timeout=N`.
+    idle_ms: Arc<AtomicU64>,
 }
 
 impl Client {
+    /// A client that drops connections idle for `DEFAULT_IDLE_TIMEOUT`.
     pub(crate) fn new(
         origin: &str,
         timeout: Duration,
         connections_per_host: usize,
     ) -> Result<Self, ClientError> {
+        Self::with_idle_timeout(origin, timeout, connections_per_host, DEFAULT_IDLE_TIMEOUT)
+    }
+
+    /// A client that never writes a request on a connection idle longer than `idle`.
+    pub(crate) fn with_idle_timeout(
+        origin: &str,
+        timeout: Duration,
+        connections_per_host: usize,
+        idle: Duration,
+    ) -> Result<Self, ClientError> {
         // rustls needs a process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        // No client-wide timeout: the dispatcher times sends itself, so that a request
-        // it stops waiting for keeps its token's slot until the server is done with it
-        // (see `dispatch`). `token_info` sets its own.
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(connections_per_host.max(2))
-            .tcp_nodelay(true)
-            .user_agent(concat!("wolkvox-dispatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError(e.to_string()))?;
+        let http = build_http(timeout, connections_per_host, idle)?;
         Ok(Self {
-            http,
+            http: Arc::new(RwLock::new(http)),
             origin: origin.trim_end_matches('/').to_owned(),
             timeout,
+            connections: connections_per_host,
+            idle_ms: Arc::new(AtomicU64::new(
+                u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            )),
         })
+    }
+
+    /// The reqwest client of the moment (cheap: an `Arc` inside).
+    fn http(&self) -> reqwest::Client {
+        self.http
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Honours a server's `Keep-Alive: timeout=N`: when half of it is less than the idle
+    /// time in use, later requests go through a client that drops connections idle that
+    /// long (requests in flight finish on the old one). Half, because the server counts
+    /// from when it wrote its answer, and a request takes a while to reach it.
+    fn heed_keep_alive(&self, headers: &HeaderMap) {
+        let Some(secs) = headers
+            .get("keep-alive")
+            .and_then(|v| v.to_str().ok())
+            .and_then(keep_alive_timeout)
+        else {
+            return;
+        };
+        let wanted = secs.saturating_mul(1000) / 2;
+        let current = self.idle_ms.load(Ordering::Acquire);
+        if wanted >= current
+            || self
+                .idle_ms
+                .compare_exchange(current, wanted, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        match build_http(
+            self.timeout,
+            self.connections,
+            Duration::from_millis(wanted),
+        ) {
+            Ok(http) => {
+                tracing::debug!(
+                    keep_alive = secs,
+                    "the server keeps idle connections {secs} s: connections idle {wanted} ms are not used again"
+                );
+                *self.http.write().unwrap_or_else(PoisonError::into_inner) = http;
+            }
+            Err(e) => tracing::debug!("keep-alive: {e}"),
+        }
     }
 
     /// How long a send may take before its row is recorded `unknown`.
@@ -410,7 +473,7 @@ impl Client {
     ) -> Result<(u16, Vec<u8>), String> {
         let header = token_header(token).ok_or_else(|| tr!("api-token-not-a-header"))?;
         let request = self
-            .http
+            .http()
             .get(url)
             .header("wolkvox-token", header)
             .timeout(timeout);
@@ -419,6 +482,7 @@ impl Client {
             .await
             .map_err(|e| excerpt(&error_chain(&e)))?;
         let status = response.status().as_u16();
+        self.heed_keep_alive(response.headers());
         let mut body = Vec::new();
         read_capped(&mut response, &mut body, limit)
             .await
@@ -443,7 +507,7 @@ impl Client {
             }
         };
         let request = self
-            .http
+            .http()
             .post(self.url_for(api_name(&job.message)))
             .header("wolkvox-token", header)
             .header(CONTENT_TYPE, "application/json")
@@ -453,6 +517,7 @@ impl Client {
             Err(e) => return transport_error(&e),
         };
         let status = response.status().as_u16();
+        self.heed_keep_alive(response.headers());
         let after = retry_after(response.headers());
         let location = response.headers().get(reqwest::header::LOCATION).map(|l| {
             excerpt(&crate::text::redact_url(&String::from_utf8_lossy(
@@ -485,6 +550,36 @@ impl Client {
             other => other,
         }
     }
+}
+
+/// The reqwest client: no redirects, at most `connections` idle connections kept, none
+/// used again after `idle`.
+fn build_http(
+    timeout: Duration,
+    connections: usize,
+    idle: Duration,
+) -> Result<reqwest::Client, ClientError> {
+    // No client-wide timeout: the dispatcher times sends itself, so that a request it
+    // stops waiting for keeps its token's slot until the server is done with it (see
+    // `dispatch`). `token_info` sets its own.
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(connections.max(2))
+        .pool_idle_timeout(idle)
+        .tcp_nodelay(true)
+        .user_agent(concat!("wolkvox-dispatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError(e.to_string()))
+}
+
+/// The `timeout=N` (whole seconds) of a `Keep-Alive` header.
+pub(crate) fn keep_alive_timeout(value: &str) -> Option<u64> {
+    value.split(',').find_map(|part| {
+        let (name, n) = part.split_once('=')?;
+        (name.trim().eq_ignore_ascii_case("timeout"))
+            .then(|| n.trim().trim_matches('"').parse().ok())?
+    })
 }
 
 /// The `wolkvox-token` header, marked sensitive so it is never logged.
@@ -801,6 +896,15 @@ mod tests {
         ] {
             assert_eq!(parse_retry_after(odd, now), None, "{odd:?}");
         }
+    }
+
+    #[test]
+    fn keep_alive_timeouts_are_read() {
+        assert_eq!(keep_alive_timeout("timeout=5, max=100"), Some(5));
+        assert_eq!(keep_alive_timeout("max=100, Timeout = \"1\""), Some(1));
+        assert_eq!(keep_alive_timeout("max=100"), None);
+        assert_eq!(keep_alive_timeout("timeout=soon"), None);
+        assert_eq!(keep_alive_timeout(""), None);
     }
 
     #[test]

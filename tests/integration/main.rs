@@ -13,6 +13,7 @@ mod hostile_input;
 mod hsm;
 mod layout;
 mod limits;
+mod networks;
 mod odd_answers;
 mod reconcile;
 mod resilience;

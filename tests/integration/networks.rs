@@ -1,0 +1,107 @@
+//! What real servers between the tool and Wolkvox do (issue 28): front servers that
+//! close idle connections, gateways that give up while the API goes on, server-wide
+//! limits answering 429, TLS with a certificate the machine does not trust, proxies.
+//! Each is played by the fake on 127.0.0.1.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const TOKEN: &str = "tok-net-1";
+const OTHER_TOKEN: &str = "tok-net-2";
+
+/// `n` rows with distinct Colombian mobiles.
+fn list(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
+    let tels = colombian_mobiles(n);
+    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Hola")).collect();
+    let input = write_csv(dir, "contacts.csv", &contacts_csv(&rows, "1"));
+    (input, tels)
+}
+
+/// How many rows ended with each status.
+fn status_counts(results: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for line in read_results(results) {
+        *counts.entry(line["status"].clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// Every telephone reached the server exactly once and was delivered.
+fn assert_each_delivered_once(fake: &FakeWolkvox, tels: &[String]) {
+    let mut delivered = fake.delivered_telephones();
+    delivered.sort();
+    let mut want = tels.to_vec();
+    want.sort();
+    assert_eq!(delivered, want, "each telephone delivered exactly once");
+}
+
+// ---------------------------------------------------------------------------------------
+// Idle connections.
+
+/// Runs of 12 rows with one token at each of several paces around 1 s, side by side,
+/// each against its own fake: every row must end `sent`, delivered once.
+fn paced_runs_all_sent(behavior: impl Fn() -> Behavior, config_extra: &str) {
+    let rates = ["0.995", "1.0", "1.003", "1.006", "1.01"];
+    let runs: Vec<_> = rates
+        .iter()
+        .map(|rate| {
+            let (rate, behavior, extra) = (rate.to_string(), behavior(), config_extra.to_owned());
+            std::thread::spawn(move || {
+                let fake = FakeWolkvox::start(behavior);
+                let dir = temp_dir();
+                let (input, tels) = list(dir.path(), 12);
+                let config = write_connector_config(dir.path(), "1", &extra);
+                let mut c = send_cmd_at_rate(&input, &fake, TOKEN, &rate);
+                c.arg("--config").arg(&config).arg("--no-quota-check");
+                let out = run(c);
+                let counts = status_counts(&default_results_path(&input));
+                let mut delivered = fake.delivered_telephones();
+                delivered.sort();
+                let mut want = tels;
+                want.sort();
+                (rate, out, counts, delivered == want)
+            })
+        })
+        .collect();
+    for handle in runs {
+        let (rate, out, counts, once) = handle.join().expect("run thread");
+        assert_eq!(
+            counts.get("sent").copied().unwrap_or(0),
+            12,
+            "--rate {rate}: {counts:?}\n{}",
+            out.stderr
+        );
+        assert!(once, "--rate {rate}: every telephone delivered once");
+        out.expect_code(0);
+    }
+}
+
+/// A server that closes connections idle for 1 s (nginx `keepalive_timeout 1s`), paced so
+/// that requests leave about 1 s apart on one connection: a request written as the server
+/// closes the connection would be lost with it (`unknown`).
+#[test]
+fn a_server_closing_idle_connections_never_turns_rows_unknown() {
+    paced_runs_all_sent(
+        || Behavior::ok().close_idle_after(Duration::from_secs(1)),
+        "",
+    );
+}
+
+/// A server that announces `Keep-Alive: timeout=1` (as Apache does) and closes idle
+/// connections after 1 s is heeded even when `api.idle_timeout` allows more.
+#[test]
+fn a_servers_keep_alive_timeout_is_heeded_when_shorter_than_the_config() {
+    paced_runs_all_sent(
+        || {
+            Behavior::ok()
+                .close_idle_after(Duration::from_secs(1))
+                .announce_keep_alive(1)
+        },
+        "idle_timeout = \"30s\"\n",
+    );
+}
