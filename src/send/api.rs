@@ -79,6 +79,33 @@ pub(crate) enum Answer {
     Unknown(Reply),
 }
 
+/// A refusal because of load, not because of the message: worth waiting for, without
+/// spending the row's attempts, while the server keeps working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttle {
+    /// 403 "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN": wait for a slot.
+    Simultaneous,
+    /// HTTP 429 (a gateway's or a server's rate limit): slow down.
+    TooMany,
+}
+
+/// Whether a transient refusal is about load (see `Throttle`).
+pub(crate) fn throttle(reply: &Reply) -> Option<Throttle> {
+    if reply.http_status == Some(429) {
+        Some(Throttle::TooMany)
+    } else if reply.msg.to_uppercase().contains("SIMULTANEOUS") {
+        Some(Throttle::Simultaneous)
+    } else {
+        None
+    }
+}
+
+/// A gateway's 502 or 504: the gateway gave up, the API may still be working on the
+/// request (and so still holds one of the token's slots).
+pub(crate) fn from_gateway(reply: &Reply) -> bool {
+    matches!(reply.http_status, Some(502 | 504))
+}
+
 /// The `error` of a row whose request outlived the timeout.
 pub(crate) const TIMEOUT_ERROR: &str = "timeout";
 

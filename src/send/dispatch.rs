@@ -17,8 +17,12 @@ process: a request that outlives `api.timeout` is recorded `unknown` at once,
 but its worker keeps the token's slot, still listening for the answer, until
 the server answers or the API's own limit of 60 s since the request started
 has passed (then it is abandoned). A late answer is recorded as the row's
-outcome (`sent` or `failed`), which only ever replaces that `unknown`. When no
-row is left to send, nothing is waited for. The run stops early on a signal, when no
+outcome (`sent` or `failed`), which only ever replaces that `unknown`. A
+gateway's 502 or 504 is held the same way (the gateway gave up, the API may
+still be working): the worker keeps the slot until 60 s after the request
+left. When no row is left to send, nothing is waited for. A refusal for load
+(403 "simultaneous requests", 429; see `api::Throttle`) waits for a slot or a
+slower pace without spending the row's attempts, for up to `BUSY_PATIENCE`. The run stops early on a signal, when no
 token is left, when the API does not exist at the configured URL, or when
 every token has failed too many times in a row (the service is down), or when
 the contact hours close; rows not attempted are then recorded `not_sent`.
@@ -41,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::journal::{Outcome, Recorder, Status, now};
 use crate::progress::{Progress, Tally};
-use crate::send::api::{Answer, Client, Reply, TokenProblem};
+use crate::send::api::{Answer, Client, Reply, TokenProblem, from_gateway, throttle};
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
 use crate::validate::Job;
@@ -52,6 +56,10 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// The API's own limit for one call: after this long the server has given up on a
 /// request, so a timed-out request's slot is free again.
 pub(crate) const API_CALL_LIMIT: Duration = Duration::from_secs(60);
+/// How long a row refused for load ("simultaneous requests", 429) waits for a slot or a
+/// slower pace without spending its attempts: a slot held by any request frees within
+/// the API's own limit.
+const BUSY_PATIENCE: Duration = API_CALL_LIMIT;
 /// While waiting for the contact window, the clock is read again at least this often
 /// (a suspended laptop or a corrected clock must not make the wait overshoot).
 const MAX_WINDOW_NAP: Duration = Duration::from_secs(60);
@@ -631,6 +639,9 @@ async fn send_row(
     let (mut intended, mut mark_leaving) = (ahead, ahead);
     let mut started = Instant::now();
     let mut attempts = 0u32;
+    // Attempts turned away for load (see `Throttle`), which do not count against
+    // `max_attempts`, and when the first of them came.
+    let (mut free_attempts, mut busy_since) = (0u32, None::<Instant>);
     let mut last = Reply::default();
     loop {
         if shared.stop.is_cancelled() {
@@ -690,6 +701,7 @@ async fn send_row(
             return stopped(shared, job, &last, attempts, started);
         }
         attempts += 1;
+        let sent_at = Instant::now();
         let sent = send_and_take_next(shared, ts, &job, next).await;
         let answer = match sent {
             Sent::Answer(answer) => answer,
@@ -745,6 +757,14 @@ async fn send_row(
                     outcome(&job, Status::Unknown, &reply, attempts, started),
                     &job.key,
                 );
+                if from_gateway(&reply) {
+                    // The API may still be working on it: its slot stays taken, as for
+                    // the tool's own timeout, and the row taken ahead goes to others.
+                    if let Some(ahead) = next.take() {
+                        shared.push_front(ahead);
+                    }
+                    keep_slot(shared, sent_at).await;
+                }
                 shared.stop_if_down();
                 return Flow::Next;
             }
@@ -785,7 +805,14 @@ async fn send_row(
                 if shared.stop_if_down() {
                     return stopped(shared, job, &reply, attempts, started);
                 }
-                if attempts >= shared.retry.max_attempts {
+                // A refusal for load costs no attempt while the row has been waiting
+                // less than `BUSY_PATIENCE`: a slot frees within the API's own limit.
+                if throttle(&reply).is_some()
+                    && busy_since.get_or_insert_with(Instant::now).elapsed() < BUSY_PATIENCE
+                {
+                    free_attempts += 1;
+                }
+                if attempts - free_attempts >= shared.retry.max_attempts {
                     let mut o = outcome(&job, Status::Failed, &reply, attempts, started);
                     o.msg = tr_en!("msg-gave-up", msg = o.msg, attempts = attempts)
                         .trim_start()
@@ -918,6 +945,27 @@ async fn hold_slot(
         shared.stop_with(StopReason::RecordFailed {
             message: e.to_string(),
         });
+    }
+}
+
+/// Keeps this worker's token slot taken until `API_CALL_LIMIT` after `sent_at`, for a
+/// request a gateway gave up on while the API may still be working on it. Returns early
+/// when the run has nothing left to send or is stopping, since no request would use it.
+async fn keep_slot(shared: &Shared, sent_at: Instant) {
+    let until = tokio::time::Instant::from_std(sent_at + API_CALL_LIMIT);
+    loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if shared.unfinished.load(Ordering::Acquire) == 0 || shared.stop.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep_until(until) => return,
+            () = shared.stop.cancelled() => return,
+            () = changed => {}
+        }
     }
 }
 

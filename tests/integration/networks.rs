@@ -105,3 +105,73 @@ fn a_servers_keep_alive_timeout_is_heeded_when_shorter_than_the_config() {
         "idle_timeout = \"30s\"\n",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Gateways.
+
+/// A gateway that gives up after 1 s (nginx `proxy_read_timeout 1s`) in front of an API
+/// that takes 3 s on the first two rows: the gateway's 504 does not free the token's slot
+/// while the API is still working, so the API never sees more than 2 requests of a token,
+/// and no row fails on "simultaneous requests".
+#[test]
+fn a_gateways_504_keeps_the_tokens_slot_while_the_api_works_on() {
+    let fake = FakeWolkvox::start(
+        Behavior::ok()
+            .latency(150)
+            .gateway_timeout(Duration::from_secs(1))
+            .hook(|r| {
+                (r.index < 2 && r.attempt == 0).then_some(Reply::Hang(Duration::from_secs(3)))
+            }),
+    );
+    let dir = temp_dir();
+    let (input, tels) = list(dir.path(), 40);
+    let config = write_connector_config(dir.path(), "1", "");
+    let mut c = send_cmd_at_rate(&input, &fake, &format!("{TOKEN},{OTHER_TOKEN}"), "10");
+    c.arg("--config").arg(&config).arg("--no-quota-check");
+    let out = run(c);
+    fake.assert_no_overlap_violation();
+    let counts = status_counts(&default_results_path(&input));
+    assert_eq!(counts.get("failed"), None, "{counts:?}\n{}", out.stderr);
+    assert_eq!(
+        counts.get("unknown"),
+        Some(&2),
+        "{counts:?}\n{}",
+        out.stderr
+    );
+    assert_eq!(counts.get("sent"), Some(&38), "{counts:?}\n{}", out.stderr);
+    // The two 504s were delivered by the API after the gateway gave up: once each.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.delivered().len() < tels.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_each_delivered_once(&fake, &tels);
+    assert!(!out.stderr.contains("SIMULTANEOUS"), "{}", out.stderr);
+}
+
+/// "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS" (another program using the token, or a
+/// slot the tool could not see taken) waits for a slot instead of spending the row's
+/// attempts: four such refusals in a row, then the row goes out.
+#[test]
+fn simultaneous_requests_refusals_wait_for_a_slot_without_spending_attempts() {
+    let tels = colombian_mobiles(3);
+    let busy = tels[1].clone();
+    let fake = FakeWolkvox::start(Behavior::ok().hook(move |r| {
+        (r.telephone.as_deref() == Some(busy.as_str()) && r.attempt < 4)
+            .then(Reply::simultaneous_limit)
+    }));
+    let dir = temp_dir();
+    let (input, tels) = list(dir.path(), 3);
+    let config = write_connector_config(
+        dir.path(),
+        "1",
+        "[retry]\nbase_delay = \"10ms\"\nmax_delay = \"40ms\"\n",
+    );
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--config").arg(&config);
+    let out = run(c);
+    out.expect_code(0);
+    let results = read_results(&default_results_path(&input));
+    assert!(results.iter().all(|l| l["status"] == "sent"), "{results:?}");
+    assert_eq!(row(&results, 2)["attempts"], "5", "{results:?}");
+    assert_each_delivered_once(&fake, &tels);
+}
