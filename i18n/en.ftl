@@ -606,3 +606,15 @@ config-toml-unknown-key = unknown field { $key }, expected one of { $expected }
 config-toml-unknown-value = unknown variant { $value }, expected { $expected }
 config-toml-invalid-type = invalid type: { $found }, expected { $expected }
 config-toml-missing-key = missing field { $key }
+
+# issue 28
+setting-certificate = the server's certificate is not trusted by this machine ({ $detail }). If your company inspects HTTPS with its own certificate authority, ask IT for that CA's certificate (a .pem or .crt file) and point SSL_CERT_FILE at it (or SSL_CERT_DIR at its folder), or add it to the system's certificate store; no message went out
+setting-certificate-name = the certificate presented for { $origin } is for another name ({ $detail }): check --base-url (or api.server / api.base_url in the config); behind TLS inspection, ask IT to fix the proxy's certificate; no message went out
+setting-proxy-auth = the proxy refused the credentials (407 Proxy Authentication Required): set HTTPS_PROXY=http://user:password@proxy:port with the right user and password (special characters in the password percent-encoded, a space as %20); no message went out
+setting-proxy-unreachable = the proxy cannot be reached ({ $detail }): check the host and port in HTTPS_PROXY / HTTP_PROXY / ALL_PROXY; no message went out
+setting-unknown-host = the host of { $origin } is unknown ({ $detail }): check --base-url, or api.server in the config (the id Wolkvox gave you, as in wv0042); no message went out
+msg-setting-certificate = not sent: the server's certificate is not trusted (see SSL_CERT_FILE)
+msg-setting-certificate-name = not sent: the server's certificate is for another name (check --base-url)
+msg-setting-proxy-auth = not sent: the proxy refused the credentials (407)
+msg-setting-proxy-unreachable = not sent: the proxy cannot be reached
+msg-setting-unknown-host = not sent: unknown host (check --base-url)

@@ -624,3 +624,15 @@ config-toml-unknown-key = clave desconocida { $key }; las claves posibles son: {
 config-toml-unknown-value = valor desconocido { $value }; se esperaba { $expected }
 config-toml-invalid-type = tipo de valor equivocado: { $found }; se esperaba { $expected }
 config-toml-missing-key = falta la clave { $key }
+
+# issue 28
+setting-certificate = este equipo no confía en el certificado del servidor ({ $detail }). Si su empresa inspecciona HTTPS con su propia autoridad de certificación, pida a TI el certificado de esa CA (un archivo .pem o .crt) y apunte SSL_CERT_FILE a él (o SSL_CERT_DIR a su carpeta), o agréguelo al almacén de certificados del sistema; no salió ningún mensaje
+setting-certificate-name = el certificado presentado para { $origin } es de otro nombre ({ $detail }): revise --base-url (o api.server / api.base_url en la configuración); detrás de una inspección TLS, pida a TI que corrija el certificado del proxy; no salió ningún mensaje
+setting-proxy-auth = el proxy rechazó las credenciales (407 Proxy Authentication Required): defina HTTPS_PROXY=http://usuario:contraseña@proxy:puerto con el usuario y la contraseña correctos (los caracteres especiales de la contraseña codificados con %, un espacio como %20); no salió ningún mensaje
+setting-proxy-unreachable = no se puede llegar al proxy ({ $detail }): revise el host y el puerto en HTTPS_PROXY / HTTP_PROXY / ALL_PROXY; no salió ningún mensaje
+setting-unknown-host = el host de { $origin } no existe ({ $detail }): revise --base-url, o api.server en la configuración (el id que le dio Wolkvox, como en wv0042); no salió ningún mensaje
+msg-setting-certificate = no enviado: este equipo no confía en el certificado del servidor (vea SSL_CERT_FILE)
+msg-setting-certificate-name = no enviado: el certificado del servidor es de otro nombre (revise --base-url)
+msg-setting-proxy-auth = no enviado: el proxy rechazó las credenciales (407)
+msg-setting-proxy-unreachable = no enviado: no se puede llegar al proxy
+msg-setting-unknown-host = no enviado: el host no existe (revise --base-url)

@@ -289,15 +289,30 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         settings.limit,
         &tr_en!("msg-pilot", limit = settings.limit.unwrap_or_default()),
     )?;
-    let (tokens, cut, recorder) =
+    let (tokens, cut, recorder, early) =
         fit_quota(&runtime, &client, tokens, &mut plan, recorder, &settings)?;
     let recorder = Arc::new(recorder);
-    announce(&settings, plan.jobs.len(), tokens.len());
     let send_started = Instant::now();
     let jobs = std::mem::take(&mut plan.jobs);
-    let stopped = dispatch_rows(
-        &runtime, jobs, tokens, client, &settings, &recorder, &progress,
-    );
+    let stopped = match early {
+        // The quota check met a setting to fix: no row is tried; all stay `not_sent`.
+        Some(reason) => {
+            let msg = reason.not_sent_msg();
+            for job in &jobs {
+                recorder.record(
+                    Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+                    Some(&job.key),
+                )?;
+            }
+            Some(reason)
+        }
+        None => {
+            announce(&settings, jobs.len(), tokens.len());
+            dispatch_rows(
+                &runtime, jobs, tokens, client, &settings, &recorder, &progress,
+            )
+        }
+    };
     progress.finish();
     runtime.shutdown_background();
     let recorder = Arc::try_unwrap(recorder).map_err(|_| journal::ResultsError::Write {
@@ -365,7 +380,9 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
 /// Asks each token's quota (unless `--no-quota-check`, or nothing is left to send: no
 /// call is spent then) and fits the plan to it: the tokens to use, the rows `--partial`
 /// left for another day (recorded `not_sent`), and the recorder back. A refusal closes
-/// the recorder (see `refuse`) and is the error.
+/// the recorder (see `refuse`) and is the error. A check that meets a setting to fix (an
+/// untrusted certificate, a proxy that refuses) is the run's stop reason, last.
+#[allow(clippy::type_complexity)]
 fn fit_quota(
     runtime: &tokio::runtime::Runtime,
     client: &api::Client,
@@ -373,11 +390,27 @@ fn fit_quota(
     plan: &mut Plan,
     recorder: Recorder,
     settings: &SendSettings,
-) -> Result<(Vec<send::token::Token>, usize, Recorder), Error> {
+) -> Result<
+    (
+        Vec<send::token::Token>,
+        usize,
+        Recorder,
+        Option<dispatch::StopReason>,
+    ),
+    Error,
+> {
     if !settings.quota_check || plan.jobs.is_empty() {
-        return Ok((tokens, 0, recorder));
+        return Ok((tokens, 0, recorder, None));
     }
     let answers = runtime.block_on(quota::ask(client, tokens));
+    if let Some((problem, detail)) = quota::setting(&answers) {
+        let reason = dispatch::StopReason::Setting {
+            problem,
+            origin: client.origin().to_owned(),
+            detail,
+        };
+        return Ok((Vec::new(), 0, recorder, Some(reason)));
+    }
     let fitted = quota::fit(answers).and_then(|fitted| {
         quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
     });
@@ -403,7 +436,7 @@ fn fit_quota(
         );
     }
     let cut = hold_back(&recorder, plan, Some(n as u64), &tr_en!("msg-partial"))?;
-    Ok((fitted.tokens, cut, recorder))
+    Ok((fitted.tokens, cut, recorder, None))
 }
 
 /// Keeps the first `keep` rows of the plan (all with `None`) and records the others

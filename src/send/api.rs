@@ -77,6 +77,54 @@ pub(crate) enum Answer {
     /// May have been delivered: a 5xx other than 503, a 5xx whose body says 2xx, a 2xx
     /// without a readable code, or connection lost after the request was written.
     Unknown(Reply),
+    /// Certainly not delivered, and no request can get through until a setting is fixed
+    /// (a certificate this machine does not trust, a proxy that refuses): stop the run.
+    Setting(SettingProblem, Reply),
+}
+
+/// A failure that is the same for every request: a setting to fix, not an outage. The
+/// request certainly did not reach Wolkvox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SettingProblem {
+    /// The server's certificate is not trusted here (a company's TLS inspection, say).
+    Certificate,
+    /// The certificate is for another name than the host asked for.
+    CertificateName,
+    /// The proxy wants other credentials (407).
+    ProxyAuth,
+    /// The proxy cannot be reached.
+    ProxyUnreachable,
+    /// The host name does not resolve.
+    UnknownHost,
+}
+
+impl SettingProblem {
+    /// What is wrong and what fixes it, for `origin` (the URL requests go to).
+    pub(crate) fn describe(self, origin: &str, detail: &str) -> String {
+        let origin = crate::text::redact_url(origin);
+        match self {
+            SettingProblem::Certificate => tr!("setting-certificate", detail = detail),
+            SettingProblem::CertificateName => {
+                tr!("setting-certificate-name", origin = origin, detail = detail)
+            }
+            SettingProblem::ProxyAuth => tr!("setting-proxy-auth"),
+            SettingProblem::ProxyUnreachable => tr!("setting-proxy-unreachable", detail = detail),
+            SettingProblem::UnknownHost => {
+                tr!("setting-unknown-host", origin = origin, detail = detail)
+            }
+        }
+    }
+
+    /// The row's `msg` (English, like every `msg` of the results file).
+    pub(crate) fn not_sent_msg(self) -> String {
+        match self {
+            SettingProblem::Certificate => crate::tr_en!("msg-setting-certificate"),
+            SettingProblem::CertificateName => crate::tr_en!("msg-setting-certificate-name"),
+            SettingProblem::ProxyAuth => crate::tr_en!("msg-setting-proxy-auth"),
+            SettingProblem::ProxyUnreachable => crate::tr_en!("msg-setting-proxy-unreachable"),
+            SettingProblem::UnknownHost => crate::tr_en!("msg-setting-unknown-host"),
+        }
+    }
 }
 
 /// A refusal because of load, not because of the message: worth waiting for, without
@@ -245,6 +293,8 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
             }
             Answer::Unknown(reply)
         }
+        // Wolkvox never asks for proxy credentials: a proxy on the way does.
+        407 => Answer::Setting(SettingProblem::ProxyAuth, reply),
         400 if upper.contains("DOES NOT EXIST") => Answer::ApiNotFound(reply),
         404 if !http_ok => Answer::ApiNotFound(reply),
         _ => Answer::Refused(reply),
@@ -416,6 +466,11 @@ impl Client {
         }
     }
 
+    /// The origin requests go to (`https://wv0042.wolkvox.com`).
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// How long a send may take before its row is recorded `unknown`.
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
@@ -438,7 +493,11 @@ impl Client {
             .await
         {
             Ok((status, body)) => parse_token_info(status, &body),
-            Err(why) => TokenInfo::Unknown(why),
+            Err(GetFailed {
+                why,
+                setting: Some(problem),
+            }) => TokenInfo::Setting(problem, why),
+            Err(GetFailed { why, .. }) => TokenInfo::Unknown(why),
         }
     }
 
@@ -459,6 +518,7 @@ impl Client {
     ) -> Result<(u16, Vec<u8>), String> {
         self.preflight_get(self.list_templates_url(connector), token, MAX_LISTING_BYTES)
             .await
+            .map_err(|f| f.why)
     }
 
     /// Asks Wolkvox's report of outbound messages (`cdr_3`) for `date_ini..date_end`
@@ -473,7 +533,9 @@ impl Client {
             "{}/api/v2/reports_manager.php?api=cdr_3&date_ini={date_ini}&date_end={date_end}",
             self.origin
         );
-        self.get(url, token, MAX_REPORT_BYTES, self.timeout).await
+        self.get(url, token, MAX_REPORT_BYTES, self.timeout)
+            .await
+            .map_err(|f| f.why)
     }
 
     /// A GET made before sending (`token_info`, `list_templates`): the status and the
@@ -483,7 +545,7 @@ impl Client {
         url: String,
         token: &Token,
         limit: usize,
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Vec<u8>), GetFailed> {
         // A pre-flight check should not hold a campaign for the full request timeout.
         self.get(url, token, limit, self.timeout.min(PREFLIGHT_TIMEOUT))
             .await
@@ -497,23 +559,37 @@ impl Client {
         token: &Token,
         limit: usize,
         timeout: std::time::Duration,
-    ) -> Result<(u16, Vec<u8>), String> {
-        let header = token_header(token).ok_or_else(|| tr!("api-token-not-a-header"))?;
+    ) -> Result<(u16, Vec<u8>), GetFailed> {
+        let header = token_header(token).ok_or_else(|| GetFailed {
+            why: tr!("api-token-not-a-header"),
+            setting: None,
+        })?;
         let request = self
             .http()
             .get(url)
             .header("wolkvox-token", header)
             .timeout(timeout);
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| excerpt(&error_chain(&e)))?;
+        let mut response = request.send().await.map_err(|e| {
+            let setting = setting_problem(&e);
+            let why = excerpt(&error_chain(&e));
+            GetFailed {
+                why: if setting.is_some() {
+                    setting_detail(&why)
+                } else {
+                    why
+                },
+                setting,
+            }
+        })?;
         let status = response.status().as_u16();
         self.heed_keep_alive(response.headers());
         let mut body = Vec::new();
         read_capped(&mut response, &mut body, limit)
             .await
-            .map_err(|e| excerpt(&error_chain(&e)))?;
+            .map_err(|e| GetFailed {
+                why: excerpt(&error_chain(&e)),
+                setting: None,
+            })?;
         Ok((status, body))
     }
 
@@ -667,14 +743,27 @@ pub(crate) enum TokenInfo {
     Rejected(TokenProblem, Reply),
     /// No usable answer (the call failed, or the fields are not in it): why.
     Unknown(String),
+    /// The call failed in a way no request can get past (see `SettingProblem`): why.
+    Setting(SettingProblem, String),
+}
+
+/// A GET that got no answer: why, and the setting to fix if it is one.
+#[derive(Debug)]
+pub(crate) struct GetFailed {
+    why: String,
+    setting: Option<SettingProblem>,
 }
 
 /// Reads a `token_info` answer. Pure, so every shape is unit-tested. The nesting of
 /// `token_limit` and `token_use_today` is not documented: they are looked up at any
 /// depth, as numbers or strings of digits.
 pub(crate) fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
-    if let Answer::TokenRejected(problem, reply) = classify(status, body, None) {
-        return TokenInfo::Rejected(problem, reply);
+    match classify(status, body, None) {
+        Answer::TokenRejected(problem, reply) => return TokenInfo::Rejected(problem, reply),
+        Answer::Setting(problem, reply) => {
+            return TokenInfo::Setting(problem, format!("HTTP {status} {}", reply.msg));
+        }
+        _ => {}
     }
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     if !(200..300).contains(&status) {
@@ -735,6 +824,71 @@ fn find_count(value: &serde_json::Value, key: &str) -> Option<u64> {
     }
 }
 
+/// The setting a failed connection points at, if it is one: the same for every request.
+fn setting_problem(e: &reqwest::Error) -> Option<SettingProblem> {
+    if !e.is_connect() {
+        return None;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        // An `io::Error` hides what it wraps from `source()`: look inside it too.
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(why)) =
+                candidate.downcast_ref::<rustls::Error>()
+            {
+                return Some(match why {
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. } => {
+                        SettingProblem::CertificateName
+                    }
+                    _ => SettingProblem::Certificate,
+                });
+            }
+        }
+        source = err.source();
+    }
+    // Boxed errors on the way hide the types (a `Box<dyn Error>` is not what it holds),
+    // and the proxy tunnel's and the resolver's errors are not public: read the text.
+    let chain = error_chain(e);
+    if chain.contains("invalid peer certificate") {
+        if chain.contains("not valid for name") || chain.contains("NotValidForName") {
+            Some(SettingProblem::CertificateName)
+        } else {
+            Some(SettingProblem::Certificate)
+        }
+    } else if chain.contains("proxy authorization required") {
+        Some(SettingProblem::ProxyAuth)
+    } else if chain.contains("tunnel error: failed to create underlying connection") {
+        Some(SettingProblem::ProxyUnreachable)
+    } else if chain.contains("dns error")
+        && !chain.contains("Temporary failure")
+        && !chain.contains("try again")
+    {
+        Some(SettingProblem::UnknownHost)
+    } else {
+        None
+    }
+}
+
+/// The part of an error chain that says what failed ("invalid peer certificate:
+/// UnknownIssuer"), without the URL and the layers before it.
+fn setting_detail(chain: &str) -> String {
+    const CAUSES: [&str; 4] = [
+        "invalid peer certificate",
+        "tunnel error",
+        "dns error",
+        "certificate",
+    ];
+    CAUSES
+        .iter()
+        .find_map(|cause| chain.find(cause).map(|at| chain[at..].to_owned()))
+        .unwrap_or_else(|| chain.to_owned())
+}
+
 /// A request that got no complete answer.
 fn transport_error(e: &reqwest::Error) -> Answer {
     let reply = |error: &str| Reply {
@@ -743,6 +897,11 @@ fn transport_error(e: &reqwest::Error) -> Answer {
         error: error.to_owned(),
         msg: excerpt(&error_chain(e)),
     };
+    if let Some(problem) = setting_problem(e) {
+        let mut reply = reply("connection failed");
+        reply.msg = setting_detail(&reply.msg);
+        return Answer::Setting(problem, reply);
+    }
     if e.is_connect() {
         // The connection was never established: nothing was written.
         Answer::Transient {

@@ -45,7 +45,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::journal::{Outcome, Recorder, Status, now};
 use crate::progress::{Progress, Tally};
-use crate::send::api::{Answer, Client, Reply, TokenProblem, from_gateway, throttle};
+use crate::send::api::{
+    Answer, Client, Reply, SettingProblem, TokenProblem, from_gateway, throttle,
+};
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
 use crate::validate::Job;
@@ -84,6 +86,13 @@ pub(crate) enum StopReason {
     WindowClosed {
         next_open: Option<jiff::ZonedDateTime>,
     },
+    /// A failure the same for every request (an untrusted certificate, a proxy that
+    /// refuses, an unknown host): a setting to fix. `origin` is where requests go.
+    Setting {
+        problem: SettingProblem,
+        origin: String,
+        detail: String,
+    },
     /// `max_failures` rows in a row were refused with the same answer: the campaign as a
     /// whole is wrong (connector, template, closed windows), not a few numbers.
     SameRefusal {
@@ -97,7 +106,7 @@ pub(crate) enum StopReason {
 impl StopReason {
     /// What the `not_sent` rows say in their `msg`: English, like every `msg` of the
     /// results file (programs read it), whatever the language of the interface.
-    fn not_sent_msg(&self) -> String {
+    pub(crate) fn not_sent_msg(&self) -> String {
         match self {
             StopReason::Interrupted => tr_en!("msg-interrupted"),
             StopReason::NoTokens { quota_spent: true } => tr_en!("msg-quota-spent"),
@@ -111,6 +120,7 @@ impl StopReason {
             } => tr_en!("msg-window-closed", opens = show(at)),
             StopReason::WindowClosed { next_open: None } => tr_en!("msg-window-never"),
             StopReason::SameRefusal { rows, .. } => tr_en!("msg-same-refusal", rows = *rows),
+            StopReason::Setting { problem, .. } => problem.not_sent_msg(),
         }
     }
 }
@@ -139,6 +149,11 @@ impl std::fmt::Display for StopReason {
                 next_open: Some(at),
             } => f.write_str(&tr!("stop-window-closed", opens = show(at))),
             StopReason::WindowClosed { next_open: None } => f.write_str(&tr!("stop-window-never")),
+            StopReason::Setting {
+                problem,
+                origin,
+                detail,
+            } => f.write_str(&problem.describe(origin, detail)),
             StopReason::SameRefusal {
                 rows,
                 code,
@@ -286,7 +301,10 @@ impl Shared {
     fn stop_with(&self, reason: StopReason) {
         let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
-            tracing::warn!("{}", tr!("dispatch-stopping", reason = reason.to_string()));
+            // A setting to fix is said once, by the summary (also with `--quiet`).
+            if !matches!(reason, StopReason::Setting { .. }) {
+                tracing::warn!("{}", tr!("dispatch-stopping", reason = reason.to_string()));
+            }
             *slot = Some(reason);
         }
         self.stop.cancel();
@@ -792,6 +810,15 @@ async fn send_row(
                     msg: reply.msg.clone(),
                 });
                 return stopped(shared, job, &reply, attempts, started);
+            }
+            Answer::Setting(problem, reply) => {
+                // Certainly not sent, and no other row would get through: stop, `not_sent`.
+                shared.stop_with(StopReason::Setting {
+                    problem,
+                    origin: shared.client.origin().to_owned(),
+                    detail: reply.msg,
+                });
+                return stopped(shared, job, &last, attempts, started);
             }
             Answer::Redirected(reply) => {
                 shared.stop_with(StopReason::Redirected {

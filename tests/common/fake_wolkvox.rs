@@ -575,6 +575,10 @@ struct KillableListener {
     inner: tokio::net::TcpListener,
     /// Close connections idle this long (`Behavior::idle_close`).
     idle_close: Option<Duration>,
+    /// Serve HTTPS with this certificate ([`FakeWolkvox::start_tls`]).
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS handshakes that failed (a client refusing the certificate).
+    handshakes_failed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl KillableListener {
@@ -587,8 +591,60 @@ impl KillableListener {
     }
 }
 
+/// A connection as the handlers' server reads it: plain, or TLS on top.
+enum Stream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 impl Listener for KillableListener {
-    type Io = tokio::net::TcpStream;
+    type Io = Stream;
     type Addr = Conn;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -596,6 +652,22 @@ impl Listener for KillableListener {
             match self.inner.accept().await {
                 Ok((stream, peer)) => match Self::wrap(stream) {
                     Ok((stream, kill)) => {
+                        let stream = match &self.tls {
+                            None => Stream::Plain(stream),
+                            // A client that refuses the certificate ends here.
+                            Some(acceptor) => match tokio::time::timeout(
+                                Duration::from_secs(5),
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                                _ => {
+                                    self.handshakes_failed.fetch_add(1, Ordering::SeqCst);
+                                    continue;
+                                }
+                            },
+                        };
                         if let Some(idle) = self.idle_close {
                             tokio::spawn(Arc::clone(&kill).close_when_idle(idle));
                         }
@@ -637,6 +709,9 @@ fn behavior_idle(shared: &Shared) -> Option<Duration> {
 /// A running fake endpoint; shuts down when dropped.
 pub struct FakeWolkvox {
     addr: SocketAddr,
+    /// Serving HTTPS (see [`FakeWolkvox::start_tls`]).
+    tls: bool,
+    handshakes_failed: Arc<std::sync::atomic::AtomicUsize>,
     shared: Arc<Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -653,6 +728,26 @@ impl std::fmt::Debug for FakeWolkvox {
 impl FakeWolkvox {
     /// Bind 127.0.0.1 on a free port and serve in a background thread.
     pub fn start(behavior: Behavior) -> FakeWolkvox {
+        Self::serve(behavior, None)
+    }
+
+    /// Like [`FakeWolkvox::start`], over HTTPS with `certificate` (see [`TestCa`]).
+    pub fn start_tls(behavior: Behavior, certificate: &ServerCertificate) -> FakeWolkvox {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certificate.chain.clone(), certificate.key.clone_key())
+            .expect("fake wolkvox: TLS server config");
+        Self::serve(
+            behavior,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
+    fn serve(behavior: Behavior, tls: Option<tokio_rustls::TlsAcceptor>) -> FakeWolkvox {
+        let serves_tls = tls.is_some();
+        let handshakes_failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failed = Arc::clone(&handshakes_failed);
         let std_listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("fake wolkvox: bind 127.0.0.1:0");
         std_listener
@@ -687,6 +782,8 @@ impl FakeWolkvox {
                         inner: tokio::net::TcpListener::from_std(std_listener)
                             .expect("fake wolkvox: tokio listener"),
                         idle_close,
+                        tls,
+                        handshakes_failed: failed,
                     };
                     let server =
                         axum::serve(listener, app.into_make_service_with_connect_info::<Conn>());
@@ -701,15 +798,24 @@ impl FakeWolkvox {
             .expect("fake wolkvox: spawn thread");
         FakeWolkvox {
             addr,
+            tls: serves_tls,
+            handshakes_failed,
             shared,
             shutdown: Some(tx),
             thread: Some(thread),
         }
     }
 
-    /// The origin, e.g. `http://127.0.0.1:40123` (what `--base-url` takes).
+    /// The origin, e.g. `http://127.0.0.1:40123` (what `--base-url` takes); `https://`
+    /// when serving TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// TLS handshakes that failed (clients that refused the certificate).
+    pub fn handshakes_failed(&self) -> usize {
+        self.handshakes_failed.load(Ordering::SeqCst)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -1388,4 +1494,52 @@ async fn backend(
     let delivered = is_send && is_success(status, &bytes);
     finish(status, delivered, false);
     build_response(status, &extra_headers, content_type.as_deref(), bytes)
+}
+
+// ---------------------------------------------------------------------------------------
+// Certificates made for a test.
+
+/// A certificate authority made for one test, as a company's TLS inspection has.
+pub struct TestCa {
+    /// The CA's certificate in PEM (what `SSL_CERT_FILE` points at to trust it).
+    pub pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A server's certificate chain and key, signed by a [`TestCa`].
+pub struct ServerCertificate {
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("test CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "wolkvox-dispatch test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for these names (DNS names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> ServerCertificate {
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).expect("server params");
+        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        ServerCertificate {
+            chain: vec![cert.der().clone()],
+            key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        }
+    }
 }

@@ -175,3 +175,193 @@ fn simultaneous_requests_refusals_wait_for_a_slot_without_spending_attempts() {
     assert_eq!(row(&results, 2)["attempts"], "5", "{results:?}");
     assert_each_delivered_once(&fake, &tels);
 }
+
+// ---------------------------------------------------------------------------------------
+// Settings, not outages: certificates, proxies, hosts.
+
+/// `send` with the CA-related variables of the machine removed (tests set their own).
+fn send_tls(input: &Path, fake: &FakeWolkvox, args: &[&str]) -> assert_cmd::Command {
+    let mut c = send_cmd_at_rate(input, fake, TOKEN, "1000");
+    c.args(args)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
+    for proxy in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        c.env_remove(proxy);
+    }
+    c
+}
+
+/// Every row `not_sent` (none `failed` or `unknown`): they certainly did not go out.
+fn assert_all_not_sent(input: &Path, rows: usize, stderr: &str) {
+    let counts = status_counts(&default_results_path(input));
+    assert_eq!(counts.get("not_sent"), Some(&rows), "{counts:?}\n{stderr}");
+}
+
+/// A certificate the machine does not trust (a company's TLS inspection, say) stops the
+/// run at the first request (the quota check, or the first row without it), every row
+/// `not_sent`, with one message that says how to trust the CA, also with `--quiet`; once
+/// the CA is trusted (`SSL_CERT_FILE`), a plain `--resume` sends every row once.
+#[test]
+fn an_untrusted_certificate_stops_the_run_and_resume_sends_every_row_once_trusted() {
+    let ca = TestCa::new();
+    for (what, args) in [
+        ("quota check", vec!["--quiet"]),
+        ("first row", vec!["--no-quota-check"]),
+    ] {
+        let fake = FakeWolkvox::start_tls(Behavior::ok(), &ca.server(&["127.0.0.1"]));
+        let dir = temp_dir();
+        let (input, tels) = list(dir.path(), 6);
+        let config = write_connector_config(dir.path(), "1", "");
+        let mut c = send_tls(&input, &fake, &args);
+        c.arg("--config").arg(&config);
+        let out = run(c);
+        assert_ne!(out.code, 0, "{what}: {}", out.stderr);
+        assert_all_not_sent(&input, tels.len(), &out.stderr);
+        assert!(
+            fake.send_requests().is_empty(),
+            "{what}: nothing reached the server"
+        );
+        let all = format!("{}{}", out.stdout, out.stderr);
+        if std::env::var_os("SHOW_OUTPUT").is_some() {
+            eprintln!("=== {what}\n{all}");
+        }
+        assert!(all.contains("certificate"), "{what}: {all}");
+        assert!(all.contains("SSL_CERT_FILE"), "{what}: {all}");
+        assert_eq!(
+            all.matches("SSL_CERT_FILE").count(),
+            1,
+            "{what}: said once: {all}"
+        );
+        assert!(!all.contains("ERROR"), "{what}: no raw TLS errors: {all}");
+        // The handshake was tried about once per token, not once per row and attempt.
+        assert!(
+            fake.handshakes_failed() <= 4,
+            "{what}: {} handshakes",
+            fake.handshakes_failed()
+        );
+
+        let ca_file = write_bytes(dir.path(), "company-ca.pem", ca.pem.as_bytes());
+        let mut c = send_tls(&input, &fake, &args);
+        c.arg("--config")
+            .arg(&config)
+            .arg("--resume")
+            .env("SSL_CERT_FILE", &ca_file);
+        let out = run(c);
+        out.expect_code(0);
+        let counts = status_counts(&default_results_path(&input));
+        assert_eq!(counts.get("sent"), Some(&tels.len()), "{what}: {counts:?}");
+        for t in &tels {
+            assert_eq!(fake.requests_for(t).len(), 1, "{what}: {t} sent once");
+        }
+    }
+}
+
+/// A certificate for another name (a proxy that re-signs for the wrong host, a wrong
+/// `--base-url`) is a setting too, and the message says so.
+#[test]
+fn a_certificate_for_another_name_stops_the_run_and_names_the_mismatch() {
+    let ca = TestCa::new();
+    let fake = FakeWolkvox::start_tls(Behavior::ok(), &ca.server(&["wv0042.wolkvox.example"]));
+    let dir = temp_dir();
+    let (input, tels) = list(dir.path(), 4);
+    let config = write_connector_config(dir.path(), "1", "");
+    let ca_file = write_bytes(dir.path(), "company-ca.pem", ca.pem.as_bytes());
+    let mut c = send_tls(&input, &fake, &["--no-quota-check"]);
+    c.arg("--config")
+        .arg(&config)
+        .env("SSL_CERT_FILE", &ca_file);
+    let out = run(c);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert_all_not_sent(&input, tels.len(), &out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("--base-url"), "{all}");
+    assert!(all.contains("127.0.0.1"), "names the host: {all}");
+}
+
+/// A proxy that refuses the credentials (407) stops the run before any row is used up,
+/// says to fix `HTTPS_PROXY` without printing its password; with the right password, a
+/// plain `--resume` goes through the proxy and sends every row once.
+#[test]
+fn a_proxy_refusing_the_credentials_stops_the_run_and_never_shows_the_password() {
+    let ca = TestCa::new();
+    let fake = FakeWolkvox::start_tls(Behavior::ok(), &ca.server(&["127.0.0.1"]));
+    let proxy = FakeProxy::start("analyst", "s3cret-right");
+    let dir = temp_dir();
+    let (input, tels) = list(dir.path(), 5);
+    let config = write_connector_config(dir.path(), "1", "");
+    let ca_file = write_bytes(dir.path(), "company-ca.pem", ca.pem.as_bytes());
+    for (what, args) in [
+        ("quota check", vec![]),
+        ("first row", vec!["--no-quota-check"]),
+    ] {
+        let mut c = send_tls(&input, &fake, &args);
+        c.arg("--config")
+            .arg(&config)
+            .env("SSL_CERT_FILE", &ca_file)
+            .env("HTTPS_PROXY", proxy.url_with("analyst", "wr0ng-pass"));
+        if what == "first row" {
+            c.arg("--resume");
+        }
+        let out = run(c);
+        assert_ne!(out.code, 0, "{what}: {}", out.stderr);
+        assert_all_not_sent(&input, tels.len(), &out.stderr);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(all.contains("407"), "{what}: {all}");
+        assert!(all.contains("HTTPS_PROXY"), "{what}: {all}");
+        assert!(
+            !all.contains("wr0ng-pass"),
+            "{what}: the password is never shown: {all}"
+        );
+        assert!(
+            proxy.refused() > 0 && proxy.refused() <= 4,
+            "{what}: {}",
+            proxy.refused()
+        );
+    }
+    assert!(fake.requests().is_empty(), "nothing went past the proxy");
+    let mut c = send_tls(&input, &fake, &[]);
+    c.arg("--config")
+        .arg(&config)
+        .arg("--resume")
+        .env("SSL_CERT_FILE", &ca_file)
+        .env("HTTPS_PROXY", proxy.url_with("analyst", "s3cret-right"));
+    let out = run(c);
+    out.expect_code(0);
+    assert!(proxy.tunnels() > 0, "went through the proxy");
+    for t in &tels {
+        assert_eq!(fake.requests_for(t).len(), 1, "{t} sent once");
+    }
+}
+
+/// A proxy that cannot be reached (nothing listens at its port) is a setting too.
+#[test]
+fn a_proxy_that_cannot_be_reached_stops_the_run_with_every_row_not_sent() {
+    let ca = TestCa::new();
+    let fake = FakeWolkvox::start_tls(Behavior::ok(), &ca.server(&["127.0.0.1"]));
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let dir = temp_dir();
+    let (input, tels) = list(dir.path(), 5);
+    let config = write_connector_config(dir.path(), "1", "");
+    let ca_file = write_bytes(dir.path(), "company-ca.pem", ca.pem.as_bytes());
+    let mut c = send_tls(&input, &fake, &["--no-quota-check"]);
+    c.arg("--config")
+        .arg(&config)
+        .env("SSL_CERT_FILE", &ca_file)
+        .env("https_proxy", format!("http://{closed}"));
+    let out = run(c);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert_all_not_sent(&input, tels.len(), &out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("proxy"), "{all}");
+    assert!(fake.requests().is_empty());
+}
