@@ -618,3 +618,4 @@ msg-setting-certificate-name = not sent: the server's certificate is for another
 msg-setting-proxy-auth = not sent: the proxy refused the credentials (407)
 msg-setting-proxy-unreachable = not sent: the proxy cannot be reached
 msg-setting-unknown-host = not sent: unknown host (check --base-url)
+dispatch-slowing-down = the server answered 429 (too many requests): token { $token } slows down to { $rate } requests/s

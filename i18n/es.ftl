@@ -636,3 +636,4 @@ msg-setting-certificate-name = no enviado: el certificado del servidor es de otr
 msg-setting-proxy-auth = no enviado: el proxy rechazó las credenciales (407)
 msg-setting-proxy-unreachable = no enviado: no se puede llegar al proxy
 msg-setting-unknown-host = no enviado: el host no existe (revise --base-url)
+dispatch-slowing-down = el servidor respondió 429 (demasiadas solicitudes): el token { $token } baja a { $rate } solicitudes/s

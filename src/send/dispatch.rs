@@ -22,7 +22,9 @@ gateway's 502 or 504 is held the same way (the gateway gave up, the API may
 still be working): the worker keeps the slot until 60 s after the request
 left. When no row is left to send, nothing is waited for. A refusal for load
 (403 "simultaneous requests", 429; see `api::Throttle`) waits for a slot or a
-slower pace without spending the row's attempts, for up to `BUSY_PATIENCE`. The run stops early on a signal, when no
+slower pace without spending the row's attempts, for up to `BUSY_PATIENCE`;
+each 429 also halves its token's pace (`SlowDown`), and every answer that gets
+through wins a twentieth of the rate back. The run stops early on a signal, when no
 token is left, when the API does not exist at the configured URL, or when
 every token has failed too many times in a row (the service is down), or when
 the contact hours close; rows not attempted are then recorded `not_sent`.
@@ -46,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 use crate::journal::{Outcome, Recorder, Status, now};
 use crate::progress::{Progress, Tally};
 use crate::send::api::{
-    Answer, Client, Reply, SettingProblem, TokenProblem, from_gateway, throttle,
+    Answer, Client, Reply, SettingProblem, Throttle, TokenProblem, from_gateway, throttle,
 };
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
@@ -222,10 +224,63 @@ pub(crate) struct Hours {
     pub(crate) wait: bool,
 }
 
+/// A token's pace below its rate after 429s: halved on each 429 (down to `MIN_SLOW_RATE`),
+/// won back by a twentieth of the rate on each answer that got through.
+#[derive(Debug)]
+struct SlowDown {
+    /// The configured rate (requests per second).
+    rate: f64,
+    /// The share of `rate` in use now (1 when not slowed down).
+    factor: f64,
+    /// When the latest request was let go at the slower pace.
+    last: Option<Instant>,
+}
+
+/// The slowest a token is taken down to by 429s.
+const MIN_SLOW_RATE: f64 = 0.1;
+/// The share of the rate an answer that got through wins back.
+const WIN_BACK: f64 = 0.05;
+
+impl SlowDown {
+    fn new(rate: f64) -> Self {
+        Self {
+            rate,
+            factor: 1.0,
+            last: None,
+        }
+    }
+
+    /// A 429: half the pace. Returns the new rate.
+    fn halve(&mut self) -> f64 {
+        let floor = (MIN_SLOW_RATE / self.rate).min(1.0);
+        self.factor = (self.factor / 2.0).max(floor);
+        self.rate * self.factor
+    }
+
+    /// An answer that got through: a little of the pace back.
+    fn win_back(&mut self) {
+        self.factor = (self.factor + WIN_BACK).min(1.0);
+    }
+
+    /// When the next request may leave at the slower pace (`None`: at once, not slowed
+    /// down), that moment reserved for it.
+    fn reserve(&mut self, now: Instant) -> Option<Instant> {
+        if self.factor >= 1.0 {
+            return None;
+        }
+        let gap = Duration::from_secs_f64(RATE_MARGIN / (self.rate * self.factor));
+        let at = self.last.map_or(now, |last| (last + gap).max(now));
+        self.last = Some(at);
+        Some(at)
+    }
+}
+
 struct TokenState {
     token: Token,
     /// `None` when the rate is too high to express (no pacing needed).
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Slower than the limiter after 429s.
+    slow: Mutex<SlowDown>,
     retired: Mutex<Option<TokenProblem>>,
     /// Consecutive attempts that failed for service reasons (not row-specific refusals).
     failures: AtomicU32,
@@ -234,6 +289,10 @@ struct TokenState {
 impl TokenState {
     fn retired(&self) -> Option<TokenProblem> {
         *self.retired.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn slow(&self) -> std::sync::MutexGuard<'_, SlowDown> {
+        self.slow.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -705,6 +764,16 @@ async fn send_row(
                 () = limiter.until_ready() => {}
             }
         }
+        let slower = ts.slow().reserve(Instant::now());
+        if let Some(at) = slower {
+            tokio::select! {
+                biased;
+                () = shared.stop.cancelled() => {
+                    return stopped(shared, job, &last, attempts, started);
+                }
+                () = tokio::time::sleep_until(at.into()) => {}
+            }
+        }
         // The window may have closed, the run stopped or the token been retired during
         // the wait: check again before the request leaves.
         if shared.window_closed() || shared.stop.is_cancelled() || ts.retired().is_some() {
@@ -751,6 +820,7 @@ async fn send_row(
             Answer::Accepted(ref reply) | Answer::Refused(ref reply) => {
                 // The server answered for this row: the service is up.
                 ts.failures.store(0, Ordering::Relaxed);
+                ts.slow().win_back();
                 let status = if matches!(answer, Answer::Accepted(_)) {
                     Status::Sent
                 } else {
@@ -832,9 +902,21 @@ async fn send_row(
                 if shared.stop_if_down() {
                     return stopped(shared, job, &reply, attempts, started);
                 }
+                let throttled = throttle(&reply);
+                if throttled == Some(Throttle::TooMany) {
+                    let rate = ts.slow().halve();
+                    tracing::debug!(
+                        "{}",
+                        tr!(
+                            "dispatch-slowing-down",
+                            token = ts.token.to_string(),
+                            rate = format!("{rate:.2}")
+                        )
+                    );
+                }
                 // A refusal for load costs no attempt while the row has been waiting
                 // less than `BUSY_PATIENCE`: a slot frees within the API's own limit.
-                if throttle(&reply).is_some()
+                if throttled.is_some()
                     && busy_since.get_or_insert_with(Instant::now).elapsed() < BUSY_PATIENCE
                 {
                     free_attempts += 1;
@@ -1070,6 +1152,7 @@ pub(crate) async fn run(
             .map(|token| TokenState {
                 token,
                 limiter: limiter(pool.rate),
+                slow: Mutex::new(SlowDown::new(pool.rate)),
                 retired: Mutex::new(None),
                 failures: AtomicU32::new(0),
             })
@@ -1152,6 +1235,33 @@ mod tests {
             backoff(&retry, 1, Some(Duration::from_secs(86_400))),
             MAX_RETRY_AFTER
         );
+    }
+
+    #[test]
+    fn a_429_halves_the_pace_and_answers_win_it_back_slowly() {
+        let mut slow = SlowDown::new(10.0);
+        let t0 = Instant::now();
+        assert_eq!(slow.reserve(t0), None, "not slowed down: the limiter alone");
+        assert_eq!(slow.halve(), 5.0);
+        assert_eq!(slow.halve(), 2.5);
+        // At 2.5/s, requests leave 0.404 s apart (with the 1% margin).
+        assert_eq!(slow.reserve(t0), Some(t0));
+        let second = slow.reserve(t0).unwrap();
+        assert_eq!(second - t0, Duration::from_secs_f64(RATE_MARGIN / 2.5));
+        for _ in 0..100 {
+            slow.halve();
+        }
+        assert!(
+            (slow.rate * slow.factor - MIN_SLOW_RATE).abs() < 1e-9,
+            "a floor"
+        );
+        // From the floor back to the full rate takes twenty answers.
+        for _ in 0..19 {
+            slow.win_back();
+        }
+        assert!(slow.factor < 1.0);
+        slow.win_back();
+        assert_eq!(slow.reserve(t0), None);
     }
 
     #[test]

@@ -365,3 +365,41 @@ fn a_proxy_that_cannot_be_reached_stops_the_run_with_every_row_not_sent() {
     assert!(all.contains("proxy"), "{all}");
     assert!(fake.requests().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Server-wide limits.
+
+/// A gateway allowing 5 sends a second for the whole server (nginx `limit_req 5r/s`),
+/// answering 429 without `Retry-After`, and 2 tokens at the default 10/s each: the
+/// tokens slow down on 429s, every row is sent once and none fails, and the 429s stay
+/// fewer than half the rows (without slowing down, about one per row).
+#[test]
+fn repeated_429s_slow_the_tokens_down_and_every_row_is_sent_once() {
+    let fake = FakeWolkvox::start(Behavior::ok().server_rate(5));
+    let dir = temp_dir();
+    let (input, tels) = list(dir.path(), 40);
+    let config = write_connector_config(dir.path(), "1", "");
+    let mut c = cmd();
+    c.arg("send")
+        .arg(&input)
+        .arg("--base-url")
+        .arg(fake.base_url())
+        .arg("--no-quota-check")
+        .arg("--config")
+        .arg(&config)
+        .env("WOLKVOX_TOKEN", format!("{TOKEN},{OTHER_TOKEN}"));
+    let out = run(c);
+    out.expect_code(0);
+    let counts = status_counts(&default_results_path(&input));
+    assert_eq!(counts.get("sent"), Some(&tels.len()), "{counts:?}");
+    assert_each_delivered_once(&fake, &tels);
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        eprintln!("429s: {}\n{}", fake.rate_limited(), out.stderr);
+    }
+    assert!(
+        fake.rate_limited() < tels.len() / 2,
+        "{} answers 429 for {} rows",
+        fake.rate_limited(),
+        tels.len()
+    );
+}
