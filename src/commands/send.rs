@@ -93,6 +93,8 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     let tokens = if settings.dry_run {
         Vec::new()
     } else {
+        // Before anything is written: a proxy the client cannot read is a setting.
+        send::proxy::check_env().map_err(api::ClientError::from)?;
         send::token::tokens_from_env()?
     };
     let started = Instant::now();

@@ -368,8 +368,12 @@ pub(crate) fn request_body(job: &Job) -> serde_json::Value {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{}", tr!("api-client", error = .0))]
-pub struct ClientError(String);
+pub enum ClientError {
+    #[error("{}", tr!("api-client", error = .0))]
+    Build(String),
+    #[error(transparent)]
+    Proxy(#[from] crate::send::proxy::ProxyError),
+}
 
 /// How long a kept-alive connection may sit idle and still carry a request, unless the
 /// config says otherwise (`api.idle_timeout`): well under the 1 s and more after which
@@ -662,6 +666,8 @@ fn build_http(
     connections: usize,
     idle: Duration,
 ) -> Result<reqwest::Client, ClientError> {
+    // The client would ignore a proxy variable it cannot read and connect directly.
+    crate::send::proxy::check_env()?;
     // No client-wide timeout: the dispatcher times sends itself, so that a request it
     // stops waiting for keeps its token's slot until the server is done with it (see
     // `dispatch`). `token_info` sets its own.
@@ -673,7 +679,7 @@ fn build_http(
         .tcp_nodelay(true)
         .user_agent(concat!("wolkvox-dispatch/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| ClientError(e.to_string()))
+        .map_err(|e| ClientError::Build(e.to_string()))
 }
 
 /// The `timeout=N` (whole seconds) of a `Keep-Alive` header.

@@ -403,3 +403,39 @@ fn repeated_429s_slow_the_tokens_down_and_every_row_is_sent_once() {
         tels.len()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Proxy variables.
+
+/// A proxy variable the HTTP client cannot read (a space in the password, a broken host,
+/// a scheme it does not speak) is an error that names the variable, never its password,
+/// and nothing is sent: before, the tool connected directly, around the proxy.
+#[test]
+fn a_proxy_variable_that_cannot_be_read_is_an_error_naming_it_never_its_password() {
+    let fake = FakeWolkvox::start(Behavior::ok());
+    for (variable, value) in [
+        ("HTTPS_PROXY", "http://analyst:pa ss-w0rd@127.0.0.1:3128"),
+        ("http_proxy", "http://analyst:pa ss-w0rd@127.0.0.1:3128"),
+        ("ALL_PROXY", "http://analyst:pa ss-w0rd@[127.0.0.1:3128"),
+        ("HTTP_PROXY", "ftp://analyst:pa ss-w0rd@127.0.0.1:3128"),
+    ] {
+        let dir = temp_dir();
+        let (input, _) = list(dir.path(), 3);
+        let config = write_connector_config(dir.path(), "1", "");
+        let mut c = send_tls(&input, &fake, &[]);
+        c.arg("--config").arg(&config).env(variable, value);
+        let out = run(c);
+        out.expect_code(2);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(all.contains(variable), "{variable}: {all}");
+        assert!(
+            !all.contains("pa ss-w0rd"),
+            "{variable}: the password is never shown: {all}"
+        );
+        assert!(
+            !default_results_path(&input).exists(),
+            "{variable}: nothing recorded"
+        );
+    }
+    assert_eq!(fake.count(), 0, "nothing went around the proxy");
+}
