@@ -624,3 +624,5 @@ proxy-not-text = it is not valid text
 proxy-not-url = it is not a URL the HTTP client can read (a space, a broken host or port?)
 proxy-scheme = { $scheme }:// proxies are not supported (only http:// and https://)
 proxy-no-host = it has no host
+setting-proxy-refused = the proxy refused to open a connection to { $origin } without saying why: check the user and password in HTTPS_PROXY (tinyproxy answers a wrong password this way), and ask IT whether the proxy lets this host and port through; no message went out
+msg-setting-proxy-refused = not sent: the proxy refused the connection (check HTTPS_PROXY)

@@ -642,3 +642,5 @@ proxy-not-text = no es texto válido
 proxy-not-url = no es una URL que el cliente HTTP pueda leer (¿un espacio, un host o un puerto mal escritos?)
 proxy-scheme = los proxies { $scheme }:// no se admiten (solo http:// y https://)
 proxy-no-host = no tiene host
+setting-proxy-refused = el proxy se negó a abrir una conexión a { $origin } sin decir por qué: revise el usuario y la contraseña en HTTPS_PROXY (tinyproxy responde así a una contraseña equivocada), y pregunte a TI si el proxy deja pasar este host y puerto; no salió ningún mensaje
+msg-setting-proxy-refused = no enviado: el proxy rechazó la conexión (revise HTTPS_PROXY)

@@ -92,6 +92,9 @@ pub(crate) enum SettingProblem {
     CertificateName,
     /// The proxy wants other credentials (407).
     ProxyAuth,
+    /// The proxy refused the tunnel without saying why the client can read (tinyproxy
+    /// answers 401 to wrong credentials; an ACL answers 403).
+    ProxyRefused,
     /// The proxy cannot be reached.
     ProxyUnreachable,
     /// The host name does not resolve.
@@ -108,6 +111,7 @@ impl SettingProblem {
                 tr!("setting-certificate-name", origin = origin, detail = detail)
             }
             SettingProblem::ProxyAuth => tr!("setting-proxy-auth"),
+            SettingProblem::ProxyRefused => tr!("setting-proxy-refused", origin = origin),
             SettingProblem::ProxyUnreachable => tr!("setting-proxy-unreachable", detail = detail),
             SettingProblem::UnknownHost => {
                 tr!("setting-unknown-host", origin = origin, detail = detail)
@@ -121,6 +125,7 @@ impl SettingProblem {
             SettingProblem::Certificate => crate::tr_en!("msg-setting-certificate"),
             SettingProblem::CertificateName => crate::tr_en!("msg-setting-certificate-name"),
             SettingProblem::ProxyAuth => crate::tr_en!("msg-setting-proxy-auth"),
+            SettingProblem::ProxyRefused => crate::tr_en!("msg-setting-proxy-refused"),
             SettingProblem::ProxyUnreachable => crate::tr_en!("msg-setting-proxy-unreachable"),
             SettingProblem::UnknownHost => crate::tr_en!("msg-setting-unknown-host"),
         }
@@ -575,13 +580,16 @@ impl Client {
             .timeout(timeout);
         let mut response = request.send().await.map_err(|e| {
             let setting = setting_problem(&e);
-            let why = excerpt(&error_chain(&e));
+            let chain = error_chain(&e);
             GetFailed {
-                why: if setting.is_some() {
-                    setting_detail(&why)
-                } else {
-                    why
-                },
+                why: excerpt(
+                    if setting.is_some() {
+                        setting_detail(&chain)
+                    } else {
+                        chain
+                    }
+                    .as_str(),
+                ),
                 setting,
             }
         })?;
@@ -868,6 +876,9 @@ fn setting_problem(e: &reqwest::Error) -> Option<SettingProblem> {
         }
     } else if chain.contains("proxy authorization required") {
         Some(SettingProblem::ProxyAuth)
+    } else if chain.contains("tunnel error: unsuccessful") {
+        // Any answer to CONNECT but 200 and 407: the request never left the proxy.
+        Some(SettingProblem::ProxyRefused)
     } else if chain.contains("tunnel error: failed to create underlying connection") {
         Some(SettingProblem::ProxyUnreachable)
     } else if chain.contains("dns error")
@@ -883,6 +894,7 @@ fn setting_problem(e: &reqwest::Error) -> Option<SettingProblem> {
 /// The part of an error chain that says what failed ("invalid peer certificate:
 /// UnknownIssuer"), without the URL and the layers before it.
 fn setting_detail(chain: &str) -> String {
+    let chain = chain.trim();
     const CAUSES: [&str; 4] = [
         "invalid peer certificate",
         "tunnel error",
@@ -905,7 +917,7 @@ fn transport_error(e: &reqwest::Error) -> Answer {
     };
     if let Some(problem) = setting_problem(e) {
         let mut reply = reply("connection failed");
-        reply.msg = setting_detail(&reply.msg);
+        reply.msg = excerpt(&setting_detail(&error_chain(e)));
         return Answer::Setting(problem, reply);
     }
     if e.is_connect() {

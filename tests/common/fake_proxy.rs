@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A running proxy; stops when dropped.
 pub struct FakeProxy {
     addr: SocketAddr,
+    /// The status it refuses credentials with: 407, or 401 as tinyproxy 1.11 does.
     /// Requests refused with 407.
     refused: Arc<AtomicUsize>,
     /// Tunnels opened.
@@ -21,8 +22,14 @@ pub struct FakeProxy {
 }
 
 impl FakeProxy {
-    /// A proxy that lets through only `user:password` (basic authentication).
+    /// A proxy that lets through only `user:password` (basic authentication), refusing
+    /// others with 407.
     pub fn start(user: &str, password: &str) -> FakeProxy {
+        Self::start_refusing_with(user, password, 407)
+    }
+
+    /// Like [`FakeProxy::start`], refusing with `status` (tinyproxy 1.11 answers 401).
+    pub fn start_refusing_with(user: &str, password: &str, status: u16) -> FakeProxy {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -39,7 +46,7 @@ impl FakeProxy {
             while let Ok((client, _)) = listener.accept().await {
                 let (expected, r, t) = (expected.clone(), Arc::clone(&r), Arc::clone(&t));
                 tokio::spawn(async move {
-                    let _ = serve(client, &expected, &r, &t).await;
+                    let _ = serve(client, &expected, status, &r, &t).await;
                 });
             }
         });
@@ -76,6 +83,7 @@ impl Drop for FakeProxy {
 async fn serve(
     mut client: tokio::net::TcpStream,
     expected: &str,
+    status: u16,
     refused: &AtomicUsize,
     tunnels: &AtomicUsize,
 ) -> std::io::Result<()> {
@@ -97,11 +105,14 @@ async fn serve(
     });
     if !authorized {
         refused.fetch_add(1, Ordering::SeqCst);
-        client
-            .write_all(
-                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        let answer = if status == 407 {
+            "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+        } else {
+            format!(
+                "HTTP/1.0 {status} Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\nConnection: close\r\n\r\n"
             )
-            .await?;
+        };
+        client.write_all(answer.as_bytes()).await?;
         return Ok(());
     }
     let mut parts = request.split_whitespace();

@@ -290,9 +290,20 @@ fn a_certificate_for_another_name_stops_the_run_and_names_the_mismatch() {
 /// plain `--resume` goes through the proxy and sends every row once.
 #[test]
 fn a_proxy_refusing_the_credentials_stops_the_run_and_never_shows_the_password() {
+    a_proxy_refusing_with(407, "407");
+}
+
+/// tinyproxy 1.11 refuses wrong credentials with 401, which the HTTP client reports only
+/// as "tunnel error: unsuccessful": a refused tunnel is a setting too.
+#[test]
+fn a_proxy_refusing_the_tunnel_otherwise_stops_the_run_too() {
+    a_proxy_refusing_with(401, "user and password");
+}
+
+fn a_proxy_refusing_with(status: u16, said: &str) {
     let ca = TestCa::new();
     let fake = FakeWolkvox::start_tls(Behavior::ok(), &ca.server(&["127.0.0.1"]));
-    let proxy = FakeProxy::start("analyst", "s3cret-right");
+    let proxy = FakeProxy::start_refusing_with("analyst", "s3cret-right", status);
     let dir = temp_dir();
     let (input, tels) = list(dir.path(), 5);
     let config = write_connector_config(dir.path(), "1", "");
@@ -313,7 +324,7 @@ fn a_proxy_refusing_the_credentials_stops_the_run_and_never_shows_the_password()
         assert_ne!(out.code, 0, "{what}: {}", out.stderr);
         assert_all_not_sent(&input, tels.len(), &out.stderr);
         let all = format!("{}{}", out.stdout, out.stderr);
-        assert!(all.contains("407"), "{what}: {all}");
+        assert!(all.contains(said), "{what}: {all}");
         assert!(all.contains("HTTPS_PROXY"), "{what}: {all}");
         assert!(
             !all.contains("wr0ng-pass"),
