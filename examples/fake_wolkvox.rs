@@ -7,6 +7,8 @@
 //! cargo run --example fake_wolkvox -- --template "cita_recordatorio=Hola {{1}}, su cita es el {{2}}"
 //! ```
 //!
+//! `--slow P:MS` makes P% of the sends take MS milliseconds (a gateway's timeout in front
+//! of it, nginx's `proxy_read_timeout`, then answers 504 while the fake goes on).
 //! `--answer-after-ms N` delivers each message at once (it shows in the `cdr_3` report)
 //! but answers only N ms later: kill the sender meanwhile to get `unknown` rows that
 //! `reconcile` settles. `--refuse MSG` answers every message 400 BAD REQUEST with MSG; `--template
@@ -33,9 +35,11 @@ struct Args {
     refuse: Option<String>,
     templates: Vec<(String, String)>,
     answer_after_ms: Option<u64>,
+    /// `--slow P:MS`: P% of the sends take MS milliseconds (behind a gateway's timeout).
+    slow: Option<(u64, u64)>,
 }
 
-const USAGE: &str = "usage: fake_wolkvox [--latency-ms N] [--write-list FILE] [--rows N] [--refuse MSG] [--template NAME=BODY]... [--answer-after-ms N]";
+const USAGE: &str = "usage: fake_wolkvox [--latency-ms N] [--write-list FILE] [--rows N] [--refuse MSG] [--template NAME=BODY]... [--answer-after-ms N] [--slow PERCENT:MS]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         refuse: None,
         templates: Vec::new(),
         answer_after_ms: None,
+        slow: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,6 +74,14 @@ fn parse_args() -> Result<Args, String> {
                     .split_once('=')
                     .ok_or("--template: write NAME=BODY".to_owned())?;
                 args.templates.push((name.to_owned(), body.to_owned()));
+            }
+            "--slow" => {
+                let v = value()?;
+                let (p, ms) = v
+                    .split_once(':')
+                    .and_then(|(p, ms)| Some((p.parse().ok()?, ms.parse().ok()?)))
+                    .ok_or("--slow: write PERCENT:MS".to_owned())?;
+                args.slow = Some((p, ms));
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -128,6 +141,13 @@ fn main() {
         behavior = behavior.hook(move |req| {
             (req.telephone.is_some() && req.attempt == 0)
                 .then_some(Reply::DeliverThenHang(Duration::from_millis(ms)))
+        });
+    }
+    if let Some((percent, ms)) = args.slow {
+        // Spread evenly over the requests (the same ones on every run).
+        behavior = behavior.hook(move |req| {
+            (req.telephone.is_some() && (req.index as u64 * 37) % 100 < percent)
+                .then_some(Reply::Hang(Duration::from_millis(ms)))
         });
     }
     let fake = FakeWolkvox::start(behavior);

@@ -758,3 +758,22 @@ cli-arg-header-row = The header's row number, as the spreadsheet shows it; the r
 input-rows-above-header = { $path }: the header is row { $row }: the rows above it are ignored ({ $rows } with something in them)
 input-no-header-row = { $path }: there is no row { $row } (--header-row, columns.header_row): the last row with something in it is row { $last }
 report-rows-as-recorded = the contact list of { $results } was not found or could not be read whole: rows are named as the results file numbers them (1 = the first row under the header), not as the spreadsheet does
+# issue 28
+setting-certificate = the server's certificate is not trusted by this machine ({ $detail }). If your company inspects HTTPS with its own certificate authority, ask IT for that CA's certificate (a .pem or .crt file) and point SSL_CERT_FILE at it (or SSL_CERT_DIR at its folder), or add it to the system's certificate store; no message went out
+setting-certificate-name = the certificate presented for { $origin } is for another name ({ $detail }): check --base-url (or api.server / api.base_url in the config); behind TLS inspection, ask IT to fix the proxy's certificate; no message went out
+setting-proxy-auth = the proxy refused the credentials (407 Proxy Authentication Required): set HTTPS_PROXY=http://user:password@proxy:port with the right user and password (special characters in the password percent-encoded, a space as %20); no message went out
+setting-proxy-unreachable = the proxy cannot be reached ({ $detail }): check the host and port in HTTPS_PROXY / HTTP_PROXY / ALL_PROXY; no message went out
+setting-unknown-host = the host of { $origin } is unknown ({ $detail }): check --base-url, or api.server in the config (the id Wolkvox gave you, as in wv0042); no message went out
+msg-setting-certificate = not sent: the server's certificate is not trusted (see SSL_CERT_FILE)
+msg-setting-certificate-name = not sent: the server's certificate is for another name (check --base-url)
+msg-setting-proxy-auth = not sent: the proxy refused the credentials (407)
+msg-setting-proxy-unreachable = not sent: the proxy cannot be reached
+msg-setting-unknown-host = not sent: unknown host (check --base-url)
+dispatch-slowing-down = the server answered 429 (too many requests): token { $token } slows down to { $rate } requests/s
+proxy-variable = the proxy variable { $variable } cannot be used: { $reason }. Write it as http://user:password@host:port (special characters in the user or password percent-encoded: a space as %20, @ as %40), or unset it
+proxy-not-text = it is not valid text
+proxy-not-url = it is not a URL the HTTP client can read (a space, a broken host or port?)
+proxy-scheme = { $scheme }:// proxies are not supported (only http:// and https://)
+proxy-no-host = it has no host
+setting-proxy-refused = the proxy refused to open a connection to { $origin } without saying why: check the user and password in HTTPS_PROXY (tinyproxy answers a wrong password this way), and ask IT whether the proxy lets this host and port through; no message went out
+msg-setting-proxy-refused = not sent: the proxy refused the connection (check HTTPS_PROXY)

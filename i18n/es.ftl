@@ -773,3 +773,22 @@ cli-arg-header-row = El número de la fila de encabezados, como lo muestra la ho
 input-rows-above-header = { $path }: los encabezados están en la fila { $row }: se ignoran las filas de arriba ({ $rows } con contenido)
 input-no-header-row = { $path }: no hay fila { $row } (--header-row, columns.header_row): la última fila con contenido es la { $last }
 report-rows-as-recorded = no se encontró la lista de contactos de { $results }, o no se pudo leer entera: las filas se nombran como las numera el archivo de resultados (1 = la primera fila bajo los encabezados), no como la hoja de cálculo
+# issue 28
+setting-certificate = este equipo no confía en el certificado del servidor ({ $detail }). Si su empresa inspecciona HTTPS con su propia autoridad de certificación, pida a TI el certificado de esa CA (un archivo .pem o .crt) y apunte SSL_CERT_FILE a él (o SSL_CERT_DIR a su carpeta), o agréguelo al almacén de certificados del sistema; no salió ningún mensaje
+setting-certificate-name = el certificado presentado para { $origin } es de otro nombre ({ $detail }): revise --base-url (o api.server / api.base_url en la configuración); detrás de una inspección TLS, pida a TI que corrija el certificado del proxy; no salió ningún mensaje
+setting-proxy-auth = el proxy rechazó las credenciales (407 Proxy Authentication Required): defina HTTPS_PROXY=http://usuario:contraseña@proxy:puerto con el usuario y la contraseña correctos (los caracteres especiales de la contraseña codificados con %, un espacio como %20); no salió ningún mensaje
+setting-proxy-unreachable = no se puede llegar al proxy ({ $detail }): revise el host y el puerto en HTTPS_PROXY / HTTP_PROXY / ALL_PROXY; no salió ningún mensaje
+setting-unknown-host = el host de { $origin } no existe ({ $detail }): revise --base-url, o api.server en la configuración (el id que le dio Wolkvox, como en wv0042); no salió ningún mensaje
+msg-setting-certificate = no enviado: este equipo no confía en el certificado del servidor (vea SSL_CERT_FILE)
+msg-setting-certificate-name = no enviado: el certificado del servidor es de otro nombre (revise --base-url)
+msg-setting-proxy-auth = no enviado: el proxy rechazó las credenciales (407)
+msg-setting-proxy-unreachable = no enviado: no se puede llegar al proxy
+msg-setting-unknown-host = no enviado: el host no existe (revise --base-url)
+dispatch-slowing-down = el servidor respondió 429 (demasiadas solicitudes): el token { $token } baja a { $rate } solicitudes/s
+proxy-variable = la variable de proxy { $variable } no se puede usar: { $reason }. Escríbala como http://usuario:contraseña@host:puerto (los caracteres especiales del usuario o la contraseña codificados con %: un espacio como %20, @ como %40), o quítela
+proxy-not-text = no es texto válido
+proxy-not-url = no es una URL que el cliente HTTP pueda leer (¿un espacio, un host o un puerto mal escritos?)
+proxy-scheme = los proxies { $scheme }:// no se admiten (solo http:// y https://)
+proxy-no-host = no tiene host
+setting-proxy-refused = el proxy se negó a abrir una conexión a { $origin } sin decir por qué: revise el usuario y la contraseña en HTTPS_PROXY (tinyproxy responde así a una contraseña equivocada), y pregunte a TI si el proxy deja pasar este host y puerto; no salió ningún mensaje
+msg-setting-proxy-refused = no enviado: el proxy rechazó la conexión (revise HTTPS_PROXY)

@@ -146,6 +146,7 @@ pub(crate) struct ApiSection {
     pub(crate) base_url: Option<String>,
     pub(crate) connector_id: Option<String>,
     pub(crate) timeout: Option<String>,
+    pub(crate) idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +296,8 @@ pub(crate) struct SendSettings {
     /// The origin requests go to, without a trailing slash. `None` only for dry runs.
     pub(crate) origin: Option<String>,
     pub(crate) timeout: Duration,
+    /// `api.idle_timeout`: a kept-alive connection idle longer is not used again.
+    pub(crate) idle_timeout: Duration,
     /// Requests per second per token.
     pub(crate) rate: f64,
     pub(crate) max_in_flight: usize,
@@ -936,6 +939,12 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
         retry_unknown: args.retry_unknown,
         origin,
         timeout,
+        idle_timeout: duration(
+            path,
+            "api.idle_timeout",
+            file.api.idle_timeout.as_deref(),
+            crate::send::api::DEFAULT_IDLE_TIMEOUT,
+        )?,
         rate,
         max_in_flight,
         retry,

@@ -93,6 +93,8 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     let tokens = if settings.dry_run {
         Vec::new()
     } else {
+        // Before anything is written: a proxy the client cannot read is a setting.
+        send::proxy::check_env().map_err(api::ClientError::from)?;
         send::token::tokens_from_env()?
     };
     let started = Instant::now();
@@ -100,11 +102,11 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     // with a large certificate directory): done while the list is read. It sends nothing.
     let client = match (&settings.origin, settings.dry_run) {
         (Some(origin), false) => {
-            let (origin, timeout) = (origin.clone(), settings.timeout);
+            let (origin, timeout, idle) = (origin.clone(), settings.timeout, settings.idle_timeout);
             let connections = settings.max_in_flight * tokens.len();
             std::thread::Builder::new()
                 .name("http-client".into())
-                .spawn(move || api::Client::new(&origin, timeout, connections))
+                .spawn(move || api::Client::with_idle_timeout(&origin, timeout, connections, idle))
                 .ok()
         }
         _ => None,
@@ -262,10 +264,11 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let client = match client.map(std::thread::JoinHandle::join) {
         Some(Ok(made)) => made?,
         // No thread, or it panicked: make it here (and see why).
-        _ => api::Client::new(
+        _ => api::Client::with_idle_timeout(
             &origin,
             settings.timeout,
             settings.max_in_flight * tokens.len(),
+            settings.idle_timeout,
         )?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -289,15 +292,30 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         settings.limit,
         &tr_en!("msg-pilot", limit = settings.limit.unwrap_or_default()),
     )?;
-    let (tokens, cut, recorder) =
+    let (tokens, cut, recorder, early) =
         fit_quota(&runtime, &client, tokens, &mut plan, recorder, &settings)?;
     let recorder = Arc::new(recorder);
-    announce(&settings, plan.jobs.len(), tokens.len());
     let send_started = Instant::now();
     let jobs = std::mem::take(&mut plan.jobs);
-    let stopped = dispatch_rows(
-        &runtime, jobs, tokens, client, &settings, &recorder, &progress,
-    );
+    let stopped = match early {
+        // The quota check met a setting to fix: no row is tried; all stay `not_sent`.
+        Some(reason) => {
+            let msg = reason.not_sent_msg();
+            for job in &jobs {
+                recorder.record(
+                    Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+                    Some(&job.key),
+                )?;
+            }
+            Some(reason)
+        }
+        None => {
+            announce(&settings, jobs.len(), tokens.len());
+            dispatch_rows(
+                &runtime, jobs, tokens, client, &settings, &recorder, &progress,
+            )
+        }
+    };
     progress.finish();
     runtime.shutdown_background();
     let recorder = Arc::try_unwrap(recorder).map_err(|_| journal::ResultsError::Write {
@@ -366,7 +384,9 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
 /// Asks each token's quota (unless `--no-quota-check`, or nothing is left to send: no
 /// call is spent then) and fits the plan to it: the tokens to use, the rows `--partial`
 /// left for another day (recorded `not_sent`), and the recorder back. A refusal closes
-/// the recorder (see `refuse`) and is the error.
+/// the recorder (see `refuse`) and is the error. A check that meets a setting to fix (an
+/// untrusted certificate, a proxy that refuses) is the run's stop reason, last.
+#[allow(clippy::type_complexity)]
 fn fit_quota(
     runtime: &tokio::runtime::Runtime,
     client: &api::Client,
@@ -374,11 +394,27 @@ fn fit_quota(
     plan: &mut Plan,
     recorder: Recorder,
     settings: &SendSettings,
-) -> Result<(Vec<send::token::Token>, usize, Recorder), Error> {
+) -> Result<
+    (
+        Vec<send::token::Token>,
+        usize,
+        Recorder,
+        Option<dispatch::StopReason>,
+    ),
+    Error,
+> {
     if !settings.quota_check || plan.jobs.is_empty() {
-        return Ok((tokens, 0, recorder));
+        return Ok((tokens, 0, recorder, None));
     }
     let answers = runtime.block_on(quota::ask(client, tokens));
+    if let Some((problem, detail)) = quota::setting(&answers) {
+        let reason = dispatch::StopReason::Setting {
+            problem,
+            origin: client.origin().to_owned(),
+            detail,
+        };
+        return Ok((Vec::new(), 0, recorder, Some(reason)));
+    }
     let fitted = quota::fit(answers).and_then(|fitted| {
         quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
     });
@@ -404,7 +440,7 @@ fn fit_quota(
         );
     }
     let cut = hold_back(&recorder, plan, Some(n as u64), &tr_en!("msg-partial"))?;
-    Ok((fitted.tokens, cut, recorder))
+    Ok((fitted.tokens, cut, recorder, None))
 }
 
 /// Keeps the first `keep` rows of the plan (all with `None`) and records the others

@@ -101,7 +101,8 @@ fn describe(answer: Option<&Answer>) -> (String, String, Exit) {
             Answer::TokenRejected(_, reply)
             | Answer::ApiNotFound(reply)
             | Answer::Redirected(reply)
-            | Answer::Transient { reply, .. },
+            | Answer::Transient { reply, .. }
+            | Answer::Setting(_, reply),
         ) => (
             tr!("test-send-not-taken"),
             Some(reply),

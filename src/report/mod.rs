@@ -65,7 +65,13 @@ impl<'a> MakeWriter<'a> for BarWriter {
 /// Installs the log subscriber: `RUST_LOG` sets the level (default info, warn with
 /// `--quiet`). Calling it twice (tests calling `run` in-process) keeps the first.
 pub(crate) fn init_logging(json: bool, quiet: bool, progress: &Progress) {
-    let default = if quiet { "warn" } else { "info" };
+    // The TLS libraries log every refused certificate at ERROR; the run says it once,
+    // with what to do (see `api::SettingProblem`).
+    let default = if quiet {
+        "warn,rustls=off,rustls_platform_verifier=off"
+    } else {
+        "info,rustls=off,rustls_platform_verifier=off"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let writer = BarWriter {

@@ -18,6 +18,8 @@ the run stops (`Redirected`). Answers are untrusted: bodies are read up to
 64 KiB and anything unexpected becomes a short excerpt.
 */
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -75,6 +77,86 @@ pub(crate) enum Answer {
     /// May have been delivered: a 5xx other than 503, a 5xx whose body says 2xx, a 2xx
     /// without a readable code, or connection lost after the request was written.
     Unknown(Reply),
+    /// Certainly not delivered, and no request can get through until a setting is fixed
+    /// (a certificate this machine does not trust, a proxy that refuses): stop the run.
+    Setting(SettingProblem, Reply),
+}
+
+/// A failure that is the same for every request: a setting to fix, not an outage. The
+/// request certainly did not reach Wolkvox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SettingProblem {
+    /// The server's certificate is not trusted here (a company's TLS inspection, say).
+    Certificate,
+    /// The certificate is for another name than the host asked for.
+    CertificateName,
+    /// The proxy wants other credentials (407).
+    ProxyAuth,
+    /// The proxy refused the tunnel without saying why the client can read (tinyproxy
+    /// answers 401 to wrong credentials; an ACL answers 403).
+    ProxyRefused,
+    /// The proxy cannot be reached.
+    ProxyUnreachable,
+    /// The host name does not resolve.
+    UnknownHost,
+}
+
+impl SettingProblem {
+    /// What is wrong and what fixes it, for `origin` (the URL requests go to).
+    pub(crate) fn describe(self, origin: &str, detail: &str) -> String {
+        let origin = crate::text::redact_url(origin);
+        match self {
+            SettingProblem::Certificate => tr!("setting-certificate", detail = detail),
+            SettingProblem::CertificateName => {
+                tr!("setting-certificate-name", origin = origin, detail = detail)
+            }
+            SettingProblem::ProxyAuth => tr!("setting-proxy-auth"),
+            SettingProblem::ProxyRefused => tr!("setting-proxy-refused", origin = origin),
+            SettingProblem::ProxyUnreachable => tr!("setting-proxy-unreachable", detail = detail),
+            SettingProblem::UnknownHost => {
+                tr!("setting-unknown-host", origin = origin, detail = detail)
+            }
+        }
+    }
+
+    /// The row's `msg` (English, like every `msg` of the results file).
+    pub(crate) fn not_sent_msg(self) -> String {
+        match self {
+            SettingProblem::Certificate => crate::tr_en!("msg-setting-certificate"),
+            SettingProblem::CertificateName => crate::tr_en!("msg-setting-certificate-name"),
+            SettingProblem::ProxyAuth => crate::tr_en!("msg-setting-proxy-auth"),
+            SettingProblem::ProxyRefused => crate::tr_en!("msg-setting-proxy-refused"),
+            SettingProblem::ProxyUnreachable => crate::tr_en!("msg-setting-proxy-unreachable"),
+            SettingProblem::UnknownHost => crate::tr_en!("msg-setting-unknown-host"),
+        }
+    }
+}
+
+/// A refusal because of load, not because of the message: worth waiting for, without
+/// spending the row's attempts, while the server keeps working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttle {
+    /// 403 "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN": wait for a slot.
+    Simultaneous,
+    /// HTTP 429 (a gateway's or a server's rate limit): slow down.
+    TooMany,
+}
+
+/// Whether a transient refusal is about load (see `Throttle`).
+pub(crate) fn throttle(reply: &Reply) -> Option<Throttle> {
+    if reply.http_status == Some(429) {
+        Some(Throttle::TooMany)
+    } else if reply.msg.to_uppercase().contains("SIMULTANEOUS") {
+        Some(Throttle::Simultaneous)
+    } else {
+        None
+    }
+}
+
+/// A gateway's 502 or 504: the gateway gave up, the API may still be working on the
+/// request (and so still holds one of the token's slots).
+pub(crate) fn from_gateway(reply: &Reply) -> bool {
+    matches!(reply.http_status, Some(502 | 504))
 }
 
 /// The `error` of a row whose request outlived the timeout.
@@ -217,6 +299,8 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
             }
             Answer::Unknown(reply)
         }
+        // Wolkvox never asks for proxy credentials: a proxy on the way does.
+        407 => Answer::Setting(SettingProblem::ProxyAuth, reply),
         400 if upper.contains("DOES NOT EXIST") => Answer::ApiNotFound(reply),
         404 if !http_ok => Answer::ApiNotFound(reply),
         _ => Answer::Refused(reply),
@@ -290,41 +374,111 @@ pub(crate) fn request_body(job: &Job) -> serde_json::Value {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{}", tr!("api-client", error = .0))]
-pub struct ClientError(String);
+pub enum ClientError {
+    #[error("{}", tr!("api-client", error = .0))]
+    Build(String),
+    #[error(transparent)]
+    Proxy(#[from] crate::send::proxy::ProxyError),
+}
+
+/// How long a kept-alive connection may sit idle and still carry a request, unless the
+/// config says otherwise (`api.idle_timeout`): well under the 1 s and more after which
+/// front servers close idle connections, so a request is never written onto a
+/// connection the server is closing at that moment.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One HTTP client for the whole run, so connections are kept alive.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    http: reqwest::Client,
+    http: Arc<RwLock<reqwest::Client>>,
     origin: String,
     timeout: Duration,
+    connections: usize,
+    /// The idle time after which a connection is not used again, in milliseconds:
+    /// `api.idle_timeout`, or less when a server announces `Keep-Alive: timeout=N`.
+    idle_ms: Arc<AtomicU64>,
 }
 
 impl Client {
+    /// A client that drops connections idle for `DEFAULT_IDLE_TIMEOUT`.
     pub(crate) fn new(
         origin: &str,
         timeout: Duration,
         connections_per_host: usize,
     ) -> Result<Self, ClientError> {
+        Self::with_idle_timeout(origin, timeout, connections_per_host, DEFAULT_IDLE_TIMEOUT)
+    }
+
+    /// A client that never writes a request on a connection idle longer than `idle`.
+    pub(crate) fn with_idle_timeout(
+        origin: &str,
+        timeout: Duration,
+        connections_per_host: usize,
+        idle: Duration,
+    ) -> Result<Self, ClientError> {
         // rustls needs a process-wide crypto provider; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        // No client-wide timeout: the dispatcher times sends itself, so that a request
-        // it stops waiting for keeps its token's slot until the server is done with it
-        // (see `dispatch`). `token_info` sets its own.
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(connections_per_host.max(2))
-            .tcp_nodelay(true)
-            .user_agent(concat!("wolkvox-dispatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError(e.to_string()))?;
+        let http = build_http(timeout, connections_per_host, idle)?;
         Ok(Self {
-            http,
+            http: Arc::new(RwLock::new(http)),
             origin: origin.trim_end_matches('/').to_owned(),
             timeout,
+            connections: connections_per_host,
+            idle_ms: Arc::new(AtomicU64::new(
+                u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            )),
         })
+    }
+
+    /// The reqwest client of the moment (cheap: an `Arc` inside).
+    fn http(&self) -> reqwest::Client {
+        self.http
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Honours a server's `Keep-Alive: timeout=N`: when half of it is less than the idle
+    /// time in use, later requests go through a client that drops connections idle that
+    /// long (requests in flight finish on the old one). Half, because the server counts
+    /// from when it wrote its answer, and a request takes a while to reach it.
+    fn heed_keep_alive(&self, headers: &HeaderMap) {
+        let Some(secs) = headers
+            .get("keep-alive")
+            .and_then(|v| v.to_str().ok())
+            .and_then(keep_alive_timeout)
+        else {
+            return;
+        };
+        let wanted = secs.saturating_mul(1000) / 2;
+        let current = self.idle_ms.load(Ordering::Acquire);
+        if wanted >= current
+            || self
+                .idle_ms
+                .compare_exchange(current, wanted, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        match build_http(
+            self.timeout,
+            self.connections,
+            Duration::from_millis(wanted),
+        ) {
+            Ok(http) => {
+                tracing::debug!(
+                    keep_alive = secs,
+                    "the server keeps idle connections {secs} s: connections idle {wanted} ms are not used again"
+                );
+                *self.http.write().unwrap_or_else(PoisonError::into_inner) = http;
+            }
+            Err(e) => tracing::debug!("keep-alive: {e}"),
+        }
+    }
+
+    /// The origin requests go to (`https://wv0042.wolkvox.com`).
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// How long a send may take before its row is recorded `unknown`.
@@ -349,7 +503,11 @@ impl Client {
             .await
         {
             Ok((status, body)) => parse_token_info(status, &body),
-            Err(why) => TokenInfo::Unknown(why),
+            Err(GetFailed {
+                why,
+                setting: Some(problem),
+            }) => TokenInfo::Setting(problem, why),
+            Err(GetFailed { why, .. }) => TokenInfo::Unknown(why),
         }
     }
 
@@ -370,6 +528,7 @@ impl Client {
     ) -> Result<(u16, Vec<u8>), String> {
         self.preflight_get(self.list_templates_url(connector), token, MAX_LISTING_BYTES)
             .await
+            .map_err(|f| f.why)
     }
 
     /// Asks Wolkvox's report of outbound messages (`cdr_3`) for `date_ini..date_end`
@@ -384,7 +543,9 @@ impl Client {
             "{}/api/v2/reports_manager.php?api=cdr_3&date_ini={date_ini}&date_end={date_end}",
             self.origin
         );
-        self.get(url, token, MAX_REPORT_BYTES, self.timeout).await
+        self.get(url, token, MAX_REPORT_BYTES, self.timeout)
+            .await
+            .map_err(|f| f.why)
     }
 
     /// A GET made before sending (`token_info`, `list_templates`): the status and the
@@ -394,7 +555,7 @@ impl Client {
         url: String,
         token: &Token,
         limit: usize,
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Vec<u8>), GetFailed> {
         // A pre-flight check should not hold a campaign for the full request timeout.
         self.get(url, token, limit, self.timeout.min(PREFLIGHT_TIMEOUT))
             .await
@@ -408,22 +569,40 @@ impl Client {
         token: &Token,
         limit: usize,
         timeout: std::time::Duration,
-    ) -> Result<(u16, Vec<u8>), String> {
-        let header = token_header(token).ok_or_else(|| tr!("api-token-not-a-header"))?;
+    ) -> Result<(u16, Vec<u8>), GetFailed> {
+        let header = token_header(token).ok_or_else(|| GetFailed {
+            why: tr!("api-token-not-a-header"),
+            setting: None,
+        })?;
         let request = self
-            .http
+            .http()
             .get(url)
             .header("wolkvox-token", header)
             .timeout(timeout);
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| excerpt(&error_chain(&e)))?;
+        let mut response = request.send().await.map_err(|e| {
+            let setting = setting_problem(&e);
+            let chain = error_chain(&e);
+            GetFailed {
+                why: excerpt(
+                    if setting.is_some() {
+                        setting_detail(&chain)
+                    } else {
+                        chain
+                    }
+                    .as_str(),
+                ),
+                setting,
+            }
+        })?;
         let status = response.status().as_u16();
+        self.heed_keep_alive(response.headers());
         let mut body = Vec::new();
         read_capped(&mut response, &mut body, limit)
             .await
-            .map_err(|e| excerpt(&error_chain(&e)))?;
+            .map_err(|e| GetFailed {
+                why: excerpt(&error_chain(&e)),
+                setting: None,
+            })?;
         Ok((status, body))
     }
 
@@ -444,7 +623,7 @@ impl Client {
             }
         };
         let request = self
-            .http
+            .http()
             .post(self.url_for(api_name(&job.message)))
             .header("wolkvox-token", header)
             .header(CONTENT_TYPE, "application/json")
@@ -454,6 +633,7 @@ impl Client {
             Err(e) => return transport_error(&e),
         };
         let status = response.status().as_u16();
+        self.heed_keep_alive(response.headers());
         let after = retry_after(response.headers());
         let location = response.headers().get(reqwest::header::LOCATION).map(|l| {
             excerpt(&crate::text::redact_url(&String::from_utf8_lossy(
@@ -486,6 +666,38 @@ impl Client {
             other => other,
         }
     }
+}
+
+/// The reqwest client: no redirects, at most `connections` idle connections kept, none
+/// used again after `idle`.
+fn build_http(
+    timeout: Duration,
+    connections: usize,
+    idle: Duration,
+) -> Result<reqwest::Client, ClientError> {
+    // The client would ignore a proxy variable it cannot read and connect directly.
+    crate::send::proxy::check_env()?;
+    // No client-wide timeout: the dispatcher times sends itself, so that a request it
+    // stops waiting for keeps its token's slot until the server is done with it (see
+    // `dispatch`). `token_info` sets its own.
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(connections.max(2))
+        .pool_idle_timeout(idle)
+        .tcp_nodelay(true)
+        .user_agent(concat!("wolkvox-dispatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
+}
+
+/// The `timeout=N` (whole seconds) of a `Keep-Alive` header.
+pub(crate) fn keep_alive_timeout(value: &str) -> Option<u64> {
+    value.split(',').find_map(|part| {
+        let (name, n) = part.split_once('=')?;
+        (name.trim().eq_ignore_ascii_case("timeout"))
+            .then(|| n.trim().trim_matches('"').parse().ok())?
+    })
 }
 
 /// The `wolkvox-token` header, marked sensitive so it is never logged.
@@ -546,14 +758,27 @@ pub(crate) enum TokenInfo {
     Rejected(TokenProblem, Reply),
     /// No usable answer (the call failed, or the fields are not in it): why.
     Unknown(String),
+    /// The call failed in a way no request can get past (see `SettingProblem`): why.
+    Setting(SettingProblem, String),
+}
+
+/// A GET that got no answer: why, and the setting to fix if it is one.
+#[derive(Debug)]
+pub(crate) struct GetFailed {
+    why: String,
+    setting: Option<SettingProblem>,
 }
 
 /// Reads a `token_info` answer. Pure, so every shape is unit-tested. The nesting of
 /// `token_limit` and `token_use_today` is not documented: they are looked up at any
 /// depth, as numbers or strings of digits.
 pub(crate) fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
-    if let Answer::TokenRejected(problem, reply) = classify(status, body, None) {
-        return TokenInfo::Rejected(problem, reply);
+    match classify(status, body, None) {
+        Answer::TokenRejected(problem, reply) => return TokenInfo::Rejected(problem, reply),
+        Answer::Setting(problem, reply) => {
+            return TokenInfo::Setting(problem, format!("HTTP {status} {}", reply.msg));
+        }
+        _ => {}
     }
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     if !(200..300).contains(&status) {
@@ -614,6 +839,75 @@ fn find_count(value: &serde_json::Value, key: &str) -> Option<u64> {
     }
 }
 
+/// The setting a failed connection points at, if it is one: the same for every request.
+fn setting_problem(e: &reqwest::Error) -> Option<SettingProblem> {
+    if !e.is_connect() {
+        return None;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        // An `io::Error` hides what it wraps from `source()`: look inside it too.
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(why)) =
+                candidate.downcast_ref::<rustls::Error>()
+            {
+                return Some(match why {
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. } => {
+                        SettingProblem::CertificateName
+                    }
+                    _ => SettingProblem::Certificate,
+                });
+            }
+        }
+        source = err.source();
+    }
+    // Boxed errors on the way hide the types (a `Box<dyn Error>` is not what it holds),
+    // and the proxy tunnel's and the resolver's errors are not public: read the text.
+    let chain = error_chain(e);
+    if chain.contains("invalid peer certificate") {
+        if chain.contains("not valid for name") || chain.contains("NotValidForName") {
+            Some(SettingProblem::CertificateName)
+        } else {
+            Some(SettingProblem::Certificate)
+        }
+    } else if chain.contains("proxy authorization required") {
+        Some(SettingProblem::ProxyAuth)
+    } else if chain.contains("tunnel error: unsuccessful") {
+        // Any answer to CONNECT but 200 and 407: the request never left the proxy.
+        Some(SettingProblem::ProxyRefused)
+    } else if chain.contains("tunnel error: failed to create underlying connection") {
+        Some(SettingProblem::ProxyUnreachable)
+    } else if chain.contains("dns error")
+        && !chain.contains("Temporary failure")
+        && !chain.contains("try again")
+    {
+        Some(SettingProblem::UnknownHost)
+    } else {
+        None
+    }
+}
+
+/// The part of an error chain that says what failed ("invalid peer certificate:
+/// UnknownIssuer"), without the URL and the layers before it.
+fn setting_detail(chain: &str) -> String {
+    let chain = chain.trim();
+    const CAUSES: [&str; 4] = [
+        "invalid peer certificate",
+        "tunnel error",
+        "dns error",
+        "certificate",
+    ];
+    CAUSES
+        .iter()
+        .find_map(|cause| chain.find(cause).map(|at| chain[at..].to_owned()))
+        .unwrap_or_else(|| chain.to_owned())
+}
+
 /// A request that got no complete answer.
 fn transport_error(e: &reqwest::Error) -> Answer {
     let reply = |error: &str| Reply {
@@ -622,6 +916,11 @@ fn transport_error(e: &reqwest::Error) -> Answer {
         error: error.to_owned(),
         msg: excerpt(&error_chain(e)),
     };
+    if let Some(problem) = setting_problem(e) {
+        let mut reply = reply("connection failed");
+        reply.msg = excerpt(&setting_detail(&error_chain(e)));
+        return Answer::Setting(problem, reply);
+    }
     if e.is_connect() {
         // The connection was never established: nothing was written.
         Answer::Transient {
@@ -802,6 +1101,15 @@ mod tests {
         ] {
             assert_eq!(parse_retry_after(odd, now), None, "{odd:?}");
         }
+    }
+
+    #[test]
+    fn keep_alive_timeouts_are_read() {
+        assert_eq!(keep_alive_timeout("timeout=5, max=100"), Some(5));
+        assert_eq!(keep_alive_timeout("max=100, Timeout = \"1\""), Some(1));
+        assert_eq!(keep_alive_timeout("max=100"), None);
+        assert_eq!(keep_alive_timeout("timeout=soon"), None);
+        assert_eq!(keep_alive_timeout(""), None);
     }
 
     #[test]

@@ -17,8 +17,14 @@ process: a request that outlives `api.timeout` is recorded `unknown` at once,
 but its worker keeps the token's slot, still listening for the answer, until
 the server answers or the API's own limit of 60 s since the request started
 has passed (then it is abandoned). A late answer is recorded as the row's
-outcome (`sent` or `failed`), which only ever replaces that `unknown`. When no
-row is left to send, nothing is waited for. The run stops early on a signal, when no
+outcome (`sent` or `failed`), which only ever replaces that `unknown`. A
+gateway's 502 or 504 is held the same way (the gateway gave up, the API may
+still be working): the worker keeps the slot until 60 s after the request
+left. When no row is left to send, nothing is waited for. A refusal for load
+(403 "simultaneous requests", 429; see `api::Throttle`) waits for a slot or a
+slower pace without spending the row's attempts, for up to `BUSY_PATIENCE`;
+each 429 also halves its token's pace (`SlowDown`), and every answer that gets
+through wins a twentieth of the rate back. The run stops early on a signal, when no
 token is left, when the API does not exist at the configured URL, or when
 every token has failed too many times in a row (the service is down), or when
 the contact hours close; rows not attempted are then recorded `not_sent`.
@@ -41,7 +47,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::journal::{Outcome, Recorder, Status, now};
 use crate::progress::{Progress, Tally};
-use crate::send::api::{Answer, Client, Reply, TokenProblem};
+use crate::send::api::{
+    Answer, Client, Reply, SettingProblem, Throttle, TokenProblem, from_gateway, throttle,
+};
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState, show};
 use crate::validate::Job;
@@ -52,6 +60,10 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// The API's own limit for one call: after this long the server has given up on a
 /// request, so a timed-out request's slot is free again.
 pub(crate) const API_CALL_LIMIT: Duration = Duration::from_secs(60);
+/// How long a row refused for load ("simultaneous requests", 429) waits for a slot or a
+/// slower pace without spending its attempts: a slot held by any request frees within
+/// the API's own limit.
+const BUSY_PATIENCE: Duration = API_CALL_LIMIT;
 /// While waiting for the contact window, the clock is read again at least this often
 /// (a suspended laptop or a corrected clock must not make the wait overshoot).
 const MAX_WINDOW_NAP: Duration = Duration::from_secs(60);
@@ -76,6 +88,13 @@ pub(crate) enum StopReason {
     WindowClosed {
         next_open: Option<jiff::ZonedDateTime>,
     },
+    /// A failure the same for every request (an untrusted certificate, a proxy that
+    /// refuses, an unknown host): a setting to fix. `origin` is where requests go.
+    Setting {
+        problem: SettingProblem,
+        origin: String,
+        detail: String,
+    },
     /// `max_failures` rows in a row were refused with the same answer: the campaign as a
     /// whole is wrong (connector, template, closed windows), not a few numbers.
     SameRefusal {
@@ -89,7 +108,7 @@ pub(crate) enum StopReason {
 impl StopReason {
     /// What the `not_sent` rows say in their `msg`: English, like every `msg` of the
     /// results file (programs read it), whatever the language of the interface.
-    fn not_sent_msg(&self) -> String {
+    pub(crate) fn not_sent_msg(&self) -> String {
         match self {
             StopReason::Interrupted => tr_en!("msg-interrupted"),
             StopReason::NoTokens { quota_spent: true } => tr_en!("msg-quota-spent"),
@@ -103,6 +122,7 @@ impl StopReason {
             } => tr_en!("msg-window-closed", opens = show(at)),
             StopReason::WindowClosed { next_open: None } => tr_en!("msg-window-never"),
             StopReason::SameRefusal { rows, .. } => tr_en!("msg-same-refusal", rows = *rows),
+            StopReason::Setting { problem, .. } => problem.not_sent_msg(),
         }
     }
 }
@@ -131,6 +151,11 @@ impl std::fmt::Display for StopReason {
                 next_open: Some(at),
             } => f.write_str(&tr!("stop-window-closed", opens = show(at))),
             StopReason::WindowClosed { next_open: None } => f.write_str(&tr!("stop-window-never")),
+            StopReason::Setting {
+                problem,
+                origin,
+                detail,
+            } => f.write_str(&problem.describe(origin, detail)),
             StopReason::SameRefusal {
                 rows,
                 code,
@@ -199,10 +224,63 @@ pub(crate) struct Hours {
     pub(crate) wait: bool,
 }
 
+/// A token's pace below its rate after 429s: halved on each 429 (down to `MIN_SLOW_RATE`),
+/// won back by a twentieth of the rate on each answer that got through.
+#[derive(Debug)]
+struct SlowDown {
+    /// The configured rate (requests per second).
+    rate: f64,
+    /// The share of `rate` in use now (1 when not slowed down).
+    factor: f64,
+    /// When the latest request was let go at the slower pace.
+    last: Option<Instant>,
+}
+
+/// The slowest a token is taken down to by 429s.
+const MIN_SLOW_RATE: f64 = 0.1;
+/// The share of the rate an answer that got through wins back.
+const WIN_BACK: f64 = 0.05;
+
+impl SlowDown {
+    fn new(rate: f64) -> Self {
+        Self {
+            rate,
+            factor: 1.0,
+            last: None,
+        }
+    }
+
+    /// A 429: half the pace. Returns the new rate.
+    fn halve(&mut self) -> f64 {
+        let floor = (MIN_SLOW_RATE / self.rate).min(1.0);
+        self.factor = (self.factor / 2.0).max(floor);
+        self.rate * self.factor
+    }
+
+    /// An answer that got through: a little of the pace back.
+    fn win_back(&mut self) {
+        self.factor = (self.factor + WIN_BACK).min(1.0);
+    }
+
+    /// When the next request may leave at the slower pace (`None`: at once, not slowed
+    /// down), that moment reserved for it.
+    fn reserve(&mut self, now: Instant) -> Option<Instant> {
+        if self.factor >= 1.0 {
+            return None;
+        }
+        let gap = Duration::from_secs_f64(RATE_MARGIN / (self.rate * self.factor));
+        let at = self.last.map_or(now, |last| (last + gap).max(now));
+        self.last = Some(at);
+        Some(at)
+    }
+}
+
 struct TokenState {
     token: Token,
     /// `None` when the rate is too high to express (no pacing needed).
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Slower than the limiter after 429s.
+    slow: Mutex<SlowDown>,
     retired: Mutex<Option<TokenProblem>>,
     /// Consecutive attempts that failed for service reasons (not row-specific refusals).
     failures: AtomicU32,
@@ -211,6 +289,10 @@ struct TokenState {
 impl TokenState {
     fn retired(&self) -> Option<TokenProblem> {
         *self.retired.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn slow(&self) -> std::sync::MutexGuard<'_, SlowDown> {
+        self.slow.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -278,7 +360,10 @@ impl Shared {
     fn stop_with(&self, reason: StopReason) {
         let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
-            tracing::warn!("{}", tr!("dispatch-stopping", reason = reason.to_string()));
+            // A setting to fix is said once, by the summary (also with `--quiet`).
+            if !matches!(reason, StopReason::Setting { .. }) {
+                tracing::warn!("{}", tr!("dispatch-stopping", reason = reason.to_string()));
+            }
             *slot = Some(reason);
         }
         self.stop.cancel();
@@ -631,6 +716,9 @@ async fn send_row(
     let (mut intended, mut mark_leaving) = (ahead, ahead);
     let mut started = Instant::now();
     let mut attempts = 0u32;
+    // Attempts turned away for load (see `Throttle`), which do not count against
+    // `max_attempts`, and when the first of them came.
+    let (mut free_attempts, mut busy_since) = (0u32, None::<Instant>);
     let mut last = Reply::default();
     loop {
         if shared.stop.is_cancelled() {
@@ -676,6 +764,16 @@ async fn send_row(
                 () = limiter.until_ready() => {}
             }
         }
+        let slower = ts.slow().reserve(Instant::now());
+        if let Some(at) = slower {
+            tokio::select! {
+                biased;
+                () = shared.stop.cancelled() => {
+                    return stopped(shared, job, &last, attempts, started);
+                }
+                () = tokio::time::sleep_until(at.into()) => {}
+            }
+        }
         // The window may have closed, the run stopped or the token been retired during
         // the wait: check again before the request leaves.
         if shared.window_closed() || shared.stop.is_cancelled() || ts.retired().is_some() {
@@ -690,6 +788,7 @@ async fn send_row(
             return stopped(shared, job, &last, attempts, started);
         }
         attempts += 1;
+        let sent_at = Instant::now();
         let sent = send_and_take_next(shared, ts, &job, next).await;
         let answer = match sent {
             Sent::Answer(answer) => answer,
@@ -721,6 +820,7 @@ async fn send_row(
             Answer::Accepted(ref reply) | Answer::Refused(ref reply) => {
                 // The server answered for this row: the service is up.
                 ts.failures.store(0, Ordering::Relaxed);
+                ts.slow().win_back();
                 let status = if matches!(answer, Answer::Accepted(_)) {
                     Status::Sent
                 } else {
@@ -745,6 +845,14 @@ async fn send_row(
                     outcome(&job, Status::Unknown, &reply, attempts, started),
                     &job.key,
                 );
+                if from_gateway(&reply) {
+                    // The API may still be working on it: its slot stays taken, as for
+                    // the tool's own timeout, and the row taken ahead goes to others.
+                    if let Some(ahead) = next.take() {
+                        shared.push_front(ahead);
+                    }
+                    keep_slot(shared, sent_at).await;
+                }
                 shared.stop_if_down();
                 return Flow::Next;
             }
@@ -773,6 +881,15 @@ async fn send_row(
                 });
                 return stopped(shared, job, &reply, attempts, started);
             }
+            Answer::Setting(problem, reply) => {
+                // Certainly not sent, and no other row would get through: stop, `not_sent`.
+                shared.stop_with(StopReason::Setting {
+                    problem,
+                    origin: shared.client.origin().to_owned(),
+                    detail: reply.msg,
+                });
+                return stopped(shared, job, &last, attempts, started);
+            }
             Answer::Redirected(reply) => {
                 shared.stop_with(StopReason::Redirected {
                     status: reply.http_status,
@@ -785,7 +902,26 @@ async fn send_row(
                 if shared.stop_if_down() {
                     return stopped(shared, job, &reply, attempts, started);
                 }
-                if attempts >= shared.retry.max_attempts {
+                let throttled = throttle(&reply);
+                if throttled == Some(Throttle::TooMany) {
+                    let rate = ts.slow().halve();
+                    tracing::debug!(
+                        "{}",
+                        tr!(
+                            "dispatch-slowing-down",
+                            token = ts.token.to_string(),
+                            rate = format!("{rate:.2}")
+                        )
+                    );
+                }
+                // A refusal for load costs no attempt while the row has been waiting
+                // less than `BUSY_PATIENCE`: a slot frees within the API's own limit.
+                if throttled.is_some()
+                    && busy_since.get_or_insert_with(Instant::now).elapsed() < BUSY_PATIENCE
+                {
+                    free_attempts += 1;
+                }
+                if attempts - free_attempts >= shared.retry.max_attempts {
                     let mut o = outcome(&job, Status::Failed, &reply, attempts, started);
                     o.msg = tr_en!("msg-gave-up", msg = o.msg, attempts = attempts)
                         .trim_start()
@@ -921,6 +1057,27 @@ async fn hold_slot(
     }
 }
 
+/// Keeps this worker's token slot taken until `API_CALL_LIMIT` after `sent_at`, for a
+/// request a gateway gave up on while the API may still be working on it. Returns early
+/// when the run has nothing left to send or is stopping, since no request would use it.
+async fn keep_slot(shared: &Shared, sent_at: Instant) {
+    let until = tokio::time::Instant::from_std(sent_at + API_CALL_LIMIT);
+    loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if shared.unfinished.load(Ordering::Acquire) == 0 || shared.stop.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep_until(until) => return,
+            () = shared.stop.cancelled() => return,
+            () = changed => {}
+        }
+    }
+}
+
 /// Sleeps until the contact window opens. False if the run stopped meanwhile (Ctrl-C,
 /// another worker's stop, or a window that never opens).
 async fn wait_for_window(
@@ -995,6 +1152,7 @@ pub(crate) async fn run(
             .map(|token| TokenState {
                 token,
                 limiter: limiter(pool.rate),
+                slow: Mutex::new(SlowDown::new(pool.rate)),
                 retired: Mutex::new(None),
                 failures: AtomicU32::new(0),
             })
@@ -1077,6 +1235,33 @@ mod tests {
             backoff(&retry, 1, Some(Duration::from_secs(86_400))),
             MAX_RETRY_AFTER
         );
+    }
+
+    #[test]
+    fn a_429_halves_the_pace_and_answers_win_it_back_slowly() {
+        let mut slow = SlowDown::new(10.0);
+        let t0 = Instant::now();
+        assert_eq!(slow.reserve(t0), None, "not slowed down: the limiter alone");
+        assert_eq!(slow.halve(), 5.0);
+        assert_eq!(slow.halve(), 2.5);
+        // At 2.5/s, requests leave 0.404 s apart (with the 1% margin).
+        assert_eq!(slow.reserve(t0), Some(t0));
+        let second = slow.reserve(t0).unwrap();
+        assert_eq!(second - t0, Duration::from_secs_f64(RATE_MARGIN / 2.5));
+        for _ in 0..100 {
+            slow.halve();
+        }
+        assert!(
+            (slow.rate * slow.factor - MIN_SLOW_RATE).abs() < 1e-9,
+            "a floor"
+        );
+        // From the floor back to the full rate takes twenty answers.
+        for _ in 0..19 {
+            slow.win_back();
+        }
+        assert!(slow.factor < 1.0);
+        slow.win_back();
+        assert_eq!(slow.reserve(t0), None);
     }
 
     #[test]

@@ -9,10 +9,12 @@ to send are more than all the tokens have left, the run is refused before any
 message, unless `--partial` asks to send what fits. A check that gets no usable
 answer (a failed call, fields not found) is only a warning: a campaign is not
 held up by a pre-flight check, and a quota that runs out mid-run still retires
-its token (`TOKEN LIMIT EXCEEDED`).
+its token (`TOKEN LIMIT EXCEEDED`). A check that fails in a way no request can get
+past (an untrusted certificate, a proxy that refuses: `setting`) stops the run
+before any row is tried.
 */
 
-use crate::send::api::{Client, TokenInfo, TokenProblem};
+use crate::send::api::{Client, SettingProblem, TokenInfo, TokenProblem};
 use crate::send::token::Token;
 use crate::tr;
 
@@ -56,6 +58,15 @@ pub(crate) async fn ask(client: &Client, tokens: Vec<Token>) -> Vec<(Token, Toke
     }
     answers.sort_by_key(|(i, _, _)| *i);
     answers.into_iter().map(|(_, t, info)| (t, info)).collect()
+}
+
+/// The first answer that failed in a way no request can get past (an untrusted
+/// certificate, a proxy that refuses): the run stops before any row is tried.
+pub(crate) fn setting(answers: &[(Token, TokenInfo)]) -> Option<(SettingProblem, String)> {
+    answers.iter().find_map(|(_, info)| match info {
+        TokenInfo::Setting(problem, why) => Some((*problem, why.clone())),
+        _ => None,
+    })
 }
 
 /// Keeps the tokens that can send today and adds up what they have left.
@@ -112,7 +123,8 @@ pub(crate) fn fit(answers: Vec<(Token, TokenInfo)>) -> Result<Fitted, QuotaError
                 );
                 dropped.push(format!("{token}: {why}"));
             }
-            TokenInfo::Unknown(why) => {
+            // Stopped before this by the caller (see `setting`); otherwise unknown.
+            TokenInfo::Unknown(why) | TokenInfo::Setting(_, why) => {
                 tracing::warn!(
                     "{}",
                     tr!("quota-unknown", token = token.to_string(), why = why)

@@ -206,6 +206,19 @@ pub struct Behavior {
     pub cdr_nesting: u8,
     /// How long after delivery a message shows up in `cdr_3`.
     pub cdr_delay: Duration,
+    /// Close a kept-alive connection once it has been idle this long (no request being
+    /// handled), as front servers do (nginx `keepalive_timeout`, Apache `KeepAliveTimeout`).
+    pub idle_close: Option<Duration>,
+    /// Announce `Keep-Alive: timeout=N` (seconds) on every answer, as Apache does.
+    pub keep_alive_header: Option<u64>,
+    /// A gateway in front of the API: an answer that takes longer than this is answered
+    /// 504 (an HTML page) at this moment, while the backend goes on with the request (its
+    /// in-flight count, delivery and log entry follow the backend, not the 504).
+    pub gateway_timeout: Option<Duration>,
+    /// A server-wide limit on sends (requests started in any 1 s window, every token
+    /// together): the requests over it are answered 429 without `Retry-After`, as nginx's
+    /// `limit_req` does, and never reach the backend (not delivered).
+    pub server_rate: Option<usize>,
 }
 
 impl Default for Behavior {
@@ -226,6 +239,10 @@ impl std::fmt::Debug for Behavior {
             .field("templates", &self.templates)
             .field("cdr_nesting", &self.cdr_nesting)
             .field("cdr_delay", &self.cdr_delay)
+            .field("idle_close", &self.idle_close)
+            .field("keep_alive_header", &self.keep_alive_header)
+            .field("gateway_timeout", &self.gateway_timeout)
+            .field("server_rate", &self.server_rate)
             .finish()
     }
 }
@@ -243,7 +260,35 @@ impl Behavior {
             templates: HashMap::new(),
             cdr_nesting: 0,
             cdr_delay: Duration::ZERO,
+            idle_close: None,
+            keep_alive_header: None,
+            gateway_timeout: None,
+            server_rate: None,
         }
+    }
+
+    /// Close connections idle for `idle` (see the field).
+    pub fn close_idle_after(mut self, idle: Duration) -> Self {
+        self.idle_close = Some(idle);
+        self
+    }
+
+    /// Send `Keep-Alive: timeout=secs` on every answer.
+    pub fn announce_keep_alive(mut self, secs: u64) -> Self {
+        self.keep_alive_header = Some(secs);
+        self
+    }
+
+    /// Put a gateway that gives up after `timeout` in front (see the field).
+    pub fn gateway_timeout(mut self, timeout: Duration) -> Self {
+        self.gateway_timeout = Some(timeout);
+        self
+    }
+
+    /// At most `per_second` sends a second for the whole server (see the field).
+    pub fn server_rate(mut self, per_second: usize) -> Self {
+        self.server_rate = Some(per_second);
+        self
     }
 
     /// The nesting of `cdr_3`'s answer (0, 1 or 2; see the field).
@@ -382,6 +427,10 @@ struct Inner {
     max_in_flight: HashMap<String, usize>,
     violations: Vec<Violation>,
     used: HashMap<String, u64>,
+    /// Sends let through in the last second (`Behavior::server_rate`).
+    recent_sends: std::collections::VecDeque<Instant>,
+    /// Sends answered 429 by the server-wide limit.
+    rate_limited: usize,
 }
 
 struct Shared {
@@ -453,6 +502,19 @@ impl Drop for FlightGuard {
 struct KillSwitch {
     killed: AtomicBool,
     socket: Mutex<Option<std::net::TcpStream>>,
+    /// Requests being handled on this connection, and since when it has had none.
+    activity: Mutex<(usize, Instant)>,
+}
+
+/// Marks a connection busy while a request is handled on it.
+struct Busy(Arc<KillSwitch>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut activity = self.0.activity.lock().unwrap_or_else(|e| e.into_inner());
+        activity.0 = activity.0.saturating_sub(1);
+        activity.1 = Instant::now();
+    }
 }
 
 impl KillSwitch {
@@ -460,6 +522,34 @@ impl KillSwitch {
         KillSwitch {
             killed: AtomicBool::new(false),
             socket: Mutex::new(socket),
+            activity: Mutex::new((0, Instant::now())),
+        }
+    }
+
+    fn busy(self: &Arc<Self>) -> Busy {
+        self.activity.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        Busy(Arc::clone(self))
+    }
+
+    /// Closes the connection once it has been idle for `idle`, as a front server does:
+    /// whatever the client may be writing at that moment is lost with it.
+    async fn close_when_idle(self: Arc<Self>, idle: Duration) {
+        loop {
+            let (busy, since) = *self.activity.lock().unwrap_or_else(|e| e.into_inner());
+            if self.killed.load(Ordering::SeqCst) {
+                return;
+            }
+            let due = since + idle;
+            if busy == 0 && Instant::now() >= due {
+                self.kill();
+                return;
+            }
+            let wake = if busy == 0 {
+                due
+            } else {
+                Instant::now() + idle
+            };
+            precise_sleep(wake).await;
         }
     }
 
@@ -483,6 +573,12 @@ struct Conn {
 
 struct KillableListener {
     inner: tokio::net::TcpListener,
+    /// Close connections idle this long (`Behavior::idle_close`).
+    idle_close: Option<Duration>,
+    /// Serve HTTPS with this certificate ([`FakeWolkvox::start_tls`]).
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS handshakes that failed (a client refusing the certificate).
+    handshakes_failed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl KillableListener {
@@ -495,15 +591,88 @@ impl KillableListener {
     }
 }
 
+/// A connection as the handlers' server reads it: plain, or TLS on top.
+enum Stream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 impl Listener for KillableListener {
-    type Io = tokio::net::TcpStream;
+    type Io = Stream;
     type Addr = Conn;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             match self.inner.accept().await {
                 Ok((stream, peer)) => match Self::wrap(stream) {
-                    Ok((stream, kill)) => return (stream, Conn { peer, kill }),
+                    Ok((stream, kill)) => {
+                        let stream = match &self.tls {
+                            None => Stream::Plain(stream),
+                            // A client that refuses the certificate ends here.
+                            Some(acceptor) => match tokio::time::timeout(
+                                Duration::from_secs(5),
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                                _ => {
+                                    self.handshakes_failed.fetch_add(1, Ordering::SeqCst);
+                                    continue;
+                                }
+                            },
+                        };
+                        if let Some(idle) = self.idle_close {
+                            tokio::spawn(Arc::clone(&kill).close_when_idle(idle));
+                        }
+                        return (stream, Conn { peer, kill });
+                    }
                     Err(_) => continue,
                 },
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -533,9 +702,16 @@ impl Connected<IncomingStream<'_, KillableListener>> for Conn {
 
 // ---------------------------------------------------------------------------------------
 
+fn behavior_idle(shared: &Shared) -> Option<Duration> {
+    shared.behavior.idle_close
+}
+
 /// A running fake endpoint; shuts down when dropped.
 pub struct FakeWolkvox {
     addr: SocketAddr,
+    /// Serving HTTPS (see [`FakeWolkvox::start_tls`]).
+    tls: bool,
+    handshakes_failed: Arc<std::sync::atomic::AtomicUsize>,
     shared: Arc<Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -552,6 +728,26 @@ impl std::fmt::Debug for FakeWolkvox {
 impl FakeWolkvox {
     /// Bind 127.0.0.1 on a free port and serve in a background thread.
     pub fn start(behavior: Behavior) -> FakeWolkvox {
+        Self::serve(behavior, None)
+    }
+
+    /// Like [`FakeWolkvox::start`], over HTTPS with `certificate` (see [`TestCa`]).
+    pub fn start_tls(behavior: Behavior, certificate: &ServerCertificate) -> FakeWolkvox {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certificate.chain.clone(), certificate.key.clone_key())
+            .expect("fake wolkvox: TLS server config");
+        Self::serve(
+            behavior,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
+    fn serve(behavior: Behavior, tls: Option<tokio_rustls::TlsAcceptor>) -> FakeWolkvox {
+        let serves_tls = tls.is_some();
+        let handshakes_failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failed = Arc::clone(&handshakes_failed);
         let std_listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("fake wolkvox: bind 127.0.0.1:0");
         std_listener
@@ -569,6 +765,7 @@ impl FakeWolkvox {
             rng: AtomicU64::new(seed),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let idle_close = behavior_idle(&shared);
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));
@@ -584,6 +781,9 @@ impl FakeWolkvox {
                     let listener = KillableListener {
                         inner: tokio::net::TcpListener::from_std(std_listener)
                             .expect("fake wolkvox: tokio listener"),
+                        idle_close,
+                        tls,
+                        handshakes_failed: failed,
                     };
                     let server =
                         axum::serve(listener, app.into_make_service_with_connect_info::<Conn>());
@@ -598,15 +798,24 @@ impl FakeWolkvox {
             .expect("fake wolkvox: spawn thread");
         FakeWolkvox {
             addr,
+            tls: serves_tls,
+            handshakes_failed,
             shared,
             shutdown: Some(tx),
             thread: Some(thread),
         }
     }
 
-    /// The origin, e.g. `http://127.0.0.1:40123` (what `--base-url` takes).
+    /// The origin, e.g. `http://127.0.0.1:40123` (what `--base-url` takes); `https://`
+    /// when serving TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// TLS handshakes that failed (clients that refused the certificate).
+    pub fn handshakes_failed(&self) -> usize {
+        self.handshakes_failed.load(Ordering::SeqCst)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -685,6 +894,11 @@ impl FakeWolkvox {
 
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.clone()
+    }
+
+    /// Sends answered 429 by the server-wide limit (`Behavior::server_rate`).
+    pub fn rate_limited(&self) -> usize {
+        self.shared.lock().rate_limited
     }
 
     /// Calls counted against each token's quota so far.
@@ -1027,9 +1241,83 @@ async fn precise_sleep(deadline: Instant) {
     }
 }
 
+/// What a front server does before the API sees a request: the connection counts as
+/// busy while it is handled (for `idle_close`), a server-wide limit may answer 429, a
+/// gateway may give up with a 504, and every answer may announce `Keep-Alive`.
 async fn handle(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(conn): ConnectInfo<Conn>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw_body: Bytes,
+) -> Response {
+    let _busy = conn.kill.busy();
+    let mut response = front(shared.clone(), conn.clone(), method, uri, headers, raw_body).await;
+    if let Some(secs) = shared.behavior.keep_alive_header
+        && let Ok(v) = HeaderValue::from_str(&format!("timeout={secs}"))
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("keep-alive"), v);
+    }
+    response
+}
+
+async fn front(
+    shared: Arc<Shared>,
+    conn: Conn,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw_body: Bytes,
+) -> Response {
+    let is_send = matches!(
+        query_param(&uri, "api").as_deref(),
+        Some(API_SEND_MESSAGE | API_SEND_TEMPLATE)
+    );
+    if let Some(limit) = shared.behavior.server_rate
+        && is_send
+    {
+        let now = Instant::now();
+        let mut inner = shared.lock();
+        while inner
+            .recent_sends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            inner.recent_sends.pop_front();
+        }
+        if inner.recent_sends.len() >= limit {
+            inner.rate_limited += 1;
+            return build_response(
+                429,
+                &[],
+                Some("text/html"),
+                b"<html><body><h1>429 Too Many Requests</h1></body></html>".to_vec(),
+            );
+        }
+        inner.recent_sends.push_back(now);
+    }
+    let Some(gateway) = shared.behavior.gateway_timeout else {
+        return backend(shared, conn, method, uri, headers, raw_body).await;
+    };
+    let mut work = tokio::spawn(backend(shared, conn, method, uri, headers, raw_body));
+    tokio::select! {
+        done = &mut work => done.unwrap_or_else(|_| build_response(502, &[], None, Vec::new())),
+        () = tokio::time::sleep(gateway) => build_response(
+            504,
+            &[],
+            Some("text/html"),
+            b"<html><body><h1>504 Gateway Time-out</h1></body></html>".to_vec(),
+        ),
+    }
+}
+
+/// The API itself (behind any front server).
+async fn backend(
+    shared: Arc<Shared>,
+    conn: Conn,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -1206,4 +1494,52 @@ async fn handle(
     let delivered = is_send && is_success(status, &bytes);
     finish(status, delivered, false);
     build_response(status, &extra_headers, content_type.as_deref(), bytes)
+}
+
+// ---------------------------------------------------------------------------------------
+// Certificates made for a test.
+
+/// A certificate authority made for one test, as a company's TLS inspection has.
+pub struct TestCa {
+    /// The CA's certificate in PEM (what `SSL_CERT_FILE` points at to trust it).
+    pub pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A server's certificate chain and key, signed by a [`TestCa`].
+pub struct ServerCertificate {
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("test CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "wolkvox-dispatch test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for these names (DNS names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> ServerCertificate {
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).expect("server params");
+        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        ServerCertificate {
+            chain: vec![cert.der().clone()],
+            key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        }
+    }
 }

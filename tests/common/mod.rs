@@ -2,7 +2,9 @@
 //! config writers, a preconfigured command for the binary and a results-file reader.
 #![allow(dead_code)]
 
+mod fake_proxy;
 mod fake_wolkvox;
+pub use fake_proxy::*;
 pub use fake_wolkvox::*;
 
 use std::collections::HashMap;

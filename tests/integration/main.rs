@@ -15,6 +15,7 @@ mod hostile_input;
 mod hsm;
 mod layout;
 mod limits;
+mod networks;
 mod odd_answers;
 mod reconcile;
 mod resilience;

@@ -1298,8 +1298,12 @@ fn retries_stop_at_max_attempts_and_the_row_fails() {
         &contacts_csv(&[("573001234567", "Hola"), ("593991234567", "Hola")], "1"),
     );
     let config = retry_fast_config(dir.path(), "max_attempts = 3\n");
+    // An undocumented 403 (maintenance): retried, and each try spends an attempt. (A
+    // "simultaneous requests" refusal waits for a slot instead: see
+    // networks::simultaneous_requests_refusals_wait_for_a_slot_without_spending_attempts.)
     let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.telephone.as_deref() == Some("593991234567")).then(Reply::simultaneous_limit)
+        (req.telephone.as_deref() == Some("593991234567"))
+            .then(|| Reply::api_error(403, "FORBIDDEN", "SERVER UNDER MAINTENANCE"))
     }));
     let mut c = send_cmd(&input, &fake, TOKEN);
     c.arg("--config").arg(&config);
