@@ -606,3 +606,12 @@ config-toml-unknown-key = unknown field { $key }, expected one of { $expected }
 config-toml-unknown-value = unknown variant { $value }, expected { $expected }
 config-toml-invalid-type = invalid type: { $found }, expected { $expected }
 config-toml-missing-key = missing field { $key }
+
+# issue 26
+reconcile-refused-in-body = Wolkvox refused the report call (code { $code } in an HTTP 200 answer: { $msg }): check the token (it needs access to reports) and today's quota; nothing was changed
+reconcile-code-unreadable = the answer's code { $code } is not a number
+reconcile-undecided-paginated = the report has more pages than this answer (the tool reads one), so a message missing from it may be on another page
+reconcile-undecided-unreadable = the report has a record it cannot read (no telephone, text or date), which may be this message
+reconcile-undecided-no-own-sent = the report lists none of this campaign's sent rows of the period, so it does not show that it covers this campaign
+reconcile-undecided-own-sent-missing = the report does not list { $rows } of this campaign's sent rows, so it may be missing this one too
+reconcile-undecided-before = the report lists this message only on { $date }, before the attempt: an earlier message, or a report in another time zone

@@ -624,3 +624,12 @@ config-toml-unknown-key = clave desconocida { $key }; las claves posibles son: {
 config-toml-unknown-value = valor desconocido { $value }; se esperaba { $expected }
 config-toml-invalid-type = tipo de valor equivocado: { $found }; se esperaba { $expected }
 config-toml-missing-key = falta la clave { $key }
+
+# issue 26
+reconcile-refused-in-body = Wolkvox rechazó la llamada del informe (código { $code } en una respuesta HTTP 200: { $msg }): revise el token (necesita acceso a informes) y el cupo de hoy; no se cambió nada
+reconcile-code-unreadable = el código { $code } de la respuesta no es un número
+reconcile-undecided-paginated = el informe tiene más páginas que esta respuesta (la herramienta lee una), así que un mensaje que falte en ella puede estar en otra página
+reconcile-undecided-unreadable = el informe tiene un registro que no se puede leer (sin teléfono, texto o fecha), que puede ser este mensaje
+reconcile-undecided-no-own-sent = el informe no lista ninguna de las filas enviadas de esta campaña en el periodo, así que no muestra que cubra esta campaña
+reconcile-undecided-own-sent-missing = el informe no lista { $rows } de las filas enviadas de esta campaña, así que también puede faltarle esta
+reconcile-undecided-before = el informe lista este mensaje solo el { $date }, antes del intento: un mensaje anterior, o un informe en otra zona horaria

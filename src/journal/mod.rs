@@ -569,6 +569,9 @@ pub(crate) struct Prior {
     intent_rows: std::collections::HashSet<u64>,
     /// When each report API was last called (RFC 3339), by API name.
     pub(crate) last_query: HashMap<String, String>,
+    /// When the run of each key's first intent started (RFC 3339): no request for it
+    /// left before (what `reconcile` compares report dates with).
+    pub(crate) first_attempt_run: HashMap<String, String>,
 }
 
 /// A row whose message may or may not have gone out: recorded `unknown`, or with an
@@ -607,6 +610,7 @@ impl Prior {
         let (mut number, mut offset, mut whole, mut unterminated) = (0usize, 0u64, 0u64, false);
         // A bad line is forgiven only if it is the last one (torn by a crash mid-write).
         let mut bad: Option<(usize, String)> = None;
+        let mut run_started: Option<String> = None;
         loop {
             buf.clear();
             let n = reader.read_until(b'\n', &mut buf).map_err(read_error)?;
@@ -635,7 +639,10 @@ impl Prior {
                 ahead.event(event);
             }
             match event {
-                Ok(Event::Run(info)) => prior.last_run = Some(*info),
+                Ok(Event::Run(info)) => {
+                    run_started = Some(info.started_at.clone());
+                    prior.last_run = Some(*info);
+                }
                 Ok(Event::Intent {
                     key,
                     row,
@@ -649,6 +656,12 @@ impl Prior {
                         None => {
                             prior.intent_rows.insert(row);
                         }
+                    }
+                    if let Some(started) = &run_started {
+                        prior
+                            .first_attempt_run
+                            .entry(key.clone())
+                            .or_insert_with(|| started.clone());
                     }
                     prior.interrupted.insert(key, row);
                 }

@@ -15,6 +15,7 @@ mod layout;
 mod limits;
 mod odd_answers;
 mod reconcile;
+mod reconcile_evidence;
 mod resilience;
 mod results_for_people;
 mod resume_airtight;
