@@ -92,6 +92,8 @@ pub enum Error {
     Workbook(#[from] report::workbook::WorkbookError),
     #[error(transparent)]
     List(#[from] commands::workbook::ListError),
+    #[error(transparent)]
+    Output(#[from] commands::outputs::OutputError),
     #[error("{}", tr!("error-runtime", error = .0))]
     Runtime(std::io::Error),
     #[error("{}", tr!(

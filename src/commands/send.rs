@@ -36,7 +36,10 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
     let started_at = journal::now();
     crate::validate::phone::preload();
     let result = send_command(args, &started_at);
-    if let (Err(e), Some(path)) = (&result, &args.summary_json) {
+    // A summary that would overwrite another file of the run is not written at all.
+    if let (Err(e), Some(path)) = (&result, &args.summary_json)
+        && !matches!(e, Error::Output(_))
+    {
         // The run never got to a summary: the JSON says why, with exit code 2.
         let counts = HashMap::new();
         let results = args.results.as_deref().unwrap_or(Path::new(""));
@@ -65,6 +68,35 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         return dry_run(run, started_at);
     }
     send_rows(run, started_at)
+}
+
+/// Refuses an output of the run (the results, their journal and workbook, the summary
+/// JSON) that is one of its inputs (the list, the config, the template, a suppression
+/// list) or another output. Before any file is written.
+fn check_outputs(args: &SendArgs, settings: &SendSettings) -> Result<(), Error> {
+    let journal = journal::journal_path(&settings.results);
+    let workbook = super::workbook::path_for(&settings.results);
+    let mut outputs = vec![
+        (settings.results.as_path(), "file-role-results"),
+        (journal.as_path(), "file-role-journal"),
+    ];
+    if settings.xlsx {
+        outputs.push((workbook.as_path(), "file-role-workbook"));
+    }
+    if let Some(path) = &settings.summary_json {
+        outputs.push((path.as_path(), "file-role-summary-json"));
+    }
+    let mut inputs = vec![(args.input.input.as_path(), "file-role-list")];
+    if let Some(config) = &args.input.config {
+        inputs.push((config.as_path(), "file-role-config"));
+    }
+    if let Some(template) = &args.input.template {
+        inputs.push((template.as_path(), "file-role-template"));
+    }
+    for suppress in &args.input.suppress {
+        inputs.push((suppress.as_path(), "file-role-suppress"));
+    }
+    Ok(super::outputs::check(&outputs, &inputs)?)
 }
 
 /// A run ready to send: its settings, its tokens, the results and journal open (and,
@@ -120,6 +152,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
             journal::naming::default_results(&settings.list.input, settings.dry_run, read.template);
     }
     journal::check_target(&settings.results, &settings.list.input)?;
+    check_outputs(args, &settings)?;
     let (recorder, prior) = Recorder::open(&journal::RecorderOptions {
         results: settings.results.clone(),
         dry_run: settings.dry_run,

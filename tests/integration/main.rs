@@ -14,6 +14,7 @@ mod hsm;
 mod layout;
 mod limits;
 mod odd_answers;
+mod outputs_never_inputs;
 mod reconcile;
 mod reconcile_evidence;
 mod resilience;
