@@ -626,3 +626,5 @@ file-role-workbook = the results' workbook
 file-role-summary-json = --summary-json
 file-role-xlsx = --xlsx
 file-role-rows-to-fix = --rows-to-fix
+send-stop-pilot-kept = the pilot batch is sent (--limit { $limit }); of the other { $rows } rows, { $not_sent } are recorded not_sent and { $kept } keep their earlier status (unknown or failed): check the pilot's results, then send the rest
+send-stop-quota-kept = today's quota was not enough for { $rows } rows (--partial): { $not_sent } are recorded not_sent and { $kept } keep their earlier status (unknown or failed); the quota renews tomorrow

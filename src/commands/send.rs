@@ -344,7 +344,9 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let held = Held { quota: cut, pilot };
     let stopped_text =
         Localized::maybe(|| stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held));
-    let resume = stopped_text.as_ref().map(|_| resume_command(&settings));
+    let resume = stopped_text
+        .as_ref()
+        .map(|_| format!("{}{}", resume_command(&settings), held.retry_flags()));
     let (exit, title) = if stopped_text.is_some() {
         (Exit::Stopped, Localized::new(|| tr!("send-title-stopped")))
     } else {
@@ -405,9 +407,9 @@ fn fit_quota(
     plan: &mut Plan,
     recorder: Recorder,
     settings: &SendSettings,
-) -> Result<(Vec<send::token::Token>, usize, Recorder), Error> {
+) -> Result<(Vec<send::token::Token>, HeldRows, Recorder), Error> {
     if !settings.quota_check || plan.jobs.is_empty() {
-        return Ok((tokens, 0, recorder));
+        return Ok((tokens, HeldRows::default(), recorder));
     }
     let answers = runtime.block_on(quota::ask(client, tokens));
     let fitted = quota::fit(answers).and_then(|fitted| {
@@ -438,34 +440,73 @@ fn fit_quota(
     Ok((fitted.tokens, cut, recorder))
 }
 
+/// Rows held back from a run: how many, and how many of them keep an earlier outcome
+/// (rows planned for `--retry-unknown` / `--retry-failed`), not `not_sent`.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeldRows {
+    rows: usize,
+    unknown: usize,
+    failed: usize,
+}
+
+impl HeldRows {
+    fn kept(self) -> usize {
+        self.unknown + self.failed
+    }
+}
+
 /// Keeps the first `keep` rows of the plan (all with `None`) and records the others
-/// `not_sent` with `msg`, for a later `--resume`. Returns how many were held back.
+/// `not_sent` with `msg`, for a later `--resume` (a row retried keeps its earlier
+/// outcome: see `Recorder::remember_earlier`). Returns what was held back.
 fn hold_back(
     recorder: &Recorder,
     plan: &mut Plan,
     keep: Option<u64>,
     msg: &str,
-) -> Result<usize, Error> {
+) -> Result<HeldRows, Error> {
     let Some(keep) = keep.and_then(|k| usize::try_from(k).ok()) else {
-        return Ok(0);
+        return Ok(HeldRows::default());
     };
     let rest = plan.jobs.split_off(keep.min(plan.jobs.len()));
+    let mut held = HeldRows {
+        rows: rest.len(),
+        ..HeldRows::default()
+    };
     for job in &rest {
+        match recorder.earlier_status(&job.key) {
+            Some(Status::Unknown) => held.unknown += 1,
+            Some(Status::Failed) => held.failed += 1,
+            _ => {}
+        }
         recorder.record(
             Outcome::local(job.row, &job.telephone, Status::NotSent, msg),
             Some(&job.key),
         )?;
     }
-    Ok(rest.len())
+    Ok(held)
 }
 
 /// Rows a run left for a later `--resume` on purpose.
 #[derive(Debug, Clone, Copy)]
 struct Held {
     /// Beyond today's quota (`--partial`).
-    quota: usize,
+    quota: HeldRows,
     /// Beyond the pilot batch (`--limit`).
-    pilot: usize,
+    pilot: HeldRows,
+}
+
+impl Held {
+    /// The flags that continue a retry some held rows were planned for.
+    fn retry_flags(self) -> String {
+        let mut flags = String::new();
+        if self.quota.failed + self.pilot.failed > 0 {
+            flags.push_str(" --retry-failed");
+        }
+        if self.quota.unknown + self.pilot.unknown > 0 {
+            flags.push_str(" --retry-unknown");
+        }
+        flags
+    }
 }
 
 /// Runs the dispatcher with the signal watcher beside it. Returns why it stopped early.
@@ -527,11 +568,24 @@ fn stop_text(
     let text = match (stopped, unwritten) {
         (Some(reason), _) => reason.to_string(),
         (None, Some(e)) => tr!("send-stop-results-unfinished", error = e.to_string()),
-        (None, None) if held.quota > 0 => tr!("send-stop-quota", rows = held.quota),
-        (None, None) if held.pilot > 0 => tr!(
+        (None, None) if held.quota.kept() > 0 => tr!(
+            "send-stop-quota-kept",
+            rows = held.quota.rows,
+            not_sent = held.quota.rows - held.quota.kept(),
+            kept = held.quota.kept()
+        ),
+        (None, None) if held.quota.rows > 0 => tr!("send-stop-quota", rows = held.quota.rows),
+        (None, None) if held.pilot.kept() > 0 => tr!(
+            "send-stop-pilot-kept",
+            limit = settings.limit.unwrap_or_default(),
+            rows = held.pilot.rows,
+            not_sent = held.pilot.rows - held.pilot.kept(),
+            kept = held.pilot.kept()
+        ),
+        (None, None) if held.pilot.rows > 0 => tr!(
             "send-stop-pilot",
             limit = settings.limit.unwrap_or_default(),
-            rows = held.pilot
+            rows = held.pilot.rows
         ),
         (None, None) => return None,
     };
@@ -544,7 +598,10 @@ fn stop_text(
     };
     Some(format!(
         "{text}.{unwritten}\n{}",
-        tr!("send-to-continue", command = resume_command(settings))
+        tr!(
+            "send-to-continue",
+            command = format!("{}{}", resume_command(settings), held.retry_flags())
+        )
     ))
 }
 

@@ -1308,6 +1308,12 @@ impl Recorder {
         self.lock().earlier.insert(key.to_owned(), outcome);
     }
 
+    /// The status of the earlier outcome remembered for `key` (see `remember_earlier`):
+    /// what a row held back from this run keeps.
+    pub(crate) fn earlier_status(&self, key: &str) -> Option<Status> {
+        self.lock().earlier.get(key).map(|o| o.status)
+    }
+
     /// `outcome`, or the earlier outcome it may not overwrite (see `remember_earlier`).
     fn moving_forward(inner: &Inner, outcome: Outcome, key: Option<&str>) -> Outcome {
         let Some(earlier) = key.and_then(|k| inner.earlier.get(k)) else {

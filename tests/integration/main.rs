@@ -12,6 +12,7 @@ mod fake_wolkvox_selftest;
 mod hostile_input;
 mod hsm;
 mod layout;
+mod limited_retry;
 mod limits;
 mod odd_answers;
 mod outputs_never_inputs;
