@@ -573,6 +573,8 @@ fn read_options(
         sheet,
         encoding,
         delimiter,
+        // Set from limits.max_rows where the list is opened.
+        max_rows: None,
     })
 }
 

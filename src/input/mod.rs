@@ -130,6 +130,9 @@ pub struct ReadOptions {
     pub(crate) encoding: Encoding,
     /// Text files: the delimiter, or `None` to detect it from the header line.
     pub(crate) delimiter: Option<u8>,
+    /// `.xlsx`/`.xlsm` sheets: refused as soon as they have more data rows than this,
+    /// before the whole sheet is loaded (`limits.max_rows`).
+    pub(crate) max_rows: Option<u64>,
 }
 
 /// One data row as read.
@@ -417,7 +420,7 @@ pub(crate) fn open(path: &Path) -> Result<Rows, InputError> {
 /// otherwise delimited text.
 pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
     if is_spreadsheet(path) {
-        return open_sheet(path, options.sheet.as_deref());
+        return open_sheet(path, options.sheet.as_deref(), options.max_rows);
     }
     if let Some(sheet) = &options.sheet {
         tracing::warn!(
@@ -820,7 +823,11 @@ impl DecodeFailure {
 // ---------------------------------------------------------------------------
 // Spreadsheets.
 
-fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
+fn open_sheet(
+    path: &Path,
+    wanted: Option<&str>,
+    max_rows: Option<u64>,
+) -> Result<Rows, InputError> {
     let spreadsheet_error = |e: calamine::Error| match e {
         calamine::Error::Io(source) => InputError::Open {
             path: path.to_owned(),
@@ -862,6 +869,9 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
                     .join(", "),
             })?,
     };
+    if let (Some(max_rows), calamine::Sheets::Xlsx(xlsx)) = (max_rows, &mut workbook) {
+        refuse_past(xlsx, &name, max_rows, path)?;
+    }
     let range = workbook.worksheet_range(&name).map_err(spreadsheet_error)?;
     let first_line = range.start().map(|(r, _)| u64::from(r) + 1).unwrap_or(1);
     let mut sheet = SheetRows {
@@ -890,6 +900,37 @@ fn open_sheet(path: &Path, wanted: Option<&str>) -> Result<Rows, InputError> {
         row: 0,
         failed: false,
     })
+}
+
+/// Reads an `.xlsx` sheet cell by cell and refuses it as soon as more than `max_rows`
+/// rows with content follow its first one (the header): a sheet of millions of rows is
+/// not loaded whole to be refused. A sheet this cannot read is left to the full read,
+/// which says why.
+fn refuse_past<RS: std::io::Read + std::io::Seek>(
+    xlsx: &mut calamine::Xlsx<RS>,
+    name: &str,
+    max_rows: u64,
+    path: &Path,
+) -> Result<(), InputError> {
+    let Ok(mut cells) = xlsx.worksheet_cells_reader(name) else {
+        return Ok(());
+    };
+    let mut rows = std::collections::HashSet::new();
+    while let Ok(Some(cell)) = cells.next_cell() {
+        let empty = match cell.get_value() {
+            calamine::DataRef::Empty => true,
+            calamine::DataRef::String(s) => s.is_empty(),
+            calamine::DataRef::SharedString(s) => s.is_empty(),
+            _ => false,
+        };
+        if !empty && rows.insert(cell.get_position().0) && rows.len() as u64 > max_rows + 1 {
+            return Err(InputError::TooManyRows {
+                path: path.to_owned(),
+                max_rows,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl SheetRows {

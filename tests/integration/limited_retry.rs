@@ -60,3 +60,60 @@ fn a_limited_retry_prints_a_command_that_continues_it() {
     delivered.sort();
     assert_eq!(delivered, phones, "each row delivered exactly once");
 }
+
+/// `max_rows` stops reading a spreadsheet as soon as it is passed (issue 26, case 7):
+/// a workbook whose sheet is damaged after row 7 is refused for its size with
+/// `--max-rows 5`, which needs only the first 7 rows (the header and 6 data rows), and
+/// not for the damage further on, which a reading of the whole sheet first meets.
+#[test]
+fn max_rows_stops_reading_a_spreadsheet_as_soon_as_it_is_passed() {
+    use std::io::{Read, Write};
+    let dir = temp_dir();
+    let clean = dir.path().join("clean.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["telephone", "message", "connector_id"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for (i, t) in colombian_mobiles(6).iter().enumerate() {
+        let r = i as u32 + 1;
+        sheet.write_string(r, 0, t).unwrap();
+        sheet.write_string(r, 1, "Hola").unwrap();
+        sheet.write_string(r, 2, "1").unwrap();
+    }
+    book.save(&clean).unwrap();
+    // The same workbook, its sheet followed by a row whose shared string does not exist.
+    let damaged = dir.path().join("lista.xlsx");
+    let mut zin = zip::ZipArchive::new(std::fs::File::open(&clean).unwrap()).unwrap();
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(&damaged).unwrap());
+    for i in 0..zin.len() {
+        let mut entry = zin.by_index(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            let text = String::from_utf8(bytes).unwrap();
+            let bad = r#"<row r="8"><c r="A8" t="s"><v>999999</v></c></row></sheetData>"#;
+            bytes = text.replacen("</sheetData>", bad, 1).into_bytes();
+        }
+        zout.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zout.write_all(&bytes).unwrap();
+    }
+    zout.finish().unwrap();
+    // Read whole (no limit passed), the damage is what stops it.
+    let mut c = cmd();
+    c.arg("validate").arg(&damaged);
+    let whole = run(c);
+    whole.expect_code(2);
+    assert!(!whole.stderr.contains("more than"), "{}", whole.stderr);
+    let mut c = cmd();
+    c.arg("validate").arg(&damaged).args(["--max-rows", "5"]);
+    let out = run(c);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("more than 5 data rows"),
+        "refused for its size before the damage: {}",
+        out.stderr
+    );
+}
