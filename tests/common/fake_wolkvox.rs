@@ -1026,7 +1026,7 @@ pub mod cdr {
 
     /// An error in a 200 answer, as some Wolkvox APIs give it: `code` as given (a
     /// number or a string), `msg`, and no records.
-    pub fn error_body(code: Value, msg: &str) -> impl Fn(Value) -> Value + Send + Sync {
+    pub fn error_body(code: Value, msg: &str) -> impl Fn(Value) -> Value + Send + Sync + use<> {
         let msg = msg.to_owned();
         move |_| json!({"code": code, "error": "ERROR", "msg": msg})
     }
@@ -1088,7 +1088,7 @@ pub mod cdr {
     }
 
     /// Each text `alter`ed, as a report may show it.
-    pub fn altered(alterations: &[Alteration]) -> impl Fn(Value) -> Value + Send + Sync {
+    pub fn altered(alterations: &[Alteration]) -> impl Fn(Value) -> Value + Send + Sync + use<> {
         let alterations = alterations.to_vec();
         move |mut body| {
             if let Some(records) = records_mut(&mut body) {
