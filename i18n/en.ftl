@@ -628,3 +628,4 @@ file-role-xlsx = --xlsx
 file-role-rows-to-fix = --rows-to-fix
 send-stop-pilot-kept = the pilot batch is sent (--limit { $limit }); of the other { $rows } rows, { $not_sent } are recorded not_sent and { $kept } keep their earlier status (unknown or failed): check the pilot's results, then send the rest
 send-stop-quota-kept = today's quota was not enough for { $rows } rows (--partial): { $not_sent } are recorded not_sent and { $kept } keep their earlier status (unknown or failed); the quota renews tomorrow
+reconcile-undecided-ambiguous-phone = the report lists this text on { $date } to a number without its country code that is also another of this campaign's numbers, so it may be either's

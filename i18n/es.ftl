@@ -646,3 +646,4 @@ file-role-xlsx = --xlsx
 file-role-rows-to-fix = --rows-to-fix
 send-stop-pilot-kept = el lote piloto está enviado (--limit { $limit }); de las otras { $rows } filas, { $not_sent } quedan registradas como not_sent y { $kept } conservan su estado anterior (unknown o failed): revise los resultados del piloto y luego envíe el resto
 send-stop-quota-kept = el cupo de hoy no alcanzó para { $rows } filas (--partial): { $not_sent } quedan registradas como not_sent y { $kept } conservan su estado anterior (unknown o failed); el cupo se renueva mañana
+reconcile-undecided-ambiguous-phone = el informe lista este texto el { $date } a un número sin indicativo de país que también es otro de los números de esta campaña, así que puede ser de cualquiera de los dos

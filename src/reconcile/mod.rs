@@ -129,8 +129,8 @@ pub(crate) fn report_date(t: Timestamp, tz: &TimeZone) -> String {
 pub(crate) struct Phones {
     known: HashSet<String>,
     /// The national part of each known number (without a country code of 1 to 3
-    /// digits) -> the number, or `None` when two numbers share it.
-    national: HashMap<String, Option<String>>,
+    /// digits) -> the numbers that have it.
+    national: HashMap<String, Vec<String>>,
     country: Option<phone::Country>,
 }
 
@@ -147,16 +147,15 @@ impl Phones {
             ..Phones::default()
         };
         for n in numbers {
+            if out.known.contains(&n) {
+                continue;
+            }
             for cc in 1..=3 {
                 if let Some(national) = n.get(cc..).filter(|s| s.len() >= MIN_NATIONAL) {
                     out.national
                         .entry(national.to_owned())
-                        .and_modify(|v| {
-                            if v.as_deref() != Some(n.as_str()) {
-                                *v = None;
-                            }
-                        })
-                        .or_insert_with(|| Some(n.clone()));
+                        .or_default()
+                        .push(n.clone());
                 }
             }
             out.known.insert(n);
@@ -164,23 +163,22 @@ impl Phones {
         out
     }
 
-    /// The number a report lists, as the campaign writes it when it is one of its own.
-    fn resolve(&self, raw: &str) -> String {
+    /// The campaign's numbers a report's number may be: one when it is plain; all of
+    /// those sharing a national number written without its country code; none for a
+    /// number not of this campaign.
+    fn resolve(&self, raw: &str) -> Vec<String> {
         if let Ok(n) = phone::normalize(raw, self.country)
             && self.known.contains(&n)
         {
-            return n;
+            return vec![n];
         }
         let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
         if self.known.contains(&digits) {
-            return digits;
+            return vec![digits];
         }
         // A national number, perhaps with a trunk 0 (Ecuador's 099...).
         let national = digits.trim_start_matches('0');
-        if let Some(Some(n)) = self.national.get(national) {
-            return n.clone();
-        }
-        digits
+        self.national.get(national).cloned().unwrap_or_default()
     }
 }
 
@@ -219,6 +217,8 @@ struct Listed {
 pub(crate) struct Evidence {
     listed: Vec<Listed>,
     by_key: HashMap<String, Vec<usize>>,
+    /// Records whose number may be any of several of the campaign's, by content key.
+    ambiguous: HashMap<String, Vec<usize>>,
     /// Why some answer cannot prove an absence.
     pub(crate) doubts: Vec<Doubt>,
     /// When the report was last asked: it covers up to here.
@@ -247,15 +247,26 @@ impl Evidence {
                 absolute,
                 date: r.date,
             });
-            let telephone = phones.resolve(&r.telephone);
-            let mut keys: Vec<String> = r
-                .texts
-                .into_iter()
-                .map(|text| content_key(&telephone, &Message::Free { text }))
+            let telephones = phones.resolve(&r.telephone);
+            let mut keys: Vec<String> = telephones
+                .iter()
+                .flat_map(|t| {
+                    r.texts
+                        .iter()
+                        .map(move |text| content_key(t, &Message::Free { text: text.clone() }))
+                })
                 .collect();
+            keys.sort();
             keys.dedup();
+            // A national number two of the campaign's numbers share: the record may be
+            // either's, so it confirms neither and proves neither absent.
+            let target = if telephones.len() > 1 {
+                &mut self.ambiguous
+            } else {
+                &mut self.by_key
+            };
             for key in keys {
-                self.by_key.entry(key).or_default().push(index);
+                target.entry(key).or_default().push(index);
             }
         }
     }
@@ -275,6 +286,9 @@ pub(crate) enum Why {
     /// The report lists this message only before the attempt (an earlier message, or
     /// a report in another time zone): on this date.
     Before(String),
+    /// The report lists this text to a number written without its country code that
+    /// is also another of the campaign's numbers: as this.
+    AmbiguousPhone(String),
 }
 
 impl Why {
@@ -288,6 +302,9 @@ impl Why {
             Why::NoOwnSent => crate::tr!("reconcile-undecided-no-own-sent"),
             Why::OwnSentMissing(n) => crate::tr!("reconcile-undecided-own-sent-missing", rows = *n),
             Why::Before(date) => crate::tr!("reconcile-undecided-before", date = date),
+            Why::AmbiguousPhone(date) => {
+                crate::tr!("reconcile-undecided-ambiguous-phone", date = date)
+            }
         }
     }
 }
@@ -425,6 +442,8 @@ pub(crate) fn settle_all(
             }
         } else if let Some(date) = listed_before(u, evidence, &at, place, &used) {
             Settlement::Undecided(Why::Before(date))
+        } else if let Some(&r) = evidence.ambiguous.get(u.base()).and_then(|r| r.first()) {
+            Settlement::Undecided(Why::AmbiguousPhone(evidence.listed[r].date.clone()))
         } else if let Some(why) = &doubt {
             Settlement::Undecided(why.clone())
         } else {
@@ -781,6 +800,43 @@ mod tests {
     }
 
     #[test]
+    fn a_national_number_two_of_the_campaigns_share_settles_neither() {
+        let ((t, m, d), mine) = own("2026-11-30 10:00:01");
+        let mut e = Evidence::default();
+        let phones = Phones::new(
+            ["573001234568", "573001234567", "13001234567"].map(String::from),
+            None,
+        );
+        e.add(
+            listing(&[
+                (t, m, d.as_str()),
+                ("3001234567", "Hola", "2026-11-30 10:00:03"),
+            ]),
+            ts("2026-11-30T12:00:00Z"),
+            &phones,
+        );
+        let row = |phone: &str| {
+            attempt(
+                key(phone, "Hola"),
+                "2026-11-30T09:59:00Z",
+                "2026-11-30T10:00:00Z",
+            )
+        };
+        let why = Settlement::Undecided(Why::AmbiguousPhone("2026-11-30 10:00:03".into()));
+        assert_eq!(
+            settle_all(
+                &[row("573001234567"), row("13001234567")],
+                &[mine],
+                false,
+                &e,
+                SignedDuration::ZERO,
+                0
+            ),
+            [why.clone(), why]
+        );
+    }
+
+    #[test]
     fn report_phones_in_any_form_resolve_to_the_campaigns() {
         let phones = Phones::new(["573001234567", "593991234567"].map(String::from), None);
         for raw in [
@@ -789,9 +845,13 @@ mod tests {
             "3001234567",
             "300-123-4567",
         ] {
-            assert_eq!(phones.resolve(raw), "573001234567", "{raw}");
+            assert_eq!(phones.resolve(raw), ["573001234567"], "{raw}");
         }
-        assert_eq!(phones.resolve("0991234567"), "593991234567");
-        assert_eq!(phones.resolve("12345"), "12345");
+        assert_eq!(phones.resolve("0991234567"), ["593991234567"]);
+        assert!(phones.resolve("12345").is_empty());
+        // One national number, two countries: either.
+        let shared = Phones::new(["573001234567", "13001234567"].map(String::from), None);
+        assert_eq!(shared.resolve("3001234567").len(), 2);
+        assert_eq!(shared.resolve("+1 300 123 4567"), ["13001234567"]);
     }
 }

@@ -36,6 +36,8 @@ struct Campaign {
     fake: FakeWolkvox,
     /// Each row's telephone and fate, in list order.
     rows: Vec<(String, Fate)>,
+    /// The flags of the campaign's first run, which its resume repeats.
+    send_args: Vec<String>,
 }
 
 /// Sends `rows` (telephone, text, fate of its request) with `config_extra` added to the
@@ -88,6 +90,7 @@ fn campaign(
         config,
         fake,
         rows: rows.iter().map(|(t, _, f)| (t.clone(), *f)).collect(),
+        send_args: send_args.iter().map(|a| a.to_string()).collect(),
         _dir: dir,
     }
 }
@@ -130,7 +133,11 @@ impl Campaign {
             }
         }
         let mut resume = send_cmd(&self.input, &self.fake, "tok");
-        resume.arg("--config").arg(&self.config).arg("--resume");
+        resume
+            .arg("--config")
+            .arg(&self.config)
+            .args(&self.send_args)
+            .arg("--resume");
         for (k, v) in env {
             resume.env(k, v);
         }
