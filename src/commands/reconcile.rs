@@ -357,6 +357,17 @@ fn rewrite_workbook(
         return;
     }
     let written = super::workbook::find_list(&settings.results, run).and_then(|(list, read)| {
+        // A list that has the workbook's name (`send clientes.xlsx --results
+        // clientes.csv --no-xlsx`) is not the workbook: never rewritten.
+        let journal_file = journal::journal_path(&settings.results);
+        super::outputs::check(
+            &[(path.as_path(), "file-role-workbook")],
+            &[
+                (list.as_path(), "file-role-list"),
+                (settings.results.as_path(), "file-role-results"),
+                (journal_file.as_path(), "file-role-journal"),
+            ],
+        )?;
         let summary = super::workbook::summary_lines(
             &list,
             &settings.results,

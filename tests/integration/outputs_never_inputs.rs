@@ -162,3 +162,47 @@ fn send_outputs_onto_an_input_or_the_journal_are_refused_and_write_nothing() {
     );
     assert_eq!(snapshot(dir.path()), before);
 }
+
+#[test]
+fn reconcile_never_rewrites_a_list_that_has_the_workbooks_name() {
+    // `send clientes.xlsx --results clientes.csv --no-xlsx`: the results' workbook
+    // would be `clientes.xlsx`, the list itself, which reconcile rewrote.
+    let dir = temp_dir();
+    let phones = colombian_mobiles(3);
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["telephone", "message", "connector_id"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for (i, t) in phones.iter().enumerate() {
+        let r = i as u32 + 1;
+        sheet.write_string(r, 0, t).unwrap();
+        sheet.write_string(r, 1, "Hola").unwrap();
+        sheet.write_string(r, 2, "1").unwrap();
+    }
+    let list = dir.path().join("clientes.xlsx");
+    book.save(&list).unwrap();
+    let lost = phones[1].clone();
+    let fake = FakeWolkvox::start(Behavior::ok().hook(move |req| {
+        (req.telephone.as_deref() == Some(lost.as_str())).then_some(Reply::DropConnection)
+    }));
+    let results = dir.path().join("clientes.csv");
+    let mut c = send_cmd(&list, &fake, "tok");
+    c.arg("--results").arg(&results).arg("--no-xlsx");
+    run(c).expect_code(1);
+    let before = std::fs::read(&list).unwrap();
+    let config = write_config(dir.path(), "[api]\nconnector_id = \"1\"\n");
+    let mut c = reconcile_cmd(&results, &config, &fake, "tok");
+    c.args(["--settle-after", "0s"]);
+    let out = run(c);
+    out.expect_code(0);
+    assert!(
+        std::fs::read(&list).unwrap() == before,
+        "the list was rewritten"
+    );
+    assert!(
+        out.stderr.contains("clientes.xlsx") && out.stderr.contains("the list"),
+        "{}",
+        out.stderr
+    );
+}
