@@ -331,8 +331,8 @@ struct Placement {
 }
 
 /// The offset the campaign's own answered `sent` rows show, each with the one record of
-/// its message (its date minus its answer's time), when they agree; else `zone_offset`
-/// (the campaign's zone's), unconfirmed.
+/// its message (its date minus its answer's time), when two or more agree; else
+/// `zone_offset` (the campaign's zone's), unconfirmed.
 fn placement(
     all: &[&Attempt],
     sent: &[Attempt],
@@ -362,7 +362,9 @@ fn placement(
     // A shown offset beyond what any zone (and a clock allowance) explains is noise.
     let plausible = |o: i64| (o - zone_offset).abs() <= ZONE_BAND.as_secs();
     match shown.get(shown.len() / 2) {
-        Some(&median) if agree && plausible(median) => Placement {
+        // One row alone could be matched with another message's record (its own
+        // missing): it takes two that agree.
+        Some(&median) if shown.len() >= 2 && agree && plausible(median) => Placement {
             offset: median,
             confirmed: true,
         },
@@ -564,7 +566,7 @@ mod tests {
     fn evidence(records: &[(&str, &str, &str)], asked: &str) -> Evidence {
         let mut e = Evidence::default();
         let phones = Phones::new(
-            [PHONE, "573001234568", "573001234569"].map(String::from),
+            [PHONE, "573001234568", "573001234569", "573001234570"].map(String::from),
             None,
         );
         e.add(listing(records), ts(asked), &phones);
@@ -577,6 +579,19 @@ mod tests {
             ("+57 300 123 4568", "Hola Luis", date.to_owned()),
             attempt(
                 key("573001234568", "Hola Luis"),
+                "2026-11-30T09:59:00Z",
+                "2026-11-30T10:00:00Z",
+            ),
+        )
+    }
+
+    /// A second sent row, "Hola Marta" to ...70 at 10:00 UTC: with `own`, two rows that
+    /// show the report's offset.
+    fn own_too(date: &str) -> ((&'static str, &'static str, String), Attempt) {
+        (
+            ("573001234570", "Hola Marta", date.to_owned()),
+            attempt(
+                key("573001234570", "Hola Marta"),
                 "2026-11-30T09:59:00Z",
                 "2026-11-30T10:00:00Z",
             ),
@@ -682,8 +697,14 @@ mod tests {
     #[test]
     fn a_record_before_the_attempt_confirms_nothing_and_one_record_one_attempt() {
         let ((t, m, d), mine) = own("2026-11-30 10:00:01");
-        // Yesterday's identical message: not this attempt's.
-        let records = [(t, m, d.as_str()), (PHONE, "Hola", "2026-11-29 10:00:00")];
+        let ((t2, m2, d2), also) = own_too("2026-11-30 10:00:01");
+        // Yesterday's identical message: not this attempt's, once two of the campaign's
+        // own rows show the report's dates are this machine's.
+        let records = [
+            (t, m, d.as_str()),
+            (t2, m2, d2.as_str()),
+            (PHONE, "Hola", "2026-11-29 10:00:00"),
+        ];
         let lost = || {
             attempt(
                 key(PHONE, "Hola"),
@@ -692,8 +713,20 @@ mod tests {
             )
         };
         assert_eq!(
-            settle(&records, &[lost()], std::slice::from_ref(&mine), 0),
+            settle(&records, &[lost()], &[mine.clone(), also.clone()], 0),
             [Settlement::NotSent]
+        );
+        // With one row to show it, the report's zone is not known: it may be its.
+        assert_eq!(
+            settle(
+                &[records[0], records[2]],
+                &[lost()],
+                std::slice::from_ref(&mine),
+                0
+            ),
+            [Settlement::Undecided(Why::Before(
+                "2026-11-29 10:00:00".into()
+            ))]
         );
         // Two copies (--allow-duplicates), one record: one sent, one not.
         let records = [(t, m, d.as_str()), (PHONE, "Hola", "2026-11-30 10:00:02")];
@@ -727,8 +760,10 @@ mod tests {
     fn the_reports_zone_is_read_from_the_campaigns_own_sent_rows() {
         // The report is in Bogota (UTC-5): dates 5 hours behind this UTC machine's.
         let ((t, m, d), mine) = own("2026-11-30 05:00:01");
+        let ((t2, m2, d2), also) = own_too("2026-11-30 05:00:02");
         let records = [
             (t, m, d.as_str()),
+            (t2, m2, d2.as_str()),
             (PHONE, "Hola", "2026-11-30 05:00:03"),
             ("573001234569", "Hola", "2026-11-29 05:00:00"),
         ];
@@ -743,7 +778,12 @@ mod tests {
             "2026-11-30T10:00:00Z",
         );
         assert_eq!(
-            settle(&records, &[delivered.clone(), lost.clone()], &[mine], 0),
+            settle(
+                &records,
+                &[delivered.clone(), lost.clone()],
+                &[mine, also],
+                0
+            ),
             [
                 Settlement::Sent {
                     date: "2026-11-30 05:00:03".into()
@@ -755,7 +795,7 @@ mod tests {
         // its, in another zone, so the row stays unknown rather than absent; one 29
         // hours before is not.
         assert_eq!(
-            settle(&records[1..], &[delivered, lost], &[], 0),
+            settle(&records[2..], &[delivered, lost], &[], 0),
             [
                 Settlement::Undecided(Why::Before("2026-11-30 05:00:03".into())),
                 Settlement::Undecided(Why::NoOwnSent),
