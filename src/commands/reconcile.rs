@@ -68,10 +68,21 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
             .last_query
             .get(REPORT_API)
             .and_then(|t| t.parse().ok());
+        // The campaign's numbers, as validated (an invalid row's is as typed).
+        let attempted = [
+            Status::Sent,
+            Status::Unknown,
+            Status::Failed,
+            Status::NotSent,
+        ];
         let phones = Phones::new(
-            rows.iter()
-                .map(|r| r.telephone.clone())
-                .chain(prior.done.values().map(|o| o.telephone.clone())),
+            rows.iter().map(|r| r.telephone.clone()).chain(
+                prior
+                    .done
+                    .values()
+                    .filter(|o| attempted.contains(&o.status))
+                    .map(|o| o.telephone.clone()),
+            ),
             settings.default_country,
         );
         let from: Vec<Timestamp> = attempts.iter().map(|a| a.from).collect();
