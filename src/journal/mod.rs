@@ -692,12 +692,14 @@ impl Prior {
         self.done.is_empty() && self.interrupted.is_empty()
     }
 
-    /// Every row that may or may not have been delivered, by row.
+    /// Every row that may or may not have been delivered, by row, each key once: a row
+    /// recorded `unknown` whose retry was then cut off in flight is one row, its last
+    /// attempt unfinished (no `finished_at`), its recorded outcome kept.
     pub(crate) fn unsettled(&self) -> Vec<Unsettled> {
         let mut out: Vec<Unsettled> = self
             .done
             .iter()
-            .filter(|(_, o)| o.status == Status::Unknown)
+            .filter(|(key, o)| o.status == Status::Unknown && !self.interrupted.contains_key(*key))
             .map(|(key, o)| Unsettled {
                 key: key.clone(),
                 row: o.row,
@@ -706,12 +708,18 @@ impl Prior {
                 outcome: Some(o.clone()),
             })
             .collect();
-        out.extend(self.interrupted.iter().map(|(key, &row)| Unsettled {
-            key: key.clone(),
-            row,
-            telephone: self.intent_telephones.get(key).cloned().unwrap_or_default(),
-            finished_at: None,
-            outcome: None,
+        out.extend(self.interrupted.iter().map(|(key, &row)| {
+            Unsettled {
+                key: key.clone(),
+                row,
+                telephone: self.intent_telephones.get(key).cloned().unwrap_or_default(),
+                finished_at: None,
+                outcome: self
+                    .done
+                    .get(key)
+                    .filter(|o| o.status == Status::Unknown)
+                    .cloned(),
+            }
         }));
         out.sort_by(|a, b| (a.row, &a.key).cmp(&(b.row, &b.key)));
         out
@@ -1577,6 +1585,29 @@ mod tests {
         let (_rec, prior) = open(dir.path(), false, true).unwrap();
         assert_eq!(prior.done["k1"].status, Status::Sent);
         assert_eq!(prior.interrupted.get("k2"), Some(&2));
+    }
+
+    #[test]
+    fn a_row_recorded_unknown_then_cut_off_in_flight_is_unsettled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = open(dir.path(), false, false).unwrap();
+        rec.intent(&job(1, "k1")).unwrap();
+        rec.record(Outcome::local(1, "t", Status::Unknown, ""), Some("k1"))
+            .unwrap();
+        // A --retry-unknown run killed with its request in flight.
+        rec.intent(&job(1, "k1")).unwrap();
+        drop(rec);
+        let (_rec, prior) = open(dir.path(), false, true).unwrap();
+        let unsettled = prior.unsettled();
+        assert_eq!(unsettled.len(), 1, "{unsettled:?}");
+        assert_eq!(
+            unsettled[0].finished_at, None,
+            "its last attempt is unfinished"
+        );
+        assert_eq!(
+            unsettled[0].outcome.as_ref().map(|o| o.status),
+            Some(Status::Unknown)
+        );
     }
 
     #[test]

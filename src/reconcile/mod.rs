@@ -6,14 +6,15 @@ its telephone and exact text.
 A row is matched by content, as the journal keys rows: the report's telephone
 (in `+`, national or full form, read against the campaign's own numbers) and its
 text (as listed, or with HTML entities decoded) give the same key
-(`validate::content_key`, "the same message") as the row's.
+(`validate::content_key`, "the same message") as the row's. A national number
+that two of the campaign's numbers share settles neither.
 
 Presence: a record counts only if it is dated at or after the attempt (the start
 of the run of the row's first intent, less `ALLOWANCE` for clocks), and one record
 confirms at most one attempt; the campaign's own `sent` rows take theirs first.
 The report's time zone is not documented: its dates are read as civil times and
 placed on the machine's clock by the offset the campaign's own `sent` rows show
-(record date minus answer time); with none to show it, by the campaign's zone,
+(record date minus answer time, two or more agreeing); else by the campaign's zone,
 and a matching record dated before the attempt by less than any two zones differ
 leaves the row undecided rather than absent.
 
@@ -52,7 +53,7 @@ const MAX_SPAN: SignedDuration = SignedDuration::from_hours(31 * 24);
 const MARGIN: SignedDuration = SignedDuration::from_hours(48);
 /// How far a record may be dated before an attempt and still be its: the clocks of
 /// this machine and of Wolkvox may differ a little.
-pub(crate) const ALLOWANCE: SignedDuration = SignedDuration::from_mins(5);
+const ALLOWANCE: SignedDuration = SignedDuration::from_mins(5);
 /// Civil times of two zones differ by at most 26 hours (UTC-12 to UTC+14), plus the
 /// allowance: a record this much before an attempt may be its, in another zone.
 const ZONE_BAND: SignedDuration = SignedDuration::from_hours(27);
