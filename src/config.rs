@@ -623,6 +623,8 @@ fn read_options(
         locale,
         header_row: None,
         telephone: None,
+        // Set from limits.max_rows where the list is opened.
+        max_rows: None,
     })
 }
 

@@ -99,6 +99,8 @@ pub enum Error {
     List(#[from] commands::workbook::ListError),
     #[error(transparent)]
     Init(#[from] commands::init::InitError),
+    #[error(transparent)]
+    Output(#[from] commands::outputs::OutputError),
     #[error("{}", tr!("error-runtime", error = .0))]
     Runtime(std::io::Error),
     #[error("{}", tr!(
@@ -145,6 +147,7 @@ pub fn error_line(err: &Error, cli: &Cli) -> String {
 
 /// Runs one command, in the language chosen by `--lang`, the config file or the locale.
 pub fn run(cli: &Cli) -> Result<Exit, Error> {
+    ignore_file_size_signal();
     let config = match &cli.command {
         Command::Validate(args) => args.input.config.as_deref(),
         Command::Send(args) => args.input.config.as_deref(),
@@ -165,5 +168,17 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Report(args) => commands::report::run(args),
         Command::Reconcile(args) => commands::reconcile::run(args),
         Command::Init(args) => commands::init::run(args),
+    }
+}
+
+/// A file-size limit (`ulimit -f`) must behave like a full disk: a write past it fails
+/// (EFBIG), which the run handles (exit 3, a summary, a resumable state), instead of
+/// SIGXFSZ killing the process mid-write.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN at start-up, before any thread
+    // of ours exists, installs no handler and touches no memory of the program.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

@@ -138,7 +138,11 @@ pub(crate) fn open_list(list: &ListSettings) -> Result<OpenList, Error> {
             list.default_country,
         )?))
     };
-    let rows = input::open_with(&list.input, &list.read)?;
+    let read = input::ReadOptions {
+        max_rows: Some(list.max_rows),
+        ..list.read.clone()
+    };
+    let rows = input::open_with(&list.input, &read)?;
     let header_digest = {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(rows.header().join("\u{1f}").as_bytes());

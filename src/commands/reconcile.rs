@@ -3,7 +3,12 @@
 Wolkvox's report of the messages it sent (see `reconcile`). It holds the results'
 lock like a run, asks the report for the run's span (every query before any
 change, so an error changes nothing), then records each settled row through the
-journal as any outcome is, and rewrites the results file.
+journal as any outcome is, and rewrites the results file (`apply`: the one place
+settled rows are applied).
+
+The journal dates each attempt: a row's first intent came after its run started
+(`Prior::first_attempt_run`), and its last attempt ended by its outcome's
+`finished_at` (or, cut off by a kill, by the journal's last write).
 */
 
 use std::collections::HashMap;
@@ -16,7 +21,7 @@ use crate::cli::ReconcileArgs;
 use crate::config::{self, ReconcileSettings};
 use crate::journal::{self, Outcome, Recorder, Status, Unsettled};
 use crate::progress::Progress;
-use crate::reconcile::{self as evidence, Evidence, REPORT_API, Settlement};
+use crate::reconcile::{self as evidence, Attempt, Evidence, Phones, REPORT_API, Settlement};
 use crate::report;
 use crate::send::{api, token};
 use crate::tr;
@@ -49,7 +54,11 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| Timestamp::try_from(t).ok());
-    let attempted: Vec<Timestamp> = rows.iter().map(|r| attempt_time(r, journal_time)).collect();
+    let attempts: Vec<Attempt> = rows
+        .iter()
+        .map(|r| unknown_attempt(r, &prior, journal_time))
+        .collect();
+    let sent = own_sent(&prior, &attempts);
 
     let evidence = if template {
         // Nothing to match a template against: no call is spent.
@@ -59,11 +68,38 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
             .last_query
             .get(REPORT_API)
             .and_then(|t| t.parse().ok());
-        gather(&settings, &tokens, &recorder, &attempted, last)?
+        // The campaign's numbers, as validated (an invalid row's is as typed).
+        let attempted = [
+            Status::Sent,
+            Status::Unknown,
+            Status::Failed,
+            Status::NotSent,
+        ];
+        let phones = Phones::new(
+            rows.iter().map(|r| r.telephone.clone()).chain(
+                prior
+                    .done
+                    .values()
+                    .filter(|o| attempted.contains(&o.status))
+                    .map(|o| o.telephone.clone()),
+            ),
+            settings.default_country,
+        );
+        let from: Vec<Timestamp> = attempts.iter().map(|a| a.from).collect();
+        gather(&settings, &tokens, &recorder, &from, last, &phones)?
     };
+    let zone_offset = i64::from(settings.timezone.to_offset(Timestamp::now()).seconds());
+    let settlements = evidence::settle_all(
+        &attempts,
+        &sent,
+        template,
+        &evidence,
+        settings.settle_after,
+        zone_offset,
+    );
 
     let (changes, [sent, not_sent, left]) =
-        decide_all(&rows, &attempted, template, &evidence, &settings, &mut out);
+        decide_all(&rows, &settlements, &evidence, &settings, &mut out);
     let _ = writeln!(
         out,
         "{}",
@@ -107,8 +143,7 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
 /// outcomes to record (with their keys) and the counts sent, not sent, still unknown.
 fn decide_all(
     rows: &[Unsettled],
-    attempted: &[Timestamp],
-    template: bool,
+    settlements: &[Settlement],
     evidence: &Evidence,
     settings: &ReconcileSettings,
     out: &mut impl Write,
@@ -116,9 +151,8 @@ fn decide_all(
     let now = Timestamp::now();
     let mut changes = Vec::new();
     let (mut sent, mut not_sent, mut left) = (0u64, 0u64, 0u64);
-    for (row, &at) in rows.iter().zip(attempted) {
-        let settlement = evidence::settle(row, at, template, evidence, settings.settle_after);
-        let line = match &settlement {
+    for (row, settlement) in rows.iter().zip(settlements) {
+        let line = match settlement {
             Settlement::Sent { date } => {
                 sent += 1;
                 tr!("reconcile-row-sent", date = date)
@@ -138,10 +172,7 @@ fn decide_all(
             }
             Settlement::Undecided(why) => {
                 left += 1;
-                tr!(
-                    "reconcile-row-undecided",
-                    why = crate::i18n::message(why, &[])
-                )
+                tr!("reconcile-row-undecided", why = why.text())
             }
         };
         crate::commands::list::say(
@@ -155,7 +186,7 @@ fn decide_all(
         );
         // The row's `msg` is English, like the whole results file.
         let outcome = crate::i18n::with_lang(crate::i18n::Lang::En, || {
-            settled_outcome(row, &settlement, evidence, now, settings)
+            settled_outcome(row, settlement, evidence, now, settings)
         });
         if let Some(outcome) = outcome {
             changes.push((outcome, row.key.clone()));
@@ -164,14 +195,59 @@ fn decide_all(
     (changes, [sent, not_sent, left])
 }
 
-/// When a row's last attempt ended: its recorded time, or for a request in flight at a
-/// kill, the journal's last write (it cannot have started later).
-fn attempt_time(row: &Unsettled, journal_time: Option<Timestamp>) -> Timestamp {
-    row.finished_at
+/// A row's attempt as the journal dates it (see the module doc). Without a run
+/// recorded before its intent, its last attempt's start (or two days before its end)
+/// stands for the first.
+fn unknown_attempt(row: &Unsettled, prior: &journal::Prior, journal: Option<Timestamp>) -> Attempt {
+    let until = row
+        .finished_at
         .as_deref()
         .and_then(|t| t.parse().ok())
-        .or(journal_time)
-        .unwrap_or_else(Timestamp::now)
+        .or(journal)
+        .unwrap_or_else(Timestamp::now);
+    let started = row.outcome.as_ref().and_then(|o| {
+        let elapsed = jiff::SignedDuration::from_millis(i64::try_from(o.elapsed_ms).ok()?);
+        until.checked_sub(elapsed).ok()
+    });
+    Attempt {
+        key: row.key.clone(),
+        from: first_run(prior, &row.key)
+            .or(started)
+            .or_else(|| until.checked_sub(jiff::SignedDuration::from_hours(48)).ok())
+            .unwrap_or(until),
+        until,
+        answered: false,
+    }
+}
+
+fn first_run(prior: &journal::Prior, key: &str) -> Option<Timestamp> {
+    prior.first_attempt_run.get(key)?.parse().ok()
+}
+
+/// The campaign's own `sent` rows of the period: attempted since the first of the
+/// `unknown` ones.
+fn own_sent(prior: &journal::Prior, unknown: &[Attempt]) -> Vec<Attempt> {
+    let Some(start) = unknown.iter().map(|a| a.from).min() else {
+        return Vec::new();
+    };
+    prior
+        .done
+        .iter()
+        .filter(|(_, o)| o.status == Status::Sent)
+        .filter_map(|(key, o)| {
+            let until: Timestamp = o.finished_at.parse().ok()?;
+            let elapsed = jiff::SignedDuration::from_millis(i64::try_from(o.elapsed_ms).ok()?);
+            let from = first_run(prior, key)
+                .or_else(|| until.checked_sub(elapsed).ok())
+                .unwrap_or(until);
+            (until >= start).then(|| Attempt {
+                key: key.clone(),
+                from,
+                until,
+                answered: o.http_status.is_some_and(|s| (200..300).contains(&s)),
+            })
+        })
+        .collect()
 }
 
 /// Asks the report for the whole span, window by window, keeping Wolkvox's pace.
@@ -181,6 +257,7 @@ fn gather(
     recorder: &Recorder,
     attempted: &[Timestamp],
     last: Option<Timestamp>,
+    phones: &Phones,
 ) -> Result<Evidence, Error> {
     let client = api::Client::new(&settings.origin, settings.timeout, 1)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -210,7 +287,7 @@ fn gather(
         }
         let (ini, end) = (
             evidence::report_date(from, &settings.timezone),
-            evidence::report_end(to, &settings.timezone),
+            evidence::report_date(to, &settings.timezone),
         );
         tracing::info!(
             "{}",
@@ -219,11 +296,13 @@ fn gather(
         let Some(token) = tokens.get(token) else {
             break;
         };
+        // The report can list nothing later than the moment it is asked for.
+        let asked = Timestamp::now();
         let answer = runtime.block_on(client.cdr_3(token, &ini, &end));
         recorder.note_query(REPORT_API, &journal::now())?;
         let (status, body) = answer.map_err(|why| evidence::ReportError::Unreadable { why })?;
-        let records = evidence::parse(status, &body)?;
-        found.add(&records, to, settings.default_country);
+        let answer = evidence::answer::parse(status, &body)?;
+        found.add(answer, asked.min(to), phones);
     }
     Ok(found)
 }
@@ -289,6 +368,17 @@ fn rewrite_workbook(
         return;
     }
     let written = super::workbook::find_list(&settings.results, run).and_then(|(list, read)| {
+        // A list that has the workbook's name (`send clientes.xlsx --results
+        // clientes.csv --no-xlsx`) is not the workbook: never rewritten.
+        let journal_file = journal::journal_path(&settings.results);
+        super::outputs::check(
+            &[(path.as_path(), "file-role-workbook")],
+            &[
+                (list.as_path(), "file-role-list"),
+                (settings.results.as_path(), "file-role-results"),
+                (journal_file.as_path(), "file-role-journal"),
+            ],
+        )?;
         let summary = super::workbook::summary_lines(
             &list,
             &settings.results,

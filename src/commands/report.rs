@@ -18,6 +18,15 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     crate::report::init_logging(false, false, &crate::progress::Progress::hidden());
     let outcomes = journal::read(&args.results)?;
     let journal = journal::journal_view(&args.results).unwrap_or_default();
+    // The list, found once, and checked with the results against the outputs before
+    // anything is written.
+    let list = if args.xlsx.is_some() || args.rows_to_fix.is_some() {
+        let found = super::workbook::find_list(&args.results, journal.last_run.as_ref())?;
+        check_outputs(args, &found.0, journal.last_run.as_ref())?;
+        Some(found)
+    } else {
+        None
+    };
     // The JSON is for programs: its texts are English in every language.
     let mut report = match args.format {
         ReportFormat::Text => build(&args.results, outcomes, &journal),
@@ -40,14 +49,12 @@ pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     let mut out = stdout.lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-    if let Some(path) = &args.xlsx {
-        let (list, read) = super::workbook::find_list(&args.results, journal.last_run.as_ref())?;
-        write_workbook(path, &list, &read, args, &report)?;
+    if let (Some(path), Some((list, read))) = (&args.xlsx, &list) {
+        write_workbook(path, list, read, args, &report)?;
         let _ = writeln!(out, "{}", tr!("send-workbook", path = path.display()));
     }
-    if let Some(path) = &args.rows_to_fix {
-        let (list, read) = super::workbook::find_list(&args.results, journal.last_run.as_ref())?;
-        let n = super::workbook::write_rows_to_fix(path, &list, &read, &args.results)?;
+    if let (Some(path), Some((list, read))) = (&args.rows_to_fix, &list) {
+        let n = super::workbook::write_rows_to_fix(path, list, read, &args.results)?;
         let _ = writeln!(
             out,
             "{}",
@@ -91,6 +98,32 @@ fn spreadsheet_rows(
     }
     report.show_rows(|row| shown.get(&row).copied().unwrap_or(row));
     report
+}
+
+/// Refuses `--xlsx` or `--rows-to-fix` onto the results, their journal, the list (as
+/// found, and as the run recorded it) or each other.
+fn check_outputs(
+    args: &ReportArgs,
+    list: &std::path::Path,
+    run: Option<&journal::RunInfo>,
+) -> Result<(), Error> {
+    let journal_file = journal::journal_path(&args.results);
+    let mut inputs = vec![
+        (args.results.as_path(), "file-role-results"),
+        (journal_file.as_path(), "file-role-journal"),
+        (list, "file-role-list"),
+    ];
+    if let Some(run) = run {
+        inputs.push((run.input_absolute.as_path(), "file-role-list"));
+    }
+    let mut outputs = Vec::new();
+    if let Some(path) = &args.xlsx {
+        outputs.push((path.as_path(), "file-role-xlsx"));
+    }
+    if let Some(path) = &args.rows_to_fix {
+        outputs.push((path.as_path(), "file-role-rows-to-fix"));
+    }
+    Ok(super::outputs::check(&outputs, &inputs)?)
 }
 
 /// The workbook of these results.

@@ -36,7 +36,10 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
     let started_at = journal::now();
     crate::validate::phone::preload();
     let result = send_command(args, &started_at);
-    if let (Err(e), Some(path)) = (&result, &args.summary_json) {
+    // A summary that would overwrite another file of the run is not written at all.
+    if let (Err(e), Some(path)) = (&result, &args.summary_json)
+        && !matches!(e, Error::Output(_))
+    {
         // The run never got to a summary: the JSON says why, with exit code 2.
         let counts = HashMap::new();
         let results = args.results.as_deref().unwrap_or(Path::new(""));
@@ -65,6 +68,35 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         return dry_run(run, started_at);
     }
     send_rows(run, started_at)
+}
+
+/// Refuses an output of the run (the results, their journal and workbook, the summary
+/// JSON) that is one of its inputs (the list, the config, the template, a suppression
+/// list) or another output. Before any file is written.
+fn check_outputs(args: &SendArgs, settings: &SendSettings) -> Result<(), Error> {
+    let journal = journal::journal_path(&settings.results);
+    let workbook = super::workbook::path_for(&settings.results);
+    let mut outputs = vec![
+        (settings.results.as_path(), "file-role-results"),
+        (journal.as_path(), "file-role-journal"),
+    ];
+    if settings.xlsx {
+        outputs.push((workbook.as_path(), "file-role-workbook"));
+    }
+    if let Some(path) = &settings.summary_json {
+        outputs.push((path.as_path(), "file-role-summary-json"));
+    }
+    let mut inputs = vec![(args.input.input.as_path(), "file-role-list")];
+    if let Some(config) = &args.input.config {
+        inputs.push((config.as_path(), "file-role-config"));
+    }
+    if let Some(template) = &args.input.template {
+        inputs.push((template.as_path(), "file-role-template"));
+    }
+    for suppress in &args.input.suppress {
+        inputs.push((suppress.as_path(), "file-role-suppress"));
+    }
+    Ok(super::outputs::check(&outputs, &inputs)?)
 }
 
 /// A run ready to send: its settings, its tokens, the results and journal open (and,
@@ -122,6 +154,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
             journal::naming::default_results(&settings.list.input, settings.dry_run, read.template);
     }
     journal::check_target(&settings.results, &settings.list.input)?;
+    check_outputs(args, &settings)?;
     let (recorder, prior) = Recorder::open(&journal::RecorderOptions {
         results: settings.results.clone(),
         dry_run: settings.dry_run,
@@ -330,7 +363,9 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let held = Held { quota: cut, pilot };
     let stopped_text =
         Localized::maybe(|| stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held));
-    let resume = stopped_text.as_ref().map(|_| resume_command(&settings));
+    let resume = stopped_text
+        .as_ref()
+        .map(|_| format!("{}{}", resume_command(&settings), held.retry_flags()));
     let (exit, title) = if stopped_text.is_some() {
         (Exit::Stopped, Localized::new(|| tr!("send-title-stopped")))
     } else {
@@ -397,14 +432,14 @@ fn fit_quota(
 ) -> Result<
     (
         Vec<send::token::Token>,
-        usize,
+        HeldRows,
         Recorder,
         Option<dispatch::StopReason>,
     ),
     Error,
 > {
     if !settings.quota_check || plan.jobs.is_empty() {
-        return Ok((tokens, 0, recorder, None));
+        return Ok((tokens, HeldRows::default(), recorder, None));
     }
     let answers = runtime.block_on(quota::ask(client, tokens));
     if let Some((problem, detail)) = quota::setting(&answers) {
@@ -413,7 +448,7 @@ fn fit_quota(
             origin: client.origin().to_owned(),
             detail,
         };
-        return Ok((Vec::new(), 0, recorder, Some(reason)));
+        return Ok((Vec::new(), HeldRows::default(), recorder, Some(reason)));
     }
     let fitted = quota::fit(answers).and_then(|fitted| {
         quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
@@ -443,34 +478,73 @@ fn fit_quota(
     Ok((fitted.tokens, cut, recorder, None))
 }
 
+/// Rows held back from a run: how many, and how many of them keep an earlier outcome
+/// (rows planned for `--retry-unknown` / `--retry-failed`), not `not_sent`.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeldRows {
+    rows: usize,
+    unknown: usize,
+    failed: usize,
+}
+
+impl HeldRows {
+    fn kept(self) -> usize {
+        self.unknown + self.failed
+    }
+}
+
 /// Keeps the first `keep` rows of the plan (all with `None`) and records the others
-/// `not_sent` with `msg`, for a later `--resume`. Returns how many were held back.
+/// `not_sent` with `msg`, for a later `--resume` (a row retried keeps its earlier
+/// outcome: see `Recorder::remember_earlier`). Returns what was held back.
 fn hold_back(
     recorder: &Recorder,
     plan: &mut Plan,
     keep: Option<u64>,
     msg: &str,
-) -> Result<usize, Error> {
+) -> Result<HeldRows, Error> {
     let Some(keep) = keep.and_then(|k| usize::try_from(k).ok()) else {
-        return Ok(0);
+        return Ok(HeldRows::default());
     };
     let rest = plan.jobs.split_off(keep.min(plan.jobs.len()));
+    let mut held = HeldRows {
+        rows: rest.len(),
+        ..HeldRows::default()
+    };
     for job in &rest {
+        match recorder.earlier_status(&job.key) {
+            Some(Status::Unknown) => held.unknown += 1,
+            Some(Status::Failed) => held.failed += 1,
+            _ => {}
+        }
         recorder.record(
             Outcome::local(job.row, &job.telephone, Status::NotSent, msg),
             Some(&job.key),
         )?;
     }
-    Ok(rest.len())
+    Ok(held)
 }
 
 /// Rows a run left for a later `--resume` on purpose.
 #[derive(Debug, Clone, Copy)]
 struct Held {
     /// Beyond today's quota (`--partial`).
-    quota: usize,
+    quota: HeldRows,
     /// Beyond the pilot batch (`--limit`).
-    pilot: usize,
+    pilot: HeldRows,
+}
+
+impl Held {
+    /// The flags that continue a retry some held rows were planned for.
+    fn retry_flags(self) -> String {
+        let mut flags = String::new();
+        if self.quota.failed + self.pilot.failed > 0 {
+            flags.push_str(" --retry-failed");
+        }
+        if self.quota.unknown + self.pilot.unknown > 0 {
+            flags.push_str(" --retry-unknown");
+        }
+        flags
+    }
 }
 
 /// Runs the dispatcher with the signal watcher beside it. Returns why it stopped early.
@@ -532,11 +606,24 @@ fn stop_text(
     let text = match (stopped, unwritten) {
         (Some(reason), _) => reason.to_string(),
         (None, Some(e)) => tr!("send-stop-results-unfinished", error = e.to_string()),
-        (None, None) if held.quota > 0 => tr!("send-stop-quota", rows = held.quota),
-        (None, None) if held.pilot > 0 => tr!(
+        (None, None) if held.quota.kept() > 0 => tr!(
+            "send-stop-quota-kept",
+            rows = held.quota.rows,
+            not_sent = held.quota.rows - held.quota.kept(),
+            kept = held.quota.kept()
+        ),
+        (None, None) if held.quota.rows > 0 => tr!("send-stop-quota", rows = held.quota.rows),
+        (None, None) if held.pilot.kept() > 0 => tr!(
+            "send-stop-pilot-kept",
+            limit = settings.limit.unwrap_or_default(),
+            rows = held.pilot.rows,
+            not_sent = held.pilot.rows - held.pilot.kept(),
+            kept = held.pilot.kept()
+        ),
+        (None, None) if held.pilot.rows > 0 => tr!(
             "send-stop-pilot",
             limit = settings.limit.unwrap_or_default(),
-            rows = held.pilot
+            rows = held.pilot.rows
         ),
         (None, None) => return None,
     };
@@ -549,7 +636,10 @@ fn stop_text(
     };
     Some(format!(
         "{text}.{unwritten}\n{}",
-        tr!("send-to-continue", command = resume_command(settings))
+        tr!(
+            "send-to-continue",
+            command = format!("{}{}", resume_command(settings), held.retry_flags())
+        )
     ))
 }
 

@@ -144,6 +144,9 @@ pub struct ReadOptions {
     pub(crate) header_row: Option<u64>,
     /// The telephone column's name (`columns.telephone`; `None`: "telephone" and its aliases).
     pub(crate) telephone: Option<String>,
+    /// `.xlsx`/`.xlsm` sheets: refused as soon as they have more data rows than this,
+    /// before the whole sheet is loaded (`limits.max_rows`).
+    pub(crate) max_rows: Option<u64>,
 }
 
 /// How many rows with something in them are looked at for the header.
@@ -960,6 +963,7 @@ impl DecodeFailure {
 
 fn open_sheet(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
     let (wanted, locale) = (options.sheet.as_deref(), options.locale);
+    let max_rows = options.max_rows;
     let spreadsheet_error = |e: calamine::Error| match e {
         calamine::Error::Io(source) => InputError::Open {
             path: path.to_owned(),
@@ -1004,6 +1008,9 @@ fn open_sheet(path: &Path, options: &ReadOptions) -> Result<Rows, InputError> {
                     .join(", "),
             })?,
     };
+    if let (Some(max_rows), calamine::Sheets::Xlsx(xlsx)) = (max_rows, &mut workbook) {
+        refuse_past(xlsx, &name, max_rows, path)?;
+    }
     let range = workbook.worksheet_range(&name).map_err(spreadsheet_error)?;
     let styles = match &mut workbook {
         // Number formats: only .xlsx/.xlsm styles are read by calamine.
@@ -1123,6 +1130,37 @@ type SheetRow = (
     Vec<(usize, String)>,
     Vec<(usize, f64, String)>,
 );
+
+/// Reads an `.xlsx` sheet cell by cell and refuses it as soon as more than `max_rows`
+/// rows with content follow its first one (the header): a sheet of millions of rows is
+/// not loaded whole to be refused. A sheet this cannot read is left to the full read,
+/// which says why.
+fn refuse_past<RS: std::io::Read + std::io::Seek>(
+    xlsx: &mut calamine::Xlsx<RS>,
+    name: &str,
+    max_rows: u64,
+    path: &Path,
+) -> Result<(), InputError> {
+    let Ok(mut cells) = xlsx.worksheet_cells_reader(name) else {
+        return Ok(());
+    };
+    let mut rows = std::collections::HashSet::new();
+    while let Ok(Some(cell)) = cells.next_cell() {
+        let empty = match cell.get_value() {
+            calamine::DataRef::Empty => true,
+            calamine::DataRef::String(s) => s.is_empty(),
+            calamine::DataRef::SharedString(s) => s.is_empty(),
+            _ => false,
+        };
+        if !empty && rows.insert(cell.get_position().0) && rows.len() as u64 > max_rows + 1 {
+            return Err(InputError::TooManyRows {
+                path: path.to_owned(),
+                max_rows,
+            });
+        }
+    }
+    Ok(())
+}
 
 impl SheetRows {
     /// The next row's sheet line, its cells as shown, and its error cells.

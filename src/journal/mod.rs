@@ -569,6 +569,9 @@ pub(crate) struct Prior {
     intent_rows: std::collections::HashSet<u64>,
     /// When each report API was last called (RFC 3339), by API name.
     pub(crate) last_query: HashMap<String, String>,
+    /// When the run of each key's first intent started (RFC 3339): no request for it
+    /// left before (what `reconcile` compares report dates with).
+    pub(crate) first_attempt_run: HashMap<String, String>,
 }
 
 /// A row whose message may or may not have gone out: recorded `unknown`, or with an
@@ -607,6 +610,7 @@ impl Prior {
         let (mut number, mut offset, mut whole, mut unterminated) = (0usize, 0u64, 0u64, false);
         // A bad line is forgiven only if it is the last one (torn by a crash mid-write).
         let mut bad: Option<(usize, String)> = None;
+        let mut run_started: Option<String> = None;
         loop {
             buf.clear();
             let n = reader.read_until(b'\n', &mut buf).map_err(read_error)?;
@@ -635,7 +639,10 @@ impl Prior {
                 ahead.event(event);
             }
             match event {
-                Ok(Event::Run(info)) => prior.last_run = Some(*info),
+                Ok(Event::Run(info)) => {
+                    run_started = Some(info.started_at.clone());
+                    prior.last_run = Some(*info);
+                }
                 Ok(Event::Intent {
                     key,
                     row,
@@ -649,6 +656,12 @@ impl Prior {
                         None => {
                             prior.intent_rows.insert(row);
                         }
+                    }
+                    if let Some(started) = &run_started {
+                        prior
+                            .first_attempt_run
+                            .entry(key.clone())
+                            .or_insert_with(|| started.clone());
                     }
                     prior.interrupted.insert(key, row);
                 }
@@ -679,12 +692,14 @@ impl Prior {
         self.done.is_empty() && self.interrupted.is_empty()
     }
 
-    /// Every row that may or may not have been delivered, by row.
+    /// Every row that may or may not have been delivered, by row, each key once: a row
+    /// recorded `unknown` whose retry was then cut off in flight is one row, its last
+    /// attempt unfinished (no `finished_at`), its recorded outcome kept.
     pub(crate) fn unsettled(&self) -> Vec<Unsettled> {
         let mut out: Vec<Unsettled> = self
             .done
             .iter()
-            .filter(|(_, o)| o.status == Status::Unknown)
+            .filter(|(key, o)| o.status == Status::Unknown && !self.interrupted.contains_key(*key))
             .map(|(key, o)| Unsettled {
                 key: key.clone(),
                 row: o.row,
@@ -693,12 +708,18 @@ impl Prior {
                 outcome: Some(o.clone()),
             })
             .collect();
-        out.extend(self.interrupted.iter().map(|(key, &row)| Unsettled {
-            key: key.clone(),
-            row,
-            telephone: self.intent_telephones.get(key).cloned().unwrap_or_default(),
-            finished_at: None,
-            outcome: None,
+        out.extend(self.interrupted.iter().map(|(key, &row)| {
+            Unsettled {
+                key: key.clone(),
+                row,
+                telephone: self.intent_telephones.get(key).cloned().unwrap_or_default(),
+                finished_at: None,
+                outcome: self
+                    .done
+                    .get(key)
+                    .filter(|o| o.status == Status::Unknown)
+                    .cloned(),
+            }
         }));
         out.sort_by(|a, b| (a.row, &a.key).cmp(&(b.row, &b.key)));
         out
@@ -1295,6 +1316,12 @@ impl Recorder {
         self.lock().earlier.insert(key.to_owned(), outcome);
     }
 
+    /// The status of the earlier outcome remembered for `key` (see `remember_earlier`):
+    /// what a row held back from this run keeps.
+    pub(crate) fn earlier_status(&self, key: &str) -> Option<Status> {
+        self.lock().earlier.get(key).map(|o| o.status)
+    }
+
     /// `outcome`, or the earlier outcome it may not overwrite (see `remember_earlier`).
     fn moving_forward(inner: &Inner, outcome: Outcome, key: Option<&str>) -> Outcome {
         let Some(earlier) = key.and_then(|k| inner.earlier.get(k)) else {
@@ -1558,6 +1585,29 @@ mod tests {
         let (_rec, prior) = open(dir.path(), false, true).unwrap();
         assert_eq!(prior.done["k1"].status, Status::Sent);
         assert_eq!(prior.interrupted.get("k2"), Some(&2));
+    }
+
+    #[test]
+    fn a_row_recorded_unknown_then_cut_off_in_flight_is_unsettled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _) = open(dir.path(), false, false).unwrap();
+        rec.intent(&job(1, "k1")).unwrap();
+        rec.record(Outcome::local(1, "t", Status::Unknown, ""), Some("k1"))
+            .unwrap();
+        // A --retry-unknown run killed with its request in flight.
+        rec.intent(&job(1, "k1")).unwrap();
+        drop(rec);
+        let (_rec, prior) = open(dir.path(), false, true).unwrap();
+        let unsettled = prior.unsettled();
+        assert_eq!(unsettled.len(), 1, "{unsettled:?}");
+        assert_eq!(
+            unsettled[0].finished_at, None,
+            "its last attempt is unfinished"
+        );
+        assert_eq!(
+            unsettled[0].outcome.as_ref().map(|o| o.status),
+            Some(Status::Unknown)
+        );
     }
 
     #[test]

@@ -3,12 +3,28 @@ Settling `unknown` rows with Wolkvox's own record of outbound messages: report
 "3. SMS – detail" (`cdr_3`), which lists each message sent in a date range with
 its telephone and exact text.
 
-A row is matched by content, as the journal keys rows: the normalized telephone
-plus the message text give the same key (`validate::content_key`) as the row's.
-Found: the row was sent. Not found in a report that covers well past the row's
-attempt (`--settle-after`): it was not, and a plain `--resume` sends it once.
-Too recent: left `unknown` until then. Templates are not matched (the report's
-text of a template send is not documented), so HSM rows stay `unknown`.
+A row is matched by content, as the journal keys rows: the report's telephone
+(in `+`, national or full form, read against the campaign's own numbers) and its
+text (as listed, or with HTML entities decoded) give the same key
+(`validate::content_key`, "the same message") as the row's. A national number
+that two of the campaign's numbers share settles neither.
+
+Presence: a record counts only if it is dated at or after the attempt (the start
+of the run of the row's first intent, less `ALLOWANCE` for clocks), and one record
+confirms at most one attempt; the campaign's own `sent` rows take theirs first.
+The report's time zone is not documented: its dates are read as civil times and
+placed on the machine's clock by the offset the campaign's own `sent` rows show
+(record date minus answer time, two or more agreeing); else by the campaign's zone,
+and a matching record dated before the attempt by less than any two zones differ
+leaves the row undecided rather than absent.
+
+Absence is proof only when the report demonstrably covers the attempt: the query
+reaches two days past now (past the attempt in any zone), every answer is a
+complete report (`answer::Doubt`), it lists this campaign's own `sent` rows of
+the period (none listed, or some missing: it proves nothing), and it was asked
+`--settle-after` past the attempt. Otherwise the row stays `unknown`, with why.
+Templates are not matched (the report's text of a template send is not
+documented), so HSM rows stay `unknown`.
 
 Wolkvox's rules are kept: at most 31 days a query (a longer span is split), and
 at most one call every 5 minutes (per token; the journal remembers the last
@@ -16,12 +32,14 @@ call across runs). The pure parts here (span, windows, schedule, parsing,
 matching) take the time as an argument, so they are tested without waiting.
 */
 
-use std::collections::HashMap;
+pub(crate) mod answer;
+
+use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
-use serde_json::Value;
 
-use crate::journal::Unsettled;
+pub(crate) use answer::{Answer, Doubt};
+
 use crate::validate::{Message, content_key, phone};
 
 /// The report's API name.
@@ -30,96 +48,34 @@ pub(crate) const REPORT_API: &str = "cdr_3";
 pub(crate) const MIN_GAP: SignedDuration = SignedDuration::from_mins(5);
 /// The longest span one query may cover.
 const MAX_SPAN: SignedDuration = SignedDuration::from_hours(31 * 24);
-/// How far the span is widened on each side: the report's time zone is not documented.
-const MARGIN: SignedDuration = SignedDuration::from_hours(24);
-/// An answer with this many records may have been cut: absence in it proves nothing.
-pub(crate) const MAX_RECORDS: usize = 60_000;
+/// How far the span is widened on each side: the report's time zone is not
+/// documented, and civil times of two zones differ by at most 26 hours.
+const MARGIN: SignedDuration = SignedDuration::from_hours(48);
+/// How far a record may be dated before an attempt and still be its: the clocks of
+/// this machine and of Wolkvox may differ a little.
+const ALLOWANCE: SignedDuration = SignedDuration::from_mins(5);
+/// Civil times of two zones differ by at most 26 hours (UTC-12 to UTC+14), plus the
+/// allowance: a record this much before an attempt may be its, in another zone.
+const ZONE_BAND: SignedDuration = SignedDuration::from_hours(27);
 
 /// Why a report answer cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{}", crate::tr!("reconcile-refused", status = *.status, msg = .msg))]
     Refused { status: u16, msg: String },
+    #[error("{}", crate::tr!("reconcile-refused-in-body", code = .code.as_str(), msg = .msg))]
+    RefusedInBody { code: String, msg: String },
     #[error("{}", crate::tr!("reconcile-unreadable", why = .why))]
     Unreadable { why: String },
 }
 
-/// One message the report lists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Record {
-    pub(crate) telephone: String,
-    pub(crate) message: String,
-    pub(crate) date: String,
-}
-
-/// Reads a `cdr_3` answer: the records are the first array of objects with a
-/// `telephone` and a `message`, wherever it is; an answer with none is an empty report
-/// only when it says so plainly (an empty array, or no data at all with a 2xx code).
-pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Vec<Record>, ReportError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| ReportError::Unreadable {
-        why: crate::tr!(
-            "answer-not-json",
-            status = status,
-            excerpt = crate::send::api::excerpt(&String::from_utf8_lossy(body))
-        ),
-    })?;
-    let msg = value
-        .get("msg")
-        .and_then(Value::as_str)
-        .map(crate::send::api::excerpt)
-        .unwrap_or_default();
-    if !(200..300).contains(&status) {
-        return Err(ReportError::Refused { status, msg });
-    }
-    if let Some(items) = find_records(&value) {
-        return Ok(items.iter().filter_map(record).collect());
-    }
-    // An empty report: an empty array where the records would be, or no data at all.
-    let data = value.get("data");
-    if data.is_none_or(|d| d.is_null()) || has_empty_array(&value) {
-        return Ok(Vec::new());
-    }
-    Err(ReportError::Unreadable {
-        why: crate::tr!("reconcile-no-messages"),
-    })
-}
-
-fn has_empty_array(value: &Value) -> bool {
-    match value {
-        Value::Array(items) => items.is_empty() || items.iter().any(has_empty_array),
-        Value::Object(map) => map.values().any(has_empty_array),
-        _ => false,
-    }
-}
-
-/// The first array, at any depth, holding a message with a `telephone` and a `message`.
-fn find_records(value: &Value) -> Option<&Vec<Value>> {
-    crate::send::api::find_array(value, &|items| {
-        items
-            .iter()
-            .any(|v| v.get("telephone").is_some() && v.get("message").is_some())
-    })
-}
-
-fn record(item: &Value) -> Option<Record> {
-    let text = |key: &str| match item.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    Some(Record {
-        telephone: text("telephone")?,
-        message: text("message")?,
-        date: text("date").unwrap_or_default(),
-    })
-}
-
-/// The span to ask for: from a day before the earliest attempt to a day after the
-/// latest, never past `now`.
+/// The span to ask for: from two days before the earliest attempt to two days after
+/// `now`, so that it covers every attempt and everything up to now whatever the
+/// report's time zone (a report cannot list what has not happened yet).
 pub(crate) fn span(attempts: &[Timestamp], now: Timestamp) -> Option<(Timestamp, Timestamp)> {
     let first = attempts.iter().min()?.checked_sub(MARGIN).ok()?;
-    let last = attempts.iter().max()?.checked_add(MARGIN).ok()?;
-    Some((first, last.min(now)))
+    let last = now.checked_add(MARGIN).ok()?;
+    Some((first.min(now), last))
 }
 
 /// `start..end` cut into windows of at most 31 days.
@@ -161,16 +117,6 @@ pub(crate) fn schedule(
         .collect()
 }
 
-/// The end date to ask for a window ending at `to`: a minute later, since dates are
-/// whole seconds and a message of the last second must not be cut off. (The evidence
-/// still counts only up to `to`: nothing later is proven absent.)
-pub(crate) fn report_end(to: Timestamp, tz: &TimeZone) -> String {
-    report_date(
-        to.checked_add(SignedDuration::from_mins(1)).unwrap_or(to),
-        tz,
-    )
-}
-
 /// A report date, as the API takes it: `YYYYmmddHHiiss` in the operation's time zone.
 pub(crate) fn report_date(t: Timestamp, tz: &TimeZone) -> String {
     t.to_zoned_datetime(tz.clone())
@@ -178,46 +124,189 @@ pub(crate) fn report_date(t: Timestamp, tz: &TimeZone) -> String {
         .to_string()
 }
 
-/// What the report says: the content key of every message it lists, with its date.
+/// The campaign's own telephones, to read a report's number in whatever form it
+/// lists it: `+57 300...`, `300...` (national) or `57300...`.
+#[derive(Debug, Default)]
+pub(crate) struct Phones {
+    known: HashSet<String>,
+    /// The national part of each known number (without a country code of 1 to 3
+    /// digits) -> the numbers that have it.
+    national: HashMap<String, Vec<String>>,
+    country: Option<phone::Country>,
+}
+
+/// Fewer digits than this are not taken as a national number.
+const MIN_NATIONAL: usize = 7;
+
+impl Phones {
+    pub(crate) fn new(
+        numbers: impl IntoIterator<Item = String>,
+        country: Option<phone::Country>,
+    ) -> Self {
+        let mut out = Phones {
+            country,
+            ..Phones::default()
+        };
+        for n in numbers {
+            if out.known.contains(&n) {
+                continue;
+            }
+            for cc in 1..=3 {
+                if let Some(national) = n.get(cc..).filter(|s| s.len() >= MIN_NATIONAL) {
+                    out.national
+                        .entry(national.to_owned())
+                        .or_default()
+                        .push(n.clone());
+                }
+            }
+            out.known.insert(n);
+        }
+        out
+    }
+
+    /// The campaign's numbers a report's number may be: one when it is plain; all of
+    /// those sharing a national number written without its country code; none for a
+    /// number not of this campaign.
+    fn resolve(&self, raw: &str) -> Vec<String> {
+        if let Ok(n) = phone::normalize(raw, self.country)
+            && self.known.contains(&n)
+        {
+            return vec![n];
+        }
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        if self.known.contains(&digits) {
+            return vec![digits];
+        }
+        // A national number, perhaps with a trunk 0 (Ecuador's 099...).
+        let national = digits.trim_start_matches('0');
+        self.national.get(national).cloned().unwrap_or_default()
+    }
+}
+
+/// A row's attempt as the journal dates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attempt {
+    /// Its content key (with `#n` for a deliberate copy).
+    pub(crate) key: String,
+    /// No request for it left before this: the start of the run of its first intent.
+    pub(crate) from: Timestamp,
+    /// Its last attempt had ended by this.
+    pub(crate) until: Timestamp,
+    /// For a `sent` row: `until` is when Wolkvox's answer came (not a reconcile's check).
+    pub(crate) answered: bool,
+}
+
+impl Attempt {
+    fn base(&self) -> &str {
+        // Copies of a message sent on purpose (--allow-duplicates) carry `#n`.
+        self.key.split('#').next().unwrap_or(&self.key)
+    }
+}
+
+/// A record as placed on a time line.
+#[derive(Debug)]
+struct Listed {
+    /// Its date as a civil time read as if in UTC, in seconds, or its instant.
+    seconds: i64,
+    absolute: bool,
+    date: String,
+}
+
+/// What the report says: the messages it lists, by content key, and whether it can
+/// prove an absence.
 #[derive(Debug, Default)]
 pub(crate) struct Evidence {
-    found: HashMap<String, String>,
-    /// The report covers up to here.
+    listed: Vec<Listed>,
+    by_key: HashMap<String, Vec<usize>>,
+    /// Records whose number may be any of several of the campaign's, by content key.
+    ambiguous: HashMap<String, Vec<usize>>,
+    /// Why some answer cannot prove an absence.
+    pub(crate) doubts: Vec<Doubt>,
+    /// When the report was last asked: it covers up to here.
     pub(crate) until: Option<Timestamp>,
-    /// Some answer may have been cut at `MAX_RECORDS`: absence proves nothing.
-    pub(crate) cut: bool,
 }
 
 impl Evidence {
-    /// Adds an answer for a window ending at `until`.
-    pub(crate) fn add(
-        &mut self,
-        records: &[Record],
-        until: Timestamp,
-        country: Option<crate::validate::phone::Country>,
-    ) {
-        self.cut |= records.len() >= MAX_RECORDS;
-        self.until = Some(self.until.map_or(until, |u| u.max(until)));
-        for r in records {
-            let telephone = phone::normalize(&r.telephone, country)
-                .unwrap_or_else(|_| r.telephone.chars().filter(char::is_ascii_digit).collect());
-            // The exact text, and the text as a list cell would give it (trimmed).
-            for text in [r.message.as_str(), r.message.trim()] {
-                let key = content_key(
-                    &telephone,
-                    &Message::Free {
-                        text: text.to_owned(),
-                    },
-                );
-                self.found.entry(key).or_insert_with(|| r.date.clone());
+    /// Adds an answer asked for at `asked` (with a span reaching past it).
+    pub(crate) fn add(&mut self, answer: Answer, asked: Timestamp, phones: &Phones) {
+        self.until = Some(self.until.map_or(asked, |u| u.max(asked)));
+        self.doubts.extend(answer.doubts);
+        self.doubts.sort();
+        self.doubts.dedup();
+        for r in answer.records {
+            let (seconds, absolute) = match r.when {
+                answer::When::Local(dt) => (
+                    dt.to_zoned_datetime(TimeZone::UTC)
+                        .map_or(i64::MIN, |z| z.timestamp().as_second()),
+                    false,
+                ),
+                answer::When::Instant(ts) => (ts.as_second(), true),
+            };
+            let index = self.listed.len();
+            self.listed.push(Listed {
+                seconds,
+                absolute,
+                date: r.date,
+            });
+            let telephones = phones.resolve(&r.telephone);
+            let mut keys: Vec<String> = telephones
+                .iter()
+                .flat_map(|t| {
+                    r.texts
+                        .iter()
+                        .map(move |text| content_key(t, &Message::Free { text: text.clone() }))
+                })
+                .collect();
+            keys.sort();
+            keys.dedup();
+            // A national number two of the campaign's numbers share: the record may be
+            // either's, so it confirms neither and proves neither absent.
+            let target = if telephones.len() > 1 {
+                &mut self.ambiguous
+            } else {
+                &mut self.by_key
+            };
+            for key in keys {
+                target.entry(key).or_default().push(index);
             }
         }
     }
+}
 
-    fn date_of(&self, key: &str) -> Option<&str> {
-        // Copies of a message sent on purpose (--allow-duplicates) carry `#n`.
-        let base = key.split('#').next().unwrap_or(key);
-        self.found.get(base).map(String::as_str)
+/// Why a row stays `unknown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// An HSM template (or a journal too old to say).
+    Template,
+    /// An answer that cannot prove an absence.
+    Doubt(Doubt),
+    /// The report lists none of this campaign's `sent` rows of the period.
+    NoOwnSent,
+    /// The report does not list this many of this campaign's `sent` rows.
+    OwnSentMissing(usize),
+    /// The report lists this message only before the attempt (an earlier message, or
+    /// a report in another time zone): on this date.
+    Before(String),
+    /// The report lists this text to a number written without its country code that
+    /// is also another of the campaign's numbers: as this.
+    AmbiguousPhone(String),
+}
+
+impl Why {
+    /// In the current language.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            Why::Template => crate::tr!("reconcile-undecided-template"),
+            Why::Doubt(Doubt::Cut) => crate::tr!("reconcile-undecided-cut"),
+            Why::Doubt(Doubt::Paginated) => crate::tr!("reconcile-undecided-paginated"),
+            Why::Doubt(Doubt::UnreadableRecord) => crate::tr!("reconcile-undecided-unreadable"),
+            Why::NoOwnSent => crate::tr!("reconcile-undecided-no-own-sent"),
+            Why::OwnSentMissing(n) => crate::tr!("reconcile-undecided-own-sent-missing", rows = *n),
+            Why::Before(date) => crate::tr!("reconcile-undecided-before", date = date),
+            Why::AmbiguousPhone(date) => {
+                crate::tr!("reconcile-undecided-ambiguous-phone", date = date)
+            }
+        }
     }
 }
 
@@ -231,36 +320,170 @@ pub(crate) enum Settlement {
     /// Absent, but the report does not reach `until` yet: decide later.
     TooRecent { until: Timestamp },
     /// Cannot be decided from the report: why.
-    /// Why, as a catalogue id (shown in the current language).
-    Undecided(&'static str),
+    Undecided(Why),
 }
 
-/// Decides one row from the evidence. `attempted` is when its last attempt ended (or,
-/// for a request in flight at a kill, the latest it can have been); `template` rows
-/// cannot be matched.
-pub(crate) fn settle(
-    row: &Unsettled,
-    attempted: Timestamp,
+/// How the report's dates are placed on this machine's clock: instant = date read as
+/// UTC minus `offset` seconds. `confirmed` when the campaign's own `sent` rows show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Placement {
+    offset: i64,
+    confirmed: bool,
+}
+
+/// The offset the campaign's own answered `sent` rows show, each with the one record of
+/// its message (its date minus its answer's time), when two or more agree; else
+/// `zone_offset` (the campaign's zone's), unconfirmed.
+fn placement(
+    all: &[&Attempt],
+    sent: &[Attempt],
+    evidence: &Evidence,
+    zone_offset: i64,
+) -> Placement {
+    let mut per_base: HashMap<&str, usize> = HashMap::new();
+    for a in all {
+        *per_base.entry(a.base()).or_default() += 1;
+    }
+    let mut shown: Vec<i64> = sent
+        .iter()
+        .filter(|s| s.answered && per_base.get(s.base()) == Some(&1))
+        .filter_map(|s| match evidence.by_key.get(s.base())?.as_slice() {
+            [only] => {
+                let l = &evidence.listed[*only];
+                (!l.absolute).then(|| l.seconds.saturating_sub(s.until.as_second()))
+            }
+            _ => None,
+        })
+        .collect();
+    shown.sort_unstable();
+    let agree = match (shown.first(), shown.last()) {
+        (Some(lo), Some(hi)) => hi - lo <= 2 * ALLOWANCE.as_secs(),
+        _ => false,
+    };
+    // A shown offset beyond what any zone (and a clock allowance) explains is noise.
+    let plausible = |o: i64| (o - zone_offset).abs() <= ZONE_BAND.as_secs();
+    match shown.get(shown.len() / 2) {
+        // One row alone could be matched with another message's record (its own
+        // missing): it takes two that agree.
+        Some(&median) if shown.len() >= 2 && agree && plausible(median) => Placement {
+            offset: median,
+            confirmed: true,
+        },
+        _ => Placement {
+            offset: zone_offset,
+            confirmed: false,
+        },
+    }
+}
+
+/// Decides every `unknown` row from the evidence, in order. `sent` are the campaign's
+/// own `sent` rows of the period (they take their records first and show that the
+/// report covers it); `zone_offset` is the campaign's zone's offset from UTC, in
+/// seconds; `template` rows cannot be matched.
+pub(crate) fn settle_all(
+    unknown: &[Attempt],
+    sent: &[Attempt],
     template: bool,
     evidence: &Evidence,
     settle_after: SignedDuration,
-) -> Settlement {
+    zone_offset: i64,
+) -> Vec<Settlement> {
     if template {
-        return Settlement::Undecided("reconcile-undecided-template");
+        return vec![Settlement::Undecided(Why::Template); unknown.len()];
     }
-    if let Some(date) = evidence.date_of(&row.key) {
-        return Settlement::Sent {
-            date: date.to_owned(),
+    let all: Vec<&Attempt> = sent.iter().chain(unknown).collect();
+    let place = placement(&all, sent, evidence, zone_offset);
+    let at = |i: usize| {
+        let l = &evidence.listed[i];
+        if l.absolute {
+            l.seconds
+        } else {
+            l.seconds.saturating_sub(place.offset)
+        }
+    };
+    let earliest = |a: &Attempt| a.from.as_second().saturating_sub(ALLOWANCE.as_secs());
+    let mut used: HashSet<usize> = HashSet::new();
+    // Each attempt, latest first, takes the earliest free record dated at or after it:
+    // records any attempt may take go last, so as many attempts as possible find one.
+    let take = |a: &Attempt, used: &mut HashSet<usize>| -> Option<usize> {
+        let records = evidence.by_key.get(a.base())?;
+        let found = records
+            .iter()
+            .copied()
+            .filter(|&i| !used.contains(&i) && at(i) >= earliest(a))
+            .min_by_key(|&i| (at(i), i))?;
+        used.insert(found);
+        Some(found)
+    };
+    let by_latest = |list: &[Attempt]| {
+        let mut order: Vec<usize> = (0..list.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse((list[i].from, list[i].until)));
+        order
+    };
+    let until = evidence.until;
+    let (mut own_found, mut own_missing) = (0usize, 0usize);
+    for i in by_latest(sent) {
+        let s = &sent[i];
+        if take(s, &mut used).is_some() {
+            own_found += 1;
+        } else if until.is_some_and(|u| s.until.checked_add(settle_after).is_ok_and(|n| n <= u)) {
+            own_missing += 1;
+        }
+    }
+    // What the answers themselves lack comes first; what the campaign's own rows show
+    // may change as late messages show up, so a too recent row says when to look again.
+    let doubt = evidence.doubts.first().map(|d| Why::Doubt(*d));
+    let coverage = (own_found == 0)
+        .then_some(Why::NoOwnSent)
+        .or((own_missing > 0).then_some(Why::OwnSentMissing(own_missing)));
+    let mut out = vec![Settlement::NotSent; unknown.len()];
+    for i in by_latest(unknown) {
+        let u = &unknown[i];
+        out[i] = if let Some(r) = take(u, &mut used) {
+            Settlement::Sent {
+                date: evidence.listed[r].date.clone(),
+            }
+        } else if let Some(date) = listed_before(u, evidence, &at, place, &used) {
+            Settlement::Undecided(Why::Before(date))
+        } else if let Some(&r) = evidence.ambiguous.get(u.base()).and_then(|r| r.first()) {
+            Settlement::Undecided(Why::AmbiguousPhone(evidence.listed[r].date.clone()))
+        } else if let Some(why) = &doubt {
+            Settlement::Undecided(why.clone())
+        } else {
+            let needed = u.until.checked_add(settle_after).unwrap_or(u.until);
+            match (until, &coverage) {
+                (Some(until), _) if until < needed => Settlement::TooRecent { until: needed },
+                (None, _) => Settlement::TooRecent { until: needed },
+                (Some(_), Some(why)) => Settlement::Undecided(why.clone()),
+                (Some(_), None) => Settlement::NotSent,
+            }
         };
     }
-    if evidence.cut {
-        return Settlement::Undecided("reconcile-undecided-cut");
+    out
+}
+
+/// The date of a record of `attempt`'s message dated before it by less than the
+/// placement's uncertainty (a report in an unknown zone), if any.
+fn listed_before(
+    attempt: &Attempt,
+    evidence: &Evidence,
+    at: &impl Fn(usize) -> i64,
+    place: Placement,
+    used: &HashSet<usize>,
+) -> Option<String> {
+    if place.confirmed {
+        return None;
     }
-    let needed = attempted.checked_add(settle_after).unwrap_or(attempted);
-    match evidence.until {
-        Some(until) if until >= needed => Settlement::NotSent,
-        _ => Settlement::TooRecent { until: needed },
-    }
+    let earliest = attempt.from.as_second().saturating_sub(ALLOWANCE.as_secs());
+    let band = earliest.saturating_sub(ZONE_BAND.as_secs());
+    evidence
+        .by_key
+        .get(attempt.base())?
+        .iter()
+        .filter(|&&i| !used.contains(&i) && !evidence.listed[i].absolute)
+        .filter(|&&i| (band..earliest).contains(&at(i)))
+        .map(|&i| evidence.listed[i].date.clone())
+        .next()
 }
 
 #[cfg(test)]
@@ -272,43 +495,6 @@ mod tests {
     }
 
     #[test]
-    fn records_are_found_in_any_nesting_and_empty_reports_are_empty() {
-        let record = serde_json::json!({"telephone": "573001234567", "message": "Hola", "date": "2026-11-30 10:00:00", "channel": "WhatsApp"});
-        for answer in [
-            serde_json::json!({"code": 200, "data": [record.clone()]}),
-            serde_json::json!({"code": 200, "data": {"records": [record.clone()]}}),
-            serde_json::json!([record.clone()]),
-        ] {
-            let records = parse(200, answer.to_string().as_bytes()).unwrap();
-            assert_eq!(records.len(), 1, "{answer}");
-            assert_eq!(records[0].message, "Hola");
-        }
-        assert!(parse(200, br#"{"code":200,"data":[]}"#).unwrap().is_empty());
-        assert!(
-            parse(200, br#"{"code":200,"data":{"records":[]}}"#)
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            parse(200, br#"{"code":200,"msg":"no records"}"#)
-                .unwrap()
-                .is_empty()
-        );
-        assert!(matches!(
-            parse(200, br#"{"code":200,"data":{"rows":"x"}}"#),
-            Err(ReportError::Unreadable { .. })
-        ));
-        assert!(matches!(
-            parse(200, b"<html>"),
-            Err(ReportError::Unreadable { .. })
-        ));
-        assert!(matches!(
-            parse(403, br#"{"code":403,"msg":"TOKEN LIMIT EXCEEDED"}"#),
-            Err(ReportError::Refused { status: 403, .. })
-        ));
-    }
-
-    #[test]
     fn a_forty_day_span_is_split_into_windows_of_31_days_at_most() {
         let start = ts("2026-10-01T00:00:00Z");
         let end = ts("2026-11-10T00:00:00Z");
@@ -317,14 +503,14 @@ mod tests {
         assert_eq!(w[0], (start, ts("2026-11-01T00:00:00Z")));
         assert_eq!(w[1], (ts("2026-11-01T00:00:00Z"), end));
         assert_eq!(windows(start, ts("2026-10-02T00:00:00Z")).len(), 1);
-        // The span: a day on each side of the attempts, never past now.
+        // The span: two days before the attempts, two days past now.
         let now = ts("2026-11-30T12:00:00Z");
         assert_eq!(
             span(
                 &[ts("2026-11-29T10:00:00Z"), ts("2026-11-30T11:00:00Z")],
                 now
             ),
-            Some((ts("2026-11-28T10:00:00Z"), now))
+            Some((ts("2026-11-27T10:00:00Z"), ts("2026-12-02T12:00:00Z")))
         );
         assert_eq!(
             report_date(
@@ -355,68 +541,358 @@ mod tests {
         assert_eq!(schedule(1, 1, Some(at(-60)), now), vec![(0, at(0))]);
     }
 
-    fn unsettled(telephone: &str, text: &str, suffix: &str) -> Unsettled {
-        let key = content_key(telephone, &Message::Free { text: text.into() });
-        Unsettled {
-            key: format!("{key}{suffix}"),
-            row: 1,
-            telephone: telephone.into(),
-            finished_at: None,
-            outcome: None,
+    const PHONE: &str = "573001234567";
+
+    fn key(telephone: &str, text: &str) -> String {
+        content_key(telephone, &Message::Free { text: text.into() })
+    }
+
+    fn attempt(key: String, from: &str, until: &str) -> Attempt {
+        Attempt {
+            key,
+            from: ts(from),
+            until: ts(until),
+            answered: true,
         }
+    }
+
+    fn listing(records: &[(&str, &str, &str)]) -> Answer {
+        let items: Vec<serde_json::Value> = records
+            .iter()
+            .map(|(t, m, d)| serde_json::json!({"telephone": t, "message": m, "date": d}))
+            .collect();
+        answer::parse(200, serde_json::to_vec(&items).unwrap().as_slice()).unwrap()
+    }
+
+    fn evidence(records: &[(&str, &str, &str)], asked: &str) -> Evidence {
+        let mut e = Evidence::default();
+        let phones = Phones::new(
+            [PHONE, "573001234568", "573001234569", "573001234570"].map(String::from),
+            None,
+        );
+        e.add(listing(records), ts(asked), &phones);
+        e
+    }
+
+    /// A sent row "Hola Luis" to ...68 at 10:00 UTC, its record dated by `date`.
+    fn own(date: &str) -> ((&'static str, &'static str, String), Attempt) {
+        (
+            ("+57 300 123 4568", "Hola Luis", date.to_owned()),
+            attempt(
+                key("573001234568", "Hola Luis"),
+                "2026-11-30T09:59:00Z",
+                "2026-11-30T10:00:00Z",
+            ),
+        )
+    }
+
+    /// A second sent row, "Hola Marta" to ...70 at 10:00 UTC: with `own`, two rows that
+    /// show the report's offset.
+    fn own_too(date: &str) -> ((&'static str, &'static str, String), Attempt) {
+        (
+            ("573001234570", "Hola Marta", date.to_owned()),
+            attempt(
+                key("573001234570", "Hola Marta"),
+                "2026-11-30T09:59:00Z",
+                "2026-11-30T10:00:00Z",
+            ),
+        )
+    }
+
+    fn settle(
+        records: &[(&str, &str, &str)],
+        unknown: &[Attempt],
+        sent: &[Attempt],
+        zone_offset: i64,
+    ) -> Vec<Settlement> {
+        let e = evidence(records, "2026-11-30T12:00:00Z");
+        settle_all(
+            unknown,
+            sent,
+            false,
+            &e,
+            SignedDuration::from_mins(30),
+            zone_offset,
+        )
     }
 
     #[test]
     fn rows_are_settled_by_telephone_and_text_once_the_report_covers_them() {
-        let mut evidence = Evidence::default();
-        let records = vec![Record {
-            telephone: "+57 300 123 4567".into(),
-            message: "Hola Ana ".into(),
-            date: "2026-11-30 10:00:05".into(),
-        }];
-        let until = ts("2026-11-30T12:00:00Z");
-        evidence.add(&records, until, None);
-        let attempted = ts("2026-11-30T10:00:00Z");
-        let half_hour = SignedDuration::from_mins(30);
-        let found = unsettled("573001234567", "Hola Ana", "");
-        assert_eq!(
-            settle(&found, attempted, false, &evidence, half_hour),
-            Settlement::Sent {
-                date: "2026-11-30 10:00:05".into()
-            }
+        let ((t, m, d), mine) = own("2026-11-30 10:00:01");
+        let records = [
+            (t, m, d.as_str()),
+            ("3001234567", "Hola &amp;  Ana ", "2026-11-30 10:00:05"),
+        ];
+        let found = attempt(
+            key(PHONE, "Hola & Ana"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
         );
-        // A deliberate copy (#1) of the same message is matched too.
-        assert!(matches!(
+        let absent = attempt(
+            key(PHONE, "Hola Luis"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
+        );
+        let recent = attempt(
+            key("573001234569", "Hola"),
+            "2026-11-30T11:40:00Z",
+            "2026-11-30T11:45:00Z",
+        );
+        assert_eq!(
             settle(
-                &unsettled("573001234567", "Hola Ana", "#1"),
-                attempted,
-                false,
-                &evidence,
-                half_hour
+                &records,
+                &[found, absent, recent],
+                std::slice::from_ref(&mine),
+                0
             ),
-            Settlement::Sent { .. }
-        ));
-        let other = unsettled("573001234567", "Hola Luis", "");
-        assert_eq!(
-            settle(&other, attempted, false, &evidence, half_hour),
-            Settlement::NotSent
+            [
+                Settlement::Sent {
+                    date: "2026-11-30 10:00:05".into()
+                },
+                Settlement::NotSent,
+                Settlement::TooRecent {
+                    until: ts("2026-11-30T12:15:00Z")
+                },
+            ]
         );
-        // Attempted 11:45: the report must reach 12:15.
-        let recent = ts("2026-11-30T11:45:00Z");
-        assert_eq!(
-            settle(&other, recent, false, &evidence, half_hour),
-            Settlement::TooRecent {
-                until: ts("2026-11-30T12:15:00Z")
-            }
+        // Without the campaign's own sent rows listed, an absence proves nothing.
+        let absent = attempt(
+            key(PHONE, "Hola Luis"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
         );
-        assert!(matches!(
-            settle(&found, attempted, true, &evidence, half_hour),
-            Settlement::Undecided(_)
-        ));
-        evidence.cut = true;
-        assert!(matches!(
-            settle(&other, attempted, false, &evidence, half_hour),
-            Settlement::Undecided(_)
-        ));
+        assert_eq!(
+            settle(&records[1..], std::slice::from_ref(&absent), &[], 0),
+            [Settlement::Undecided(Why::NoOwnSent)]
+        );
+        assert_eq!(
+            settle(
+                &records[1..],
+                std::slice::from_ref(&absent),
+                std::slice::from_ref(&mine),
+                0
+            ),
+            [Settlement::Undecided(Why::NoOwnSent)]
+        );
+        let unlisted = attempt(
+            key("573001234569", "Hola Luis"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
+        );
+        assert_eq!(
+            settle(
+                &records,
+                std::slice::from_ref(&absent),
+                &[mine, unlisted],
+                0
+            ),
+            [Settlement::Undecided(Why::OwnSentMissing(1))]
+        );
+        let e = evidence(&records, "2026-11-30T12:00:00Z");
+        assert_eq!(
+            settle_all(&[absent], &[], true, &e, SignedDuration::ZERO, 0),
+            [Settlement::Undecided(Why::Template)]
+        );
+    }
+
+    #[test]
+    fn a_record_before_the_attempt_confirms_nothing_and_one_record_one_attempt() {
+        let ((t, m, d), mine) = own("2026-11-30 10:00:01");
+        let ((t2, m2, d2), also) = own_too("2026-11-30 10:00:01");
+        // Yesterday's identical message: not this attempt's, once two of the campaign's
+        // own rows show the report's dates are this machine's.
+        let records = [
+            (t, m, d.as_str()),
+            (t2, m2, d2.as_str()),
+            (PHONE, "Hola", "2026-11-29 10:00:00"),
+        ];
+        let lost = || {
+            attempt(
+                key(PHONE, "Hola"),
+                "2026-11-30T09:59:00Z",
+                "2026-11-30T10:00:00Z",
+            )
+        };
+        assert_eq!(
+            settle(&records, &[lost()], &[mine.clone(), also.clone()], 0),
+            [Settlement::NotSent]
+        );
+        // With one row to show it, the report's zone is not known: it may be its.
+        assert_eq!(
+            settle(
+                &[records[0], records[2]],
+                &[lost()],
+                std::slice::from_ref(&mine),
+                0
+            ),
+            [Settlement::Undecided(Why::Before(
+                "2026-11-29 10:00:00".into()
+            ))]
+        );
+        // Two copies (--allow-duplicates), one record: one sent, one not.
+        let records = [(t, m, d.as_str()), (PHONE, "Hola", "2026-11-30 10:00:02")];
+        let copy = Attempt {
+            key: format!("{}#1", key(PHONE, "Hola")),
+            ..lost()
+        };
+        assert_eq!(
+            settle(
+                &records,
+                &[lost(), copy.clone()],
+                std::slice::from_ref(&mine),
+                0
+            ),
+            [
+                Settlement::Sent {
+                    date: "2026-11-30 10:00:02".into()
+                },
+                Settlement::NotSent,
+            ]
+        );
+        // A copy already recorded sent takes the one record.
+        let sent_copy = lost();
+        assert_eq!(
+            settle(&records, &[copy], &[mine, sent_copy], 0),
+            [Settlement::NotSent]
+        );
+    }
+
+    #[test]
+    fn the_reports_zone_is_read_from_the_campaigns_own_sent_rows() {
+        // The report is in Bogota (UTC-5): dates 5 hours behind this UTC machine's.
+        let ((t, m, d), mine) = own("2026-11-30 05:00:01");
+        let ((t2, m2, d2), also) = own_too("2026-11-30 05:00:02");
+        let records = [
+            (t, m, d.as_str()),
+            (t2, m2, d2.as_str()),
+            (PHONE, "Hola", "2026-11-30 05:00:03"),
+            ("573001234569", "Hola", "2026-11-29 05:00:00"),
+        ];
+        let delivered = attempt(
+            key(PHONE, "Hola"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
+        );
+        let lost = attempt(
+            key("573001234569", "Hola"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
+        );
+        assert_eq!(
+            settle(
+                &records,
+                &[delivered.clone(), lost.clone()],
+                &[mine, also],
+                0
+            ),
+            [
+                Settlement::Sent {
+                    date: "2026-11-30 05:00:03".into()
+                },
+                Settlement::NotSent
+            ]
+        );
+        // Nothing to show the zone: a record up to 27 hours before the attempt may be
+        // its, in another zone, so the row stays unknown rather than absent; one 29
+        // hours before is not.
+        assert_eq!(
+            settle(&records[2..], &[delivered, lost], &[], 0),
+            [
+                Settlement::Undecided(Why::Before("2026-11-30 05:00:03".into())),
+                Settlement::Undecided(Why::NoOwnSent),
+            ]
+        );
+    }
+
+    #[test]
+    fn doubtful_answers_prove_no_absence_but_still_confirm() {
+        let ((t, m, d), mine) = own("2026-11-30 10:00:01");
+        let mut e = evidence(
+            &[(t, m, d.as_str()), (PHONE, "Hola", "2026-11-30 10:00:03")],
+            "2026-11-30T12:00:00Z",
+        );
+        e.doubts.push(Doubt::Paginated);
+        let found = attempt(
+            key(PHONE, "Hola"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
+        );
+        let absent = attempt(
+            key(PHONE, "Adiós"),
+            "2026-11-30T09:59:00Z",
+            "2026-11-30T10:00:00Z",
+        );
+        assert_eq!(
+            settle_all(
+                &[found, absent],
+                &[mine],
+                false,
+                &e,
+                SignedDuration::ZERO,
+                0
+            ),
+            [
+                Settlement::Sent {
+                    date: "2026-11-30 10:00:03".into()
+                },
+                Settlement::Undecided(Why::Doubt(Doubt::Paginated))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_national_number_two_of_the_campaigns_share_settles_neither() {
+        let ((t, m, d), mine) = own("2026-11-30 10:00:01");
+        let mut e = Evidence::default();
+        let phones = Phones::new(
+            ["573001234568", "573001234567", "13001234567"].map(String::from),
+            None,
+        );
+        e.add(
+            listing(&[
+                (t, m, d.as_str()),
+                ("3001234567", "Hola", "2026-11-30 10:00:03"),
+            ]),
+            ts("2026-11-30T12:00:00Z"),
+            &phones,
+        );
+        let row = |phone: &str| {
+            attempt(
+                key(phone, "Hola"),
+                "2026-11-30T09:59:00Z",
+                "2026-11-30T10:00:00Z",
+            )
+        };
+        let why = Settlement::Undecided(Why::AmbiguousPhone("2026-11-30 10:00:03".into()));
+        assert_eq!(
+            settle_all(
+                &[row("573001234567"), row("13001234567")],
+                &[mine],
+                false,
+                &e,
+                SignedDuration::ZERO,
+                0
+            ),
+            [why.clone(), why]
+        );
+    }
+
+    #[test]
+    fn report_phones_in_any_form_resolve_to_the_campaigns() {
+        let phones = Phones::new(["573001234567", "593991234567"].map(String::from), None);
+        for raw in [
+            "573001234567",
+            "+57 300 123 4567",
+            "3001234567",
+            "300-123-4567",
+        ] {
+            assert_eq!(phones.resolve(raw), ["573001234567"], "{raw}");
+        }
+        assert_eq!(phones.resolve("0991234567"), ["593991234567"]);
+        assert!(phones.resolve("12345").is_empty());
+        // One national number, two countries: either.
+        let shared = Phones::new(["573001234567", "13001234567"].map(String::from), None);
+        assert_eq!(shared.resolve("3001234567").len(), 2);
+        assert_eq!(shared.resolve("+1 300 123 4567"), ["13001234567"]);
     }
 }

@@ -113,6 +113,9 @@ pub enum Reply {
     /// Deliver the message at once (it shows in `cdr_3`), but answer only after this
     /// long: an answer lost to a kill or a timeout.
     DeliverThenHang(Duration),
+    /// Deliver the message at once (it shows in `cdr_3`), then close the connection
+    /// without an answer: a delivery whose answer was lost on the way back.
+    DeliverThenDrop,
 }
 
 impl Reply {
@@ -219,6 +222,13 @@ pub struct Behavior {
     /// together): the requests over it are answered 429 without `Retry-After`, as nginx's
     /// `limit_req` does, and never reach the backend (not delivered).
     pub server_rate: Option<usize>,
+    /// The time zone of `cdr_3`'s dates, both those it is asked for and those it lists
+    /// (Wolkvox does not document it): UTC unless set.
+    pub cdr_zone: jiff::tz::TimeZone,
+    /// Changes `cdr_3`'s answer before it is sent (see [`cdr`] for ready-made ones: an
+    /// error body, pagination, the 60,000 cap, altered texts and phones, records of an
+    /// earlier campaign).
+    pub cdr_transform: Option<cdr::Transform>,
 }
 
 impl Default for Behavior {
@@ -243,6 +253,11 @@ impl std::fmt::Debug for Behavior {
             .field("keep_alive_header", &self.keep_alive_header)
             .field("gateway_timeout", &self.gateway_timeout)
             .field("server_rate", &self.server_rate)
+            .field("cdr_zone", &self.cdr_zone.iana_name())
+            .field(
+                "cdr_transform",
+                &self.cdr_transform.as_ref().map(|_| "<fn>"),
+            )
             .finish()
     }
 }
@@ -264,7 +279,24 @@ impl Behavior {
             keep_alive_header: None,
             gateway_timeout: None,
             server_rate: None,
+            cdr_zone: jiff::tz::TimeZone::UTC,
+            cdr_transform: None,
         }
+    }
+
+    /// `cdr_3`'s dates are in this zone (an IANA name such as "America/Bogota").
+    pub fn cdr_zone(mut self, zone: &str) -> Self {
+        self.cdr_zone = jiff::tz::TimeZone::get(zone).expect("a known time zone");
+        self
+    }
+
+    /// `cdr_3`'s answer goes through `f` (see [`cdr`]).
+    pub fn cdr_transform<F>(mut self, f: F) -> Self
+    where
+        F: Fn(Value) -> Value + Send + Sync + 'static,
+    {
+        self.cdr_transform = Some(Arc::new(f));
+        self
     }
 
     /// Close connections idle for `idle` (see the field).
@@ -1114,13 +1146,13 @@ fn normal_answer(
     (201, json!({"code": 201, "error": null, "msg": MSG_SENT}))
 }
 
-/// `YYYYmmddHHiiss` (UTC) as a wall-clock time.
-fn report_time(text: &str) -> Option<std::time::SystemTime> {
+/// `YYYYmmddHHiiss` in `zone` as a wall-clock time.
+fn report_time(text: &str, zone: &jiff::tz::TimeZone) -> Option<std::time::SystemTime> {
     let ts: jiff::Timestamp = jiff::fmt::strtime::parse("%Y%m%d%H%M%S", text)
         .ok()?
         .to_datetime()
         .ok()?
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .to_zoned_datetime(zone.clone())
         .ok()?
         .timestamp();
     let secs = u64::try_from(ts.as_second()).ok()?;
@@ -1128,15 +1160,16 @@ fn report_time(text: &str) -> Option<std::time::SystemTime> {
 }
 
 /// The `cdr_3` report: free messages delivered within the span that have had time to
-/// show up (`cdr_delay`).
+/// show up (`cdr_delay`), dated in `cdr_zone`, through `cdr_transform`.
 fn cdr_3(shared: &Shared, uri: &Uri) -> (u16, Value) {
+    let zone = &shared.behavior.cdr_zone;
     let span = (
         query_param(uri, "date_ini")
             .as_deref()
-            .and_then(report_time),
+            .and_then(|t| report_time(t, zone)),
         query_param(uri, "date_end")
             .as_deref()
-            .and_then(report_time),
+            .and_then(|t| report_time(t, zone)),
     );
     let (Some(from), Some(to)) = span else {
         return api_error(400, MSG_PARAMETERS_REQUIRED);
@@ -1149,11 +1182,8 @@ fn cdr_3(shared: &Shared, uri: &Uri) -> (u16, Value) {
         .filter(|r| r.delivered && r.api == API_SEND_MESSAGE)
         .filter(|r| r.at >= from && r.at <= to && r.at + shared.behavior.cdr_delay <= now)
         .map(|r| {
-            let date = jiff::Timestamp::try_from(r.at)
-                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default();
             json!({
-                "date": date,
+                "date": cdr::date(r.at, zone),
                 "telephone": r.telephone,
                 "message": r.message(),
                 "channel": "WhatsApp (official) 1",
@@ -1170,7 +1200,191 @@ fn cdr_3(shared: &Shared, uri: &Uri) -> (u16, Value) {
         1 => json!({"code": 200, "error": null, "msg": "ok", "data": {"records": records}}),
         _ => Value::Array(records),
     };
-    (200, body)
+    match &shared.behavior.cdr_transform {
+        Some(f) => (200, f(body)),
+        None => (200, body),
+    }
+}
+
+/// Ready-made changes to `cdr_3`'s answer ([`Behavior::cdr_transform`]), each a way a
+/// real report may differ from what the tool asked for.
+pub mod cdr {
+    use serde_json::{Value, json};
+
+    /// A change to the answer.
+    pub type Transform = std::sync::Arc<dyn Fn(Value) -> Value + Send + Sync>;
+
+    /// A wall-clock time as `cdr_3` dates it (`YYYY-mm-dd HH:MM:SS`) in `zone`.
+    pub fn date(at: std::time::SystemTime, zone: &jiff::tz::TimeZone) -> String {
+        jiff::Timestamp::try_from(at)
+            .map(|t| {
+                t.to_zoned_datetime(zone.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The records of an answer, wherever the nesting put them.
+    pub fn records_mut(body: &mut Value) -> Option<&mut Vec<Value>> {
+        match body {
+            Value::Array(items) => Some(items),
+            Value::Object(map) => match map.get_mut("data")? {
+                Value::Array(items) => Some(items),
+                Value::Object(data) => data.get_mut("records")?.as_array_mut(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// An error in a 200 answer, as some Wolkvox APIs give it: `code` as given (a
+    /// number or a string), `msg`, and no records.
+    pub fn error_body(code: Value, msg: &str) -> impl Fn(Value) -> Value + Send + Sync + use<> {
+        let msg = msg.to_owned();
+        move |_| json!({"code": code, "error": "ERROR", "msg": msg})
+    }
+
+    /// The first page of a paginated answer: the records as served, and `total` and
+    /// `pages` saying there is more (the tool does not ask for the next page).
+    pub fn paginated(total: u64, pages: u64) -> impl Fn(Value) -> Value + Send + Sync {
+        move |mut body| {
+            if let Value::Object(map) = &mut body {
+                map.insert("total".into(), total.into());
+                map.insert("page".into(), 1.into());
+                map.insert("pages".into(), pages.into());
+            }
+            body
+        }
+    }
+
+    /// The records, then filler records up to `items` in all (the 60,000 cap), of which
+    /// the last `unreadable` have `"message": null`.
+    pub fn padded(items: usize, unreadable: usize) -> impl Fn(Value) -> Value + Send + Sync {
+        move |mut body| {
+            if let Some(records) = records_mut(&mut body) {
+                let start = records.len();
+                for i in start..items {
+                    let message = if items - i <= unreadable {
+                        Value::Null
+                    } else {
+                        Value::String(format!("relleno {i}"))
+                    };
+                    records.push(json!({
+                        "date": "2020-01-01 00:00:00",
+                        "telephone": format!("5731{:08}", i),
+                        "message": message,
+                        "channel": "WhatsApp (official) 1",
+                    }));
+                }
+            }
+            body
+        }
+    }
+
+    /// How a report may show a text or a phone other than as sent.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Alteration {
+        /// Surrounding whitespace trimmed.
+        Trimmed,
+        /// Runs of spaces collapsed to one.
+        Collapsed,
+        /// CRLF written as LF.
+        Lf,
+        /// Unicode NFD (decomposed accents).
+        Nfd,
+        /// `&`, `<`, `>` and `"` as HTML entities.
+        HtmlEscaped,
+        /// The phone without its country code (57 for Colombia).
+        NationalPhone,
+        /// The phone with a `+`.
+        PlusPhone,
+    }
+
+    /// Each text `alter`ed, as a report may show it.
+    pub fn altered(alterations: &[Alteration]) -> impl Fn(Value) -> Value + Send + Sync + use<> {
+        let alterations = alterations.to_vec();
+        move |mut body| {
+            if let Some(records) = records_mut(&mut body) {
+                for r in records.iter_mut() {
+                    for a in &alterations {
+                        alter(r, *a);
+                    }
+                }
+            }
+            body
+        }
+    }
+
+    fn alter(record: &mut Value, a: Alteration) {
+        use unicode_normalization::UnicodeNormalization;
+        let Some(map) = record.as_object_mut() else {
+            return;
+        };
+        let text = map
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let phone = map
+            .get("telephone")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let text = match a {
+            Alteration::Trimmed => text.trim().to_owned(),
+            Alteration::Collapsed => {
+                let mut out = String::new();
+                for c in text.chars() {
+                    if !(c == ' ' && out.ends_with(' ')) {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+            Alteration::Lf => text.replace("\r\n", "\n"),
+            Alteration::Nfd => text.nfd().collect(),
+            Alteration::HtmlEscaped => text
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;"),
+            _ => text,
+        };
+        let phone = match a {
+            Alteration::NationalPhone => phone.strip_prefix("57").unwrap_or(&phone).to_owned(),
+            Alteration::PlusPhone => format!("+{phone}"),
+            _ => phone,
+        };
+        map.insert("message".into(), text.into());
+        map.insert("telephone".into(), phone.into());
+    }
+
+    /// The records, plus `extra` (records of messages sent outside this test's runs,
+    /// such as an earlier campaign's).
+    pub fn with_extra(extra: Vec<Value>) -> impl Fn(Value) -> Value + Send + Sync {
+        move |mut body| {
+            if let Some(records) = records_mut(&mut body) {
+                records.extend(extra.iter().cloned());
+            }
+            body
+        }
+    }
+
+    /// A record of `message` to `telephone` at `at`, dated in `zone`.
+    pub fn record(
+        telephone: &str,
+        message: &str,
+        at: std::time::SystemTime,
+        zone: &jiff::tz::TimeZone,
+    ) -> Value {
+        json!({
+            "date": date(at, zone),
+            "telephone": telephone,
+            "message": message,
+            "channel": "WhatsApp (official) 1",
+        })
+    }
 }
 
 /// A template as Meta describes it (and `list_templates` lists it): `body` with `{{1}}`
@@ -1479,6 +1693,12 @@ async fn backend(
             guard.release();
             conn.kill.kill();
             // Never written: the socket is shut down, hyper fails the write and closes.
+            return build_response(500, &[], None, Vec::new());
+        }
+        Some(Reply::DeliverThenDrop) => {
+            finish(0, true, true);
+            guard.release();
+            conn.kill.kill();
             return build_response(500, &[], None, Vec::new());
         }
         Some(Reply::Hang(d)) => {

@@ -370,7 +370,9 @@ fn report_counts_rows_never_attempted_and_its_next_step_defines_the_campaign() {
 // A full disk mid-run.
 
 /// Files that can no longer grow mid-run (as on a full disk: the run is started with a
-/// small RLIMIT_FSIZE, so writes past it fail with EFBIG) stop the run with exit 3, true
+/// small RLIMIT_FSIZE, as `ulimit -f` does, leaving SIGXFSZ as the shell does; the tool
+/// ignores that signal, so writes past the limit fail with EFBIG instead of killing it
+/// with exit 153, as they did before issue 26) stop the run with exit 3, true
 /// counts in the summary and `--summary-json`, no stray temporary file and the resume
 /// command; resuming then sends no row twice.
 #[cfg(target_os = "linux")]
@@ -402,7 +404,6 @@ fn a_full_disk_mid_run_stops_with_exit_3_and_resuming_sends_nothing_twice() {
                 rlim_cur: 8 * 1024,
                 rlim_max: 8 * 1024,
             };
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -12,7 +12,10 @@
 //! - a run refused with exit 2 sends nothing;
 //! - a run that ends by itself (exit 0, 1 or 3, not a second Ctrl-C) leaves exactly one
 //!   results line per row;
-//! - `reconcile` never calls a delivered message `not_sent`, nor an undelivered one `sent`.
+//! - `reconcile` never calls a delivered message `not_sent`, nor an undelivered one `sent`,
+//!   whatever the time zone of the report's dates, of the campaign's config and of the
+//!   machine, and however the report shows the texts and phones (trimmed, spaces
+//!   collapsed, CRLF as LF, NFD, HTML-escaped, national or `+` phones): issue 26.
 //!
 //! `RESUME_SEQUENCES` sets how many sequences run (default 24, about half a minute on a
 //! 2-core machine); `RESILIENCE_SEED` replays one.
@@ -25,6 +28,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::cdr::{self, Alteration};
 use common::*;
 
 const TOKEN: &str = "tok-prop-1";
@@ -34,6 +38,8 @@ const TOKEN: &str = "tok-prop-1";
 struct Faults {
     /// Percent of sends answered with each fault.
     reset: u64,
+    /// Delivered, then the connection drops before the answer: `unknown`, delivered.
+    lost_answer: u64,
     server_error: u64,
     unavailable: u64,
     /// Every send is refused with TOKEN LIMIT EXCEEDED.
@@ -53,9 +59,11 @@ fn fault_for(f: &Faults, index: usize) -> Option<Reply> {
     let draw = x % 100;
     if draw < f.reset {
         Some(Reply::DropConnection)
-    } else if draw < f.reset + f.server_error {
+    } else if draw < f.reset + f.lost_answer {
+        Some(Reply::DeliverThenDrop)
+    } else if draw < f.reset + f.lost_answer + f.server_error {
         Some(Reply::api_error(500, "INTERNAL SERVER ERROR", "boom"))
-    } else if draw < f.reset + f.server_error + f.unavailable {
+    } else if draw < f.reset + f.lost_answer + f.server_error + f.unavailable {
         Some(Reply::api_error(503, "SERVICE UNAVAILABLE", "busy"))
     } else {
         None
@@ -109,6 +117,30 @@ fn in_flight(journal: &Path) -> HashSet<String> {
     last.into_values().flatten().collect()
 }
 
+/// Zones up to 26 hours apart (UTC-12 and UTC+14 included).
+const ZONES: [&str; 6] = [
+    "UTC",
+    "America/Bogota",
+    "America/Mexico_City",
+    "Asia/Kolkata",
+    "Etc/GMT+12",
+    "Pacific/Kiritimati",
+];
+
+fn pick_zone(rng: &mut Rng) -> &'static str {
+    ZONES[rng.below(ZONES.len() as u64) as usize]
+}
+
+const ALTERATIONS: [Alteration; 7] = [
+    Alteration::Trimmed,
+    Alteration::Collapsed,
+    Alteration::Lf,
+    Alteration::Nfd,
+    Alteration::HtmlEscaped,
+    Alteration::NationalPhone,
+    Alteration::PlusPhone,
+];
+
 fn one_sequence(seed: u64) {
     let mut rng = Rng(seed | 1);
     let dir = temp_dir();
@@ -116,18 +148,46 @@ fn one_sequence(seed: u64) {
     let tels = colombian_mobiles(n);
     let mut text = String::from("telephone,message,connector_id,nombre\n");
     for (i, t) in tels.iter().enumerate() {
-        text.push_str(&format!("{t},Hola {i},1,Ana {i}\n"));
+        // Texts a report may show otherwise: double spaces, a trailing space, a line
+        // break, `&` and `<`, an accent.
+        let message = if rng.chance(50) {
+            format!("\"Hola  {i} & <Ana>,\r\nsu café \"")
+        } else {
+            format!("Hola {i}")
+        };
+        text.push_str(&format!("{t},{message},1,Ana {i}\n"));
     }
     let input = write_csv(dir.path(), "lista.csv", &text);
     let results = dir.path().join("lista.out.csv");
     let journal = journal_path(&results);
+    // The report's zone, the campaign's (or none) and the machine's, each at random.
+    let report_zone = pick_zone(&mut rng);
+    let campaign_zone = if rng.chance(50) {
+        format!("[campaign]\ntimezone = \"{}\"\n", pick_zone(&mut rng))
+    } else {
+        String::new()
+    };
+    let machine_zone = pick_zone(&mut rng);
+    let alterations: Vec<Alteration> = ALTERATIONS
+        .iter()
+        .copied()
+        .filter(|_| rng.chance(30))
+        .collect();
     let config = write_config(
         dir.path(),
-        "[api]\nconnector_id = \"1\"\n[retry]\nmax_attempts = 2\nbase_delay = \"5ms\"\nmax_delay = \"10ms\"\nmax_consecutive_failures = 50\n",
+        &format!(
+            "[api]\nconnector_id = \"1\"\n[retry]\nmax_attempts = 2\nbase_delay = \"5ms\"\nmax_delay = \"10ms\"\nmax_consecutive_failures = 50\n{campaign_zone}"
+        ),
+    );
+    println!(
+        "report in {report_zone}, machine in {machine_zone}, {campaign_zone:?}, report alters {alterations:?}"
     );
     let faults = Arc::new(Mutex::new(Faults::default()));
     let hook_faults = Arc::clone(&faults);
-    let fake = FakeWolkvox::start(Behavior::ok().latency(20).hook(move |req| {
+    let behavior = Behavior::ok()
+        .cdr_zone(report_zone)
+        .cdr_transform(cdr::altered(&alterations));
+    let fake = FakeWolkvox::start(behavior.latency(20).hook(move |req| {
         if req.api == API_TOKEN_INFO || req.api == API_CDR_3 {
             return None;
         }
@@ -145,9 +205,9 @@ fn one_sequence(seed: u64) {
     // At most one reconcile a sequence: a second within 5 minutes would wait (Wolkvox's rule).
     let mut reconciled = false;
     for run_no in 0..runs {
-        if run_no > 0 && !reconciled && rng.chance(30) {
+        if run_no > 0 && !reconciled && rng.chance(50) {
             reconciled = true;
-            reconcile_and_check(&results, &config, &fake, seed, run_no);
+            reconcile_and_check(&results, &config, &fake, machine_zone, seed, run_no);
         }
         // The journal is ahead of the results file: after a second Ctrl-C or a kill, a
         // row's last results line can be older than the intent of a request in flight.
@@ -163,6 +223,7 @@ fn one_sequence(seed: u64) {
         let hsm = hsm_campaign != wrong_kind;
         *faults.lock().unwrap() = Faults {
             reset: rng.below(25),
+            lost_answer: rng.below(15),
             server_error: rng.below(15),
             unavailable: rng.below(20),
             quota_spent: rng.chance(8),
@@ -300,10 +361,17 @@ fn one_sequence(seed: u64) {
 
 /// Runs `reconcile --settle-after 0s` and checks its verdicts against what the fake
 /// delivered. A damaged journal may refuse it (exit 2): then nothing may have changed.
-fn reconcile_and_check(results: &Path, config: &Path, fake: &FakeWolkvox, seed: u64, run_no: u64) {
+fn reconcile_and_check(
+    results: &Path,
+    config: &Path,
+    fake: &FakeWolkvox,
+    machine_zone: &str,
+    seed: u64,
+    run_no: u64,
+) {
     let before = fs::read(results).ok();
     let mut c = reconcile_cmd(results, config, fake, TOKEN);
-    c.args(["--settle-after", "0s"]);
+    c.args(["--settle-after", "0s"]).env("TZ", machine_zone);
     let out = run(c);
     let context = format!(
         "seed {seed}, reconcile before run {run_no} (exit {})",
