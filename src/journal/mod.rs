@@ -79,10 +79,13 @@ pub enum Status {
     Suppressed,
     NotSent,
     DryRun,
+    /// Not sent because the ledger knows the person already got this message (or,
+    /// with `max_per_phone`, enough messages); a flag sends it on purpose.
+    Held,
 }
 
 impl Status {
-    pub(crate) const ALL: [Status; 8] = [
+    pub(crate) const ALL: [Status; 9] = [
         Status::Sent,
         Status::Failed,
         Status::Unknown,
@@ -91,6 +94,7 @@ impl Status {
         Status::Suppressed,
         Status::NotSent,
         Status::DryRun,
+        Status::Held,
     ];
 
     /// What a status means: the one table that `send --help`, `report --help` and the
@@ -105,6 +109,7 @@ impl Status {
             Status::Suppressed => tr!("status-meaning-suppressed"),
             Status::NotSent => tr!("status-meaning-not-sent"),
             Status::DryRun => tr!("status-meaning-dry-run"),
+            Status::Held => tr!("status-meaning-held"),
         }
     }
 
@@ -119,6 +124,7 @@ impl Status {
             Status::Suppressed => tr!("status-label-suppressed"),
             Status::NotSent => tr!("status-label-not-sent"),
             Status::DryRun => tr!("status-label-dry-run"),
+            Status::Held => tr!("status-label-held"),
         }
     }
 
@@ -134,6 +140,7 @@ impl Status {
             Status::Suppressed => tr!("status-word-suppressed"),
             Status::NotSent => tr!("status-word-not-sent"),
             Status::DryRun => tr!("status-word-dry-run"),
+            Status::Held => tr!("status-word-held"),
         }
     }
 
@@ -157,6 +164,7 @@ impl Status {
             Status::Suppressed => "suppressed",
             Status::NotSent => "not_sent",
             Status::DryRun => "dry_run",
+            Status::Held => "held",
         }
     }
 }
@@ -672,6 +680,29 @@ impl Prior {
             prior.interrupted.remove(&key);
         }
         Ok((prior, whole, unterminated))
+    }
+
+    /// What the journal beside `results` records, read without locking it (`None`
+    /// when there is no journal). For the ledger, after a run ends.
+    pub(crate) fn of_results(results: &Path) -> Result<Option<Self>, ResultsError> {
+        let path = journal_path(results);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ResultsError::Read {
+                    path,
+                    message: e.to_string(),
+                });
+            }
+        };
+        Self::load_to_end(&path, &mut file).map(|(prior, ..)| Some(prior))
+    }
+
+    /// The telephone of the request in flight under `key` (journals of earlier
+    /// versions did not record it).
+    pub(crate) fn intent_telephone(&self, key: &str) -> Option<&str> {
+        self.intent_telephones.get(key).map(String::as_str)
     }
 
     #[cfg(test)]

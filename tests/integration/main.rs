@@ -12,6 +12,7 @@ mod fake_wolkvox_selftest;
 mod hostile_input;
 mod hsm;
 mod layout;
+mod ledger;
 mod limits;
 mod odd_answers;
 mod reconcile;

@@ -1,0 +1,446 @@
+/*!
+The ledger in a SQLite file (rusqlite, SQLite compiled in).
+
+WAL mode so readers never block the one writer; `synchronous=FULL` so a committed
+claim survives a power cut; a busy timeout so a run waits for another's short
+transaction, and fails clearly (not silently) past it. The schema's version is
+`PRAGMA user_version`: a ledger of a newer version is refused, not guessed at.
+The file and its folder are made owner-only (0600, 0700) on Unix.
+*/
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
+
+use super::{Entry, LedgerError, Mark, Seen, Settled, Store};
+use crate::tr;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    telephone TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    excerpt TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    list TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    UNIQUE (campaign, key)
+);
+CREATE INDEX IF NOT EXISTS messages_by_key ON messages (key, at);
+CREATE INDEX IF NOT EXISTS messages_by_phone ON messages (telephone, at);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (at);
+";
+
+/// The SQLite store.
+pub(crate) struct Sqlite {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// The person's words for what went wrong, from SQLite's error.
+fn problem(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => tr!(
+            "ledger-problem-locked",
+            seconds = super::BUSY_TIMEOUT.as_secs()
+        ),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            tr!("ledger-problem-corrupt")
+        }
+        Some(ErrorCode::DiskFull) => tr!("ledger-problem-full"),
+        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
+            tr!("ledger-problem-cannot-open", error = e.to_string())
+        }
+        _ => tr!("ledger-problem-other", error = e.to_string()),
+    }
+}
+
+impl Sqlite {
+    fn fail(&self, e: &rusqlite::Error) -> LedgerError {
+        LedgerError::Failed {
+            path: self.path.clone(),
+            problem: problem(e),
+        }
+    }
+
+    /// Opens (creating) the ledger at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Self, LedgerError> {
+        let fail = |problem: String| LedgerError::Failed {
+            path: path.to_owned(),
+            problem,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|e| {
+                fail(tr!(
+                    "ledger-problem-cannot-open",
+                    error = format!("{}: {e}", dir.display())
+                ))
+            })?;
+        }
+        create_private_file(path)
+            .map_err(|e| fail(tr!("ledger-problem-cannot-open", error = e.to_string())))?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| fail(problem(&e)))?;
+        let store = Sqlite {
+            conn,
+            path: path.to_owned(),
+        };
+        store
+            .conn
+            .busy_timeout(super::BUSY_TIMEOUT)
+            .map_err(|e| store.fail(&e))?;
+        store.prepare_schema()?;
+        Ok(store)
+    }
+
+    fn prepare_schema(&self) -> Result<(), LedgerError> {
+        let c = &self.conn;
+        let mode: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.fail(&e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::debug!("ledger journal mode {mode}");
+        }
+        c.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.fail(&e))?;
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.fail(&e))?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::Failed {
+                path: self.path.clone(),
+                problem: tr!("ledger-problem-newer", version = version),
+            });
+        }
+        if version < SCHEMA_VERSION {
+            c.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(|e| {
+                let _ = c.execute_batch("ROLLBACK");
+                self.fail(&e)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+        let mark: String = row.get(7)?;
+        Ok(Entry {
+            key: row.get(0)?,
+            telephone: row.get(1)?,
+            kind: row.get(2)?,
+            excerpt: row.get(3)?,
+            connector: row.get(4)?,
+            at: row.get(5)?,
+            campaign: row.get(6)?,
+            mark: Mark::parse(&mark).unwrap_or(Mark::Unknown),
+            list: row.get(8)?,
+            row: row
+                .get::<_, i64>(9)
+                .map(|r| u64::try_from(r).unwrap_or(0))?,
+        })
+    }
+}
+
+const COLUMNS: &str = "key, telephone, kind, excerpt, connector, at, campaign, outcome, list, row";
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates the file owner-only if it is not there (SQLite gives its WAL files the
+/// same permissions).
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop)
+}
+
+impl Store for Sqlite {
+    fn begin(&mut self) -> Result<(), LedgerError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.fail(&e))
+    }
+
+    fn settle(&mut self, campaign: &str, settled: &Settled) -> Result<(), LedgerError> {
+        let outer = self.conn.is_autocommit();
+        if outer {
+            self.begin()?;
+        }
+        let result = (|| {
+            let pending: Vec<String> = {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT key FROM messages WHERE campaign = ?1 AND outcome = 'pending'",
+                )?;
+                stmt.query_map(params![campaign], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            for key in pending {
+                if let Some((mark, at)) = settled.outcomes.get(&key) {
+                    self.conn
+                        .prepare_cached(
+                            "UPDATE messages SET outcome = ?3, at = ?4 \
+                             WHERE campaign = ?1 AND key = ?2",
+                        )?
+                        .execute(params![campaign, key, mark.as_str(), at])?;
+                } else if settled.in_flight.contains(&key) {
+                    self.conn
+                        .prepare_cached(
+                            "UPDATE messages SET outcome = 'unknown' \
+                             WHERE campaign = ?1 AND key = ?2",
+                        )?
+                        .execute(params![campaign, key])?;
+                } else {
+                    self.conn
+                        .prepare_cached("DELETE FROM messages WHERE campaign = ?1 AND key = ?2")?
+                        .execute(params![campaign, key])?;
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) if outer => self.commit(),
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if outer {
+                    self.rollback();
+                }
+                Err(self.fail(&e))
+            }
+        }
+    }
+
+    fn seen(
+        &mut self,
+        campaign: &str,
+        keys: &[&str],
+        phones: &[&str],
+        since_key: i64,
+        since_phone: Option<i64>,
+    ) -> Result<Seen, LedgerError> {
+        let mut seen = Seen::default();
+        let result = (|| {
+            let mut by_key = self.conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE key = ?1 AND at >= ?2 \
+                 AND campaign <> ?3 AND outcome <> 'failed' ORDER BY at DESC LIMIT 1"
+            ))?;
+            for key in keys {
+                if seen.by_key.contains_key(*key) {
+                    continue;
+                }
+                let mut rows = by_key.query(params![key, since_key, campaign])?;
+                if let Some(row) = rows.next()? {
+                    seen.by_key.insert((*key).to_owned(), Self::entry(row)?);
+                }
+            }
+            let mut own = self.conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE campaign = ?1"
+            ))?;
+            for entry in own.query_map(params![campaign], Self::entry)? {
+                let entry = entry?;
+                seen.own.insert(entry.key.clone(), entry);
+            }
+            if let Some(since) = since_phone {
+                let mut by_phone = self.conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM messages WHERE telephone = ?1 AND at >= ?2 \
+                     AND outcome <> 'failed' ORDER BY at"
+                ))?;
+                for phone in phones {
+                    if seen.by_phone.contains_key(*phone) {
+                        continue;
+                    }
+                    let found = by_phone
+                        .query_map(params![phone, since], Self::entry)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    seen.by_phone.insert((*phone).to_owned(), found);
+                }
+            }
+            Ok(())
+        })();
+        result.map_err(|e: rusqlite::Error| self.fail(&e))?;
+        Ok(seen)
+    }
+
+    fn claim(&mut self, entries: &[Entry]) -> Result<(), LedgerError> {
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO messages (key, telephone, kind, excerpt, connector, at, \
+                 outcome, campaign, list, row) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9) \
+                 ON CONFLICT (campaign, key) DO UPDATE SET outcome = 'pending', \
+                 at = excluded.at, row = excluded.row, list = excluded.list",
+            )?;
+            for e in entries {
+                stmt.execute(params![
+                    e.key,
+                    e.telephone,
+                    e.kind,
+                    e.excerpt,
+                    e.connector,
+                    e.at,
+                    e.campaign,
+                    e.list,
+                    i64::try_from(e.row).unwrap_or(i64::MAX)
+                ])?;
+            }
+            Ok(())
+        })();
+        result.map_err(|e: rusqlite::Error| self.fail(&e))
+    }
+
+    fn commit(&mut self) -> Result<(), LedgerError> {
+        self.conn.execute_batch("COMMIT").map_err(|e| {
+            let err = self.fail(&e);
+            self.rollback();
+            err
+        })
+    }
+
+    fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    fn update(
+        &mut self,
+        campaign: &str,
+        marks: &[(String, Option<Mark>)],
+    ) -> Result<(), LedgerError> {
+        self.begin()?;
+        let result = (|| {
+            for (key, mark) in marks {
+                let key = super::base_key(key);
+                match mark {
+                    Some(mark) => self
+                        .conn
+                        .prepare_cached(
+                            "UPDATE messages SET outcome = ?3 WHERE campaign = ?1 AND key = ?2",
+                        )?
+                        .execute(params![campaign, key, mark.as_str()])?,
+                    None => self
+                        .conn
+                        .prepare_cached("DELETE FROM messages WHERE campaign = ?1 AND key = ?2")?
+                        .execute(params![campaign, key])?,
+                };
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.commit(),
+            Err(e) => {
+                self.rollback();
+                Err(self.fail(&e))
+            }
+        }
+    }
+
+    fn history(&mut self, telephone: Option<&str>, since: i64) -> Result<Vec<Entry>, LedgerError> {
+        let result = (|| match telephone {
+            Some(t) => self
+                .conn
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM messages WHERE telephone = ?1 AND at >= ?2 \
+                     ORDER BY at DESC, id DESC"
+                ))?
+                .query_map(params![t, since], Self::entry)?
+                .collect::<rusqlite::Result<Vec<_>>>(),
+            None => self
+                .conn
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM messages WHERE at >= ?1 ORDER BY at DESC, id DESC"
+                ))?
+                .query_map(params![since], Self::entry)?
+                .collect::<rusqlite::Result<Vec<_>>>(),
+        })();
+        result.map_err(|e| self.fail(&e))
+    }
+
+    fn import(&mut self, entries: &[Entry]) -> Result<usize, LedgerError> {
+        self.begin()?;
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO messages (key, telephone, kind, excerpt, connector, at, \
+                 outcome, campaign, list, row) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (campaign, key) DO NOTHING",
+            )?;
+            let mut added = 0;
+            for e in entries {
+                added += stmt.execute(params![
+                    e.key,
+                    e.telephone,
+                    e.kind,
+                    e.excerpt,
+                    e.connector,
+                    e.at,
+                    e.mark.as_str(),
+                    e.campaign,
+                    e.list,
+                    i64::try_from(e.row).unwrap_or(i64::MAX)
+                ])?;
+            }
+            Ok(added)
+        })();
+        match result {
+            Ok(n) => self.commit().map(|()| n),
+            Err(e) => {
+                self.rollback();
+                Err(self.fail(&e))
+            }
+        }
+    }
+
+    fn forget(&mut self, telephone: &str) -> Result<usize, LedgerError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM messages WHERE telephone = ?1",
+                params![telephone],
+            )
+            .map_err(|e| self.fail(&e))?;
+        // The erased rows must not linger in free pages or the WAL.
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
+            .map_err(|e| self.fail(&e))?;
+        Ok(n)
+    }
+
+    fn prune(&mut self, before: i64) -> Result<usize, LedgerError> {
+        self.conn
+            .execute(
+                "DELETE FROM messages WHERE at < ?1 AND outcome <> 'pending'",
+                params![before],
+            )
+            .map_err(|e| self.fail(&e))
+    }
+}
