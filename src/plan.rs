@@ -738,4 +738,219 @@ mod tests {
         assert_eq!(d.record.unwrap().0.status, Status::DryRun);
         assert!(d.job.is_some());
     }
+
+    // ---- The ledger's rules (`Planner`) ----
+
+    fn job_to(row: u64, key: &str, telephone: &str) -> Job {
+        Job {
+            telephone: telephone.into(),
+            ..job(row, key)
+        }
+    }
+
+    fn entry(key: &str, telephone: &str, at: i64) -> Entry {
+        Entry {
+            key: key.into(),
+            telephone: telephone.into(),
+            kind: "free".into(),
+            excerpt: "hola".into(),
+            connector: "1".into(),
+            at,
+            mark: ledger::Mark::Sent,
+            campaign: "/other.results.csv".into(),
+            list: "/other.csv".into(),
+            row: 7,
+        }
+    }
+
+    static UTC: jiff::tz::TimeZone = jiff::tz::TimeZone::UTC;
+
+    fn view(seen: &Seen, cap: Option<Cap>) -> Option<LedgerView<'_>> {
+        Some(LedgerView {
+            seen,
+            cap,
+            now: 1_000_000,
+            tz: &UTC,
+        })
+    }
+
+    /// Decides every verdict with one planner.
+    fn plan_all(
+        verdicts: Vec<Verdict>,
+        prior: &Prior,
+        seen: &Seen,
+        cap: Option<Cap>,
+        flags: Flags,
+    ) -> (Vec<Decision>, Option<(u64, u64)>) {
+        let mut planner = Planner::new(&verdicts, prior, view(seen, cap), flags);
+        let decisions = verdicts.into_iter().map(|v| planner.decide(v)).collect();
+        let refused = planner.already_sent().map(|(h, v, _)| (h, v));
+        (decisions, refused)
+    }
+
+    fn status_of(d: &Decision) -> Option<Status> {
+        d.record.as_ref().map(|(o, _)| o.status)
+    }
+
+    #[test]
+    fn rule_1_a_changed_text_keeps_what_was_sent_unless_resend_changed() {
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "old".into(),
+            Outcome::local(1, "573001234561", Status::Sent, "Message has been sent"),
+        );
+        let seen = Seen::default();
+        let changed = || vec![Verdict::Valid(job_to(1, "new", "573001234561"))];
+        let (d, _) = plan_all(changed(), &prior, &seen, None, PLAIN);
+        assert!(d[0].job.is_none(), "not sent");
+        assert_eq!(status_of(&d[0]), Some(Status::Sent), "keeps sent");
+        assert_eq!(d[0].carried, Some(Status::Sent));
+        let msg = &d[0].record.as_ref().unwrap().0.msg;
+        assert!(
+            msg.contains("held") && msg.contains("--resend-changed"),
+            "{msg}"
+        );
+        let flags = Flags {
+            resend_changed: true,
+            ..PLAIN
+        };
+        let (d, _) = plan_all(changed(), &prior, &seen, None, flags);
+        assert!(d[0].job.is_some(), "sent on purpose");
+        assert_eq!(d[0].earlier.as_ref().map(|o| o.status), Some(Status::Sent));
+        // A second text for the same number, the first unchanged: a new message.
+        let both = vec![
+            Verdict::Valid(job_to(1, "old", "573001234561")),
+            Verdict::Valid(job_to(2, "second", "573001234561")),
+        ];
+        let (d, _) = plan_all(both, &prior, &seen, None, PLAIN);
+        assert_eq!(d[0].carried, Some(Status::Sent));
+        assert!(d[1].job.is_some(), "row 2 was never sent: it is");
+    }
+
+    #[test]
+    fn the_record_never_forgets_a_row_now_invalid_or_duplicate() {
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "k1".into(),
+            Outcome::local(1, "573001234561", Status::Sent, "sent"),
+        );
+        prior.done.insert(
+            "k2".into(),
+            Outcome::local(2, "573001234562", Status::Unknown, "timeout"),
+        );
+        let verdicts = vec![
+            // Its phone no longer normalizes: matched by its row.
+            Verdict::Invalid {
+                row: 1,
+                telephone: "300 123 4561".into(),
+                problems: vec![Problem {
+                    column: "telephone".into(),
+                    reason: "no country".into(),
+                }],
+            },
+            // Now blank: invalid with a normalized phone.
+            Verdict::Invalid {
+                row: 2,
+                telephone: "573001234562".into(),
+                problems: vec![Problem {
+                    column: "message".into(),
+                    reason: "is empty".into(),
+                }],
+            },
+        ];
+        let (d, _) = plan_all(verdicts, &prior, &Seen::default(), None, PLAIN);
+        assert_eq!(status_of(&d[0]), Some(Status::Sent));
+        assert_eq!(status_of(&d[1]), Some(Status::Unknown));
+        let msg = &d[1].record.as_ref().unwrap().0.msg;
+        assert!(msg.starts_with("timeout; now message: is empty"), "{msg}");
+    }
+
+    #[test]
+    fn rules_2_and_3_the_same_message_elsewhere_is_held_and_most_of_a_list_refused() {
+        let mut seen = Seen::default();
+        seen.by_key
+            .insert("k1".into(), entry("k1", "573001234561", 999_000));
+        let verdicts = || {
+            vec![
+                Verdict::Valid(job_to(1, "k1", "573001234561")),
+                Verdict::Valid(job_to(2, "k2", "573001234562")),
+                Verdict::Valid(job_to(3, "k3#2", "573001234563")),
+            ]
+        };
+        let (d, refused) = plan_all(verdicts(), &Prior::default(), &seen, None, PLAIN);
+        assert_eq!(status_of(&d[0]), Some(Status::Held));
+        let msg = &d[0].record.as_ref().unwrap().0.msg;
+        assert!(
+            msg.contains("/other.results.csv") && msg.contains("--allow-repeat"),
+            "{msg}"
+        );
+        assert!(d[1].job.is_some() && d[2].job.is_some());
+        assert_eq!(refused, None, "1 of 3 is not most");
+        // The ledger's key has no #n: a later copy is the same message.
+        seen.by_key
+            .insert("k3".into(), entry("k3", "573001234563", 999_000));
+        let (d, refused) = plan_all(verdicts(), &Prior::default(), &seen, None, PLAIN);
+        assert_eq!(status_of(&d[2]), Some(Status::Held));
+        assert_eq!(refused, Some((2, 3)));
+        // On purpose, and in a dry run (held shown in advance).
+        let allow = Flags {
+            allow_repeat: true,
+            ..PLAIN
+        };
+        let (d, refused) = plan_all(verdicts(), &Prior::default(), &seen, None, allow);
+        assert!(d.iter().all(|d| d.job.is_some()) && refused.is_none());
+        let dry = Flags {
+            dry_run: true,
+            ..PLAIN
+        };
+        let (d, _) = plan_all(verdicts(), &Prior::default(), &seen, None, dry);
+        assert_eq!(status_of(&d[0]), Some(Status::Held));
+        assert_eq!(status_of(&d[1]), Some(Status::DryRun));
+    }
+
+    #[test]
+    fn a_retried_row_held_by_the_ledger_keeps_its_earlier_outcome() {
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "k1".into(),
+            Outcome::local(1, "573001234561", Status::Failed, "refused"),
+        );
+        let mut seen = Seen::default();
+        seen.by_key
+            .insert("k1".into(), entry("k1", "573001234561", 999_000));
+        let (d, _) = plan_all(
+            vec![Verdict::Valid(job_to(1, "k1", "573001234561"))],
+            &prior,
+            &seen,
+            None,
+            RETRY_FAILED,
+        );
+        assert!(d[0].job.is_none());
+        assert_eq!(status_of(&d[0]), Some(Status::Failed));
+    }
+
+    #[test]
+    fn rule_4_the_cap_counts_the_ledger_and_this_plan() {
+        let cap = Cap {
+            count: 2,
+            per: std::time::Duration::from_secs(86_400),
+        };
+        let mut seen = Seen::default();
+        seen.by_phone.insert(
+            "573001234561".into(),
+            vec![entry("other", "573001234561", 990_000)],
+        );
+        let verdicts = vec![
+            Verdict::Valid(job_to(1, "a", "573001234561")),
+            Verdict::Valid(job_to(2, "b", "573001234561")),
+            Verdict::Valid(job_to(3, "c", "573001234562")),
+        ];
+        let (d, refused) = plan_all(verdicts, &Prior::default(), &seen, Some(cap), PLAIN);
+        assert!(d[0].job.is_some(), "1 earlier + this = 2");
+        assert_eq!(status_of(&d[1]), Some(Status::Held));
+        assert!(d[2].job.is_some());
+        let msg = &d[1].record.as_ref().unwrap().0.msg;
+        assert!(msg.contains("max_per_phone"), "{msg}");
+        assert_eq!(refused, None, "the cap is not rule 3");
+    }
 }

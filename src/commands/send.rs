@@ -211,8 +211,16 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     let plan = match plan(verdicts, &prior, &settings, &recorder, ledger.as_mut()) {
         Ok(plan) => plan,
         Err(e) => {
-            // Refused before anything was recorded: a new run leaves no files; a
-            // resumed one keeps its files as they were.
+            // Refused before any request: a new run leaves no files; a resumed one keeps
+            // its files as they were. Claims made before the refusal go back to what the
+            // journal says (no request has left since it was read).
+            if let Some(run) = ledger.as_mut().filter(|l| l.claimed)
+                && let Err(e) = run
+                    .store
+                    .settle(&run.campaign.results, &ledger::settled_from(&prior))
+            {
+                tracing::warn!("{e}");
+            }
             if recorder.is_new() {
                 recorder.discard()?;
             }

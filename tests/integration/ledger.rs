@@ -475,3 +475,104 @@ fn the_frequency_cap_holds_a_third_message_in_a_day() {
     }
     assert_eq!(fake.delivered().len(), 2);
 }
+
+/// kill -9 between the claim and the sends: the claims hold the list against another
+/// campaign (they may have gone out), and the campaign's --resume settles them from its
+/// journal: sent, unknown for the requests in flight, released (then sent) for the rest.
+#[test]
+fn a_run_killed_after_its_claims_holds_them_until_its_resume_settles_them() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(20);
+    let input = write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "Aviso"), "1"),
+    );
+    let slow = FakeWolkvox::start(Behavior::ok().latency(400));
+    let spawned = spawn_send(&input, &slow, TOKEN, &["--max-failures", "0"]);
+    assert!(slow.wait_for_requests(1, Duration::from_secs(30)));
+    spawned.kill_9();
+    let first = slow.delivered_telephones();
+
+    // Another campaign with the same list: held, nothing sent.
+    let other = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &other, TOKEN);
+    c.arg("--results").arg(dir.path().join("other.results.csv"));
+    run(c).expect_code(2);
+    assert_eq!(other.count(), 0);
+
+    // The campaign's resume settles the claims and sends the rest once.
+    let mut c = send_cmd(&input, &other, TOKEN);
+    c.arg("--resume");
+    run(c);
+    let mut h = cmd();
+    h.args(["history", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&run(h).stdout).expect("json");
+    let entries = json.as_array().expect("array");
+    assert_eq!(entries.len(), 20, "{json}");
+    assert!(
+        entries.iter().all(|e| e["outcome"] != "pending"),
+        "settled: {json}"
+    );
+    let again = other.delivered_telephones();
+    for t in &again {
+        assert!(!first.contains(t), "{t} sent twice");
+    }
+    // The requests in flight at the kill are `unknown` (never sent again without
+    // --retry-unknown); every other row went out once, in the resume.
+    let unknown: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["outcome"] == "unknown")
+        .filter_map(|e| e["telephone"].as_str())
+        .collect();
+    for t in &first {
+        assert!(unknown.contains(&t.as_str()), "{t} was in flight: {json}");
+    }
+    assert_eq!(again.len() + unknown.len(), 20, "{json}");
+}
+
+/// A ledger on a full disk (a file-size limit below what it needs): the run stops
+/// before anything is sent and leaves no results behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_ledger_on_a_full_disk_stops_the_run_before_anything_is_sent() {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir();
+    let tels = colombian_mobiles(5);
+    let input = write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "Hola"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wolkvox-dispatch"));
+    c.arg("send")
+        .arg(&input)
+        .arg("--base-url")
+        .arg(fake.base_url())
+        .args(["--rate", "1000", "--no-quota-check"])
+        .env("XDG_STATE_HOME", test_state_home())
+        .env("WOLKVOX_TOKEN", TOKEN)
+        .env("LANG", "C")
+        .env_remove("RUST_LOG");
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4 * 1024,
+                rlim_max: 4 * 1024,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = c.output().expect("run the binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--no-ledger"), "{stderr}");
+    assert_eq!(fake.count(), 0);
+    assert!(!default_results_path(&input).exists());
+}
