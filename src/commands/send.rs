@@ -633,6 +633,7 @@ fn plan(
         allow_repeat: settings.allow_repeat,
     };
     let now = ledger::now();
+    let planning = Instant::now();
     let seen = match (ledger.as_deref_mut(), &settings.ledger) {
         (Some(run), Some(ls)) => {
             let claims = !settings.dry_run;
@@ -681,6 +682,11 @@ fn plan(
         }
         claimed?;
         run.claimed = true;
+        tracing::debug!(
+            claimed = entries.len(),
+            ms = planning.elapsed().as_secs_f64() * 1000.0,
+            "ledger: checked and claimed"
+        );
     }
     let mut out = Plan {
         jobs: Vec::new(),
