@@ -17,6 +17,9 @@ use crate::tr;
 
 const SCHEMA_VERSION: i64 = 1;
 
+/// `messages` holds what is settled; `claims` what runs may be sending now (`pending`),
+/// kept apart so that a run's claims are a small, quick write (10,000 claims into a
+/// table of a million messages touched a page of each index per claim).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -35,6 +38,22 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_key ON messages (key, at);
 CREATE INDEX IF NOT EXISTS messages_by_phone ON messages (telephone, at);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (at);
+CREATE TABLE IF NOT EXISTS claims (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    telephone TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    excerpt TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    list TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    UNIQUE (campaign, key)
+);
+CREATE INDEX IF NOT EXISTS claims_by_key ON claims (key);
+CREATE INDEX IF NOT EXISTS claims_by_phone ON claims (telephone);
 ";
 
 /// The SQLite store.
@@ -111,6 +130,9 @@ impl Sqlite {
             tracing::debug!("ledger journal mode {mode}");
         }
         c.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.fail(&e))?;
+        // Lookups read the indexes through the OS's page cache without a copy.
+        c.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)
             .map_err(|e| self.fail(&e))?;
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -197,33 +219,35 @@ impl Store for Sqlite {
             self.begin()?;
         }
         let result = (|| {
-            let pending: Vec<String> = {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT key FROM messages WHERE campaign = ?1 AND outcome = 'pending'",
-                )?;
-                stmt.query_map(params![campaign], |r| r.get(0))?
+            let pending: Vec<(String, i64)> = {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT key, at FROM claims WHERE campaign = ?1")?;
+                stmt.query_map(params![campaign], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?
             };
-            for key in pending {
-                if let Some((mark, at)) = settled.outcomes.get(&key) {
+            for (key, claimed_at) in pending {
+                let outcome = match settled.outcomes.get(&key) {
+                    Some((mark, at)) => Some((*mark, *at)),
+                    None if settled.in_flight.contains(&key) => Some((Mark::Unknown, claimed_at)),
+                    None => None,
+                };
+                if let Some((mark, at)) = outcome {
                     self.conn
                         .prepare_cached(
-                            "UPDATE messages SET outcome = ?3, at = ?4 \
-                             WHERE campaign = ?1 AND key = ?2",
+                            "INSERT INTO messages (key, telephone, kind, excerpt, connector, at, \
+                             outcome, campaign, list, row) \
+                             SELECT key, telephone, kind, excerpt, connector, ?3, ?4, campaign, \
+                             list, row FROM claims WHERE campaign = ?1 AND key = ?2 \
+                             ON CONFLICT (campaign, key) DO UPDATE SET outcome = excluded.outcome, \
+                             at = excluded.at, row = excluded.row, list = excluded.list, \
+                             excerpt = excluded.excerpt",
                         )?
-                        .execute(params![campaign, key, mark.as_str(), at])?;
-                } else if settled.in_flight.contains(&key) {
-                    self.conn
-                        .prepare_cached(
-                            "UPDATE messages SET outcome = 'unknown' \
-                             WHERE campaign = ?1 AND key = ?2",
-                        )?
-                        .execute(params![campaign, key])?;
-                } else {
-                    self.conn
-                        .prepare_cached("DELETE FROM messages WHERE campaign = ?1 AND key = ?2")?
-                        .execute(params![campaign, key])?;
+                        .execute(params![campaign, key, at, mark.as_str()])?;
                 }
+                self.conn
+                    .prepare_cached("DELETE FROM claims WHERE campaign = ?1 AND key = ?2")?
+                    .execute(params![campaign, key])?;
             }
             Ok(())
         })();
@@ -248,40 +272,70 @@ impl Store for Sqlite {
         since_phone: Option<i64>,
     ) -> Result<Seen, LedgerError> {
         let mut seen = Seen::default();
+        // In key order: neighbouring lookups share the index's pages.
+        let mut keys: Vec<&str> = keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut phones: Vec<&str> = phones.to_vec();
+        phones.sort_unstable();
+        phones.dedup();
         let result = (|| {
-            let mut by_key = self.conn.prepare_cached(&format!(
+            let mut settled = self.conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM messages WHERE key = ?1 AND at >= ?2 \
                  AND campaign <> ?3 AND outcome <> 'failed' ORDER BY at DESC LIMIT 1"
             ))?;
-            for key in keys {
-                if seen.by_key.contains_key(*key) {
-                    continue;
-                }
-                let mut rows = by_key.query(params![key, since_key, campaign])?;
+            let mut claimed = self.conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM claims WHERE key = ?1 AND at >= ?2 \
+                 AND campaign <> ?3 ORDER BY at DESC LIMIT 1"
+            ))?;
+            for key in &keys {
+                let mut found: Option<Entry> = None;
+                let mut rows = claimed.query(params![key, since_key, campaign])?;
                 if let Some(row) = rows.next()? {
-                    seen.by_key.insert((*key).to_owned(), Self::entry(row)?);
+                    found = Some(Self::entry(row)?);
+                }
+                drop(rows);
+                let mut rows = settled.query(params![key, since_key, campaign])?;
+                if let Some(row) = rows.next()? {
+                    let e = Self::entry(row)?;
+                    if found.as_ref().is_none_or(|f| f.at < e.at) {
+                        found = Some(e);
+                    }
+                }
+                if let Some(e) = found {
+                    seen.by_key.insert((*key).to_owned(), e);
                 }
             }
-            let mut own = self.conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM messages WHERE campaign = ?1"
-            ))?;
-            for entry in own.query_map(params![campaign], Self::entry)? {
-                let entry = entry?;
-                seen.own.insert(entry.key.clone(), entry);
+            for table in ["messages", "claims"] {
+                let mut own = self.conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM {table} WHERE campaign = ?1"
+                ))?;
+                for entry in own.query_map(params![campaign], Self::entry)? {
+                    let entry = entry?;
+                    seen.own.insert(entry.key.clone(), entry);
+                }
             }
             if let Some(since) = since_phone {
-                let mut by_phone = self.conn.prepare_cached(&format!(
+                let mut settled = self.conn.prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM messages WHERE telephone = ?1 AND at >= ?2 \
-                     AND outcome <> 'failed' ORDER BY at"
+                     AND outcome <> 'failed'"
                 ))?;
-                for phone in phones {
-                    if seen.by_phone.contains_key(*phone) {
-                        continue;
-                    }
-                    let found = by_phone
+                let mut claimed = self.conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM claims WHERE telephone = ?1 AND at >= ?2 \
+                     AND campaign <> ?3"
+                ))?;
+                for phone in &phones {
+                    let mut found = settled
                         .query_map(params![phone, since], Self::entry)?
                         .collect::<rusqlite::Result<Vec<_>>>()?;
-                    seen.by_phone.insert((*phone).to_owned(), found);
+                    found.extend(
+                        claimed
+                            .query_map(params![phone, since, campaign], Self::entry)?
+                            .collect::<rusqlite::Result<Vec<_>>>()?,
+                    );
+                    if !found.is_empty() {
+                        seen.by_phone.insert((*phone).to_owned(), found);
+                    }
                 }
             }
             Ok(())
@@ -293,7 +347,7 @@ impl Store for Sqlite {
     fn claim(&mut self, entries: &[Entry]) -> Result<(), LedgerError> {
         let result = (|| {
             let mut stmt = self.conn.prepare_cached(
-                "INSERT INTO messages (key, telephone, kind, excerpt, connector, at, \
+                "INSERT INTO claims (key, telephone, kind, excerpt, connector, at, \
                  outcome, campaign, list, row) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9) \
                  ON CONFLICT (campaign, key) DO UPDATE SET outcome = 'pending', \
@@ -365,22 +419,20 @@ impl Store for Sqlite {
     }
 
     fn history(&mut self, telephone: Option<&str>, since: i64) -> Result<Vec<Entry>, LedgerError> {
-        let result = (|| match telephone {
-            Some(t) => self
-                .conn
+        let filter = if telephone.is_some() {
+            "telephone = ?1 AND at >= ?2"
+        } else {
+            "?1 IS NULL AND at >= ?2"
+        };
+        let result = (|| {
+            self.conn
                 .prepare(&format!(
-                    "SELECT {COLUMNS} FROM messages WHERE telephone = ?1 AND at >= ?2 \
+                    "SELECT {COLUMNS} FROM (SELECT {COLUMNS}, id FROM messages WHERE {filter} \
+                     UNION ALL SELECT {COLUMNS}, id FROM claims WHERE {filter}) \
                      ORDER BY at DESC, id DESC"
                 ))?
-                .query_map(params![t, since], Self::entry)?
-                .collect::<rusqlite::Result<Vec<_>>>(),
-            None => self
-                .conn
-                .prepare(&format!(
-                    "SELECT {COLUMNS} FROM messages WHERE at >= ?1 ORDER BY at DESC, id DESC"
-                ))?
-                .query_map(params![since], Self::entry)?
-                .collect::<rusqlite::Result<Vec<_>>>(),
+                .query_map(params![telephone, since], Self::entry)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })();
         result.map_err(|e| self.fail(&e))
     }
@@ -427,6 +479,11 @@ impl Store for Sqlite {
                 "DELETE FROM messages WHERE telephone = ?1",
                 params![telephone],
             )
+            .and_then(|n| {
+                self.conn
+                    .execute("DELETE FROM claims WHERE telephone = ?1", params![telephone])
+                    .map(|m| n + m)
+            })
             .map_err(|e| self.fail(&e))?;
         // The erased rows must not linger in free pages or the WAL.
         self.conn
@@ -438,7 +495,7 @@ impl Store for Sqlite {
     fn prune(&mut self, before: i64) -> Result<usize, LedgerError> {
         self.conn
             .execute(
-                "DELETE FROM messages WHERE at < ?1 AND outcome <> 'pending'",
+                "DELETE FROM messages WHERE at < ?1",
                 params![before],
             )
             .map_err(|e| self.fail(&e))
