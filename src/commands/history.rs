@@ -289,10 +289,11 @@ fn entries_of(results: &Path) -> Result<Vec<Entry>, Error> {
         let at = ledger::seconds_of(&o.finished_at).unwrap_or_else(ledger::now);
         out.push(entry(key, &o.telephone, o.row, at, mark));
     }
+    // Intents of journals of earlier versions have no telephone: nothing to file them under.
     for u in prior
         .unsettled()
         .into_iter()
-        .filter(|u| u.outcome.is_none())
+        .filter(|u| u.outcome.is_none() && !u.telephone.is_empty())
     {
         let at = std::fs::metadata(journal::journal_path(results))
             .and_then(|m| m.modified())

@@ -216,42 +216,54 @@ impl Store for Sqlite {
     fn settle(&mut self, campaign: &str, settled: &Settled) -> Result<(), LedgerError> {
         let outer = self.conn.is_autocommit();
         if outer {
+            // A settle lost to a power cut leaves the claims `pending` ("may have gone
+            // out"): the safe side, settled again by the next --resume. So it need not
+            // wait for the disk (in WAL mode, NORMAL does not sync at commit); a claim
+            // does.
+            self.conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| self.fail(&e))?;
             self.begin()?;
         }
+        // Set-based: the outcomes in a temporary table, then one move and one delete
+        // (a statement per claim took about 150 ms for 10,000 claims).
         let result = (|| {
-            let pending: Vec<(String, i64)> = {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached("SELECT key, at FROM claims WHERE campaign = ?1")?;
-                stmt.query_map(params![campaign], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?
-            };
-            for (key, claimed_at) in pending {
-                let outcome = match settled.outcomes.get(&key) {
-                    Some((mark, at)) => Some((*mark, *at)),
-                    None if settled.in_flight.contains(&key) => Some((Mark::Unknown, claimed_at)),
-                    None => None,
-                };
-                if let Some((mark, at)) = outcome {
-                    self.conn
-                        .prepare_cached(
-                            "INSERT INTO messages (key, telephone, kind, excerpt, connector, at, \
-                             outcome, campaign, list, row) \
-                             SELECT key, telephone, kind, excerpt, connector, ?3, ?4, campaign, \
-                             list, row FROM claims WHERE campaign = ?1 AND key = ?2 \
-                             ON CONFLICT (campaign, key) DO UPDATE SET outcome = excluded.outcome, \
-                             at = excluded.at, row = excluded.row, list = excluded.list, \
-                             excerpt = excluded.excerpt",
-                        )?
-                        .execute(params![campaign, key, at, mark.as_str()])?;
+            self.conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS settling \
+                 (key TEXT PRIMARY KEY, outcome TEXT NOT NULL, at INTEGER); \
+                 DELETE FROM temp.settling;",
+            )?;
+            {
+                let mut add = self.conn.prepare_cached(
+                    "INSERT OR REPLACE INTO temp.settling (key, outcome, at) VALUES (?1, ?2, ?3)",
+                )?;
+                for key in &settled.in_flight {
+                    add.execute(params![key, Mark::Unknown.as_str(), Option::<i64>::None])?;
                 }
-                self.conn
-                    .prepare_cached("DELETE FROM claims WHERE campaign = ?1 AND key = ?2")?
-                    .execute(params![campaign, key])?;
+                for (key, (mark, at)) in &settled.outcomes {
+                    add.execute(params![key, mark.as_str(), at])?;
+                }
             }
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO messages (key, telephone, kind, excerpt, connector, at, \
+                     outcome, campaign, list, row) \
+                     SELECT c.key, c.telephone, c.kind, c.excerpt, c.connector, \
+                     COALESCE(s.at, c.at), s.outcome, c.campaign, c.list, c.row \
+                     FROM claims c JOIN temp.settling s ON s.key = c.key \
+                     WHERE c.campaign = ?1 \
+                     ON CONFLICT (campaign, key) DO UPDATE SET outcome = excluded.outcome, \
+                     at = excluded.at, row = excluded.row, list = excluded.list, \
+                     excerpt = excluded.excerpt",
+                )?
+                .execute(params![campaign])?;
+            self.conn
+                .prepare_cached("DELETE FROM claims WHERE campaign = ?1")?
+                .execute(params![campaign])?;
+            self.conn.execute_batch("DELETE FROM temp.settling;")?;
             Ok(())
         })();
-        match result {
+        let done = match result {
             Ok(()) if outer => self.commit(),
             Ok(()) => Ok(()),
             Err(e) => {
@@ -260,7 +272,15 @@ impl Store for Sqlite {
                 }
                 Err(self.fail(&e))
             }
+        };
+        if outer {
+            let full = self
+                .conn
+                .pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| self.fail(&e));
+            return done.and(full);
         }
+        done
     }
 
     fn seen(
@@ -481,7 +501,10 @@ impl Store for Sqlite {
             )
             .and_then(|n| {
                 self.conn
-                    .execute("DELETE FROM claims WHERE telephone = ?1", params![telephone])
+                    .execute(
+                        "DELETE FROM claims WHERE telephone = ?1",
+                        params![telephone],
+                    )
                     .map(|m| n + m)
             })
             .map_err(|e| self.fail(&e))?;
@@ -494,10 +517,7 @@ impl Store for Sqlite {
 
     fn prune(&mut self, before: i64) -> Result<usize, LedgerError> {
         self.conn
-            .execute(
-                "DELETE FROM messages WHERE at < ?1",
-                params![before],
-            )
+            .execute("DELETE FROM messages WHERE at < ?1", params![before])
             .map_err(|e| self.fail(&e))
     }
 }
