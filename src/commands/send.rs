@@ -70,16 +70,22 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
         send_rows(run, started_at)
     };
     if let Some(mut ledger) = ledger.filter(|l| l.claimed) {
-        // What the run's journal says became of every message it claimed (released
-        // when it never left, as after a refusal).
-        let settled = journal::Prior::of_results(&results)
-            .ok()
-            .flatten()
-            .map(|prior| ledger::settled_from(&prior))
-            .unwrap_or_default();
-        if let Err(e) = ledger.store.settle(&ledger.campaign.results, &settled) {
-            // The messages stay `pending` ("may have gone out"): safe, and settled by
-            // the next --resume.
+        // What the run's journal says became of every message it claimed. No journal:
+        // a new run refused before any request removed it, so none left. A journal that
+        // cannot be read settles nothing: the claims stay `pending` ("may have gone
+        // out"), the safe side, and the next --resume settles them.
+        let settled = match journal::Prior::of_results(&results) {
+            Ok(Some(prior)) => Ok(ledger::settled_from(&prior)),
+            Ok(None) => Ok(ledger::Settled::default()),
+            Err(e) => Err(e.to_string()),
+        };
+        let done = settled.and_then(|settled| {
+            ledger
+                .store
+                .settle(&ledger.campaign.results, &settled)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = done {
             tracing::warn!("{e}");
         }
     }

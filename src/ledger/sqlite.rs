@@ -516,8 +516,14 @@ impl Store for Sqlite {
     }
 
     fn prune(&mut self, before: i64) -> Result<usize, LedgerError> {
+        // Claims too: one older than `keep` was left by a run killed and never resumed.
         self.conn
             .execute("DELETE FROM messages WHERE at < ?1", params![before])
+            .and_then(|n| {
+                self.conn
+                    .execute("DELETE FROM claims WHERE at < ?1", params![before])
+                    .map(|m| n + m)
+            })
             .map_err(|e| self.fail(&e))
     }
 }
