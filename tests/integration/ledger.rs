@@ -576,3 +576,31 @@ fn a_ledger_on_a_full_disk_stops_the_run_before_anything_is_sent() {
     assert_eq!(fake.count(), 0);
     assert!(!default_results_path(&input).exists());
 }
+
+/// Two runs of one list at once under two results names (a cron job that overlaps the
+/// previous one): one sends the list, the other finds it claimed and sends nothing.
+#[test]
+fn the_same_list_twice_at_once_goes_out_once() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(60);
+    let input = write_csv(
+        dir.path(),
+        "hoy.csv",
+        &contacts_csv(&rows_of(&tels, "Su pedido sale hoy"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok().latency(20));
+    let one = dir.path().join("uno.results.csv");
+    let two = dir.path().join("dos.results.csv");
+    let a = spawn_send(&input, &fake, TOKEN, &["--results", one.to_str().unwrap()]);
+    let b = spawn_send(&input, &fake, "tok-ledger-2", &["--results", two.to_str().unwrap()]);
+    let (_, oa) = a.wait(Duration::from_secs(120));
+    let (_, ob) = b.wait(Duration::from_secs(120));
+    let mut codes = [oa.code, ob.code];
+    codes.sort_unstable();
+    assert_eq!(codes, [0, 2], "{}\n{}", oa.stderr, ob.stderr);
+    let mut delivered = fake.delivered_telephones();
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered.len(), 60);
+    assert_eq!(fake.delivered().len(), 60, "each once");
+}
