@@ -1518,4 +1518,54 @@ mod tests {
         let err = dry_run_with("[hsm]\nvars = \"nombre,fecha\"\n").unwrap_err();
         assert!(err.to_string().contains("vars"), "{err}");
     }
+
+    #[test]
+    fn ledger_settings_flag_key_default_and_off() {
+        let dry = |extra: &[&str]| {
+            let mut args = vec!["--dry-run"];
+            args.extend_from_slice(extra);
+            send_settings(&send_args(&args))
+        };
+        let f = config_file(
+            "[ledger]\npath = \"state/l.sqlite3\"\nrepeat_window = \"2d\"\nmax_per_phone = \"3/12h\"\nkeep = \"90d\"\n",
+        );
+        let config = f.path().to_str().unwrap().to_owned();
+        let s = dry(&["--config", &config]).unwrap();
+        let l = s.ledger.expect("on by default");
+        // Relative to the config file's folder.
+        assert_eq!(
+            l.path,
+            f.path().parent().unwrap().join("state/l.sqlite3"),
+            "{l:?}"
+        );
+        assert_eq!(l.repeat_window, Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            l.cap,
+            Some(crate::ledger::Cap {
+                count: 3,
+                per: Duration::from_secs(12 * 3600)
+            })
+        );
+        assert_eq!(l.keep, Some(Duration::from_secs(90 * 86_400)));
+        let s = dry(&["--config", &config, "--ledger", "/x/y.sqlite3"]).unwrap();
+        assert_eq!(s.ledger.unwrap().path, PathBuf::from("/x/y.sqlite3"));
+        assert!(
+            dry(&["--config", &config, "--no-ledger"])
+                .unwrap()
+                .ledger
+                .is_none()
+        );
+        let s = dry(&[]).unwrap();
+        let l = s.ledger.expect("default place");
+        assert!(l.path.ends_with("wolkvox-dispatch/ledger.sqlite3"), "{l:?}");
+        assert_eq!(l.repeat_window, crate::ledger::DEFAULT_REPEAT_WINDOW);
+        assert_eq!((l.cap, l.keep), (None, None));
+        // Mistakes name the key, even with --no-ledger.
+        let bad = config_file("[ledger]\nmax_per_phone = \"twice\"\n");
+        let err = dry(&["--config", bad.path().to_str().unwrap(), "--no-ledger"]).unwrap_err();
+        assert!(err.to_string().contains("ledger.max_per_phone"), "{err}");
+        let bad = config_file("[ledger]\nrepeat_window = \"a week\"\n");
+        let err = dry(&["--config", bad.path().to_str().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("ledger.repeat_window"), "{err}");
+    }
 }

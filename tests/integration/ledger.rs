@@ -592,7 +592,12 @@ fn the_same_list_twice_at_once_goes_out_once() {
     let one = dir.path().join("uno.results.csv");
     let two = dir.path().join("dos.results.csv");
     let a = spawn_send(&input, &fake, TOKEN, &["--results", one.to_str().unwrap()]);
-    let b = spawn_send(&input, &fake, "tok-ledger-2", &["--results", two.to_str().unwrap()]);
+    let b = spawn_send(
+        &input,
+        &fake,
+        "tok-ledger-2",
+        &["--results", two.to_str().unwrap()],
+    );
     let (_, oa) = a.wait(Duration::from_secs(120));
     let (_, ob) = b.wait(Duration::from_secs(120));
     let mut codes = [oa.code, ob.code];
