@@ -647,3 +647,4 @@ history-no-results = give at least one results file: `history import RESULTS...`
 history-bad-phone = { $phone } is not a telephone number this tool can send to: { $reason }
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = cannot import { $path }: { $error }
+report-went-out-rows-gone = { $count } more messages went out in this campaign than its rows show (rows deleted from the list, a phone changed, or an earlier text before --resend-changed): the journal records them, and `wolkvox-dispatch history` lists them

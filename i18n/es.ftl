@@ -665,3 +665,4 @@ history-no-results = indique al menos un archivo de resultados: `history import 
 history-bad-phone = { $phone } no es un número al que esta herramienta pueda enviar: { $reason }
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = no se puede importar { $path }: { $error }
+report-went-out-rows-gone = { $count } mensajes más salieron en esta campaña de los que muestran sus filas (filas borradas de la lista, un teléfono cambiado, o un texto anterior a --resend-changed): el diario los registra, y `wolkvox-dispatch history` los lista

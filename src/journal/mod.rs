@@ -966,6 +966,10 @@ pub(crate) struct JournalView {
     /// Requests with an intent and no outcome yet, as (row, telephone): in flight now,
     /// or cut off by a kill (then `unknown`, whatever the results file says).
     pub(crate) in_flight: Vec<(u64, String)>,
+    /// The telephone of every message the journal last recorded `sent` or `unknown`
+    /// (one entry a message): what went out in the campaign, whatever rows the list
+    /// has now.
+    pub(crate) went_out: Vec<String>,
 }
 
 /// Reads the journal beside `results`, if there is one. Damaged lines are skipped: a
@@ -975,6 +979,7 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     let bytes = std::fs::read(&path).ok()?;
     let mut last_run = None;
     let mut in_flight: HashMap<String, (u64, String)> = HashMap::new();
+    let mut last: HashMap<String, (Status, String)> = HashMap::new();
     let mut ahead = AheadIntents::default();
     for line in bytes.split(|&b| b == b'\n') {
         let event = parse_line(line);
@@ -991,8 +996,9 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
             }) => {
                 in_flight.insert(key, (row, telephone.unwrap_or_default()));
             }
-            Ok(Event::Done { key, .. }) => {
+            Ok(Event::Done { key, outcome }) => {
                 in_flight.remove(&key);
+                last.insert(key, (outcome.status, outcome.telephone));
             }
             _ => {}
         }
@@ -1000,6 +1006,11 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     for key in ahead.never_left(boot_id().as_deref()) {
         in_flight.remove(&key);
     }
+    let went_out = last
+        .into_values()
+        .filter(|(status, _)| matches!(status, Status::Sent | Status::Unknown))
+        .map(|(_, telephone)| telephone)
+        .collect();
     let mut in_flight: Vec<(u64, String)> = in_flight.into_values().collect();
     in_flight.sort();
     // A shared lock is refused while a run holds the exclusive one; it is released at
@@ -1016,6 +1027,7 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
         last_run,
         in_progress,
         in_flight,
+        went_out,
     })
 }
 

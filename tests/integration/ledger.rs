@@ -101,6 +101,23 @@ fn a_resaved_list_resumed_sends_the_new_contact_and_nobody_twice() {
         "{held:?}"
     );
 
+    // `report` counts what went out, also to the two numbers no longer in the list
+    // (row 3 deleted, row 10's old phone): from the journal.
+    let mut r = cmd();
+    r.arg("report").arg(&results).args(["--format", "json"]);
+    let out = run(r);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(json["counts"]["sent"], 39, "{}", out.stdout);
+    assert_eq!(json["went_out_to_rows_gone"], 2, "{}", out.stdout);
+    let mut r = cmd();
+    r.arg("report").arg(&results);
+    let out = run(r);
+    assert!(
+        out.stdout.contains("2 more messages went out"),
+        "{}",
+        out.stdout
+    );
+
     // And --resend-changed sends the new text on purpose.
     let third = FakeWolkvox::start(Behavior::ok());
     let mut c = send_cmd(&input, &third, TOKEN);
