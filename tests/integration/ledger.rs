@@ -626,3 +626,71 @@ fn the_same_list_twice_at_once_goes_out_once() {
     assert_eq!(delivered.len(), 60);
     assert_eq!(fake.delivered().len(), 60, "each once");
 }
+
+/// `reconcile` tells the ledger what it settled: an `unknown` row Wolkvox's report lists
+/// becomes `sent`; one it does not list (`not_sent`) leaves the ledger, so it is not held.
+#[test]
+fn reconcile_settles_the_ledger_too() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(3);
+    let input = write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "Hola, su pedido está listo"), "1"),
+    );
+    let (delivered, lost) = (tels[0].clone(), tels[1].clone());
+    let fake = FakeWolkvox::start(Behavior::ok().hook(move |req| {
+        let t = req.telephone.as_deref()?;
+        if t == delivered {
+            Some(Reply::DeliverThenHang(Duration::from_secs(3)))
+        } else if t == lost {
+            Some(Reply::DropConnection)
+        } else {
+            None
+        }
+    }));
+    let config = write_config(
+        dir.path(),
+        "[api]\nconnector_id = \"1\"\ntimeout = \"1s\"\n[campaign]\ntimezone = \"UTC\"\n[retry]\nmax_attempts = 1\n",
+    );
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--config").arg(&config);
+    run(c).expect_code(1);
+    let outcomes = |dir: &Path| {
+        let mut h = cmd();
+        h.current_dir(dir).args(["history", "--format", "json"]);
+        let json: serde_json::Value = serde_json::from_str(&run(h).stdout).expect("json");
+        let mut out: Vec<(String, String)> = json
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|e| {
+                (
+                    e["telephone"].as_str().unwrap_or_default().to_owned(),
+                    e["outcome"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let before = outcomes(dir.path());
+    assert_eq!(
+        before,
+        [
+            (tels[0].clone(), "unknown".to_owned()),
+            (tels[1].clone(), "unknown".to_owned()),
+            (tels[2].clone(), "sent".to_owned()),
+        ]
+    );
+    let mut r = reconcile_cmd(&default_results_path(&input), &config, &fake, TOKEN);
+    r.args(["--settle-after", "0s"]);
+    run(r).expect_code(0);
+    assert_eq!(
+        outcomes(dir.path()),
+        [
+            (tels[0].clone(), "sent".to_owned()),
+            (tels[2].clone(), "sent".to_owned()),
+        ]
+    );
+}
