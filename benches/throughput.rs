@@ -27,6 +27,8 @@
 //! - `BENCH_BASELINE=/path/to/wolkvox-dispatch`: also run another build (say, main's)
 //!   the same way, case by case, so the two are compared in one run (not in the cases
 //!   whose ideal time is over a minute, which also run once whatever `BENCH_RUNS` says).
+//! - `BENCH_LEDGER=0`: run the tool with `--no-ledger` (by default each run has a fresh
+//!   send ledger of its own in the bench's folder, never the user's).
 //! - `BENCH_DEBUG=1`: show the tool's log, and the fake's time between an answer and the
 //!   next request on each connection (the client's turnaround, plus the fake's own).
 //!
@@ -161,6 +163,11 @@ fn measured(program: &str, usage_file: PathBuf) -> Result<Spawn, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut command = Command::new(me);
     command.arg(MEASURE).arg(&usage_file).arg(program);
+    // The tool's send ledger, if a case does not give its own, is the bench's, never
+    // the user's.
+    if let Some(dir) = usage_file.parent() {
+        command.env("XDG_STATE_HOME", dir);
+    }
     Ok(Spawn {
         command,
         usage_file,
@@ -407,6 +414,19 @@ fn run_case(tool: Tool, case: &Case, dir: &Path, list: &Path) -> Result<Measured
                 })
                 .env("WOLKVOX_TOKEN", tokens.join(","))
                 .env_remove("RUST_LOG");
+            if tool == Tool::Dispatch {
+                // A fresh send ledger for every run (the list is sent again and again),
+                // never the user's own; `BENCH_LEDGER=0` measures without it.
+                let ledger = dir.join("bench-ledger.sqlite3");
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = fs::remove_file(format!("{}{suffix}", ledger.display()));
+                }
+                if env_on("BENCH_LEDGER") {
+                    m.command.arg("--ledger").arg(&ledger);
+                } else {
+                    m.command.arg("--no-ledger");
+                }
+            }
             vec![m]
         }
         Tool::Curl => {

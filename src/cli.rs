@@ -157,6 +157,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Settle `unknown` rows with Wolkvox's own report of sent messages (cdr_3): those it lists become `sent`, those absent from it `not_sent` (a plain --resume sends them once).
     Reconcile(ReconcileArgs),
+    /// What the send ledger knows: messages to a phone, or since a time; import results files; forget a phone.
+    History(HistoryArgs),
     /// Write a first, commented config file (wolkvox.toml) in your language, asking for the server, the WhatsApp connector and the country.
     Init(InitArgs),
 }
@@ -331,6 +333,22 @@ pub struct SendArgs {
     /// Stop the run when N rows in a row are refused with the same answer (a wrong connector, template or closed windows); 0 never stops [config: campaign.max_failures, default 20].
     #[arg(long, value_name = "N")]
     pub max_failures: Option<u32>,
+
+    /// The send ledger (SQLite) [config: ledger.path, default: the user's state folder].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_ledger")]
+    pub ledger: Option<PathBuf>,
+
+    /// Do not check or record the send ledger.
+    #[arg(long)]
+    pub no_ledger: bool,
+
+    /// Send rows the ledger holds because the same message already went out.
+    #[arg(long)]
+    pub allow_repeat: bool,
+
+    /// With --resume: send rows whose text changed since this campaign sent their number a message.
+    #[arg(long, requires = "resume")]
+    pub resend_changed: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -349,6 +367,46 @@ pub struct ValidateArgs {
     /// Show the first N valid rows exactly as they would be sent (0: none).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub preview: usize,
+
+    /// The send ledger (SQLite) [config: ledger.path, default: the user's state folder].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_ledger")]
+    pub ledger: Option<PathBuf>,
+
+    /// Do not check the send ledger.
+    #[arg(long)]
+    pub no_ledger: bool,
+}
+
+/// `history`: what the send ledger knows.
+#[derive(Debug, Args, Clone, Default)]
+pub struct HistoryArgs {
+    /// PHONE; or `import` RESULTS...; or `forget` PHONE.
+    #[arg(value_name = "PHONE")]
+    pub words: Vec<String>,
+
+    /// Only messages of the last DURATION (e.g. 7d).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+    pub format: HistoryFormat,
+
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The send ledger (SQLite).
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    #[default]
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -499,7 +557,10 @@ mod tests {
             let input = match cli.command {
                 Command::Send(a) => a.input,
                 Command::Validate(a) => a.input,
-                Command::Report(_) | Command::Reconcile(_) | Command::Init(_) => {
+                Command::Report(_)
+                | Command::Reconcile(_)
+                | Command::Init(_)
+                | Command::History(_) => {
                     unreachable!("parsed send or validate")
                 }
             };

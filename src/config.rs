@@ -50,6 +50,8 @@ pub enum ConfigError {
     },
     #[error("{}", tr!("config-no-endpoint"))]
     NoEndpoint,
+    #[error("{}", tr!("ledger-no-place"))]
+    NoLedgerPlace,
 }
 
 // ---------------------------------------------------------------------------
@@ -81,6 +83,8 @@ pub(crate) struct FileConfig {
     #[serde(default)]
     pub(crate) report: ReportSection,
     #[serde(default)]
+    pub(crate) ledger: LedgerSection,
+    #[serde(default)]
     #[allow(
         dead_code,
         reason = "read early by `i18n::config_lang`; here so the file is checked"
@@ -106,6 +110,20 @@ pub(crate) struct UiSection {
 pub(crate) struct ReportSection {
     /// Without a terminal: how often a progress line is logged ("60s"; "0s": never).
     pub(crate) progress_interval: Option<String>,
+}
+
+/// `[ledger]`: the send ledger (see `crate::ledger`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LedgerSection {
+    /// Where the ledger is (relative to the config file's folder).
+    pub(crate) path: Option<PathBuf>,
+    /// The same message within this long is held ("7d").
+    pub(crate) repeat_window: Option<String>,
+    /// "2/24h": at most 2 messages to one number a day. Default: no cap.
+    pub(crate) max_per_phone: Option<String>,
+    /// Entries older than this are pruned ("90d"). Default: kept.
+    pub(crate) keep: Option<String>,
 }
 
 /// `[results]`: what is written beside the results CSV.
@@ -328,6 +346,12 @@ pub(crate) struct SendSettings {
     pub(crate) timezone: jiff::tz::TimeZone,
     /// Without a terminal: how often a progress line is logged (zero: never).
     pub(crate) progress_interval: Duration,
+    /// The send ledger; `None` with `--no-ledger`.
+    pub(crate) ledger: Option<crate::ledger::Settings>,
+    /// Send rows the ledger holds (`--allow-repeat`).
+    pub(crate) allow_repeat: bool,
+    /// With `--resume`: send rows whose text changed (`--resend-changed`).
+    pub(crate) resend_changed: bool,
 }
 
 /// Everything `validate` needs.
@@ -340,6 +364,8 @@ pub struct ValidateSettings {
     pub(crate) check: PreflightCheck,
     /// `campaign.timezone`, else the machine's: the estimate's clock time.
     pub(crate) timezone: jiff::tz::TimeZone,
+    /// The send ledger, to show rows that would be held; `None` with `--no-ledger`.
+    pub(crate) ledger: Option<crate::ledger::Settings>,
 }
 
 /// What the HSM template check needs: where the API is, and whether to run it.
@@ -698,6 +724,28 @@ fn campaign_timezone(
     }
 }
 
+/// Everything `history` needs.
+#[derive(Debug, Clone)]
+pub(crate) struct HistorySettings {
+    pub(crate) ledger: crate::ledger::Settings,
+    pub(crate) timezone: jiff::tz::TimeZone,
+    pub(crate) default_country: Option<crate::validate::phone::Country>,
+}
+
+pub(crate) fn history_settings(
+    args: &crate::cli::HistoryArgs,
+) -> Result<HistorySettings, ConfigError> {
+    let path = args.config.as_deref();
+    let file = load_file(path)?;
+    let ledger = ledger_settings(args.ledger.as_deref(), false, &file.ledger, path)?
+        .ok_or(ConfigError::NoLedgerPlace)?;
+    Ok(HistorySettings {
+        ledger,
+        timezone: campaign_timezone(&file.campaign, path)?,
+        default_country: default_country(file.phone.default_country.clone(), path)?,
+    })
+}
+
 /// Everything `reconcile` needs.
 #[derive(Debug, Clone)]
 pub(crate) struct ReconcileSettings {
@@ -710,6 +758,8 @@ pub(crate) struct ReconcileSettings {
     pub(crate) timezone: jiff::tz::TimeZone,
     pub(crate) settle_after: jiff::SignedDuration,
     pub(crate) dry_run: bool,
+    /// The send ledger, told what is settled (`[ledger] path`, else the default).
+    pub(crate) ledger: Option<crate::ledger::Settings>,
 }
 
 pub(crate) fn reconcile_settings(
@@ -738,6 +788,11 @@ pub(crate) fn reconcile_settings(
         timezone,
         settle_after,
         dry_run: args.dry_run,
+        ledger: match ledger_settings(None, false, &file.ledger, path) {
+            // No place for a ledger: there is none to tell.
+            Err(ConfigError::NoLedgerPlace) => None,
+            other => other?,
+        },
     })
 }
 
@@ -809,6 +864,12 @@ pub fn validate_settings(command: &ValidateArgs) -> Result<ValidateSettings, Con
         rate,
         check,
         timezone: campaign_timezone(&file.campaign, path)?,
+        ledger: ledger_settings(
+            command.ledger.as_deref(),
+            command.no_ledger,
+            &file.ledger,
+            path,
+        )?,
     })
 }
 
@@ -969,7 +1030,56 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
             file.report.progress_interval.as_deref(),
             crate::progress::DEFAULT_INTERVAL,
         )?,
+        ledger: ledger_settings(args.ledger.as_deref(), args.no_ledger, &file.ledger, path)?,
+        allow_repeat: args.allow_repeat,
+        resend_changed: args.resend_changed,
     })
+}
+
+/// The ledger's settings: `--no-ledger` turns it off; `--ledger`, then `[ledger] path`
+/// (relative to the config file's folder), then the user's state folder.
+pub(crate) fn ledger_settings(
+    flag: Option<&Path>,
+    off: bool,
+    section: &LedgerSection,
+    path: Option<&Path>,
+) -> Result<Option<crate::ledger::Settings>, ConfigError> {
+    let repeat_window = duration(
+        path,
+        "ledger.repeat_window",
+        section.repeat_window.as_deref(),
+        crate::ledger::DEFAULT_REPEAT_WINDOW,
+    )?;
+    let cap = section
+        .max_per_phone
+        .as_deref()
+        .map(crate::ledger::Cap::parse)
+        .transpose()
+        .map_err(|reason| key_error(path, "ledger.max_per_phone", reason))?;
+    let keep = match &section.keep {
+        Some(text) => Some(duration(path, "ledger.keep", Some(text), Duration::ZERO)?),
+        None => None,
+    };
+    if off {
+        return Ok(None);
+    }
+    let from_file = section.path.as_ref().map(|p| {
+        match path.and_then(Path::parent).filter(|_| p.is_relative()) {
+            Some(dir) => dir.join(p),
+            None => p.clone(),
+        }
+    });
+    let ledger = flag
+        .map(Path::to_owned)
+        .or(from_file)
+        .or_else(crate::ledger::default_path)
+        .ok_or(ConfigError::NoLedgerPlace)?;
+    Ok(Some(crate::ledger::Settings {
+        path: ledger,
+        repeat_window,
+        cap,
+        keep,
+    }))
 }
 
 /// `api.timeout`: at least 1 s.
@@ -1511,5 +1621,55 @@ mod tests {
         // vars is a TOML array, not the flag's comma-separated string.
         let err = dry_run_with("[hsm]\nvars = \"nombre,fecha\"\n").unwrap_err();
         assert!(err.to_string().contains("vars"), "{err}");
+    }
+
+    #[test]
+    fn ledger_settings_flag_key_default_and_off() {
+        let dry = |extra: &[&str]| {
+            let mut args = vec!["--dry-run"];
+            args.extend_from_slice(extra);
+            send_settings(&send_args(&args))
+        };
+        let f = config_file(
+            "[ledger]\npath = \"state/l.sqlite3\"\nrepeat_window = \"2d\"\nmax_per_phone = \"3/12h\"\nkeep = \"90d\"\n",
+        );
+        let config = f.path().to_str().unwrap().to_owned();
+        let s = dry(&["--config", &config]).unwrap();
+        let l = s.ledger.expect("on by default");
+        // Relative to the config file's folder.
+        assert_eq!(
+            l.path,
+            f.path().parent().unwrap().join("state/l.sqlite3"),
+            "{l:?}"
+        );
+        assert_eq!(l.repeat_window, Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            l.cap,
+            Some(crate::ledger::Cap {
+                count: 3,
+                per: Duration::from_secs(12 * 3600)
+            })
+        );
+        assert_eq!(l.keep, Some(Duration::from_secs(90 * 86_400)));
+        let s = dry(&["--config", &config, "--ledger", "/x/y.sqlite3"]).unwrap();
+        assert_eq!(s.ledger.unwrap().path, PathBuf::from("/x/y.sqlite3"));
+        assert!(
+            dry(&["--config", &config, "--no-ledger"])
+                .unwrap()
+                .ledger
+                .is_none()
+        );
+        let s = dry(&[]).unwrap();
+        let l = s.ledger.expect("default place");
+        assert!(l.path.ends_with("wolkvox-dispatch/ledger.sqlite3"), "{l:?}");
+        assert_eq!(l.repeat_window, crate::ledger::DEFAULT_REPEAT_WINDOW);
+        assert_eq!((l.cap, l.keep), (None, None));
+        // Mistakes name the key, even with --no-ledger.
+        let bad = config_file("[ledger]\nmax_per_phone = \"twice\"\n");
+        let err = dry(&["--config", bad.path().to_str().unwrap(), "--no-ledger"]).unwrap_err();
+        assert!(err.to_string().contains("ledger.max_per_phone"), "{err}");
+        let bad = config_file("[ledger]\nrepeat_window = \"a week\"\n");
+        let err = dry(&["--config", bad.path().to_str().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("ledger.repeat_window"), "{err}");
     }
 }

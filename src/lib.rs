@@ -15,6 +15,8 @@ One folder (or file) per stage, data flowing one way:
   and reads earlier runs back;
 - `report` shows the summary, the logs and the progress, analyses a results file
   afterwards and writes the Excel workbook;
+- `ledger` remembers every message that may have gone out, across runs and
+  results files (claimed before a run's first request, settled from its journal);
 - `reconcile` turns Wolkvox's own report of sent messages into evidence that
   settles `unknown` rows.
 
@@ -32,6 +34,7 @@ pub mod config;
 pub mod i18n;
 pub mod input;
 mod journal;
+mod ledger;
 mod plan;
 mod progress;
 mod reconcile;
@@ -101,6 +104,10 @@ pub enum Error {
     Init(#[from] commands::init::InitError),
     #[error(transparent)]
     Output(#[from] commands::outputs::OutputError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error(transparent)]
+    History(#[from] commands::history::HistoryError),
     #[error("{}", tr!("error-runtime", error = .0))]
     Runtime(std::io::Error),
     #[error("{}", tr!(
@@ -152,6 +159,7 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Validate(args) => args.input.config.as_deref(),
         Command::Send(args) => args.input.config.as_deref(),
         Command::Reconcile(args) => args.config.as_deref(),
+        Command::History(args) => args.config.as_deref(),
         Command::Report(_) | Command::Init(_) => None,
     };
     // With `--log-format json` every line is JSON for a program to read: its texts
@@ -167,6 +175,7 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Send(args) => commands::send::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Reconcile(args) => commands::reconcile::run(args),
+        Command::History(args) => commands::history::run(args),
         Command::Init(args) => commands::init::run(args),
     }
 }

@@ -15,9 +15,29 @@ A row sent again keeps its earlier outcome in reserve (`Decision::earlier`): if
 the run ends without attempting it, that outcome stays (statuses only move
 forward). An opted-out number is never sent, but what an earlier run may have
 delivered stays its outcome.
+
+Then the send ledger's rules (`Planner`), for a row the table would send:
+1. **A changed text in the same campaign** (`--resume`): a number this campaign
+   already sent (or may have sent) a message that no row of the list has any more
+   is not sent a new text: the row keeps that earlier outcome, its `msg` saying it
+   is held, unless `--resend-changed` (then the earlier outcome is kept in reserve).
+2. **The same message again**: the same message (content key) that may have gone
+   out in another campaign within `repeat_window` is `held`, unless `--allow-repeat`.
+   This campaign's own attempts are the journal's business (rows retried by
+   `--retry-unknown` / `--retry-failed` are not held by their own earlier attempt).
+3. **A list already sent**: most valid rows held by rule 2 refuses the whole run
+   (`Planner::already_sent`).
+4. **A frequency cap** (`max_per_phone`): beyond it, `held`, unless `--allow-repeat`.
+
+And the record never forgets what went out: a row of a number this campaign sent a
+message that no row has any more (its text changed, it is now invalid, duplicate or
+held) keeps that `sent` / `unknown` outcome; what this run decided goes in `msg`.
 */
 
+use std::collections::{HashMap, HashSet};
+
 use crate::journal::{Outcome, Prior, Status};
+use crate::ledger::{self, Cap, Entry, Seen};
 use crate::validate::{Job, Problem, Verdict};
 
 /// The `--resume` flags (and `--dry-run`) that change the decisions.
@@ -26,6 +46,344 @@ pub(crate) struct Flags {
     pub(crate) dry_run: bool,
     pub(crate) retry_failed: bool,
     pub(crate) retry_unknown: bool,
+    pub(crate) resend_changed: bool,
+    pub(crate) allow_repeat: bool,
+}
+
+/// What the ledger knows, for rules 2 and 4 (empty with `--no-ledger`).
+#[derive(Debug)]
+pub(crate) struct LedgerView<'a> {
+    pub(crate) seen: &'a Seen,
+    pub(crate) cap: Option<Cap>,
+    /// Unix seconds now, for the cap's period.
+    pub(crate) now: i64,
+    /// Times in `msg`.
+    pub(crate) tz: &'a jiff::tz::TimeZone,
+}
+
+/// Why a row is held, for the results and for `validate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Rule 2: the same message, already out.
+    Repeat(Entry),
+    /// Rule 4: the number reached the cap; the last message to it.
+    Cap { count: u32, cap: Cap, last: Entry },
+}
+
+impl Hold {
+    /// The `msg` (English, like the whole results file).
+    pub(crate) fn english(&self, tz: &jiff::tz::TimeZone) -> String {
+        crate::i18n::with_lang(crate::i18n::Lang::En, || self.text(tz))
+    }
+
+    /// The reason in the current language.
+    pub(crate) fn text(&self, tz: &jiff::tz::TimeZone) -> String {
+        match self {
+            Hold::Repeat(e) => crate::tr!(
+                "msg-held-repeat",
+                when = ledger::local_time(e.at, tz),
+                status = e.mark.as_str(),
+                results = e.campaign.as_str(),
+                row = e.row
+            ),
+            Hold::Cap { count, cap, last } => crate::tr!(
+                "msg-held-cap",
+                count = *count,
+                per = humantime::format_duration(cap.per).to_string(),
+                when = ledger::local_time(last.at, tz),
+                results = last.campaign.as_str()
+            ),
+        }
+    }
+}
+
+/// The decisions of one run, with what they need beyond a row's own key: this
+/// campaign's messages whose rows changed (rule 1 and the record that never forgets),
+/// the ledger (rules 2 to 4), and the messages planned so far (the cap).
+pub(crate) struct Planner<'a> {
+    prior: &'a Prior,
+    ledger: Option<LedgerView<'a>>,
+    flags: Flags,
+    /// This campaign's `sent` / `unknown` outcomes whose message no row of the list
+    /// has now, by telephone (in row order), and the rows they were on.
+    orphans: HashMap<String, Vec<Outcome>>,
+    orphan_rows: HashMap<u64, String>,
+    /// Messages this plan sends, per telephone (the cap).
+    planned: HashMap<String, u32>,
+    /// Valid rows, and those held by rule 2 (with the latest entry that held one).
+    valid: u64,
+    repeats: u64,
+    latest_repeat: Option<Entry>,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner for `verdicts` (read once here, for the keys the list has now).
+    pub(crate) fn new(
+        verdicts: &[Verdict],
+        prior: &'a Prior,
+        ledger: Option<LedgerView<'a>>,
+        flags: Flags,
+    ) -> Self {
+        let mut present: HashSet<&str> = HashSet::new();
+        for v in verdicts {
+            match v {
+                Verdict::Valid(job) => {
+                    present.insert(&job.key);
+                    present.extend(job.legacy_key.as_deref());
+                }
+                Verdict::Suppressed { key, .. } => {
+                    present.insert(key);
+                }
+                _ => {}
+            }
+        }
+        let mut orphans: HashMap<String, Vec<Outcome>> = HashMap::new();
+        for (key, o) in &prior.done {
+            if matches!(o.status, Status::Sent | Status::Unknown) && !present.contains(key.as_str())
+            {
+                orphans
+                    .entry(o.telephone.clone())
+                    .or_default()
+                    .push(o.clone());
+            }
+        }
+        for (key, &row) in &prior.interrupted {
+            if present.contains(key.as_str()) {
+                continue;
+            }
+            if let Some(telephone) = prior.intent_telephone(key) {
+                let o = Outcome::local(
+                    row,
+                    telephone,
+                    Status::Unknown,
+                    crate::tr_en!("msg-interrupted-earlier", row = row),
+                );
+                orphans.entry(telephone.to_owned()).or_default().push(o);
+            }
+        }
+        let mut orphan_rows = HashMap::new();
+        for (telephone, list) in &mut orphans {
+            list.sort_by_key(|o| o.row);
+            for o in list.iter() {
+                orphan_rows.insert(o.row, telephone.clone());
+            }
+        }
+        Planner {
+            prior,
+            ledger,
+            flags,
+            orphans,
+            orphan_rows,
+            planned: HashMap::new(),
+            valid: 0,
+            repeats: 0,
+            latest_repeat: None,
+        }
+    }
+
+    /// Rule 3: most valid rows held by rule 2. Returns (held, valid, latest entry).
+    pub(crate) fn already_sent(&self) -> Option<(u64, u64, &Entry)> {
+        let latest = self.latest_repeat.as_ref()?;
+        (self.repeats * 2 > self.valid).then_some((self.repeats, self.valid, latest))
+    }
+
+    /// Counts a valid row decided outside `decide` (`validate` asks only `hold`).
+    pub(crate) fn count_valid(&mut self) {
+        self.valid += 1;
+    }
+
+    /// Rows held by rules 2 and 4 so far.
+    pub(crate) fn repeats(&self) -> u64 {
+        self.repeats
+    }
+
+    /// Rules 2 and 4 for a row that would be sent; counts it for the cap if not held.
+    pub(crate) fn hold(&mut self, job: &Job) -> Option<Hold> {
+        let view = self.ledger.as_ref()?;
+        if self.flags.allow_repeat {
+            return None;
+        }
+        if let Some(e) = view.seen.by_key.get(ledger::base_key(&job.key)) {
+            self.repeats += 1;
+            if self.latest_repeat.as_ref().is_none_or(|l| l.at < e.at) {
+                self.latest_repeat = Some(e.clone());
+            }
+            return Some(Hold::Repeat(e.clone()));
+        }
+        if let Some(cap) = view.cap {
+            let since = view.now - i64::try_from(cap.per.as_secs()).unwrap_or(i64::MAX / 2);
+            let earlier: Vec<&Entry> = view
+                .seen
+                .by_phone
+                .get(&job.telephone)
+                .map(|v| v.iter().filter(|e| e.at >= since).collect())
+                .unwrap_or_default();
+            let planned = self.planned.get(&job.telephone).copied().unwrap_or(0);
+            let count = u32::try_from(earlier.len()).unwrap_or(u32::MAX) + planned;
+            if count >= cap.count {
+                let last = earlier.iter().max_by_key(|e| e.at).map(|e| (*e).clone());
+                let last = last.unwrap_or_else(|| planned_entry(job, view.now));
+                return Some(Hold::Cap { count, cap, last });
+            }
+        }
+        *self.planned.entry(job.telephone.clone()).or_default() += 1;
+        None
+    }
+
+    /// The earliest outcome of this campaign that no row has now, for `telephone`
+    /// (or, when the row is invalid and its telephone is not normalized, at `row`).
+    fn take_orphan(&mut self, telephone: &str, row: Option<u64>) -> Option<Outcome> {
+        let telephone = match self.orphans.get(telephone) {
+            Some(list) if !list.is_empty() => telephone.to_owned(),
+            _ => row.and_then(|r| self.orphan_rows.get(&r)).cloned()?,
+        };
+        let list = self.orphans.get_mut(&telephone)?;
+        if list.is_empty() {
+            return None;
+        }
+        let o = list.remove(0);
+        self.orphan_rows.remove(&o.row);
+        Some(o)
+    }
+
+    /// Decides what this run does with one verdict.
+    pub(crate) fn decide(&mut self, verdict: Verdict) -> Decision {
+        if matches!(verdict, Verdict::Valid(_)) {
+            self.valid += 1;
+        }
+        let invalid_row = match &verdict {
+            Verdict::Invalid { row, .. } => Some(*row),
+            _ => None,
+        };
+        let mut decision = match verdict {
+            Verdict::Valid(job) => self.decide_send(job),
+            other => decide(other, self.prior, self.flags),
+        };
+        // The record never forgets: a row recorded without a request (invalid,
+        // duplicate, held) of a number this campaign sent a message no row has now.
+        if let Some((o, _)) = &decision.record
+            && matches!(
+                o.status,
+                Status::Invalid | Status::Duplicate | Status::Held | Status::NotSent
+            )
+            && let Some(earlier) = self.take_orphan(&o.telephone.clone(), invalid_row)
+        {
+            let (row, now) = (o.row, o.msg.clone());
+            decision.carried = Some(earlier.status);
+            decision.record = Some((kept(earlier, row, &now), None));
+        }
+        decision
+    }
+
+    /// A valid row: the resume table, then rule 1, then the ledger's rules.
+    fn decide_send(&mut self, job: Job) -> Decision {
+        if self.flags.dry_run {
+            let decision = Decision {
+                record: Some((
+                    Outcome::local(
+                        job.row,
+                        &job.telephone,
+                        Status::DryRun,
+                        job.message.as_sent(),
+                    ),
+                    None,
+                )),
+                job: Some(job),
+                ..Decision::default()
+            };
+            return self.ledger_rules(decision);
+        }
+        let mut decision = decide_valid(job, self.prior, self.flags);
+        let Some(job) = &decision.job else {
+            return decision;
+        };
+        // Rule 1: this number got a message of this campaign that no row has now.
+        let (telephone, row) = (job.telephone.clone(), job.row);
+        if let Some(earlier) = self.take_orphan(&telephone, None) {
+            if self.flags.resend_changed {
+                decision.earlier = decision.earlier.or(Some(earlier));
+            } else {
+                let now = crate::tr_en!(
+                    "msg-held-changed",
+                    row = earlier.row,
+                    when = earlier.finished_at.as_str(),
+                    excerpt = self.sent_text(&earlier)
+                );
+                return Decision {
+                    carried: Some(earlier.status),
+                    record: Some((kept(earlier, row, &now), None)),
+                    ..Decision::default()
+                };
+            }
+        }
+        self.ledger_rules(decision)
+    }
+
+    /// What the ledger says of the text sent earlier to this number in this campaign.
+    fn sent_text(&self, earlier: &Outcome) -> String {
+        self.ledger
+            .as_ref()
+            .and_then(|view| {
+                view.seen
+                    .own
+                    .values()
+                    .find(|e| e.telephone == earlier.telephone && e.row == earlier.row)
+            })
+            .map(|e| format!("{:?}", e.excerpt))
+            .unwrap_or_else(|| "?".to_owned())
+    }
+
+    /// Rules 2 and 4 on a decision that sends (or previews) a row.
+    fn ledger_rules(&mut self, decision: Decision) -> Decision {
+        let Some(job) = &decision.job else {
+            return decision;
+        };
+        let Some(hold) = self.hold(job) else {
+            return decision;
+        };
+        let tz = self
+            .ledger
+            .as_ref()
+            .map(|v| v.tz.clone())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let o = Outcome::local(job.row, &job.telephone, Status::Held, hold.english(&tz));
+        match decision.earlier {
+            // A retry held: what it had stays (statuses only move forward).
+            Some(earlier) => Decision {
+                carried: Some(earlier.status),
+                record: Some((kept(earlier, o.row, &o.msg), None)),
+                ..Decision::default()
+            },
+            None => Decision {
+                record: Some((o, None)),
+                ..Decision::default()
+            },
+        }
+    }
+}
+
+/// An entry for a message this plan sends (the cap's "last message").
+fn planned_entry(job: &Job, now: i64) -> Entry {
+    Entry {
+        key: ledger::base_key(&job.key).to_owned(),
+        telephone: job.telephone.clone(),
+        kind: String::new(),
+        excerpt: String::new(),
+        connector: job.connector_id.clone(),
+        at: now,
+        mark: ledger::Mark::Pending,
+        campaign: String::new(),
+        list: String::new(),
+        row: job.row,
+    }
+}
+
+/// `earlier`, kept as row `row`'s outcome, with what this run decided in its `msg`.
+fn kept(earlier: Outcome, row: u64, now: &str) -> Outcome {
+    let mut o = earlier;
+    o.row = row;
+    o.msg = crate::tr_en!("msg-kept", earlier = o.msg.as_str(), now = now);
+    o
 }
 
 /// What to do with one row.
@@ -247,6 +605,8 @@ mod tests {
         dry_run: false,
         retry_failed: false,
         retry_unknown: false,
+        resend_changed: false,
+        allow_repeat: false,
     };
     const RETRY_FAILED: Flags = Flags {
         retry_failed: true,
@@ -386,5 +746,222 @@ mod tests {
         );
         assert_eq!(d.record.unwrap().0.status, Status::DryRun);
         assert!(d.job.is_some());
+    }
+
+    // ---- The ledger's rules (`Planner`) ----
+
+    fn job_to(row: u64, key: &str, telephone: &str) -> Job {
+        Job {
+            telephone: telephone.into(),
+            ..job(row, key)
+        }
+    }
+
+    fn entry(key: &str, telephone: &str, at: i64) -> Entry {
+        Entry {
+            key: key.into(),
+            telephone: telephone.into(),
+            kind: "free".into(),
+            excerpt: "hola".into(),
+            connector: "1".into(),
+            at,
+            mark: ledger::Mark::Sent,
+            campaign: "/other.results.csv".into(),
+            list: "/other.csv".into(),
+            row: 7,
+        }
+    }
+
+    static UTC: jiff::tz::TimeZone = jiff::tz::TimeZone::UTC;
+
+    fn view(seen: &Seen, cap: Option<Cap>) -> Option<LedgerView<'_>> {
+        Some(LedgerView {
+            seen,
+            cap,
+            now: 1_000_000,
+            tz: &UTC,
+        })
+    }
+
+    /// Decides every verdict with one planner.
+    fn plan_all(
+        verdicts: Vec<Verdict>,
+        prior: &Prior,
+        seen: &Seen,
+        cap: Option<Cap>,
+        flags: Flags,
+    ) -> (Vec<Decision>, Option<(u64, u64)>) {
+        let mut planner = Planner::new(&verdicts, prior, view(seen, cap), flags);
+        let decisions = verdicts.into_iter().map(|v| planner.decide(v)).collect();
+        let refused = planner.already_sent().map(|(h, v, _)| (h, v));
+        (decisions, refused)
+    }
+
+    fn status_of(d: &Decision) -> Option<Status> {
+        d.record.as_ref().map(|(o, _)| o.status)
+    }
+
+    #[test]
+    fn rule_1_a_changed_text_keeps_what_was_sent_unless_resend_changed() {
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "old".into(),
+            Outcome::local(1, "573001234561", Status::Sent, "Message has been sent"),
+        );
+        let seen = Seen::default();
+        let changed = || vec![Verdict::Valid(job_to(1, "new", "573001234561"))];
+        let (d, _) = plan_all(changed(), &prior, &seen, None, PLAIN);
+        assert!(d[0].job.is_none(), "not sent");
+        assert_eq!(status_of(&d[0]), Some(Status::Sent), "keeps sent");
+        assert_eq!(d[0].carried, Some(Status::Sent));
+        let msg = &d[0].record.as_ref().unwrap().0.msg;
+        assert!(
+            msg.contains("held") && msg.contains("--resend-changed"),
+            "{msg}"
+        );
+        let flags = Flags {
+            resend_changed: true,
+            ..PLAIN
+        };
+        let (d, _) = plan_all(changed(), &prior, &seen, None, flags);
+        assert!(d[0].job.is_some(), "sent on purpose");
+        assert_eq!(d[0].earlier.as_ref().map(|o| o.status), Some(Status::Sent));
+        // A second text for the same number, the first unchanged: a new message.
+        let both = vec![
+            Verdict::Valid(job_to(1, "old", "573001234561")),
+            Verdict::Valid(job_to(2, "second", "573001234561")),
+        ];
+        let (d, _) = plan_all(both, &prior, &seen, None, PLAIN);
+        assert_eq!(d[0].carried, Some(Status::Sent));
+        assert!(d[1].job.is_some(), "row 2 was never sent: it is");
+    }
+
+    #[test]
+    fn the_record_never_forgets_a_row_now_invalid_or_duplicate() {
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "k1".into(),
+            Outcome::local(1, "573001234561", Status::Sent, "sent"),
+        );
+        prior.done.insert(
+            "k2".into(),
+            Outcome::local(2, "573001234562", Status::Unknown, "timeout"),
+        );
+        let verdicts = vec![
+            // Its phone no longer normalizes: matched by its row.
+            Verdict::Invalid {
+                row: 1,
+                shown: 2,
+                telephone: "300 123 4561".into(),
+                problems: vec![Problem {
+                    column: "telephone".into(),
+                    reason: "no country".into(),
+                }],
+            },
+            // Now blank: invalid with a normalized phone.
+            Verdict::Invalid {
+                row: 2,
+                shown: 3,
+                telephone: "573001234562".into(),
+                problems: vec![Problem {
+                    column: "message".into(),
+                    reason: "is empty".into(),
+                }],
+            },
+        ];
+        let (d, _) = plan_all(verdicts, &prior, &Seen::default(), None, PLAIN);
+        assert_eq!(status_of(&d[0]), Some(Status::Sent));
+        assert_eq!(status_of(&d[1]), Some(Status::Unknown));
+        let msg = &d[1].record.as_ref().unwrap().0.msg;
+        assert!(msg.starts_with("timeout; now message: is empty"), "{msg}");
+    }
+
+    #[test]
+    fn rules_2_and_3_the_same_message_elsewhere_is_held_and_most_of_a_list_refused() {
+        let mut seen = Seen::default();
+        seen.by_key
+            .insert("k1".into(), entry("k1", "573001234561", 999_000));
+        let verdicts = || {
+            vec![
+                Verdict::Valid(job_to(1, "k1", "573001234561")),
+                Verdict::Valid(job_to(2, "k2", "573001234562")),
+                Verdict::Valid(job_to(3, "k3#2", "573001234563")),
+            ]
+        };
+        let (d, refused) = plan_all(verdicts(), &Prior::default(), &seen, None, PLAIN);
+        assert_eq!(status_of(&d[0]), Some(Status::Held));
+        let msg = &d[0].record.as_ref().unwrap().0.msg;
+        assert!(
+            msg.contains("/other.results.csv") && msg.contains("--allow-repeat"),
+            "{msg}"
+        );
+        assert!(d[1].job.is_some() && d[2].job.is_some());
+        assert_eq!(refused, None, "1 of 3 is not most");
+        // The ledger's key has no #n: a later copy is the same message.
+        seen.by_key
+            .insert("k3".into(), entry("k3", "573001234563", 999_000));
+        let (d, refused) = plan_all(verdicts(), &Prior::default(), &seen, None, PLAIN);
+        assert_eq!(status_of(&d[2]), Some(Status::Held));
+        assert_eq!(refused, Some((2, 3)));
+        // On purpose, and in a dry run (held shown in advance).
+        let allow = Flags {
+            allow_repeat: true,
+            ..PLAIN
+        };
+        let (d, refused) = plan_all(verdicts(), &Prior::default(), &seen, None, allow);
+        assert!(d.iter().all(|d| d.job.is_some()) && refused.is_none());
+        let dry = Flags {
+            dry_run: true,
+            ..PLAIN
+        };
+        let (d, _) = plan_all(verdicts(), &Prior::default(), &seen, None, dry);
+        assert_eq!(status_of(&d[0]), Some(Status::Held));
+        assert_eq!(status_of(&d[1]), Some(Status::DryRun));
+    }
+
+    #[test]
+    fn a_retried_row_held_by_the_ledger_keeps_its_earlier_outcome() {
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "k1".into(),
+            Outcome::local(1, "573001234561", Status::Failed, "refused"),
+        );
+        let mut seen = Seen::default();
+        seen.by_key
+            .insert("k1".into(), entry("k1", "573001234561", 999_000));
+        let (d, _) = plan_all(
+            vec![Verdict::Valid(job_to(1, "k1", "573001234561"))],
+            &prior,
+            &seen,
+            None,
+            RETRY_FAILED,
+        );
+        assert!(d[0].job.is_none());
+        assert_eq!(status_of(&d[0]), Some(Status::Failed));
+    }
+
+    #[test]
+    fn rule_4_the_cap_counts_the_ledger_and_this_plan() {
+        let cap = Cap {
+            count: 2,
+            per: std::time::Duration::from_secs(86_400),
+        };
+        let mut seen = Seen::default();
+        seen.by_phone.insert(
+            "573001234561".into(),
+            vec![entry("other", "573001234561", 990_000)],
+        );
+        let verdicts = vec![
+            Verdict::Valid(job_to(1, "a", "573001234561")),
+            Verdict::Valid(job_to(2, "b", "573001234561")),
+            Verdict::Valid(job_to(3, "c", "573001234562")),
+        ];
+        let (d, refused) = plan_all(verdicts, &Prior::default(), &seen, Some(cap), PLAIN);
+        assert!(d[0].job.is_some(), "1 earlier + this = 2");
+        assert_eq!(status_of(&d[1]), Some(Status::Held));
+        assert!(d[2].job.is_some());
+        let msg = &d[1].record.as_ref().unwrap().0.msg;
+        assert!(msg.contains("max_per_phone"), "{msg}");
+        assert_eq!(refused, None, "the cap is not rule 3");
     }
 }

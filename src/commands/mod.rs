@@ -5,9 +5,10 @@ journal/results → summary; `test_send` for `--test-to`) and `report` (results 
 journal → report). `list` is the reading both `validate` and `send` start with;
 `preflight` the HSM template check all three run; `outputs` refuses an output
 that would overwrite an input or a state file of the run. `init` writes a first config
-file.
+file; `history` shows, seeds and prunes the send ledger (`crate::ledger`).
 */
 
+pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod list;
 pub(crate) mod outputs;

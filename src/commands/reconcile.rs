@@ -414,8 +414,12 @@ fn apply(
     for outcome in existing {
         recorder.carry(outcome);
     }
+    let settled: Vec<(String, Status)> =
+        changes.iter().map(|(o, k)| (k.clone(), o.status)).collect();
     for (outcome, key) in changes {
         recorder.record(outcome, Some(&key))?;
     }
-    Ok(recorder.finish()?)
+    let counts = recorder.finish()?;
+    crate::ledger::reconciled(settings.ledger.as_ref(), &settings.results, &settled);
+    Ok(counts)
 }

@@ -19,6 +19,7 @@ use crate::commands::preflight;
 use crate::config::{self, SendSettings};
 use crate::i18n::{self, Localized};
 use crate::journal::{self, Outcome, Prior, Recorder, Status};
+use crate::ledger;
 use crate::plan;
 use crate::progress::Progress;
 use crate::report::{self, Summary, SummaryJson};
@@ -63,11 +64,43 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     if let Some(phone) = &args.test_to {
         return super::test_send::run(args, phone);
     }
-    let run = open_run(args, started_at)?;
-    if run.settings.dry_run {
-        return dry_run(run, started_at);
+    let mut run = open_run(args, started_at)?;
+    let ledger = run.ledger.take();
+    let results = run.settings.results.clone();
+    let result = if run.settings.dry_run {
+        dry_run(run, started_at)
+    } else {
+        send_rows(run, started_at)
+    };
+    if let Some(mut ledger) = ledger.filter(|l| l.claimed) {
+        // What the run's journal says became of every message it claimed. No journal:
+        // a new run refused before any request removed it, so none left. A journal that
+        // cannot be read settles nothing: the claims stay `pending` ("may have gone
+        // out"), the safe side, and the next --resume settles them.
+        let settled = match journal::Prior::of_results(&results) {
+            Ok(Some(prior)) => Ok(ledger::settled_from(&prior)),
+            Ok(None) => Ok(ledger::Settled::default()),
+            Err(e) => Err(e.to_string()),
+        };
+        let done = settled.and_then(|settled| {
+            ledger
+                .store
+                .settle(&ledger.campaign.results, &settled)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = done {
+            tracing::warn!("{e}");
+        }
     }
-    send_rows(run, started_at)
+    result
+}
+
+/// The ledger during one run.
+struct LedgerRun {
+    store: Box<dyn ledger::Store>,
+    campaign: ledger::Campaign,
+    /// This run claimed messages: they are settled when it ends.
+    claimed: bool,
 }
 
 /// Refuses an output of the run (the results, their journal and workbook, the summary
@@ -110,6 +143,8 @@ struct OpenRun {
     plan: Plan,
     /// The HTTP client, made on a thread while the list is read (see `open_run`).
     client: Option<std::thread::JoinHandle<Result<api::Client, api::ClientError>>>,
+    /// The send ledger (none with `--no-ledger`, or for a dry run before any ledger).
+    ledger: Option<LedgerRun>,
 }
 
 /// Everything before the first request: the whole list is judged before the results
@@ -155,6 +190,24 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     }
     journal::check_target(&settings.results, &settings.list.input)?;
     check_outputs(args, &settings)?;
+    // Before the results are opened: a ledger that cannot be used leaves no files.
+    let store = match &settings.ledger {
+        Some(l) if settings.dry_run => ledger::open_existing(l)?,
+        Some(l) => Some(ledger::open(l)?),
+        None => None,
+    };
+    // A dry run speaks for the real run of the same list: that campaign's own messages
+    // are its journal's business, not repeats.
+    let campaign_results = if settings.dry_run {
+        journal::naming::default_results(&settings.list.input, false, read.template)
+    } else {
+        settings.results.clone()
+    };
+    let mut ledger = store.map(|store| LedgerRun {
+        store,
+        campaign: ledger::Campaign::new(&campaign_results, &settings.list.input),
+        claimed: false,
+    });
     let (recorder, prior) = Recorder::open(&journal::RecorderOptions {
         results: settings.results.clone(),
         dry_run: settings.dry_run,
@@ -196,7 +249,25 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
         }
         recorder.begin_run(&this_run)?;
     }
-    let plan = plan(verdicts, &prior, &settings, &recorder)?;
+    let plan = match plan(verdicts, &prior, &settings, &recorder, ledger.as_mut()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            // Refused before any request: a new run leaves no files; a resumed one keeps
+            // its files as they were. Claims made before the refusal go back to what the
+            // journal says (no request has left since it was read).
+            if let Some(run) = ledger.as_mut().filter(|l| l.claimed)
+                && let Err(e) = run
+                    .store
+                    .settle(&run.campaign.results, &ledger::settled_from(&prior))
+            {
+                tracing::warn!("{e}");
+            }
+            if recorder.is_new() {
+                recorder.discard()?;
+            }
+            return Err(e);
+        }
+    };
     Ok(OpenRun {
         settings,
         progress,
@@ -205,6 +276,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
         recorder,
         plan,
         client,
+        ledger,
     })
 }
 
@@ -676,25 +748,86 @@ struct Plan {
     sent_before: u64,
 }
 
-/// Records what `plan::decide` says of each verdict, and returns the jobs left to send.
+/// Decides every verdict (`plan::Planner`), claims in the ledger the rows to send
+/// (one transaction, on disk before the first request: see `crate::ledger`), then
+/// records the decisions and returns the jobs left to send. A list already sent
+/// (rule 3) or a ledger that fails is refused before anything is recorded.
 fn plan(
     verdicts: Vec<Verdict>,
     prior: &Prior,
     settings: &SendSettings,
     recorder: &Recorder,
+    mut ledger: Option<&mut LedgerRun>,
 ) -> Result<Plan, Error> {
     let flags = plan::Flags {
         dry_run: settings.dry_run,
         retry_failed: settings.retry_failed,
         retry_unknown: settings.retry_unknown,
+        resend_changed: settings.resend_changed,
+        allow_repeat: settings.allow_repeat,
     };
+    let now = ledger::now();
+    let planning = Instant::now();
+    let seen = match (ledger.as_deref_mut(), &settings.ledger) {
+        (Some(run), Some(ls)) => {
+            let claims = !settings.dry_run;
+            if claims {
+                // Held until the claims are committed: no other run checks in between.
+                run.store.begin()?;
+            }
+            let seen = ledger_seen(run, ls, prior, &verdicts, now, claims);
+            if seen.is_err() {
+                run.store.rollback();
+            }
+            Some(seen?)
+        }
+        _ => None,
+    };
+    let view = seen.as_ref().map(|seen| plan::LedgerView {
+        seen,
+        cap: settings.ledger.as_ref().and_then(|l| l.cap),
+        now,
+        tz: &settings.timezone,
+    });
+    let mut planner = plan::Planner::new(&verdicts, prior, view, flags);
+    let decisions: Vec<plan::Decision> = verdicts.into_iter().map(|v| planner.decide(v)).collect();
+    let held = planner.repeats();
+    if let Some((held, valid, latest)) = planner.already_sent() {
+        let e = ledger::LedgerError::ListAlreadySent {
+            held,
+            valid,
+            when: ledger::local_time(latest.at, &settings.timezone),
+            results: latest.campaign.clone(),
+        };
+        if let Some(run) = ledger.as_deref_mut() {
+            run.store.rollback();
+        }
+        return Err(e.into());
+    }
+    if let Some(run) = ledger.filter(|_| !settings.dry_run) {
+        let entries: Vec<ledger::Entry> = decisions
+            .iter()
+            .filter_map(|d| d.job.as_ref())
+            .map(|job| ledger::entry_for(job, &run.campaign, now))
+            .collect();
+        let claimed = run.store.claim(&entries).and_then(|()| run.store.commit());
+        if claimed.is_err() {
+            run.store.rollback();
+        }
+        claimed?;
+        run.claimed = true;
+        tracing::debug!(
+            claimed = entries.len(),
+            ms = planning.elapsed().as_secs_f64() * 1000.0,
+            "ledger: checked and claimed"
+        );
+    }
     let mut out = Plan {
         jobs: Vec::new(),
         skipped: 0,
         sent_before: 0,
     };
-    for verdict in verdicts {
-        let decision = plan::decide(verdict, prior, flags);
+    for decision in decisions {
         if let Some(warning) = decision.warning {
             tracing::warn!("{warning}");
         }
@@ -713,7 +846,42 @@ fn plan(
     if out.skipped > 0 {
         tracing::info!("{}", tr!("send-skipped", rows = out.skipped));
     }
+    if held > 0 {
+        tracing::warn!("{}", tr!("send-held", rows = held));
+    }
     Ok(out)
+}
+
+/// What the ledger knows for the list's valid rows; on `--resume`, first settles what
+/// an earlier run of this campaign left `pending` (a kill), from the journal.
+fn ledger_seen(
+    run: &mut LedgerRun,
+    settings: &ledger::Settings,
+    prior: &Prior,
+    verdicts: &[Verdict],
+    now: i64,
+    claims: bool,
+) -> Result<ledger::Seen, Error> {
+    if claims {
+        run.store
+            .settle(&run.campaign.results, &ledger::settled_from(prior))?;
+    }
+    let jobs = || {
+        verdicts.iter().filter_map(|v| match v {
+            Verdict::Valid(job) => Some(job),
+            _ => None,
+        })
+    };
+    let keys: Vec<&str> = jobs().map(|j| ledger::base_key(&j.key)).collect();
+    let phones: Vec<&str> = jobs().map(|j| j.telephone.as_str()).collect();
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    Ok(run.store.seen(
+        &run.campaign.results,
+        &keys,
+        &phones,
+        now - secs(settings.repeat_window),
+        settings.cap.map(|c| now - secs(c.per)),
+    )?)
 }
 
 /// "Already sent" said of a results file whose journal names another list (say
@@ -816,7 +984,9 @@ fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journ
 
 /// Exit code of a run that went to the end: rows the API refused or may not have
 /// received (act now) come before rows the list itself spoiled (fix the list some day).
-/// Suppressed rows count for neither: leaving them out is what was asked for.
+/// Suppressed rows count for neither: leaving them out is what was asked for. Rows
+/// `held` as messages already sent count with the list's: nothing of the API needs
+/// attention.
 fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
     let any = |statuses: &[Status]| {
         statuses
@@ -825,7 +995,7 @@ fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
     };
     if any(&[Status::Failed, Status::Unknown, Status::NotSent]) {
         Exit::SomeRowsNotSent
-    } else if any(&[Status::Invalid, Status::Duplicate]) {
+    } else if any(&[Status::Invalid, Status::Duplicate, Status::Held]) {
         Exit::ListProblems
     } else {
         Exit::Success

@@ -26,27 +26,33 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     let (mut invalid, mut duplicate, mut suppressed) = (0u64, 0u64, 0u64);
     let mut previews = Vec::new();
     let mut uses = Uses::default();
+    // The valid rows, kept only to look them up in the send ledger.
+    let mut jobs = Vec::new();
+    let keep_jobs = settings.ledger.as_ref().is_some_and(|l| l.path.exists());
     let opened = open_list(list)?;
     say(&mut out, opened.validator.columns_summary());
     let mut hint = CountryHint::new(list, &opened.validator);
     // The lines of the first rows wait until they show whether the list needs a
     // default country, so that this hint, if any, comes first.
-    let mut held: Option<Vec<u8>> = Some(Vec::new());
+    let mut waiting: Option<Vec<u8>> = Some(Vec::new());
     let read = judge_rows(list, opened, |verdict| {
         let early = hint.see(&verdict);
         if let Some(line) = &early {
             say(&mut out, line);
         }
-        if held.is_some() && (early.is_some() || hint.seen() >= CountryHint::EARLY) {
-            let _ = out.write_all(&held.take().unwrap_or_default());
+        if waiting.is_some() && (early.is_some() || hint.seen() >= CountryHint::EARLY) {
+            let _ = out.write_all(&waiting.take().unwrap_or_default());
         }
-        let mut out: &mut dyn Write = match held.as_mut() {
+        let mut out: &mut dyn Write = match waiting.as_mut() {
             Some(buffer) => buffer,
             None => &mut out,
         };
         match verdict {
             Verdict::Valid(job) => {
                 uses.add(&job);
+                if keep_jobs {
+                    jobs.push(job.clone());
+                }
                 if previews.len() < args.preview {
                     previews.push(job);
                 }
@@ -100,13 +106,18 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
             }
         }
     })?;
-    if let Some(rows) = held.take() {
+    if let Some(rows) = waiting.take() {
         if let Some(line) = hint.at_end() {
             say(&mut out, &line);
         }
         let _ = out.write_all(&rows);
     }
     let rows = read.rows;
+    let held = match &settings.ledger {
+        Some(ledger) => held_rows(&mut out, ledger, &settings, &jobs, read.template)?,
+        None => 0,
+    };
+    drop(jobs);
     let check = preflight::if_possible(&settings.check, &uses)?;
     if let Some(line) = preflight::describe(&check, &uses) {
         say(&mut out, &line);
@@ -136,14 +147,88 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     if let Some(s) = &read.suppression {
         let _ = writeln!(out, "{}", suppression_line(s));
     }
-    print_estimates(&mut out, &settings, valid);
+    if held > 0 {
+        say(&mut out, &tr!("validate-held-totals", rows = held));
+    }
+    print_estimates(&mut out, &settings, valid - held);
     let _ = out.flush();
     // Suppressed rows are the user's intent, not a problem with the list.
-    Ok(if invalid + duplicate == 0 {
+    Ok(if invalid + duplicate + held == 0 {
         Exit::Success
     } else {
         Exit::SomeRowsNotSent
     })
+}
+
+/// Prints the rows a `send` of this list would hold (rules 2 and 4 of `crate::plan`)
+/// and returns how many; a list already sent (rule 3) is the same error as `send`'s.
+fn held_rows(
+    out: &mut impl Write,
+    settings: &crate::ledger::Settings,
+    validate: &config::ValidateSettings,
+    jobs: &[crate::validate::Job],
+    template: bool,
+) -> Result<u64, Error> {
+    use crate::ledger;
+    let Some(mut store) = ledger::open_existing(settings)? else {
+        return Ok(0);
+    };
+    let list = &validate.list.input;
+    let campaign = ledger::Campaign::new(
+        &crate::journal::naming::default_results(list, false, template),
+        list,
+    );
+    let now = ledger::now();
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    let keys: Vec<&str> = jobs.iter().map(|j| ledger::base_key(&j.key)).collect();
+    let phones: Vec<&str> = jobs.iter().map(|j| j.telephone.as_str()).collect();
+    let seen = store.seen(
+        &campaign.results,
+        &keys,
+        &phones,
+        now - secs(settings.repeat_window),
+        settings.cap.map(|c| now - secs(c.per)),
+    )?;
+    let prior = crate::journal::Prior::default();
+    let view = crate::plan::LedgerView {
+        seen: &seen,
+        cap: settings.cap,
+        now,
+        tz: &validate.timezone,
+    };
+    let flags = crate::plan::Flags {
+        dry_run: true,
+        ..crate::plan::Flags::default()
+    };
+    let mut planner = crate::plan::Planner::new(&[], &prior, Some(view), flags);
+    let mut held = 0;
+    for job in jobs {
+        if let Some(hold) = planner.hold(job) {
+            held += 1;
+            say(
+                out,
+                &tr!(
+                    "validate-held",
+                    row = job.row,
+                    why = hold.text(&validate.timezone)
+                ),
+            );
+        }
+    }
+    for _ in 0..jobs.len() {
+        planner.count_valid();
+    }
+    if let Some((held, valid, latest)) = planner.already_sent() {
+        let _ = out.flush();
+        return Err(ledger::LedgerError::ListAlreadySent {
+            held,
+            valid,
+            when: ledger::local_time(latest.at, &validate.timezone),
+            results: latest.campaign.clone(),
+        }
+        .into());
+    }
+    Ok(held)
 }
 
 /// When sending the valid rows would finish, and whether they fit the contact hours.

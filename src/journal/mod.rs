@@ -79,10 +79,13 @@ pub enum Status {
     Suppressed,
     NotSent,
     DryRun,
+    /// Not sent because the ledger knows the person already got this message (or,
+    /// with `max_per_phone`, enough messages); a flag sends it on purpose.
+    Held,
 }
 
 impl Status {
-    pub(crate) const ALL: [Status; 8] = [
+    pub(crate) const ALL: [Status; 9] = [
         Status::Sent,
         Status::Failed,
         Status::Unknown,
@@ -91,6 +94,7 @@ impl Status {
         Status::Suppressed,
         Status::NotSent,
         Status::DryRun,
+        Status::Held,
     ];
 
     /// What a status means: the one table that `send --help`, `report --help` and the
@@ -105,6 +109,7 @@ impl Status {
             Status::Suppressed => tr!("status-meaning-suppressed"),
             Status::NotSent => tr!("status-meaning-not-sent"),
             Status::DryRun => tr!("status-meaning-dry-run"),
+            Status::Held => tr!("status-meaning-held"),
         }
     }
 
@@ -119,6 +124,7 @@ impl Status {
             Status::Suppressed => tr!("status-label-suppressed"),
             Status::NotSent => tr!("status-label-not-sent"),
             Status::DryRun => tr!("status-label-dry-run"),
+            Status::Held => tr!("status-label-held"),
         }
     }
 
@@ -134,6 +140,7 @@ impl Status {
             Status::Suppressed => tr!("status-word-suppressed"),
             Status::NotSent => tr!("status-word-not-sent"),
             Status::DryRun => tr!("status-word-dry-run"),
+            Status::Held => tr!("status-word-held"),
         }
     }
 
@@ -157,6 +164,7 @@ impl Status {
             Status::Suppressed => "suppressed",
             Status::NotSent => "not_sent",
             Status::DryRun => "dry_run",
+            Status::Held => "held",
         }
     }
 }
@@ -687,6 +695,29 @@ impl Prior {
         Ok((prior, whole, unterminated))
     }
 
+    /// What the journal beside `results` records, read without locking it (`None`
+    /// when there is no journal). For the ledger, after a run ends.
+    pub(crate) fn of_results(results: &Path) -> Result<Option<Self>, ResultsError> {
+        let path = journal_path(results);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ResultsError::Read {
+                    path,
+                    message: e.to_string(),
+                });
+            }
+        };
+        Self::load_to_end(&path, &mut file).map(|(prior, ..)| Some(prior))
+    }
+
+    /// The telephone of the request in flight under `key` (journals of earlier
+    /// versions did not record it).
+    pub(crate) fn intent_telephone(&self, key: &str) -> Option<&str> {
+        self.intent_telephones.get(key).map(String::as_str)
+    }
+
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.done.is_empty() && self.interrupted.is_empty()
@@ -956,6 +987,10 @@ pub(crate) struct JournalView {
     /// Requests with an intent and no outcome yet, as (row, telephone): in flight now,
     /// or cut off by a kill (then `unknown`, whatever the results file says).
     pub(crate) in_flight: Vec<(u64, String)>,
+    /// The telephone of every message the journal last recorded `sent` or `unknown`
+    /// (one entry a message): what went out in the campaign, whatever rows the list
+    /// has now.
+    pub(crate) went_out: Vec<String>,
 }
 
 /// Reads the journal beside `results`, if there is one. Damaged lines are skipped: a
@@ -965,6 +1000,7 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     let bytes = std::fs::read(&path).ok()?;
     let mut last_run = None;
     let mut in_flight: HashMap<String, (u64, String)> = HashMap::new();
+    let mut last: HashMap<String, (Status, String)> = HashMap::new();
     let mut ahead = AheadIntents::default();
     for line in bytes.split(|&b| b == b'\n') {
         let event = parse_line(line);
@@ -981,8 +1017,9 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
             }) => {
                 in_flight.insert(key, (row, telephone.unwrap_or_default()));
             }
-            Ok(Event::Done { key, .. }) => {
+            Ok(Event::Done { key, outcome }) => {
                 in_flight.remove(&key);
+                last.insert(key, (outcome.status, outcome.telephone));
             }
             _ => {}
         }
@@ -990,6 +1027,11 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
     for key in ahead.never_left(boot_id().as_deref()) {
         in_flight.remove(&key);
     }
+    let went_out = last
+        .into_values()
+        .filter(|(status, _)| matches!(status, Status::Sent | Status::Unknown))
+        .map(|(_, telephone)| telephone)
+        .collect();
     let mut in_flight: Vec<(u64, String)> = in_flight.into_values().collect();
     in_flight.sort();
     // A shared lock is refused while a run holds the exclusive one; it is released at
@@ -1006,6 +1048,7 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
         last_run,
         in_progress,
         in_flight,
+        went_out,
     })
 }
 

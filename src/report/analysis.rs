@@ -85,6 +85,10 @@ pub(crate) struct Report {
     pub(crate) cannot_retry: Vec<Fix>,
     /// With `unknown` rows: the command that settles them with Wolkvox's report.
     pub(crate) reconcile: Option<String>,
+    /// Messages the journal records `sent` or `unknown` beyond those the rows of the
+    /// results show (rows deleted from the list, a phone changed, an earlier text
+    /// before `--resend-changed`): they went out in this campaign all the same.
+    pub(crate) went_out_to_rows_gone: u64,
 }
 
 /// Failed rows whose refusal a retry cannot change, and what would.
@@ -148,7 +152,9 @@ pub(crate) fn build(
         )
     };
 
+    let went_out_to_rows_gone = rows_gone(&latest, journal);
     Report {
+        went_out_to_rows_gone,
         results: results.to_owned(),
         workbook: None,
         rows: latest.len() as u64,
@@ -171,6 +177,25 @@ pub(crate) fn build(
         last_finished_at: last.map(|t| t.to_string()),
         messages_per_second,
     }
+}
+
+/// Messages the journal records as gone out (`sent`, `unknown`) beyond those the results
+/// show for the same telephone.
+fn rows_gone(latest: &BTreeMap<u64, Outcome>, journal: &journal::JournalView) -> u64 {
+    let mut shown: HashMap<&str, u64> = HashMap::new();
+    for o in latest.values() {
+        if matches!(o.status, Status::Sent | Status::Unknown) {
+            *shown.entry(o.telephone.as_str()).or_default() += 1;
+        }
+    }
+    let mut gone = 0;
+    for telephone in &journal.went_out {
+        match shown.get_mut(telephone.as_str()) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => gone += 1,
+        }
+    }
+    gone
 }
 
 /// A request the journal saw leave, with no outcome after it: a run stopped mid-request
@@ -488,6 +513,12 @@ fn render_counts(r: &Report, out: &mut String) {
         .max(11);
     for (word, n) in shown {
         out.push_str(&format!("  {word:<width$}{n:>8}\n"));
+    }
+    if r.went_out_to_rows_gone > 0 {
+        line(
+            out,
+            tr!("report-went-out-rows-gone", count = r.went_out_to_rows_gone),
+        );
     }
 }
 
@@ -830,6 +861,7 @@ mod tests {
             last_run: Some(run),
             in_progress: false,
             in_flight: Vec::new(),
+            went_out: Vec::new(),
         };
         let lines = vec![
             o(1, Status::Sent, "201", "ok", T),

@@ -415,7 +415,7 @@ fn colour(status: Status) -> Color {
         Status::Sent | Status::DryRun => Color::RGB(0xC6EFCE),
         Status::Failed | Status::Invalid => Color::RGB(0xFFC7CE),
         Status::Unknown | Status::NotSent => Color::RGB(0xFFEB9C),
-        Status::Duplicate | Status::Suppressed => Color::RGB(0xEDEDED),
+        Status::Duplicate | Status::Suppressed | Status::Held => Color::RGB(0xEDEDED),
     }
 }
 

@@ -93,6 +93,31 @@ fn sibling_with_suffix(input: &Path, suffix: &str) -> PathBuf {
     input.with_file_name(format!("{stem}{suffix}"))
 }
 
+/// A state folder of this test's own (`XDG_STATE_HOME`), so the send ledger of every
+/// run of one test is shared by them and by no other test, and never the user's: under
+/// the target folder, named by the test (the test harness names each test's thread).
+pub fn test_state_home() -> PathBuf {
+    // A thread a test spawns has no name: it gets a folder of its own (one per thread,
+    // never shared with another test's).
+    let current = std::thread::current();
+    let test = match current.name() {
+        Some(name) => name.replace("::", "-"),
+        None => format!("thread-{:?}", current.id()).replace(['(', ')'], ""),
+    };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("state-{}", std::process::id()))
+        .join(test);
+    fs::create_dir_all(&dir).expect("create the test's state folder");
+    dir
+}
+
+/// The send ledger's file for this test (see `test_state_home`).
+pub fn test_ledger() -> PathBuf {
+    test_state_home()
+        .join("wolkvox-dispatch")
+        .join("ledger.sqlite3")
+}
+
 /// The binary, with `WOLKVOX_TOKEN` and `RUST_LOG` removed, `NO_COLOR=1`, `TERM=dumb`
 /// (no progress bar), an English locale whatever the machine's (`LANG=C`; tests of
 /// other languages set their own) and a 60 s safety timeout.
@@ -105,6 +130,7 @@ pub fn cmd() -> assert_cmd::Command {
         .env("LANG", "C")
         .env("NO_COLOR", "1")
         .env("TERM", "dumb")
+        .env("XDG_STATE_HOME", test_state_home())
         .timeout(Duration::from_secs(60));
     c
 }
@@ -321,6 +347,7 @@ pub fn spawn_send_with_env(
         .env_remove("LC_ALL")
         .env_remove("LC_MESSAGES")
         .env("LANG", "C")
+        .env("XDG_STATE_HOME", test_state_home())
         .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .env("TERM", "dumb")

@@ -287,7 +287,7 @@ fn the_window_is_read_in_its_own_time_zone() {
     );
     let input = write_csv(dir.path(), "bogota.csv", &contacts_csv(&rows, "1"));
     let mut c = send_cmd(&input, &fake, "tok");
-    c.arg("--config").arg(&bogota);
+    c.arg("--config").arg(&bogota).arg("--allow-repeat");
     run(c).expect_code(3);
     assert_eq!(fake.count(), 2, "nothing more was sent");
 }

@@ -132,6 +132,15 @@ fn stages_depend_on_each_other_without_a_cycle() {
         ("journal", "report"),
         ("send", "report"),
         ("send", "config"),
+        // The ledger is told what the journal recorded; it decides nothing itself (the
+        // plan does) and knows nothing of sending or of settings.
+        ("journal", "ledger"),
+        ("validate", "ledger"),
+        ("ledger", "plan"),
+        ("ledger", "send"),
+        ("ledger", "config"),
+        ("ledger", "report"),
+        ("ledger", "commands"),
     ] {
         assert!(
             !graph[early].contains(later),

@@ -197,7 +197,9 @@ fn a_token_refused_by_token_info_is_dropped_and_none_left_sends_nothing() {
 
     let dir = temp_dir();
     let input = list(dir.path(), 4);
-    let out = run(send_cmd_checking_quota(&input, &fake, "bad-token"));
+    let mut c = send_cmd_checking_quota(&input, &fake, "bad-token");
+    c.arg("--allow-repeat");
+    let out = run(c);
     out.expect_code(2);
     assert!(
         out.stderr.contains("no token can send today"),
@@ -291,6 +293,7 @@ fn the_summary_json_has_every_status_and_the_run_figures() {
         ("suppressed", 0),
         ("not_sent", 0),
         ("dry_run", 0),
+        ("held", 0),
     ];
     for (status, n) in expected {
         assert_eq!(counts.get(status), Some(&json!(n)), "{status}: {json}");

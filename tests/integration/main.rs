@@ -14,6 +14,7 @@ mod fake_wolkvox_selftest;
 mod hostile_input;
 mod hsm;
 mod layout;
+mod ledger;
 mod limited_retry;
 mod limits;
 mod networks;

@@ -71,7 +71,7 @@ fn server_errors_that_may_hide_a_delivery_are_unknown_and_sent_once() {
             (req.telephone.as_deref() == Some(odd.as_str())).then(|| reply.clone())
         }));
         let mut c = send_cmd(&input, &fake, TOKEN);
-        c.arg("--config").arg(&config);
+        c.arg("--config").arg(&config).arg("--allow-repeat");
         run(c).expect_code(1);
         assert_eq!(
             fake.requests_for(&tels[1]).len(),

@@ -264,7 +264,9 @@ fn a_dry_run_changes_nothing_and_an_unreadable_report_changes_nothing() {
         }
         (index_of(req.telephone.as_deref()) == Some(1)).then_some(Reply::DropConnection)
     }));
-    run(send_cmd(&input, &fake, "tok")).expect_code(1);
+    let mut c = send_cmd(&input, &fake, "tok");
+    c.arg("--allow-repeat");
+    run(c).expect_code(1);
     let results = default_results_path(&input);
     let before = std::fs::read(&results).unwrap();
     let out = reconcile(&results, &fake, &["--settle-after", "0s"]);
@@ -283,7 +285,9 @@ fn a_dry_run_changes_nothing_and_an_unreadable_report_changes_nothing() {
     let fake = FakeWolkvox::start(Behavior::ok().valid_tokens(["tok", "sender"]).hook(|req| {
         (index_of(req.telephone.as_deref()) == Some(1)).then_some(Reply::DropConnection)
     }));
-    run(send_cmd(&input, &fake, "sender")).expect_code(1);
+    let mut c = send_cmd(&input, &fake, "sender");
+    c.arg("--allow-repeat");
+    run(c).expect_code(1);
     let results = default_results_path(&input);
     let before = std::fs::read(&results).unwrap();
     let c = utc_reconcile_cmd(&results, &fake, "expired");
@@ -312,7 +316,7 @@ fn timed_out_run(delay: Duration) -> (tempfile::TempDir, FakeWolkvox, PathBuf) {
         "[api]\nconnector_id = \"1\"\ntimeout = \"1s\"\n",
     );
     let mut c = send_cmd(&input, &fake, "tok");
-    c.arg("--config").arg(&config);
+    c.arg("--config").arg(&config).arg("--allow-repeat");
     run(c).expect_code(1);
     let results = default_results_path(&input);
     assert_eq!(statuses(&results)[&1], "unknown");

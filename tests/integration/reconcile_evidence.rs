@@ -73,9 +73,12 @@ fn campaign(
             Fate::Lost => Some(Reply::DropConnection),
         }
     }));
+    // Each campaign is a world of its own: its own send ledger, beside its config.
     let config = write_config(
         dir.path(),
-        &format!("[api]\nconnector_id = \"1\"\n{config_extra}"),
+        &format!(
+            "[api]\nconnector_id = \"1\"\n[ledger]\npath = \"ledger.sqlite3\"\n{config_extra}"
+        ),
     );
     let mut c = send_cmd(&input, &fake, "tok");
     c.arg("--config").arg(&config).args(send_args);

@@ -234,7 +234,7 @@ fn a_token_rejected_between_retries_hands_the_row_over_or_stops_the_run() {
         })
     }));
     let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
+    c.arg("--config").arg(&config).arg("--allow-repeat");
     let out = run(c);
     out.expect_code(3);
     assert!(fake.count() <= 4, "{} requests", fake.count());

@@ -301,7 +301,8 @@ fn the_cron_command_writes_only_json_lines_with_timestamps_progress_and_a_summar
     for quiet in [true, false] {
         let results = dir.path().join(format!("hoy-{quiet}.results.csv"));
         let mut c = send_cmd(&input, &fake, "tok");
-        c.arg("--config")
+        c.arg("--allow-repeat")
+            .arg("--config")
             .arg(&config)
             .arg("--results")
             .arg(&results)

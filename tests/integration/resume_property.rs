@@ -17,6 +17,12 @@
 //!   machine, and however the report shows the texts and phones (trimmed, spaces
 //!   collapsed, CRLF as LF, NFD, HTML-escaped, national or `+` phones): issue 26.
 //!
+//! Runs go now and then to a second list that shares some telephones and their messages
+//! with the first (issue 27: the send ledger, one per sequence), with the same random
+//! flags, faults and interruptions: a message (telephone, API and text) is still
+//! delivered at most once across both campaigns, with the same `--retry-unknown`
+//! exception.
+//!
 //! `RESUME_SEQUENCES` sets how many sequences run (default 24, about half a minute on a
 //! 2-core machine); `RESILIENCE_SEED` replays one.
 
@@ -147,19 +153,36 @@ fn one_sequence(seed: u64) {
     let n = 4 + rng.below(7) as usize;
     let tels = colombian_mobiles(n);
     let mut text = String::from("telephone,message,connector_id,nombre\n");
+    // Texts a report may show otherwise: double spaces, a trailing space, a line break,
+    // `&` and `<`, an accent.
+    let messages: Vec<String> = (0..n)
+        .map(|i| {
+            if rng.chance(50) {
+                format!("\"Hola  {i} & <Ana>,\r\nsu café \"")
+            } else {
+                format!("Hola {i}")
+            }
+        })
+        .collect();
     for (i, t) in tels.iter().enumerate() {
-        // Texts a report may show otherwise: double spaces, a trailing space, a line
-        // break, `&` and `<`, an accent.
-        let message = if rng.chance(50) {
-            format!("\"Hola  {i} & <Ana>,\r\nsu café \"")
-        } else {
-            format!("Hola {i}")
-        };
-        text.push_str(&format!("{t},{message},1,Ana {i}\n"));
+        text.push_str(&format!("{t},{},1,Ana {i}\n", messages[i]));
     }
-    let input = write_csv(dir.path(), "lista.csv", &text);
-    let results = dir.path().join("lista.out.csv");
-    let journal = journal_path(&results);
+    let input_a = write_csv(dir.path(), "lista.csv", &text);
+    // The second list: the first `shared` rows of the first (same telephones, same
+    // messages), then telephones of its own.
+    let shared = 1 + rng.below(n as u64 / 2) as usize;
+    let own = colombian_mobiles(n + 4)[n..].to_vec();
+    let mut text_b = String::from("telephone,message,connector_id,nombre\n");
+    for (i, t) in tels.iter().take(shared).enumerate() {
+        text_b.push_str(&format!("{t},{},1,Ana {i}\n", messages[i]));
+    }
+    for (j, t) in own.iter().enumerate() {
+        text_b.push_str(&format!("{t},Hola otra {j},1,Eva {j}\n"));
+    }
+    let input_b = write_csv(dir.path(), "otra.csv", &text_b);
+    let results_a = dir.path().join("lista.out.csv");
+    let results_b = dir.path().join("otra.out.csv");
+    let rows_of = |b: bool| if b { shared + own.len() } else { n };
     // The report's zone, the campaign's (or none) and the machine's, each at random.
     let report_zone = pick_zone(&mut rng);
     let campaign_zone = if rng.chance(50) {
@@ -173,10 +196,11 @@ fn one_sequence(seed: u64) {
         .copied()
         .filter(|_| rng.chance(30))
         .collect();
+    // A ledger of the sequence's own (the sequences of one test would share one).
     let config = write_config(
         dir.path(),
         &format!(
-            "[api]\nconnector_id = \"1\"\n[retry]\nmax_attempts = 2\nbase_delay = \"5ms\"\nmax_delay = \"10ms\"\nmax_consecutive_failures = 50\n{campaign_zone}"
+            "[api]\nconnector_id = \"1\"\n[retry]\nmax_attempts = 2\nbase_delay = \"5ms\"\nmax_delay = \"10ms\"\nmax_consecutive_failures = 50\n[ledger]\npath = \"ledger.sqlite3\"\n{campaign_zone}"
         ),
     );
     println!(
@@ -195,8 +219,10 @@ fn one_sequence(seed: u64) {
         fault_for(&f, req.index)
     }));
     let hsm_campaign = rng.chance(30);
-    // Telephones delivered so far, and those a --retry-unknown run may deliver again.
+    // Messages (telephone, API, text) delivered so far.
     let mut delivered_before: HashSet<String> = HashSet::new();
+    // Whether each campaign has had a run (its first run is not a resume).
+    let mut started = [false, false];
     let runs = 3 + rng.below(4);
     // Whether the last run ended with no request in flight (so every attempted row has a
     // results line). A journal cut after a kill could lose the only record of a request
@@ -204,22 +230,33 @@ fn one_sequence(seed: u64) {
     let mut clean_last = false;
     // At most one reconcile a sequence: a second within 5 minutes would wait (Wolkvox's rule).
     let mut reconciled = false;
+    let runs = runs + rng.below(3);
     for run_no in 0..runs {
-        if run_no > 0 && !reconciled && rng.chance(50) {
+        // The second list now and then (never first).
+        let second = run_no > 0 && rng.chance(35);
+        let (input, results) = if second {
+            (&input_b, &results_b)
+        } else {
+            (&input_a, &results_a)
+        };
+        let journal = journal_path(results);
+        let n = rows_of(second);
+        if run_no > 0 && !reconciled && !second && rng.chance(50) {
             reconciled = true;
-            reconcile_and_check(&results, &config, &fake, machine_zone, seed, run_no);
+            reconcile_and_check(results, &config, &fake, machine_zone, seed, run_no);
         }
         // The journal is ahead of the results file: after a second Ctrl-C or a kill, a
         // row's last results line can be older than the intent of a request in flight.
-        let mut before = statuses(&results);
+        let mut before = statuses(results);
         for tel in in_flight(&journal) {
             before.insert(tel, "unknown".into());
         }
         let requests_before = fake.send_requests().len();
-        let resume = run_no > 0 || rng.chance(10);
+        let resume = started[usize::from(second)] || rng.chance(10);
+        started[usize::from(second)] = true;
         let retry_failed = resume && rng.chance(40);
         let retry_unknown = resume && rng.chance(40);
-        let wrong_kind = run_no > 0 && rng.chance(12);
+        let wrong_kind = resume && rng.chance(12);
         let hsm = hsm_campaign != wrong_kind;
         *faults.lock().unwrap() = Faults {
             reset: rng.below(25),
@@ -230,7 +267,7 @@ fn one_sequence(seed: u64) {
             seed: rng.next(),
         };
         // Damage the journal between runs, now and then.
-        if clean_last && journal.exists() && rng.chance(15) {
+        if clean_last && !second && journal.exists() && rng.chance(15) {
             let bytes = fs::read(&journal).unwrap();
             let cut = rng.below(bytes.len() as u64 + 1) as usize;
             let damaged = match rng.below(3) {
@@ -263,7 +300,7 @@ fn one_sequence(seed: u64) {
             args.extend(["--hsm", "cita", "--hsm-vars", "nombre"].map(String::from));
         }
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut spawned = Some(spawn_send(&input, &fake, TOKEN, &arg_refs));
+        let mut spawned = Some(spawn_send(input, &fake, TOKEN, &arg_refs));
         let interruption = rng.below(5);
         let at = requests_before + 1 + rng.below(n as u64) as usize;
         let (mut killed, mut double_int) = (false, false);
@@ -311,7 +348,14 @@ fn one_sequence(seed: u64) {
             }
         };
         let context = format!(
-            "seed {seed}, run {run_no} (resume {resume}, retry-failed {retry_failed}, retry-unknown {retry_unknown}, hsm {hsm}, campaign hsm {hsm_campaign}, exit {code})"
+            "seed {seed}, run {run_no} (list {}, {}, resume {resume}, retry-failed {retry_failed}, retry-unknown {retry_unknown}, hsm {hsm}, campaign hsm {hsm_campaign}, exit {code})",
+            if second { "otra" } else { "lista" },
+            match (interruption, reached) {
+                (0, true) => "kill -9",
+                (1, true) => "SIGTERM",
+                (2, true) => "double SIGINT",
+                _ => "not interrupted",
+            }
         );
         clean_last = !killed && !double_int;
         let new_requests: Vec<Received> = fake.send_requests()[requests_before..].to_vec();
@@ -336,27 +380,42 @@ fn one_sequence(seed: u64) {
                 Some("sent"),
                 "{context}: {tel} was recorded sent and was sent again"
             );
-            if r.delivered && delivered_before.contains(&tel) {
+            if r.delivered && delivered_before.contains(&message_of(r)) {
                 assert!(
                     retry_unknown && before.get(&tel).map(String::as_str) == Some("unknown"),
-                    "{context}: {tel} delivered twice (it was {:?})",
+                    "{context}: {} delivered twice (it was {:?} in this campaign)",
+                    message_of(r),
                     before.get(&tel)
                 );
             }
         }
         for r in &new_requests {
             if r.delivered {
-                delivered_before.insert(r.telephone.clone().unwrap_or_default());
+                delivered_before.insert(message_of(r));
             }
         }
         // (A second Ctrl-C exits at once: rows never reached have no line; `report`
         // counts them as never attempted.)
         if matches!(code, 0 | 1 | 3) && !double_int {
-            let lines = read_results(&results);
+            let lines = read_results(results);
             let rows = statuses_by_row(&lines);
             assert_eq!(rows.len(), n, "{context}: {lines:?}");
         }
     }
+}
+
+/// A delivery's message: telephone, API and text (or template and variables).
+fn message_of(r: &Received) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        r.telephone.as_deref().unwrap_or_default(),
+        r.api,
+        r.message().unwrap_or_default(),
+        r.body
+            .get("template_vars")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    )
 }
 
 /// Runs `reconcile --settle-after 0s` and checks its verdicts against what the fake

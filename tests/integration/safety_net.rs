@@ -95,7 +95,7 @@ fn max_failures_counts_only_the_same_answer_in_a_row_and_zero_turns_it_off() {
         Behavior::ok().hook(|req| req.telephone.is_some().then(connector_not_found)),
     );
     let mut c = send_cmd(&input, &fake, "tok");
-    c.args(["--max-failures", "0"]);
+    c.args(["--max-failures", "0", "--allow-repeat"]);
     run(c).expect_code(1);
     assert_eq!(
         count(&statuses(&default_results_path(&input)), "failed"),
@@ -113,7 +113,7 @@ fn max_failures_counts_only_the_same_answer_in_a_row_and_zero_turns_it_off() {
         "[api]\nconnector_id = \"1\"\n[campaign]\nmax_failures = 5\n",
     );
     let mut c = send_cmd(&input, &fake, "tok");
-    c.arg("--config").arg(&config);
+    c.arg("--config").arg(&config).arg("--allow-repeat");
     run(c).expect_code(3);
     let failed = count(&statuses(&default_results_path(&input)), "failed");
     assert!((5..=6).contains(&failed), "failed {failed}");

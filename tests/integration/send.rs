@@ -1417,6 +1417,7 @@ fn sigterm_stops_cleanly_and_resume_finishes_without_duplicates() {
         .arg(first.base_url())
         .arg("--rate")
         .arg("1000")
+        .env("XDG_STATE_HOME", test_state_home())
         .env("WOLKVOX_TOKEN", TOKEN)
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")

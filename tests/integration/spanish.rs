@@ -447,9 +447,11 @@ fn results_summary_json_and_report_json_are_the_same_in_both_languages() {
         // A real run: sent rows, invalid rows with their reasons.
         // Relative paths: the summary names the results file.
         let mut c = send_cmd(Path::new("contactos.csv"), &fake, TOKEN);
-        c.env("LANG", lang)
-            .current_dir(dir.path())
-            .args(["--summary-json", "summary.json"]);
+        c.env("LANG", lang).current_dir(dir.path()).args([
+            "--summary-json",
+            "summary.json",
+            "--allow-repeat",
+        ]);
         run(c).expect_code(4);
         let results = default_results_path(&input);
         // A dry run, whose summary has an estimate.
@@ -460,6 +462,7 @@ fn results_summary_json_and_report_json_are_the_same_in_both_languages() {
             "--dry-run",
             "--summary-json",
             "dry.json",
+            "--allow-repeat",
         ]);
         run(c).expect_code(4);
         let mut c = cmd();
