@@ -840,3 +840,9 @@ history-bad-phone = { $phone } is not a telephone number this tool can send to: 
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = cannot import { $path }: { $error }
 report-went-out-rows-gone = { $count } more messages went out in this campaign than its rows show (rows deleted from the list, a phone changed, or an earlier text before --resend-changed): the journal records them, and `wolkvox-dispatch history` lists them
+
+# newcomer fixes
+report-not-delivered = { $rows ->
+        [one] 1 row was not delivered: Wolkvox refused it (failed), and sending it again unchanged would be refused again. Fix the cause named above, then send it with:
+       *[other] { $rows } rows were not delivered: Wolkvox refused them (failed), and sending them again unchanged would be refused again. Fix the cause named above, then send them with:
+    }

@@ -855,3 +855,9 @@ history-bad-phone = { $phone } no es un número al que esta herramienta pueda en
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = no se puede importar { $path }: { $error }
 report-went-out-rows-gone = { $count } mensajes más salieron en esta campaña de los que muestran sus filas (filas borradas de la lista, un teléfono cambiado, o un texto anterior a --resend-changed): el diario los registra, y `wolkvox-dispatch history` los lista
+
+# newcomer fixes
+report-not-delivered = { $rows ->
+        [one] 1 fila no se entregó: Wolkvox la rechazó (failed) y, si se envía de nuevo sin cambios, la rechazará otra vez. Corrija la causa indicada arriba y luego envíela con:
+       *[other] { $rows } filas no se entregaron: Wolkvox las rechazó (failed) y, si se envían de nuevo sin cambios, las rechazará otra vez. Corrija la causa indicada arriba y luego envíelas con:
+    }

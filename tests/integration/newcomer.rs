@@ -1,0 +1,119 @@
+//! What a newcomer following README.es.md ran into: `report` after a run whose rows were
+//! refused, held or unknown must never say that nothing is left to send, and it must
+//! say what to do; the summary of a run that ends with failed rows names a next step.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const SPANISH: &[(&str, &str)] = &[("LANG", "es_CO.UTF-8")];
+
+fn list_of(dir: &Path, n: usize, text: &str) -> PathBuf {
+    let phones = colombian_mobiles(n);
+    let rows: Vec<(&str, &str)> = phones.iter().map(|p| (p.as_str(), text)).collect();
+    write_csv(dir, "list.csv", &contacts_csv(&rows, "1"))
+}
+
+fn report(results: &Path, env: &[(&str, &str)]) -> Run {
+    let mut c = cmd();
+    c.arg("report").arg(results);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = run(c);
+    out.expect_code(0);
+    out
+}
+
+/// Neither language says "nothing left to send".
+fn assert_not_nothing_left(out: &Run) {
+    for said in ["nothing left to send", "no queda nada por enviar"] {
+        assert!(!out.stdout.contains(said), "{}", out.stdout);
+    }
+}
+
+/// 5 rows refused with "connector not found": the report says they were not delivered,
+/// names the fix and the command that sends them once it is fixed.
+#[test]
+fn a_report_of_refused_rows_says_they_were_not_delivered_and_what_to_do() {
+    let dir = temp_dir();
+    let input = list_of(dir.path(), 5, "Hola");
+    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
+        req.telephone
+            .is_some()
+            .then(|| Reply::api_error(400, "BAD REQUEST", "Connector not found"))
+    }));
+    run(send_cmd(&input, &fake, "tok")).expect_code(1);
+    let results = default_results_path(&input);
+
+    let en = report(&results, &[]);
+    assert_not_nothing_left(&en);
+    assert!(
+        en.stdout.contains("5 rows were not delivered"),
+        "{}",
+        en.stdout
+    );
+    assert!(en.stdout.contains("check the connector"), "{}", en.stdout);
+    let next = en
+        .stdout
+        .lines()
+        .find(|l| l.contains("--retry-failed"))
+        .unwrap_or_else(|| panic!("no retry command: {}", en.stdout));
+    assert!(next.contains("--resume"), "{next}");
+
+    let es = report(&results, SPANISH);
+    assert_not_nothing_left(&es);
+    assert!(
+        es.stdout.contains("5 filas no se entregaron"),
+        "{}",
+        es.stdout
+    );
+    assert!(es.stdout.contains("revise el conector"), "{}", es.stdout);
+    assert!(
+        es.stdout.contains("--resume") && es.stdout.contains("--retry-failed"),
+        "{}",
+        es.stdout
+    );
+}
+
+/// Rows whose request got no answer: the report names reconcile and the retry.
+#[test]
+fn a_report_of_unknown_rows_names_reconcile_and_the_retry() {
+    let dir = temp_dir();
+    let input = list_of(dir.path(), 3, "Hola");
+    let lost = FakeWolkvox::start(Behavior::ok().hook(|_| Some(Reply::DropConnection)));
+    run(send_cmd(&input, &lost, "tok")).expect_code(1);
+    let results = default_results_path(&input);
+    for env in [&[][..], SPANISH] {
+        let out = report(&results, env);
+        assert_not_nothing_left(&out);
+        assert!(out.stdout.contains("reconcile"), "{}", out.stdout);
+        assert!(out.stdout.contains("--retry-unknown"), "{}", out.stdout);
+    }
+}
+
+/// Rows held by the send ledger were not sent: the report says so and names
+/// --allow-repeat, rather than "every row is sent, suppressed, invalid or duplicate".
+#[test]
+fn a_report_of_held_rows_says_they_were_not_sent() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(4);
+    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Promo")).collect();
+    let a = write_csv(dir.path(), "a.csv", &contacts_csv(&rows[..2], "1"));
+    let b = write_csv(dir.path(), "b.csv", &contacts_csv(&rows, "1"));
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd(&a, &fake, "tok")).expect_code(0);
+    run(send_cmd(&b, &fake, "tok")).expect_code(4);
+    let results = default_results_path(&b);
+
+    let en = report(&results, &[]);
+    assert_not_nothing_left(&en);
+    assert!(en.stdout.contains("2 rows held"), "{}", en.stdout);
+    assert!(en.stdout.contains("--allow-repeat"), "{}", en.stdout);
+    let es = report(&results, SPANISH);
+    assert_not_nothing_left(&es);
+    assert!(es.stdout.contains("2 filas retenidas"), "{}", es.stdout);
+    assert!(es.stdout.contains("--allow-repeat"), "{}", es.stdout);
+}
