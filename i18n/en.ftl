@@ -846,3 +846,5 @@ report-not-delivered = { $rows ->
         [one] 1 row was not delivered: Wolkvox refused it (failed), and sending it again unchanged would be refused again. Fix the cause named above, then send it with:
        *[other] { $rows } rows were not delivered: Wolkvox refused them (failed), and sending them again unchanged would be refused again. Fix the cause named above, then send them with:
     }
+summary-next-report = Next: { $command } says why each row was not delivered and what fixes it
+summary-next-retry = Once the cause is fixed, this sends the failed rows again: { $command }

@@ -861,3 +861,5 @@ report-not-delivered = { $rows ->
         [one] 1 fila no se entregó: Wolkvox la rechazó (failed) y, si se envía de nuevo sin cambios, la rechazará otra vez. Corrija la causa indicada arriba y luego envíela con:
        *[other] { $rows } filas no se entregaron: Wolkvox las rechazó (failed) y, si se envían de nuevo sin cambios, las rechazará otra vez. Corrija la causa indicada arriba y luego envíelas con:
     }
+summary-next-report = Siguiente paso: { $command } dice por qué no se entregó cada fila y qué lo corrige
+summary-next-retry = Una vez corregida la causa, esto envía de nuevo las filas fallidas: { $command }

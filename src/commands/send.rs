@@ -455,6 +455,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             sent_before: plan.sent_before,
             stopped: stopped_text,
             this_run: (plan.skipped > 0).then(|| progress.this_run()),
+            next: (exit == Exit::SomeRowsNotSent).then(|| next_step(&settings, &counts)),
             ..Summary::new(title, &counts, &settings.results)
         },
         &settings,
@@ -1000,6 +1001,23 @@ fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
     } else {
         Exit::Success
     }
+}
+
+/// After a run that went to the end with rows not delivered (exit 1): the report that
+/// says why, and, with `failed` rows, the command that sends them again once the cause
+/// is fixed (`unknown` rows may have been delivered: the report says how to check).
+fn next_step(settings: &SendSettings, counts: &HashMap<Status, u64>) -> String {
+    let report = format!(
+        "wolkvox-dispatch report {}",
+        crate::text::quote(&settings.results)
+    );
+    let mut text = tr!("summary-next-report", command = report);
+    if counts.get(&Status::Failed).copied().unwrap_or(0) > 0 {
+        let retry = format!("{} --retry-failed", resume_command(settings));
+        text.push('\n');
+        text.push_str(&tr!("summary-next-retry", command = retry));
+    }
+    text
 }
 
 /// How long sending would take at the configured limits, and when it would finish.

@@ -117,3 +117,43 @@ fn a_report_of_held_rows_says_they_were_not_sent() {
     assert!(es.stdout.contains("2 filas retenidas"), "{}", es.stdout);
     assert!(es.stdout.contains("--allow-repeat"), "{}", es.stdout);
 }
+
+/// A send that ends with refused rows (exit 1) names the next step, as the --limit and
+/// Ctrl-C summaries do: the report, and the command that retries once fixed.
+#[test]
+fn a_send_that_ends_with_failed_rows_names_the_next_step() {
+    for (env, next, retry) in [
+        (&[][..], "Next: ", "Once the cause is fixed"),
+        (SPANISH, "Siguiente paso: ", "Una vez corregida la causa"),
+    ] {
+        let dir = temp_dir();
+        let input = list_of(dir.path(), 3, "Hola");
+        let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
+            req.telephone
+                .is_some()
+                .then(|| Reply::api_error(400, "BAD REQUEST", "Connector not found"))
+        }));
+        let mut c = send_cmd(&input, &fake, "tok");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = run(c);
+        out.expect_code(1);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(next))
+            .unwrap_or_else(|| panic!("no next step: {}", out.stdout));
+        assert!(line.contains("wolkvox-dispatch report"), "{line}");
+        assert!(line.contains("list.results.csv"), "{line}");
+        let retry = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(retry))
+            .unwrap_or_else(|| panic!("no retry: {}", out.stdout));
+        assert!(
+            retry.contains("--resume") && retry.contains("--retry-failed"),
+            "{retry}"
+        );
+    }
+}
