@@ -239,6 +239,12 @@ pub(crate) fn reason(o: &Outcome) -> String {
 
 /// `reason`, with "same as row N" in the sheet's row numbers when they are known.
 fn reason_with(o: &Outcome, numbers: Option<&RowNumbers>) -> String {
+    // A dry run records the message in `msg` (escaped onto one line, for the CSV); the
+    // workbook shows the message in its own column, and a row that would go needs no
+    // reason.
+    if o.status == Status::DryRun {
+        return String::new();
+    }
     let mut reason = [o.error.as_str(), o.msg.as_str()]
         .iter()
         .filter(|p| !p.is_empty())

@@ -157,3 +157,69 @@ fn a_send_that_ends_with_failed_rows_names_the_next_step() {
         );
     }
 }
+
+/// Every sheet of a workbook, as text.
+fn workbook_sheets(path: &Path) -> Vec<(String, Vec<Vec<String>>)> {
+    use calamine::Reader;
+    let mut book =
+        calamine::open_workbook_auto(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let names = book.sheet_names().to_vec();
+    names
+        .into_iter()
+        .map(|name| {
+            let range = book.worksheet_range(&name).expect("a sheet");
+            let rows = range
+                .rows()
+                .map(|r| r.iter().map(|c| c.to_string()).collect())
+                .collect();
+            (name, rows)
+        })
+        .collect()
+}
+
+/// The dry run's workbook of the sample list: rows that would be sent have no reason
+/// (the message is in its own column already), and no cell holds a literal `\n`.
+#[test]
+fn the_dry_run_workbook_gives_no_reason_for_rows_that_would_be_sent() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/contacts.csv");
+    for (env, result, reason) in [
+        (&[][..], "Would be sent (dry run)", "Reason"),
+        (SPANISH, "Se enviaría (simulación)", "Motivo"),
+    ] {
+        let dir = temp_dir();
+        let input = dir.path().join("contacts.csv");
+        std::fs::copy(&sample, &input).expect("copy the sample");
+        let mut c = cmd();
+        c.arg("send").arg(&input).arg("--dry-run");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run(c).expect_code(4);
+        let sheets = workbook_sheets(&input.with_extension("dry-run.xlsx"));
+        for (name, rows) in &sheets {
+            for cell in rows.iter().flatten() {
+                assert!(!cell.contains("\\n"), "sheet {name}: {cell:?}");
+            }
+        }
+        let rows = &sheets[0].1;
+        let col = |title: &str| {
+            rows[0]
+                .iter()
+                .position(|h| h == title)
+                .unwrap_or_else(|| panic!("{title}: {:?}", rows[0]))
+        };
+        let (result_col, reason_col) = (
+            col(if env.is_empty() {
+                "Result"
+            } else {
+                "Resultado"
+            }),
+            col(reason),
+        );
+        let would: Vec<&Vec<String>> = rows.iter().filter(|r| r[result_col] == result).collect();
+        assert!(!would.is_empty(), "{rows:?}");
+        for r in would {
+            assert_eq!(r[reason_col], "", "{r:?}");
+        }
+    }
+}
