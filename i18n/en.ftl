@@ -848,3 +848,4 @@ report-not-delivered = { $rows ->
     }
 summary-next-report = Next: { $command } says why each row was not delivered and what fixes it
 summary-next-retry = Once the cause is fixed, this sends the failed rows again: { $command }
+workbook-sheet-to-fix = To fix

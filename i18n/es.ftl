@@ -863,3 +863,4 @@ report-not-delivered = { $rows ->
     }
 summary-next-report = Siguiente paso: { $command } dice por qué no se entregó cada fila y qué lo corrige
 summary-next-retry = Una vez corregida la causa, esto envía de nuevo las filas fallidas: { $command }
+workbook-sheet-to-fix = Por corregir

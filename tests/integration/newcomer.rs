@@ -223,3 +223,73 @@ fn the_dry_run_workbook_gives_no_reason_for_rows_that_would_be_sent() {
         }
     }
 }
+
+/// The text of one part of an `.xlsx` (a zip).
+fn xlsx_part(path: &Path, part: &str) -> String {
+    use std::io::Read;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut zip = zip::ZipArchive::new(file).expect("an xlsx is a zip");
+    let mut text = String::new();
+    zip.by_name(part)
+        .unwrap_or_else(|e| panic!("{part}: {e}"))
+        .read_to_string(&mut text)
+        .expect("utf-8");
+    text
+}
+
+/// `report --rows-to-fix X.xlsx` names its sheet in the reader's language and gives it
+/// the results workbook's header style and column widths.
+#[test]
+fn rows_to_fix_as_xlsx_are_a_sheet_people_can_read() {
+    let dir = temp_dir();
+    let phones = colombian_mobiles(2);
+    let input = write_csv(
+        dir.path(),
+        "list.csv",
+        &contacts_csv(
+            &[
+                (phones[0].as_str(), "Hola"),
+                ("12", "Hola"),
+                (phones[1].as_str(), "Hola"),
+            ],
+            "1",
+        ),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
+        req.telephone
+            .is_some()
+            .then(|| Reply::api_error(400, "BAD REQUEST", "Connector not found"))
+    }));
+    run(send_cmd(&input, &fake, "tok")).expect_code(1);
+    for (env, sheet, reason) in [
+        (&[][..], "To fix", "Reason"),
+        (SPANISH, "Por corregir", "Motivo"),
+    ] {
+        let fix = dir.path().join(format!("fix-{}.xlsx", env.len()));
+        let mut c = cmd();
+        c.arg("report")
+            .arg(default_results_path(&input))
+            .arg("--rows-to-fix")
+            .arg(&fix);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run(c).expect_code(0);
+        let sheets = workbook_sheets(&fix);
+        assert_eq!(sheets.len(), 1);
+        assert_eq!(sheets[0].0, sheet);
+        let rows = &sheets[0].1;
+        assert_eq!(rows[0].last().map(String::as_str), Some(reason), "{rows:?}");
+        assert_eq!(rows.len(), 4, "header and 3 rows: {rows:?}");
+        let xml = xlsx_part(&fix, "xl/worksheets/sheet1.xml");
+        assert!(
+            xml.contains("<cols>") && xml.contains("customWidth"),
+            "widths: {xml}"
+        );
+        let styles = xlsx_part(&fix, "xl/styles.xml");
+        assert!(
+            styles.contains("<b/>") && styles.contains("D9E1F2"),
+            "header style: {styles}"
+        );
+    }
+}
