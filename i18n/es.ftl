@@ -11,7 +11,7 @@ cli-validate-about = Revisa una lista de contactos sin enviar nada (no necesita 
 cli-report-about = Resume un archivo de resultados (también uno que aún se está escribiendo): totales, fallos, siguiente paso
 cli-reconcile-about = Resuelve las filas `unknown` con el informe de mensajes enviados de Wolkvox (cdr_3): las que aparecen en él pasan a `sent`, las que no, a `not_sent` (un --resume normal las envía una vez)
 cli-arg-input = La lista de contactos: CSV u otro texto delimitado, o una hoja de cálculo (.xlsx, .xlsm, .xlsb, .xls, .ods)
-cli-arg-config = Archivo de configuración TOML (vea config.example.toml)
+cli-arg-config = Archivo de configuración TOML (vea config.example.es.toml)
 cli-arg-max-rows = Rechaza listas con más filas de datos que esto [config: limits.max_rows, predeterminado 10000]
 cli-arg-sheet = Hojas de cálculo: la hoja que se lee [config: input.sheet, predeterminado: la hoja con la que se abre el libro, si no la primera visible]
 cli-arg-delimiter = Archivos de texto: el separador de campos: , ; tab | [config: input.delimiter, predeterminado: el que se detecta en el encabezado]
@@ -693,7 +693,7 @@ init-file-header =
     Configuración de wolkvox-dispatch, escrita por `wolkvox-dispatch init`.
     Úsela así: wolkvox-dispatch send LISTA.xlsx --config { $file }
     Los tokens nunca van en este archivo: póngalos en la variable de entorno WOLKVOX_TOKEN.
-    Las demás claves, con sus valores por defecto, se explican en config.example.toml.
+    Las demás claves, con sus valores por defecto, se explican en config.example.es.toml.
 init-file-server =
     Su servidor de Wolkvox, que le da el soporte de Wolkvox: "0042" quiere decir
     https://wv0042.wolkvox.com. Se necesita para enviar (no para validate ni --dry-run).

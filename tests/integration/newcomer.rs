@@ -293,3 +293,45 @@ fn rows_to_fix_as_xlsx_are_a_sheet_people_can_read() {
         );
     }
 }
+
+/// In Spanish, the config file `init` writes and `--config`'s help point at the Spanish
+/// example, `config.example.es.toml`; in English, at `config.example.toml`.
+#[test]
+fn spanish_texts_point_at_the_spanish_config_example() {
+    for (env, example) in [
+        (&[][..], "config.example.toml"),
+        (SPANISH, "config.example.es.toml"),
+    ] {
+        let dir = temp_dir();
+        let mut c = cmd();
+        c.current_dir(dir.path()).args([
+            "init",
+            "--server",
+            "0042",
+            "--connector-id",
+            "7",
+            "--country",
+            "CO",
+        ]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run(c).expect_code(0);
+        let written =
+            std::fs::read_to_string(dir.path().join("wolkvox.toml")).expect("wolkvox.toml");
+        assert!(written.contains(example), "{written}");
+        let mut h = cmd();
+        h.args(["send", "--help"]);
+        for (k, v) in env {
+            h.env(k, v);
+        }
+        let help = run(h);
+        help.expect_code(0);
+        let line = help
+            .stdout
+            .lines()
+            .find(|l| l.contains("config.example"))
+            .unwrap_or_else(|| panic!("{}", help.stdout));
+        assert!(line.contains(example), "{line}");
+    }
+}
