@@ -270,7 +270,6 @@ send-sending = sending { $rows } rows through { $tokens ->
        *[other] { $tokens } tokens
     }
 send-contact-hours = contact hours: { $line }
-send-quota-covers = today's quota covers { $covered } of the { $rows } rows to send ({ $left } calls left)
 send-stop-results-unfinished = cannot finish the results file ({ $error })
 send-stop-quota = today's quota was not enough for { $rows } rows, recorded not_sent (--partial); the quota renews tomorrow
 send-stop-pilot = the pilot batch is sent (--limit { $limit }); the other { $rows } rows are recorded not_sent: check the pilot's results, then send the rest
@@ -849,3 +848,5 @@ report-not-delivered = { $rows ->
 summary-next-report = Next: { $command } says why each row was not delivered and what fixes it
 summary-next-retry = Once the cause is fixed, this sends the failed rows again: { $command }
 workbook-sheet-to-fix = To fix
+list-finish-when = it would finish around { $finish }{ $later }
+cli-validate-allow-duplicates = Count every copy of a repeated telephone + message as valid (as send with this flag would send each), instead of reporting later copies `duplicate` [config: input.allow_duplicates]

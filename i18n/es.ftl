@@ -117,7 +117,19 @@ validate-suppressed = fila { $row }: { $telephone } está en la lista de exclusi
 validate-totals = { $rows ->
         [one] 1 fila
        *[other] { $rows } filas
-    }: { $invalid } no válidas, { $duplicate } duplicadas, { $suppressed } omitidas por lista de exclusión, { $valid } válidas ({ $list })
+    }: { $invalid ->
+        [one] 1 no válida
+       *[other] { $invalid } no válidas
+    }, { $duplicate ->
+        [one] 1 duplicada
+       *[other] { $duplicate } duplicadas
+    }, { $suppressed ->
+        [one] 1 omitida
+       *[other] { $suppressed } omitidas
+    } por lista de exclusión, { $valid ->
+        [one] 1 válida
+       *[other] { $valid } válidas
+    } ({ $list })
 validate-estimate = estimación: { $line }
 validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens ->
         [one] 1 token
@@ -278,7 +290,6 @@ send-sending = enviando { $rows ->
        *[other] { $tokens } tokens
     }
 send-contact-hours = horario de contacto: { $line }
-send-quota-covers = el cupo de hoy alcanza para { $covered } de las { $rows } filas por enviar (quedan { $left } llamadas)
 send-stop-results-unfinished = no se puede terminar el archivo de resultados ({ $error })
 send-stop-quota = el cupo de hoy no alcanzó para { $rows } filas, registradas como not_sent (--partial); el cupo se renueva mañana
 send-stop-pilot = el lote piloto está enviado (--limit { $limit }); las otras { $rows } filas quedan registradas como not_sent: revise los resultados del piloto y luego envíe el resto
@@ -864,3 +875,5 @@ report-not-delivered = { $rows ->
 summary-next-report = Siguiente paso: { $command } dice por qué no se entregó cada fila y qué lo corrige
 summary-next-retry = Una vez corregida la causa, esto envía de nuevo las filas fallidas: { $command }
 workbook-sheet-to-fix = Por corregir
+list-finish-when = terminaría hacia el { $finish }{ $later }
+cli-validate-allow-duplicates = Cuenta como válida cada copia de un mismo teléfono + mensaje (send con esta opción enviaría cada una), en lugar de señalar las copias siguientes como `duplicate` [config: input.allow_duplicates]

@@ -535,18 +535,6 @@ fn fit_quota(
             return Err(e.into());
         }
     };
-    if let Some(left) = fitted.left {
-        let rows = plan.jobs.len();
-        tracing::info!(
-            "{}",
-            tr!(
-                "send-quota-covers",
-                covered = left.min(rows as u64),
-                rows = rows,
-                left = left
-            )
-        );
-    }
     let cut = hold_back(&recorder, plan, Some(n as u64), &tr_en!("msg-partial"))?;
     Ok((fitted.tokens, cut, recorder, None))
 }
@@ -1023,7 +1011,7 @@ fn next_step(settings: &SendSettings, counts: &HashMap<Status, u64>) -> String {
 /// How long sending would take at the configured limits, and when it would finish.
 fn estimate(pace: &Pace<'_>, max_in_flight: usize) -> String {
     let finish = pace
-        .finish_line()
+        .finish_when()
         .map(|line| format!("; {line}"))
         .unwrap_or_default();
     tr!(

@@ -335,3 +335,63 @@ fn spanish_texts_point_at_the_spanish_config_example() {
         assert!(line.contains(example), "{line}");
     }
 }
+
+/// Spanish wording: one duplicate is "1 duplicada"; the dry run's estimate says the rate
+/// once; a send says today's quota once; `validate --help` does not say
+/// --allow-duplicates sends anything.
+#[test]
+fn spanish_wording_says_each_thing_once_and_in_the_right_number() {
+    let dir = temp_dir();
+    let phones = colombian_mobiles(2);
+    let input = write_csv(
+        dir.path(),
+        "list.csv",
+        &contacts_csv(
+            &[
+                (phones[0].as_str(), "Hola"),
+                (phones[1].as_str(), "Hola"),
+                (phones[0].as_str(), "Hola"),
+            ],
+            "1",
+        ),
+    );
+    let mut v = cmd();
+    v.env("LANG", "es_CO.UTF-8").arg("validate").arg(&input);
+    let out = run(v);
+    assert!(out.stdout.contains("1 duplicada,"), "{}", out.stdout);
+    assert!(!out.stdout.contains("1 duplicadas"), "{}", out.stdout);
+
+    let mut d = cmd();
+    d.env("LANG", "es_CO.UTF-8")
+        .arg("send")
+        .arg(&input)
+        .arg("--dry-run");
+    let out = run(d);
+    out.expect_code(4);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        said.matches("solicitudes/s por token con").count(),
+        1,
+        "{said}"
+    );
+
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut s = send_cmd_checking_quota(&input, &fake, "tok");
+    s.env("LANG", "es_CO.UTF-8");
+    let out = run(s);
+    out.expect_code(4);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(said.matches("el cupo de hoy").count(), 1, "{said}");
+
+    let mut h = cmd();
+    h.env("LANG", "es_CO.UTF-8").args(["validate", "--help"]);
+    let help = run(h).stdout;
+    let line = help
+        .lines()
+        .skip_while(|l| !l.contains("--allow-duplicates"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!line.contains("Envía"), "{line}");
+    assert!(line.contains("duplicate"), "{line}");
+}
