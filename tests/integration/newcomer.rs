@@ -395,3 +395,26 @@ fn spanish_wording_says_each_thing_once_and_in_the_right_number() {
     assert!(!line.contains("Envía"), "{line}");
     assert!(line.contains("duplicate"), "{line}");
 }
+
+/// README.es.md's example of `validate samples/contacts.csv` is the real output: every
+/// line naming a row (spreadsheet row numbers) is in the README as printed.
+#[test]
+fn the_readme_validate_example_is_the_real_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.es.md")).expect("README.es.md");
+    let mut c = cmd();
+    c.current_dir(root)
+        .env("LANG", "es_CO.UTF-8")
+        .args(["validate", "samples/contacts.csv"]);
+    let out = run(c);
+    out.expect_code(1);
+    let named: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("fila ") || l.contains(" filas: "))
+        .collect();
+    assert!(named.len() >= 5, "{}", out.stdout);
+    for line in named {
+        assert!(readme.contains(line), "not in README.es.md: {line}");
+    }
+}
