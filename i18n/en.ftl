@@ -816,7 +816,10 @@ msg-held-repeat = held: the same message went to this number on { $when } ({ $st
 msg-held-cap = held: this number already got { $count } messages within { $per } ([ledger] max_per_phone), the last on { $when } (results { $results }); --allow-repeat sends it
 msg-held-changed = held: the text of this row changed since this number was sent row { $row } on { $when } (text sent: { $excerpt }); --resume --resend-changed sends the new text
 msg-kept = { $earlier }; now { $now }
-send-held = { $rows } rows held: the send ledger shows they already went out (see their msg); --allow-repeat, or --resend-changed with --resume, sends them on purpose
+send-held = { $rows ->
+        [one] 1 row held: the send ledger shows it already went out (see its msg); --allow-repeat, or --resend-changed with --resume, sends it on purpose
+       *[other] { $rows } rows held: the send ledger shows they already went out (see their msg); --allow-repeat, or --resend-changed with --resume, sends them on purpose
+    }
 validate-held = row { $row }: held: { $why }
 validate-held-totals = { $rows } of the valid rows would be held (the send ledger shows they already went out)
 cli-arg-ledger = The send ledger (SQLite) [config: ledger.path, default: the user's state folder, e.g. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]

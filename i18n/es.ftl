@@ -843,7 +843,10 @@ msg-held-repeat = retenida: el mismo mensaje salió a este número el { $when } 
 msg-held-cap = retenida: este número ya recibió { $count } mensajes en { $per } ([ledger] max_per_phone), el último el { $when } (resultados { $results }); --allow-repeat lo envía
 msg-held-changed = retenida: el texto de esta fila cambió desde que se envió la fila { $row } a este número el { $when } (texto enviado: { $excerpt }); --resume --resend-changed envía el texto nuevo
 msg-kept = { $earlier }; ahora { $now }
-send-held = { $rows } filas retenidas: el registro de envíos muestra que ya salieron (vea su msg); --allow-repeat, o --resend-changed con --resume, las envía a propósito
+send-held = { $rows ->
+        [one] 1 fila retenida: el registro de envíos muestra que ya salió (vea su msg); --allow-repeat, o --resend-changed con --resume, la envía a propósito
+       *[other] { $rows } filas retenidas: el registro de envíos muestra que ya salieron (vea su msg); --allow-repeat, o --resend-changed con --resume, las envía a propósito
+    }
 validate-held = fila { $row }: retenida: { $why }
 validate-held-totals = { $rows } de las filas válidas quedarían retenidas (el registro de envíos muestra que ya salieron)
 cli-arg-ledger = El registro de envíos (SQLite) [config: ledger.path; por defecto, la carpeta de estado del usuario, p. ej. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]
