@@ -17,6 +17,11 @@
 //! It prints the `--base-url` to use, serves until Ctrl-C, then prints what it received:
 //! requests, messages delivered, telephones delivered more than once (there should be
 //! none) and the most requests it ever saw in flight per token (never more than 2).
+//!
+//! Its few lines for people are in Spanish when the locale is (`LC_ALL`, `LC_MESSAGES`,
+//! `LANG`, the first set: `es*`), as `wolkvox-dispatch` reads it; flags, the usage line
+//! and the command to copy stay as they are. An example outside the binary: its texts
+//! are here, not in the binary's catalogues.
 
 #[path = "../tests/common/fake_wolkvox.rs"]
 mod fake_wolkvox;
@@ -53,7 +58,12 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let mut value = || {
+            it.next().ok_or(say(
+                format!("{flag} needs a value"),
+                format!("{flag} necesita un valor"),
+            ))
+        };
         match flag.as_str() {
             "--latency-ms" => {
                 args.latency_ms = value()?.parse().map_err(|e| format!("--latency-ms: {e}"))?
@@ -70,9 +80,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--template" => {
                 let v = value()?;
-                let (name, body) = v
-                    .split_once('=')
-                    .ok_or("--template: write NAME=BODY".to_owned())?;
+                let (name, body) = v.split_once('=').ok_or(say(
+                    "--template: write NAME=BODY".into(),
+                    "--template: escriba NOMBRE=TEXTO".into(),
+                ))?;
                 args.templates.push((name.to_owned(), body.to_owned()));
             }
             "--slow" => {
@@ -80,17 +91,43 @@ fn parse_args() -> Result<Args, String> {
                 let (p, ms) = v
                     .split_once(':')
                     .and_then(|(p, ms)| Some((p.parse().ok()?, ms.parse().ok()?)))
-                    .ok_or("--slow: write PERCENT:MS".to_owned())?;
+                    .ok_or(say(
+                        "--slow: write PERCENT:MS".into(),
+                        "--slow: escriba PORCENTAJE:MS".into(),
+                    ))?;
                 args.slow = Some((p, ms));
             }
             "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other:?}")),
+            other => {
+                return Err(say(
+                    format!("unknown argument {other:?}"),
+                    format!("argumento desconocido {other:?}"),
+                ));
+            }
         }
     }
     if args.rows > 10_000 {
-        return Err("--rows: at most 10000".into());
+        return Err(say(
+            "--rows: at most 10000".into(),
+            "--rows: como máximo 10000".into(),
+        ));
     }
     Ok(args)
+}
+
+/// The locale's language is Spanish: the first of `LC_ALL`, `LC_MESSAGES`, `LANG` that
+/// is set and not empty starts with `es`.
+fn spanish() -> bool {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.is_empty())
+        .is_some_and(|v| v.starts_with("es"))
+}
+
+/// `en`, or `es` when the locale is Spanish.
+fn say(en: String, es: String) -> String {
+    if spanish() { es } else { en }
 }
 
 /// A list of `rows` contacts with realistic Colombian mobile numbers.
@@ -116,10 +153,22 @@ fn main() {
     };
     if let Some(path) = &args.list {
         if let Err(e) = write_list(path, args.rows) {
-            eprintln!("cannot write {}: {e}", path.display());
+            eprintln!(
+                "{}",
+                say(
+                    format!("cannot write {}: {e}", path.display()),
+                    format!("no se puede escribir {}: {e}", path.display()),
+                )
+            );
             std::process::exit(2);
         }
-        println!("wrote {} contacts to {}", args.rows, path.display());
+        println!(
+            "{}",
+            say(
+                format!("wrote {} contacts to {}", args.rows, path.display()),
+                format!("{} contactos escritos en {}", args.rows, path.display()),
+            )
+        );
     }
     let mut behavior = Behavior::ok().latency(args.latency_ms);
     if !args.templates.is_empty() {
@@ -151,10 +200,17 @@ fn main() {
         });
     }
     let fake = FakeWolkvox::start(behavior);
+    let (latency, url) = (args.latency_ms, fake.base_url());
     println!(
-        "fake Wolkvox listening with {} ms latency; send to it with:\n  WOLKVOX_TOKEN=any-token wolkvox-dispatch send LIST --base-url {}\nPress Ctrl-C to stop and print what it received.",
-        args.latency_ms,
-        fake.base_url()
+        "{}",
+        say(
+            format!(
+                "fake Wolkvox listening with {latency} ms latency; send to it with:\n  WOLKVOX_TOKEN=any-token wolkvox-dispatch send LIST --base-url {url}\nPress Ctrl-C to stop and print what it received."
+            ),
+            format!(
+                "Wolkvox falso escuchando con {latency} ms de latencia; envíele con:\n  WOLKVOX_TOKEN=cualquier-token wolkvox-dispatch send LISTA --base-url {url}\nOprima Ctrl-C para detenerlo y ver lo que recibió."
+            ),
+        )
     );
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -162,7 +218,13 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("cannot start: {e}");
+            eprintln!(
+                "{}",
+                say(
+                    format!("cannot start: {e}"),
+                    format!("no se puede iniciar: {e}"),
+                )
+            );
             std::process::exit(2);
         }
     };
@@ -179,11 +241,21 @@ fn main() {
     }
     let twice = per_phone.values().filter(|&&n| n > 1).count();
     let max_in_flight = fake.max_in_flight().values().copied().max().unwrap_or(0);
-    println!(
-        "\nreceived {} send requests; delivered {} messages to {} telephones; telephones delivered more than once: {twice}; most requests in flight on one token: {max_in_flight}; violations: {}",
+    let (requests, messages, phones, violations) = (
         requests.len(),
         delivered.len(),
         per_phone.len(),
-        fake.violations().len()
+        fake.violations().len(),
+    );
+    println!(
+        "\n{}",
+        say(
+            format!(
+                "received {requests} send requests; delivered {messages} messages to {phones} telephones; telephones delivered more than once: {twice}; most requests in flight on one token: {max_in_flight}; violations: {violations}"
+            ),
+            format!(
+                "recibió {requests} solicitudes de envío; entregó {messages} mensajes a {phones} teléfonos; teléfonos con más de una entrega: {twice}; máximo de solicitudes a la vez en un token: {max_in_flight}; violaciones: {violations}"
+            ),
+        )
     );
 }

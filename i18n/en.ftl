@@ -270,7 +270,6 @@ send-sending = sending { $rows } rows through { $tokens ->
        *[other] { $tokens } tokens
     }
 send-contact-hours = contact hours: { $line }
-send-quota-covers = today's quota covers { $covered } of the { $rows } rows to send ({ $left } calls left)
 send-stop-results-unfinished = cannot finish the results file ({ $error })
 send-stop-quota = today's quota was not enough for { $rows } rows, recorded not_sent (--partial); the quota renews tomorrow
 send-stop-pilot = the pilot batch is sent (--limit { $limit }); the other { $rows } rows are recorded not_sent: check the pilot's results, then send the rest
@@ -817,7 +816,10 @@ msg-held-repeat = held: the same message went to this number on { $when } ({ $st
 msg-held-cap = held: this number already got { $count } messages within { $per } ([ledger] max_per_phone), the last on { $when } (results { $results }); --allow-repeat sends it
 msg-held-changed = held: the text of this row changed since this number was sent row { $row } on { $when } (text sent: { $excerpt }); --resume --resend-changed sends the new text
 msg-kept = { $earlier }; now { $now }
-send-held = { $rows } rows held: the send ledger shows they already went out (see their msg); --allow-repeat, or --resend-changed with --resume, sends them on purpose
+send-held = { $rows ->
+        [one] 1 row held: the send ledger shows it already went out (see its msg); --allow-repeat, or --resend-changed with --resume, sends it on purpose
+       *[other] { $rows } rows held: the send ledger shows they already went out (see their msg); --allow-repeat, or --resend-changed with --resume, sends them on purpose
+    }
 validate-held = row { $row }: held: { $why }
 validate-held-totals = { $rows } of the valid rows would be held (the send ledger shows they already went out)
 cli-arg-ledger = The send ledger (SQLite) [config: ledger.path, default: the user's state folder, e.g. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]
@@ -840,3 +842,14 @@ history-bad-phone = { $phone } is not a telephone number this tool can send to: 
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = cannot import { $path }: { $error }
 report-went-out-rows-gone = { $count } more messages went out in this campaign than its rows show (rows deleted from the list, a phone changed, or an earlier text before --resend-changed): the journal records them, and `wolkvox-dispatch history` lists them
+
+# newcomer fixes
+report-not-delivered = { $rows ->
+        [one] 1 row was not delivered: Wolkvox refused it (failed), and sending it again unchanged would be refused again. Fix the cause named above, then send it with:
+       *[other] { $rows } rows were not delivered: Wolkvox refused them (failed), and sending them again unchanged would be refused again. Fix the cause named above, then send them with:
+    }
+summary-next-report = Next: { $command } says why each row was not delivered and what fixes it
+summary-next-retry = Once the cause is fixed, this sends the failed rows again: { $command }
+workbook-sheet-to-fix = To fix
+list-finish-when = it would finish around { $finish }{ $later }
+cli-validate-allow-duplicates = Count every copy of a repeated telephone + message as valid (as send with this flag would send each), instead of reporting later copies `duplicate` [config: input.allow_duplicates]

@@ -11,7 +11,7 @@ cli-validate-about = Revisa una lista de contactos sin enviar nada (no necesita 
 cli-report-about = Resume un archivo de resultados (también uno que aún se está escribiendo): totales, fallos, siguiente paso
 cli-reconcile-about = Resuelve las filas `unknown` con el informe de mensajes enviados de Wolkvox (cdr_3): las que aparecen en él pasan a `sent`, las que no, a `not_sent` (un --resume normal las envía una vez)
 cli-arg-input = La lista de contactos: CSV u otro texto delimitado, o una hoja de cálculo (.xlsx, .xlsm, .xlsb, .xls, .ods)
-cli-arg-config = Archivo de configuración TOML (vea config.example.toml)
+cli-arg-config = Archivo de configuración TOML (vea config.example.es.toml)
 cli-arg-max-rows = Rechaza listas con más filas de datos que esto [config: limits.max_rows, predeterminado 10000]
 cli-arg-sheet = Hojas de cálculo: la hoja que se lee [config: input.sheet, predeterminado: la hoja con la que se abre el libro, si no la primera visible]
 cli-arg-delimiter = Archivos de texto: el separador de campos: , ; tab | [config: input.delimiter, predeterminado: el que se detecta en el encabezado]
@@ -117,7 +117,19 @@ validate-suppressed = fila { $row }: { $telephone } está en la lista de exclusi
 validate-totals = { $rows ->
         [one] 1 fila
        *[other] { $rows } filas
-    }: { $invalid } no válidas, { $duplicate } duplicadas, { $suppressed } omitidas por lista de exclusión, { $valid } válidas ({ $list })
+    }: { $invalid ->
+        [one] 1 no válida
+       *[other] { $invalid } no válidas
+    }, { $duplicate ->
+        [one] 1 duplicada
+       *[other] { $duplicate } duplicadas
+    }, { $suppressed ->
+        [one] 1 omitida
+       *[other] { $suppressed } omitidas
+    } por lista de exclusión, { $valid ->
+        [one] 1 válida
+       *[other] { $valid } válidas
+    } ({ $list })
 validate-estimate = estimación: { $line }
 validate-contact-hours = horario de contacto: { $line } (a { $rate } solicitudes/s por token con { $tokens ->
         [one] 1 token
@@ -278,7 +290,6 @@ send-sending = enviando { $rows ->
        *[other] { $tokens } tokens
     }
 send-contact-hours = horario de contacto: { $line }
-send-quota-covers = el cupo de hoy alcanza para { $covered } de las { $rows } filas por enviar (quedan { $left } llamadas)
 send-stop-results-unfinished = no se puede terminar el archivo de resultados ({ $error })
 send-stop-quota = el cupo de hoy no alcanzó para { $rows } filas, registradas como not_sent (--partial); el cupo se renueva mañana
 send-stop-pilot = el lote piloto está enviado (--limit { $limit }); las otras { $rows } filas quedan registradas como not_sent: revise los resultados del piloto y luego envíe el resto
@@ -693,7 +704,7 @@ init-file-header =
     Configuración de wolkvox-dispatch, escrita por `wolkvox-dispatch init`.
     Úsela así: wolkvox-dispatch send LISTA.xlsx --config { $file }
     Los tokens nunca van en este archivo: póngalos en la variable de entorno WOLKVOX_TOKEN.
-    Las demás claves, con sus valores por defecto, se explican en config.example.toml.
+    Las demás claves, con sus valores por defecto, se explican en config.example.es.toml.
 init-file-server =
     Su servidor de Wolkvox, que le da el soporte de Wolkvox: "0042" quiere decir
     https://wv0042.wolkvox.com. Se necesita para enviar (no para validate ni --dry-run).
@@ -832,7 +843,10 @@ msg-held-repeat = retenida: el mismo mensaje salió a este número el { $when } 
 msg-held-cap = retenida: este número ya recibió { $count } mensajes en { $per } ([ledger] max_per_phone), el último el { $when } (resultados { $results }); --allow-repeat lo envía
 msg-held-changed = retenida: el texto de esta fila cambió desde que se envió la fila { $row } a este número el { $when } (texto enviado: { $excerpt }); --resume --resend-changed envía el texto nuevo
 msg-kept = { $earlier }; ahora { $now }
-send-held = { $rows } filas retenidas: el registro de envíos muestra que ya salieron (vea su msg); --allow-repeat, o --resend-changed con --resume, las envía a propósito
+send-held = { $rows ->
+        [one] 1 fila retenida: el registro de envíos muestra que ya salió (vea su msg); --allow-repeat, o --resend-changed con --resume, la envía a propósito
+       *[other] { $rows } filas retenidas: el registro de envíos muestra que ya salieron (vea su msg); --allow-repeat, o --resend-changed con --resume, las envía a propósito
+    }
 validate-held = fila { $row }: retenida: { $why }
 validate-held-totals = { $rows } de las filas válidas quedarían retenidas (el registro de envíos muestra que ya salieron)
 cli-arg-ledger = El registro de envíos (SQLite) [config: ledger.path; por defecto, la carpeta de estado del usuario, p. ej. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]
@@ -855,3 +869,14 @@ history-bad-phone = { $phone } no es un número al que esta herramienta pueda en
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = no se puede importar { $path }: { $error }
 report-went-out-rows-gone = { $count } mensajes más salieron en esta campaña de los que muestran sus filas (filas borradas de la lista, un teléfono cambiado, o un texto anterior a --resend-changed): el diario los registra, y `wolkvox-dispatch history` los lista
+
+# newcomer fixes
+report-not-delivered = { $rows ->
+        [one] 1 fila no se entregó: Wolkvox la rechazó (failed) y, si se envía de nuevo sin cambios, la rechazará otra vez. Corrija la causa indicada arriba y luego envíela con:
+       *[other] { $rows } filas no se entregaron: Wolkvox las rechazó (failed) y, si se envían de nuevo sin cambios, las rechazará otra vez. Corrija la causa indicada arriba y luego envíelas con:
+    }
+summary-next-report = Siguiente paso: { $command } dice por qué no se entregó cada fila y qué lo corrige
+summary-next-retry = Una vez corregida la causa, esto envía de nuevo las filas fallidas: { $command }
+workbook-sheet-to-fix = Por corregir
+list-finish-when = terminaría hacia el { $finish }{ $later }
+cli-validate-allow-duplicates = Cuenta como válida cada copia de un mismo teléfono + mensaje (send con esta opción enviaría cada una), en lugar de señalar las copias siguientes como `duplicate` [config: input.allow_duplicates]

@@ -262,6 +262,24 @@ impl Pace<'_> {
     /// going on in later windows when one is not enough (as `--wait-for-window` does);
     /// otherwise in `timezone`.
     pub(crate) fn finish_line(&self) -> Option<String> {
+        let (finish, later) = self.finish()?;
+        Some(tr!(
+            "list-finish-around",
+            rate = self.rate,
+            tokens = self.tokens,
+            finish = finish,
+            later = later
+        ))
+    }
+
+    /// `finish_line` without the rate and tokens, for a line that states them already.
+    pub(crate) fn finish_when(&self) -> Option<String> {
+        let (finish, later) = self.finish()?;
+        Some(tr!("list-finish-when", finish = finish, later = later))
+    }
+
+    /// The finish time in words, and the note that it goes on in later windows (or "").
+    fn finish(&self) -> Option<(String, String)> {
         if self.jobs == 0 {
             return None;
         }
@@ -281,13 +299,10 @@ impl Pace<'_> {
         } else {
             String::new()
         };
-        Some(tr!(
-            "list-finish-around",
-            rate = self.rate,
-            tokens = self.tokens,
-            finish = crate::i18n::when(finish.timestamp(), finish.time_zone())
+        Some((
+            crate::i18n::when(finish.timestamp(), finish.time_zone())
                 + &crate::i18n::zone_note(finish.time_zone()),
-            later = later
+            later,
         ))
     }
 }

@@ -455,6 +455,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             sent_before: plan.sent_before,
             stopped: stopped_text,
             this_run: (plan.skipped > 0).then(|| progress.this_run()),
+            next: (exit == Exit::SomeRowsNotSent).then(|| next_step(&settings, &counts)),
             ..Summary::new(title, &counts, &settings.results)
         },
         &settings,
@@ -534,18 +535,6 @@ fn fit_quota(
             return Err(e.into());
         }
     };
-    if let Some(left) = fitted.left {
-        let rows = plan.jobs.len();
-        tracing::info!(
-            "{}",
-            tr!(
-                "send-quota-covers",
-                covered = left.min(rows as u64),
-                rows = rows,
-                left = left
-            )
-        );
-    }
     let cut = hold_back(&recorder, plan, Some(n as u64), &tr_en!("msg-partial"))?;
     Ok((fitted.tokens, cut, recorder, None))
 }
@@ -1002,10 +991,27 @@ fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
     }
 }
 
+/// After a run that went to the end with rows not delivered (exit 1): the report that
+/// says why, and, with `failed` rows, the command that sends them again once the cause
+/// is fixed (`unknown` rows may have been delivered: the report says how to check).
+fn next_step(settings: &SendSettings, counts: &HashMap<Status, u64>) -> String {
+    let report = format!(
+        "wolkvox-dispatch report {}",
+        crate::text::quote(&settings.results)
+    );
+    let mut text = tr!("summary-next-report", command = report);
+    if counts.get(&Status::Failed).copied().unwrap_or(0) > 0 {
+        let retry = format!("{} --retry-failed", resume_command(settings));
+        text.push('\n');
+        text.push_str(&tr!("summary-next-retry", command = retry));
+    }
+    text
+}
+
 /// How long sending would take at the configured limits, and when it would finish.
 fn estimate(pace: &Pace<'_>, max_in_flight: usize) -> String {
     let finish = pace
-        .finish_line()
+        .finish_when()
         .map(|line| format!("; {line}"))
         .unwrap_or_default();
     tr!(

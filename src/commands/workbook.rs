@@ -188,7 +188,12 @@ pub(crate) fn write_rows_to_fix(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
     if xlsx {
-        workbook::write_table(path, &header, to_fix.iter().map(Vec::as_slice))?;
+        workbook::write_table(
+            path,
+            &crate::tr!("workbook-sheet-to-fix"),
+            &header,
+            to_fix.iter().map(Vec::as_slice),
+        )?;
         return Ok(to_fix.len());
     }
     let (delimiter, windows_1252) = both.text_format.unwrap_or((b',', false));

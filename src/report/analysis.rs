@@ -89,6 +89,10 @@ pub(crate) struct Report {
     /// results show (rows deleted from the list, a phone changed, an earlier text
     /// before `--resend-changed`): they went out in this campaign all the same.
     pub(crate) went_out_to_rows_gone: u64,
+    /// When every `failed` row is one a retry cannot fix (so `next` does not retry
+    /// them): the command that sends them once the cause is fixed. For people only.
+    #[serde(skip)]
+    pub(crate) after_fix: Option<String>,
 }
 
 /// Failed rows whose refusal a retry cannot change, and what would.
@@ -152,9 +156,18 @@ pub(crate) fn build(
         )
     };
 
+    let after_fix = (unfixable > 0 && count(Status::Failed) == unfixable && !journal.in_progress)
+        .then(|| {
+            let input = input_text(results, journal.last_run.as_ref()).0;
+            format!(
+                "{} --retry-failed",
+                resume_base(results, journal.last_run.as_ref(), &input)
+            )
+        });
     let went_out_to_rows_gone = rows_gone(&latest, journal);
     Report {
         went_out_to_rows_gone,
+        after_fix,
         results: results.to_owned(),
         workbook: None,
         rows: latest.len() as u64,
@@ -326,6 +339,37 @@ fn groups<'a>(outcomes: impl Iterator<Item = &'a Outcome>, by_code: bool) -> Vec
     out
 }
 
+/// The list the results came from, quoted for a command line (a placeholder when it is
+/// not found), and whether it was found.
+fn input_text(results: &Path, run: Option<&journal::RunInfo>) -> (String, bool) {
+    let input = match run {
+        Some(run) => Some(run.input.clone()).filter(|p| p.is_file()),
+        None => journal::naming::input_for(results),
+    };
+    let found = input.is_some();
+    (
+        input
+            .as_deref()
+            .map(quote)
+            .unwrap_or_else(|| INPUT_PLACEHOLDER.to_owned()),
+        found,
+    )
+}
+
+/// The command that resumes the run: the recorded command line defines the campaign
+/// (template, variables, sheet, config...), so resume with it; else the bare command.
+fn resume_base(results: &Path, run: Option<&journal::RunInfo>, input_text: &str) -> String {
+    match run.filter(|r| !r.args.is_empty()) {
+        Some(run) => {
+            crate::journal::resume_command(run.args.iter().map(std::ffi::OsString::from), results)
+        }
+        None => format!(
+            "wolkvox-dispatch send {input_text} --results {} --resume",
+            quote(results)
+        ),
+    }
+}
+
 fn next_step(
     results: &Path,
     counts: &BTreeMap<&'static str, u64>,
@@ -334,19 +378,12 @@ fn next_step(
     unfixable: u64,
 ) -> Option<Next> {
     let count = |s: Status| counts.get(s.as_str()).copied().unwrap_or(0);
-    let input = match run {
-        Some(run) => Some(run.input.clone()).filter(|p| p.is_file()),
-        None => journal::naming::input_for(results),
-    };
-    let input_text = input
-        .as_deref()
-        .map(quote)
-        .unwrap_or_else(|| INPUT_PLACEHOLDER.to_owned());
+    let (input_text, input_found) = input_text(results, run);
     if count(Status::DryRun) > 0 {
         return Some(Next {
             command: format!("wolkvox-dispatch send {input_text}"),
             sends: tr!("report-next-dry-run", rows = count(Status::DryRun)),
-            input_found: input.is_some(),
+            input_found,
         });
     }
     let (not_sent, failed, unknown) = (
@@ -357,17 +394,7 @@ fn next_step(
     if not_sent + failed + unknown + never_attempted == 0 {
         return None;
     }
-    // The recorded command line defines the campaign (template, variables, sheet,
-    // config...): resume with it; else the bare command.
-    let mut command = match run.filter(|r| !r.args.is_empty()) {
-        Some(run) => {
-            crate::journal::resume_command(run.args.iter().map(std::ffi::OsString::from), results)
-        }
-        None => format!(
-            "wolkvox-dispatch send {input_text} --results {} --resume",
-            quote(results)
-        ),
-    };
+    let mut command = resume_base(results, run, &input_text);
     let mut parts = Vec::new();
     if never_attempted > 0 {
         parts.push(tr!("report-next-never-attempted", rows = never_attempted));
@@ -389,7 +416,7 @@ fn next_step(
             "report-next-sends",
             parts = parts.join(&tr!("report-next-and"))
         ),
-        input_found: input.is_some(),
+        input_found,
     })
 }
 
@@ -633,9 +660,25 @@ fn render_next(r: &Report, out: &mut String) {
     if let Some(command) = &r.reconcile {
         out.push_str(&format!("{}\n  {command}\n", tr!("report-reconcile-first")));
     }
+    if !r.in_progress {
+        let unfixable: u64 = r.cannot_retry.iter().map(|f| f.count).sum();
+        if let Some(command) = &r.after_fix {
+            out.push_str(&format!(
+                "{}\n  {command}\n",
+                tr!("report-not-delivered", rows = unfixable)
+            ));
+        }
+        let held = r.counts.get(Status::Held.as_str()).copied().unwrap_or(0);
+        if held > 0 {
+            out.push_str(&format!("{}\n", tr!("send-held", rows = held)));
+        }
+    }
     match &r.next {
         None if r.in_progress => {}
         None if r.rows == 0 => out.push_str(&format!("{}\n", tr!("report-no-rows"))),
+        // Rows not delivered or held are said above: "nothing left" would hide them.
+        None if r.after_fix.is_some() => {}
+        None if r.counts.get(Status::Held.as_str()).copied().unwrap_or(0) > 0 => {}
         None => out.push_str(&format!("{}\n", tr!("report-nothing-left"))),
         Some(next) => {
             out.push_str(&format!("{}\n", tr!("report-next", command = next.command)));

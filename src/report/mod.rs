@@ -179,6 +179,9 @@ pub(crate) struct Summary<'a> {
     pub(crate) hours: Option<Localized>,
     /// A resumed run: what this run itself sent and failed (the counts are the campaign's).
     pub(crate) this_run: Option<(u64, u64)>,
+    /// A run that went to the end with rows not delivered: what to run next. For
+    /// people only (the JSON has the counts and the exit code).
+    pub(crate) next: Option<String>,
 }
 
 impl<'a> Summary<'a> {
@@ -200,6 +203,7 @@ impl<'a> Summary<'a> {
             stopped: None,
             hours: None,
             this_run: None,
+            next: None,
         }
     }
 
@@ -293,6 +297,10 @@ impl<'a> Summary<'a> {
         }
         if let Some(stopped) = &self.stopped {
             out.push_str(&format!("{}\n", tr!("summary-stopped", why = stopped)));
+        }
+        if let Some(next) = &self.next {
+            out.push_str(next);
+            out.push('\n');
         }
         out
     }

@@ -193,9 +193,12 @@ fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-/// A plain workbook of one sheet: `header`, then `rows`, every cell as text.
+/// A workbook of one sheet named `name`: `header`, in the rows sheet's header style,
+/// then `rows`, every cell as text, each column as wide as its text (up to the rows
+/// sheet's limit), the header frozen and filtered.
 pub(crate) fn write_table<'a>(
     path: &Path,
+    name: &str,
     header: &'a [String],
     rows: impl Iterator<Item = &'a [String]>,
 ) -> Result<(), WorkbookError> {
@@ -205,19 +208,48 @@ pub(crate) fn write_table<'a>(
     };
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
-    let all = std::iter::once(header).chain(rows);
-    for (r, cells) in all.enumerate() {
+    table_sheet(sheet, name, header, rows).map_err(|e| error(e.to_string()))?;
+    save(path, &mut workbook)
+}
+
+fn table_sheet<'a>(
+    sheet: &mut Worksheet,
+    name: &str,
+    header: &'a [String],
+    rows: impl Iterator<Item = &'a [String]>,
+) -> Result<(), rust_xlsxwriter::XlsxError> {
+    sheet.set_name(name)?;
+    let bold = header_format();
+    let mut widths: Vec<usize> = header.iter().map(|n| n.chars().count()).collect();
+    for (c, cell) in header.iter().enumerate() {
+        sheet.write_string_with_format(0, col_num(c), cell, &bold)?;
+    }
+    let mut last_row = 0;
+    for (i, cells) in rows.enumerate() {
+        let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        last_row = r;
         for (c, cell) in cells.iter().enumerate() {
-            sheet
-                .write_string(
-                    u32::try_from(r).unwrap_or(u32::MAX),
-                    col_num(c),
-                    line_breaks(cell).as_ref(),
-                )
-                .map_err(|e| error(e.to_string()))?;
+            sheet.write_string(r, col_num(c), line_breaks(cell).as_ref())?;
+            if widths.len() <= c {
+                widths.resize(c + 1, 0);
+            }
+            widen(&mut widths, c, cell);
         }
     }
-    save(path, &mut workbook)
+    for (col, width) in widths.iter().enumerate() {
+        sheet.set_column_width(col_num(col), (*width).clamp(6, MAX_WIDTH) as f64 + 2.0)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    sheet.autofilter(0, 0, last_row, col_num(widths.len().saturating_sub(1)))?;
+    Ok(())
+}
+
+/// The header row's style, on every sheet of a table.
+fn header_format() -> Format {
+    Format::new()
+        .set_bold()
+        .set_background_color(Color::RGB(0xD9E1F2))
+        .set_border_bottom(FormatBorder::Thin)
 }
 
 /// The added columns, after the list's own.
@@ -239,6 +271,12 @@ pub(crate) fn reason(o: &Outcome) -> String {
 
 /// `reason`, with "same as row N" in the sheet's row numbers when they are known.
 fn reason_with(o: &Outcome, numbers: Option<&RowNumbers>) -> String {
+    // A dry run records the message in `msg` (escaped onto one line, for the CSV); the
+    // workbook shows the message in its own column, and a row that would go needs no
+    // reason.
+    if o.status == Status::DryRun {
+        return String::new();
+    }
     let mut reason = [o.error.as_str(), o.msg.as_str()]
         .iter()
         .filter(|p| !p.is_empty())
@@ -264,10 +302,7 @@ fn rows_sheet(
     rows: impl Iterator<Item = Result<SourceRow, String>>,
 ) -> Result<(), SheetError> {
     sheet.set_name(crate::tr!("workbook-sheet-rows"))?;
-    let bold = Format::new()
-        .set_bold()
-        .set_background_color(Color::RGB(0xD9E1F2))
-        .set_border_bottom(FormatBorder::Thin);
+    let bold = header_format();
     let time = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
     let date_formats = DATE_FORMATS.map(|f| Format::new().set_num_format(f));
     let mut names: Vec<String> = c.header.to_vec();

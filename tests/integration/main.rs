@@ -18,6 +18,7 @@ mod ledger;
 mod limited_retry;
 mod limits;
 mod networks;
+mod newcomer;
 mod odd_answers;
 mod outputs_never_inputs;
 mod reconcile;
