@@ -98,8 +98,16 @@ pub(crate) fn run(args: &ReconcileArgs) -> Result<Exit, Error> {
         zone_offset,
     );
 
+    // Rows named as the list's spreadsheet shows them, like every other command; when
+    // the list cannot be read, as the results file numbers them.
+    let shown = super::workbook::sheet_rows(
+        &settings.results,
+        prior.last_run.as_ref(),
+        rows.iter().map(|r| r.row).collect(),
+    )
+    .unwrap_or_default();
     let (changes, [sent, not_sent, left]) =
-        decide_all(&rows, &settlements, &evidence, &settings, &mut out);
+        decide_all(&rows, &settlements, &evidence, &settings, &shown, &mut out);
     let _ = writeln!(
         out,
         "{}",
@@ -146,6 +154,7 @@ fn decide_all(
     settlements: &[Settlement],
     evidence: &Evidence,
     settings: &ReconcileSettings,
+    shown: &std::collections::HashMap<u64, u64>,
     out: &mut impl Write,
 ) -> (Vec<(Outcome, String)>, [u64; 3]) {
     let now = Timestamp::now();
@@ -179,7 +188,7 @@ fn decide_all(
             out,
             &tr!(
                 "reconcile-row",
-                row = row.row,
+                row = shown.get(&row.row).copied().unwrap_or(row.row),
                 telephone = row.telephone,
                 line = line
             ),

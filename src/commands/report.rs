@@ -72,30 +72,19 @@ fn spreadsheet_rows(
     args: &ReportArgs,
     journal: &journal::JournalView,
 ) -> Report {
-    let mut wanted = report.named_rows();
+    let wanted = report.named_rows();
     if wanted.is_empty() {
         return report;
     }
-    let mut shown = std::collections::HashMap::new();
-    let rows = super::workbook::find_list(&args.results, journal.last_run.as_ref())
-        .ok()
-        .and_then(|(list, read)| input::open_with(&list, &read).ok());
-    for record in rows.into_iter().flatten() {
-        let Ok(record) = record else { break };
-        if wanted.remove(&record.row) {
-            shown.insert(record.row, record.shown);
-        }
-        if wanted.is_empty() {
-            break;
-        }
-    }
-    if !wanted.is_empty() {
+    let Some(shown) =
+        super::workbook::sheet_rows(&args.results, journal.last_run.as_ref(), wanted)
+    else {
         tracing::warn!(
             "{}",
             tr!("report-rows-as-recorded", results = args.results.display())
         );
         return report;
-    }
+    };
     report.show_rows(|row| shown.get(&row).copied().unwrap_or(row));
     report
 }

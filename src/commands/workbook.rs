@@ -14,6 +14,32 @@ use crate::input::{self, ReadOptions};
 use crate::journal::{self, Outcome, Status};
 use crate::report::workbook::{self, Contents, SourceRow, SummaryValue};
 
+/// The row numbers the list's spreadsheet shows for the data rows `wanted` (as the
+/// results file numbers them), read from the list the run recorded; `None` when the list
+/// cannot be found or read, or lacks one of them (the caller then says the results'
+/// numbers are shown).
+pub(crate) fn sheet_rows(
+    results: &Path,
+    run: Option<&journal::RunInfo>,
+    mut wanted: std::collections::BTreeSet<u64>,
+) -> Option<std::collections::HashMap<u64, u64>> {
+    let mut shown = std::collections::HashMap::new();
+    if wanted.is_empty() {
+        return Some(shown);
+    }
+    let (list, read) = find_list(results, run).ok()?;
+    for record in input::open_with(&list, &read).ok()? {
+        let Ok(record) = record else { break };
+        if wanted.remove(&record.row) {
+            shown.insert(record.row, record.shown);
+        }
+        if wanted.is_empty() {
+            return Some(shown);
+        }
+    }
+    None
+}
+
 /// The list a run read (where it read it, or beside the results), and how to read it
 /// (the sheet and delimiter of the run's command line).
 pub(crate) fn find_list(

@@ -436,3 +436,24 @@ fn requests_cut_off_and_not_yet_decidable_are_written_unknown_in_the_results() {
         assert_eq!(sent, 1, "row {}: {sent} requests", i + 1);
     }
 }
+
+#[test]
+fn reconcile_names_rows_as_the_spreadsheet_shows_them() {
+    // The second contact is on the list's row 3 (the header is row 1), as every other
+    // command says; the results file keeps its data row 2.
+    let dir = temp_dir();
+    let (input, phones) = list(dir.path(), 4);
+    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
+        (index_of(req.telephone.as_deref()) == Some(1)).then_some(Reply::DropConnection)
+    }));
+    run(send_cmd(&input, &fake, "tok")).expect_code(1);
+    let results = default_results_path(&input);
+    assert_eq!(statuses(&results)[&2], "unknown");
+    let out = reconcile(&results, &fake, &["--settle-after", "0s"]);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(&phones[1]))
+        .unwrap_or_else(|| panic!("no line for the row: {}", out.stdout));
+    assert!(line.starts_with("row 3 "), "{line}\n{}", out.stdout);
+}
