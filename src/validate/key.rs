@@ -9,7 +9,10 @@ or a system in between may change on its own:
 - line endings (CRLF, CR and LF are one line break);
 - runs of spaces, tabs and other Unicode spaces inside a line (one space), and
   spaces at the end or start of a line;
-- Unicode composition (NFC: `é` as one character or as `e` plus an accent).
+- Unicode composition (NFC: `é` as one character or as `e` plus an accent);
+- invisible marks pasted from web pages and chats: zero-width spaces, direction marks
+  and embeddings, word joiners, byte-order marks and soft hyphens (`is_invisible`). The
+  zero-width joiner and non-joiner stay: they change how emoji and some scripts look.
 
 Line breaks themselves, letters, digits and punctuation still count. What is sent
 is the text as written: only the identity is normalised.
@@ -35,15 +38,33 @@ fn is_break(c: char) -> bool {
     matches!(c, '\n' | '\r')
 }
 
+/// A mark that shows nothing and changes nothing a person reads.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
 /// `text` in the form that identifies a message (see the module doc). Borrowed when
 /// it already is, which is nearly always.
 pub(crate) fn same_message_form(text: &str) -> Cow<'_, str> {
     if is_canonical(text) {
         return Cow::Borrowed(text);
     }
-    let composed: String = match is_nfc_quick(text.chars()) {
-        IsNormalized::Yes => text.to_owned(),
-        _ => text.nfc().collect(),
+    let visible: String = text.chars().filter(|&c| !is_invisible(c)).collect();
+    let composed: String = match is_nfc_quick(visible.chars()) {
+        IsNormalized::Yes => visible,
+        _ => visible.nfc().collect(),
     };
     let mut out = String::with_capacity(composed.len());
     for (i, line) in lines(&composed).enumerate() {
@@ -89,6 +110,7 @@ fn is_canonical(text: &str) -> bool {
     for c in text.chars() {
         let ok = match c {
             '\r' => false,
+            c if is_invisible(c) => false,
             '\n' => prev.is_some_and(|p| p != ' '),
             ' ' => prev.is_some_and(|p| p != ' ' && p != '\n'),
             c if is_space(c) => false,
@@ -198,6 +220,8 @@ mod tests {
             "Hola  Ana,\nsu cita es el martes.",
             "Hola\tAna, \n su cita es el martes.\n\n",
             "Hola\u{a0}Ana,\nsu cita es el martes.",
+            "\u{feff}Hola Ana,\nsu cita es el martes.\u{200b}",
+            "\u{200e}Hola Ana,\u{2069}\nsu cita es el\u{ad} martes.",
         ] {
             assert_eq!(
                 same_message_form(variant),

@@ -20,6 +20,11 @@ fn texts_differing_only_in_invisible_ways_are_duplicates_in_one_list() {
         (tel, "Hola Ana\r\n"),
         (tel, "Hola Ana, ¿cómo está?"),
         (tel, "Hola Ana, ¿co\u{301}mo está?"),
+        // Invisible marks pasted from web pages and chats: a zero-width space, a
+        // direction mark, a byte-order mark.
+        (tel, "Hola Ana\u{200b}"),
+        (tel, "\u{200e}Hola Ana"),
+        (tel, "\u{feff}Hola Ana"),
     ];
     let input = write_csv(dir.path(), "list.csv", &contacts_csv(&rows, "1"));
     let fake = FakeWolkvox::start(Behavior::ok());
@@ -32,6 +37,12 @@ fn texts_differing_only_in_invisible_ways_are_duplicates_in_one_list() {
     }
     assert_eq!(statuses[&6], "sent");
     assert_eq!(statuses[&7], "duplicate", "NFD form of row 6: {results:?}");
+    for r in 8..=10 {
+        assert_eq!(
+            statuses[&r], "duplicate",
+            "row {r}, invisible marks: {results:?}"
+        );
+    }
     assert_eq!(fake.delivered().len(), 2, "one delivery per message");
     // What is sent is the text as written.
     let texts: Vec<String> = fake
