@@ -853,3 +853,6 @@ summary-next-retry = Once the cause is fixed, this sends the failed rows again: 
 workbook-sheet-to-fix = To fix
 list-finish-when = it would finish around { $finish }{ $later }
 cli-validate-allow-duplicates = Count every copy of a repeated telephone + message as valid (as send with this flag would send each), instead of reporting later copies `duplicate` [config: input.allow_duplicates]
+
+# outputs never state files
+file-role-ledger = the send ledger

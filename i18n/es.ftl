@@ -880,3 +880,6 @@ summary-next-retry = Una vez corregida la causa, esto envía de nuevo las filas 
 workbook-sheet-to-fix = Por corregir
 list-finish-when = terminaría hacia el { $finish }{ $later }
 cli-validate-allow-duplicates = Cuenta como válida cada copia de un mismo teléfono + mensaje (send con esta opción enviaría cada una), en lugar de señalar las copias siguientes como `duplicate` [config: input.allow_duplicates]
+
+# outputs never state files
+file-role-ledger = el registro de envíos

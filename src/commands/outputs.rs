@@ -7,6 +7,11 @@ journal a resume needs. Each command names its files with their roles and calls
 Two paths are the same file when they canonicalize to the same path (a file that
 does not exist yet: its folder, canonicalized, and its name), or when both exist
 and are one file on disk (same device and inode: a hard link).
+
+A file a person names as an output (`--summary-json`, `--xlsx`, `--rows-to-fix`) is
+also refused when it already is a state file of any campaign, whichever run it
+belongs to: a journal (`*.journal`), a send ledger (an SQLite database) or a config
+file (`*.toml`). Replacing one would lose a campaign's memory or its settings.
 */
 
 use std::path::{Path, PathBuf};
@@ -37,6 +42,18 @@ pub(crate) fn check(
     inputs: &[(&Path, Role)],
 ) -> Result<(), OutputError> {
     let ids: Vec<Option<Identity>> = outputs.iter().map(|(p, _)| identity(p)).collect();
+    for (output, output_role) in outputs {
+        if NAMED_BY_PEOPLE.contains(output_role)
+            && let Some(other_role) = state_file(output)
+        {
+            return Err(OutputError {
+                output: output.to_path_buf(),
+                output_role,
+                other: output.to_path_buf(),
+                other_role,
+            });
+        }
+    }
     for (i, ((output, output_role), id)) in outputs.iter().zip(&ids).enumerate() {
         let Some(id) = id else { continue };
         let others = inputs.iter().map(|(p, r)| (*p, *r, identity(p))).chain(
@@ -57,6 +74,34 @@ pub(crate) fn check(
         }
     }
     Ok(())
+}
+
+/// The outputs a person names on the command line (the others are derived from the
+/// results file's name).
+const NAMED_BY_PEOPLE: [Role; 3] = [
+    "file-role-summary-json",
+    "file-role-xlsx",
+    "file-role-rows-to-fix",
+];
+
+/// What an existing file is, when it is a state file of some campaign (see the module
+/// doc); `None` for a file that does not exist or is none of them.
+fn state_file(path: &Path) -> Option<Role> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let name = path.file_name()?.to_string_lossy().to_lowercase();
+    if name.ends_with(".journal") {
+        return Some("file-role-journal");
+    }
+    if name.ends_with(".toml") {
+        return Some("file-role-config");
+    }
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    (read == head.len() && &head == b"SQLite format 3\0").then_some("file-role-ledger")
 }
 
 /// What tells two paths apart.
@@ -113,6 +158,20 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("list.csv"), "{err}");
+        }
+        // State files of any campaign, by what they are.
+        for (name, bytes) in [
+            ("other.results.csv.journal", &b"x"[..]),
+            ("w.toml", &b"[api]\n"[..]),
+            ("ledger.db", &b"SQLite format 3\0 and pages"[..]),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            assert!(check(&[(&path, "file-role-xlsx")], &[]).is_err(), "{name}");
+            assert!(
+                check(&[(&path, "file-role-journal")], &[]).is_ok(),
+                "{name}"
+            );
         }
         let new = dir.path().join("new.xlsx");
         assert!(check(&[(&new, "file-role-xlsx")], &[(&list, "file-role-list")]).is_ok());

@@ -37,9 +37,22 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
     let started_at = journal::now();
     crate::validate::phone::preload();
     let result = send_command(args, &started_at);
-    // A summary that would overwrite another file of the run is not written at all.
+    // A summary that would overwrite another file of the run is not written at all
+    // (the run may have stopped before it checked its outputs).
     if let (Err(e), Some(path)) = (&result, &args.summary_json)
         && !matches!(e, Error::Output(_))
+        && super::outputs::check(
+            &[(path.as_path(), "file-role-summary-json")],
+            &[
+                arg_inputs(args),
+                args.results
+                    .iter()
+                    .map(|r| (r.as_path(), "file-role-results"))
+                    .collect(),
+            ]
+            .concat(),
+        )
+        .is_ok()
     {
         // The run never got to a summary: the JSON says why, with exit code 2.
         let counts = HashMap::new();
@@ -119,6 +132,19 @@ fn check_outputs(args: &SendArgs, settings: &SendSettings) -> Result<(), Error> 
     if let Some(path) = &settings.summary_json {
         outputs.push((path.as_path(), "file-role-summary-json"));
     }
+    let mut inputs = arg_inputs(args);
+    // The opt-out lists of the config too, and the ledger wherever it is.
+    for suppress in &settings.list.suppress {
+        inputs.push((suppress.as_path(), "file-role-suppress"));
+    }
+    if let Some(ledger) = &settings.ledger {
+        inputs.push((ledger.path.as_path(), "file-role-ledger"));
+    }
+    Ok(super::outputs::check(&outputs, &inputs)?)
+}
+
+/// The files the command line names as inputs of the run.
+fn arg_inputs(args: &SendArgs) -> Vec<(&Path, super::outputs::Role)> {
     let mut inputs = vec![(args.input.input.as_path(), "file-role-list")];
     if let Some(config) = &args.input.config {
         inputs.push((config.as_path(), "file-role-config"));
@@ -129,7 +155,10 @@ fn check_outputs(args: &SendArgs, settings: &SendSettings) -> Result<(), Error> 
     for suppress in &args.input.suppress {
         inputs.push((suppress.as_path(), "file-role-suppress"));
     }
-    Ok(super::outputs::check(&outputs, &inputs)?)
+    if let Some(ledger) = &args.ledger {
+        inputs.push((ledger.as_path(), "file-role-ledger"));
+    }
+    inputs
 }
 
 /// A run ready to send: its settings, its tokens, the results and journal open (and,

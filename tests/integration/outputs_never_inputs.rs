@@ -206,3 +206,89 @@ fn reconcile_never_rewrites_a_list_that_has_the_workbooks_name() {
         out.stderr
     );
 }
+
+#[test]
+fn outputs_never_replace_a_ledger_a_config_another_journal_or_a_config_opt_out_list() {
+    let dir = temp_dir();
+    let (input, results, fake) = finished_run(dir.path());
+    // Another campaign's journal, a config file, a send ledger (what the run used).
+    let other = temp_dir();
+    let other_journal = journal_path(&other.path().join("otra.results.csv"));
+    std::fs::write(&other_journal, "wolkvox-dispatch journal\n").unwrap();
+    let config = write_config(dir.path(), "[api]\nconnector_id = \"1\"\n");
+    let ledger = test_ledger();
+    assert!(
+        ledger.exists(),
+        "the run used a ledger at {}",
+        ledger.display()
+    );
+    for (flag, target) in [
+        ("--xlsx", &other_journal),
+        ("--rows-to-fix", &other_journal),
+        ("--xlsx", &config),
+        ("--rows-to-fix", &ledger),
+    ] {
+        let before = std::fs::read(target).unwrap();
+        let mut c = cmd();
+        c.arg("report").arg(&results).arg(flag).arg(target);
+        let out = run(c);
+        out.expect_code(2);
+        assert_eq!(
+            std::fs::read(target).unwrap(),
+            before,
+            "{flag} {}",
+            target.display()
+        );
+    }
+    // send --summary-json onto the ledger, and onto an opt-out list named in the config.
+    let optout = write_csv(dir.path(), "bajas.csv", "telephone\n573001239999\n");
+    let with_optout = write_config(
+        dir.path(),
+        "[api]\nconnector_id = \"1\"\n[campaign]\nsuppress = [\"bajas.csv\"]\n",
+    );
+    for target in [&ledger, &optout] {
+        let before = std::fs::read(target).unwrap();
+        let mut c = send_cmd(&input, &fake, "tok");
+        c.arg("--resume")
+            .arg("--config")
+            .arg(&with_optout)
+            .arg("--summary-json")
+            .arg(target);
+        run(c).expect_code(2);
+        assert_eq!(
+            std::fs::read(target).unwrap(),
+            before,
+            "{}",
+            target.display()
+        );
+    }
+}
+
+#[test]
+fn a_run_that_fails_early_never_writes_its_summary_over_an_input() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "list.csv",
+        &contacts_csv(&[("573001230000", "Hola")], "1"),
+    );
+    let template = dir.path().join("bad.j2");
+    std::fs::write(&template, "Hola {{ nope }}").unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let mut c = cmd();
+    c.arg("send")
+        .arg(&input)
+        .arg("--dry-run")
+        .arg("--template")
+        .arg(&template)
+        .arg("--summary-json")
+        .arg(&input);
+    let out = run(c);
+    out.expect_code(2);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the list survives: {}",
+        out.stderr
+    );
+}
