@@ -76,8 +76,7 @@ fn spreadsheet_rows(
     if wanted.is_empty() {
         return report;
     }
-    let Some(shown) =
-        super::workbook::sheet_rows(&args.results, journal.last_run.as_ref(), wanted)
+    let Some(shown) = super::workbook::sheet_rows(&args.results, journal.last_run.as_ref(), wanted)
     else {
         tracing::warn!(
             "{}",
