@@ -160,7 +160,12 @@ impl Sqlite {
             })
         });
         let linked = made.and_then(|()| match std::fs::hard_link(&new, path) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(fail(e)),
+            // A file system without hard links (a USB stick, some shares): copied into a
+            // file made only if none is there. Another run may see it empty or short
+            // meanwhile: it refuses (damaged), the safe side, and the next run works.
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                copy_new(&new, path).map_err(fail)
+            }
             _ => Ok(()),
         });
         let _ = std::fs::remove_file(&new);
@@ -237,6 +242,27 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
+}
+
+/// `from`'s bytes into `to`, made owner-only, unless `to` is already there.
+fn copy_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let bytes = std::fs::read(from)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(to) {
+        Ok(mut file) => {
+            file.write_all(&bytes)?;
+            file.sync_all()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A write-ahead log with something in it beside `path` (a ledger another run has
