@@ -856,3 +856,9 @@ cli-validate-allow-duplicates = Count every copy of a repeated telephone + messa
 
 # outputs never state files
 file-role-ledger = the send ledger
+# ledger identity
+ledger-keep-too-short = { $keep } is shorter than repeat_window ({ $window }): pruning would erase the record of messages that must still hold a repeat. Give [ledger] keep at least the repeat window, or leave it out to keep everything
+ledger-problem-empty = it is empty (0 bytes): a ledger this tool made is never empty, so it was most likely emptied or cut short, and what it recorded is gone. Restore it from a backup; or, knowing that messages sent before are then not held, move it aside to start a new one
+ledger-already-claimed = this list is claimed by a run that did not finish (or is still running): { $held } of its { $valid } valid rows have the same message claimed on { $when } (results { $results }), which may have gone out. Nothing was sent (exit 2). Resume that run with --resume (its results file) to settle them; to send this list anyway, add --allow-repeat.
+msg-held-claimed = held: the same message to this number was claimed on { $when } by a run that did not finish or is still running (results { $results }, row { $row }), and may have gone out; the --resume of that run settles it; --allow-repeat sends it again
+ledger-settle-failed = could not record in the send ledger { $path } how this run's messages ended: { $problem }. The messages it sent stay claimed (pending), which holds them for other runs; the next run of this campaign (--resume) records them from its journal.

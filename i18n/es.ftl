@@ -883,3 +883,9 @@ cli-validate-allow-duplicates = Cuenta como válida cada copia de un mismo telé
 
 # outputs never state files
 file-role-ledger = el registro de envíos
+# ledger identity
+ledger-keep-too-short = { $keep } es menos que repeat_window ({ $window }): la depuración borraría el registro de mensajes que aún deben retener una repetición. Dé a [ledger] keep al menos la ventana de repetición, u omítalo para conservarlo todo
+ledger-problem-empty = está vacío (0 bytes): un registro que hizo esta herramienta nunca está vacío, así que lo más probable es que lo vaciaran o cortaran, y lo que anotaba se perdió. Restáurelo desde una copia de seguridad; o, sabiendo que entonces los mensajes enviados antes no se retienen, muévalo a otro lugar para empezar uno nuevo
+ledger-already-claimed = esta lista está reservada por una ejecución que no terminó (o sigue en curso): { $held } de sus { $valid } filas válidas tienen el mismo mensaje reservado el { $when } (resultados { $results }), que pudo haber salido. No se envió nada (código 2). Reanude esa ejecución con --resume (su archivo de resultados) para asentarlos; para enviar esta lista de todos modos, añada --allow-repeat.
+msg-held-claimed = retenida: el mismo mensaje a este número quedó reservado el { $when } por una ejecución que no terminó o sigue en curso (resultados { $results }, fila { $row }), y pudo haber salido; el --resume de esa ejecución lo asienta; --allow-repeat lo envía otra vez
+ledger-settle-failed = no se pudo anotar en el registro de envíos { $path } cómo terminaron los mensajes de esta ejecución: { $problem }. Los que envió siguen reservados (pending), lo que los retiene para otras ejecuciones; la próxima ejecución de esta campaña (--resume) los anota a partir de su diario.

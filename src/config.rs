@@ -1060,6 +1060,18 @@ pub(crate) fn ledger_settings(
         Some(text) => Some(duration(path, "ledger.keep", Some(text), Duration::ZERO)?),
         None => None,
     };
+    // Pruning inside the repeat window would erase what holds a repeat.
+    if let Some(keep) = keep.filter(|k| *k < repeat_window) {
+        return Err(key_error(
+            path,
+            "ledger.keep",
+            tr!(
+                "ledger-keep-too-short",
+                keep = humantime::format_duration(keep).to_string(),
+                window = humantime::format_duration(repeat_window).to_string()
+            ),
+        ));
+    }
     if off {
         return Ok(None);
     }

@@ -24,9 +24,10 @@ Then the send ledger's rules (`Planner`), for a row the table would send:
 2. **The same message again**: the same message (content key) that may have gone
    out in another campaign within `repeat_window` is `held`, unless `--allow-repeat`.
    This campaign's own attempts are the journal's business (rows retried by
-   `--retry-unknown` / `--retry-failed` are not held by their own earlier attempt).
-3. **A list already sent**: most valid rows held by rule 2 refuses the whole run
-   (`Planner::already_sent`).
+   `--retry-unknown` / `--retry-failed` are not held by their own earlier attempt):
+   only those its journal knows (`ledger::known_keys`, applied by the ledger's `seen`).
+3. **A list already sent**: most valid rows held by rule 2 refuses the whole first run
+   (`Planner::already_sent`; the caller does not ask on `--resume`).
 4. **A frequency cap** (`max_per_phone`): beyond it, `held`, unless `--allow-repeat`.
 
 And the record never forgets what went out: a row of a number this campaign sent a
@@ -79,6 +80,13 @@ impl Hold {
     /// The reason in the current language.
     pub(crate) fn text(&self, tz: &jiff::tz::TimeZone) -> String {
         match self {
+            // A claim of a run that did not finish is not "went to this number".
+            Hold::Repeat(e) if e.mark == ledger::Mark::Pending => crate::tr!(
+                "msg-held-claimed",
+                when = ledger::local_time(e.at, tz),
+                results = e.campaign.as_str(),
+                row = e.row
+            ),
             Hold::Repeat(e) => crate::tr!(
                 "msg-held-repeat",
                 when = ledger::local_time(e.at, tz),

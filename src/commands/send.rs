@@ -99,7 +99,15 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
             ledger
                 .store
                 .settle(&ledger.campaign.results, &settled)
-                .map_err(|e| e.to_string())
+                .map_err(|e| match e {
+                    // Said at the end of a run: it did send, and its claims stay.
+                    ledger::LedgerError::Failed { path, problem } => tr!(
+                        "ledger-settle-failed",
+                        path = path.display(),
+                        problem = problem
+                    ),
+                    other => other.to_string(),
+                })
         });
         if let Err(e) = done {
             tracing::warn!("{e}");
@@ -810,12 +818,15 @@ fn plan(
     let mut planner = plan::Planner::new(&verdicts, prior, view, flags);
     let decisions: Vec<plan::Decision> = verdicts.into_iter().map(|v| planner.decide(v)).collect();
     let held = planner.repeats();
-    if let Some((held, valid, latest)) = planner.already_sent() {
+    // Rule 3 is for a first run of a list: a resumed campaign's rows that went out
+    // elsewhere since are held, one by one.
+    if let Some((held, valid, latest)) = planner.already_sent().filter(|_| !settings.resume) {
         let e = ledger::LedgerError::ListAlreadySent {
             held,
             valid,
             when: ledger::local_time(latest.at, &settings.timezone),
             results: latest.campaign.clone(),
+            pending: latest.mark == ledger::Mark::Pending,
         };
         if let Some(run) = ledger.as_deref_mut() {
             run.store.rollback();
@@ -880,21 +891,34 @@ fn ledger_seen(
     now: i64,
     claims: bool,
 ) -> Result<ledger::Seen, Error> {
-    if claims {
-        run.store
-            .settle(&run.campaign.results, &ledger::settled_from(prior))?;
-    }
     let jobs = || {
         verdicts.iter().filter_map(|v| match v {
             Verdict::Valid(job) => Some(job),
             _ => None,
         })
     };
+    let known = if claims {
+        run.store
+            .settle(&run.campaign.results, &ledger::settled_from(prior))?;
+        // A ledger deleted, emptied or replaced since: it learns what the journal
+        // says went out (or may have), so that another list holds it.
+        let texts: HashMap<&str, &Job> = jobs().map(|j| (ledger::base_key(&j.key), j)).collect();
+        let seeds = ledger::seeds_from(prior, &run.campaign, |key| texts.get(key).copied());
+        run.store.seed(&seeds)?;
+        ledger::known_keys(prior)
+    } else {
+        // A dry run speaks for the real run: what that campaign's journal knows.
+        match Prior::of_results(Path::new(&run.campaign.results)) {
+            Ok(Some(real)) => ledger::known_keys(&real),
+            _ => std::collections::HashSet::new(),
+        }
+    };
     let keys: Vec<&str> = jobs().map(|j| ledger::base_key(&j.key)).collect();
     let phones: Vec<&str> = jobs().map(|j| j.telephone.as_str()).collect();
     let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
     Ok(run.store.seen(
         &run.campaign.results,
+        &known,
         &keys,
         &phones,
         now - secs(settings.repeat_window),

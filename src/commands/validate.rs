@@ -182,8 +182,14 @@ fn held_rows(
     let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
     let keys: Vec<&str> = jobs.iter().map(|j| ledger::base_key(&j.key)).collect();
     let phones: Vec<&str> = jobs.iter().map(|j| j.telephone.as_str()).collect();
+    // What the real run's journal knows of its own messages (none, if it has none).
+    let known = match crate::journal::Prior::of_results(std::path::Path::new(&campaign.results)) {
+        Ok(Some(real)) => ledger::known_keys(&real),
+        _ => std::collections::HashSet::new(),
+    };
     let seen = store.seen(
         &campaign.results,
+        &known,
         &keys,
         &phones,
         now - secs(settings.repeat_window),
@@ -225,6 +231,7 @@ fn held_rows(
             valid,
             when: ledger::local_time(latest.at, &validate.timezone),
             results: latest.campaign.clone(),
+            pending: latest.mark == ledger::Mark::Pending,
         }
         .into());
     }

@@ -26,7 +26,7 @@ store today (a shared server store is a later issue).
 
 mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -190,13 +190,20 @@ pub enum LedgerError {
     Failed { path: PathBuf, problem: String },
     #[error("{}", tr!("ledger-no-place"))]
     NoPlace,
-    #[error("{}", tr!("ledger-already-sent",
-        held = .held, valid = .valid, when = .when, results = .results))]
+    #[error("{}", if *.pending {
+        tr!("ledger-already-claimed",
+            held = .held, valid = .valid, when = .when, results = .results)
+    } else {
+        tr!("ledger-already-sent",
+            held = .held, valid = .valid, when = .when, results = .results)
+    })]
     ListAlreadySent {
         held: u64,
         valid: u64,
         when: String,
         results: String,
+        /// The latest entry is a claim of a run that did not finish: not "sent".
+        pending: bool,
     },
 }
 
@@ -205,7 +212,7 @@ pub enum LedgerError {
 #[derive(Debug, Default)]
 pub(crate) struct Settled {
     pub(crate) outcomes: HashMap<String, (Mark, i64)>,
-    pub(crate) in_flight: std::collections::HashSet<String>,
+    pub(crate) in_flight: HashSet<String>,
 }
 
 /// A campaign, as the ledger names it.
@@ -217,18 +224,48 @@ pub(crate) struct Campaign {
 }
 
 impl Campaign {
+    /// The campaign of `results`: its folder canonicalized (a symbolic link, macOS's
+    /// `/tmp` and `/private/tmp`, `..`: one spelling) and its file name.
     pub(crate) fn new(results: &Path, list: &Path) -> Campaign {
-        let abs = |p: &Path| {
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.to_owned())
-                .display()
-                .to_string()
-        };
         Campaign {
-            results: abs(results),
-            list: abs(list),
+            results: canonical(results),
+            list: canonical(list),
         }
     }
+}
+
+/// `path` absolute, its folder canonicalized when it exists (the file itself may not
+/// exist yet, and a link in its name is refused elsewhere).
+fn canonical(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let folder = abs
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .and_then(|d| std::fs::canonicalize(d).ok());
+    match (folder, abs.file_name()) {
+        (Some(folder), Some(name)) => folder.join(name),
+        _ => abs,
+    }
+    .display()
+    .to_string()
+}
+
+/// The messages a campaign's journal knows (done, or in flight at a kill), by the
+/// ledger's key: only those of its own ledger entries are its journal's business
+/// (rule 2's exemption). An entry of the campaign the journal does not know (results
+/// moved away, a journal restored from an older copy) is a repeat like any other.
+pub(crate) fn known_keys(prior: &crate::journal::Prior) -> HashSet<String> {
+    use crate::journal::Status;
+    let mut known = HashSet::new();
+    for (key, o) in &prior.done {
+        if matches!(o.status, Status::Sent | Status::Unknown | Status::Failed) {
+            known.insert(base_key(key).to_owned());
+        }
+    }
+    for key in prior.interrupted.keys() {
+        known.insert(base_key(key).to_owned());
+    }
+    known
 }
 
 /// The store behind the ledger. Every method is one transaction.
@@ -239,9 +276,12 @@ pub(crate) trait Store {
     /// Settles `campaign`'s `pending` entries from its journal (see `Settled`).
     fn settle(&mut self, campaign: &str, settled: &Settled) -> Result<(), LedgerError>;
     /// What matters to a plan for these keys and telephones.
+    /// `known`: the keys of `campaign` its journal knows (`known_keys`), not held by
+    /// its own entries; any other entry, its own included, may hold a key.
     fn seen(
         &mut self,
         campaign: &str,
+        known: &HashSet<String>,
         keys: &[&str],
         phones: &[&str],
         since_key: i64,
@@ -249,6 +289,9 @@ pub(crate) trait Store {
     ) -> Result<Seen, LedgerError>;
     /// Claims (or re-claims, on resume) each entry, `pending`.
     fn claim(&mut self, entries: &[Entry]) -> Result<(), LedgerError>;
+    /// Adds settled entries it lacks (a resume's journal, `seeds_from`), keeping any
+    /// already there; in the transaction `begin` opened.
+    fn seed(&mut self, entries: &[Entry]) -> Result<(), LedgerError>;
     fn commit(&mut self) -> Result<(), LedgerError>;
     fn rollback(&mut self);
     /// Sets the outcome of entries whose outcome is known later (`reconcile`); `None`
@@ -264,8 +307,9 @@ pub(crate) trait Store {
     fn import(&mut self, entries: &[Entry]) -> Result<usize, LedgerError>;
     /// Erases a telephone; returns how many entries.
     fn forget(&mut self, telephone: &str) -> Result<usize, LedgerError>;
-    /// Erases entries older than `before`; returns how many.
-    fn prune(&mut self, before: i64) -> Result<usize, LedgerError>;
+    /// Erases settled entries older than `before` and `pending` claims older than
+    /// `claims_before`; returns how many.
+    fn prune(&mut self, before: i64, claims_before: i64) -> Result<usize, LedgerError>;
 }
 
 /// What `prior` (a campaign's journal) says became of its messages.
@@ -297,6 +341,58 @@ pub(crate) fn settled_from(prior: &crate::journal::Prior) -> Settled {
         settled.in_flight.insert(base_key(key).to_owned());
     }
     settled
+}
+
+/// What a campaign's journal says went out (`sent`), or may have (`unknown`, or in
+/// flight at a kill), as ledger entries: what a resume gives a ledger that lacks them
+/// (deleted, emptied or replaced since). `job` gives the text of a key the list still
+/// has.
+pub(crate) fn seeds_from<'a>(
+    prior: &crate::journal::Prior,
+    campaign: &Campaign,
+    job: impl Fn(&str) -> Option<&'a crate::validate::Job>,
+) -> Vec<Entry> {
+    use crate::journal::Status;
+    let at_now = now();
+    let entry = |key: &str, telephone: &str, row: u64, mark: Mark, at: i64| {
+        let key = base_key(key);
+        match job(key) {
+            Some(j) => Entry {
+                at,
+                mark,
+                row,
+                ..entry_for(j, campaign, at)
+            },
+            None => Entry {
+                key: key.to_owned(),
+                telephone: telephone.to_owned(),
+                kind: String::new(),
+                excerpt: String::new(),
+                connector: String::new(),
+                at,
+                mark,
+                campaign: campaign.results.clone(),
+                list: campaign.list.clone(),
+                row,
+            },
+        }
+    };
+    let mut seeds = Vec::new();
+    for (key, o) in &prior.done {
+        let mark = match o.status {
+            Status::Sent => Mark::Sent,
+            Status::Unknown => Mark::Unknown,
+            _ => continue,
+        };
+        let at = seconds_of(&o.finished_at).unwrap_or(at_now);
+        seeds.push(entry(key, &o.telephone, o.row, mark, at));
+    }
+    for (key, &row) in &prior.interrupted {
+        if let Some(telephone) = prior.intent_telephone(key) {
+            seeds.push(entry(key, telephone, row, Mark::Unknown, at_now));
+        }
+    }
+    seeds
 }
 
 /// The ledger entry that claims `job` for `campaign`.
@@ -359,12 +455,25 @@ pub(crate) fn open_existing(settings: &Settings) -> Result<Option<Box<dyn Store>
     Ok(Some(Box::new(Sqlite::open(&settings.path)?)))
 }
 
+/// A `pending` claim is kept at least this long, whatever `keep` says: a run may still
+/// be sending it (a long list, contact hours), and it may be in flight.
+pub(crate) const CLAIM_KEEP: Duration = DEFAULT_REPEAT_WINDOW;
+
+/// What `keep` prunes, at `now`: entries older than `keep` and never inside the repeat
+/// window (the config refuses a shorter `keep`; this holds whatever calls it), and
+/// `pending` claims older than that and than `CLAIM_KEEP`.
+pub(crate) fn prune_limits(now: i64, keep: Duration, repeat_window: Duration) -> (i64, i64) {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    let kept = keep.max(repeat_window);
+    (now - secs(kept), now - secs(kept.max(CLAIM_KEEP)))
+}
+
 /// Opens the ledger at `settings.path` (creating it, owner-only) and prunes it.
 pub(crate) fn open(settings: &Settings) -> Result<Box<dyn Store>, LedgerError> {
     let mut store = Sqlite::open(&settings.path)?;
     if let Some(keep) = settings.keep {
-        let before = now() - i64::try_from(keep.as_secs()).unwrap_or(i64::MAX / 2);
-        store.prune(before)?;
+        let (before, claims_before) = prune_limits(now(), keep, settings.repeat_window);
+        store.prune(before, claims_before)?;
     }
     Ok(Box::new(store))
 }

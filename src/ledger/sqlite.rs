@@ -102,8 +102,15 @@ impl Sqlite {
                 ))
             })?;
         }
-        create_private_file(path)
-            .map_err(|e| fail(tr!("ledger-problem-cannot-open", error = e.to_string())))?;
+        match std::fs::metadata(path) {
+            // Made whole, then put in place: a ledger is never seen half made, so an
+            // empty file where one was expected was emptied (truncated), not new.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path)?,
+            Ok(meta) if meta.len() == 0 && !has_wal(path) => {
+                return Err(fail(tr!("ledger-problem-empty")));
+            }
+            _ => {}
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -119,6 +126,50 @@ impl Sqlite {
             .map_err(|e| store.fail(&e))?;
         store.prepare_schema()?;
         Ok(store)
+    }
+
+    /// A new ledger at `path`: made (schema and all) beside it, then linked into
+    /// place unless another run made one first.
+    fn create(path: &Path) -> Result<(), LedgerError> {
+        let fail = |e: std::io::Error| LedgerError::Failed {
+            path: path.to_owned(),
+            problem: tr!("ledger-problem-cannot-open", error = e.to_string()),
+        };
+        let mut name = path.file_name().unwrap_or_default().to_owned();
+        name.push(format!(".new-{}", std::process::id()));
+        let new = path.with_file_name(name);
+        let _ = std::fs::remove_file(&new);
+        create_private_file(&new).map_err(fail)?;
+        let made = Connection::open_with_flags(
+            &new,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| LedgerError::Failed {
+            path: path.to_owned(),
+            problem: problem(&e),
+        })
+        .and_then(|conn| {
+            let store = Sqlite {
+                conn,
+                path: path.to_owned(),
+            };
+            store.prepare_schema()?;
+            store.conn.close().map_err(|(_, e)| LedgerError::Failed {
+                path: path.to_owned(),
+                problem: problem(&e),
+            })
+        });
+        let linked = made.and_then(|()| match std::fs::hard_link(&new, path) {
+            // A file system without hard links (a USB stick, some shares): copied into a
+            // file made only if none is there. Another run may see it empty or short
+            // meanwhile: it refuses (damaged), the safe side, and the next run works.
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                copy_new(&new, path).map_err(fail)
+            }
+            _ => Ok(()),
+        });
+        let _ = std::fs::remove_file(&new);
+        linked
     }
 
     fn prepare_schema(&self) -> Result<(), LedgerError> {
@@ -191,6 +242,35 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
+}
+
+/// `from`'s bytes into `to`, made owner-only, unless `to` is already there.
+fn copy_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let bytes = std::fs::read(from)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(to) {
+        Ok(mut file) => {
+            file.write_all(&bytes)?;
+            file.sync_all()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A write-ahead log with something in it beside `path` (a ledger another run has
+/// open may be all in its log, its main file still empty).
+fn has_wal(path: &Path) -> bool {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    std::fs::metadata(PathBuf::from(name)).is_ok_and(|m| m.len() > 0)
 }
 
 /// Creates the file owner-only if it is not there (SQLite gives its WAL files the
@@ -286,6 +366,7 @@ impl Store for Sqlite {
     fn seen(
         &mut self,
         campaign: &str,
+        known: &std::collections::HashSet<String>,
         keys: &[&str],
         phones: &[&str],
         since_key: i64,
@@ -310,12 +391,15 @@ impl Store for Sqlite {
             ))?;
             for key in &keys {
                 let mut found: Option<Entry> = None;
-                let mut rows = claimed.query(params![key, since_key, campaign])?;
+                // A key this campaign's journal does not know: its own entries hold it
+                // too (an empty campaign name matches none).
+                let exempt = if known.contains(*key) { campaign } else { "" };
+                let mut rows = claimed.query(params![key, since_key, exempt])?;
                 if let Some(row) = rows.next()? {
                     found = Some(Self::entry(row)?);
                 }
                 drop(rows);
-                let mut rows = settled.query(params![key, since_key, campaign])?;
+                let mut rows = settled.query(params![key, since_key, exempt])?;
                 if let Some(row) = rows.next()? {
                     let e = Self::entry(row)?;
                     if found.as_ref().is_none_or(|f| f.at < e.at) {
@@ -381,6 +465,33 @@ impl Store for Sqlite {
                     e.excerpt,
                     e.connector,
                     e.at,
+                    e.campaign,
+                    e.list,
+                    i64::try_from(e.row).unwrap_or(i64::MAX)
+                ])?;
+            }
+            Ok(())
+        })();
+        result.map_err(|e: rusqlite::Error| self.fail(&e))
+    }
+
+    fn seed(&mut self, entries: &[Entry]) -> Result<(), LedgerError> {
+        let result = (|| {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO messages (key, telephone, kind, excerpt, connector, at, \
+                 outcome, campaign, list, row) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (campaign, key) DO NOTHING",
+            )?;
+            for e in entries {
+                stmt.execute(params![
+                    e.key,
+                    e.telephone,
+                    e.kind,
+                    e.excerpt,
+                    e.connector,
+                    e.at,
+                    e.mark.as_str(),
                     e.campaign,
                     e.list,
                     i64::try_from(e.row).unwrap_or(i64::MAX)
@@ -515,13 +626,13 @@ impl Store for Sqlite {
         Ok(n)
     }
 
-    fn prune(&mut self, before: i64) -> Result<usize, LedgerError> {
-        // Claims too: one older than `keep` was left by a run killed and never resumed.
+    fn prune(&mut self, before: i64, claims_before: i64) -> Result<usize, LedgerError> {
+        // Claims too, later: an old one was left by a run killed and never resumed.
         self.conn
             .execute("DELETE FROM messages WHERE at < ?1", params![before])
             .and_then(|n| {
                 self.conn
-                    .execute("DELETE FROM claims WHERE at < ?1", params![before])
+                    .execute("DELETE FROM claims WHERE at < ?1", params![claims_before])
                     .map(|m| n + m)
             })
             .map_err(|e| self.fail(&e))

@@ -29,19 +29,29 @@ fn a_claim_is_seen_by_another_campaign_but_not_by_its_own() {
     a.commit().unwrap();
     let mut b = open_in(&dir);
     let seen = b
-        .seen("/b.results.csv", &["k1", "k2"], &[], 0, None)
+        .seen("/b.results.csv", &none(), &["k1", "k2"], &[], 0, None)
         .unwrap();
     assert_eq!(seen.by_key["k1"].campaign, "/a.results.csv");
     assert_eq!(seen.by_key["k1"].mark, Mark::Pending);
     assert!(!seen.by_key.contains_key("k2"));
-    let own = b.seen("/a.results.csv", &["k1"], &[], 0, None).unwrap();
+    let known: std::collections::HashSet<String> = ["k1".to_owned()].into();
+    let own = b
+        .seen("/a.results.csv", &known, &["k1"], &[], 0, None)
+        .unwrap();
     assert!(
         own.by_key.is_empty(),
-        "own campaign is the journal's business"
+        "own campaign, known to its journal, is the journal's business"
     );
     assert!(own.own.contains_key("k1"));
+    // Its own entry the journal does not know (results moved away): a repeat.
+    let unknown = b
+        .seen("/a.results.csv", &none(), &["k1"], &[], 0, None)
+        .unwrap();
+    assert_eq!(unknown.by_key["k1"].campaign, "/a.results.csv");
     // Outside the window: not seen.
-    let old = b.seen("/b.results.csv", &["k1"], &[], 101, None).unwrap();
+    let old = b
+        .seen("/b.results.csv", &none(), &["k1"], &[], 101, None)
+        .unwrap();
     assert!(old.by_key.is_empty());
 }
 
@@ -79,7 +89,7 @@ fn two_writers_serialize_on_the_claim() {
     let handle = std::thread::spawn(move || {
         let mut b2 = Sqlite::open(&path).unwrap();
         b2.begin().unwrap();
-        let seen = b2.seen("/b", &["k"], &[], 0, None).unwrap();
+        let seen = b2.seen("/b", &none(), &["k"], &[], 0, None).unwrap();
         b2.rollback();
         seen.by_key.contains_key("k")
     });
@@ -127,7 +137,7 @@ fn forget_and_prune_erase() {
     f.mark = Mark::Sent;
     assert_eq!(s.import(&[e.clone(), f]).unwrap(), 2);
     assert_eq!(s.import(&[e]).unwrap(), 0, "import keeps what is there");
-    assert_eq!(s.prune(500).unwrap(), 1);
+    assert_eq!(s.prune(500, 500).unwrap(), 1);
     assert_eq!(s.forget("573002").unwrap(), 1);
     assert!(s.history(None, 0).unwrap().is_empty());
 }
@@ -144,4 +154,39 @@ fn caps_parse() {
     for bad in ["2", "0/1h", "x/1h", "2/0s", "2/soon"] {
         assert!(Cap::parse(bad).is_err(), "{bad}");
     }
+}
+
+fn none() -> std::collections::HashSet<String> {
+    std::collections::HashSet::new()
+}
+
+#[test]
+fn pruning_never_reaches_into_the_repeat_window_nor_young_claims() {
+    use std::time::Duration;
+    let (now, s) = (10_000_000, |n: u64| Duration::from_secs(n));
+    // keep 1 s, window 1 h: entries within the hour stay; claims a week.
+    assert_eq!(
+        super::prune_limits(now, s(1), s(3600)),
+        (now - 3600, now - 7 * 86_400)
+    );
+    // keep 30 days: both by keep.
+    assert_eq!(
+        super::prune_limits(now, s(30 * 86_400), s(3600)),
+        (now - 30 * 86_400, now - 30 * 86_400)
+    );
+    // A claim younger than the floor survives a prune; a settled entry as old does not.
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open_in(&dir);
+    st.begin().unwrap();
+    st.claim(&[entry("live", "573001", "/running", 9_990_000)])
+        .unwrap();
+    st.commit().unwrap();
+    let mut old = entry("old", "573002", "/done", 9_990_000);
+    old.mark = Mark::Sent;
+    st.import(&[old]).unwrap();
+    let (before, claims_before) = super::prune_limits(now, s(1), s(1));
+    assert_eq!(st.prune(before, claims_before).unwrap(), 1);
+    let left = st.history(None, 0).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, "live");
 }

@@ -694,3 +694,229 @@ fn reconcile_settles_the_ledger_too() {
         ]
     );
 }
+
+// ledger identity: a campaign is its journal, not a spelling of its results path.
+
+/// `send L.csv`, the results moved away (as the tool advises to start from scratch, and
+/// as a cron job that archives its results does), `send L.csv` again: nobody gets the
+/// message twice; validate and a dry run say so in advance.
+#[test]
+fn the_same_results_path_after_the_results_were_moved_away_sends_nothing_twice() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(10);
+    let input = write_csv(
+        dir.path(),
+        "L.csv",
+        &contacts_csv(&rows_of(&tels, "Hola cliente"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd(&input, &fake, TOKEN)).expect_code(0);
+    assert_eq!(fake.delivered().len(), 10);
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("L.results.") {
+            std::fs::rename(&path, old.join(&name)).unwrap();
+        }
+    }
+    // Shown in advance.
+    let mut v = cmd();
+    v.arg("validate").arg(&input);
+    let out = run(v);
+    out.expect_code(2);
+    assert!(out.stderr.contains("already sent"), "{}", out.stderr);
+    let mut d = cmd();
+    d.arg("send").arg(&input).arg("--dry-run");
+    run(d).expect_code(2);
+    // And held.
+    let again = FakeWolkvox::start(Behavior::ok());
+    let out = run(send_cmd(&input, &again, TOKEN));
+    out.expect_code(2);
+    assert!(out.stderr.contains("already sent"), "{}", out.stderr);
+    assert_eq!(again.count(), 0, "nothing sent twice");
+}
+
+/// Another spelling of the results path (a symbolic link to its folder) is the same
+/// campaign: the resume of a run killed after its claims sends the rows never
+/// attempted, and nobody twice.
+#[cfg(unix)]
+#[test]
+fn a_resume_through_another_spelling_of_the_results_path_is_the_same_campaign() {
+    let dir = temp_dir();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let alias = dir.path().join("alias");
+    std::os::unix::fs::symlink(&real, &alias).unwrap();
+    let tels = colombian_mobiles(20);
+    let input = write_csv(
+        dir.path(),
+        "A.csv",
+        &contacts_csv(&rows_of(&tels, "Aviso"), "1"),
+    );
+    let slow = FakeWolkvox::start(Behavior::ok().latency(400));
+    let through_alias = alias.join("A.results.csv");
+    let spawned = spawn_send(
+        &input,
+        &slow,
+        TOKEN,
+        &["--results", through_alias.to_str().unwrap()],
+    );
+    assert!(slow.wait_for_requests(2, Duration::from_secs(30)));
+    spawned.kill_9();
+    let first = slow.delivered_telephones();
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let results = real.join("A.results.csv");
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--results").arg(&results).arg("--resume");
+    let out = run(c);
+    assert!(!out.stderr.contains("already sent"), "{}", out.stderr);
+    let again = fake.delivered_telephones();
+    for t in &again {
+        assert!(!first.contains(t), "{t} sent twice");
+    }
+    let st = statuses(&results);
+    assert_eq!(count(&st, "held"), 0, "{st:?}");
+    assert_eq!(count(&st, "sent") + count(&st, "unknown"), 20, "{st:?}");
+}
+
+/// A journal restored from an older copy (cut back to mid-run, the results gone): the
+/// resume does not send again what the ledger records as sent by this campaign.
+#[test]
+fn a_journal_restored_from_an_older_copy_sends_nothing_twice() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(10);
+    let input = write_csv(
+        dir.path(),
+        "A.csv",
+        &contacts_csv(&rows_of(&tels, "Hola"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd(&input, &fake, TOKEN)).expect_code(0);
+    assert_eq!(fake.delivered().len(), 10);
+    let results = default_results_path(&input);
+    let journal = journal_path(&results);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines.len() / 2;
+    std::fs::write(&journal, lines[..cut].join("\n") + "\n").unwrap();
+    std::fs::remove_file(&results).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("A.results.xlsx"));
+    let again = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &again, TOKEN);
+    c.arg("--resume");
+    run(c);
+    assert_eq!(again.count(), 0, "nothing sent twice");
+}
+
+/// A ledger deleted between a run and its resume learns the first half from the
+/// journal: the same list under another results name sends nobody anything twice.
+#[test]
+fn a_resume_seeds_a_deleted_ledger_from_the_journal() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(10);
+    let input = write_csv(
+        dir.path(),
+        "A.csv",
+        &contacts_csv(&rows_of(&tels, "Hola"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.args(["--limit", "5"]);
+    run(c);
+    assert_eq!(fake.delivered().len(), 5);
+    std::fs::remove_dir_all(test_state_home().join("wolkvox-dispatch")).unwrap();
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--resume");
+    run(c).expect_code(0);
+    assert_eq!(fake.delivered().len(), 10);
+    let other = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &other, TOKEN);
+    c.arg("--results").arg(dir.path().join("B.results.csv"));
+    run(c).expect_code(2);
+    assert_eq!(other.count(), 0, "nothing sent twice");
+}
+
+/// A ledger file emptied to 0 bytes (truncated) is not taken for a new one.
+#[test]
+fn an_emptied_ledger_file_stops_the_run() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(4);
+    let input = write_csv(
+        dir.path(),
+        "A.csv",
+        &contacts_csv(&rows_of(&tels, "Hola"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd(&input, &fake, TOKEN)).expect_code(0);
+    std::fs::write(test_ledger(), b"").unwrap();
+    let other = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &other, TOKEN);
+    c.arg("--results").arg(dir.path().join("B.results.csv"));
+    let out = run(c);
+    out.expect_code(2);
+    assert_eq!(other.count(), 0, "nothing sent twice");
+    assert!(out.stderr.contains("empty"), "{}", out.stderr);
+    assert!(out.stderr.contains("--no-ledger"), "{}", out.stderr);
+}
+
+/// `[ledger] keep` shorter than `repeat_window` would erase what holds a repeat (and a
+/// running campaign's claims): refused, naming the key.
+#[test]
+fn a_keep_shorter_than_the_repeat_window_is_refused() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(3);
+    let input = write_csv(
+        dir.path(),
+        "A.csv",
+        &contacts_csv(&rows_of(&tels, "Hola"), "1"),
+    );
+    let config = write_config(dir.path(), "[ledger]\nkeep = \"1s\"\n");
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--config").arg(&config);
+    let out = run(c);
+    out.expect_code(2);
+    assert_eq!(fake.count(), 0);
+    assert!(out.stderr.contains("keep"), "{}", out.stderr);
+    assert!(out.stderr.contains("repeat_window"), "{}", out.stderr);
+}
+
+/// A campaign stopped (SIGTERM) whose remaining rows another list then sent: its
+/// `--resume` is not refused as "already sent"; those rows are held (exit 4).
+#[cfg(unix)]
+#[test]
+fn the_resume_of_a_stopped_campaign_holds_what_another_list_sent() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(20);
+    let a = write_csv(
+        dir.path(),
+        "A.csv",
+        &contacts_csv(&rows_of(&tels, "Aviso"), "1"),
+    );
+    let b = write_csv(
+        dir.path(),
+        "B.csv",
+        &contacts_csv(&rows_of(&tels, "Aviso"), "1"),
+    );
+    let slow = FakeWolkvox::start(Behavior::ok().latency(300));
+    let spawned = spawn_send(&a, &slow, TOKEN, &[]);
+    assert!(slow.wait_for_requests(2, Duration::from_secs(30)));
+    spawned.signal("TERM");
+    let (_, _) = spawned.wait(Duration::from_secs(30));
+    let first = slow.delivered_telephones();
+    assert!(first.len() < 20, "stopped early");
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd(&b, &fake, TOKEN));
+    assert_eq!(first.len() + fake.delivered().len(), 20, "B sent the rest");
+    let again = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&a, &again, TOKEN);
+    c.arg("--resume");
+    let out = run(c);
+    out.expect_code(4);
+    assert!(!out.stderr.contains("already sent"), "{}", out.stderr);
+    assert_eq!(again.count(), 0, "nothing sent twice");
+    let st = statuses(&default_results_path(&a));
+    assert_eq!(count(&st, "held"), 20 - first.len(), "{st:?}");
+}
