@@ -818,7 +818,7 @@ msg-held-cap = held: this number already got { $count } messages within { $per }
 msg-held-changed = held: the text of this row changed since this number was sent row { $row } on { $when } (text sent: { $excerpt }); --resume --resend-changed sends the new text
 msg-kept = { $earlier }; now { $now }
 send-held = { $rows } rows held: the send ledger shows they already went out (see their msg); --allow-repeat, or --resend-changed with --resume, sends them on purpose
-validate-held = row { $row }: held: { $why }
+validate-held = row { $row }: { $why }
 validate-held-totals = { $rows } of the valid rows would be held (the send ledger shows they already went out)
 cli-arg-ledger = The send ledger (SQLite) [config: ledger.path, default: the user's state folder, e.g. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]
 cli-arg-no-ledger = Do not check or record the send ledger: a message another run or results file already sent may go out again
@@ -840,3 +840,21 @@ history-bad-phone = { $phone } is not a telephone number this tool can send to: 
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = cannot import { $path }: { $error }
 report-went-out-rows-gone = { $count } more messages went out in this campaign than its rows show (rows deleted from the list, a phone changed, or an earlier text before --resend-changed): the journal records them, and `wolkvox-dispatch history` lists them
+# ledger follow-ups
+msg-held-changed-text-unknown = not known: the send ledger was off (--no-ledger), and the journal keeps no text
+ledger-files-more = { $files } and { $more } more
+ledger-period-days = { $n ->
+    [one] 1 day
+   *[other] { $n } days
+}
+ledger-period-hours = { $n ->
+    [one] 1 hour
+   *[other] { $n } hours
+}
+ledger-period-minutes = { $n ->
+    [one] 1 minute
+   *[other] { $n } minutes
+}
+send-held-changed = { $rows } rows are held: their text changed since this campaign sent their number a message, and the new text is not sent (see their msg: when, which row, the text sent). To send the new texts on purpose: the same command with --resume --resend-changed
+summary-held-changed = held (text changed)
+summary-held-changed-why = (their number already got this campaign's earlier text; --resume --resend-changed sends the new one)

@@ -833,7 +833,7 @@ msg-held-cap = retenida: este número ya recibió { $count } mensajes en { $per 
 msg-held-changed = retenida: el texto de esta fila cambió desde que se envió la fila { $row } a este número el { $when } (texto enviado: { $excerpt }); --resume --resend-changed envía el texto nuevo
 msg-kept = { $earlier }; ahora { $now }
 send-held = { $rows } filas retenidas: el registro de envíos muestra que ya salieron (vea su msg); --allow-repeat, o --resend-changed con --resume, las envía a propósito
-validate-held = fila { $row }: retenida: { $why }
+validate-held = fila { $row }: { $why }
 validate-held-totals = { $rows } de las filas válidas quedarían retenidas (el registro de envíos muestra que ya salieron)
 cli-arg-ledger = El registro de envíos (SQLite) [config: ledger.path; por defecto, la carpeta de estado del usuario, p. ej. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]
 cli-arg-no-ledger = No consultar ni anotar el registro de envíos: un mensaje que otra ejecución u otro archivo de resultados ya envió podría salir otra vez
@@ -855,3 +855,21 @@ history-bad-phone = { $phone } no es un número al que esta herramienta pueda en
 history-bad-since = --since { $value }: { $error }
 history-import-unreadable = no se puede importar { $path }: { $error }
 report-went-out-rows-gone = { $count } mensajes más salieron en esta campaña de los que muestran sus filas (filas borradas de la lista, un teléfono cambiado, o un texto anterior a --resend-changed): el diario los registra, y `wolkvox-dispatch history` los lista
+# ledger follow-ups
+msg-held-changed-text-unknown = no se conoce: el registro de envíos estaba desactivado (--no-ledger) y el diario no guarda textos
+ledger-files-more = { $files } y { $more } más
+ledger-period-days = { $n ->
+    [one] 1 día
+   *[other] { $n } días
+}
+ledger-period-hours = { $n ->
+    [one] 1 hora
+   *[other] { $n } horas
+}
+ledger-period-minutes = { $n ->
+    [one] 1 minuto
+   *[other] { $n } minutos
+}
+send-held-changed = { $rows } filas quedan retenidas: su texto cambió desde que esta campaña envió un mensaje a su número, y el texto nuevo no se envía (vea su msg: cuándo, qué fila, el texto enviado). Para enviar los textos nuevos a propósito: el mismo comando con --resume --resend-changed
+summary-held-changed = retenidas (texto cambiado)
+summary-held-changed-why = (su número ya recibió el texto anterior de esta campaña; --resume --resend-changed envía el nuevo)
