@@ -846,15 +846,15 @@ ledger-files-more = { $files } and { $more } more
 ledger-period-days = { $n ->
     [one] 1 day
    *[other] { $n } days
-}
+    }
 ledger-period-hours = { $n ->
     [one] 1 hour
    *[other] { $n } hours
-}
+    }
 ledger-period-minutes = { $n ->
     [one] 1 minute
    *[other] { $n } minutes
-}
+    }
 send-held-changed = { $rows } rows are held: their text changed since this campaign sent their number a message, and the new text is not sent (see their msg: when, which row, the text sent). To send the new texts on purpose: the same command with --resume --resend-changed
-summary-held-changed = held (text changed)
-summary-held-changed-why = (their number already got this campaign's earlier text; --resume --resend-changed sends the new one)
+summary-held-changed = changed
+summary-held-changed-why = (held: the text changed, and their number already got this campaign's earlier text; --resume --resend-changed sends the new one)

@@ -861,15 +861,15 @@ ledger-files-more = { $files } y { $more } más
 ledger-period-days = { $n ->
     [one] 1 día
    *[other] { $n } días
-}
+    }
 ledger-period-hours = { $n ->
     [one] 1 hora
    *[other] { $n } horas
-}
+    }
 ledger-period-minutes = { $n ->
     [one] 1 minuto
    *[other] { $n } minutos
-}
+    }
 send-held-changed = { $rows } filas quedan retenidas: su texto cambió desde que esta campaña envió un mensaje a su número, y el texto nuevo no se envía (vea su msg: cuándo, qué fila, el texto enviado). Para enviar los textos nuevos a propósito: el mismo comando con --resume --resend-changed
-summary-held-changed = retenidas (texto cambiado)
-summary-held-changed-why = (su número ya recibió el texto anterior de esta campaña; --resume --resend-changed envía el nuevo)
+summary-held-changed = cambiadas
+summary-held-changed-why = (retenidas: el texto cambió, y su número ya recibió el texto anterior de esta campaña; --resume --resend-changed envía el nuevo)
