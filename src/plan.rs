@@ -229,10 +229,18 @@ impl<'a> Planner<'a> {
 
     /// Rule 1's reason, in the current language.
     fn changed_msg(&self, earlier: &Outcome) -> String {
+        // The local time people read (the ledger's time zone), else as recorded.
+        let when = match (
+            earlier.finished_at.parse::<jiff::Timestamp>(),
+            self.ledger.as_ref(),
+        ) {
+            (Ok(at), Some(view)) => ledger::local_time(at.as_second(), view.tz),
+            _ => earlier.finished_at.clone(),
+        };
         crate::tr!(
             "msg-held-changed",
             row = earlier.row,
-            when = earlier.finished_at.as_str(),
+            when = when,
             excerpt = self.sent_text(earlier)
         )
     }

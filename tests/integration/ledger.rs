@@ -733,7 +733,8 @@ fn a_changed_text_on_resume_is_warned_counted_and_shown_in_advance() {
                 .stdout
                 .contains("row 3: held: the text of this row changed")
             && !out.stdout.contains("row 4: held")
-            && out.stdout.contains("--resend-changed"),
+            && out.stdout.contains("--resend-changed")
+            && !out.stdout.contains("Z (text sent"),
         "{}",
         out.stdout
     );
