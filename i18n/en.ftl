@@ -821,6 +821,8 @@ send-held = { $rows ->
        *[other] { $rows } rows held: the send ledger shows they already went out (see their msg); --allow-repeat, or --resend-changed with --resume, sends them on purpose
     }
 validate-held = row { $row }: held: { $why }
+send-held = { $rows } rows held: the send ledger shows they already went out (see their msg); --allow-repeat, or --resend-changed with --resume, sends them on purpose
+validate-held = row { $row }: { $why }
 validate-held-totals = { $rows } of the valid rows would be held (the send ledger shows they already went out)
 cli-arg-ledger = The send ledger (SQLite) [config: ledger.path, default: the user's state folder, e.g. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]
 cli-arg-no-ledger = Do not check or record the send ledger: a message another run or results file already sent may go out again
@@ -862,3 +864,21 @@ ledger-problem-empty = it is empty (0 bytes): a ledger this tool made is never e
 ledger-already-claimed = this list is claimed by a run that did not finish (or is still running): { $held } of its { $valid } valid rows have the same message claimed on { $when } (results { $results }), which may have gone out. Nothing was sent (exit 2). Resume that run with --resume (its results file) to settle them; to send this list anyway, add --allow-repeat.
 msg-held-claimed = held: the same message to this number was claimed on { $when } by a run that did not finish or is still running (results { $results }, row { $row }), and may have gone out; the --resume of that run settles it; --allow-repeat sends it again
 ledger-settle-failed = could not record in the send ledger { $path } how this run's messages ended: { $problem }. The messages it sent stay claimed (pending), which holds them for other runs; the next run of this campaign (--resume) records them from its journal.
+# ledger follow-ups
+msg-held-changed-text-unknown = not known: the send ledger was off (--no-ledger), and the journal keeps no text
+ledger-files-more = { $files } and { $more } more
+ledger-period-days = { $n ->
+    [one] 1 day
+   *[other] { $n } days
+    }
+ledger-period-hours = { $n ->
+    [one] 1 hour
+   *[other] { $n } hours
+    }
+ledger-period-minutes = { $n ->
+    [one] 1 minute
+   *[other] { $n } minutes
+    }
+send-held-changed = { $rows } rows are held: their text changed since this campaign sent their number a message, and the new text is not sent (see their msg: when, which row, the text sent). To send the new texts on purpose: the same command with --resume --resend-changed
+summary-held-changed = changed
+summary-held-changed-why = (held: the text changed, and their number already got this campaign's earlier text; --resume --resend-changed sends the new one)

@@ -848,6 +848,8 @@ send-held = { $rows ->
        *[other] { $rows } filas retenidas: el registro de envíos muestra que ya salieron (vea su msg); --allow-repeat, o --resend-changed con --resume, las envía a propósito
     }
 validate-held = fila { $row }: retenida: { $why }
+send-held = { $rows } filas retenidas: el registro de envíos muestra que ya salieron (vea su msg); --allow-repeat, o --resend-changed con --resume, las envía a propósito
+validate-held = fila { $row }: { $why }
 validate-held-totals = { $rows } de las filas válidas quedarían retenidas (el registro de envíos muestra que ya salieron)
 cli-arg-ledger = El registro de envíos (SQLite) [config: ledger.path; por defecto, la carpeta de estado del usuario, p. ej. ~/.local/state/wolkvox-dispatch/ledger.sqlite3]
 cli-arg-no-ledger = No consultar ni anotar el registro de envíos: un mensaje que otra ejecución u otro archivo de resultados ya envió podría salir otra vez
@@ -889,3 +891,21 @@ ledger-problem-empty = está vacío (0 bytes): un registro que hizo esta herrami
 ledger-already-claimed = esta lista está reservada por una ejecución que no terminó (o sigue en curso): { $held } de sus { $valid } filas válidas tienen el mismo mensaje reservado el { $when } (resultados { $results }), que pudo haber salido. No se envió nada (código 2). Reanude esa ejecución con --resume (su archivo de resultados) para asentarlos; para enviar esta lista de todos modos, añada --allow-repeat.
 msg-held-claimed = retenida: el mismo mensaje a este número quedó reservado el { $when } por una ejecución que no terminó o sigue en curso (resultados { $results }, fila { $row }), y pudo haber salido; el --resume de esa ejecución lo asienta; --allow-repeat lo envía otra vez
 ledger-settle-failed = no se pudo anotar en el registro de envíos { $path } cómo terminaron los mensajes de esta ejecución: { $problem }. Los que envió siguen reservados (pending), lo que los retiene para otras ejecuciones; la próxima ejecución de esta campaña (--resume) los anota a partir de su diario.
+# ledger follow-ups
+msg-held-changed-text-unknown = no se conoce: el registro de envíos estaba desactivado (--no-ledger) y el diario no guarda textos
+ledger-files-more = { $files } y { $more } más
+ledger-period-days = { $n ->
+    [one] 1 día
+   *[other] { $n } días
+    }
+ledger-period-hours = { $n ->
+    [one] 1 hora
+   *[other] { $n } horas
+    }
+ledger-period-minutes = { $n ->
+    [one] 1 minuto
+   *[other] { $n } minutos
+    }
+send-held-changed = { $rows } filas quedan retenidas: su texto cambió desde que esta campaña envió un mensaje a su número, y el texto nuevo no se envía (vea su msg: cuándo, qué fila, el texto enviado). Para enviar los textos nuevos a propósito: el mismo comando con --resume --resend-changed
+summary-held-changed = cambiadas
+summary-held-changed-why = (retenidas: el texto cambió, y su número ya recibió el texto anterior de esta campaña; --resume --resend-changed envía el nuevo)

@@ -45,6 +45,8 @@ use crate::validate::{Job, Problem, Verdict};
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Flags {
     pub(crate) dry_run: bool,
+    /// `--resume` (a dry run of a resume plans against the real run's record).
+    pub(crate) resume: bool,
     pub(crate) retry_failed: bool,
     pub(crate) retry_unknown: bool,
     pub(crate) resend_changed: bool,
@@ -97,7 +99,7 @@ impl Hold {
             Hold::Cap { count, cap, last } => crate::tr!(
                 "msg-held-cap",
                 count = *count,
-                per = humantime::format_duration(cap.per).to_string(),
+                per = ledger::period_words(cap.per),
                 when = ledger::local_time(last.at, tz),
                 results = last.campaign.as_str()
             ),
@@ -122,6 +124,10 @@ pub(crate) struct Planner<'a> {
     valid: u64,
     repeats: u64,
     latest_repeat: Option<Entry>,
+    /// The results files of the entries that held rows by rule 2, latest first.
+    repeat_campaigns: Vec<(i64, String)>,
+    /// Rows held by rule 1 (a changed text).
+    changed: u64,
 }
 
 impl<'a> Planner<'a> {
@@ -186,6 +192,8 @@ impl<'a> Planner<'a> {
             valid: 0,
             repeats: 0,
             latest_repeat: None,
+            repeat_campaigns: Vec::new(),
+            changed: 0,
         }
     }
 
@@ -193,6 +201,57 @@ impl<'a> Planner<'a> {
     pub(crate) fn already_sent(&self) -> Option<(u64, u64, &Entry)> {
         let latest = self.latest_repeat.as_ref()?;
         (self.repeats * 2 > self.valid).then_some((self.repeats, self.valid, latest))
+    }
+
+    /// Rule 3's error, naming every results file the held rows went out in.
+    pub(crate) fn already_sent_error(
+        &self,
+        tz: &jiff::tz::TimeZone,
+    ) -> Option<ledger::LedgerError> {
+        let (held, valid, latest) = self.already_sent()?;
+        let mut files = self.repeat_campaigns.clone();
+        files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Some(ledger::LedgerError::ListAlreadySent {
+            held,
+            valid,
+            when: ledger::local_time(latest.at, tz),
+            results: files.into_iter().map(|(_, f)| f).collect(),
+            pending: latest.mark == ledger::Mark::Pending,
+        })
+    }
+
+    /// Rows held by rule 1 so far (a changed text, `--resend-changed`).
+    pub(crate) fn changed(&self) -> u64 {
+        self.changed
+    }
+
+    /// Rule 1 alone, for `validate`: why `job` would be held on `--resume`, in the
+    /// current language (`None`: it would not).
+    pub(crate) fn changed_text(&mut self, job: &Job) -> Option<String> {
+        if self.flags.resend_changed {
+            return None;
+        }
+        let earlier = self.take_orphan(&job.telephone, None)?;
+        self.changed += 1;
+        Some(self.changed_msg(&earlier))
+    }
+
+    /// Rule 1's reason, in the current language.
+    fn changed_msg(&self, earlier: &Outcome) -> String {
+        // The local time people read (the ledger's time zone), else as recorded.
+        let when = match (
+            earlier.finished_at.parse::<jiff::Timestamp>(),
+            self.ledger.as_ref(),
+        ) {
+            (Ok(at), Some(view)) => ledger::local_time(at.as_second(), view.tz),
+            _ => earlier.finished_at.clone(),
+        };
+        crate::tr!(
+            "msg-held-changed",
+            row = earlier.row,
+            when = when,
+            excerpt = self.sent_text(earlier)
+        )
     }
 
     /// Counts a valid row decided outside `decide` (`validate` asks only `hold`).
@@ -213,6 +272,14 @@ impl<'a> Planner<'a> {
         }
         if let Some(e) = view.seen.by_key.get(ledger::base_key(&job.key)) {
             self.repeats += 1;
+            match self
+                .repeat_campaigns
+                .iter_mut()
+                .find(|(_, c)| *c == e.campaign)
+            {
+                Some((at, _)) => *at = (*at).max(e.at),
+                None => self.repeat_campaigns.push((e.at, e.campaign.clone())),
+            }
             if self.latest_repeat.as_ref().is_none_or(|l| l.at < e.at) {
                 self.latest_repeat = Some(e.clone());
             }
@@ -275,6 +342,7 @@ impl<'a> Planner<'a> {
                 Status::Invalid | Status::Duplicate | Status::Held | Status::NotSent
             )
             && let Some(earlier) = self.take_orphan(&o.telephone.clone(), invalid_row)
+            && !self.flags.dry_run
         {
             let (row, now) = (o.row, o.msg.clone());
             decision.carried = Some(earlier.status);
@@ -285,8 +353,51 @@ impl<'a> Planner<'a> {
 
     /// A valid row: the resume table, then rule 1, then the ledger's rules.
     fn decide_send(&mut self, job: Job) -> Decision {
-        if self.flags.dry_run {
-            let decision = Decision {
+        // A dry run plans against the real run's record (the caller's `prior`): a
+        // dry run of a resume carries what it would carry; any dry run shows rule 1.
+        let mut decision = if self.flags.dry_run && !self.flags.resume {
+            Decision {
+                job: Some(job),
+                ..Decision::default()
+            }
+        } else {
+            decide_valid(job, self.prior, self.flags)
+        };
+        let Some(job) = &decision.job else {
+            return decision;
+        };
+        // Rule 1: this number got a message of this campaign that no row has now.
+        let (telephone, row) = (job.telephone.clone(), job.row);
+        if let Some(earlier) = self.take_orphan(&telephone, None) {
+            if self.flags.resend_changed {
+                decision.earlier = decision.earlier.or(Some(earlier));
+            } else {
+                self.changed += 1;
+                let now =
+                    crate::i18n::with_lang(crate::i18n::Lang::En, || self.changed_msg(&earlier));
+                if self.flags.dry_run {
+                    // The dry run's file says what the resume would do, and holds no
+                    // outcome of the real run.
+                    return Decision {
+                        carried: Some(earlier.status),
+                        record: Some((Outcome::local(row, &telephone, Status::Held, now), None)),
+                        ..Decision::default()
+                    };
+                }
+                return Decision {
+                    carried: Some(earlier.status),
+                    record: Some((kept(earlier, row, &now), None)),
+                    ..Decision::default()
+                };
+            }
+        }
+        let decision = self.ledger_rules(decision);
+        if !self.flags.dry_run {
+            return decision;
+        }
+        // Previewed, not sent: recorded `dry_run`, kept for the preview.
+        match decision.job {
+            Some(job) => Decision {
                 record: Some((
                     Outcome::local(
                         job.row,
@@ -298,33 +409,9 @@ impl<'a> Planner<'a> {
                 )),
                 job: Some(job),
                 ..Decision::default()
-            };
-            return self.ledger_rules(decision);
+            },
+            None => decision,
         }
-        let mut decision = decide_valid(job, self.prior, self.flags);
-        let Some(job) = &decision.job else {
-            return decision;
-        };
-        // Rule 1: this number got a message of this campaign that no row has now.
-        let (telephone, row) = (job.telephone.clone(), job.row);
-        if let Some(earlier) = self.take_orphan(&telephone, None) {
-            if self.flags.resend_changed {
-                decision.earlier = decision.earlier.or(Some(earlier));
-            } else {
-                let now = crate::tr_en!(
-                    "msg-held-changed",
-                    row = earlier.row,
-                    when = earlier.finished_at.as_str(),
-                    excerpt = self.sent_text(&earlier)
-                );
-                return Decision {
-                    carried: Some(earlier.status),
-                    record: Some((kept(earlier, row, &now), None)),
-                    ..Decision::default()
-                };
-            }
-        }
-        self.ledger_rules(decision)
     }
 
     /// What the ledger says of the text sent earlier to this number in this campaign.
@@ -337,8 +424,9 @@ impl<'a> Planner<'a> {
                     .values()
                     .find(|e| e.telephone == earlier.telephone && e.row == earlier.row)
             })
+            .filter(|e| !e.excerpt.is_empty())
             .map(|e| format!("{:?}", e.excerpt))
-            .unwrap_or_else(|| "?".to_owned())
+            .unwrap_or_else(|| crate::tr!("msg-held-changed-text-unknown"))
     }
 
     /// Rules 2 and 4 on a decision that sends (or previews) a row.
@@ -611,6 +699,7 @@ mod tests {
 
     const PLAIN: Flags = Flags {
         dry_run: false,
+        resume: false,
         retry_failed: false,
         retry_unknown: false,
         resend_changed: false,
@@ -842,6 +931,37 @@ mod tests {
         let (d, _) = plan_all(both, &prior, &seen, None, PLAIN);
         assert_eq!(d[0].carried, Some(Status::Sent));
         assert!(d[1].job.is_some(), "row 2 was never sent: it is");
+    }
+
+    #[test]
+    fn rule_1_is_counted_and_a_dry_run_shows_it_held_without_the_real_outcome() {
+        let mut prior = Prior::default();
+        prior.done.insert(
+            "old".into(),
+            Outcome::local(1, "573001234561", Status::Sent, "Message has been sent"),
+        );
+        let seen = Seen::default();
+        let changed = || vec![Verdict::Valid(job_to(1, "new", "573001234561"))];
+        let mut planner = Planner::new(&changed(), &prior, view(&seen, None), PLAIN);
+        let _ = changed().into_iter().map(|v| planner.decide(v)).count();
+        assert_eq!(planner.changed(), 1);
+        for resume in [false, true] {
+            let flags = Flags {
+                dry_run: true,
+                resume,
+                ..PLAIN
+            };
+            let mut planner = Planner::new(&changed(), &prior, view(&seen, None), flags);
+            let d: Vec<Decision> = changed().into_iter().map(|v| planner.decide(v)).collect();
+            assert_eq!(status_of(&d[0]), Some(Status::Held), "resume {resume}");
+            assert!(d[0].job.is_none());
+            assert_eq!(planner.changed(), 1);
+            let msg = &d[0].record.as_ref().unwrap().0.msg;
+            assert!(
+                msg.contains("\"hola\"") || msg.contains("not known"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -220,10 +220,25 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     if let Some(s) = &read.suppression {
         tracing::info!("{}", suppression_line(s));
     }
-    if args.results.is_none() {
+    // A dry run speaks for the real run of the same list: its results (and journal)
+    // are read, never written. `--dry-run --results REAL` names them: the dry run
+    // still writes its own file.
+    let mut campaign_results =
+        journal::naming::default_results(&settings.list.input, false, read.template);
+    if settings.dry_run
+        && let Some(named) = &args.results
+        && journal::journal_path(named).exists()
+    {
+        campaign_results = named.clone();
+        settings.results =
+            journal::naming::default_results(&settings.list.input, true, read.template);
+    } else if args.results.is_none() {
         // Only the header tells whether a `template_name` column makes this a template run.
         settings.results =
             journal::naming::default_results(&settings.list.input, settings.dry_run, read.template);
+    }
+    if !settings.dry_run {
+        campaign_results = settings.results.clone();
     }
     journal::check_target(&settings.results, &settings.list.input)?;
     check_outputs(args, &settings)?;
@@ -233,13 +248,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
         Some(l) => Some(ledger::open(l)?),
         None => None,
     };
-    // A dry run speaks for the real run of the same list: that campaign's own messages
-    // are its journal's business, not repeats.
-    let campaign_results = if settings.dry_run {
-        journal::naming::default_results(&settings.list.input, false, read.template)
-    } else {
-        settings.results.clone()
-    };
+    // That campaign's own messages are its journal's business, not repeats.
     let mut ledger = store.map(|store| LedgerRun {
         store,
         campaign: ledger::Campaign::new(&campaign_results, &settings.list.input),
@@ -286,7 +295,21 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
         }
         recorder.begin_run(&this_run)?;
     }
-    let plan = match plan(verdicts, &prior, &settings, &recorder, ledger.as_mut()) {
+    // A dry run plans against what the real run recorded (rule 1, and a resume's
+    // carried rows); a journal that cannot be read is the real run's business.
+    let real_prior = if settings.dry_run {
+        journal::Prior::of_results(&campaign_results).ok().flatten()
+    } else {
+        None
+    };
+    let planning_prior = real_prior.as_ref().unwrap_or(&prior);
+    let plan = match plan(
+        verdicts,
+        planning_prior,
+        &settings,
+        &recorder,
+        ledger.as_mut(),
+    ) {
         Ok(plan) => plan,
         Err(e) => {
             // Refused before any request: a new run leaves no files; a resumed one keeps
@@ -349,6 +372,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         .map(|job| report::preview(job, preflight::filled_text(&checked, job).as_deref()))
         .collect();
     let jobs = plan.jobs.len();
+    let changed = plan.changed;
     // What is left needs only their number: the workbook does not wait beside them.
     plan.jobs = Vec::new();
     if settings.log_format == cli::LogFormat::Json {
@@ -365,7 +389,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         rate: settings.rate,
         tokens: token_count_for_estimates(),
     };
-    let exit = finished_exit(&counts);
+    let exit = with_changed(finished_exit(&counts), changed);
     let workbook = write_workbook(settings, &counts, started_at, None);
     print_summary(
         &Summary {
@@ -373,6 +397,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             elapsed: run.started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
+            held_changed: changed,
             estimate: Some(Localized::new(|| estimate(&pace, settings.max_in_flight))),
             hours: Localized::maybe(|| pace.hours_line()),
             ..Summary::new(
@@ -479,7 +504,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         (Exit::Stopped, Localized::new(|| tr!("send-title-stopped")))
     } else {
         (
-            finished_exit(&counts),
+            with_changed(finished_exit(&counts), plan.changed),
             Localized::new(|| tr!("send-title-finished")),
         )
     };
@@ -490,6 +515,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             elapsed: send_started.elapsed(),
             skipped: plan.skipped,
             sent_before: plan.sent_before,
+            held_changed: plan.changed,
             stopped: stopped_text,
             this_run: (plan.skipped > 0).then(|| progress.this_run()),
             next: (exit == Exit::SomeRowsNotSent).then(|| next_step(&settings, &counts)),
@@ -772,6 +798,8 @@ struct Plan {
     skipped: u64,
     /// Of those, rows an earlier run sent: not part of this run's rate.
     sent_before: u64,
+    /// Rows held by rule 1 (a changed text): counted in `skipped` too.
+    changed: u64,
 }
 
 /// Decides every verdict (`plan::Planner`), claims in the ledger the rows to send
@@ -787,6 +815,7 @@ fn plan(
 ) -> Result<Plan, Error> {
     let flags = plan::Flags {
         dry_run: settings.dry_run,
+        resume: settings.resume,
         retry_failed: settings.retry_failed,
         retry_unknown: settings.retry_unknown,
         resend_changed: settings.resend_changed,
@@ -818,16 +847,13 @@ fn plan(
     let mut planner = plan::Planner::new(&verdicts, prior, view, flags);
     let decisions: Vec<plan::Decision> = verdicts.into_iter().map(|v| planner.decide(v)).collect();
     let held = planner.repeats();
+    let changed = planner.changed();
     // Rule 3 is for a first run of a list: a resumed campaign's rows that went out
     // elsewhere since are held, one by one.
-    if let Some((held, valid, latest)) = planner.already_sent().filter(|_| !settings.resume) {
-        let e = ledger::LedgerError::ListAlreadySent {
-            held,
-            valid,
-            when: ledger::local_time(latest.at, &settings.timezone),
-            results: latest.campaign.clone(),
-            pending: latest.mark == ledger::Mark::Pending,
-        };
+    if let Some(e) = planner
+        .already_sent_error(&settings.timezone)
+        .filter(|_| !settings.resume)
+    {
         if let Some(run) = ledger.as_deref_mut() {
             run.store.rollback();
         }
@@ -855,8 +881,23 @@ fn plan(
         jobs: Vec::new(),
         skipped: 0,
         sent_before: 0,
+        changed,
     };
-    for decision in decisions {
+    if changed > 0 {
+        tracing::warn!("{}", tr!("send-held-changed", rows = changed));
+    }
+    for mut decision in decisions {
+        // A dry run's file holds no outcome of the real run: rows a resume would skip
+        // are counted (`skipped`), not copied.
+        if settings.dry_run
+            && decision.carried.is_some()
+            && decision
+                .record
+                .as_ref()
+                .is_some_and(|(o, _)| o.status != Status::Held)
+        {
+            decision.record = None;
+        }
         if let Some(warning) = decision.warning {
             tracing::warn!("{warning}");
         }
@@ -1021,6 +1062,15 @@ fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journ
         tool_version: env!("CARGO_PKG_VERSION").into(),
         started_at: started_at.to_owned(),
         boot_id: journal::boot_id(),
+    }
+}
+
+/// Rows held for a changed text (rule 1) keep their `sent` line, but their new text was
+/// not sent: like `held`, they make a finished run's exit 4.
+fn with_changed(exit: Exit, changed: u64) -> Exit {
+    match exit {
+        Exit::Success if changed > 0 => Exit::ListProblems,
+        other => other,
     }
 }
 

@@ -26,9 +26,18 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     let (mut invalid, mut duplicate, mut suppressed) = (0u64, 0u64, 0u64);
     let mut previews = Vec::new();
     let mut uses = Uses::default();
-    // The valid rows, kept only to look them up in the send ledger.
+    // The valid rows, kept only to look them up in the send ledger and in the record
+    // of the list's real run (rule 1).
     let mut jobs = Vec::new();
-    let keep_jobs = settings.ledger.as_ref().is_some_and(|l| l.path.exists());
+    let keep_jobs = settings.ledger.as_ref().is_some_and(|l| l.path.exists())
+        || [false, true].iter().any(|&template| {
+            crate::journal::journal_path(&crate::journal::naming::default_results(
+                &list.input,
+                false,
+                template,
+            ))
+            .exists()
+        });
     let opened = open_list(list)?;
     say(&mut out, opened.validator.columns_summary());
     let mut hint = CountryHint::new(list, &opened.validator);
@@ -113,9 +122,16 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
         let _ = out.write_all(&rows);
     }
     let rows = read.rows;
-    let held = match &settings.ledger {
-        Some(ledger) => held_rows(&mut out, ledger, &settings, &jobs, read.template)?,
-        None => 0,
+    let held = if keep_jobs {
+        held_rows(
+            &mut out,
+            settings.ledger.as_ref(),
+            &settings,
+            &jobs,
+            read.template,
+        )?
+    } else {
+        0
     };
     drop(jobs);
     let check = preflight::if_possible(&settings.check, &uses)?;
@@ -160,80 +176,83 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     })
 }
 
-/// Prints the rows a `send` of this list would hold (rules 2 and 4 of `crate::plan`)
-/// and returns how many; a list already sent (rule 3) is the same error as `send`'s.
+/// Prints the rows a `send` of this list would hold (rules 2 and 4 of `crate::plan`,
+/// and rule 1 against the list's real results, as a `--resume` would) and returns how
+/// many; a list already sent (rule 3) is the same error as `send`'s.
 fn held_rows(
     out: &mut impl Write,
-    settings: &crate::ledger::Settings,
+    settings: Option<&crate::ledger::Settings>,
     validate: &config::ValidateSettings,
     jobs: &[crate::validate::Job],
     template: bool,
 ) -> Result<u64, Error> {
     use crate::ledger;
-    let Some(mut store) = ledger::open_existing(settings)? else {
-        return Ok(0);
-    };
     let list = &validate.list.input;
     let campaign = ledger::Campaign::new(
         &crate::journal::naming::default_results(list, false, template),
         list,
     );
-    let now = ledger::now();
-    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
-    let keys: Vec<&str> = jobs.iter().map(|j| ledger::base_key(&j.key)).collect();
-    let phones: Vec<&str> = jobs.iter().map(|j| j.telephone.as_str()).collect();
-    // What the real run's journal knows of its own messages (none, if it has none).
-    let known = match crate::journal::Prior::of_results(std::path::Path::new(&campaign.results)) {
-        Ok(Some(real)) => ledger::known_keys(&real),
-        _ => std::collections::HashSet::new(),
+    // What the list's real run recorded; one that cannot be read shows no rule 1.
+    let prior = crate::journal::Prior::of_results(&crate::journal::naming::default_results(
+        list, false, template,
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let store = match settings {
+        Some(settings) => ledger::open_existing(settings)?,
+        None => None,
     };
-    let seen = store.seen(
-        &campaign.results,
-        &known,
-        &keys,
-        &phones,
-        now - secs(settings.repeat_window),
-        settings.cap.map(|c| now - secs(c.per)),
-    )?;
-    let prior = crate::journal::Prior::default();
-    let view = crate::plan::LedgerView {
-        seen: &seen,
-        cap: settings.cap,
+    let now = ledger::now();
+    // What the real run's journal knows of its own messages (none, if it has none).
+    let known = ledger::known_keys(&prior);
+    let seen = match (store, settings) {
+        (Some(mut store), Some(settings)) => {
+            let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+            let keys: Vec<&str> = jobs.iter().map(|j| ledger::base_key(&j.key)).collect();
+            let phones: Vec<&str> = jobs.iter().map(|j| j.telephone.as_str()).collect();
+            Some(store.seen(
+                &campaign.results,
+                &known,
+                &keys,
+                &phones,
+                now - secs(settings.repeat_window),
+                settings.cap.map(|c| now - secs(c.per)),
+            )?)
+        }
+        _ => None,
+    };
+    let view = seen.as_ref().map(|seen| crate::plan::LedgerView {
+        seen,
+        cap: settings.and_then(|s| s.cap),
         now,
         tz: &validate.timezone,
-    };
+    });
     let flags = crate::plan::Flags {
         dry_run: true,
         ..crate::plan::Flags::default()
     };
-    let mut planner = crate::plan::Planner::new(&[], &prior, Some(view), flags);
+    let verdicts: Vec<crate::validate::Verdict> =
+        jobs.iter().cloned().map(Verdict::Valid).collect();
+    let mut planner = crate::plan::Planner::new(&verdicts, &prior, view, flags);
+    drop(verdicts);
     let mut held = 0;
     for job in jobs {
-        if let Some(hold) = planner.hold(job) {
+        let why = match planner.changed_text(job) {
+            Some(why) => Some(why),
+            None => planner.hold(job).map(|hold| hold.text(&validate.timezone)),
+        };
+        if let Some(why) = why {
             held += 1;
-            say(
-                out,
-                &tr!(
-                    "validate-held",
-                    row = job.row,
-                    why = hold.text(&validate.timezone)
-                ),
-            );
+            say(out, &tr!("validate-held", row = job.shown, why = why));
         }
     }
     for _ in 0..jobs.len() {
         planner.count_valid();
     }
-    if let Some((held, valid, latest)) = planner.already_sent() {
+    if let Some(e) = planner.already_sent_error(&validate.timezone) {
         let _ = out.flush();
-        return Err(ledger::LedgerError::ListAlreadySent {
-            held,
-            valid,
-            when: ledger::local_time(latest.at, &validate.timezone),
-            results: latest.campaign.clone(),
-            pending: latest.mark == ledger::Mark::Pending,
-        }
-        .into());
+        return Err(e.into());
     }
     Ok(held)
 }

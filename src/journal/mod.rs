@@ -1174,7 +1174,11 @@ impl Recorder {
             let real = earlier.iter().any(|o| {
                 !matches!(
                     o.status,
-                    Status::DryRun | Status::Invalid | Status::Duplicate | Status::Suppressed
+                    Status::DryRun
+                        | Status::Invalid
+                        | Status::Duplicate
+                        | Status::Suppressed
+                        | Status::Held
                 )
             });
             if real {

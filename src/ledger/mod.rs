@@ -173,6 +173,40 @@ pub(crate) fn seconds_of(rfc3339: &str) -> Option<i64> {
 }
 
 /// A ledger time as a person reads it, in `tz`.
+/// Results files for people: the first three, then "and N more".
+pub(crate) fn files_named(files: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let first = files
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > SHOWN {
+        tr!(
+            "ledger-files-more",
+            files = first,
+            more = files.len() - SHOWN
+        )
+    } else {
+        first
+    }
+}
+
+/// A period for people ("1 day", "12 hours", "90 minutes"), in the current language.
+pub(crate) fn period_words(per: Duration) -> String {
+    let secs = per.as_secs();
+    if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        tr!("ledger-period-days", n = secs / 86_400)
+    } else if secs >= 3_600 && secs.is_multiple_of(3_600) {
+        tr!("ledger-period-hours", n = secs / 3_600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        tr!("ledger-period-minutes", n = secs / 60)
+    } else {
+        crate::text::human_duration(per)
+    }
+}
+
 pub(crate) fn local_time(at: i64, tz: &jiff::tz::TimeZone) -> String {
     jiff::Timestamp::from_second(at)
         .map(|t| {
@@ -192,16 +226,17 @@ pub enum LedgerError {
     NoPlace,
     #[error("{}", if *.pending {
         tr!("ledger-already-claimed",
-            held = .held, valid = .valid, when = .when, results = .results)
+            held = .held, valid = .valid, when = .when, results = files_named(.results))
     } else {
         tr!("ledger-already-sent",
-            held = .held, valid = .valid, when = .when, results = .results)
+            held = .held, valid = .valid, when = .when, results = files_named(.results))
     })]
     ListAlreadySent {
         held: u64,
         valid: u64,
         when: String,
-        results: String,
+        /// The results files the held rows went out in, latest first.
+        results: Vec<String>,
         /// The latest entry is a claim of a run that did not finish: not "sent".
         pending: bool,
     },

@@ -190,3 +190,25 @@ fn pruning_never_reaches_into_the_repeat_window_nor_young_claims() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].key, "live");
 }
+
+#[test]
+fn periods_and_files_read_as_words() {
+    use std::time::Duration;
+    crate::i18n::with_lang(crate::i18n::Lang::En, || {
+        assert_eq!(super::period_words(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(super::period_words(Duration::from_secs(7_200)), "2 hours");
+        assert_eq!(
+            super::period_words(Duration::from_secs(5_400)),
+            "90 minutes"
+        );
+        let files: Vec<String> = (1..=5).map(|i| format!("r{i}.csv")).collect();
+        assert_eq!(super::files_named(&files[..2]), "r1.csv, r2.csv");
+        assert_eq!(
+            super::files_named(&files),
+            "r1.csv, r2.csv, r3.csv and 2 more"
+        );
+    });
+    crate::i18n::with_lang(crate::i18n::Lang::Es, || {
+        assert_eq!(super::period_words(Duration::from_secs(172_800)), "2 días");
+    });
+}

@@ -168,6 +168,9 @@ pub(crate) struct Summary<'a> {
     pub(crate) skipped: u64,
     /// Of the `sent` rows, those an earlier run sent (resume): left out of the rate.
     pub(crate) sent_before: u64,
+    /// Rows held for a changed text (rule 1 of `crate::plan`; they keep their `sent`
+    /// line): `--resume --resend-changed` sends them.
+    pub(crate) held_changed: u64,
     pub(crate) results: &'a Path,
     /// The Excel workbook written beside the results, if one was.
     pub(crate) workbook: Option<&'a Path>,
@@ -197,6 +200,7 @@ impl<'a> Summary<'a> {
             elapsed: Duration::ZERO,
             skipped: 0,
             sent_before: 0,
+            held_changed: 0,
             results,
             workbook: None,
             estimate: None,
@@ -229,13 +233,23 @@ impl<'a> Summary<'a> {
         let labels = [
             tr!("summary-rows"),
             tr!("summary-skipped"),
+            tr!("summary-held-changed"),
             tr!("summary-this-run"),
             tr!("summary-elapsed"),
             tr!("summary-estimate"),
             tr!("summary-hours"),
             tr!("summary-results"),
         ];
-        let [rows, skipped, this_run, elapsed, estimate, hours, results] = &labels;
+        let [
+            rows,
+            skipped,
+            held_changed,
+            this_run,
+            elapsed,
+            estimate,
+            hours,
+            results,
+        ] = &labels;
         // Eleven columns fit the English labels; longer ones (Spanish) widen it.
         let width = statuses
             .iter()
@@ -258,6 +272,13 @@ impl<'a> Summary<'a> {
                 "  {skipped:<width$}{:>8}  {}\n",
                 self.skipped,
                 tr!("summary-skipped-why")
+            ));
+        }
+        if self.held_changed > 0 {
+            out.push_str(&format!(
+                "  {held_changed:<width$}{:>8}  {}\n",
+                self.held_changed,
+                tr!("summary-held-changed-why")
             ));
         }
         if let Some((sent, failed)) = self.this_run {
@@ -335,6 +356,7 @@ impl SummaryJson<'_> {
             "counts": counts,
             "rows": s.counts.values().sum::<u64>(),
             "skipped": s.skipped,
+            "held_changed": s.held_changed,
             "elapsed_s": (s.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             "messages_per_second": (s.messages_per_second() * 100.0).round() / 100.0,
             "results": results,

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::*;
 
-const SUBCOMMANDS: [&str; 5] = ["send", "validate", "report", "reconcile", "init"];
+const SUBCOMMANDS: [&str; 6] = ["send", "validate", "report", "reconcile", "init", "history"];
 
 /// The English pages a flag may be documented in, those that exist.
 fn pages() -> Vec<(String, String)> {

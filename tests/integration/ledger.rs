@@ -920,3 +920,233 @@ fn the_resume_of_a_stopped_campaign_holds_what_another_list_sent() {
     let st = statuses(&default_results_path(&a));
     assert_eq!(count(&st, "held"), 20 - first.len(), "{st:?}");
 }
+
+// ---- Follow-ups: what the binary showed (rule 1 visible, words, numbers) ----
+
+/// Rule 1 made visible: texts edited after a full send are held on `--resume` with a
+/// warning at the start naming how many and `--resend-changed`, a count in the summary
+/// and its JSON, exit 4; `validate` and `send --dry-run` (with or without `--resume`,
+/// even naming the real results) show it in advance without touching the real results.
+#[test]
+fn a_changed_text_on_resume_is_warned_counted_and_shown_in_advance() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(3);
+    let input = write_csv(
+        dir.path(),
+        "citas.csv",
+        &contacts_csv(&rows_of(&tels, "Su cita es a las 9:00 AM"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd(&input, &fake, TOKEN)).expect_code(0);
+    let results = default_results_path(&input);
+    let real_before = std::fs::read(&results).unwrap();
+    let rows = [
+        (tels[0].as_str(), "Su cita es a las 9:00 a. m."),
+        (tels[1].as_str(), "Su cita es a las 9:00 a. m."),
+        (tels[2].as_str(), "Su cita es a las 9:00 AM"),
+    ];
+    write_csv(dir.path(), "citas.csv", &contacts_csv(&rows, "1"));
+
+    // validate: the spreadsheet's row numbers, the flag, not sent.
+    let mut v = cmd();
+    v.arg("validate").arg(&input);
+    let out = run(v);
+    out.expect_code(1);
+    assert!(
+        out.stdout
+            .contains("row 2: held: the text of this row changed")
+            && out
+                .stdout
+                .contains("row 3: held: the text of this row changed")
+            && !out.stdout.contains("row 4: held")
+            && out.stdout.contains("--resend-changed")
+            && !out.stdout.contains("Z (text sent"),
+        "{}",
+        out.stdout
+    );
+
+    // A dry run of the list, and of the resume naming the real results.
+    for args in [
+        vec!["--dry-run"],
+        vec![
+            "--dry-run",
+            "--resume",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    ] {
+        let summary = dir.path().join("dry.json");
+        let mut d = cmd();
+        d.arg("send")
+            .arg(&input)
+            .args(&args)
+            .arg("--summary-json")
+            .arg(&summary);
+        let out = run(d);
+        out.expect_code(4);
+        assert!(
+            out.stderr.contains("--resend-changed"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        assert_eq!(json["held_changed"], 2, "{args:?}: {json}");
+        let dry = read_results(&default_dry_run_path(&input));
+        let changed = dry
+            .iter()
+            .filter(|r| r["msg"].contains("text of this row changed"))
+            .count();
+        assert_eq!(changed, 2, "{args:?}: {dry:?}");
+        assert_eq!(std::fs::read(&results).unwrap(), real_before, "{args:?}");
+    }
+    assert_eq!(fake.delivered().len(), 3, "a dry run sends nothing");
+
+    // The resume: warned at the start, counted, exit 4, nothing sent.
+    let summary = dir.path().join("summary.json");
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.args(["--resume", "--summary-json"]).arg(&summary);
+    let out = run(c);
+    out.expect_code(4);
+    assert_eq!(fake.delivered().len(), 3, "nothing sent again");
+    assert!(
+        out.stderr.contains("2 rows are held") && out.stderr.contains("--resend-changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("text changed"), "{}", out.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["held_changed"], 2, "{json}");
+
+    // In Spanish too.
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.args(["--resume", "--lang", "es"]);
+    let out = run(c);
+    assert!(
+        out.stderr.contains("2 filas") && out.stderr.contains("--resend-changed"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// With `--no-ledger` the text sent earlier is not known: said in words, not "?".
+#[test]
+fn without_the_ledger_a_held_changed_text_says_the_text_is_not_known() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(2);
+    let input = write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "uno"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--no-ledger");
+    run(c).expect_code(0);
+    write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "dos"), "1"),
+    );
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.args(["--no-ledger", "--resume"]);
+    run(c);
+    let r = read_results(&default_results_path(&input));
+    let msg = &r[0]["msg"];
+    assert!(msg.contains("text of this row changed"), "{msg}");
+    assert!(!msg.contains("?)") && msg.contains("not known"), "{msg}");
+}
+
+/// `validate` on a list already partly sent: the held line uses the spreadsheet's row
+/// number (like its preview) and says "held" once.
+#[test]
+fn validate_numbers_held_rows_like_its_preview_and_says_held_once() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(4);
+    let a = write_csv(
+        dir.path(),
+        "a.csv",
+        &contacts_csv(&rows_of(&tels[..1], "Promo"), "1"),
+    );
+    let b = write_csv(
+        dir.path(),
+        "b.csv",
+        &contacts_csv(&rows_of(&tels, "Promo"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    run(send_cmd(&a, &fake, TOKEN)).expect_code(0);
+    let mut v = cmd();
+    v.arg("validate").arg(&b);
+    let out = run(v);
+    assert!(
+        out.stdout.contains("row 2: held: the same message"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("held: held"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("row 2 -> {}", tels[0])),
+        "{}",
+        out.stdout
+    );
+}
+
+/// The cap's period reads as words, in both languages.
+#[test]
+fn the_frequency_cap_names_its_period_in_words() {
+    let dir = temp_dir();
+    let tel = colombian_mobiles(1).remove(0);
+    let config = write_config(dir.path(), "[ledger]\nmax_per_phone = \"1/24h\"\n");
+    let fake = FakeWolkvox::start(Behavior::ok());
+    for (i, text) in ["uno", "dos"].iter().enumerate() {
+        let list = write_csv(
+            dir.path(),
+            &format!("l{i}.csv"),
+            &contacts_csv(&[(tel.as_str(), text)], "1"),
+        );
+        let mut c = send_cmd(&list, &fake, TOKEN);
+        c.arg("--config").arg(&config);
+        run(c);
+        if i == 1 {
+            let r = read_results(&default_results_path(&list));
+            assert!(r[0]["msg"].contains("within 1 day "), "{r:?}");
+            let mut v = cmd();
+            v.arg("validate")
+                .arg(&list)
+                .args(["--config"])
+                .arg(&config)
+                .args(["--lang", "es"]);
+            let out = run(v);
+            assert!(out.stdout.contains("en 1 día"), "{}", out.stdout);
+        }
+    }
+}
+
+/// A list whose rows went out in several results files: the refusal names them.
+#[test]
+fn a_list_already_sent_in_several_files_names_them() {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(10);
+    let fake = FakeWolkvox::start(Behavior::ok());
+    for (i, part) in tels.chunks(2).enumerate() {
+        let list = write_csv(
+            dir.path(),
+            &format!("part{i}.csv"),
+            &contacts_csv(&rows_of(part, "Recuerde su pago"), "1"),
+        );
+        run(send_cmd(&list, &fake, TOKEN)).expect_code(0);
+    }
+    let all = write_csv(
+        dir.path(),
+        "all.csv",
+        &contacts_csv(&rows_of(&tels, "Recuerde su pago"), "1"),
+    );
+    let out = run(send_cmd(&all, &fake, TOKEN));
+    out.expect_code(2);
+    let named = (0..5)
+        .filter(|i| out.stderr.contains(&format!("part{i}.results.csv")))
+        .count();
+    assert_eq!(named, 3, "the first three: {}", out.stderr);
+    assert!(out.stderr.contains("and 2 more"), "{}", out.stderr);
+}
