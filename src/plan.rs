@@ -395,21 +395,8 @@ impl<'a> Planner<'a> {
         if !self.flags.dry_run {
             return decision;
         }
-        // Previewed, not sent: recorded `dry_run`, kept for the preview.
         match decision.job {
-            Some(job) => Decision {
-                record: Some((
-                    Outcome::local(
-                        job.row,
-                        &job.telephone,
-                        Status::DryRun,
-                        job.message.as_sent(),
-                    ),
-                    None,
-                )),
-                job: Some(job),
-                ..Decision::default()
-            },
+            Some(job) => preview(job),
             None => decision,
         }
     }
@@ -513,6 +500,24 @@ fn carried(earlier: &Outcome, row: u64) -> Outcome {
     o
 }
 
+/// A row a dry run would send: previewed, not sent; recorded `dry_run` with what
+/// would go out.
+fn preview(job: Job) -> Decision {
+    Decision {
+        record: Some((
+            Outcome::local(
+                job.row,
+                &job.telephone,
+                Status::DryRun,
+                job.message.as_sent(),
+            ),
+            None,
+        )),
+        job: Some(job),
+        ..Decision::default()
+    }
+}
+
 /// Decides what this run does with one verdict.
 pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision {
     match verdict {
@@ -602,19 +607,7 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                 }
             }
         }
-        Verdict::Valid(job) if flags.dry_run => Decision {
-            record: Some((
-                Outcome::local(
-                    job.row,
-                    &job.telephone,
-                    Status::DryRun,
-                    job.message.as_sent(),
-                ),
-                None,
-            )),
-            job: Some(job),
-            ..Decision::default()
-        },
+        Verdict::Valid(job) if flags.dry_run => preview(job),
         Verdict::Valid(job) => decide_valid(job, prior, flags),
     }
 }
