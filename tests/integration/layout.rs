@@ -3,9 +3,11 @@
 //! outcomes → journal/results → report, wired per subcommand by `commands`).
 //!
 //! `cargo test --test integration layout:: -- --nocapture` prints the graph. It reads the sources as
-//! text: every `crate::<stage>` path (and `use crate::{<stage>, ...}`) outside
-//! `#[cfg(test)]` code is an edge; the crate root (`lib.rs`, which declares every
-//! stage and holds `run`, `Exit` and `Error`) and `main.rs` are left out.
+//! text: every `crate::<stage>` path (and `use crate::{<stage>, ...}`) outside unit-test
+//! modules is an edge; the crate root (`lib.rs`, which declares every stage and holds
+//! `run`, `Exit` and `Error`) and `main.rs` are left out. A unit-test module is a `mod`
+//! under `#[cfg(test)]` (a `mod tests;` or a `mod tests { ... }` block); a `#[cfg(test)]`
+//! on any other item (a helper for tests) does not hide the code after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -56,6 +58,130 @@ fn crate_paths(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// `text` without its unit-test modules: each `#[cfg(test)]` followed (after blanks,
+/// comments and other attributes) by `mod name;` or `mod name { ... }` is cut out, up to
+/// the `;` or the matching `}`. A `#[cfg(test)]` on any other item stays, with the code
+/// after it (a test helper is scanned: it is rare, and it must not hide the rest).
+fn without_test_modules(text: &str) -> String {
+    const MARK: &str = "#[cfg(test)]";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        match test_module_len(after) {
+            Some(len) => {
+                out.push_str(&rest[..at]);
+                rest = &after[len..];
+            }
+            None => {
+                out.push_str(&rest[..at + MARK.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// If `text` (what follows a `#[cfg(test)]`) starts with a module, possibly after blanks,
+/// comments and attributes: how many bytes the module takes, to its `;` or closing `}`.
+fn test_module_len(text: &str) -> Option<usize> {
+    let mut at = skip_trivia(text, 0);
+    while text[at..].starts_with("#[") {
+        at = skip_trivia(text, matching(text, at + 1)? + 1);
+    }
+    for prefix in ["pub(crate) ", "pub(super) ", "pub "] {
+        if text[at..].starts_with(prefix) {
+            at = skip_trivia(text, at + prefix.len());
+        }
+    }
+    let name_at = at + "mod".len();
+    if !text[at..].starts_with("mod") || !text[name_at..].starts_with(char::is_whitespace) {
+        return None;
+    }
+    let body = text[name_at..].find([';', '{'])? + name_at;
+    if text.as_bytes()[body] == b';' {
+        return Some(body + 1);
+    }
+    matching(text, body).map(|close| close + 1)
+}
+
+/// The index just past blanks and comments from `at`.
+fn skip_trivia(text: &str, mut at: usize) -> usize {
+    loop {
+        let rest = &text[at..];
+        let trimmed = rest.trim_start();
+        at += rest.len() - trimmed.len();
+        if trimmed.starts_with("//") {
+            at += trimmed.find('\n').unwrap_or(trimmed.len());
+        } else if trimmed.starts_with("/*") {
+            at += trimmed.find("*/").map_or(trimmed.len(), |end| end + 2);
+        } else {
+            return at;
+        }
+    }
+}
+
+/// The index of the bracket closing the one at `open` (`{`, `[` or `(`), skipping
+/// strings, raw strings, character literals and comments.
+fn matching(text: &str, open: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' | b'(' => depth += 1,
+            b'}' | b']' | b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += text[i..].find('\n').unwrap_or(text.len() - i);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += text[i..].find("*/").map_or(text.len() - i, |end| end + 1);
+            }
+            b'r' if !is_ident(bytes, i) && matches!(bytes.get(i + 1), Some(b'"' | b'#')) => {
+                let hashes = bytes[i + 1..].iter().take_while(|&&b| b == b'#').count();
+                let start = i + 1 + hashes;
+                if bytes.get(start) == Some(&b'"') {
+                    let close = format!("\"{}", "#".repeat(hashes));
+                    i = text[start + 1..].find(&close)? + start + close.len();
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            // A character literal ('x', '\n', '\u{..}'), not a lifetime ('a).
+            b'\'' => {
+                if bytes.get(i + 1) == Some(&b'\\') {
+                    i += text[i + 2..].find('\'')? + 2;
+                } else if bytes.get(i + 2) == Some(&b'\'') {
+                    i += 2;
+                } else if let Some(c) = text[i + 1..].chars().next()
+                    && text[i + 1 + c.len_utf8()..].starts_with('\'')
+                {
+                    i += c.len_utf8() + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether the byte before `i` continues an identifier (`for` in `for"..."` is not a
+/// raw string's `r`).
+fn is_ident(bytes: &[u8], i: usize) -> bool {
+    i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')
+}
+
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
@@ -75,8 +201,8 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         }
         let text = std::fs::read_to_string(file).expect("read source");
         // Unit tests may reach anywhere; only the code itself counts.
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        let targets: BTreeSet<String> = crate_paths(code)
+        let code = without_test_modules(&text);
+        let targets: BTreeSet<String> = crate_paths(&code)
             .into_iter()
             .filter(|t| *t != from && stages.contains_key(t))
             .collect();
@@ -119,6 +245,10 @@ fn stages_depend_on_each_other_without_a_cycle() {
         ("progress", &["i18n", "text"][..]),
     ] {
         assert!(
+            graph.contains_key(leaf),
+            "no stage {leaf}: the leaf moved? (update this table)"
+        );
+        assert!(
             graph[leaf].iter().all(|d| below.contains(&d.as_str())),
             "{leaf} depends on {:?}",
             graph[leaf]
@@ -156,4 +286,32 @@ fn the_scanner_finds_paths_and_lists() {
         found.into_iter().collect::<Vec<_>>(),
         ["journal", "send", "text"]
     );
+}
+
+#[test]
+fn the_scanner_reads_past_a_test_helper_and_skips_only_test_modules() {
+    // As in `validate/mod.rs`: a `#[cfg(test)]` on one item near the top, then a call
+    // hundreds of lines below it (a cycle planted there used to pass unseen).
+    let planted = "use crate::input;\n\
+        #[cfg(test)]\n\
+        pub(crate) fn sample() -> Job { Job::default() }\n\
+        \n\
+        fn later() {\n    let s = \"}\";\n    let c = '{';\n    \
+        crate::send::api::excerpt(s);\n}\n\
+        #[cfg(test)]\n\
+        #[allow(dead_code)]\n\
+        // a comment between\n\
+        mod tests {\n    use crate::report;\n    fn f() { let _ = \"{\"; let _ = r#\"}\"#; }\n}\n\
+        fn after_tests() { crate::plan::x(); }\n\
+        #[cfg(test)]\n\
+        mod more_tests;\n";
+    let code = without_test_modules(planted);
+    assert_eq!(
+        crate_paths(&code).into_iter().collect::<Vec<_>>(),
+        ["input", "plan", "send"],
+        "{code}"
+    );
+    // Before: everything after the first `#[cfg(test)]` was left out.
+    let old = planted.split("#[cfg(test)]").next().unwrap_or_default();
+    assert_eq!(crate_paths(old).into_iter().collect::<Vec<_>>(), ["input"]);
 }
