@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::i18n::{self, Lang};
-use crate::journal::Status;
+use crate::outcome::Status;
 
 /// The command line in the current language, with the status table in `send --help`
 /// and `report --help`.

@@ -22,7 +22,10 @@ One folder (or file) per stage, data flowing one way:
 
 `commands` wires the stages per subcommand; `config` turns flags and the config
 file into each stage's settings; `cli` declares the flags; `i18n` (the language
-of every line written for a person), `text`, `progress` and `atomic` (replacing a file whole) are leaves shared by all.
+of every line written for a person), `text`, `progress` and `atomic` (replacing a file whole) are leaves shared by all,
+as are the vocabularies several stages speak: `outcome` (a row's status and outcome) and
+`wolkvox` (what Wolkvox's answers mean: their classification, what fixes a refusal,
+where the list in an answer is).
 `tests/integration/layout.rs` checks that the stages depend on each other without a cycle.
 `run` maps what happened to an `Exit` code that scripts rely on.
 */
@@ -35,6 +38,7 @@ pub mod i18n;
 pub mod input;
 mod journal;
 mod ledger;
+mod outcome;
 mod plan;
 mod progress;
 mod reconcile;
@@ -42,6 +46,7 @@ mod report;
 mod send;
 pub mod text;
 pub mod validate;
+mod wolkvox;
 
 use crate::send::{api, quota};
 use crate::validate::suppress;

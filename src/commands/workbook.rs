@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::input::{self, ReadOptions};
-use crate::journal::{self, Outcome, Status};
+use crate::journal;
+use crate::outcome::{Outcome, Status};
 use crate::report::workbook::{self, Contents, SourceRow, SummaryValue};
 
 /// The row numbers the list's spreadsheet shows for the data rows `wanted` (as the

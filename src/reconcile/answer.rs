@@ -71,15 +71,15 @@ pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Answer, ReportError> {
         why: crate::tr!(
             "answer-not-json",
             status = status,
-            excerpt = crate::send::api::excerpt(&String::from_utf8_lossy(body))
+            excerpt = crate::wolkvox::excerpt(&String::from_utf8_lossy(body))
         ),
     })?;
     let msg = value
         .get("msg")
         .map(|m| match m {
-            Value::String(s) => crate::send::api::excerpt(s),
+            Value::String(s) => crate::wolkvox::excerpt(s),
             Value::Null => String::new(),
-            other => crate::send::api::excerpt(&other.to_string()),
+            other => crate::wolkvox::excerpt(&other.to_string()),
         })
         .unwrap_or_default();
     if !(200..300).contains(&status) {
@@ -99,7 +99,7 @@ pub(crate) fn parse(status: u16, body: &[u8]) -> Result<Answer, ReportError> {
                 return Err(ReportError::Unreadable {
                     why: crate::tr!(
                         "reconcile-code-unreadable",
-                        code = crate::send::api::excerpt(&code.to_string())
+                        code = crate::wolkvox::excerpt(&code.to_string())
                     ),
                 });
             }
@@ -155,7 +155,7 @@ fn has_empty_array(value: &Value) -> bool {
 
 /// The first array, at any depth, holding a message with a `telephone` and a `message`.
 fn find_records(value: &Value) -> Option<&Vec<Value>> {
-    crate::send::api::find_array(value, &|items| {
+    crate::wolkvox::find_array(value, &|items| {
         items
             .iter()
             .any(|v| v.get("telephone").is_some() && v.get("message").is_some())

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::journal::{self, Outcome, Status};
+use crate::journal;
+use crate::outcome::{Outcome, Status};
 use crate::text::quote;
 use crate::tr;
 
@@ -240,7 +241,7 @@ fn add_in_flight(latest: &mut BTreeMap<u64, Outcome>, journal: &journal::Journal
 fn cannot_retry<'a>(outcomes: impl Iterator<Item = &'a Outcome>) -> Vec<Fix> {
     let mut out: Vec<Fix> = Vec::new();
     for o in outcomes.filter(|o| o.status == Status::Failed) {
-        let Some(fix) = crate::send::api::fix_for(&o.msg) else {
+        let Some(fix) = crate::wolkvox::fix_for(&o.msg) else {
             continue;
         };
         match out.iter_mut().find(|f| f.fix == fix) {

@@ -19,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::i18n::Localized;
-use crate::journal::Status;
+use crate::outcome::Status;
 use crate::progress::Progress;
 use crate::tr;
 use crate::validate::{Job, Message};

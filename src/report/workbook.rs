@@ -15,7 +15,7 @@ use std::path::Path;
 use jiff::tz::TimeZone;
 use rust_xlsxwriter::{Color, ExcelDateTime, Format, FormatBorder, Workbook, Worksheet};
 
-use crate::journal::{Outcome, Status};
+use crate::outcome::{Outcome, Status};
 
 /// The widest a column is made, in characters.
 const MAX_WIDTH: usize = 60;
@@ -289,7 +289,7 @@ fn reason_with(o: &Outcome, numbers: Option<&RowNumbers>) -> String {
         .join(": ");
     // A refusal that sending again cannot change: say what would.
     if o.status == Status::Failed
-        && let Some(fix) = crate::send::api::fix_for(&o.msg)
+        && let Some(fix) = crate::wolkvox::fix_for(&o.msg)
     {
         reason.push_str(&crate::tr!("workbook-what-to-do", fix = fix));
     }

@@ -188,8 +188,9 @@ pub(crate) fn rows_to_send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::send::api::{Reply, TokenQuota};
     use crate::send::token::parse_tokens;
+    use crate::wolkvox::Reply;
+    use crate::wolkvox::token_info::TokenQuota;
 
     fn tokens(n: usize) -> Vec<Token> {
         let list: Vec<String> = (1..=n).map(|i| format!("tok{i}")).collect();

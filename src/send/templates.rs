@@ -299,14 +299,14 @@ pub(crate) fn parse(status: u16, body: &[u8]) -> Listing {
         return Listing::Unreadable(tr!(
             "answer-not-json",
             status = status,
-            excerpt = crate::send::api::excerpt(&String::from_utf8_lossy(body))
+            excerpt = crate::wolkvox::excerpt(&String::from_utf8_lossy(body))
         ));
     };
     if !(200..300).contains(&status) {
         let msg = value
             .get("msg")
             .and_then(Value::as_str)
-            .map(crate::send::api::excerpt)
+            .map(crate::wolkvox::excerpt)
             .unwrap_or_default();
         return Listing::Unreadable(tr!("templates-answered", status = status, msg = msg));
     }
@@ -331,7 +331,7 @@ fn find_key<'a>(value: &'a Value, key: &str) -> Option<&'a Vec<Value>> {
 
 /// The first array whose items are all objects with a string `name`, at any depth.
 fn find_named_array(value: &Value) -> Option<&Vec<Value>> {
-    crate::send::api::find_array(value, &|items| {
+    crate::wolkvox::find_array(value, &|items| {
         !items.is_empty()
             && items
                 .iter()

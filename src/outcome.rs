@@ -1,0 +1,180 @@
+/*!
+The vocabulary of what happened to a row, shared by every stage after the plan: the
+`Status` a row ends with (a contract with scripts: the results file's `status` column)
+and the `Outcome` a results line records. `journal` writes and reads them, `send` makes
+them, `plan`, `report`, `reconcile` and the ledger read them; none of those need the
+others to speak of a row.
+
+A leaf: it uses `i18n` (a status's meaning in words) and nothing else of the crate.
+*/
+
+use serde::{Deserialize, Serialize};
+
+use crate::tr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Sent,
+    Failed,
+    Unknown,
+    Invalid,
+    Duplicate,
+    /// On an opt-out list: never sent, by this run or any resumed one.
+    Suppressed,
+    NotSent,
+    DryRun,
+    /// Not sent because the ledger knows the person already got this message (or,
+    /// with `max_per_phone`, enough messages); a flag sends it on purpose.
+    Held,
+}
+
+impl Status {
+    pub(crate) const ALL: [Status; 9] = [
+        Status::Sent,
+        Status::Failed,
+        Status::Unknown,
+        Status::Invalid,
+        Status::Duplicate,
+        Status::Suppressed,
+        Status::NotSent,
+        Status::DryRun,
+        Status::Held,
+    ];
+
+    /// What a status means: the one table that `send --help`, `report --help` and the
+    /// README's status table say (a unit test holds the README to it).
+    pub(crate) fn meaning(self) -> String {
+        match self {
+            Status::Sent => tr!("status-meaning-sent"),
+            Status::Failed => tr!("status-meaning-failed"),
+            Status::Unknown => tr!("status-meaning-unknown"),
+            Status::Invalid => tr!("status-meaning-invalid"),
+            Status::Duplicate => tr!("status-meaning-duplicate"),
+            Status::Suppressed => tr!("status-meaning-suppressed"),
+            Status::NotSent => tr!("status-meaning-not-sent"),
+            Status::DryRun => tr!("status-meaning-dry-run"),
+            Status::Held => tr!("status-meaning-held"),
+        }
+    }
+
+    /// The status in words a person reads in a workbook.
+    pub(crate) fn label(self) -> String {
+        match self {
+            Status::Sent => tr!("status-label-sent"),
+            Status::Failed => tr!("status-label-failed"),
+            Status::Unknown => tr!("status-label-unknown"),
+            Status::Invalid => tr!("status-label-invalid"),
+            Status::Duplicate => tr!("status-label-duplicate"),
+            Status::Suppressed => tr!("status-label-suppressed"),
+            Status::NotSent => tr!("status-label-not-sent"),
+            Status::DryRun => tr!("status-label-dry-run"),
+            Status::Held => tr!("status-label-held"),
+        }
+    }
+
+    /// The status as a word in a person's summary: its code in English (what the
+    /// results file says), a word in other languages.
+    pub(crate) fn word(self) -> String {
+        match self {
+            Status::Sent => tr!("status-word-sent"),
+            Status::Failed => tr!("status-word-failed"),
+            Status::Unknown => tr!("status-word-unknown"),
+            Status::Invalid => tr!("status-word-invalid"),
+            Status::Duplicate => tr!("status-word-duplicate"),
+            Status::Suppressed => tr!("status-word-suppressed"),
+            Status::NotSent => tr!("status-word-not-sent"),
+            Status::DryRun => tr!("status-word-dry-run"),
+            Status::Held => tr!("status-word-held"),
+        }
+    }
+
+    /// The status table for `--help`: one line a status.
+    pub(crate) fn help_table() -> String {
+        let mut out = format!("{}\n", tr!("status-help-heading"));
+        for status in Status::ALL {
+            // No alignment: clap wraps long lines without keeping an indent.
+            out.push_str(&format!("- {}: {}\n", status.as_str(), status.meaning()));
+        }
+        out
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Unknown => "unknown",
+            Status::Invalid => "invalid",
+            Status::Duplicate => "duplicate",
+            Status::Suppressed => "suppressed",
+            Status::NotSent => "not_sent",
+            Status::DryRun => "dry_run",
+            Status::Held => "held",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row's outcome: a line of the results file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Outcome {
+    pub(crate) row: u64,
+    pub(crate) telephone: String,
+    pub(crate) status: Status,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) code: String,
+    pub(crate) error: String,
+    pub(crate) msg: String,
+    pub(crate) attempts: u32,
+    pub(crate) elapsed_ms: u64,
+    pub(crate) finished_at: String,
+}
+
+impl Outcome {
+    /// An outcome with no server answer (invalid, duplicate, not_sent, dry_run).
+    pub(crate) fn local(row: u64, telephone: &str, status: Status, msg: impl Into<String>) -> Self {
+        Self {
+            row,
+            telephone: telephone.to_owned(),
+            status,
+            http_status: None,
+            code: String::new(),
+            error: String::new(),
+            msg: msg.into(),
+            attempts: 0,
+            elapsed_ms: 0,
+            finished_at: now(),
+        }
+    }
+}
+
+/// Now, RFC 3339 in UTC with milliseconds.
+pub(crate) fn now() -> String {
+    let ts = jiff::Timestamp::now();
+    let ms = ts.as_millisecond();
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap_or(ts)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_status_table_is_the_one_in_the_code() {
+        let readme = include_str!("../README.md");
+        for status in Status::ALL {
+            let row = format!("| `{}` | {} |", status.as_str(), status.meaning());
+            assert!(
+                readme.lines().any(|line| line == row),
+                "README.md has no status row {row}"
+            );
+        }
+    }
+}
