@@ -882,3 +882,10 @@ ledger-period-minutes = { $n ->
 send-held-changed = { $rows } rows are held: their text changed since this campaign sent their number a message, and the new text is not sent (see their msg: when, which row, the text sent). To send the new texts on purpose: the same command with --resume --resend-changed
 summary-held-changed = changed
 summary-held-changed-why = (held: the text changed, and their number already got this campaign's earlier text; --resume --resend-changed sends the new one)
+
+# issue 31
+msg-answer-connect-failed = connection failed
+msg-answer-timeout = timeout
+msg-answer-dropped = connection lost
+msg-answer-redirected-to = redirected to { $location }
+msg-answer-redirected-nowhere = redirected (no Location given)

@@ -909,3 +909,10 @@ ledger-period-minutes = { $n ->
 send-held-changed = { $rows } filas quedan retenidas: su texto cambió desde que esta campaña envió un mensaje a su número, y el texto nuevo no se envía (vea su msg: cuándo, qué fila, el texto enviado). Para enviar los textos nuevos a propósito: el mismo comando con --resume --resend-changed
 summary-held-changed = cambiadas
 summary-held-changed-why = (retenidas: el texto cambió, y su número ya recibió el texto anterior de esta campaña; --resume --resend-changed envía el nuevo)
+
+# issue 31
+msg-answer-connect-failed = la conexión falló
+msg-answer-timeout = tiempo agotado
+msg-answer-dropped = se perdió la conexión
+msg-answer-redirected-to = redirigido a { $location }
+msg-answer-redirected-nowhere = redirigido (sin cabecera Location)

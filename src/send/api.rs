@@ -24,7 +24,7 @@ use crate::validate::{Job, Message};
 use crate::wolkvox::{excerpt, parse_token_info};
 // What the answers mean is Wolkvox's vocabulary; the sender's modules name it from here.
 pub(crate) use crate::wolkvox::{
-    Answer, Reply, SettingProblem, TIMEOUT_ERROR, Throttle, TokenInfo, TokenProblem, classify,
+    Answer, AnswerError, Reply, SettingProblem, Throttle, TokenInfo, TokenProblem, classify,
     fix_for, from_gateway, throttle,
 };
 
@@ -339,10 +339,7 @@ impl Client {
                 // Checked when tokens are read; kept as an answer rather than a panic.
                 return Answer::TokenRejected(
                     TokenProblem::Invalid,
-                    Reply {
-                        error: crate::tr_en!("msg-answer-token-header"),
-                        ..Reply::default()
-                    },
+                    Reply::from(AnswerError::TokenHeader),
                 );
             }
         };
@@ -371,9 +368,8 @@ impl Client {
                 // Accepted or not, we cannot tell: the message may be delivered.
                 return Answer::Unknown(Reply {
                     http_status: Some(status),
-                    code: None,
-                    error: crate::tr_en!("msg-answer-connection-lost"),
                     msg: excerpt(&error_chain(&e)),
+                    ..Reply::from(AnswerError::LostWhileReading)
                 });
             }
             // An error status was already received: judge by it.
@@ -382,8 +378,8 @@ impl Client {
         match classify(status, &body, after) {
             Answer::Redirected(mut reply) => {
                 reply.msg = match location {
-                    Some(to) => format!("redirected to {to}"),
-                    None => "redirected (no Location given)".into(),
+                    Some(to) => crate::tr_en!("msg-answer-redirected-to", location = to),
+                    None => crate::tr_en!("msg-answer-redirected-nowhere"),
                 };
                 Answer::Redirected(reply)
             }
@@ -534,27 +530,25 @@ fn setting_detail(chain: &str) -> String {
 
 /// A request that got no complete answer.
 fn transport_error(e: &reqwest::Error) -> Answer {
-    let reply = |error: &str| Reply {
-        http_status: None,
-        code: None,
-        error: error.to_owned(),
+    let reply = |problem: AnswerError| Reply {
         msg: excerpt(&error_chain(e)),
+        ..Reply::from(problem)
     };
     if let Some(problem) = setting_problem(e) {
-        let mut reply = reply("connection failed");
+        let mut reply = reply(AnswerError::ConnectFailed);
         reply.msg = excerpt(&setting_detail(&error_chain(e)));
         return Answer::Setting(problem, reply);
     }
     if e.is_connect() {
         // The connection was never established: nothing was written.
         Answer::Transient {
-            reply: reply("connection failed"),
+            reply: reply(AnswerError::ConnectFailed),
             retry_after: None,
         }
     } else if e.is_timeout() {
-        Answer::Unknown(reply(TIMEOUT_ERROR))
+        Answer::Unknown(reply(AnswerError::Timeout))
     } else {
-        Answer::Unknown(reply("connection lost"))
+        Answer::Unknown(reply(AnswerError::ConnectionLost))
     }
 }
 

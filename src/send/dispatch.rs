@@ -975,14 +975,13 @@ async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
         Ok(answer) => Sent::Answer(answer),
         Err(_) => Sent::TimedOut {
             reply: Reply {
-                error: crate::send::api::TIMEOUT_ERROR.into(),
                 // A row's `msg`: English in every language, its duration included
                 // (`tr_en!` formats its values in English too).
                 msg: tr_en!(
                     "msg-no-answer-within",
                     timeout = crate::text::human_duration(shared.client.timeout())
                 ),
-                ..Reply::default()
+                ..Reply::from(crate::send::api::AnswerError::Timeout)
             },
             request: tokio::spawn(request),
             sent_at,

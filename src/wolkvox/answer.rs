@@ -22,8 +22,84 @@ use crate::tr;
 pub(crate) struct Reply {
     pub(crate) http_status: Option<u16>,
     pub(crate) code: Option<String>,
+    /// The results file's `error`: the server's own `error`, or what the tool says of
+    /// the answer (`problem`, in English).
     pub(crate) error: String,
     pub(crate) msg: String,
+    /// What the tool found wrong with the answer (or with getting one), when it is the
+    /// tool that says it rather than the server: what decisions look at, never `error`.
+    pub(crate) problem: Option<AnswerError>,
+}
+
+impl Reply {
+    /// Records `problem` as the reply's `error` (in English, as the results file keeps it).
+    pub(crate) fn set_problem(&mut self, problem: AnswerError) {
+        self.error = problem.recorded();
+        self.problem = Some(problem);
+    }
+}
+
+impl From<AnswerError> for Reply {
+    /// A reply that is only the tool's word: no answer came (or none that could be read).
+    fn from(problem: AnswerError) -> Reply {
+        let mut reply = Reply::default();
+        reply.set_problem(problem);
+        reply
+    }
+}
+
+/// What the tool says of an answer when the server's own words do not say it: each kind
+/// is one message of the catalogues, recorded in English in the results file's `error`
+/// and shown to a person in their language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AnswerError {
+    /// The body is not JSON (a gateway's page, an empty body).
+    NotJson,
+    /// A redirect (3xx) whose body says nothing of its own.
+    Redirect { status: u16 },
+    /// An error status whose body says the message was taken (`code` 2xx).
+    SaysTaken { status: u16, code: String },
+    /// A 2xx without a code that says what happened.
+    NoCode,
+    /// A 5xx other than 503 whose body says nothing of its own.
+    ServerError { status: u16 },
+    /// The token is not a valid HTTP header value (checked when tokens are read).
+    TokenHeader,
+    /// The connection broke while a 2xx answer was being read.
+    LostWhileReading,
+    /// No connection could be made: nothing was written.
+    ConnectFailed,
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection broke after the request may have been written.
+    ConnectionLost,
+}
+
+impl AnswerError {
+    /// In the language printed now.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            AnswerError::NotJson => tr!("msg-answer-not-json"),
+            AnswerError::Redirect { status } => tr!("msg-answer-redirect", status = *status),
+            AnswerError::SaysTaken { status, code } => {
+                tr!("msg-answer-says-taken", status = *status, code = code)
+            }
+            AnswerError::NoCode => tr!("msg-answer-no-code"),
+            AnswerError::ServerError { status } => {
+                tr!("msg-answer-server-error", status = *status)
+            }
+            AnswerError::TokenHeader => tr!("msg-answer-token-header"),
+            AnswerError::LostWhileReading => tr!("msg-answer-connection-lost"),
+            AnswerError::ConnectFailed => tr!("msg-answer-connect-failed"),
+            AnswerError::Timeout => tr!("msg-answer-timeout"),
+            AnswerError::ConnectionLost => tr!("msg-answer-dropped"),
+        }
+    }
+
+    /// In English, as the results file records it (programs read it).
+    pub(crate) fn recorded(&self) -> String {
+        crate::i18n::with_lang(crate::i18n::Lang::En, || self.text())
+    }
 }
 
 /// Why a token can no longer be used in this run.
@@ -142,9 +218,6 @@ pub(crate) fn from_gateway(reply: &Reply) -> bool {
     matches!(reply.http_status, Some(502 | 504))
 }
 
-/// The `error` of a row whose request outlived the timeout.
-pub(crate) const TIMEOUT_ERROR: &str = "timeout";
-
 #[derive(Debug, Deserialize)]
 struct Body {
     #[serde(default)]
@@ -201,26 +274,23 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
         }
         None => {
             let text = String::from_utf8_lossy(body);
-            reply.error = crate::tr_en!("msg-answer-not-json");
+            reply.set_problem(AnswerError::NotJson);
             reply.msg = excerpt(&text);
             None
         }
     };
     let http_ok = (200..300).contains(&status);
     if (300..400).contains(&status) {
-        if reply.error == crate::tr_en!("msg-answer-not-json") {
-            reply.error = crate::tr_en!("msg-answer-redirect", status = status);
+        if reply.problem == Some(AnswerError::NotJson) {
+            reply.set_problem(AnswerError::Redirect { status });
         }
         return Answer::Redirected(reply);
     }
     if !http_ok && code.is_some_and(|c| (200..300).contains(&c)) {
         // The body says it was taken; the status says something failed after that (or
         // before it): either way it may have been delivered.
-        reply.error = crate::tr_en!(
-            "msg-answer-says-taken",
-            status = status,
-            code = reply.code.as_deref().unwrap_or_default()
-        );
+        let code = reply.code.clone().unwrap_or_default();
+        reply.set_problem(AnswerError::SaysTaken { status, code });
         return Answer::Unknown(reply);
     }
     // A 2xx whose body says otherwise is judged by the body; an HTTP error by its status.
@@ -231,7 +301,7 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
                 // Wolkvox said 2xx but not what it did: the message may have been
                 // accepted, so it must not be sent again unless the user asks.
                 if reply.error.is_empty() {
-                    reply.error = crate::tr_en!("msg-answer-no-code");
+                    reply.set_problem(AnswerError::NoCode);
                 }
                 return Answer::Unknown(reply);
             }
@@ -254,8 +324,8 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
         403 | 429 | 503 => Answer::Transient { reply, retry_after },
         // A script or gateway may have handed the message on before failing.
         500..=599 => {
-            if reply.error.is_empty() || reply.error == crate::tr_en!("msg-answer-not-json") {
-                reply.error = crate::tr_en!("msg-answer-server-error", status = status);
+            if reply.error.is_empty() || reply.problem == Some(AnswerError::NotJson) {
+                reply.set_problem(AnswerError::ServerError { status });
             }
             Answer::Unknown(reply)
         }
@@ -406,10 +476,75 @@ mod tests {
                     http_status: Some(429),
                     code: None,
                     error: "response is not JSON".into(),
-                    msg: String::new()
+                    msg: String::new(),
+                    problem: Some(AnswerError::NotJson),
                 },
                 retry_after: Some(Duration::from_secs(2))
             }
+        );
+    }
+
+    #[test]
+    fn the_tool_s_words_are_typed_recorded_in_english_and_shown_in_spanish() {
+        use crate::i18n::{Lang, with_lang};
+        // The results file's `error` texts, as earlier versions wrote them.
+        let kinds = [
+            (AnswerError::NotJson, "response is not JSON"),
+            (AnswerError::Redirect { status: 301 }, "HTTP 301 redirect"),
+            (
+                AnswerError::SaysTaken {
+                    status: 502,
+                    code: "201".into(),
+                },
+                "HTTP 502 with an answer that says 201: it may have been delivered",
+            ),
+            (AnswerError::NoCode, "response has no usable code"),
+            (
+                AnswerError::ServerError { status: 500 },
+                "HTTP 500 server error: it may have been delivered",
+            ),
+            (
+                AnswerError::TokenHeader,
+                "token cannot be sent as an HTTP header",
+            ),
+            (
+                AnswerError::LostWhileReading,
+                "connection lost while reading the answer",
+            ),
+            (AnswerError::ConnectFailed, "connection failed"),
+            (AnswerError::Timeout, "timeout"),
+            (AnswerError::ConnectionLost, "connection lost"),
+        ];
+        for (kind, english) in kinds {
+            // Recorded in English whatever the language printed.
+            assert_eq!(with_lang(Lang::Es, || kind.recorded()), english);
+            assert_eq!(Reply::from(kind.clone()).error, english);
+            let spanish = with_lang(Lang::Es, || kind.text());
+            assert_ne!(spanish, english, "{kind:?} has no Spanish text");
+        }
+    }
+
+    #[test]
+    fn a_server_s_own_error_is_never_taken_for_the_tool_s() {
+        // A body whose `error` happens to say what the tool says of unreadable bodies is
+        // the server's word, kept as it is: decisions look at the kind, not the text.
+        let said = body("500", "\"response is not JSON\"", "boom");
+        let Answer::Unknown(reply) = classify(500, &said, None) else {
+            panic!()
+        };
+        assert_eq!(reply.error, "response is not JSON");
+        assert_eq!(reply.problem, None);
+        // An unreadable one is the tool's, and a 5xx says so.
+        let Answer::Unknown(reply) = classify(500, b"<html>", None) else {
+            panic!()
+        };
+        assert_eq!(
+            reply.problem,
+            Some(AnswerError::ServerError { status: 500 })
+        );
+        assert_eq!(
+            reply.error,
+            "HTTP 500 server error: it may have been delivered"
         );
     }
 }

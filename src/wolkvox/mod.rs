@@ -18,7 +18,7 @@ mod answer;
 pub(crate) mod token_info;
 
 pub(crate) use answer::{
-    Answer, Reply, SettingProblem, TIMEOUT_ERROR, Throttle, TokenProblem, classify, from_gateway,
+    Answer, AnswerError, Reply, SettingProblem, Throttle, TokenProblem, classify, from_gateway,
     throttle,
 };
 pub(crate) use token_info::{TokenInfo, parse_token_info};
