@@ -115,7 +115,7 @@ fn describe(answer: Option<&Answer>) -> (String, String, Exit) {
             let parts = [
                 r.http_status.map(|s| format!("HTTP {s}")),
                 r.code.as_ref().map(|c| tr!("report-code", code = c)),
-                Some(crate::i18n::shown(&r.error)).filter(|e| !e.is_empty()),
+                Some(r.error_shown()).filter(|e| !e.is_empty()),
                 Some(crate::i18n::shown(&r.msg)).filter(|m| !m.is_empty()),
             ];
             parts.into_iter().flatten().collect::<Vec<_>>().join(", ")

@@ -32,6 +32,14 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// The `error` in the language printed now: the tool's words from the catalogue,
+    /// the server's as it said them.
+    pub(crate) fn error_shown(&self) -> String {
+        self.problem
+            .as_ref()
+            .map_or_else(|| self.error.clone(), AnswerError::text)
+    }
+
     /// Records `problem` as the reply's `error` (in English, as the results file keeps it).
     pub(crate) fn set_problem(&mut self, problem: AnswerError) {
         self.error = problem.recorded();
@@ -521,6 +529,8 @@ mod tests {
             assert_eq!(Reply::from(kind.clone()).error, english);
             let spanish = with_lang(Lang::Es, || kind.text());
             assert_ne!(spanish, english, "{kind:?} has no Spanish text");
+            let shown = with_lang(Lang::Es, || Reply::from(kind.clone()).error_shown());
+            assert_eq!(shown, spanish);
         }
     }
 
