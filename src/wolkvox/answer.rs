@@ -348,12 +348,7 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wolkvox::EXCERPT_CHARS;
-    use std::time::Duration;
-
-    fn body(code: &str, error: &str, msg: &str) -> Vec<u8> {
-        format!(r#"{{"code":{code},"error":{error},"msg":"{msg}"}}"#).into_bytes()
-    }
+    use crate::wolkvox::{EXCERPT_CHARS, test_body as body};
 
     #[test]
     fn accepted_with_numeric_or_string_code() {

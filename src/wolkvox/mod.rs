@@ -25,6 +25,12 @@ pub(crate) use token_info::{TokenInfo, parse_token_info};
 
 use crate::tr;
 
+/// A send's answer body as Wolkvox writes it, for the unit tests of the parts.
+#[cfg(test)]
+fn test_body(code: &str, error: &str, msg: &str) -> Vec<u8> {
+    format!(r#"{{"code":{code},"error":{error},"msg":"{msg}"}}"#).into_bytes()
+}
+
 /// How much of an unexpected body goes into the results file.
 const EXCERPT_CHARS: usize = 200;
 

@@ -72,10 +72,7 @@ pub(crate) fn parse_token_info(status: u16, body: &[u8]) -> TokenInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn body(code: &str, error: &str, msg: &str) -> Vec<u8> {
-        format!(r#"{{"code":{code},"error":{error},"msg":"{msg}"}}"#).into_bytes()
-    }
+    use crate::wolkvox::test_body as body;
 
     #[test]
     fn token_info_fields_are_found_wherever_they_are() {
