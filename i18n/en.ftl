@@ -889,3 +889,6 @@ msg-answer-timeout = timeout
 msg-answer-dropped = connection lost
 msg-answer-redirected-to = redirected to { $location }
 msg-answer-redirected-nowhere = redirected (no Location given)
+journal-line-no-checksum = no checksum
+journal-line-checksum-mismatch = checksum mismatch
+journal-line-not-an-event = not an event: { $why }

@@ -916,3 +916,6 @@ msg-answer-timeout = tiempo agotado
 msg-answer-dropped = se perdió la conexión
 msg-answer-redirected-to = redirigido a { $location }
 msg-answer-redirected-nowhere = redirigido (sin cabecera Location)
+journal-line-no-checksum = sin suma de control
+journal-line-checksum-mismatch = la suma de control no coincide
+journal-line-not-an-event = no es un evento: { $why }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Outcome, RunInfo};
+use crate::tr;
 
 /// Intents written ahead (while the worker's previous request was in flight) whose
 /// request has not been seen leaving. Before an ahead row's request leaves, a `leaving`
@@ -86,8 +87,30 @@ pub(super) fn checksum(json: &[u8]) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why a journal line cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum LineDamage {
+    /// Neither JSON (a line of an earlier version) nor `<checksum> <json>`.
+    NoChecksum,
+    /// The checksum is not the JSON's: the line was changed or torn.
+    ChecksumMismatch,
+    /// The checksum holds, the JSON is not an event (the parser's words).
+    NotAnEvent(String),
+}
+
+impl LineDamage {
+    /// In the language printed now.
+    pub(super) fn text(&self) -> String {
+        match self {
+            LineDamage::NoChecksum => tr!("journal-line-no-checksum"),
+            LineDamage::ChecksumMismatch => tr!("journal-line-checksum-mismatch"),
+            LineDamage::NotAnEvent(why) => tr!("journal-line-not-an-event", why = why),
+        }
+    }
+}
+
 /// One journal line's event, checking its checksum (lines of earlier versions have none).
-pub(super) fn parse_line(line: &[u8]) -> Result<Event, String> {
+pub(super) fn parse_line(line: &[u8]) -> Result<Event, LineDamage> {
     let json = if line.first() == Some(&b'{') {
         line
     } else {
@@ -95,11 +118,11 @@ pub(super) fn parse_line(line: &[u8]) -> Result<Event, String> {
             .iter()
             .position(|&b| b == b' ')
             .map(|i| (&line[..i], &line[i + 1..]))
-            .ok_or("no checksum")?;
+            .ok_or(LineDamage::NoChecksum)?;
         if sum != checksum(json).as_bytes() {
-            return Err("checksum mismatch".into());
+            return Err(LineDamage::ChecksumMismatch);
         }
         json
     };
-    serde_json::from_slice(json).map_err(|e| e.to_string())
+    serde_json::from_slice(json).map_err(|e| LineDamage::NotAnEvent(e.to_string()))
 }

@@ -137,7 +137,7 @@ impl Prior {
                 }
                 Ok(Event::Leaving { .. }) => {}
                 Err(e) => {
-                    bad = Some((number, e));
+                    bad = Some((number, e.text()));
                     continue;
                 }
             }

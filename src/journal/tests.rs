@@ -5,6 +5,7 @@ results file's rewrite.
 
 use std::fs::File;
 
+use super::events::{LineDamage, parse_line};
 use super::results::COLUMNS;
 use super::*;
 use crate::validate::Job;
@@ -276,6 +277,20 @@ fn a_torn_last_journal_line_is_ignored_but_damage_elsewhere_is_not() {
         Prior::load(&path, &mut f),
         Err(ResultsError::BadJournal { line: 1, .. })
     ));
+}
+
+#[test]
+fn a_damaged_line_is_named_in_the_reader_s_language() {
+    use crate::i18n::{Lang, with_lang};
+    let line = br#"0123456789abcdef {"event":"leaving","key":"a"}"#;
+    assert_eq!(parse_line(line).err(), Some(LineDamage::ChecksumMismatch));
+    assert_eq!(parse_line(b"garbage").err(), Some(LineDamage::NoChecksum));
+    let damage = LineDamage::ChecksumMismatch;
+    assert_eq!(with_lang(Lang::En, || damage.text()), "checksum mismatch");
+    assert_eq!(
+        with_lang(Lang::Es, || damage.text()),
+        "la suma de control no coincide"
+    );
 }
 
 #[test]
