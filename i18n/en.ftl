@@ -892,3 +892,4 @@ msg-answer-redirected-nowhere = redirected (no Location given)
 journal-line-no-checksum = no checksum
 journal-line-checksum-mismatch = checksum mismatch
 journal-line-not-an-event = not an event: { $why }
+msg-retried = { $earlier } (retried: { $msg })

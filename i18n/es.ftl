@@ -919,3 +919,4 @@ msg-answer-redirected-nowhere = redirigido (sin cabecera Location)
 journal-line-no-checksum = sin suma de control
 journal-line-checksum-mismatch = la suma de control no coincide
 journal-line-not-an-event = no es un evento: { $why }
+msg-retried = { $earlier } (reintentada: { $msg })

@@ -405,10 +405,24 @@ fn captures(pattern: &[Piece], text: &str) -> Option<Vec<(String, String)>> {
     let mut at = 0;
     let mut vars = Vec::new();
     let mut pending: Option<&str> = None;
-    for piece in pattern {
+    // The literal before the pending variable.
+    let mut opened: &str = "";
+    for (i, piece) in pattern.iter().enumerate() {
         match piece {
             Piece::Text(literal) => {
+                let last = i + 1 == pattern.len();
                 let found = match pending {
+                    // The last literal ends the text, so a nested message may hold it
+                    // too (its own `)`), unless the variable holds the literal that
+                    // opened it (or, with none, this one): then this is not the
+                    // pattern that encloses the rest.
+                    Some(_) if last => {
+                        let end = text.len().checked_sub(literal.len())?;
+                        let fits = end >= at && text.ends_with(literal.as_str());
+                        let inside = text.get(at..end).unwrap_or_default();
+                        let guard = if opened.is_empty() { literal } else { opened };
+                        (fits && !inside.contains(guard)).then_some(end)?
+                    }
                     // A variable runs up to the next literal text.
                     Some(_) => text[at..].find(literal.as_str())? + at,
                     None => text[at..].starts_with(literal.as_str()).then_some(at)?,
@@ -417,6 +431,7 @@ fn captures(pattern: &[Piece], text: &str) -> Option<Vec<(String, String)>> {
                     vars.push((name.to_owned(), text[at..found].to_owned()));
                 }
                 at = found + literal.len();
+                opened = literal;
             }
             Piece::Var(name) => pending = Some(name),
         }

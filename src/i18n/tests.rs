@@ -162,6 +162,43 @@ fn recorded_messages_are_shown_in_the_current_language() {
         with_lang(Lang::Es, || shown(&gave_up)),
         "Window closed (se desistió después de 3 intentos)"
     );
+    // A retried row keeps its earlier outcome, both messages nested, each with its own
+    // closing parenthesis.
+    let lost = message_in(Lang::En, "msg-answer-dropped", &[]);
+    let retried = message_in(
+        Lang::En,
+        "msg-retried",
+        &[("earlier", lost.to_arg()), ("msg", gave_up.to_arg())],
+    );
+    assert_eq!(
+        retried,
+        "connection lost (retried: Window closed (gave up after 3 attempts))"
+    );
+    assert_eq!(
+        with_lang(Lang::Es, || shown(&retried)),
+        "se perdió la conexión (reintentada: Window closed (se desistió después de 3 intentos))"
+    );
+    // A row given up on twice, the second time on retry: each `(gave up ...)` is its
+    // own, none swallows the other's.
+    let twice = message_in(
+        Lang::En,
+        "msg-retried",
+        &[("earlier", gave_up.to_arg()), ("msg", gave_up.to_arg())],
+    );
+    assert_eq!(
+        with_lang(Lang::Es, || shown(&twice)),
+        "Window closed (se desistió después de 3 intentos) (reintentada: Window closed (se desistió después de 3 intentos))"
+    );
+    let late = message_in(Lang::En, "msg-answered-late", &[("msg", "ok".to_arg())]);
+    let late_twice = message_in(
+        Lang::En,
+        "msg-retried",
+        &[("earlier", late.to_arg()), ("msg", late.to_arg())],
+    );
+    assert_eq!(
+        with_lang(Lang::Es, || shown(&late_twice)),
+        "ok (respondido después del tiempo límite) (reintentada: ok (respondido después del tiempo límite))"
+    );
     // A recorded time, inside a recorded message.
     let closed = message_in(
         Lang::En,

@@ -407,7 +407,8 @@ impl Recorder {
         }
         let mut kept = earlier.clone();
         kept.row = outcome.row;
-        kept.msg = format!("{} (retried: {})", earlier.msg, outcome.msg)
+        // English, as every `msg` of the results file (`report` shows it translated).
+        kept.msg = crate::tr_en!("msg-retried", earlier = earlier.msg, msg = outcome.msg)
             .trim_start()
             .to_owned();
         kept.attempts = earlier.attempts.saturating_add(outcome.attempts);
