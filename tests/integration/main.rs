@@ -13,6 +13,7 @@ mod docs;
 mod fake_wolkvox_selftest;
 mod hostile_input;
 mod hsm;
+mod journal_compat;
 mod layout;
 mod ledger;
 mod limited_retry;
