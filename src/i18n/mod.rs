@@ -7,8 +7,8 @@ and every line written for a person, looked up by id in the Fluent catalogues
 What a program reads is never translated: results columns and statuses, JSON keys
 and values, exit codes, config keys and flag names. What the results file records in
 words (a row's `msg`, an invalid row's reasons) is written in English with `tr_en!`,
-and `shown` turns it back into the reader's language for `report` and the workbook,
-matching it against the English patterns it was made from. Numbers with decimals are
+and `shown` (in `recorded`) turns it back into the reader's language for `report` and
+the workbook, matching it against the English patterns it was made from. Numbers with decimals are
 formatted here (`decimal`), so Spanish gets a decimal comma.
 
 A leaf: every stage may use it, it uses none of them.
@@ -22,7 +22,9 @@ use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
 pub(crate) mod clap_help;
+mod recorded;
 mod when;
+pub(crate) use recorded::shown;
 pub(crate) use when::{when, when_recorded, zone_note};
 
 /// The catalogues, as shipped.
@@ -356,172 +358,6 @@ macro_rules! tr_en {
     ($($arg:tt)*) => {
         $crate::i18n::with_lang($crate::i18n::Lang::En, || $crate::tr!($($arg)*))
     };
-}
-
-/// A part of a recorded message's English pattern.
-#[derive(Debug)]
-enum Piece {
-    Text(String),
-    Var(String),
-}
-
-/// The English patterns of what the results file records in English: a row's `msg`
-/// (`msg-*`) and an invalid row's reasons (`row-*`, `phone-*`, `connector-*`), to show
-/// a recorded text in the current language.
-static RECORDED: LazyLock<Vec<(String, Vec<Piece>)>> = LazyLock::new(|| {
-    ENGLISH
-        .lines()
-        .filter(|line| {
-            ["msg-", "row-", "phone-", "connector-"]
-                .iter()
-                .any(|prefix| line.starts_with(prefix))
-        })
-        .filter_map(|line| line.split_once(" = "))
-        .map(|(id, value)| (id.to_owned(), pieces(value)))
-        .collect()
-});
-
-/// `a { $x } b` -> [Text("a "), Var("x"), Text(" b")].
-fn pieces(value: &str) -> Vec<Piece> {
-    let mut out = Vec::new();
-    let mut rest = value;
-    while let Some(open) = rest.find("{ $") {
-        if open > 0 {
-            out.push(Piece::Text(rest[..open].to_owned()));
-        }
-        let after = &rest[open + 3..];
-        let close = after.find(" }").unwrap_or(after.len());
-        out.push(Piece::Var(after[..close].to_owned()));
-        rest = after.get(close + 2..).unwrap_or("");
-    }
-    if !rest.is_empty() {
-        out.push(Piece::Text(rest.to_owned()));
-    }
-    out
-}
-
-/// The values of `pattern`'s variables in `text`, if `text` is that message.
-fn captures(pattern: &[Piece], text: &str) -> Option<Vec<(String, String)>> {
-    let mut at = 0;
-    let mut vars = Vec::new();
-    let mut pending: Option<&str> = None;
-    // The literal before the pending variable.
-    let mut opened: &str = "";
-    for (i, piece) in pattern.iter().enumerate() {
-        match piece {
-            Piece::Text(literal) => {
-                let last = i + 1 == pattern.len();
-                let found = match pending {
-                    // The last literal ends the text, so a nested message may hold it
-                    // too (its own `)`), unless the variable holds the literal that
-                    // opened it (or, with none, this one): then this is not the
-                    // pattern that encloses the rest.
-                    Some(_) if last => {
-                        let end = text.len().checked_sub(literal.len())?;
-                        let fits = end >= at && text.ends_with(literal.as_str());
-                        let inside = text.get(at..end).unwrap_or_default();
-                        let guard = if opened.is_empty() { literal } else { opened };
-                        (fits && !inside.contains(guard)).then_some(end)?
-                    }
-                    // A variable runs up to the next literal text.
-                    Some(_) => text[at..].find(literal.as_str())? + at,
-                    None => text[at..].starts_with(literal.as_str()).then_some(at)?,
-                };
-                if let Some(name) = pending.take() {
-                    vars.push((name.to_owned(), text[at..found].to_owned()));
-                }
-                at = found + literal.len();
-                opened = literal;
-            }
-            Piece::Var(name) => pending = Some(name),
-        }
-    }
-    match pending {
-        Some(name) => vars.push((name.to_owned(), text[at..].to_owned())),
-        None if at != text.len() => return None,
-        None => {}
-    }
-    Some(vars)
-}
-
-/// A `msg` or `error` the results file recorded (English), as shown to a person: in
-/// the current language when it is one of the tool's own texts (or an invalid row's
-/// `column: reason; column: reason`); Wolkvox's answers and anything unknown as
-/// recorded.
-pub(crate) fn shown(recorded: &str) -> String {
-    if current() == Lang::En || recorded.is_empty() {
-        return recorded.to_owned();
-    }
-    translated(recorded)
-        .or_else(|| problems(recorded))
-        .or_else(|| weekday(recorded))
-        .unwrap_or_else(|| recorded.to_owned())
-}
-
-/// A recorded local time, `Wed 2026-12-02 00:00 -05 (America/Bogota)`, with the
-/// weekday in the current language.
-fn weekday(text: &str) -> Option<String> {
-    const DAYS: [&str; 7] = [
-        "weekday-monday",
-        "weekday-tuesday",
-        "weekday-wednesday",
-        "weekday-thursday",
-        "weekday-friday",
-        "weekday-saturday",
-        "weekday-sunday",
-    ];
-    let (day, rest) = text.split_once(' ')?;
-    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
-        return None;
-    }
-    DAYS.iter()
-        .find(|id| message_in(Lang::En, id, &[]) == day)
-        .map(|id| format!("{} {rest}", message(id, &[])))
-}
-
-/// `text` in the current language, if it is one of the recorded patterns: the one
-/// that matches with the most literal text, so `not sent: { $why }` gives way to a
-/// more precise message.
-fn translated(text: &str) -> Option<String> {
-    let literal = |pattern: &[Piece]| -> usize {
-        pattern
-            .iter()
-            .map(|p| match p {
-                Piece::Text(t) => t.len(),
-                Piece::Var(_) => 0,
-            })
-            .sum()
-    };
-    let (id, vars) = RECORDED
-        .iter()
-        .filter_map(|(id, pattern)| captures(pattern, text).map(|vars| (id, pattern, vars)))
-        .max_by_key(|(_, pattern, _)| literal(pattern))
-        .map(|(id, _, vars)| (id, vars))?;
-    let args: Vec<(&str, FluentValue<'static>)> = vars
-        .iter()
-        .map(|(name, value)| (name.as_str(), FluentValue::from(shown(value))))
-        .collect();
-    Some(message(id, &args))
-}
-
-/// An invalid row's reasons, `column: reason; column: reason`, each reason translated;
-/// `None` unless every reason is a known one (a reason may itself hold `; `).
-fn problems(text: &str) -> Option<String> {
-    let (column, rest) = text.split_once(": ")?;
-    if column.contains("; ") {
-        return None;
-    }
-    let mut ends: Vec<usize> = rest.match_indices("; ").map(|(at, _)| at).collect();
-    ends.push(rest.len());
-    // The longest reason first: a reason may end with `; ` and more of its own.
-    ends.into_iter().rev().find_map(|end| {
-        let reason = translated(&rest[..end])?;
-        let tail = match rest.get(end + 2..) {
-            Some(tail) if !tail.is_empty() => format!("; {}", problems(tail)?),
-            _ => String::new(),
-        };
-        Some(format!("{column}: {reason}{tail}"))
-    })
 }
 
 #[cfg(test)]

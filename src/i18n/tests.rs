@@ -1,5 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::recorded::{Piece, RECORDED};
 use super::*;
 
 /// Each message of a catalogue: its id and the names of its placeables (`$name`).
