@@ -297,3 +297,31 @@ fn tr_en_formats_its_values_in_english() {
     });
     assert_eq!(recorded, "no answer within 1.5 (api.timeout)");
 }
+
+/// Reading recorded texts back never panics, whatever pieces of patterns a text is made
+/// of (a server's words can hold anything), multi-byte characters included.
+#[test]
+fn shown_takes_any_mix_of_pattern_pieces() {
+    const PIECES: [&str; 8] = [
+        " (retried: ",
+        ")",
+        " (gave up after ",
+        " attempts)",
+        "é",
+        "ñ)",
+        "not sent: ",
+        "telephone: ",
+    ];
+    let mut checked = 0;
+    for n in 0..PIECES.len().pow(4) {
+        let mut text = String::new();
+        let mut rest = n;
+        for _ in 0..4 {
+            text.push_str(PIECES[rest % PIECES.len()]);
+            rest /= PIECES.len();
+        }
+        let _ = with_lang(Lang::Es, || shown(&text));
+        checked += 1;
+    }
+    assert_eq!(checked, 4096);
+}
