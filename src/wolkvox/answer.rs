@@ -8,6 +8,12 @@ the message was not taken are `Transient` (HTTP 429, HTTP 503, Wolkvox's
 a readable code, any other 5xx and an answer whose body says 2xx while its HTTP
 status does not are `Unknown`. Pure: every row of the table is unit-tested here; the
 client (`send::api`) adds what the transport says (a timeout, a lost connection).
+
+What the tool itself says of an answer (not JSON, no usable code, a timeout...) is an
+`AnswerError`, one catalogue message each: recorded in English in the results file's
+`error`, shown in the reader's language, and what decisions look at. No decision
+compares the tool's own words; the server's words (`msg`) are Wolkvox's vocabulary and
+are read as such.
 */
 
 use std::time::Duration;
