@@ -17,8 +17,10 @@ use serde::Deserialize;
 
 use crate::cli::{InputArgs, LogFormat, SendArgs, ValidateArgs};
 use crate::input::{Encoding, ReadOptions};
-use crate::send::dispatch::RetryPolicy;
-use crate::send::window::{ContactWindow, Week};
+use std::sync::Arc;
+
+use crate::send::dispatch::{Hours, PoolSettings, RetryPolicy};
+use crate::send::window::{ContactWindow, Gate, SystemClock, Week};
 use crate::tr;
 use crate::validate::template::TemplateSource;
 use crate::validate::{Columns, HsmSettings, ListSettings, check_connector_id};
@@ -301,7 +303,6 @@ fn toml_syntax(text: &str) -> String {
 // ---------------------------------------------------------------------------
 // Validated settings.
 
-/// Header names of the columns the validator needs (matched ignoring case).
 /// Everything `send` needs, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct SendSettings {
@@ -316,10 +317,9 @@ pub(crate) struct SendSettings {
     pub(crate) timeout: Duration,
     /// `api.idle_timeout`: a kept-alive connection idle longer is not used again.
     pub(crate) idle_timeout: Duration,
-    /// Requests per second per token.
-    pub(crate) rate: f64,
-    pub(crate) max_in_flight: usize,
-    pub(crate) retry: RetryPolicy,
+    /// How the dispatcher sends: rate, requests in flight, retries, contact hours,
+    /// `--max-failures`. Built here, handed to `send::dispatch::run` as is.
+    pub(crate) pool: PoolSettings,
     pub(crate) quiet: bool,
     pub(crate) log_format: LogFormat,
     /// Ask each token's remaining daily quota before sending (not with --no-quota-check).
@@ -328,12 +328,9 @@ pub(crate) struct SendSettings {
     pub(crate) partial: bool,
     /// Where to write the end-of-run summary as JSON.
     pub(crate) summary_json: Option<PathBuf>,
-    /// Contact hours; `None` sends at any hour.
+    /// Contact hours, for the estimates; `None` sends at any hour. The dispatcher keeps
+    /// to them through `pool.hours`.
     pub(crate) window: Option<ContactWindow>,
-    /// Outside the contact hours, wait for them instead of stopping.
-    pub(crate) wait_for_window: bool,
-    /// Rows in a row refused with one answer that stop the run; 0 never stops.
-    pub(crate) max_failures: u32,
     /// Check the HSM templates against the account before sending.
     pub(crate) template_check: bool,
     /// Rows this run sends at most (`--limit`): a pilot batch.
@@ -1008,17 +1005,24 @@ pub(crate) fn send_settings(args: &SendArgs) -> Result<SendSettings, ConfigError
             file.api.idle_timeout.as_deref(),
             crate::send::api::DEFAULT_IDLE_TIMEOUT,
         )?,
-        rate,
-        max_in_flight,
-        retry,
+        pool: PoolSettings {
+            rate,
+            max_in_flight,
+            retry,
+            hours: window.clone().map(|window| {
+                Arc::new(Hours {
+                    gate: Gate::new(window, Arc::new(SystemClock)),
+                    wait: args.wait_for_window,
+                })
+            }),
+            max_failures,
+        },
         quiet: args.quiet,
         log_format: args.log_format,
         quota_check: !args.no_quota_check,
         partial: args.partial,
         summary_json: args.summary_json.clone(),
         window,
-        wait_for_window: args.wait_for_window,
-        max_failures,
         template_check: !args.no_template_check,
         limit,
         preview: args.preview,
@@ -1217,13 +1221,13 @@ mod tests {
     #[test]
     fn defaults_apply_without_a_file() {
         let s = send_settings(&send_args(&["--base-url", "http://127.0.0.1:9/"])).unwrap();
-        assert_eq!(s.rate, DEFAULT_RATE);
-        assert_eq!(s.max_in_flight, 2);
+        assert_eq!(s.pool.rate, DEFAULT_RATE);
+        assert_eq!(s.pool.max_in_flight, 2);
         assert_eq!(s.list.max_rows, 10_000);
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert_eq!(s.origin.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(s.results, PathBuf::from("dir/list.results.csv"));
-        assert_eq!(s.retry, RetryPolicy::default());
+        assert_eq!(s.pool.retry, RetryPolicy::default());
     }
 
     #[test]
@@ -1233,14 +1237,41 @@ mod tests {
         );
         let path = f.path().to_str().unwrap();
         let s = send_settings(&send_args(&["--config", path, "--rate", "7"])).unwrap();
-        assert_eq!(s.rate, 7.0);
+        assert_eq!(s.pool.rate, 7.0);
         assert_eq!(s.list.max_rows, 50);
         assert_eq!(s.timeout, Duration::from_secs(5));
         assert_eq!(s.list.columns.telephone, "Celular");
         assert_eq!(s.origin.as_deref(), Some("https://wv0042.wolkvox.com"));
         let s = send_settings(&send_args(&["--config", path, "--max-rows", "9"])).unwrap();
         assert_eq!(s.list.max_rows, 9);
-        assert_eq!(s.rate, 3.0);
+        assert_eq!(s.pool.rate, 3.0);
+    }
+
+    #[test]
+    fn the_dispatchers_settings_are_built_here_from_flags_and_keys() {
+        let f = config_file(
+            "[campaign]\nhours = \"mon-fri 08:00-18:00\"\ntimezone = \"America/Bogota\"\nmax_failures = 4\n[limits]\nmax_in_flight_per_token = 1\n[retry]\nmax_attempts = 5\n",
+        );
+        let path = f.path().to_str().unwrap();
+        let s = send_settings(&send_args(&["--config", path, "--dry-run"])).unwrap();
+        assert_eq!(s.pool.max_failures, 4);
+        assert_eq!(s.pool.max_in_flight, 1);
+        assert_eq!(s.pool.retry.max_attempts, 5);
+        assert!(s.pool.hours.as_ref().is_some_and(|h| !h.wait));
+        let s = send_settings(&send_args(&[
+            "--config",
+            path,
+            "--dry-run",
+            "--max-failures",
+            "0",
+            "--wait-for-window",
+        ]))
+        .unwrap();
+        assert_eq!(s.pool.max_failures, 0);
+        assert!(s.pool.hours.as_ref().is_some_and(|h| h.wait));
+        let s = send_settings(&send_args(&["--dry-run"])).unwrap();
+        assert!(s.pool.hours.is_none() && s.window.is_none());
+        assert_eq!(s.pool.max_failures, DEFAULT_MAX_FAILURES);
     }
 
     #[test]

@@ -24,7 +24,6 @@ use crate::plan;
 use crate::progress::Progress;
 use crate::report::{self, Summary, SummaryJson};
 use crate::send::templates::Uses;
-use crate::send::window::{self};
 use crate::send::{self, api, dispatch, quota};
 use crate::text::human_duration;
 use crate::validate::{Job, Verdict};
@@ -207,7 +206,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     let client = match (&settings.origin, settings.dry_run) {
         (Some(origin), false) => {
             let (origin, timeout, idle) = (origin.clone(), settings.timeout, settings.idle_timeout);
-            let connections = settings.max_in_flight * tokens.len();
+            let connections = settings.pool.max_in_flight * tokens.len();
             std::thread::Builder::new()
                 .name("http-client".into())
                 .spawn(move || api::Client::with_idle_timeout(&origin, timeout, connections, idle))
@@ -386,7 +385,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         window: settings.window.as_ref(),
         timezone: &settings.timezone,
         jobs,
-        rate: settings.rate,
+        rate: settings.pool.rate,
         tokens: token_count_for_estimates(),
     };
     let exit = with_changed(finished_exit(&counts), changed);
@@ -398,7 +397,9 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             skipped: plan.skipped,
             sent_before: plan.sent_before,
             held_changed: changed,
-            estimate: Some(Localized::new(|| estimate(&pace, settings.max_in_flight))),
+            estimate: Some(Localized::new(|| {
+                estimate(&pace, settings.pool.max_in_flight)
+            })),
             hours: Localized::maybe(|| pace.hours_line()),
             ..Summary::new(
                 Localized::new(|| tr!("send-title-dry-run")),
@@ -434,7 +435,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         _ => api::Client::with_idle_timeout(
             &origin,
             settings.timeout,
-            settings.max_in_flight * tokens.len(),
+            settings.pool.max_in_flight * tokens.len(),
             settings.idle_timeout,
         )?,
     };
@@ -533,7 +534,7 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
     tracing::info!(
         rows = jobs,
         tokens,
-        rate = settings.rate,
+        rate = settings.pool.rate,
         "{}",
         tr!("send-sending", rows = jobs, tokens = tokens)
     );
@@ -541,7 +542,7 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
         window: settings.window.as_ref(),
         timezone: &settings.timezone,
         jobs,
-        rate: settings.rate,
+        rate: settings.pool.rate,
         tokens,
     };
     if let Some(line) = pace.hours_line() {
@@ -681,12 +682,6 @@ fn dispatch_rows(
     recorder: &Arc<Recorder>,
     progress: &Progress,
 ) -> Option<dispatch::StopReason> {
-    let hours = settings.window.clone().map(|window| {
-        Arc::new(dispatch::Hours {
-            gate: window::Gate::new(window, Arc::new(window::SystemClock)),
-            wait: settings.wait_for_window,
-        })
-    });
     let stop = CancellationToken::new();
     runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(
@@ -695,18 +690,11 @@ fn dispatch_rows(
             resume_command(settings),
         ));
         progress.start(jobs.len() as u64, &tr!("progress-sending"));
-        let pool = dispatch::PoolSettings {
-            rate: settings.rate,
-            max_in_flight: settings.max_in_flight,
-            retry: settings.retry.clone(),
-            hours,
-            max_failures: settings.max_failures,
-        };
         let stopped = dispatch::run(
             jobs,
             tokens,
             client,
-            &pool,
+            &settings.pool,
             Arc::clone(recorder),
             progress.clone(),
             stop,
@@ -1001,10 +989,10 @@ fn settings_line(settings: &SendSettings, tokens: usize) -> String {
     }
     parts.push(tr!(
         "send-settings-rate",
-        rate = settings.rate,
-        in_flight = settings.max_in_flight
+        rate = settings.pool.rate,
+        in_flight = settings.pool.max_in_flight
     ));
-    parts.push(format!("max_failures {}", settings.max_failures));
+    parts.push(format!("max_failures {}", settings.pool.max_failures));
     if settings.resume {
         parts.push("--resume".into());
     }
