@@ -409,6 +409,27 @@ mod tests {
         }
     }
 
+    /// `--help` shows only the catalogue's text (the structs carry none): every flag and
+    /// command has its entry (`every_message_is_in_both_catalogues...` checks Spanish).
+    #[test]
+    fn every_flag_and_command_has_its_text_in_the_catalogue() {
+        let root = Cli::command();
+        let mut missing = Vec::new();
+        let commands = std::iter::once(("root".to_owned(), &root))
+            .chain(root.get_subcommands().map(|c| (c.get_name().to_owned(), c)));
+        for (name, command) in commands {
+            if !crate::i18n::has_message(&format!("cli-{name}-about")) {
+                missing.push(format!("cli-{name}-about"));
+            }
+            for arg in command.get_arguments() {
+                if crate::i18n::clap_help::arg_help(&name, arg).is_none() {
+                    missing.push(format!("{name} {}", arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no catalogue text for {missing:?}");
+    }
+
     #[test]
     fn cli_definition_is_consistent() {
         command().debug_assert();
