@@ -2,6 +2,9 @@
 //! subcommand) is written somewhere in the README or `docs/*.md`, and every
 //! `wolkvox-dispatch` flag the guide writes exists. Pages another change adds
 //! (`docs/ledger.md`, `docs/networks.md`, `docs/spreadsheets.md`) are read when present.
+//! The guide's command reference, where README.md sends readers for the flags, has each
+//! command's every flag in that command's table and synopsis (the catalogue is the one
+//! source of a flag's `--help` text; these pages say the same in their own words).
 
 use crate::common;
 
