@@ -5,6 +5,12 @@ command's checked settings; nothing else reads them, except `report`'s few flags
 
 There is deliberately no flag for the token: a flag would show in `ps` and in
 shell history. Tokens come only from the `WOLKVOX_TOKEN` environment variable.
+
+Each flag's text lives in one place, the catalogues (`i18n/en.ftl`, `i18n/es.ftl`):
+`cli-<command>-<flag>`, or `cli-arg-<flag>` for a flag several commands share, and
+`cli-<command>-about` for a command (see `i18n::clap_help`). `--help` shows only those,
+so the structs below carry no `///` help text; a test fails on a flag without its
+catalogue entry, and `tests/integration/docs.rs` on one missing from the guide.
 */
 
 use std::path::PathBuf;
@@ -126,17 +132,12 @@ pub fn early_language(args: &[std::ffi::OsString]) -> Lang {
     Lang::choose(flag, config.as_deref().and_then(i18n::config_lang))
 }
 
-/// Send a contact list as WhatsApp messages through the Wolkvox API.
-///
-/// Tokens are read from the WOLKVOX_TOKEN environment variable (several
-/// tokens separated by commas), never from a flag.
 #[derive(Debug, Parser)]
 #[command(name = "wolkvox-dispatch", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// The language of the messages: es or en [default: the config file's ui.lang, else the locale: LC_ALL, LC_MESSAGES, LANG].
     #[arg(
         long,
         global = true,
@@ -149,106 +150,78 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate a contact list, then send every valid row and record each outcome.
     Send(SendArgs),
-    /// Check a contact list without sending anything (no token needed).
     Validate(ValidateArgs),
-    /// Summarize a results file (also one still being written): counts, failures, next step.
     Report(ReportArgs),
-    /// Settle `unknown` rows with Wolkvox's own report of sent messages (cdr_3): those it lists become `sent`, those absent from it `not_sent` (a plain --resume sends them once).
     Reconcile(ReconcileArgs),
-    /// What the send ledger knows: messages to a phone, or since a time; import results files; forget a phone.
     History(HistoryArgs),
-    /// Write a first, commented config file (wolkvox.toml) in your language, asking for the server, the WhatsApp connector and the country.
     Init(InitArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct InitArgs {
-    /// The config file to write; an existing file is never overwritten.
     #[arg(value_name = "FILE", default_value = "wolkvox.toml")]
     pub file: PathBuf,
 
-    /// Your Wolkvox server id: the digits of your address https://wv0042.wolkvox.com (here 0042).
     #[arg(long, value_name = "ID")]
     pub server: Option<String>,
 
-    /// The id of the WhatsApp connector of the line that sends (in wolkvox Manager's connectors).
     #[arg(long, value_name = "ID")]
     pub connector_id: Option<String>,
 
-    /// The country of numbers written without a country code: a two-letter ISO code such as CO, MX, EC.
     #[arg(long, value_name = "CODE")]
     pub country: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ReconcileArgs {
-    /// A results file written by `send` (its journal must be beside it).
     #[arg(value_name = "RESULTS")]
     pub results: PathBuf,
 
-    /// Print what would change, without changing the results file.
     #[arg(long)]
     pub dry_run: bool,
 
-    /// A row absent from the report counts as not sent only when the report reaches this long after its attempt (messages may show up late).
     #[arg(long, value_name = "DURATION", default_value = "30m")]
     pub settle_after: String,
 
-    /// TOML configuration file: api.server (or api.base_url), campaign.timezone, phone.default_country.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Replace the origin https://wv{server}.wolkvox.com (a proxy or a local test server).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 }
 
-/// Flags shared by every command that reads a contact list.
+// Flags shared by every command that reads a contact list.
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
-    /// The contact list: CSV or other delimited text, or a spreadsheet (.xlsx, .xlsm, .xlsb, .xls, .ods).
     #[arg(value_name = "INPUT")]
     pub input: PathBuf,
 
-    /// TOML configuration file (see config.example.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Refuse lists with more data rows than this [config: limits.max_rows, default 10000].
     #[arg(long, value_name = "N")]
     pub max_rows: Option<u64>,
 
-    /// Spreadsheets: the sheet to read [config: input.sheet, default: the sheet the workbook opens on, else the first visible one].
     #[arg(long, value_name = "NAME")]
     pub sheet: Option<String>,
 
-    /// The header's row number, as the spreadsheet shows it; the rows above it are ignored [config: columns.header_row, default: the first of the first 20 rows with the telephone column].
     #[arg(long, value_name = "N")]
     pub header_row: Option<u64>,
 
-    /// Text files: the field delimiter: , ; tab | [config: input.delimiter, default: detected from the header].
     #[arg(long, value_name = "D")]
     pub delimiter: Option<String>,
 
-    /// Render each row's message from this template file (Jinja syntax, columns as variables) [config: message.template].
     #[arg(long, value_name = "FILE")]
     pub template: Option<PathBuf>,
 
-    /// Send every copy of a repeated telephone + message, instead of marking later copies `duplicate` [config: input.allow_duplicates].
     #[arg(long)]
     pub allow_duplicates: bool,
-    /// Opt-out list: numbers in it are never sent anything (repeatable; adds to campaign.suppress).
     #[arg(long = "suppress", value_name = "FILE")]
     pub suppress: Vec<PathBuf>,
-    /// Send the approved HSM template TEMPLATE_NAME (api=send_template_official) instead
-    /// of a free message; a `template_name` column overrides it per row [config: hsm.template_name].
     #[arg(long, value_name = "TEMPLATE_NAME")]
     pub hsm: Option<String>,
 
-    /// Columns whose values, in this order, fill the template's variables (joined with `;`),
-    /// e.g. nombre,fecha,hora [config: hsm.vars].
     #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
     pub hsm_vars: Option<Vec<String>>,
 }
@@ -258,95 +231,72 @@ pub struct SendArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// Results CSV [default: <INPUT stem>.results.csv beside INPUT].
     #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
 
-    /// Validate and record what would be sent, without sending anything or needing a token.
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Continue an earlier run recorded in the results file: rows already done are skipped.
     #[arg(long)]
     pub resume: bool,
 
-    /// With --resume: send again the rows recorded `failed`.
     #[arg(long, requires = "resume")]
     pub retry_failed: bool,
 
-    /// With --resume: send again the rows recorded `unknown` (they may already have been delivered).
     #[arg(long, requires = "resume")]
     pub retry_unknown: bool,
 
-    /// Replace the origin https://wv{server}.wolkvox.com (a proxy or a local test server).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 
-    /// At most N requests per second per token [config: limits.requests_per_second, default 10].
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
 
-    /// Do not ask Wolkvox (token_info, one call per token) how much of today's quota is left before sending.
     #[arg(long)]
     pub no_quota_check: bool,
 
-    /// When today's quota cannot cover the list: send what fits and record the rest `not_sent` (continue tomorrow with --resume).
     #[arg(long)]
     pub partial: bool,
 
-    /// Also write the end-of-run summary as JSON to FILE (counts per status, elapsed, rate, exit code), for monitoring.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
 
-    /// No progress bar and only warnings in the log; the summary is still printed.
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Log line format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Outside the contact hours (campaign.hours), wait for them to open instead of stopping.
     #[arg(long)]
     pub wait_for_window: bool,
 
-    /// Send only the first valid row's message, as the campaign would, to PHONE instead of the list; print Wolkvox's answer and record nothing.
     #[arg(long, value_name = "PHONE", conflicts_with_all = ["dry_run", "resume", "limit"])]
     pub test_to: Option<String>,
 
-    /// With --dry-run: show the first N valid rows exactly as they would be sent (0: none).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub preview: usize,
 
-    /// Send at most N rows in this run (a pilot batch), then stop (exit 3); the rest are recorded `not_sent` and sent by --resume.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
 
-    /// Do not write the Excel workbook <results stem>.xlsx beside the results [config: results.xlsx = false].
     #[arg(long)]
     pub no_xlsx: bool,
 
-    /// Do not check the HSM templates against the account (list_templates, one call per connector) before sending.
     #[arg(long)]
     pub no_template_check: bool,
 
-    /// Stop the run when N rows in a row are refused with the same answer (a wrong connector, template or closed windows); 0 never stops [config: campaign.max_failures, default 20].
     #[arg(long, value_name = "N")]
     pub max_failures: Option<u32>,
 
-    /// The send ledger (SQLite) [config: ledger.path, default: the user's state folder].
     #[arg(long, value_name = "PATH", conflicts_with = "no_ledger")]
     pub ledger: Option<PathBuf>,
 
-    /// Do not check or record the send ledger.
     #[arg(long)]
     pub no_ledger: bool,
 
-    /// Send rows the ledger holds because the same message already went out.
     #[arg(long)]
     pub allow_repeat: bool,
 
-    /// With --resume: send rows whose text changed since this campaign sent their number a message.
     #[arg(long, requires = "resume")]
     pub resend_changed: bool,
 }
@@ -356,47 +306,37 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// Replace the origin https://wv{server}.wolkvox.com for the template check (a proxy or a local test server).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 
-    /// Do not check the HSM templates against the account, even when WOLKVOX_TOKEN is set.
     #[arg(long)]
     pub no_template_check: bool,
 
-    /// Show the first N valid rows exactly as they would be sent (0: none).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub preview: usize,
 
-    /// The send ledger (SQLite) [config: ledger.path, default: the user's state folder].
     #[arg(long, value_name = "PATH", conflicts_with = "no_ledger")]
     pub ledger: Option<PathBuf>,
 
-    /// Do not check the send ledger.
     #[arg(long)]
     pub no_ledger: bool,
 }
 
-/// `history`: what the send ledger knows.
 #[derive(Debug, Args, Clone, Default)]
 pub struct HistoryArgs {
-    /// PHONE; or `import` RESULTS...; or `forget` PHONE.
+    // `PHONE`, `import RESULTS...` or `forget PHONE`: the first word picks the action.
     #[arg(value_name = "PHONE")]
     pub words: Vec<String>,
 
-    /// Only messages of the last DURATION (e.g. 7d).
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
 
-    /// Output format.
     #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
     pub format: HistoryFormat,
 
-    /// TOML configuration file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// The send ledger (SQLite).
     #[arg(long, value_name = "PATH")]
     pub ledger: Option<PathBuf>,
 }
@@ -411,19 +351,15 @@ pub enum HistoryFormat {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ReportArgs {
-    /// A results file written by `send` (or `send --dry-run`).
     #[arg(value_name = "RESULTS")]
     pub results: PathBuf,
 
-    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 
-    /// Write the list's rows that are invalid, failed or not_sent to FILE, with all their columns, to correct and send as a new list (.xlsx for a workbook, otherwise the list's own delimiter and encoding).
     #[arg(long, value_name = "FILE")]
     pub rows_to_fix: Option<PathBuf>,
 
-    /// Also write the Excel workbook of these results to FILE (the list must still be where the run read it, or beside the results).
     #[arg(long, value_name = "FILE")]
     pub xlsx: Option<PathBuf>,
 }
@@ -471,6 +407,27 @@ mod tests {
         ] {
             assert_eq!(join(unchanged), unchanged);
         }
+    }
+
+    /// `--help` shows only the catalogue's text (the structs carry none): every flag and
+    /// command has its entry (`every_message_is_in_both_catalogues...` checks Spanish).
+    #[test]
+    fn every_flag_and_command_has_its_text_in_the_catalogue() {
+        let root = Cli::command();
+        let mut missing = Vec::new();
+        let commands = std::iter::once(("root".to_owned(), &root))
+            .chain(root.get_subcommands().map(|c| (c.get_name().to_owned(), c)));
+        for (name, command) in commands {
+            if !crate::i18n::has_message(&format!("cli-{name}-about")) {
+                missing.push(format!("cli-{name}-about"));
+            }
+            for arg in command.get_arguments() {
+                if crate::i18n::clap_help::arg_help(&name, arg).is_none() {
+                    missing.push(format!("{name} {}", arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no catalogue text for {missing:?}");
     }
 
     #[test]

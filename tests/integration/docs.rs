@@ -2,6 +2,9 @@
 //! subcommand) is written somewhere in the README or `docs/*.md`, and every
 //! `wolkvox-dispatch` flag the guide writes exists. Pages another change adds
 //! (`docs/ledger.md`, `docs/networks.md`, `docs/spreadsheets.md`) are read when present.
+//! The guide's command reference, where README.md sends readers for the flags, has each
+//! command's every flag in that command's table and synopsis (the catalogue is the one
+//! source of a flag's `--help` text; these pages say the same in their own words).
 
 use crate::common;
 
@@ -67,7 +70,12 @@ fn help_flags(subcommand: &str) -> BTreeSet<String> {
     out.expect_code(0);
     out.stdout
         .lines()
-        .filter(|l| l.trim_start().starts_with('-'))
+        // An option's line: not a wrapped description (indented further) nor a line of
+        // the status table after it (not indented) that starts with a flag it quotes.
+        .filter(|l| {
+            let indent = l.len() - l.trim_start().len();
+            l.trim_start().starts_with('-') && (2..8).contains(&indent)
+        })
         .flat_map(|l| flags_in(l.split("  ").find(|p| !p.trim().is_empty()).unwrap_or("")))
         .filter(|f| f != "--help" && f != "--version")
         .collect()
@@ -119,6 +127,105 @@ fn every_flag_the_guide_writes_exists() {
         assert!(
             known.contains(&flag) || others.contains(&flag.as_str()),
             "docs/guide.md writes {flag}, which no subcommand has"
+        );
+    }
+}
+
+/// The section of `page` under the heading `heading` (to the next `## `).
+fn section(page: &str, heading: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(page)).unwrap_or_default();
+    let mut lines = text.lines().skip_while(|l| l.trim_end() != heading);
+    let Some(first) = lines.next() else {
+        panic!("{page} has no `{heading}` section");
+    };
+    std::iter::once(first)
+        .chain(lines.take_while(|l| !l.starts_with("## ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The flags of the first column of the table rows in `lines`.
+fn table_flags<'a>(lines: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    lines
+        .filter(|l| l.starts_with("| `-"))
+        .flat_map(|l| flags_in(l.split(" | ").next().unwrap_or("")))
+        .collect()
+}
+
+/// The guide's command reference, the table README.md sends readers to, has a table for
+/// each command that lists every flag `--help` shows for it, and no flag it lacks; flags
+/// every command takes (`--lang`) are in the table before the first command's. Its
+/// synopsis names every flag too. The Spanish guide's reference names every flag.
+#[test]
+fn the_command_reference_has_every_flag_of_each_command() {
+    let reference = section("docs/guide.md", "## Command reference");
+    let start_of = |line: &str| {
+        SUBCOMMANDS
+            .iter()
+            .find(|s| line.starts_with(&format!("`{s} ")) || line.starts_with(&format!("`{s}`")))
+            .copied()
+    };
+    let global = table_flags(reference.lines().take_while(|l| start_of(l).is_none()));
+    assert!(
+        global.contains("--lang"),
+        "no table of every command's flags"
+    );
+    for sub in SUBCOMMANDS {
+        let mut in_chunk = false;
+        let chunk: Vec<&str> = reference
+            .lines()
+            .filter(|l| {
+                if let Some(s) = start_of(l) {
+                    in_chunk = s == sub;
+                }
+                in_chunk
+            })
+            .collect();
+        let table = table_flags(chunk.iter().copied());
+        let help = help_flags(sub);
+        let missing: Vec<_> = help
+            .iter()
+            .filter(|f| !table.contains(*f) && !global.contains(*f))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/guide.md#command-reference: the `{sub}` table lacks {missing:?}"
+        );
+        let stale: Vec<_> = table.iter().filter(|f| !help.contains(*f)).collect();
+        assert!(
+            stale.is_empty(),
+            "docs/guide.md#command-reference: the `{sub}` table lists {stale:?}, which `{sub}` lacks"
+        );
+        let mut synopsis_lines = false;
+        let synopsis: BTreeSet<String> = reference
+            .lines()
+            .filter(|l| {
+                if l.starts_with("wolkvox-dispatch ") || l.starts_with("```") {
+                    synopsis_lines = l.starts_with(&format!("wolkvox-dispatch {sub} "));
+                }
+                synopsis_lines
+            })
+            .flat_map(flags_in)
+            .collect();
+        let missing: Vec<_> = help
+            .iter()
+            .filter(|f| !synopsis.contains(*f) && !global.contains(*f))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/guide.md#command-reference: the synopsis of `{sub}` lacks {missing:?}"
+        );
+    }
+    let spanish = flags_in(&section("docs/guide.es.md", "## Referencia de comandos"));
+    for sub in SUBCOMMANDS {
+        let missing: Vec<_> = help_flags(sub)
+            .into_iter()
+            .filter(|f| !spanish.contains(f))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/guide.es.md#referencia-de-comandos lacks `{sub}` {missing:?}"
         );
     }
 }

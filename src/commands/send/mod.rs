@@ -6,7 +6,6 @@ outcome recorded (`journal`), and the summary printed (`report`).
 */
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,18 +17,28 @@ use crate::cli::{self, SendArgs};
 use crate::commands::preflight;
 use crate::config::{self, SendSettings};
 use crate::i18n::{self, Localized};
-use crate::journal::{self, Outcome, Prior, Recorder, Status};
+use crate::journal::{self, Outcome, Recorder, Status};
 use crate::ledger;
-use crate::plan;
 use crate::progress::Progress;
 use crate::report::{self, Summary, SummaryJson};
 use crate::send::templates::Uses;
-use crate::send::window::{self};
-use crate::send::{self, api, dispatch, quota};
-use crate::text::human_duration;
-use crate::validate::{Job, Verdict};
+use crate::send::{self, api, dispatch};
+use crate::validate::Job;
 use crate::{Error, Exit};
 use crate::{tr, tr_en};
+
+mod finish;
+mod held;
+mod planning;
+mod signals;
+
+use finish::{
+    estimate, finished_exit, next_step, print_summary, resume_command, with_changed,
+    write_summary_json, write_workbook,
+};
+use held::{Held, fit_quota, hold_back};
+use planning::{Plan, another_lists_results, plan};
+use signals::watch_signals;
 
 /// Runs `send`; a run that never got to a summary still writes `--summary-json`, with
 /// the error and exit code 2.
@@ -207,7 +216,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
     let client = match (&settings.origin, settings.dry_run) {
         (Some(origin), false) => {
             let (origin, timeout, idle) = (origin.clone(), settings.timeout, settings.idle_timeout);
-            let connections = settings.max_in_flight * tokens.len();
+            let connections = settings.pool.max_in_flight * tokens.len();
             std::thread::Builder::new()
                 .name("http-client".into())
                 .spawn(move || api::Client::with_idle_timeout(&origin, timeout, connections, idle))
@@ -386,7 +395,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         window: settings.window.as_ref(),
         timezone: &settings.timezone,
         jobs,
-        rate: settings.rate,
+        rate: settings.pool.rate,
         tokens: token_count_for_estimates(),
     };
     let exit = with_changed(finished_exit(&counts), changed);
@@ -398,7 +407,9 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             skipped: plan.skipped,
             sent_before: plan.sent_before,
             held_changed: changed,
-            estimate: Some(Localized::new(|| estimate(&pace, settings.max_in_flight))),
+            estimate: Some(Localized::new(|| {
+                estimate(&pace, settings.pool.max_in_flight)
+            })),
             hours: Localized::maybe(|| pace.hours_line()),
             ..Summary::new(
                 Localized::new(|| tr!("send-title-dry-run")),
@@ -434,7 +445,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         _ => api::Client::with_idle_timeout(
             &origin,
             settings.timeout,
-            settings.max_in_flight * tokens.len(),
+            settings.pool.max_in_flight * tokens.len(),
             settings.idle_timeout,
         )?,
     };
@@ -533,7 +544,7 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
     tracing::info!(
         rows = jobs,
         tokens,
-        rate = settings.rate,
+        rate = settings.pool.rate,
         "{}",
         tr!("send-sending", rows = jobs, tokens = tokens)
     );
@@ -541,7 +552,7 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
         window: settings.window.as_ref(),
         timezone: &settings.timezone,
         jobs,
-        rate: settings.rate,
+        rate: settings.pool.rate,
         tokens,
     };
     if let Some(line) = pace.hours_line() {
@@ -549,125 +560,6 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
     }
     if let Some(line) = pace.finish_line() {
         tracing::info!("{}", tr!("validate-estimate", line = line));
-    }
-}
-
-/// Asks each token's quota (unless `--no-quota-check`, or nothing is left to send: no
-/// call is spent then) and fits the plan to it: the tokens to use, the rows `--partial`
-/// left for another day (recorded `not_sent`), and the recorder back. A refusal closes
-/// the recorder (see `refuse`) and is the error. A check that meets a setting to fix (an
-/// untrusted certificate, a proxy that refuses) is the run's stop reason, last.
-#[allow(clippy::type_complexity)]
-fn fit_quota(
-    runtime: &tokio::runtime::Runtime,
-    client: &api::Client,
-    tokens: Vec<send::token::Token>,
-    plan: &mut Plan,
-    recorder: Recorder,
-    settings: &SendSettings,
-) -> Result<
-    (
-        Vec<send::token::Token>,
-        HeldRows,
-        Recorder,
-        Option<dispatch::StopReason>,
-    ),
-    Error,
-> {
-    if !settings.quota_check || plan.jobs.is_empty() {
-        return Ok((tokens, HeldRows::default(), recorder, None));
-    }
-    let answers = runtime.block_on(quota::ask(client, tokens));
-    if let Some((problem, detail)) = quota::setting(&answers) {
-        let reason = dispatch::StopReason::Setting {
-            problem,
-            origin: client.origin().to_owned(),
-            detail,
-        };
-        return Ok((Vec::new(), HeldRows::default(), recorder, Some(reason)));
-    }
-    let fitted = quota::fit(answers).and_then(|fitted| {
-        quota::rows_to_send(plan.jobs.len(), &fitted, settings.partial).map(|n| (fitted, n))
-    });
-    let (fitted, n) = match fitted {
-        Ok(ok) => ok,
-        Err(e) => {
-            // The rows' `msg` is English, like the whole results file.
-            let why = i18n::with_lang(i18n::Lang::En, || e.to_string());
-            refuse(recorder, std::mem::take(&mut plan.jobs), &why)?;
-            return Err(e.into());
-        }
-    };
-    let cut = hold_back(&recorder, plan, Some(n as u64), &tr_en!("msg-partial"))?;
-    Ok((fitted.tokens, cut, recorder, None))
-}
-
-/// Rows held back from a run: how many, and how many of them keep an earlier outcome
-/// (rows planned for `--retry-unknown` / `--retry-failed`), not `not_sent`.
-#[derive(Debug, Clone, Copy, Default)]
-struct HeldRows {
-    rows: usize,
-    unknown: usize,
-    failed: usize,
-}
-
-impl HeldRows {
-    fn kept(self) -> usize {
-        self.unknown + self.failed
-    }
-}
-
-/// Keeps the first `keep` rows of the plan (all with `None`) and records the others
-/// `not_sent` with `msg`, for a later `--resume` (a row retried keeps its earlier
-/// outcome: see `Recorder::remember_earlier`). Returns what was held back.
-fn hold_back(
-    recorder: &Recorder,
-    plan: &mut Plan,
-    keep: Option<u64>,
-    msg: &str,
-) -> Result<HeldRows, Error> {
-    let Some(keep) = keep.and_then(|k| usize::try_from(k).ok()) else {
-        return Ok(HeldRows::default());
-    };
-    let rest = plan.jobs.split_off(keep.min(plan.jobs.len()));
-    let mut held = HeldRows {
-        rows: rest.len(),
-        ..HeldRows::default()
-    };
-    for job in &rest {
-        match recorder.earlier_status(&job.key) {
-            Some(Status::Unknown) => held.unknown += 1,
-            Some(Status::Failed) => held.failed += 1,
-            _ => {}
-        }
-        recorder.record(
-            Outcome::local(job.row, &job.telephone, Status::NotSent, msg),
-            Some(&job.key),
-        )?;
-    }
-    Ok(held)
-}
-
-/// Rows a run left for a later `--resume` on purpose.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    /// Beyond today's quota (`--partial`).
-    quota: HeldRows,
-    /// Beyond the pilot batch (`--limit`).
-    pilot: HeldRows,
-}
-
-impl Held {
-    /// The flags that continue a retry some held rows were planned for.
-    fn retry_flags(self) -> String {
-        let mut flags = String::new();
-        if self.quota.failed + self.pilot.failed > 0 {
-            flags.push_str(" --retry-failed");
-        }
-        if self.quota.unknown + self.pilot.unknown > 0 {
-            flags.push_str(" --retry-unknown");
-        }
-        flags
     }
 }
 
@@ -681,12 +573,6 @@ fn dispatch_rows(
     recorder: &Arc<Recorder>,
     progress: &Progress,
 ) -> Option<dispatch::StopReason> {
-    let hours = settings.window.clone().map(|window| {
-        Arc::new(dispatch::Hours {
-            gate: window::Gate::new(window, Arc::new(window::SystemClock)),
-            wait: settings.wait_for_window,
-        })
-    });
     let stop = CancellationToken::new();
     runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(
@@ -695,18 +581,11 @@ fn dispatch_rows(
             resume_command(settings),
         ));
         progress.start(jobs.len() as u64, &tr!("progress-sending"));
-        let pool = dispatch::PoolSettings {
-            rate: settings.rate,
-            max_in_flight: settings.max_in_flight,
-            retry: settings.retry.clone(),
-            hours,
-            max_failures: settings.max_failures,
-        };
         let stopped = dispatch::run(
             jobs,
             tokens,
             client,
-            &pool,
+            &settings.pool,
             Arc::clone(recorder),
             progress.clone(),
             stop,
@@ -791,207 +670,6 @@ fn template_uses(jobs: &[Job]) -> Uses {
     uses
 }
 
-/// Rows to send, after recording those that need no request.
-struct Plan {
-    jobs: Vec<Job>,
-    /// Rows an earlier run already finished.
-    skipped: u64,
-    /// Of those, rows an earlier run sent: not part of this run's rate.
-    sent_before: u64,
-    /// Rows held by rule 1 (a changed text): counted in `skipped` too.
-    changed: u64,
-}
-
-/// Decides every verdict (`plan::Planner`), claims in the ledger the rows to send
-/// (one transaction, on disk before the first request: see `crate::ledger`), then
-/// records the decisions and returns the jobs left to send. A list already sent
-/// (rule 3) or a ledger that fails is refused before anything is recorded.
-fn plan(
-    verdicts: Vec<Verdict>,
-    prior: &Prior,
-    settings: &SendSettings,
-    recorder: &Recorder,
-    mut ledger: Option<&mut LedgerRun>,
-) -> Result<Plan, Error> {
-    let flags = plan::Flags {
-        dry_run: settings.dry_run,
-        resume: settings.resume,
-        retry_failed: settings.retry_failed,
-        retry_unknown: settings.retry_unknown,
-        resend_changed: settings.resend_changed,
-        allow_repeat: settings.allow_repeat,
-    };
-    let now = ledger::now();
-    let planning = Instant::now();
-    let seen = match (ledger.as_deref_mut(), &settings.ledger) {
-        (Some(run), Some(ls)) => {
-            let claims = !settings.dry_run;
-            if claims {
-                // Held until the claims are committed: no other run checks in between.
-                run.store.begin()?;
-            }
-            let seen = ledger_seen(run, ls, prior, &verdicts, now, claims);
-            if seen.is_err() {
-                run.store.rollback();
-            }
-            Some(seen?)
-        }
-        _ => None,
-    };
-    let view = seen.as_ref().map(|seen| plan::LedgerView {
-        seen,
-        cap: settings.ledger.as_ref().and_then(|l| l.cap),
-        now,
-        tz: &settings.timezone,
-    });
-    let mut planner = plan::Planner::new(&verdicts, prior, view, flags);
-    let decisions: Vec<plan::Decision> = verdicts.into_iter().map(|v| planner.decide(v)).collect();
-    let held = planner.repeats();
-    let changed = planner.changed();
-    // Rule 3 is for a first run of a list: a resumed campaign's rows that went out
-    // elsewhere since are held, one by one.
-    if let Some(e) = planner
-        .already_sent_error(&settings.timezone)
-        .filter(|_| !settings.resume)
-    {
-        if let Some(run) = ledger.as_deref_mut() {
-            run.store.rollback();
-        }
-        return Err(e.into());
-    }
-    if let Some(run) = ledger.filter(|_| !settings.dry_run) {
-        let entries: Vec<ledger::Entry> = decisions
-            .iter()
-            .filter_map(|d| d.job.as_ref())
-            .map(|job| ledger::entry_for(job, &run.campaign, now))
-            .collect();
-        let claimed = run.store.claim(&entries).and_then(|()| run.store.commit());
-        if claimed.is_err() {
-            run.store.rollback();
-        }
-        claimed?;
-        run.claimed = true;
-        tracing::debug!(
-            claimed = entries.len(),
-            ms = planning.elapsed().as_secs_f64() * 1000.0,
-            "ledger: checked and claimed"
-        );
-    }
-    let mut out = Plan {
-        jobs: Vec::new(),
-        skipped: 0,
-        sent_before: 0,
-        changed,
-    };
-    if changed > 0 {
-        tracing::warn!("{}", tr!("send-held-changed", rows = changed));
-    }
-    for mut decision in decisions {
-        // A dry run's file holds no outcome of the real run: rows a resume would skip
-        // are counted (`skipped`), not copied.
-        if settings.dry_run
-            && decision.carried.is_some()
-            && decision
-                .record
-                .as_ref()
-                .is_some_and(|(o, _)| o.status != Status::Held)
-        {
-            decision.record = None;
-        }
-        if let Some(warning) = decision.warning {
-            tracing::warn!("{warning}");
-        }
-        if let Some(status) = decision.carried {
-            out.skipped += 1;
-            out.sent_before += u64::from(status == Status::Sent);
-        }
-        if let (Some(job), Some(earlier)) = (&decision.job, decision.earlier) {
-            recorder.remember_earlier(&job.key, earlier);
-        }
-        if let Some((outcome, key)) = decision.record {
-            recorder.record(outcome, key.as_deref())?;
-        }
-        out.jobs.extend(decision.job);
-    }
-    if out.skipped > 0 {
-        tracing::info!("{}", tr!("send-skipped", rows = out.skipped));
-    }
-    if held > 0 {
-        tracing::warn!("{}", tr!("send-held", rows = held));
-    }
-    Ok(out)
-}
-
-/// What the ledger knows for the list's valid rows; on `--resume`, first settles what
-/// an earlier run of this campaign left `pending` (a kill), from the journal.
-fn ledger_seen(
-    run: &mut LedgerRun,
-    settings: &ledger::Settings,
-    prior: &Prior,
-    verdicts: &[Verdict],
-    now: i64,
-    claims: bool,
-) -> Result<ledger::Seen, Error> {
-    let jobs = || {
-        verdicts.iter().filter_map(|v| match v {
-            Verdict::Valid(job) => Some(job),
-            _ => None,
-        })
-    };
-    let known = if claims {
-        run.store
-            .settle(&run.campaign.results, &ledger::settled_from(prior))?;
-        // A ledger deleted, emptied or replaced since: it learns what the journal
-        // says went out (or may have), so that another list holds it.
-        let texts: HashMap<&str, &Job> = jobs().map(|j| (ledger::base_key(&j.key), j)).collect();
-        let seeds = ledger::seeds_from(prior, &run.campaign, |key| texts.get(key).copied());
-        run.store.seed(&seeds)?;
-        ledger::known_keys(prior)
-    } else {
-        // A dry run speaks for the real run: what that campaign's journal knows.
-        match Prior::of_results(Path::new(&run.campaign.results)) {
-            Ok(Some(real)) => ledger::known_keys(&real),
-            _ => std::collections::HashSet::new(),
-        }
-    };
-    let keys: Vec<&str> = jobs().map(|j| ledger::base_key(&j.key)).collect();
-    let phones: Vec<&str> = jobs().map(|j| j.telephone.as_str()).collect();
-    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
-    Ok(run.store.seen(
-        &run.campaign.results,
-        &known,
-        &keys,
-        &phones,
-        now - secs(settings.repeat_window),
-        settings.cap.map(|c| now - secs(c.per)),
-    )?)
-}
-
-/// "Already sent" said of a results file whose journal names another list (say
-/// `contacts.xlsx` beside `contacts.csv`, which share default names): say whose it is.
-fn another_lists_results(
-    e: journal::ResultsError,
-    settings: &SendSettings,
-) -> journal::ResultsError {
-    let journal::ResultsError::AlreadyExists { path } = e else {
-        return e;
-    };
-    let recorded = journal::journal_view(&path).and_then(|v| v.last_run);
-    let this = std::fs::canonicalize(&settings.list.input).ok();
-    match (recorded, this) {
-        (Some(run), Some(this))
-            if !run.input_absolute.as_os_str().is_empty() && run.input_absolute != this =>
-        {
-            journal::ResultsError::OtherList {
-                suggestion: journal::naming::own_results(&settings.list.input, &path),
-                path,
-                list: run.input_absolute,
-            }
-        }
-        _ => journal::ResultsError::AlreadyExists { path },
-    }
-}
-
 /// The settings that matter, for the first line of a run's log.
 fn settings_line(settings: &SendSettings, tokens: usize) -> String {
     let mut parts = Vec::new();
@@ -1001,10 +679,10 @@ fn settings_line(settings: &SendSettings, tokens: usize) -> String {
     }
     parts.push(tr!(
         "send-settings-rate",
-        rate = settings.rate,
-        in_flight = settings.max_in_flight
+        rate = settings.pool.rate,
+        in_flight = settings.pool.max_in_flight
     ));
-    parts.push(format!("max_failures {}", settings.max_failures));
+    parts.push(format!("max_failures {}", settings.pool.max_failures));
     if settings.resume {
         parts.push("--resume".into());
     }
@@ -1062,227 +740,5 @@ fn run_info(settings: &SendSettings, read: &ListRead, started_at: &str) -> journ
         tool_version: env!("CARGO_PKG_VERSION").into(),
         started_at: started_at.to_owned(),
         boot_id: journal::boot_id(),
-    }
-}
-
-/// Rows held for a changed text (rule 1) keep their `sent` line, but their new text was
-/// not sent: like `held`, they make a finished run's exit 4.
-fn with_changed(exit: Exit, changed: u64) -> Exit {
-    match exit {
-        Exit::Success if changed > 0 => Exit::ListProblems,
-        other => other,
-    }
-}
-
-/// Exit code of a run that went to the end: rows the API refused or may not have
-/// received (act now) come before rows the list itself spoiled (fix the list some day).
-/// Suppressed rows count for neither: leaving them out is what was asked for. Rows
-/// `held` as messages already sent count with the list's: nothing of the API needs
-/// attention.
-fn finished_exit(counts: &HashMap<Status, u64>) -> Exit {
-    let any = |statuses: &[Status]| {
-        statuses
-            .iter()
-            .any(|s| counts.get(s).copied().unwrap_or(0) > 0)
-    };
-    if any(&[Status::Failed, Status::Unknown, Status::NotSent]) {
-        Exit::SomeRowsNotSent
-    } else if any(&[Status::Invalid, Status::Duplicate, Status::Held]) {
-        Exit::ListProblems
-    } else {
-        Exit::Success
-    }
-}
-
-/// After a run that went to the end with rows not delivered (exit 1): the report that
-/// says why, and, with `failed` rows, the command that sends them again once the cause
-/// is fixed (`unknown` rows may have been delivered: the report says how to check).
-fn next_step(settings: &SendSettings, counts: &HashMap<Status, u64>) -> String {
-    let report = format!(
-        "wolkvox-dispatch report {}",
-        crate::text::quote(&settings.results)
-    );
-    let mut text = tr!("summary-next-report", command = report);
-    if counts.get(&Status::Failed).copied().unwrap_or(0) > 0 {
-        let retry = format!("{} --retry-failed", resume_command(settings));
-        text.push('\n');
-        text.push_str(&tr!("summary-next-retry", command = retry));
-    }
-    text
-}
-
-/// How long sending would take at the configured limits, and when it would finish.
-fn estimate(pace: &Pace<'_>, max_in_flight: usize) -> String {
-    let finish = pace
-        .finish_when()
-        .map(|line| format!("; {line}"))
-        .unwrap_or_default();
-    tr!(
-        "send-estimate",
-        messages = pace.jobs,
-        time = human_duration(sending_time(pace.jobs as u64, pace.rate, pace.tokens)),
-        rate = pace.rate,
-        tokens = pace.tokens,
-        in_flight = max_in_flight,
-        finish = finish
-    )
-}
-
-/// The command that continues this run: the command line it was started with (so every
-/// flag, `--base-url` or `--rate` included, carries over), with `--resume` and
-/// `--results`, and without `--retry-failed` / `--retry-unknown`: rows this run retried
-/// and that came back `failed` or `unknown` again are not re-sent unless asked again.
-fn resume_command(settings: &SendSettings) -> String {
-    journal::resume_command(std::env::args_os().skip(1), &settings.results)
-}
-
-/// Prints the summary (with `--log-format json`, as one JSON line, like every other
-/// line) and, with `--summary-json`, writes it as JSON too.
-fn print_summary(summary: &Summary<'_>, settings: &SendSettings, exit: Exit, started_at: &str) {
-    let json = SummaryJson {
-        summary,
-        exit_code: exit.code(),
-        dry_run: settings.dry_run,
-        started_at,
-        finished_at: &journal::now(),
-        error: None,
-    };
-    let text = if settings.log_format == cli::LogFormat::Json {
-        let mut line = json.to_json();
-        line["summary"] = summary.title.english.clone().into();
-        line["input"] = settings.list.input.display().to_string().into();
-        format!("{line}\n")
-    } else {
-        summary.render()
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-    if let Some(path) = &settings.summary_json {
-        write_summary_json(path, &json);
-    }
-}
-
-/// The workbook beside the results (unless `--no-xlsx`); one that cannot be written
-/// is a warning: the results CSV is the record.
-fn write_workbook(
-    settings: &SendSettings,
-    counts: &HashMap<Status, u64>,
-    started_at: &str,
-    resume: Option<String>,
-) -> Option<std::path::PathBuf> {
-    if !settings.xlsx {
-        return None;
-    }
-    let path = super::workbook::path_for(&settings.results);
-    let local = |rfc3339: &str| {
-        crate::i18n::when_recorded(rfc3339, &settings.timezone)
-            + &crate::i18n::zone_note(&settings.timezone)
-    };
-    let mut extra = vec![
-        (tr!("workbook-started"), local(started_at)),
-        (tr!("workbook-finished"), local(&journal::now())),
-    ];
-    if settings.dry_run {
-        extra.push((tr!("workbook-dry-run"), tr!("workbook-nothing-sent")));
-    }
-    extra.extend(resume.map(|command| (tr!("workbook-to-continue"), command)));
-    let summary =
-        super::workbook::summary_lines(&settings.list.input, &settings.results, counts, &extra);
-    let written = super::workbook::write(
-        &path,
-        &settings.list.input,
-        &settings.list.read,
-        &settings.results,
-        &settings.timezone,
-        summary,
-    );
-    match written {
-        Ok(()) => {
-            // People read it in the summary; a JSON log keeps its line.
-            if settings.log_format == cli::LogFormat::Json {
-                tracing::info!("{}", tr!("send-workbook", path = path.display()));
-            }
-            Some(path)
-        }
-        Err(e) => {
-            tracing::warn!("{}", tr!("send-workbook-failed", error = e.to_string()));
-            None
-        }
-    }
-}
-
-/// A summary file that cannot be written is a warning: the run itself is done.
-fn write_summary_json(path: &Path, json: &SummaryJson<'_>) {
-    if let Err(e) = json.write(path) {
-        tracing::warn!(
-            "{}",
-            tr!("send-summary-failed", path = path.display(), error = e)
-        );
-    }
-}
-
-/// First Ctrl-C or SIGTERM: stop starting requests and let those in flight finish.
-/// Second: exit at once, after taking the results lock so no line is left half-written.
-async fn watch_signals(stop: CancellationToken, recorder: Arc<Recorder>, resume: String) {
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("{}", tr!("send-no-signals", error = e));
-            return;
-        }
-    };
-    signals.next().await;
-    tracing::warn!("{}", tr!("send-interrupted"));
-    stop.cancel();
-    signals.next().await;
-    let _frozen = recorder.freeze();
-    tracing::error!(
-        "{}\n{}",
-        tr!(
-            "send-interrupted-again",
-            results = recorder.path().display()
-        ),
-        tr!("send-to-continue", command = resume)
-    );
-    std::process::exit(i32::from(Exit::Stopped.code()));
-}
-
-#[cfg(unix)]
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-#[cfg(unix)]
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    async fn next(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-}
-
-#[cfg(not(unix))]
-struct Signals;
-
-#[cfg(not(unix))]
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        Ok(Self)
-    }
-
-    async fn next(&mut self) {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
