@@ -7,6 +7,13 @@ error before any row is looked at) and then judges rows one at a time, so
 `validate` streams. It owns the content key that resume and duplicate
 detection use: the normalized telephone plus what would be sent, never the
 row's position, so an edited or re-sorted list still matches.
+
+Here: what a verdict is (`Verdict`, `Job`, `Message`, `Problem`) and judging one row
+on its own. `columns` reads the header (which column plays which role, or the
+`HeaderError`); `settle` gives the verdict that depends on the rows before
+(duplicates) and the opt-out lists (`suppress`), and judges rows on a second thread;
+`phone` normalizes numbers, `template` renders message templates, `key` makes the
+content key, `settings` holds what the validator is told.
 */
 
 mod columns;
