@@ -678,7 +678,7 @@ fn duplicates_are_found_across_many_rows_and_name_the_first() {
 }
 
 /// A job for tests, used by other modules' tests too (`plan`, `journal`, `send`); it
-/// lives here, in test code, not behind a `#[cfg(test)]` in the validator's code.
+/// lives here, in test code, not among the validator's own items.
 impl Job {
     /// A free message "hola" to a realistic number ending in `row`, with content key `key`.
     pub(crate) fn for_test(row: u64, key: &str) -> Job {
