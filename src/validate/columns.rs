@@ -35,6 +35,7 @@ pub(super) enum Kind {
     Template(TemplateColumns),
 }
 
+/// The columns an HSM template's call is made from.
 #[derive(Debug, Clone)]
 pub(super) struct TemplateColumns {
     /// The `template_name` column, if any; its empty cells use `default_name`.
@@ -56,6 +57,7 @@ pub(super) enum Vars {
     None,
 }
 
+/// Why the header cannot be read as a contact list: nothing is judged then.
 #[derive(Debug, thiserror::Error)]
 pub enum HeaderError {
     #[error("{}", tr!("header-missing", path = .path, column = .column, header = .header, key = *.key))]
