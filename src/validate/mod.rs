@@ -289,6 +289,11 @@ impl Validator {
         &self.summary
     }
 
+    /// Whether this list is sent as HSM templates.
+    pub(crate) fn is_template(&self) -> bool {
+        matches!(self.positions.kind, Kind::Template(_))
+    }
+
     /// Judges one row. Later rows with the same content as an earlier valid row
     /// are duplicates, unless duplicates are allowed.
     pub fn check(&mut self, record: &Record) -> Verdict {
@@ -450,13 +455,6 @@ fn cell_or<'a>(
         .filter(|cell| !cell.is_empty())
         .map(str::to_owned)
         .or_else(|| default.cloned())
-}
-
-impl Validator {
-    /// Whether this list is sent as HSM templates.
-    pub(crate) fn is_template(&self) -> bool {
-        matches!(self.positions.kind, Kind::Template(_))
-    }
 }
 
 /// A row's template message, or `None` with its problems added.
