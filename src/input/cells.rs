@@ -148,7 +148,7 @@ impl CellDisplay {
             Data::Bool(false) => return Shown::Text("FALSE".into()),
             Data::Error(e) => return Shown::Error(e.to_string()),
             Data::DateTimeIso(_) | Data::DurationIso(_) => {
-                return Shown::Text(super::cell_text(cell));
+                return Shown::Text(cell_text(cell));
             }
             Data::Int(i) => *i as f64,
             Data::Float(f) => *f,
@@ -164,7 +164,7 @@ impl CellDisplay {
             }
         }
         Shown::Text(match cell {
-            Data::DateTime(dt) => super::cell_text(&Data::DateTime(*dt)),
+            Data::DateTime(dt) => cell_text(&Data::DateTime(*dt)),
             _ => general(value, self.locale),
         })
     }
@@ -303,9 +303,139 @@ pub(crate) fn fifteen_digits(value: f64) -> String {
     rounded.to_string()
 }
 
+/// A cell as the text the user sees or typed.
+pub(crate) fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => float_text(*f),
+        Data::Bool(true) => "TRUE".into(),
+        Data::Bool(false) => "FALSE".into(),
+        Data::DateTime(dt) => datetime_text(dt),
+        Data::DateTimeIso(s) => s
+            .strip_suffix("T00:00:00")
+            .unwrap_or(s)
+            .replacen('T', " ", 1),
+        Data::DurationIso(s) => iso_duration_text(s).unwrap_or_else(|| s.clone()),
+        Data::Error(e) => e.to_string(),
+    }
+}
+
+/// A float as decimal digits, never in scientific notation: integral values
+/// without a fraction (`573001234567.0` is `573001234567`), others as the
+/// shortest text that reads back as the same number.
+pub(crate) fn float_text(f: f64) -> String {
+    if f == 0.0 {
+        // Also turns -0 into 0.
+        return "0".into();
+    }
+    // Rust's `Display` for f64 never uses an exponent and drops `.0`.
+    f.to_string()
+}
+
+/// An .ods time (`PT09H30M00S`, `PT33H00M00.5S`) as `09:30` (`HH:MM:SS` with seconds),
+/// as times of .xlsx cells without a format are shown; `None` for other durations.
+fn iso_duration_text(iso: &str) -> Option<String> {
+    let rest = iso.strip_prefix("PT")?;
+    let (hours, rest) = rest.split_once('H')?;
+    let (minutes, rest) = rest.split_once('M')?;
+    let seconds = rest.strip_suffix('S')?;
+    let hours: u64 = hours.parse().ok()?;
+    let minutes: u64 = minutes.parse().ok()?;
+    let seconds: f64 = seconds.parse().ok()?;
+    let seconds = seconds.round() as u64;
+    Some(if seconds == 0 {
+        format!("{hours:02}:{minutes:02}")
+    } else {
+        format!("{hours:02}:{minutes:02}:{seconds:02}")
+    })
+}
+
+/// Dates as `YYYY-MM-DD`, times as `HH:MM` (`HH:MM:SS` with seconds), both
+/// when the cell has both; durations as `H:MM:SS`.
+fn datetime_text(dt: &calamine::ExcelDateTime) -> String {
+    let value = dt.as_f64();
+    if dt.is_duration() || !value.is_finite() || value < 0.0 {
+        let secs = (value * 86_400.0).round();
+        if !secs.is_finite() {
+            return float_text(value);
+        }
+        let secs = secs.abs() as u64;
+        return format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    }
+    // The time of day, rounded to the second: 10:31 is stored as 0.438194...,
+    // which calamine turns into 10:30:59.999.
+    let secs = ((value.fract() * 86_400.0).round() as u64).min(86_399);
+    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let (y, mo, d, ..) = dt.to_ymd_hms_milli();
+    let time = if s == 0 {
+        format!("{h:02}:{mi:02}")
+    } else {
+        format!("{h:02}:{mi:02}:{s:02}")
+    };
+    let date = format!("{y:04}-{mo:02}-{d:02}");
+    if value < 1.0 {
+        time
+    } else if (h, mi, s) == (0, 0, 0) {
+        date
+    } else {
+        format!("{date} {time}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ods_times_read_as_clock_times() {
+        assert_eq!(iso_duration_text("PT09H00M00S").as_deref(), Some("09:00"));
+        assert_eq!(
+            iso_duration_text("PT15H30M05.4S").as_deref(),
+            Some("15:30:05")
+        );
+        assert_eq!(iso_duration_text("P1DT1H"), None);
+        assert_eq!(iso_duration_text("PT1H2M").as_deref(), None);
+        assert_eq!(iso_duration_text("PTxH00M00S"), None);
+    }
+
+    #[test]
+    fn numeric_cells_print_as_typed() {
+        assert_eq!(float_text(573001234567.0), "573001234567");
+        assert_eq!(float_text(3001234567.0), "3001234567");
+        assert_eq!(float_text(1e20), "100000000000000000000");
+        assert_eq!(float_text(12.5), "12.5");
+        assert_eq!(float_text(0.1), "0.1");
+        assert_eq!(float_text(-0.0), "0");
+        assert_eq!(cell_text(&Data::Int(42)), "42");
+        assert_eq!(cell_text(&Data::Bool(true)), "TRUE");
+        assert_eq!(cell_text(&Data::Empty), "");
+        assert_eq!(cell_text(&Data::Error(calamine::CellErrorType::NA)), "#N/A");
+        assert_eq!(
+            cell_text(&Data::DateTimeIso("2025-03-14T00:00:00".into())),
+            "2025-03-14"
+        );
+    }
+
+    #[test]
+    fn dates_and_times_print_as_iso_text() {
+        let dt = |v: f64| {
+            cell_text(&Data::DateTime(calamine::ExcelDateTime::new(
+                v,
+                calamine::ExcelDateTimeType::DateTime,
+                false,
+            )))
+        };
+        assert_eq!(dt(45730.0), "2025-03-14");
+        assert_eq!(dt(45730.4375), "2025-03-14 10:30");
+        // 10:31 is not exact in binary: still 10:31, not 10:30:59.
+        assert_eq!(dt(10.0 / 24.0 + 31.0 / 1440.0), "10:31");
+        assert_eq!(dt(0.5 + 15.0 / 86400.0), "12:00:15");
+        let duration =
+            calamine::ExcelDateTime::new(1.5, calamine::ExcelDateTimeType::TimeDelta, false);
+        assert_eq!(cell_text(&Data::DateTime(duration)), "36:00:00");
+    }
 
     proptest::proptest! {
         /// No format code a workbook can hold, applied to any value, panics.

@@ -166,11 +166,6 @@ impl Suppression {
         self.numbers.len()
     }
 
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.numbers.is_empty()
-    }
-
     pub(crate) fn lists(&self) -> &[PathBuf] {
         &self.lists
     }
@@ -266,6 +261,12 @@ fn table_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Suppression {
+        fn is_empty(&self) -> bool {
+            self.numbers.is_empty()
+        }
+    }
 
     /// Every number of `paths`, read as the list's `telephone` column would be.
     fn load(paths: &[PathBuf]) -> Result<Suppression, SuppressError> {
