@@ -243,7 +243,20 @@ fn one_sequence(seed: u64) {
         let n = rows_of(second);
         if run_no > 0 && !reconciled && !second && rng.chance(50) {
             reconciled = true;
-            reconcile_and_check(results, &config, &fake, machine_zone, seed, run_no);
+            let own = tels
+                .iter()
+                .zip(&messages)
+                .map(|(t, m)| {
+                    let sent = if hsm_campaign {
+                        (API_SEND_TEMPLATE, None)
+                    } else {
+                        // The CSV field without its quotes, as sent.
+                        (API_SEND_MESSAGE, Some(m.trim_matches('"').to_owned()))
+                    };
+                    (t.clone(), sent)
+                })
+                .collect();
+            reconcile_and_check(&own, results, &config, &fake, machine_zone, seed, run_no);
         }
         // The journal is ahead of the results file: after a second Ctrl-C or a kill, a
         // row's last results line can be older than the intent of a request in flight.
@@ -420,7 +433,10 @@ fn message_of(r: &Received) -> String {
 
 /// Runs `reconcile --settle-after 0s` and checks its verdicts against what the fake
 /// delivered. A damaged journal may refuse it (exit 2): then nothing may have changed.
+/// `own`: each telephone of the campaign with the API and text its row is sent with
+/// (no text for a template).
 fn reconcile_and_check(
+    own: &HashMap<String, (&str, Option<String>)>,
     results: &Path,
     config: &Path,
     fake: &FakeWolkvox,
@@ -450,9 +466,20 @@ fn reconcile_and_check(
         );
         return;
     }
-    // What the fake delivered, read now: a request of a killed run may have been
-    // delivered after that run's own snapshot.
-    let delivered: HashSet<String> = fake.delivered_telephones().into_iter().collect();
+    // What the fake delivered of this campaign's own messages, read now: a request of
+    // a killed run may have been delivered after that run's own snapshot. Another
+    // message to the same telephone (the second list's template, say) is not this
+    // row's message, and the report tells them apart by their text.
+    let delivered: HashSet<String> = fake
+        .delivered()
+        .iter()
+        .filter(|r| {
+            let tel = r.telephone.as_deref().unwrap_or_default();
+            own.get(tel)
+                .is_some_and(|(api, text)| r.api == *api && r.message() == text.as_deref())
+        })
+        .filter_map(|r| r.telephone.clone())
+        .collect();
     for line in out.stdout.lines() {
         let Some(tel) = line.split_whitespace().nth(2) else {
             continue;
