@@ -882,3 +882,19 @@ ledger-period-minutes = { $n ->
 send-held-changed = { $rows } rows are held: their text changed since this campaign sent their number a message, and the new text is not sent (see their msg: when, which row, the text sent). To send the new texts on purpose: the same command with --resume --resend-changed
 summary-held-changed = changed
 summary-held-changed-why = (held: the text changed, and their number already got this campaign's earlier text; --resume --resend-changed sends the new one)
+
+# issue 32
+ledger-url-not-postgres = it is not a PostgreSQL url: write postgres://USER@HOST[:PORT]/DATABASE (add ?sslmode=require for TLS)
+ledger-url-invalid = it is not a valid PostgreSQL url ({ $error }): write postgres://USER@HOST[:PORT]/DATABASE
+ledger-url-password = it holds a password, which must not be in a config file: remove it from the url and give it in the PGPASSWORD environment variable or in ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD, chmod 600)
+ledger-url-and-path = [ledger] has both url and path: keep url for the team's database, or path for a file on this machine
+ledger-pg-unreachable = the database server cannot be reached or stopped answering ({ $error })
+ledger-pg-auth = the database refused the login ({ $error }): check the user in [ledger] url and the password in PGPASSWORD or ~/.pgpass
+ledger-pg-no-database = the database does not exist ({ $error }): create it (createdb) or fix the name in [ledger] url
+ledger-pg-privilege = the database user may not do this ({ $error }): it needs to create tables in the database the first time (or run `wolkvox-dispatch ledger migrate` as one who may), then read and write them
+ledger-pgpass-open = { $path } is ignored: others may read it. Make it private: chmod 600 { $path }
+ledger-lost-mid-run = the send ledger { $path } was lost while sending: { $problem }. The run stopped starting requests; every message it sent was claimed before it left, and the rest stay not_sent
+ledger-migrated = the send ledger { $path } is at schema version { $to } (was { $from })
+ledger-migrate-file = the send ledger { $path } is a file on this machine: it is brought up to date whenever it is opened. `ledger migrate` is for [ledger] url
+ledger-no-subcommand = say what to do with the ledger: `wolkvox-dispatch ledger migrate`
+history-imported-ledger = { $added } entries added to the send ledger from the ledger file { $file } ({ $known } were already there; claims of unfinished runs come in as unknown)

@@ -909,3 +909,19 @@ ledger-period-minutes = { $n ->
 send-held-changed = { $rows } filas quedan retenidas: su texto cambió desde que esta campaña envió un mensaje a su número, y el texto nuevo no se envía (vea su msg: cuándo, qué fila, el texto enviado). Para enviar los textos nuevos a propósito: el mismo comando con --resume --resend-changed
 summary-held-changed = cambiadas
 summary-held-changed-why = (retenidas: el texto cambió, y su número ya recibió el texto anterior de esta campaña; --resume --resend-changed envía el nuevo)
+
+# issue 32
+ledger-url-not-postgres = no es una url de PostgreSQL: escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE (añada ?sslmode=require para TLS)
+ledger-url-invalid = no es una url de PostgreSQL válida ({ $error }): escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE
+ledger-url-password = lleva una contraseña, que no debe ir en un archivo de configuración: quítela de la url y dela en la variable de entorno PGPASSWORD o en ~/.pgpass (SERVIDOR:PUERTO:BASE:USUARIO:CONTRASEÑA, chmod 600)
+ledger-url-and-path = [ledger] tiene url y path a la vez: deje url para la base de datos del equipo, o path para un archivo en este equipo
+ledger-pg-unreachable = no se puede llegar al servidor de la base de datos o dejó de responder ({ $error })
+ledger-pg-auth = la base de datos rechazó el inicio de sesión ({ $error }): revise el usuario en [ledger] url y la contraseña en PGPASSWORD o ~/.pgpass
+ledger-pg-no-database = la base de datos no existe ({ $error }): créela (createdb) o corrija el nombre en [ledger] url
+ledger-pg-privilege = el usuario de la base de datos no puede hacer esto ({ $error }): la primera vez necesita crear tablas en la base (o que alguien que pueda ejecute `wolkvox-dispatch ledger migrate`), y después leerlas y escribirlas
+ledger-pgpass-open = se ignora { $path }: otros pueden leerlo. Hágalo privado: chmod 600 { $path }
+ledger-lost-mid-run = se perdió el registro de envíos { $path } mientras se enviaba: { $problem }. La ejecución dejó de iniciar solicitudes; cada mensaje que envió quedó reservado antes de salir, y el resto queda not_sent
+ledger-migrated = el registro de envíos { $path } está en la versión de esquema { $to } (era { $from })
+ledger-migrate-file = el registro de envíos { $path } es un archivo en este equipo: se pone al día cada vez que se abre. `ledger migrate` es para [ledger] url
+ledger-no-subcommand = diga qué hacer con el registro: `wolkvox-dispatch ledger migrate`
+history-imported-ledger = { $added } entradas añadidas al registro de envíos desde el archivo de registro { $file } ({ $known } ya estaban; las reservas de ejecuciones sin terminar entran como unknown)

@@ -1,0 +1,66 @@
+/*!
+The watch on a server ledger while a run sends: a thread that asks the server every
+`INTERVAL` whether it is still there, and calls `on_loss` once when it is not (the
+run then stops starting requests). Every message was claimed before the first
+request, so a lost server never lets one out unclaimed; the watch makes the run stop
+rather than send on while nobody can see or settle its claims.
+*/
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::LedgerError;
+
+/// How often the server is asked.
+const INTERVAL: Duration = Duration::from_millis(500);
+
+/// A running watch; `finish` ends it and tells whether the server was lost.
+pub(crate) struct Watch {
+    done: Arc<AtomicBool>,
+    lost: Arc<Mutex<Option<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    /// Starts watching with `probe`; `on_loss` is called once, from the watch's thread.
+    pub(crate) fn start(
+        mut probe: Box<dyn FnMut() -> Result<(), LedgerError> + Send>,
+        on_loss: impl FnOnce() + Send + 'static,
+    ) -> Watch {
+        let done = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(Mutex::new(None));
+        let (d, l) = (Arc::clone(&done), Arc::clone(&lost));
+        let thread = std::thread::Builder::new()
+            .name("ledger-watch".into())
+            .spawn(move || {
+                while !d.load(Ordering::Acquire) {
+                    if let Err(e) = probe() {
+                        *l.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                        on_loss();
+                        return;
+                    }
+                    // Short naps, so that `finish` does not wait a whole interval.
+                    let mut slept = Duration::ZERO;
+                    while slept < INTERVAL && !d.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(50));
+                        slept += Duration::from_millis(50);
+                    }
+                }
+            })
+            .ok();
+        Watch { done, lost, thread }
+    }
+
+    /// Ends the watch; what was wrong with the ledger if it was lost.
+    pub(crate) fn finish(mut self) -> Option<String> {
+        self.done.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
