@@ -898,3 +898,5 @@ ledger-migrated = the send ledger { $path } is at schema version { $to } (was { 
 ledger-migrate-file = the send ledger { $path } is a file on this machine: it is brought up to date whenever it is opened. `ledger migrate` is for [ledger] url
 ledger-no-subcommand = say what to do with the ledger: `wolkvox-dispatch ledger migrate`
 history-imported-ledger = { $added } entries added to the send ledger from the ledger file { $file } ({ $known } were already there; claims of unfinished runs come in as unknown)
+cli-ledger-about = The team's send ledger in PostgreSQL ([ledger] url): `ledger migrate` creates or updates its tables
+cli-ledger-words = `migrate`: create or update the ledger's tables in the database

@@ -925,3 +925,5 @@ ledger-migrated = el registro de envíos { $path } está en la versión de esque
 ledger-migrate-file = el registro de envíos { $path } es un archivo en este equipo: se pone al día cada vez que se abre. `ledger migrate` es para [ledger] url
 ledger-no-subcommand = diga qué hacer con el registro: `wolkvox-dispatch ledger migrate`
 history-imported-ledger = { $added } entradas añadidas al registro de envíos desde el archivo de registro { $file } ({ $known } ya estaban; las reservas de ejecuciones sin terminar entran como unknown)
+cli-ledger-about = El registro de envíos del equipo en PostgreSQL ([ledger] url): `ledger migrate` crea o actualiza sus tablas
+cli-ledger-words = `migrate`: crea o actualiza las tablas del registro en la base de datos

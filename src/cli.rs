@@ -159,6 +159,8 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// What the send ledger knows: messages to a phone, or since a time; import results files; forget a phone.
     History(HistoryArgs),
+    /// The team's send ledger in PostgreSQL ([ledger] url): `ledger migrate` creates or updates its tables.
+    Ledger(LedgerArgs),
     /// Write a first, commented config file (wolkvox.toml) in your language, asking for the server, the WhatsApp connector and the country.
     Init(InitArgs),
 }
@@ -401,6 +403,18 @@ pub struct HistoryArgs {
     pub ledger: Option<PathBuf>,
 }
 
+/// `ledger`: the send ledger's own upkeep.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LedgerArgs {
+    /// `migrate`: create or update the ledger's tables in the database.
+    #[arg(value_name = "ACTION")]
+    pub words: Vec<String>,
+
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum HistoryFormat {
     #[default]
@@ -560,6 +574,7 @@ mod tests {
                 Command::Report(_)
                 | Command::Reconcile(_)
                 | Command::Init(_)
+                | Command::Ledger(_)
                 | Command::History(_) => {
                     unreachable!("parsed send or validate")
                 }

@@ -421,11 +421,6 @@ impl Postgres {
         })
     }
 
-    /// Where the store is, for messages.
-    pub(crate) fn shown(&self) -> &str {
-        &self.target.shown
-    }
-
     fn newer(&self, version: i32) -> LedgerError {
         LedgerError::Failed {
             path: self.target.shown.clone().into(),

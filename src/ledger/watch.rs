@@ -18,7 +18,7 @@ const INTERVAL: Duration = Duration::from_millis(500);
 /// A running watch; `finish` ends it and tells whether the server was lost.
 pub(crate) struct Watch {
     done: Arc<AtomicBool>,
-    lost: Arc<Mutex<Option<String>>>,
+    lost: Arc<Mutex<Option<LedgerError>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -36,7 +36,8 @@ impl Watch {
             .spawn(move || {
                 while !d.load(Ordering::Acquire) {
                     if let Err(e) = probe() {
-                        *l.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                        tracing::warn!("{}", lost_text(&e));
+                        *l.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
                         on_loss();
                         return;
                     }
@@ -52,7 +53,7 @@ impl Watch {
         Watch { done, lost, thread }
     }
 
-    /// Ends the watch; what was wrong with the ledger if it was lost.
+    /// Ends the watch; why the run stopped if the ledger was lost (see `lost_text`).
     pub(crate) fn finish(mut self) -> Option<String> {
         self.done.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
@@ -62,5 +63,18 @@ impl Watch {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+            .map(|e| lost_text(&e))
+    }
+}
+
+/// What a run that lost its ledger says: where, what, and that nothing left unclaimed.
+fn lost_text(e: &LedgerError) -> String {
+    match e {
+        LedgerError::Failed { path, problem } => crate::tr!(
+            "ledger-lost-mid-run",
+            path = path.display(),
+            problem = problem.as_str()
+        ),
+        other => other.to_string(),
     }
 }
