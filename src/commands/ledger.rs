@@ -24,8 +24,7 @@ pub(crate) fn run(args: &LedgerArgs) -> Result<Exit, Error> {
     .ledger;
     match &settings.url {
         Some(url) => {
-            let mut store = ledger::Postgres::open(&ledger::postgres::Target::new(url)?)?;
-            let (from, to) = store.migrate()?;
+            let (from, to) = ledger::Postgres::migrate_at(&ledger::postgres::Target::new(url)?)?;
             println!(
                 "{}",
                 tr!(

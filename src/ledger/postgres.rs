@@ -179,6 +179,8 @@ impl Target {
         config.keepalives_idle(Duration::from_secs(30));
         config.tcp_user_timeout(Duration::from_secs(60));
         config.application_name("wolkvox-dispatch");
+        // The server's notices ("already exists, skipping") are not for people.
+        config.options("-c client_min_messages=warning");
         let shown = shown(&config);
         if config.get_password().is_some() {
             return Err(LedgerError::Failed {
@@ -412,6 +414,12 @@ impl Postgres {
         }
     }
 
+    /// Connects and brings the schema up to date: the versions before and after
+    /// (`ledger migrate`).
+    pub(crate) fn migrate_at(target: &Target) -> Result<(i32, i32), LedgerError> {
+        Self::connect(target)?.migrate()
+    }
+
     fn connect(target: &Target) -> Result<Self, LedgerError> {
         Ok(Postgres {
             client: target.connect()?,
@@ -558,7 +566,11 @@ const COLUMNS_IN: &str =
 impl Store for Postgres {
     fn begin(&mut self) -> Result<(), LedgerError> {
         self.call(|c| {
-            c.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")?;
+            // A committed claim is on the server's disk (whatever its default), as
+            // SQLite's `synchronous=FULL`: a crash of the server never forgets it.
+            c.batch_execute(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO on",
+            )?;
             c.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
                 .map(drop)
         })?;

@@ -200,7 +200,7 @@ impl Cluster {
     fn pg_ctl_start(&self) -> Result<(), String> {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='{}' \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c fsync=off -c full_page_writes=off \
              -c max_connections=60 -c shared_buffers=16MB",
             self.port,
             self.dir.display()

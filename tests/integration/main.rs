@@ -15,6 +15,7 @@ mod hostile_input;
 mod hsm;
 mod layout;
 mod ledger;
+mod ledger_pg;
 mod limited_retry;
 mod limits;
 mod networks;

@@ -1,0 +1,301 @@
+//! One memory for a whole team (issue 32): the send ledger in PostgreSQL, shared by
+//! several processes (hosts), and the same guarantees from a shared SQLite file.
+//! The server is a throwaway cluster on 127.0.0.1 (`common::pg`); without PostgreSQL's
+//! server binaries these tests print why and pass (`.ci/run` installs them).
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const TOKEN: &str = "tok-team-1";
+const TEXT: &str = "Hola, su pedido está listo para recoger";
+
+/// Where the runs of a test keep their ledger.
+enum Shared {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl Shared {
+    /// The config every run of the test reads (`[ledger] url`, or a file's path).
+    fn config(&self, dir: &Path, extra: &str) -> PathBuf {
+        let ledger = match self {
+            Shared::Postgres(url) => format!("url = \"{url}\""),
+            Shared::Sqlite(path) => format!("path = \"{}\"", path.display()),
+        };
+        write_config(
+            dir,
+            &format!("[api]\nconnector_id = \"1\"\n\n[ledger]\n{ledger}\n{extra}\n"),
+        )
+    }
+}
+
+/// Both processes' environment: the password, as a team's hosts give it.
+const ENV: &[(&str, &str)] = &[("PGPASSWORD", pg::PASSWORD)];
+
+/// Deliveries per (telephone, text).
+fn deliveries(fake: &FakeWolkvox) -> HashMap<(String, String), usize> {
+    let mut count = HashMap::new();
+    for r in fake.delivered() {
+        let key = (
+            r.telephone.clone().unwrap_or_default(),
+            r.message().unwrap_or_default().to_owned(),
+        );
+        *count.entry(key).or_insert(0) += 1;
+    }
+    count
+}
+
+/// Two `send` processes at once, on two lists sharing 100 phones (the same text),
+/// against one ledger: every message is delivered exactly once.
+fn two_processes_deliver_each_message_once(shared: &Shared) {
+    let dir = temp_dir();
+    let config = shared.config(dir.path(), "");
+    let tels = colombian_mobiles(300);
+    let rows = |range: std::ops::Range<usize>| -> Vec<(&str, &str)> {
+        tels[range].iter().map(|t| (t.as_str(), TEXT)).collect()
+    };
+    let a = write_csv(dir.path(), "a.csv", &contacts_csv(&rows(0..200), "1"));
+    let b = write_csv(dir.path(), "b.csv", &contacts_csv(&rows(100..300), "1"));
+    let fake = FakeWolkvox::start(Behavior::ok().latency(2));
+    let args = ["--config", config.to_str().unwrap()];
+    let first = spawn_send_with_env(&a, &fake, TOKEN, &args, ENV);
+    let second = spawn_send_with_env(&b, &fake, TOKEN, &args, ENV);
+    let (_, out_a) = first.wait(Duration::from_secs(120));
+    let (_, out_b) = second.wait(Duration::from_secs(120));
+    // The run that finds the shared rows claimed holds them (`held`: exit 4).
+    for out in [&out_a, &out_b] {
+        assert!(matches!(out.code, 0 | 4), "{}", out.stderr);
+    }
+    let delivered = deliveries(&fake);
+    let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    assert_eq!(delivered.len(), 300, "every phone once: {}", out_b.stderr);
+    // The shared rows went out in one run and are `held` in the other.
+    let held = |list: &Path| {
+        read_results(&default_results_path(list))
+            .iter()
+            .filter(|r| r["status"] == "held")
+            .count()
+    };
+    assert_eq!(held(&a) + held(&b), 100);
+}
+
+#[test]
+fn two_processes_on_lists_sharing_100_phones_deliver_each_message_once_postgres() {
+    let Some(cluster) = pg::shared() else {
+        return;
+    };
+    two_processes_deliver_each_message_once(&Shared::Postgres(cluster.database()));
+}
+
+#[test]
+fn two_processes_on_lists_sharing_100_phones_deliver_each_message_once_sqlite() {
+    let dir = temp_dir();
+    two_processes_deliver_each_message_once(&Shared::Sqlite(dir.path().join("team.sqlite3")));
+}
+
+/// A cap of one message a day per number holds across two processes sending
+/// different texts to the same numbers at once.
+#[test]
+fn a_frequency_cap_holds_across_two_processes() {
+    let Some(cluster) = pg::shared() else {
+        return;
+    };
+    let shared = Shared::Postgres(cluster.database());
+    let dir = temp_dir();
+    let config = shared.config(dir.path(), "max_per_phone = \"1/24h\"");
+    let tels = colombian_mobiles(60);
+    let list = |name: &str, text: &str| {
+        let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), text)).collect();
+        write_csv(dir.path(), name, &contacts_csv(&rows, "1"))
+    };
+    let a = list(
+        "promo.csv",
+        "Promoción de fin de mes: 20% en toda la tienda",
+    );
+    let b = list("cobro.csv", "Recordatorio: su factura vence el viernes");
+    let fake = FakeWolkvox::start(Behavior::ok().latency(2));
+    let args = ["--config", config.to_str().unwrap()];
+    let first = spawn_send_with_env(&a, &fake, TOKEN, &args, ENV);
+    let second = spawn_send_with_env(&b, &fake, TOKEN, &args, ENV);
+    let (_, out_a) = first.wait(Duration::from_secs(120));
+    let (_, out_b) = second.wait(Duration::from_secs(120));
+    for out in [&out_a, &out_b] {
+        assert!(matches!(out.code, 0 | 2 | 4), "{}", out.stderr);
+    }
+    let mut per_phone: HashMap<String, usize> = HashMap::new();
+    for t in fake.delivered_telephones() {
+        *per_phone.entry(t).or_insert(0) += 1;
+    }
+    assert_eq!(per_phone.len(), 60, "{}\n{}", out_a.stderr, out_b.stderr);
+    assert!(
+        per_phone.values().all(|n| *n == 1),
+        "one message a day per number: {per_phone:?}"
+    );
+}
+
+/// The database stops answering mid-run: the run stops starting requests, exits 3 with
+/// the resume command, and every message that went out was claimed; with the database
+/// back, --resume sends the rest and nobody twice.
+#[test]
+fn the_database_stopped_mid_run_stops_the_run_resumably() {
+    let Some(cluster) = pg::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let dir = temp_dir();
+    let config = Shared::Postgres(url).config(dir.path(), "");
+    let tels = colombian_mobiles(60);
+    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), TEXT)).collect();
+    let input = write_csv(dir.path(), "lista.csv", &contacts_csv(&rows, "1"));
+    let fake = FakeWolkvox::start(Behavior::ok().latency(300));
+    let args = ["--config", config.to_str().unwrap()];
+    let running = spawn_send_with_env(&input, &fake, TOKEN, &args, ENV);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake.delivered().len() < 2 {
+        assert!(Instant::now() < deadline, "no request arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.stop();
+    let (_, out) = running.wait(Duration::from_secs(90));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("was lost while sending"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--resume"), "{}", out.stderr);
+    assert!(!out.stderr.contains(pg::PASSWORD), "{}", out.stderr);
+    let results = read_results(&default_results_path(&input));
+    let sent: Vec<&String> = results
+        .iter()
+        .filter(|r| r["status"] == "sent")
+        .map(|r| &r["telephone"])
+        .collect();
+    assert!(sent.len() < 60, "the run stopped early: {}", out.stderr);
+    assert_eq!(fake.delivered().len(), sent.len(), "recorded what it sent");
+
+    // Every message that left was claimed (and stays claimed: the end's settle could
+    // not reach the database).
+    cluster.restart();
+    let claimed = cluster.psql(
+        &db,
+        "SELECT telephone FROM wolkvox_claims UNION SELECT telephone FROM wolkvox_messages",
+    );
+    for phone in fake.delivered_telephones() {
+        assert!(
+            claimed.lines().any(|l| l == phone),
+            "{phone} sent unclaimed"
+        );
+    }
+
+    let again = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &again, TOKEN);
+    c.args(args).arg("--resume").env("PGPASSWORD", pg::PASSWORD);
+    let out = run(c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut all = fake.delivered_telephones();
+    all.extend(again.delivered_telephones());
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "nobody twice");
+    assert_eq!(all.len(), 60);
+}
+
+/// `ledger migrate` creates the schema and says its version; a url with a password is
+/// refused naming the key, without repeating the password.
+#[test]
+fn ledger_migrate_and_a_password_in_the_url() {
+    let dir = temp_dir();
+    let with_password = write_config(
+        dir.path(),
+        "[ledger]\nurl = \"postgres://ana:hunter2@127.0.0.1/team\"\n",
+    );
+    let mut c = cmd();
+    c.args(["ledger", "migrate", "--config"])
+        .arg(&with_password);
+    let out = run(c);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("ledger.url"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+
+    let Some(cluster) = pg::shared() else {
+        return;
+    };
+    let url = cluster.database();
+    let config = write_config(dir.path(), &format!("[ledger]\nurl = \"{url}\"\n"));
+    let mut c = cmd();
+    c.args(["ledger", "migrate", "--config"])
+        .arg(&config)
+        .env("PGPASSWORD", pg::PASSWORD);
+    let out = run(c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("schema version 1 (was 0)"),
+        "{}",
+        out.stdout
+    );
+    // A wrong password: refused, naming where to give it.
+    let mut c = cmd();
+    c.args(["ledger", "migrate", "--config"])
+        .arg(&config)
+        .env("PGPASSWORD", "wrong");
+    let out = run(c);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("PGPASSWORD"), "{}", out.stderr);
+}
+
+/// `history import LEDGER.sqlite3` moves a person's history into the team's database:
+/// what their own runs sent is then held for everyone.
+#[test]
+fn history_import_moves_a_sqlite_ledger_into_the_team_database() {
+    let Some(cluster) = pg::shared() else {
+        return;
+    };
+    let dir = temp_dir();
+    let tels = colombian_mobiles(5);
+    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), TEXT)).collect();
+    let input = write_csv(dir.path(), "mine.csv", &contacts_csv(&rows, "1"));
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let own = dir.path().join("own.sqlite3");
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--ledger").arg(&own);
+    run(c).expect_code(0);
+
+    let config = Shared::Postgres(cluster.database()).config(dir.path(), "");
+    let mut c = cmd();
+    c.args(["history", "import"])
+        .arg(&own)
+        .arg("--config")
+        .arg(&config)
+        .env("PGPASSWORD", pg::PASSWORD);
+    let out = run(c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("5 entries added"), "{}", out.stdout);
+
+    // Another list with the same messages, against the team's database: held (rule 3).
+    let other = write_csv(dir.path(), "theirs.csv", &contacts_csv(&rows, "1"));
+    let again = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&other, &again, TOKEN);
+    c.arg("--config")
+        .arg(&config)
+        .env("PGPASSWORD", pg::PASSWORD);
+    let out = run(c);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(again.delivered().is_empty());
+    let mut c = cmd();
+    c.arg("history")
+        .arg(&tels[0])
+        .arg("--config")
+        .arg(&config)
+        .env("PGPASSWORD", pg::PASSWORD);
+    let out = run(c);
+    assert!(out.stdout.contains("mine.results.csv"), "{}", out.stdout);
+}
