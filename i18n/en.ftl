@@ -887,7 +887,6 @@ summary-held-changed-why = (held: the text changed, and their number already got
 ledger-url-not-postgres = it is not a PostgreSQL url: write postgres://USER@HOST[:PORT]/DATABASE (add ?sslmode=require for TLS)
 ledger-url-invalid = it is not a valid PostgreSQL url ({ $error }): write postgres://USER@HOST[:PORT]/DATABASE
 ledger-url-password = it holds a password, which must not be in a config file: remove it from the url and give it in the PGPASSWORD environment variable or in ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD, chmod 600)
-ledger-url-and-path = [ledger] has both url and path: keep url for the team's database, or path for a file on this machine
 ledger-pg-unreachable = the database server cannot be reached or stopped answering ({ $error })
 ledger-pg-auth = the database refused the login ({ $error }): check the user in [ledger] url and the password in PGPASSWORD or ~/.pgpass
 ledger-pg-no-database = the database does not exist ({ $error }): create it (createdb) or fix the name in [ledger] url

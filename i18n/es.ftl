@@ -914,7 +914,6 @@ summary-held-changed-why = (retenidas: el texto cambió, y su número ya recibi�
 ledger-url-not-postgres = no es una url de PostgreSQL: escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE (añada ?sslmode=require para TLS)
 ledger-url-invalid = no es una url de PostgreSQL válida ({ $error }): escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE
 ledger-url-password = lleva una contraseña, que no debe ir en un archivo de configuración: quítela de la url y dela en la variable de entorno PGPASSWORD o en ~/.pgpass (SERVIDOR:PUERTO:BASE:USUARIO:CONTRASEÑA, chmod 600)
-ledger-url-and-path = [ledger] tiene url y path a la vez: deje url para la base de datos del equipo, o path para un archivo en este equipo
 ledger-pg-unreachable = no se puede llegar al servidor de la base de datos o dejó de responder ({ $error })
 ledger-pg-auth = la base de datos rechazó el inicio de sesión ({ $error }): revise el usuario en [ledger] url y la contraseña en PGPASSWORD o ~/.pgpass
 ledger-pg-no-database = la base de datos no existe ({ $error }): créela (createdb) o corrija el nombre en [ledger] url

@@ -1083,13 +1083,10 @@ pub(crate) fn ledger_settings(
             None => p.clone(),
         }
     });
-    // `[ledger] url` (no password in it), unless --ledger names a file.
+    // `[ledger] url` (no password in it; it wins over `path`), unless --ledger names a file.
     if let Some(url) = &section.url {
         crate::ledger::postgres::check_url(url)
             .map_err(|reason| key_error(path, "ledger.url", reason))?;
-        if section.path.is_some() {
-            return Err(key_error(path, "ledger.url", tr!("ledger-url-and-path")));
-        }
     }
     let url = section.url.clone().filter(|_| flag.is_none());
     let ledger = flag
