@@ -134,10 +134,19 @@ fn problem(e: &postgres::Error) -> String {
             _ => tr!("ledger-problem-other", error = db.message().to_owned()),
         };
     }
-    if e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) {
-        return tr!("ledger-pg-unreachable", error = e.to_string());
+    // The client's own words are terse ("error connecting to server"): the causes say
+    // what happened ("Connection refused", a certificate not trusted).
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
     }
-    tr!("ledger-pg-unreachable", error = e.to_string())
+    tr!("ledger-pg-unreachable", error = text)
 }
 
 /// `f` on this thread, or on a scoped one when this thread is inside a tokio runtime

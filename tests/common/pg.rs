@@ -36,6 +36,8 @@ pub struct Cluster {
     run_as: Option<String>,
     /// Removed on drop (a cluster of one test); the shared one is the watchdog's.
     owned: bool,
+    /// More server options (`-c ssl=on`).
+    extra: String,
 }
 
 static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
@@ -45,7 +47,7 @@ static DATABASES: AtomicUsize = AtomicUsize::new(0);
 /// when there are no PostgreSQL server binaries here.
 pub fn shared() -> Option<&'static Cluster> {
     SHARED
-        .get_or_init(|| match Cluster::start_inner(false) {
+        .get_or_init(|| match Cluster::start_inner(false, None) {
             Ok(c) => {
                 c.watchdog();
                 Some(c)
@@ -103,7 +105,13 @@ fn free_port() -> u16 {
 impl Cluster {
     /// A cluster of its own for one test, stopped when dropped.
     pub fn start() -> Option<Cluster> {
-        match Self::start_inner(true) {
+        Self::start_with_tls(None)
+    }
+
+    /// A cluster of its own that speaks TLS with this certificate and key (PEM), also
+    /// plain; stopped when dropped.
+    pub fn start_with_tls(tls: Option<(&str, &str)>) -> Option<Cluster> {
+        match Self::start_inner(true, tls) {
             Ok(c) => Some(c),
             Err(why) => {
                 eprintln!("skipping: {why}");
@@ -112,7 +120,7 @@ impl Cluster {
         }
     }
 
-    fn start_inner(owned: bool) -> Result<Cluster, String> {
+    fn start_inner(owned: bool, tls: Option<(&str, &str)>) -> Result<Cluster, String> {
         let bin = find_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("wolkvox-pg-")
@@ -150,7 +158,9 @@ impl Cluster {
             port: free_port(),
             run_as,
             owned,
+            extra: String::new(),
         };
+        let mut cluster = cluster;
         let pwfile = cluster.dir.join("pw");
         std::fs::write(&pwfile, PASSWORD).map_err(|e| e.to_string())?;
         if let Some(user) = &cluster.run_as {
@@ -180,6 +190,21 @@ impl Cluster {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
+        if let Some((cert, key)) = tls {
+            // In the data folder, the server's own, the key private (it refuses it else).
+            for (name, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, text).map_err(|e| e.to_string())?;
+                let _ = Command::new("chmod").arg("600").arg(&path).status();
+                if let Some(user) = &cluster.run_as {
+                    let _ = Command::new("chown")
+                        .arg(format!("{user}:"))
+                        .arg(&path)
+                        .status();
+                }
+            }
+            cluster.extra = "-c ssl=on".to_owned();
+        }
         cluster.pg_ctl_start()?;
         Ok(cluster)
     }
@@ -201,9 +226,10 @@ impl Cluster {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='{}' \
              -c fsync=off -c full_page_writes=off \
-             -c max_connections=60 -c shared_buffers=16MB",
+             -c max_connections=60 -c shared_buffers=16MB {}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.extra
         );
         let out = self
             .command("pg_ctl")

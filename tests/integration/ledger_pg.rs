@@ -299,3 +299,62 @@ fn history_import_moves_a_sqlite_ledger_into_the_team_database() {
     let out = run(c);
     assert!(out.stdout.contains("mine.results.csv"), "{}", out.stdout);
 }
+
+/// `sslmode=require` verifies the database's certificate with the API's rules: a
+/// certificate of the company's CA is trusted only when `SSL_CERT_FILE` names the CA.
+#[test]
+fn tls_to_the_database_trusts_what_the_api_trusts() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "wolkvox-dispatch test CA");
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let Some(cluster) = pg::Cluster::start_with_tls(Some((&server.pem(), &key.serialize_pem())))
+    else {
+        return;
+    };
+    let dir = temp_dir();
+    let ca_file = dir.path().join("company-ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let url = format!("{}?sslmode=require", cluster.database());
+    let config = write_config(dir.path(), &format!("[ledger]\nurl = \"{url}\"\n"));
+    let migrate = |ca: Option<&Path>| {
+        let mut c = cmd();
+        c.args(["ledger", "migrate", "--config"])
+            .arg(&config)
+            .env("PGPASSWORD", pg::PASSWORD)
+            .env_remove("SSL_CERT_DIR");
+        match ca {
+            Some(ca) => c.env("SSL_CERT_FILE", ca),
+            None => c.env_remove("SSL_CERT_FILE"),
+        };
+        run(c)
+    };
+    let untrusted = migrate(None);
+    assert_eq!(untrusted.code, 2, "{}", untrusted.stderr);
+    eprintln!("{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.to_lowercase().contains("certificate")
+            || untrusted.stderr.contains("UnknownIssuer"),
+        "{}",
+        untrusted.stderr
+    );
+    let trusted = migrate(Some(&ca_file));
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    assert!(
+        trusted.stdout.contains("schema version 1"),
+        "{}",
+        trusted.stdout
+    );
+}
