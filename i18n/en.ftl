@@ -899,3 +899,4 @@ ledger-no-subcommand = say what to do with the ledger: `wolkvox-dispatch ledger 
 history-imported-ledger = { $added } entries added to the send ledger from the ledger file { $file } ({ $known } were already there; claims of unfinished runs come in as unknown)
 cli-ledger-about = The team's send ledger in PostgreSQL ([ledger] url): `ledger migrate` creates or updates its tables
 cli-ledger-words = `migrate`: create or update the ledger's tables in the database
+ledger-pg-certificate = the database server's certificate is not trusted or is for another name ({ $error }): if it is signed by your company's CA, give that CA in SSL_CERT_FILE or SSL_CERT_DIR (see docs/networks.md); else check the host in [ledger] url

@@ -146,6 +146,10 @@ fn problem(e: &postgres::Error) -> String {
         }
         cause = c.source();
     }
+    // The same words as the API's for a certificate this machine does not trust.
+    if text.contains("invalid peer certificate") {
+        return tr!("ledger-pg-certificate", error = text);
+    }
     tr!("ledger-pg-unreachable", error = text)
 }
 

@@ -19,7 +19,6 @@ const INTERVAL: Duration = Duration::from_millis(500);
 pub(crate) struct Watch {
     done: Arc<AtomicBool>,
     lost: Arc<Mutex<Option<LedgerError>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Watch {
@@ -31,17 +30,21 @@ impl Watch {
         let done = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(Mutex::new(None));
         let (d, l) = (Arc::clone(&done), Arc::clone(&lost));
-        let thread = std::thread::Builder::new()
+        let _ = std::thread::Builder::new()
             .name("ledger-watch".into())
             .spawn(move || {
                 while !d.load(Ordering::Acquire) {
                     if let Err(e) = probe() {
+                        if d.load(Ordering::Acquire) {
+                            // The run is over: nothing to stop.
+                            return;
+                        }
                         tracing::warn!("{}", lost_text(&e));
                         *l.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
                         on_loss();
                         return;
                     }
-                    // Short naps, so that `finish` does not wait a whole interval.
+                    // Short naps: the thread ends soon after `finish`.
                     let mut slept = Duration::ZERO;
                     while slept < INTERVAL && !d.load(Ordering::Acquire) {
                         std::thread::sleep(Duration::from_millis(50));
@@ -50,15 +53,15 @@ impl Watch {
                 }
             })
             .ok();
-        Watch { done, lost, thread }
+        Watch { done, lost }
     }
 
     /// Ends the watch; why the run stopped if the ledger was lost (see `lost_text`).
-    pub(crate) fn finish(mut self) -> Option<String> {
+    /// Not waited for: a look at a server that stopped answering may take up to the
+    /// connection's timeout, and the run is over. A loss that stopped the run was
+    /// recorded before the run was told.
+    pub(crate) fn finish(self) -> Option<String> {
         self.done.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
         self.lost
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
