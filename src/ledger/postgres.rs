@@ -566,6 +566,15 @@ impl Postgres {
         })
     }
 
+    /// A connection the server or a firewall closed (idle while a long run sent) is made
+    /// again, before a transaction starts; never inside one.
+    fn revive(&mut self) -> Result<(), LedgerError> {
+        if !self.in_tx && self.probe().is_err() {
+            self.client = self.target.connect()?;
+        }
+        Ok(())
+    }
+
     /// Is the server still there? (A cheap query, for the watch during a run.)
     fn probe(&mut self) -> Result<(), LedgerError> {
         self.call(|c| c.simple_query("SELECT 1").map(drop))
@@ -578,6 +587,7 @@ const COLUMNS_IN: &str =
 
 impl Store for Postgres {
     fn begin(&mut self) -> Result<(), LedgerError> {
+        self.revive()?;
         self.call(|c| {
             // A committed claim is on the server's disk (whatever its default), as
             // SQLite's `synchronous=FULL`: a crash of the server never forgets it.
@@ -610,6 +620,7 @@ impl Store for Postgres {
         }
         // Inside `begin`'s transaction when there is one (a resume's plan); else its own.
         let outer = !self.in_tx;
+        self.revive()?;
         self.call(move |c| {
             let sql = "WITH s (key, outcome, at) AS \
                  (SELECT * FROM unnest($2::text[], $3::text[], $4::int8[])) \

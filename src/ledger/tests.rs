@@ -383,3 +383,30 @@ fn the_schema_is_versioned_and_a_newer_one_refused() {
     let err = Postgres::open(&target).err().expect("refused").to_string();
     assert!(err.contains("99"), "{err}");
 }
+
+/// A connection the server closed while a run sent (idle for hours, a firewall, a
+/// restart) is made again when the run settles its claims.
+#[test]
+fn a_connection_closed_meanwhile_is_made_again_to_settle() {
+    let Some(cluster) = pg::shared() else {
+        return;
+    };
+    let url = cluster.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let target = postgres::Target::with_password(&url, pg::PASSWORD).unwrap();
+    let mut s = Postgres::open(&target).unwrap();
+    s.begin().unwrap();
+    s.claim(&[entry("k", "573001", "/c", 1)]).unwrap();
+    s.commit().unwrap();
+    cluster.psql(
+        &db,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+        ),
+    );
+    let mut settled = Settled::default();
+    settled.outcomes.insert("k".into(), (Mark::Sent, 5));
+    s.settle("/c", &settled).unwrap();
+    assert_eq!(s.history(None, 0).unwrap()[0].mark, Mark::Sent);
+}
