@@ -408,7 +408,15 @@ impl Postgres {
     /// Connects to `target` and brings the schema up to date (first use).
     pub(crate) fn open(target: &Target) -> Result<Self, LedgerError> {
         let mut store = Self::connect(target)?;
-        store.migrate()?;
+        // Only reads when the schema is current: a user allowed only to read and write
+        // the tables (not to create any) uses a ledger someone else migrated.
+        match store.version()? {
+            v if v > SCHEMA_VERSION => return Err(store.newer(v)),
+            v if v < SCHEMA_VERSION => {
+                store.migrate()?;
+            }
+            _ => {}
+        }
         Ok(store)
     }
 
@@ -467,13 +475,13 @@ impl Postgres {
         self.call(|c| {
             let exists: bool = c
                 .query_one("SELECT to_regclass('wolkvox_schema') IS NOT NULL", &[])?
-                .get(0);
+                .try_get(0)?;
             if !exists {
                 return Ok(0);
             }
-            Ok(c.query_opt("SELECT max(version) FROM wolkvox_schema", &[])?
-                .and_then(|r| r.get::<_, Option<i32>>(0))
-                .unwrap_or(0))
+            // Cast: a column someone altered is read, not a panic.
+            let row = c.query_one("SELECT max(version)::int4 FROM wolkvox_schema", &[])?;
+            Ok(row.try_get::<_, Option<i32>>(0)?.unwrap_or(0))
         })
     }
 
@@ -483,12 +491,18 @@ impl Postgres {
         let from = self.call(|c| {
             let mut tx = c.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS wolkvox_schema (version INTEGER NOT NULL)",
-            )?;
+            let exists: bool = tx
+                .query_one("SELECT to_regclass('wolkvox_schema') IS NOT NULL", &[])?
+                .try_get(0)?;
+            if !exists {
+                tx.batch_execute("CREATE TABLE wolkvox_schema (version INTEGER NOT NULL)")?;
+            }
             let from: i32 = tx
-                .query_one("SELECT COALESCE(max(version), 0) FROM wolkvox_schema", &[])?
-                .get(0);
+                .query_one(
+                    "SELECT COALESCE(max(version), 0)::int4 FROM wolkvox_schema",
+                    &[],
+                )?
+                .try_get(0)?;
             if from >= SCHEMA_VERSION {
                 tx.commit()?;
                 return Ok(from);
@@ -536,20 +550,22 @@ impl Postgres {
         c
     }
 
-    fn entry(row: &Row) -> Entry {
-        let mark: String = row.get(7);
-        Entry {
-            key: row.get(0),
-            telephone: row.get(1),
-            kind: row.get(2),
-            excerpt: row.get(3),
-            connector: row.get(4),
-            at: row.get(5),
-            campaign: row.get(6),
+    /// An entry from a row of `COLUMNS`; a column of another type (a table altered by
+    /// hand) is an error, not a panic.
+    fn entry(row: &Row) -> Result<Entry, postgres::Error> {
+        let mark: String = row.try_get(7)?;
+        Ok(Entry {
+            key: row.try_get(0)?,
+            telephone: row.try_get(1)?,
+            kind: row.try_get(2)?,
+            excerpt: row.try_get(3)?,
+            connector: row.try_get(4)?,
+            at: row.try_get(5)?,
+            campaign: row.try_get(6)?,
             mark: Mark::parse(&mark).unwrap_or(Mark::Unknown),
-            list: row.get(8),
-            row: u64::try_from(row.get::<_, i64>(9)).unwrap_or(0),
-        }
+            list: row.try_get(8)?,
+            row: u64::try_from(row.try_get::<_, i64>(9)?).unwrap_or(0),
+        })
     }
 
     /// Adds entries to the settled table, keeping any already there; how many added.
@@ -708,20 +724,19 @@ impl Store for Postgres {
                 )?,
                 None => Vec::new(),
             };
-            Ok((by_key, own, by_phone))
+            let entries =
+                |rows: Vec<Row>| rows.iter().map(Self::entry).collect::<Result<Vec<_>, _>>();
+            Ok((entries(by_key)?, entries(own)?, entries(by_phone)?))
         })?;
         let (by_key, own, by_phone) = rows;
         let mut seen = Seen::default();
-        for row in &by_key {
-            let e = Self::entry(row);
+        for e in by_key {
             seen.by_key.insert(e.key.clone(), e);
         }
-        for row in &own {
-            let e = Self::entry(row);
+        for e in own {
             seen.own.insert(e.key.clone(), e);
         }
-        for row in &by_phone {
-            let e = Self::entry(row);
+        for e in by_phone {
             seen.by_phone
                 .entry(e.telephone.clone())
                 .or_default()
@@ -809,9 +824,12 @@ impl Store for Postgres {
                      ORDER BY at DESC, id DESC"
                 ),
                 &[&telephone, &since],
-            )
+            )?
+            .iter()
+            .map(Self::entry)
+            .collect()
         })?;
-        Ok(rows.iter().map(Self::entry).collect())
+        Ok(rows)
     }
 
     fn import(&mut self, entries: &[Entry]) -> Result<usize, LedgerError> {

@@ -242,6 +242,40 @@ fn ledger_migrate_and_a_password_in_the_url() {
         "{}",
         out.stdout
     );
+    // A user who may only read and write the tables (not create any) uses it.
+    let db = url.rsplit('/').next().unwrap();
+    let clerk = format!("clerk_{db}");
+    cluster.psql(
+        db,
+        &format!(
+            "CREATE ROLE {clerk} LOGIN PASSWORD 'clerk-pw'; \
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {clerk}; \
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {clerk}"
+        ),
+    );
+    let clerk_config = write_named_config(
+        dir.path(),
+        "clerk.toml",
+        &format!("[ledger]\nurl = \"{}\"\n", url.replace(pg::USER, &clerk)),
+    );
+    let mut c = cmd();
+    c.args(["history", "--config"])
+        .arg(&clerk_config)
+        .env("PGPASSWORD", "clerk-pw");
+    let out = run(c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tels = colombian_mobiles(3);
+    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), TEXT)).collect();
+    let input = write_csv(dir.path(), "clerk.csv", &contacts_csv(&rows, "1"));
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.arg("--config")
+        .arg(&clerk_config)
+        .env("PGPASSWORD", "clerk-pw");
+    let out = run(c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(fake.delivered().len(), 3);
     // A wrong password: refused, naming where to give it.
     let mut c = cmd();
     c.args(["ledger", "migrate", "--config"])
