@@ -504,7 +504,14 @@ fn send_rows(run: OpenRun, started_at: &str, watch: Option<LedgerProbe>) -> Resu
     let unwritten = recorder.finish().err();
     let held = Held { quota: cut, pilot };
     let stopped_text = Localized::maybe(|| match &ledger_lost {
-        Some(_) => ledger_lost.clone(),
+        // A server ledger lost mid-run stopped it (see `ledger::Watch`).
+        Some(lost) => Some(format!(
+            "{lost}.\n{}",
+            tr!(
+                "send-to-continue",
+                command = format!("{}{}", resume_command(&settings), held.retry_flags())
+            )
+        )),
         None => stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held),
     });
     let resume = stopped_text

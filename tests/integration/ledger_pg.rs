@@ -170,7 +170,12 @@ fn the_database_stopped_mid_run_stops_the_run_resumably() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("--resume"), "{}", out.stderr);
+    let to_continue = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("To continue, run:"))
+        .unwrap_or_else(|| panic!("no resume command: {}", out.stdout));
+    assert!(to_continue.contains("--resume"), "{to_continue}");
     assert!(!out.stderr.contains(pg::PASSWORD), "{}", out.stderr);
     let results = read_results(&default_results_path(&input));
     let sent: Vec<&String> = results
