@@ -82,6 +82,10 @@ pub(crate) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 const CLAIM_LOCK: i64 = 0x776f_6c6b_766f_7801;
 const MIGRATE_LOCK: i64 = 0x776f_6c6b_766f_7802;
 
+/// A session idle this long inside a transaction (its run frozen mid-claim) is ended
+/// by the server, releasing the claim lock for the other hosts.
+const IDLE_IN_CLAIM: Duration = Duration::from_secs(60);
+
 /// How long to wait for the server to answer a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -131,6 +135,10 @@ fn problem(e: &postgres::Error) -> String {
             "28P01" | "28000" => tr!("ledger-pg-auth", error = db.message().to_owned()),
             "3D000" => tr!("ledger-pg-no-database", error = db.message().to_owned()),
             "42501" => tr!("ledger-pg-privilege", error = db.message().to_owned()),
+            "55P03" => tr!(
+                "ledger-problem-locked",
+                seconds = super::BUSY_TIMEOUT.as_secs()
+            ),
             _ => tr!("ledger-problem-other", error = db.message().to_owned()),
         };
     }
@@ -192,8 +200,16 @@ impl Target {
         config.keepalives_idle(Duration::from_secs(30));
         config.tcp_user_timeout(Duration::from_secs(60));
         config.application_name("wolkvox-dispatch");
-        // The server's notices ("already exists, skipping") are not for people.
-        config.options("-c client_min_messages=warning");
+        // The server's notices are not for people. A run waits for another's claim at
+        // most as long as for a SQLite file's lock; and a run that stops answering in the
+        // middle of its claim (a laptop suspended, a process frozen) does not hold every
+        // other host's claims for long: the server ends its transaction.
+        config.options(&format!(
+            "-c client_min_messages=warning -c lock_timeout={} \
+             -c idle_in_transaction_session_timeout={}",
+            super::BUSY_TIMEOUT.as_millis(),
+            IDLE_IN_CLAIM.as_millis()
+        ));
         let shown = shown(&config);
         if config.get_password().is_some() {
             return Err(LedgerError::Failed {
