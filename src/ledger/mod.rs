@@ -363,6 +363,11 @@ pub(crate) trait Store: Send {
 }
 
 impl Settings {
+    /// There may be a ledger to read: a database, or a file that is there.
+    pub(crate) fn may_exist(&self) -> bool {
+        self.url.is_some() || self.path.exists()
+    }
+
     /// Where the ledger is, for people: the file, or the database (no password).
     pub(crate) fn place(&self) -> String {
         match &self.url {

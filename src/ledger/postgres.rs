@@ -505,8 +505,25 @@ impl Postgres {
     /// transaction under an advisory lock: hosts starting at once migrate once.
     pub(crate) fn migrate(&mut self) -> Result<(i32, i32), LedgerError> {
         let from = self.call(|c| {
+            // The lock before the transaction: a transaction begun before another host's
+            // migration committed would still see the catalog without its tables.
+            c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])?;
+            let done = Self::migrate_locked(c);
+            let unlocked = c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]);
+            let from = done?;
+            unlocked?;
+            Ok(from)
+        })?;
+        if from > SCHEMA_VERSION {
+            return Err(self.newer(from));
+        }
+        Ok((from, from.max(SCHEMA_VERSION)))
+    }
+
+    /// The migration, under `MIGRATE_LOCK`: the version found.
+    fn migrate_locked(c: &mut Client) -> Result<i32, postgres::Error> {
+        {
             let mut tx = c.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
             let exists: bool = tx
                 .query_one("SELECT to_regclass('wolkvox_schema') IS NOT NULL", &[])?
                 .try_get(0)?;
@@ -533,11 +550,7 @@ impl Postgres {
             )?;
             tx.commit()?;
             Ok(from)
-        })?;
-        if from > SCHEMA_VERSION {
-            return Err(self.newer(from));
         }
-        Ok((from, from.max(SCHEMA_VERSION)))
     }
 
     /// A campaign as this store files it: with the host it runs on.

@@ -396,3 +396,194 @@ fn tls_to_the_database_trusts_what_the_api_trusts() {
         trusted.stdout
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Tests of `ledger.rs` (the SQLite ledger through the binary), run again with the ledger
+// in PostgreSQL: the rules, `history`, and a kill -9, the same with either store.
+
+/// A config naming a fresh database of the shared cluster, and its phone country.
+fn pg_config(dir: &Path) -> Option<PathBuf> {
+    let cluster = pg::shared()?;
+    Some(Shared::Postgres(cluster.database()).config(dir, "\n[phone]\ndefault_country = \"CO\"\n"))
+}
+
+fn with_config(c: &mut assert_cmd::Command, config: &Path) {
+    c.arg("--config")
+        .arg(config)
+        .env("PGPASSWORD", pg::PASSWORD);
+}
+
+fn pg_send(input: &Path, fake: &FakeWolkvox, config: &Path) -> assert_cmd::Command {
+    let mut c = send_cmd(input, fake, TOKEN);
+    with_config(&mut c, config);
+    c
+}
+
+fn rows_of<'a>(tels: &'a [String], text: &'a str) -> Vec<(&'a str, &'a str)> {
+    tels.iter().map(|t| (t.as_str(), text)).collect()
+}
+
+/// As `ledger::yesterdays_file_sends_nothing_and_exits_2`, with PostgreSQL.
+#[test]
+fn yesterdays_file_sends_nothing_and_exits_2_postgres() {
+    let dir = temp_dir();
+    let Some(config) = pg_config(dir.path()) else {
+        return;
+    };
+    let tels = colombian_mobiles(30);
+    let input = write_csv(
+        dir.path(),
+        "today.csv",
+        &contacts_csv(&rows_of(&tels, "Recuerde su pago de hoy"), "1"),
+    );
+    let day1 = dir.path().join("2026-12-03.results.csv");
+    let day2 = dir.path().join("2026-12-04.results.csv");
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = pg_send(&input, &fake, &config);
+    c.arg("--results").arg(&day1);
+    run(c).expect_code(0);
+    assert_eq!(fake.delivered().len(), 30);
+
+    let next = FakeWolkvox::start(Behavior::ok());
+    let mut c = pg_send(&input, &next, &config);
+    c.arg("--results").arg(&day2);
+    let out = run(c);
+    out.expect_code(2);
+    assert_eq!(next.count(), 0, "nothing sent");
+    assert!(out.stderr.contains("already sent"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("2026-12-03.results.csv"),
+        "{}",
+        out.stderr
+    );
+    assert!(!day2.exists(), "a refused run leaves no results");
+
+    // Shown in advance by validate and by a dry run (which create nothing).
+    let mut v = cmd();
+    v.arg("validate").arg(&input);
+    with_config(&mut v, &config);
+    let out = run(v);
+    out.expect_code(2);
+    assert!(out.stderr.contains("already sent"), "{}", out.stderr);
+    let mut d = cmd();
+    d.arg("send").arg(&input).arg("--dry-run");
+    with_config(&mut d, &config);
+    run(d).expect_code(2);
+
+    let mut c = pg_send(&input, &next, &config);
+    c.arg("--results").arg(&day2).arg("--allow-repeat");
+    run(c).expect_code(0);
+    assert_eq!(next.delivered().len(), 30);
+}
+
+/// As `ledger::history_lists_imports_and_forgets`, with PostgreSQL.
+#[test]
+fn history_lists_imports_and_forgets_postgres() {
+    let dir = temp_dir();
+    let Some(config) = pg_config(dir.path()) else {
+        return;
+    };
+    let tels = colombian_mobiles(3);
+    let input = write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "Hola, su pedido llegó"), "1"),
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut c = pg_send(&input, &fake, &config);
+    c.arg("--no-ledger");
+    run(c).expect_code(0);
+    let history = |args: &[&str]| {
+        let mut h = cmd();
+        h.arg("history").args(args);
+        with_config(&mut h, &config);
+        run(h)
+    };
+    let out = history(&["+57 300 123 0000"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("nothing"), "{}", out.stdout);
+    let out = history(&["import", default_results_path(&input).to_str().unwrap()]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("3 messages added"), "{}", out.stdout);
+    let out = history(&["+57 300 123 0000"]);
+    assert!(
+        out.stdout.contains("573001230000") && out.stdout.contains("sent"),
+        "{}",
+        out.stdout
+    );
+    let again = write_csv(
+        dir.path(),
+        "again.csv",
+        &contacts_csv(&rows_of(&tels, "Hola, su pedido llegó"), "1"),
+    );
+    run(pg_send(&again, &fake, &config)).expect_code(2);
+    assert_eq!(fake.delivered().len(), 3);
+    let out = history(&["--since", "7d", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(3), "{}", out.stdout);
+    let out = history(&["forget", "3001230000", "--lang", "en"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("1 messages"), "{}", out.stdout);
+    assert!(!out.stdout.contains(pg::PASSWORD), "{}", out.stdout);
+    assert_eq!(history(&["--format", "csv"]).stdout.lines().count(), 3);
+}
+
+/// As `ledger::a_run_killed_after_its_claims_holds_them_until_its_resume_settles_them`,
+/// with PostgreSQL.
+#[test]
+fn a_run_killed_after_its_claims_holds_them_until_its_resume_settles_them_postgres() {
+    let dir = temp_dir();
+    let Some(config) = pg_config(dir.path()) else {
+        return;
+    };
+    let tels = colombian_mobiles(20);
+    let input = write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "Aviso"), "1"),
+    );
+    let slow = FakeWolkvox::start(Behavior::ok().latency(400));
+    let spawned = spawn_send_with_env(
+        &input,
+        &slow,
+        TOKEN,
+        &["--max-failures", "0", "--config", config.to_str().unwrap()],
+        ENV,
+    );
+    assert!(slow.wait_for_requests(1, Duration::from_secs(30)));
+    spawned.kill_9();
+    let first = slow.delivered_telephones();
+
+    let other = FakeWolkvox::start(Behavior::ok());
+    let mut c = pg_send(&input, &other, &config);
+    c.arg("--results").arg(dir.path().join("other.results.csv"));
+    run(c).expect_code(2);
+    assert_eq!(other.count(), 0);
+
+    let mut c = pg_send(&input, &other, &config);
+    c.arg("--resume");
+    run(c);
+    let mut h = cmd();
+    h.args(["history", "--format", "json"]);
+    with_config(&mut h, &config);
+    let json: serde_json::Value = serde_json::from_str(&run(h).stdout).expect("json");
+    let entries = json.as_array().expect("array");
+    assert_eq!(entries.len(), 20, "{json}");
+    assert!(
+        entries.iter().all(|e| e["outcome"] != "pending"),
+        "settled: {json}"
+    );
+    let again = other.delivered_telephones();
+    for t in &again {
+        assert!(!first.contains(t), "{t} sent twice");
+    }
+    let unknown: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["outcome"] == "unknown")
+        .filter_map(|e| e["telephone"].as_str())
+        .collect();
+    for t in &first {
+        assert!(unknown.contains(&t.as_str()), "{t} was in flight: {json}");
+    }
+    assert_eq!(again.len() + unknown.len(), 20, "{json}");
+}
