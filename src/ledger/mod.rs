@@ -27,6 +27,7 @@ the same rules behind both. A run also watches a server store while it sends
 message it sends was claimed before its first request.
 */
 
+mod pg_connect;
 pub(crate) mod postgres;
 mod sqlite;
 mod watch;
