@@ -900,3 +900,4 @@ history-imported-ledger = { $added } entries added to the send ledger from the l
 cli-ledger-about = The team's send ledger in PostgreSQL ([ledger] url): `ledger migrate` creates or updates its tables
 cli-ledger-words = `migrate`: create or update the ledger's tables in the database
 ledger-pg-certificate = the database server's certificate is not trusted or is for another name ({ $error }): if it is signed by your company's CA, give that CA in SSL_CERT_FILE or SSL_CERT_DIR (see docs/networks.md); else check the host in [ledger] url
+ledger-pg-no-password = the database asks for a password and none was given: set PGPASSWORD, or add a line to ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD, chmod 600){ $hint }

@@ -927,3 +927,4 @@ history-imported-ledger = { $added } entradas añadidas al registro de envíos d
 cli-ledger-about = El registro de envíos del equipo en PostgreSQL ([ledger] url): `ledger migrate` crea o actualiza sus tablas
 cli-ledger-words = `migrate`: crea o actualiza las tablas del registro en la base de datos
 ledger-pg-certificate = este equipo no confía en el certificado del servidor de la base de datos, o es de otro nombre ({ $error }): si lo firma la CA de su empresa, dé esa CA en SSL_CERT_FILE o SSL_CERT_DIR (vea docs/networks.es.md); si no, revise el servidor en [ledger] url
+ledger-pg-no-password = la base de datos pide una contraseña y no se dio ninguna: defina PGPASSWORD, o añada una línea a ~/.pgpass (SERVIDOR:PUERTO:BASE:USUARIO:CONTRASEÑA, chmod 600){ $hint }

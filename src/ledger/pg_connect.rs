@@ -108,6 +108,8 @@ pub(crate) struct Target {
     config: Config,
     shown: String,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// A password file ignored because others may read it (said when a login fails).
+    pgpass_ignored: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -148,7 +150,8 @@ impl Target {
                 problem: tr!("ledger-url-password"),
             });
         }
-        if let Some(password) = password_for(&config) {
+        let (password, pgpass_ignored) = password_for(&config);
+        if let Some(password) = password {
             config.password(password);
         }
         let tls = if config.get_ssl_mode() == SslMode::Require {
@@ -160,7 +163,12 @@ impl Target {
             config.ssl_mode(SslMode::Disable);
             None
         };
-        Ok(Target { config, shown, tls })
+        Ok(Target {
+            config,
+            shown,
+            tls,
+            pgpass_ignored,
+        })
     }
 
     /// A target whose password is given (tests: the environment is the process's).
@@ -177,9 +185,27 @@ impl Target {
     }
 
     pub(super) fn fail(&self, e: &postgres::Error) -> LedgerError {
+        let open_file = self
+            .pgpass_ignored
+            .as_ref()
+            .map(|f| format!(" ({})", tr!("ledger-pgpass-open", path = f.display())))
+            .unwrap_or_default();
+        // The server asked for a password and none was found (the client says so as a
+        // configuration error, before any login).
+        let no_password = e.as_db_error().is_none()
+            && std::error::Error::source(e).is_some_and(|c| c.to_string() == "password missing");
         LedgerError::Failed {
             path: self.shown.clone().into(),
-            problem: problem(e),
+            problem: if no_password {
+                tr!("ledger-pg-no-password", hint = open_file)
+            } else if e
+                .as_db_error()
+                .is_some_and(|d| d.code().code().starts_with("28"))
+            {
+                format!("{}{open_file}", problem(e))
+            } else {
+                problem(e)
+            },
         }
     }
 
@@ -221,23 +247,30 @@ fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, rustls::E
 /// The password for `config`: `PGPASSWORD`, else the first matching line of the
 /// password file (`PGPASSFILE`, else `~/.pgpass`), as libpq reads it. A password file
 /// others can read is ignored (libpq does the same), with a warning.
-fn password_for(config: &Config) -> Option<String> {
+fn password_for(config: &Config) -> (Option<String>, Option<std::path::PathBuf>) {
     if let Ok(password) = std::env::var("PGPASSWORD") {
-        return Some(password);
+        return (Some(password), None);
     }
     let file = std::env::var_os("PGPASSFILE")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")))?;
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")));
+    let Some(file) = file else {
+        return (None, None);
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&file).ok()?.permissions().mode();
-        if mode & 0o077 != 0 {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            return (None, None);
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!("{}", tr!("ledger-pgpass-open", path = file.display()));
-            return None;
+            return (None, Some(file));
         }
     }
-    let text = std::fs::read_to_string(&file).ok()?;
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return (None, None);
+    };
     use postgres::config::Host;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
@@ -251,7 +284,7 @@ fn password_for(config: &Config) -> Option<String> {
         .to_string();
     let db = config.get_dbname().unwrap_or_default();
     let user = config.get_user().unwrap_or_default();
-    pgpass_lookup(&text, &[&host, &port, db, user])
+    (pgpass_lookup(&text, &[&host, &port, db, user]), None)
 }
 
 /// The password of the first line of a `.pgpass` text whose four fields match (`*`

@@ -281,6 +281,16 @@ fn ledger_migrate_and_a_password_in_the_url() {
     let out = run(c);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(fake.delivered().len(), 3);
+    // No password anywhere (no PGPASSWORD, no password file): said so.
+    let mut c = cmd();
+    c.args(["ledger", "migrate", "--config"])
+        .arg(&config)
+        .env_remove("PGPASSWORD")
+        .env("HOME", dir.path())
+        .env_remove("PGPASSFILE");
+    let out = run(c);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("asks for a password"), "{}", out.stderr);
     // A wrong password: refused, naming where to give it.
     let mut c = cmd();
     c.args(["ledger", "migrate", "--config"])
