@@ -597,3 +597,77 @@ fn a_run_killed_after_its_claims_holds_them_until_its_resume_settles_them_postgr
     }
     assert_eq!(again.len() + unknown.len(), 20, "{json}");
 }
+
+/// As `ledger::reconcile_settles_the_ledger_too`, with PostgreSQL: `reconcile` tells the
+/// team's ledger what it settled.
+#[test]
+fn reconcile_settles_the_ledger_too_postgres() {
+    let Some(cluster) = pg::shared() else {
+        return;
+    };
+    let dir = temp_dir();
+    let tels = colombian_mobiles(3);
+    let input = write_csv(
+        dir.path(),
+        "l.csv",
+        &contacts_csv(&rows_of(&tels, "Hola, su pedido está listo"), "1"),
+    );
+    let (delivered, lost) = (tels[0].clone(), tels[1].clone());
+    let fake = FakeWolkvox::start(Behavior::ok().hook(move |req| {
+        let t = req.telephone.as_deref()?;
+        if t == delivered {
+            Some(Reply::DeliverThenHang(Duration::from_secs(3)))
+        } else if t == lost {
+            Some(Reply::DropConnection)
+        } else {
+            None
+        }
+    }));
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[api]\nconnector_id = \"1\"\ntimeout = \"1s\"\n[campaign]\ntimezone = \"UTC\"\n\
+             [retry]\nmax_attempts = 1\n[ledger]\nurl = \"{}\"\n",
+            cluster.database()
+        ),
+    );
+    run(pg_send(&input, &fake, &config)).expect_code(1);
+    let outcomes = || {
+        let mut h = cmd();
+        h.args(["history", "--format", "json"]);
+        with_config(&mut h, &config);
+        let json: serde_json::Value = serde_json::from_str(&run(h).stdout).expect("json");
+        let mut out: Vec<(String, String)> = json
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|e| {
+                (
+                    e["telephone"].as_str().unwrap_or_default().to_owned(),
+                    e["outcome"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        outcomes(),
+        [
+            (tels[0].clone(), "unknown".to_owned()),
+            (tels[1].clone(), "unknown".to_owned()),
+            (tels[2].clone(), "sent".to_owned()),
+        ]
+    );
+    let mut r = reconcile_cmd(&default_results_path(&input), &config, &fake, TOKEN);
+    r.args(["--settle-after", "0s"])
+        .env("PGPASSWORD", pg::PASSWORD);
+    run(r).expect_code(0);
+    assert_eq!(
+        outcomes(),
+        [
+            (tels[0].clone(), "sent".to_owned()),
+            (tels[2].clone(), "sent".to_owned()),
+        ]
+    );
+}
