@@ -29,6 +29,9 @@
 //!   whose ideal time is over a minute, which also run once whatever `BENCH_RUNS` says).
 //! - `BENCH_LEDGER=0`: run the tool with `--no-ledger` (by default each run has a fresh
 //!   send ledger of its own in the bench's folder, never the user's).
+//! - `BENCH_LEDGER_URL=postgres://USER@HOST:PORT/DB` (password in `PGPASSWORD`): the
+//!   ledger in that PostgreSQL database instead (`[ledger] url`), emptied before each
+//!   run (its tables are truncated: give a database of its own, never a team's).
 //! - `BENCH_DEBUG=1`: show the tool's log, and the fake's time between an answer and the
 //!   next request on each connection (the client's turnaround, plus the fake's own).
 //!
@@ -421,7 +424,14 @@ fn run_case(tool: Tool, case: &Case, dir: &Path, list: &Path) -> Result<Measured
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = fs::remove_file(format!("{}{suffix}", ledger.display()));
                 }
-                if env_on("BENCH_LEDGER") {
+                let url = std::env::var("BENCH_LEDGER_URL").ok();
+                if let (Some(url), true) = (&url, env_on("BENCH_LEDGER")) {
+                    empty_pg_ledger(url)?;
+                    let config = dir.join("bench-ledger.toml");
+                    fs::write(&config, format!("[ledger]\nurl = \"{url}\"\n"))
+                        .map_err(|e| e.to_string())?;
+                    m.command.arg("--config").arg(&config);
+                } else if env_on("BENCH_LEDGER") {
                     m.command.arg("--ledger").arg(&ledger);
                 } else {
                     m.command.arg("--no-ledger");
@@ -1024,4 +1034,32 @@ fn main() {
     if failed {
         std::process::exit(1);
     }
+}
+
+/// Empties the bench's PostgreSQL ledger (`BENCH_LEDGER_URL`) before a run, as a fresh
+/// SQLite file is: its tables truncated if they are there. On a thread of its own (the
+/// sync client must not run inside the fake's runtime).
+fn empty_pg_ledger(url: &str) -> Result<(), String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+        let mut client = config
+            .connect(postgres::NoTls)
+            .map_err(|e| format!("BENCH_LEDGER_URL: {e}"))?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('wolkvox_claims') IS NOT NULL", &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
+        if exists {
+            client
+                .batch_execute("TRUNCATE wolkvox_messages, wolkvox_claims")
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| "the ledger-emptying thread panicked".to_owned())?
 }

@@ -893,3 +893,21 @@ journal-line-no-checksum = no checksum
 journal-line-checksum-mismatch = checksum mismatch
 journal-line-not-an-event = not an event: { $why }
 msg-retried = { $earlier } (retried: { $msg })
+# issue 32
+ledger-url-not-postgres = it is not a PostgreSQL url: write postgres://USER@HOST[:PORT]/DATABASE (add ?sslmode=require for TLS)
+ledger-url-invalid = it is not a valid PostgreSQL url ({ $error }): write postgres://USER@HOST[:PORT]/DATABASE
+ledger-url-password = it holds a password, which must not be in a config file: remove it from the url and give it in the PGPASSWORD environment variable or in ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD, chmod 600)
+ledger-pg-unreachable = the database server cannot be reached or stopped answering ({ $error })
+ledger-pg-auth = the database refused the login ({ $error }): check the user in [ledger] url and the password in PGPASSWORD or ~/.pgpass
+ledger-pg-no-database = the database does not exist ({ $error }): create it (createdb) or fix the name in [ledger] url
+ledger-pg-privilege = the database user may not do this ({ $error }): it needs to create tables in the database the first time (or run `wolkvox-dispatch ledger migrate` as one who may), then read and write them
+ledger-pgpass-open = { $path } is ignored: others may read it. Make it private: chmod 600 { $path }
+ledger-lost-mid-run = the send ledger { $path } was lost while sending: { $problem }. The run stopped starting requests; every message it sent was claimed before it left, and the rest stay not_sent
+ledger-migrated = the send ledger { $path } is at schema version { $to } (was { $from })
+ledger-migrate-file = the send ledger { $path } is a file on this machine: it is brought up to date whenever it is opened. `ledger migrate` is for [ledger] url
+ledger-no-subcommand = say what to do with the ledger: `wolkvox-dispatch ledger migrate`
+history-imported-ledger = { $added } entries added to the send ledger from the ledger file { $file } ({ $known } were already there; claims of unfinished runs come in as unknown)
+cli-ledger-about = The team's send ledger in PostgreSQL ([ledger] url): `ledger migrate` creates or updates its tables
+cli-ledger-words = `migrate`: create or update the ledger's tables in the database
+ledger-pg-certificate = the database server's certificate is not trusted or is for another name ({ $error }): if it is signed by your company's CA, give that CA in SSL_CERT_FILE or SSL_CERT_DIR (see docs/networks.md); else check the host in [ledger] url
+ledger-pg-no-password = the database asks for a password and none was given: set PGPASSWORD, or add a line to ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD, chmod 600){ $hint }

@@ -920,3 +920,21 @@ journal-line-no-checksum = sin suma de control
 journal-line-checksum-mismatch = la suma de control no coincide
 journal-line-not-an-event = no es un evento: { $why }
 msg-retried = { $earlier } (reintentada: { $msg })
+# issue 32
+ledger-url-not-postgres = no es una url de PostgreSQL: escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE (añada ?sslmode=require para TLS)
+ledger-url-invalid = no es una url de PostgreSQL válida ({ $error }): escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE
+ledger-url-password = lleva una contraseña, que no debe ir en un archivo de configuración: quítela de la url y dela en la variable de entorno PGPASSWORD o en ~/.pgpass (SERVIDOR:PUERTO:BASE:USUARIO:CONTRASEÑA, chmod 600)
+ledger-pg-unreachable = no se puede llegar al servidor de la base de datos o dejó de responder ({ $error })
+ledger-pg-auth = la base de datos rechazó el inicio de sesión ({ $error }): revise el usuario en [ledger] url y la contraseña en PGPASSWORD o ~/.pgpass
+ledger-pg-no-database = la base de datos no existe ({ $error }): créela (createdb) o corrija el nombre en [ledger] url
+ledger-pg-privilege = el usuario de la base de datos no puede hacer esto ({ $error }): la primera vez necesita crear tablas en la base (o que alguien que pueda ejecute `wolkvox-dispatch ledger migrate`), y después leerlas y escribirlas
+ledger-pgpass-open = se ignora { $path }: otros pueden leerlo. Hágalo privado: chmod 600 { $path }
+ledger-lost-mid-run = se perdió el registro de envíos { $path } mientras se enviaba: { $problem }. La ejecución dejó de iniciar solicitudes; cada mensaje que envió quedó reservado antes de salir, y el resto queda not_sent
+ledger-migrated = el registro de envíos { $path } está en la versión de esquema { $to } (era { $from })
+ledger-migrate-file = el registro de envíos { $path } es un archivo en este equipo: se pone al día cada vez que se abre. `ledger migrate` es para [ledger] url
+ledger-no-subcommand = diga qué hacer con el registro: `wolkvox-dispatch ledger migrate`
+history-imported-ledger = { $added } entradas añadidas al registro de envíos desde el archivo de registro { $file } ({ $known } ya estaban; las reservas de ejecuciones sin terminar entran como unknown)
+cli-ledger-about = El registro de envíos del equipo en PostgreSQL ([ledger] url): `ledger migrate` crea o actualiza sus tablas
+cli-ledger-words = `migrate`: crea o actualiza las tablas del registro en la base de datos
+ledger-pg-certificate = este equipo no confía en el certificado del servidor de la base de datos, o es de otro nombre ({ $error }): si lo firma la CA de su empresa, dé esa CA en SSL_CERT_FILE o SSL_CERT_DIR (vea docs/networks.es.md); si no, revise el servidor en [ledger] url
+ledger-pg-no-password = la base de datos pide una contraseña y no se dio ninguna: defina PGPASSWORD, o añada una línea a ~/.pgpass (SERVIDOR:PUERTO:BASE:USUARIO:CONTRASEÑA, chmod 600){ $hint }

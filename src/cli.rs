@@ -155,6 +155,7 @@ pub enum Command {
     Report(ReportArgs),
     Reconcile(ReconcileArgs),
     History(HistoryArgs),
+    Ledger(LedgerArgs),
     Init(InitArgs),
 }
 
@@ -341,6 +342,17 @@ pub struct HistoryArgs {
     pub ledger: Option<PathBuf>,
 }
 
+/// `ledger`: the send ledger's own upkeep.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LedgerArgs {
+    // `migrate`: create or update the ledger's tables in the database.
+    #[arg(value_name = "ACTION")]
+    pub words: Vec<String>,
+
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum HistoryFormat {
     #[default]
@@ -517,6 +529,7 @@ mod tests {
                 Command::Report(_)
                 | Command::Reconcile(_)
                 | Command::Init(_)
+                | Command::Ledger(_)
                 | Command::History(_) => {
                     unreachable!("parsed send or validate")
                 }

@@ -165,6 +165,7 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Send(args) => args.input.config.as_deref(),
         Command::Reconcile(args) => args.config.as_deref(),
         Command::History(args) => args.config.as_deref(),
+        Command::Ledger(args) => args.config.as_deref(),
         Command::Report(_) | Command::Init(_) => None,
     };
     // With `--log-format json` every line is JSON for a program to read: its texts
@@ -181,6 +182,7 @@ pub fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Report(args) => commands::report::run(args),
         Command::Reconcile(args) => commands::reconcile::run(args),
         Command::History(args) => commands::history::run(args),
+        Command::Ledger(args) => commands::ledger::run(args),
         Command::Init(args) => commands::init::run(args),
     }
 }

@@ -4,7 +4,9 @@
 - `history PHONE` (written any way a list accepts): every message to that number;
 - `history [--since 7d]`: every message since then (default the last 7 days);
 - `history import RESULTS...`: seeds the ledger from results files' journals, so
-  the first run after an upgrade knows earlier campaigns;
+  the first run after an upgrade knows earlier campaigns; given a SQLite ledger
+  file, it moves that person's history into the configured ledger (a team's
+  PostgreSQL database);
 - `history forget PHONE`: erases a person (a data protection request).
 
 `--format json|csv` for scripts. Times are local (`campaign.timezone`, else the
@@ -33,6 +35,9 @@ pub enum HistoryError {
     BadSince { value: String, error: String },
     #[error("{}", tr!("history-import-unreadable", path = .path.display(), error = .error))]
     Unreadable { path: PathBuf, error: String },
+    /// `ledger` without `migrate` (see `commands::ledger`).
+    #[error("{}", tr!("ledger-no-subcommand"))]
+    NoLedgerAction,
 }
 
 pub(crate) fn run(args: &HistoryArgs) -> Result<Exit, Error> {
@@ -66,7 +71,7 @@ pub(crate) fn run(args: &HistoryArgs) -> Result<Exit, Error> {
                     "history-forgotten",
                     count = count,
                     telephone = telephone,
-                    path = settings.ledger.path.display()
+                    path = settings.ledger.place()
                 )
             );
             Ok(Exit::Success)
@@ -133,11 +138,7 @@ fn show(
                 let _ = writeln!(
                     out,
                     "{}",
-                    tr!(
-                        "history-none",
-                        path = settings.ledger.path.display(),
-                        what = what
-                    )
+                    tr!("history-none", path = settings.ledger.place(), what = what)
                 );
             }
             for e in entries {
@@ -211,13 +212,36 @@ fn show(
     let _ = out.flush();
 }
 
-/// Seeds the ledger from results files and their journals.
+/// Seeds the ledger from results files and their journals, and from SQLite ledger
+/// files (a person's history moving into the team's database).
 fn import(settings: &ledger::Settings, files: &[&str]) -> Result<Exit, Error> {
-    let mut entries = Vec::new();
-    for file in files {
-        entries.extend(entries_of(Path::new(file))?);
+    let (ledgers, files): (Vec<&str>, Vec<&str>) =
+        files.iter().partition(|f| is_sqlite_file(Path::new(f)));
+    let mut results_entries = Vec::new();
+    for file in &files {
+        results_entries.extend(entries_of(Path::new(file))?);
+    }
+    let mut from_ledgers = Vec::new();
+    for file in &ledgers {
+        from_ledgers.push((*file, entries_of_ledger(Path::new(file))?));
     }
     let mut store = ledger::open(settings)?;
+    for (file, entries) in from_ledgers {
+        let added = store.import(&entries)?;
+        println!(
+            "{}",
+            tr!(
+                "history-imported-ledger",
+                added = added,
+                file = file,
+                known = entries.len() - added
+            )
+        );
+    }
+    if files.is_empty() {
+        return Ok(Exit::Success);
+    }
+    let entries = results_entries;
     let added = store.import(&entries)?;
     println!(
         "{}",
@@ -229,6 +253,28 @@ fn import(settings: &ledger::Settings, files: &[&str]) -> Result<Exit, Error> {
         )
     );
     Ok(Exit::Success)
+}
+
+/// A SQLite database file (its 16-byte header), as a ledger file is.
+fn is_sqlite_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"SQLite format 3\0")
+}
+
+/// Every entry of a SQLite ledger file; a claim of a run that did not finish (or is
+/// still running) comes in as `unknown`: it may have gone out.
+fn entries_of_ledger(path: &Path) -> Result<Vec<Entry>, Error> {
+    let mut store = ledger::Sqlite::open(path)?;
+    let mut entries = ledger::Store::history(&mut store, None, i64::MIN)?;
+    for e in &mut entries {
+        if e.mark == Mark::Pending {
+            e.mark = Mark::Unknown;
+        }
+    }
+    Ok(entries)
 }
 
 /// The messages a results file's journal records as attempted.

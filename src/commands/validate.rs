@@ -29,7 +29,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, Error> {
     // The valid rows, kept only to look them up in the send ledger and in the record
     // of the list's real run (rule 1).
     let mut jobs = Vec::new();
-    let keep_jobs = settings.ledger.as_ref().is_some_and(|l| l.path.exists())
+    let keep_jobs = settings.ledger.as_ref().is_some_and(|l| l.may_exist())
         || [false, true].iter().any(|&template| {
             crate::journal::journal_path(&crate::journal::naming::default_results(
                 &list.input,

@@ -19,6 +19,8 @@ use crate::tr;
 pub(crate) struct LedgerSection {
     /// Where the ledger is (relative to the config file's folder).
     pub(crate) path: Option<PathBuf>,
+    /// A PostgreSQL database for the whole team instead ("postgres://user@host/db").
+    pub(crate) url: Option<String>,
     /// The same message within this long is held ("7d").
     pub(crate) repeat_window: Option<String>,
     /// "2/24h": at most 2 messages to one number a day. Default: no cap.
@@ -72,13 +74,21 @@ pub(crate) fn ledger_settings(
             None => p.clone(),
         }
     });
+    // `[ledger] url` (no password in it; it wins over `path`), unless --ledger names a file.
+    if let Some(url) = &section.url {
+        crate::ledger::postgres::check_url(url)
+            .map_err(|reason| key_error(path, "ledger.url", reason))?;
+    }
+    let url = section.url.clone().filter(|_| flag.is_none());
     let ledger = flag
         .map(Path::to_owned)
         .or(from_file)
         .or_else(crate::ledger::default_path)
+        .or_else(|| url.as_ref().map(|_| PathBuf::new()))
         .ok_or(ConfigError::NoLedgerPlace)?;
     Ok(Some(crate::ledger::Settings {
         path: ledger,
+        url,
         repeat_window,
         cap,
         keep,

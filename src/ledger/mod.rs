@@ -20,17 +20,25 @@ Invariants:
 - Any failure to open, lock, read or write the ledger is an error before anything
   is sent (`LedgerError`), naming `--no-ledger` and what it gives up.
 
-`Store` is the boundary the rest of the tool uses; `sqlite::Sqlite` is the one
-store today (a shared server store is a later issue).
+`Store` is the boundary the rest of the tool uses: `sqlite::Sqlite` (a file, one
+machine) or `postgres::Postgres` (`[ledger] url`: one database for a team's hosts),
+the same rules behind both. A run also watches a server store while it sends
+(`Watch`): a server that stops answering stops the run (exit 3, resumable); every
+message it sends was claimed before its first request.
 */
 
+mod pg_connect;
+pub(crate) mod postgres;
 mod sqlite;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub(crate) use postgres::Postgres;
 pub(crate) use sqlite::Sqlite;
+pub(crate) use watch::Watch;
 
 use crate::tr;
 
@@ -124,6 +132,9 @@ impl Cap {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) path: PathBuf,
+    /// `[ledger] url`: the ledger is in this PostgreSQL database (checked: no
+    /// password), not in `path`.
+    pub(crate) url: Option<String>,
     /// The same message within this long is held (`repeat_window`, default 7 days).
     pub(crate) repeat_window: Duration,
     pub(crate) cap: Option<Cap>,
@@ -304,7 +315,7 @@ pub(crate) fn known_keys(prior: &crate::journal::Prior) -> HashSet<String> {
 }
 
 /// The store behind the ledger. Every method is one transaction.
-pub(crate) trait Store {
+pub(crate) trait Store: Send {
     /// Starts the check-and-claim of one plan: holds the ledger's write lock until
     /// `commit` or `rollback`.
     fn begin(&mut self) -> Result<(), LedgerError>;
@@ -345,6 +356,28 @@ pub(crate) trait Store {
     /// Erases settled entries older than `before` and `pending` claims older than
     /// `claims_before`; returns how many.
     fn prune(&mut self, before: i64, claims_before: i64) -> Result<usize, LedgerError>;
+    /// A way to tell, while a run sends, that the store is still there (a server
+    /// store); `None` for a file.
+    fn watch(&self) -> Option<Box<dyn FnMut() -> Result<(), LedgerError> + Send>> {
+        None
+    }
+}
+
+impl Settings {
+    /// There may be a ledger to read: a database, or a file that is there.
+    pub(crate) fn may_exist(&self) -> bool {
+        self.url.is_some() || self.path.exists()
+    }
+
+    /// Where the ledger is, for people: the file, or the database (no password).
+    pub(crate) fn place(&self) -> String {
+        match &self.url {
+            Some(url) => postgres::Target::new(url)
+                .map(|t| t.shown().to_owned())
+                .unwrap_or_else(|_| "[ledger] url".to_owned()),
+            None => self.path.display().to_string(),
+        }
+    }
 }
 
 /// What `prior` (a campaign's journal) says became of its messages.
@@ -484,6 +517,10 @@ pub(crate) fn reconciled(
 /// Opens the ledger only if it exists (for `validate` and dry runs, which must not
 /// create one): `None` when there is none yet.
 pub(crate) fn open_existing(settings: &Settings) -> Result<Option<Box<dyn Store>>, LedgerError> {
+    if let Some(url) = &settings.url {
+        let target = postgres::Target::new(url)?;
+        return Ok(Postgres::open_existing(&target)?.map(|s| Box::new(s) as Box<dyn Store>));
+    }
     if !settings.path.exists() {
         return Ok(None);
     }
@@ -505,12 +542,15 @@ pub(crate) fn prune_limits(now: i64, keep: Duration, repeat_window: Duration) ->
 
 /// Opens the ledger at `settings.path` (creating it, owner-only) and prunes it.
 pub(crate) fn open(settings: &Settings) -> Result<Box<dyn Store>, LedgerError> {
-    let mut store = Sqlite::open(&settings.path)?;
+    let mut store: Box<dyn Store> = match &settings.url {
+        Some(url) => Box::new(Postgres::open(&postgres::Target::new(url)?)?),
+        None => Box::new(Sqlite::open(&settings.path)?),
+    };
     if let Some(keep) = settings.keep {
         let (before, claims_before) = prune_limits(now(), keep, settings.repeat_window);
         store.prune(before, claims_before)?;
     }
-    Ok(Box::new(store))
+    Ok(store)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod fake_proxy;
 mod fake_wolkvox;
+pub mod pg;
 pub use fake_proxy::*;
 pub use fake_wolkvox::*;
 

@@ -13,7 +13,15 @@ use std::path::Path;
 
 use common::*;
 
-const SUBCOMMANDS: [&str; 6] = ["send", "validate", "report", "reconcile", "init", "history"];
+const SUBCOMMANDS: [&str; 7] = [
+    "send",
+    "validate",
+    "report",
+    "reconcile",
+    "init",
+    "history",
+    "ledger",
+];
 
 /// The English pages a flag may be documented in, those that exist.
 fn pages() -> Vec<(String, String)> {

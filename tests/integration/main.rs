@@ -16,6 +16,7 @@ mod hsm;
 mod journal_compat;
 mod layout;
 mod ledger;
+mod ledger_pg;
 mod limited_retry;
 mod limits;
 mod networks;

@@ -89,10 +89,15 @@ fn send_command(args: &SendArgs, started_at: &str) -> Result<Exit, Error> {
     let mut run = open_run(args, started_at)?;
     let ledger = run.ledger.take();
     let results = run.settings.results.clone();
+    // A server ledger is watched while the run sends: lost, the run stops.
+    let watch = ledger
+        .as_ref()
+        .filter(|l| l.claimed)
+        .and_then(|l| l.store.watch());
     let result = if run.settings.dry_run {
         dry_run(run, started_at)
     } else {
-        send_rows(run, started_at)
+        send_rows(run, started_at, watch)
     };
     if let Some(mut ledger) = ledger.filter(|l| l.claimed) {
         // What the run's journal says became of every message it claimed. No journal:
@@ -425,7 +430,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
 }
 
 /// A real run: the quota check, the dispatcher, and the summary.
-fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
+fn send_rows(run: OpenRun, started_at: &str, watch: Option<LedgerProbe>) -> Result<Exit, Error> {
     let OpenRun {
         settings,
         progress,
@@ -475,6 +480,7 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let recorder = Arc::new(recorder);
     let send_started = Instant::now();
     let jobs = std::mem::take(&mut plan.jobs);
+    let mut ledger_lost = None;
     let stopped = match early {
         // The quota check met a setting to fix: no row is tried; all stay `not_sent`.
         Some(reason) => {
@@ -489,9 +495,11 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
         }
         None => {
             announce(&settings, jobs.len(), tokens.len());
-            dispatch_rows(
-                &runtime, jobs, tokens, client, &settings, &recorder, &progress,
-            )
+            let (stopped, lost) = dispatch_rows(
+                &runtime, jobs, tokens, client, &settings, &recorder, &progress, watch,
+            );
+            ledger_lost = lost;
+            stopped
         }
     };
     progress.finish();
@@ -506,8 +514,17 @@ fn send_rows(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let counts = recorder.final_counts();
     let unwritten = recorder.finish().err();
     let held = Held { quota: cut, pilot };
-    let stopped_text =
-        Localized::maybe(|| stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held));
+    let stopped_text = Localized::maybe(|| match &ledger_lost {
+        // A server ledger lost mid-run stopped it (see `ledger::Watch`).
+        Some(lost) => Some(format!(
+            "{lost}.\n{}",
+            tr!(
+                "send-to-continue",
+                command = format!("{}{}", resume_command(&settings), held.retry_flags())
+            )
+        )),
+        None => stop_text(&settings, stopped.as_ref(), unwritten.as_ref(), held),
+    });
     let resume = stopped_text
         .as_ref()
         .map(|_| format!("{}{}", resume_command(&settings), held.retry_flags()));
@@ -563,7 +580,13 @@ fn announce(settings: &SendSettings, jobs: usize, tokens: usize) {
     }
 }
 
-/// Runs the dispatcher with the signal watcher beside it. Returns why it stopped early.
+/// A server ledger's probe (`ledger::Store::watch`).
+type LedgerProbe = Box<dyn FnMut() -> Result<(), ledger::LedgerError> + Send>;
+
+/// Runs the dispatcher with the signal watcher (and a server ledger's watch) beside it.
+/// Returns why the run stopped early, and what became of a server ledger it lost
+/// meanwhile (which stops it: see `ledger::Watch`).
+#[allow(clippy::too_many_arguments)]
 fn dispatch_rows(
     runtime: &tokio::runtime::Runtime,
     jobs: Vec<Job>,
@@ -572,9 +595,14 @@ fn dispatch_rows(
     settings: &SendSettings,
     recorder: &Arc<Recorder>,
     progress: &Progress,
-) -> Option<dispatch::StopReason> {
+    watch: Option<LedgerProbe>,
+) -> (Option<dispatch::StopReason>, Option<String>) {
     let stop = CancellationToken::new();
-    runtime.block_on(async {
+    let watch = watch.map(|probe| {
+        let stop = stop.clone();
+        ledger::Watch::start(probe, move || stop.cancel())
+    });
+    let stopped = runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(
             stop.clone(),
             Arc::clone(recorder),
@@ -596,7 +624,8 @@ fn dispatch_rows(
         signals.abort();
         let _ = signals.await;
         stopped
-    })
+    });
+    (stopped, watch.and_then(ledger::Watch::finish))
 }
 
 /// Why the run stopped early, and how to continue; `None` when it went to the end.
