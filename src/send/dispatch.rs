@@ -410,40 +410,8 @@ impl Row {
             Answer::Accepted(reply) => self.answered(shared, ts, Status::Sent, &reply),
             Answer::Refused(reply) => self.answered(shared, ts, Status::Failed, &reply),
             Answer::Unknown(reply) => {
-                let Sent {
-                    running, sent_at, ..
-                } = sent;
-                ts.failures.fetch_add(1, Ordering::Relaxed);
-                let (row, timeout) = (self.job.shown, shared.client.timeout());
-                let warning = match running {
-                    Some(_) => tr!(
-                        "dispatch-timeout",
-                        row = row,
-                        timeout = crate::text::human_duration(timeout)
-                    ),
-                    None => tr!(
-                        "dispatch-maybe-delivered",
-                        row = row,
-                        error = reply.error,
-                        msg = reply.msg
-                    ),
-                };
-                tracing::warn!(row = row, "{}", warning);
-                shared.record(self.outcome(Status::Unknown, &reply), &self.job.key);
-                if let Some(mut request) = running {
-                    // The server may still answer: the slot stays taken until it does.
-                    let (job, attempts, started) = (&self.job, self.attempts, self.started);
-                    hold_slot(shared, job, &mut request, sent_at, attempts, started).await;
-                } else if from_gateway(&reply) {
-                    // The API may still be working on it: its slot stays taken, as for
-                    // the tool's own timeout, and the row taken ahead goes to others.
-                    if let Some(ahead) = next.take() {
-                        shared.push_front(ahead);
-                    }
-                    keep_slot(shared, sent_at).await;
-                }
-                shared.stop_if_down();
-                Step::Done
+                self.unknown(shared, ts, reply, sent.running, sent.sent_at, next)
+                    .await
             }
             Answer::TokenRejected(problem, reply) => {
                 let mut retired = ts.retired.lock().unwrap_or_else(PoisonError::into_inner);
@@ -500,6 +468,51 @@ impl Row {
         ts.failures.store(0, Ordering::Relaxed);
         ts.slow().win_back();
         shared.record(self.outcome(status, reply), &self.job.key);
+        Step::Done
+    }
+
+    /// An answer after which the row may have been delivered: `unknown`, never sent
+    /// again. While the server may still be working on the request (the tool's own
+    /// timeout, a gateway's 502 or 504), the worker keeps the token's slot.
+    async fn unknown(
+        &self,
+        shared: &Shared,
+        ts: &TokenState,
+        reply: Reply,
+        running: Option<tokio::task::JoinHandle<Answer>>,
+        sent_at: Instant,
+        next: &mut Option<Job>,
+    ) -> Step {
+        ts.failures.fetch_add(1, Ordering::Relaxed);
+        let (row, timeout) = (self.job.shown, shared.client.timeout());
+        let warning = match running {
+            Some(_) => tr!(
+                "dispatch-timeout",
+                row = row,
+                timeout = crate::text::human_duration(timeout)
+            ),
+            None => tr!(
+                "dispatch-maybe-delivered",
+                row = row,
+                error = reply.error,
+                msg = reply.msg
+            ),
+        };
+        tracing::warn!(row = row, "{}", warning);
+        shared.record(self.outcome(Status::Unknown, &reply), &self.job.key);
+        if let Some(mut request) = running {
+            // The server may still answer: the slot stays taken until it does.
+            let (job, attempts, started) = (&self.job, self.attempts, self.started);
+            hold_slot(shared, job, &mut request, sent_at, attempts, started).await;
+        } else if from_gateway(&reply) {
+            // The API may still be working on it: its slot stays taken, as for
+            // the tool's own timeout, and the row taken ahead goes to others.
+            if let Some(ahead) = next.take() {
+                shared.push_front(ahead);
+            }
+            keep_slot(shared, sent_at).await;
+        }
+        shared.stop_if_down();
         Step::Done
     }
 
