@@ -92,13 +92,20 @@ fn assert_nothing_sent_rest_not_sent(results: &[HashMap<String, String>], sends:
     }
 }
 
+/// A config with a fast back-off: `[api]` lines, then `[retry]` lines.
+macro_rules! fast_retry {
+    ($api:literal, $retry:literal) => {
+        concat!(
+            "[api]\nconnector_id = \"1\"\n",
+            $api,
+            "\n[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n",
+            $retry
+        )
+    };
+}
+
 fn retry_fast_config(dir: &Path, extra: &str) -> std::path::PathBuf {
-    write_config(
-        dir,
-        &format!(
-            "[api]\nconnector_id = \"1\"\n\n[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n{extra}"
-        ),
-    )
+    write_config(dir, &format!("{}{extra}", fast_retry!("", "")))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -928,16 +935,21 @@ struct Answered {
     within: Option<Duration>,
 }
 
-/// A config with a fast back-off: `[api]` lines, then `[retry]` lines.
-macro_rules! fast_retry {
-    ($api:literal, $retry:literal) => {
-        concat!(
-            "[api]\nconnector_id = \"1\"\n",
-            $api,
-            "\n[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n",
-            $retry
-        )
-    };
+impl Default for Answered {
+    /// No list, no config, the fake's normal answers, and nothing to check beyond them.
+    fn default() -> Self {
+        Self {
+            phones: &[],
+            config: None,
+            answer: |_| None,
+            exit: 0,
+            statuses: &[],
+            fields: &[],
+            requests: &[],
+            sent_is_delivered: false,
+            within: None,
+        }
+    }
 }
 
 fn check_answered(case: Answered) {
@@ -995,7 +1007,6 @@ macro_rules! answered {
 answered! {
     body_code_as_a_string_counts_as_sent: Answered {
         phones: &["573001234567", "593991234567"],
-        config: None,
         answer: |req| {
             (req.api == API_SEND_MESSAGE).then(|| {
                 Reply::json(
@@ -1012,14 +1023,12 @@ answered! {
             (2, "http_status", "202"),
             (2, "code", "202"),
         ],
-        requests: &[],
         sent_is_delivered: true,
-        within: None,
+        ..Answered::default()
     };
 
     http_200_with_body_code_400_is_failed: Answered {
         phones: &["573001234567", "593991234567"],
-        config: None,
         answer: |req| {
             (req.telephone.as_deref() == Some("593991234567")).then(|| {
                 Reply::json(
@@ -1036,9 +1045,8 @@ answered! {
             (2, "msg", MSG_PARAMETERS_REQUIRED),
             (2, "error", "BAD REQUEST"),
         ],
-        requests: &[],
         sent_is_delivered: true,
-        within: None,
+        ..Answered::default()
     };
 
     a_429_with_retry_after_is_retried_and_sent_once: Answered {
@@ -1053,7 +1061,7 @@ answered! {
         fields: &[(2, "attempts", "2")],
         requests: &[("593991234567", 2)],
         sent_is_delivered: true,
-        within: None,
+        ..Answered::default()
     };
 
     a_simultaneous_requests_refusal_is_retried_and_sent_once: Answered {
@@ -1068,7 +1076,7 @@ answered! {
         fields: &[(1, "attempts", "2")],
         requests: &[("573001234567", 2)],
         sent_is_delivered: true,
-        within: None,
+        ..Answered::default()
     };
 
     a_dropped_connection_is_unknown_and_never_resent: Answered {
@@ -1079,10 +1087,8 @@ answered! {
         },
         exit: 1,
         statuses: &["sent", "unknown", "sent"],
-        fields: &[],
         requests: &[("593991234567", 1)],
-        sent_is_delivered: false,
-        within: None,
+        ..Answered::default()
     };
 
     a_timeout_is_unknown_and_never_resent: Answered {
@@ -1094,10 +1100,9 @@ answered! {
         },
         exit: 1,
         statuses: &["sent", "unknown"],
-        fields: &[],
         requests: &[("593991234567", 1)],
-        sent_is_delivered: false,
         within: Some(Duration::from_secs(4)),
+        ..Answered::default()
     };
 
     /// Wolkvox said 2xx: the message may well have gone out, so the row is `unknown`
@@ -1118,10 +1123,8 @@ answered! {
         },
         exit: 1,
         statuses: &["sent", "unknown", "unknown"],
-        fields: &[],
         requests: &[("593991234567", 1), ("34612345678", 1)],
-        sent_is_delivered: false,
-        within: None,
+        ..Answered::default()
     };
 
     /// An undocumented 403 (maintenance): retried, and each try spends an attempt. (A
@@ -1138,8 +1141,7 @@ answered! {
         statuses: &["sent", "failed"],
         fields: &[(2, "attempts", "3"), (2, "http_status", "403")],
         requests: &[("593991234567", 3)],
-        sent_is_delivered: false,
-        within: None,
+        ..Answered::default()
     };
 }
 
