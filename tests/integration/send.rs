@@ -991,20 +991,21 @@ fn check_answered(case: Answered) {
     }
 }
 
-/// One test per case, each with its own name and failure message.
-macro_rules! answered {
-    ($($(#[$doc:meta])* $name:ident: $case:expr;)+) => {
+/// One test per case, each with its own name and failure message: `cases!(check {
+/// name: case; ... })` makes `#[test] fn name() { check(case) }`.
+macro_rules! cases {
+    ($check:ident { $($(#[$doc:meta])* $name:ident: $case:expr;)+ }) => {
         $(
             $(#[$doc])*
             #[test]
             fn $name() {
-                check_answered($case);
+                $check($case);
             }
         )+
     };
 }
 
-answered! {
+cases!(check_answered {
     body_code_as_a_string_counts_as_sent: Answered {
         phones: &["573001234567", "593991234567"],
         answer: |req| {
@@ -1143,28 +1144,66 @@ answered! {
         requests: &[("593991234567", 3)],
         ..Answered::default()
     };
+});
+
+/// An answer that stops the whole run: exit 3 after a few requests, and every row
+/// accounted for (none `sent`, every row the fake never saw `not_sent`).
+struct Stops {
+    /// Rows in the list (Colombian mobiles, each with "Hola").
+    rows: usize,
+    /// The config file (`None`: no `--config`).
+    config: Option<&'static str>,
+    /// What the fake answers instead of its normal answer.
+    answer: fn(&RequestInfo) -> Option<Reply>,
+    /// How many sends may go out before the run stops, and why that many.
+    sends: std::ops::RangeInclusive<usize>,
+    why: &'static str,
 }
 
-#[test]
-fn api_does_not_exist_stops_the_run_with_exit_3() {
+fn check_stops(case: Stops) {
     let dir = temp_dir();
-    let tels = colombian_mobiles(10);
+    let tels = colombian_mobiles(case.rows);
     let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Hola")).collect();
     let input = write_csv(dir.path(), "contacts.csv", &contacts_csv(&rows, "1"));
-    let fake = FakeWolkvox::start(
-        Behavior::ok().hook(|req| (req.api == API_SEND_MESSAGE).then(Reply::api_does_not_exist)),
-    );
-    run(send_cmd(&input, &fake, TOKEN)).expect_code(3);
+    let fake = FakeWolkvox::start(Behavior::ok().hook(case.answer));
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    if let Some(config) = case.config {
+        c.arg("--config").arg(write_config(dir.path(), config));
+    }
+    run(c).expect_code(3);
     let sends = fake.send_requests();
     assert!(
-        sends.len() <= 2,
-        "the run stops at the first answer, got {} sends",
+        case.sends.contains(&sends.len()),
+        "{}, got {} sends",
+        case.why,
         sends.len()
     );
     let results = read_results(&default_results_path(&input));
-    assert_rows_sorted_and_complete(&results, 10);
+    assert_rows_sorted_and_complete(&results, case.rows);
     assert_nothing_sent_rest_not_sent(&results, &sends);
 }
+
+cases!(check_stops {
+    api_does_not_exist_stops_the_run_with_exit_3: Stops {
+        rows: 10,
+        config: None,
+        answer: |req| (req.api == API_SEND_MESSAGE).then(Reply::api_does_not_exist),
+        sends: 0..=2,
+        why: "the run stops at the first answer",
+    };
+
+    /// An undocumented 403 (maintenance): transient, never a delivery.
+    consecutive_failures_stop_the_run_with_exit_3: Stops {
+        rows: 20,
+        config: Some(fast_retry!("", "max_attempts = 1\nmax_consecutive_failures = 3\n")),
+        answer: |req| {
+            (req.api == API_SEND_MESSAGE)
+                .then(|| Reply::api_error(403, "FORBIDDEN", "SERVER UNDER MAINTENANCE"))
+        },
+        sends: 3..=6,
+        why: "stops after 3 failures in a row (plus what was in flight)",
+    };
+});
 
 // ---------------------------------------------------------------------------------------
 // Concurrency.
@@ -1326,35 +1365,6 @@ fn resume_does_not_resend_unknown_rows() {
 
 // ---------------------------------------------------------------------------------------
 // Retries that run out, a service that is down, interruption.
-
-#[test]
-fn consecutive_failures_stop_the_run_with_exit_3() {
-    let dir = temp_dir();
-    let tels = colombian_mobiles(20);
-    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Hola")).collect();
-    let input = write_csv(dir.path(), "contacts.csv", &contacts_csv(&rows, "1"));
-    let config = retry_fast_config(
-        dir.path(),
-        "max_attempts = 1\nmax_consecutive_failures = 3\n",
-    );
-    // An undocumented 403 (maintenance): transient, never a delivery.
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.api == API_SEND_MESSAGE)
-            .then(|| Reply::api_error(403, "FORBIDDEN", "SERVER UNDER MAINTENANCE"))
-    }));
-    let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(3);
-    let sends = fake.send_requests();
-    assert!(
-        (3..=6).contains(&sends.len()),
-        "stops after 3 failures in a row (plus what was in flight), got {}",
-        sends.len()
-    );
-    let results = read_results(&default_results_path(&input));
-    assert_rows_sorted_and_complete(&results, 20);
-    assert_nothing_sent_rest_not_sent(&results, &sends);
-}
 
 #[test]
 fn an_unreachable_endpoint_stops_without_sending() {
