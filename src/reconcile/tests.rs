@@ -1,3 +1,8 @@
+/*!
+Unit tests of reconciling: the query schedule, phones as the report lists them, and
+settling `unknown` rows from evidence.
+*/
+
 use super::*;
 
 fn ts(text: &str) -> Timestamp {

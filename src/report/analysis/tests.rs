@@ -1,3 +1,8 @@
+/*!
+Unit tests of the report: what `build` computes from a results file and its journal, and
+what `render` shows of it.
+*/
+
 use super::*;
 
 /// When the rows of most tests finished.

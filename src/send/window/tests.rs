@@ -1,3 +1,8 @@
+/*!
+Unit tests of the contact hours: parsing `hours`, the window at fixed instants (clock
+changes, holidays), and the `Gate` on a clock of the test's own.
+*/
+
 use std::sync::{Arc, Mutex};
 
 use super::gate::Clock;
