@@ -34,173 +34,44 @@ retry never goes out after the window closed. Requests already in flight when
 it closes finish normally. With `--wait-for-window` a worker keeps its row and
 sleeps until the window opens (waking every minute to re-read the clock, and
 at once on Ctrl-C) instead of stopping the run.
+
+Here: the settings, the workers and a row's way through its attempts (`send_row`).
+Beside it: `pool` (the state the workers share), `pace` (limiters, 429 slow-down,
+back-off), `slot` (one attempt's request and the slot it holds after a timeout) and
+`stop` (why a run stopped).
 */
 
-use std::collections::VecDeque;
+mod pace;
+mod pool;
+mod slot;
+mod stop;
+
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::{Outcome, Recorder, Status, now};
-use crate::progress::{Progress, Tally};
-use crate::send::api::{
-    Answer, Client, Reply, SettingProblem, Throttle, TokenProblem, from_gateway, throttle,
-};
+use crate::progress::Progress;
+use crate::send::api::{Answer, Client, Reply, Throttle, TokenProblem, from_gateway, throttle};
 use crate::send::token::Token;
-use crate::send::window::{Gate, GateState, show};
+use crate::send::window::{Gate, GateState};
 use crate::validate::Job;
 use crate::{tr, tr_en};
+use pace::{SlowDown, backoff, limiter};
+use pool::{Refusals, Shared, TokenState, wait_for_window};
+use slot::{API_CALL_LIMIT, Sent, hold_slot, keep_slot, timed_send};
 
-/// The longest a `Retry-After` is honoured before giving up waiting.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-/// The API's own limit for one call: after this long the server has given up on a
-/// request, so a timed-out request's slot is free again.
-pub(crate) const API_CALL_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) use pace::RetryPolicy;
+pub(crate) use stop::StopReason;
+
 /// How long a row refused for load ("simultaneous requests", 429) waits for a slot or a
 /// slower pace without spending its attempts: a slot held by any request frees within
 /// the API's own limit.
 const BUSY_PATIENCE: Duration = API_CALL_LIMIT;
-/// While waiting for the contact window, the clock is read again at least this often
-/// (a suspended laptop or a corrected clock must not make the wait overshoot).
-const MAX_WINDOW_NAP: Duration = Duration::from_secs(60);
-
-/// Why a run stopped before every row was attempted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StopReason {
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
-    /// Every token was refused (invalid, missing) or spent today's quota.
-    NoTokens { quota_spent: bool },
-    /// The API answered that the endpoint does not exist: a configuration error.
-    ApiNotFound { msg: String },
-    /// The server answered with an HTTP redirect: the base URL or server id is wrong.
-    Redirected { status: Option<u16>, msg: String },
-    /// Every token failed this many times in a row.
-    ServiceDown { failures: u32 },
-    /// The results file or journal could not be written: sending on would lose outcomes.
-    RecordFailed { message: String },
-    /// Outside the contact hours (`campaign.hours`): at the start, or the window closed
-    /// mid-run. `next_open` is `None` if it does not open again in the searched range.
-    WindowClosed {
-        next_open: Option<jiff::ZonedDateTime>,
-    },
-    /// A failure the same for every request (an untrusted certificate, a proxy that
-    /// refuses, an unknown host): a setting to fix. `origin` is where requests go.
-    Setting {
-        problem: SettingProblem,
-        origin: String,
-        detail: String,
-    },
-    /// `max_failures` rows in a row were refused with the same answer: the campaign as a
-    /// whole is wrong (connector, template, closed windows), not a few numbers.
-    SameRefusal {
-        rows: u32,
-        code: String,
-        error: String,
-        msg: String,
-    },
-}
-
-impl StopReason {
-    /// What the `not_sent` rows say in their `msg`: English, like every `msg` of the
-    /// results file (programs read it), whatever the language of the interface.
-    pub(crate) fn not_sent_msg(&self) -> String {
-        match self {
-            StopReason::Interrupted => tr_en!("msg-interrupted"),
-            StopReason::NoTokens { quota_spent: true } => tr_en!("msg-quota-spent"),
-            StopReason::NoTokens { quota_spent: false } => tr_en!("msg-tokens-refused"),
-            StopReason::ApiNotFound { .. } => tr_en!("msg-api-not-found"),
-            StopReason::Redirected { .. } => tr_en!("msg-redirected"),
-            StopReason::ServiceDown { .. } => tr_en!("msg-service-down"),
-            StopReason::RecordFailed { .. } => tr_en!("msg-record-failed"),
-            StopReason::WindowClosed {
-                next_open: Some(at),
-            } => tr_en!("msg-window-closed", opens = show(at)),
-            StopReason::WindowClosed { next_open: None } => tr_en!("msg-window-never"),
-            StopReason::SameRefusal { rows, .. } => tr_en!("msg-same-refusal", rows = *rows),
-            StopReason::Setting { problem, .. } => problem.not_sent_msg(),
-        }
-    }
-}
-
-impl std::fmt::Display for StopReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StopReason::Interrupted => f.write_str(&tr!("stop-interrupted")),
-            StopReason::NoTokens { quota_spent: true } => f.write_str(&tr!("stop-quota-spent")),
-            StopReason::NoTokens { quota_spent: false } => f.write_str(&tr!("stop-tokens-refused")),
-            StopReason::ApiNotFound { msg } => {
-                f.write_str(&tr!("stop-api-not-found", msg = format!("{msg:?}")))
-            }
-            StopReason::Redirected { status, msg } => f.write_str(&tr!(
-                "stop-redirected",
-                status = status.map(|s| s.to_string()).unwrap_or_default(),
-                msg = msg
-            )),
-            StopReason::ServiceDown { failures } => {
-                f.write_str(&tr!("stop-service-down", failures = *failures))
-            }
-            StopReason::RecordFailed { message } => {
-                f.write_str(&tr!("stop-record-failed", message = message))
-            }
-            StopReason::WindowClosed {
-                next_open: Some(at),
-            } => f.write_str(&tr!("stop-window-closed", opens = show(at))),
-            StopReason::WindowClosed { next_open: None } => f.write_str(&tr!("stop-window-never")),
-            StopReason::Setting {
-                problem,
-                origin,
-                detail,
-            } => f.write_str(&problem.describe(origin, detail)),
-            StopReason::SameRefusal {
-                rows,
-                code,
-                error,
-                msg,
-            } => {
-                let answer = [code.as_str(), error.as_str(), msg.as_str()]
-                    .iter()
-                    .filter(|part| !part.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                f.write_str(&tr!(
-                    "stop-same-refusal",
-                    rows = *rows,
-                    answer = answer,
-                    fix = crate::send::api::fix_for(msg)
-                        .unwrap_or_else(|| tr!("stop-same-refusal-fix"))
-                ))
-            }
-        }
-    }
-}
-
-/// How rows are retried, and when the service counts as down.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RetryPolicy {
-    /// Attempts per row, the first included.
-    pub(crate) max_attempts: u32,
-    pub(crate) base_delay: Duration,
-    pub(crate) max_delay: Duration,
-    /// Consecutive service-level failures on every token that stop the run.
-    pub(crate) max_consecutive_failures: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_consecutive_failures: 20,
-        }
-    }
-}
 
 /// How the pool behaves.
 #[derive(Debug, Clone)]
@@ -224,323 +95,12 @@ pub(crate) struct Hours {
     pub(crate) wait: bool,
 }
 
-/// A token's pace below its rate after 429s: halved on each 429 (down to `MIN_SLOW_RATE`),
-/// won back by a twentieth of the rate on each answer that got through.
-#[derive(Debug)]
-struct SlowDown {
-    /// The configured rate (requests per second).
-    rate: f64,
-    /// The share of `rate` in use now (1 when not slowed down).
-    factor: f64,
-    /// When the latest request was let go at the slower pace.
-    last: Option<Instant>,
-}
-
-/// The slowest a token is taken down to by 429s.
-const MIN_SLOW_RATE: f64 = 0.1;
-/// The share of the rate an answer that got through wins back.
-const WIN_BACK: f64 = 0.05;
-
-impl SlowDown {
-    fn new(rate: f64) -> Self {
-        Self {
-            rate,
-            factor: 1.0,
-            last: None,
-        }
-    }
-
-    /// A 429: half the pace. Returns the new rate.
-    fn halve(&mut self) -> f64 {
-        let floor = (MIN_SLOW_RATE / self.rate).min(1.0);
-        self.factor = (self.factor / 2.0).max(floor);
-        self.rate * self.factor
-    }
-
-    /// An answer that got through: a little of the pace back.
-    fn win_back(&mut self) {
-        self.factor = (self.factor + WIN_BACK).min(1.0);
-    }
-
-    /// When the next request may leave at the slower pace (`None`: at once, not slowed
-    /// down), that moment reserved for it.
-    fn reserve(&mut self, now: Instant) -> Option<Instant> {
-        if self.factor >= 1.0 {
-            return None;
-        }
-        let gap = Duration::from_secs_f64(RATE_MARGIN / (self.rate * self.factor));
-        let at = self.last.map_or(now, |last| (last + gap).max(now));
-        self.last = Some(at);
-        Some(at)
-    }
-}
-
-struct TokenState {
-    token: Token,
-    /// `None` when the rate is too high to express (no pacing needed).
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// Slower than the limiter after 429s.
-    slow: Mutex<SlowDown>,
-    retired: Mutex<Option<TokenProblem>>,
-    /// Consecutive attempts that failed for service reasons (not row-specific refusals).
-    failures: AtomicU32,
-}
-
-impl TokenState {
-    fn retired(&self) -> Option<TokenProblem> {
-        *self.retired.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn slow(&self) -> std::sync::MutexGuard<'_, SlowDown> {
-        self.slow.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-struct Shared {
-    queue: Mutex<VecDeque<Job>>,
-    /// Workers in the pool: tokens x requests in flight per token.
-    workers: usize,
-    /// Workers that have taken their first row: until all have, a row taken ahead
-    /// would be one an idle worker could send at once.
-    started: AtomicUsize,
-    tokens: Vec<TokenState>,
-    client: Client,
-    recorder: Arc<Recorder>,
-    retry: RetryPolicy,
-    progress: Progress,
-    /// Cancelled when the run must stop starting requests.
-    stop: CancellationToken,
-    reason: Mutex<Option<StopReason>>,
-    /// Rows without a final outcome yet (queued or in flight).
-    unfinished: AtomicUsize,
-    /// Wakes idle workers when a row is requeued or finished.
-    changed: Notify,
-    hours: Option<Arc<Hours>>,
-    /// The opening being waited for, so it is announced once, not once per worker.
-    waiting_for: Mutex<Option<jiff::Timestamp>>,
-    max_failures: u32,
-    /// The latest outcomes' run of `failed` rows with one answer.
-    refusals: Mutex<Refusals>,
-}
-
-/// Consecutive `failed` outcomes (in the order they arrive) with the same `code` and
-/// `msg`. A `sent` row ends the run of refusals; other statuses leave it alone.
-#[derive(Debug, Default)]
-struct Refusals {
-    answer: Option<(String, String)>,
-    rows: u32,
-}
-
-impl Refusals {
-    /// Counts `outcome`; returns the run's length when it is one more refusal.
-    fn count(&mut self, outcome: &Outcome) -> Option<u32> {
-        match outcome.status {
-            Status::Sent => {
-                *self = Refusals::default();
-                None
-            }
-            Status::Failed => {
-                let answer = (outcome.code.clone(), outcome.msg.clone());
-                if self.answer.as_ref() == Some(&answer) {
-                    self.rows = self.rows.saturating_add(1);
-                } else {
-                    *self = Refusals {
-                        answer: Some(answer),
-                        rows: 1,
-                    };
-                }
-                Some(self.rows)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl Shared {
-    fn stop_with(&self, reason: StopReason) {
-        let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.is_none() {
-            // A setting to fix is said once, by the summary (also with `--quiet`).
-            if !matches!(reason, StopReason::Setting { .. }) {
-                tracing::warn!("{}", tr!("dispatch-stopping", reason = reason.to_string()));
-            }
-            *slot = Some(reason);
-        }
-        self.stop.cancel();
-    }
-
-    /// Why the run is stopping. The dispatcher sets a reason before it cancels, so a
-    /// cancellation without one came from outside: Ctrl-C or SIGTERM.
-    fn reason(&self) -> Option<StopReason> {
-        let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.is_none() && self.stop.is_cancelled() {
-            *slot = Some(StopReason::Interrupted);
-        }
-        slot.clone()
-    }
-
-    /// Contact hours are set and their window is closed now.
-    fn window_closed(&self) -> bool {
-        self.hours
-            .as_ref()
-            .is_some_and(|h| matches!(h.gate.check(), GateState::Closed { .. }))
-    }
-
-    fn pop(&self) -> Option<Job> {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
-    }
-
-    fn push_front(&self, job: Job) {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_front(job);
-        self.changed.notify_waiters();
-    }
-
-    fn record(&self, outcome: Outcome, key: &str) {
-        self.count_refusal(&outcome);
-        let tally = match outcome.status {
-            Status::Sent => Tally::Sent,
-            Status::Failed => Tally::Failed,
-            _ => Tally::Other,
-        };
-        if let Err(e) = self.recorder.record(outcome, Some(key)) {
-            self.stop_with(StopReason::RecordFailed {
-                message: e.to_string(),
-            });
-        }
-        self.progress.inc(tally);
-        self.unfinished.fetch_sub(1, Ordering::AcqRel);
-        self.changed.notify_waiters();
-    }
-
-    /// Stops the run when `max_failures` rows in a row were refused with one answer.
-    fn count_refusal(&self, outcome: &Outcome) {
-        if self.max_failures == 0 {
-            return;
-        }
-        let rows = self
-            .refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .count(outcome);
-        if rows.is_some_and(|rows| rows >= self.max_failures) {
-            self.stop_with(StopReason::SameRefusal {
-                rows: self.max_failures,
-                code: outcome.code.clone(),
-                error: outcome.error.clone(),
-                msg: outcome.msg.clone(),
-            });
-        }
-    }
-
-    /// Tells the user, once per closing, that the run waits for the contact window.
-    fn announce_wait(&self, opens: &jiff::ZonedDateTime) {
-        let mut waiting = self
-            .waiting_for
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if *waiting != Some(opens.timestamp()) {
-            *waiting = Some(opens.timestamp());
-            let when = show(opens);
-            tracing::info!("{}", tr!("dispatch-waiting-window", when = when));
-            self.progress
-                .wait(tr!("progress-waiting-window", when = when));
-        }
-    }
-
-    fn window_reopened(&self) {
-        let mut waiting = self
-            .waiting_for
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if waiting.take().is_some() {
-            tracing::info!("{}", tr!("dispatch-window-open"));
-            self.progress.resume(&tr!("progress-sending"));
-        }
-    }
-
-    /// Stops the run when every token has failed too often in a row; says whether it did.
-    fn stop_if_down(&self) -> bool {
-        let down = self.service_down();
-        if down {
-            self.stop_with(StopReason::ServiceDown {
-                failures: self.retry.max_consecutive_failures,
-            });
-        }
-        down
-    }
-
-    /// True when every token still in use has failed `max_consecutive_failures` times in a row.
-    fn service_down(&self) -> bool {
-        let limit = self.retry.max_consecutive_failures;
-        let mut active = self
-            .tokens
-            .iter()
-            .filter(|t| t.retired().is_none())
-            .peekable();
-        active.peek().is_some() && active.all(|t| t.failures.load(Ordering::Relaxed) >= limit)
-    }
-}
-
 /// What a worker does after a row.
 enum Flow {
     Next,
     /// The token cannot be used: the row goes back for another token.
     Requeue(Box<Job>),
     Stop,
-}
-
-/// How much wider than `1 / rate` requests are spaced.
-///
-/// `--rate N` promises that no one-second window sees more than N requests. Evenly
-/// spaced at exactly 1/N s, request N+1 would leave exactly 1 s after the first, and a
-/// closed window [t, t + 1 s] (or a request that reaches the server a little later than
-/// the next one, say because it opened the connection) would count N+1. Spaced 1% wider,
-/// any N+1 requests span at least 1.01 s: a 10 ms margin whatever the rate, for 1% of
-/// throughput (a 100-row run at --rate 5 takes 20.0 s instead of 19.8 s).
-const RATE_MARGIN: f64 = 1.01;
-
-/// One request per period, no burst; `None` when the rate is too high to express.
-fn quota(rate: f64) -> Option<Quota> {
-    let period = Duration::from_secs_f64(RATE_MARGIN / rate);
-    Quota::with_period(period).map(|q| q.allow_burst(std::num::NonZeroU32::MIN))
-}
-
-fn limiter(rate: f64) -> Option<DefaultDirectRateLimiter> {
-    quota(rate).map(RateLimiter::direct)
-}
-
-/// The wait before attempt `attempt + 1`: exponential, capped, with jitter
-/// (between half and all of the step) so that workers do not retry in lockstep.
-pub(crate) fn backoff(
-    retry: &RetryPolicy,
-    attempt: u32,
-    retry_after: Option<Duration>,
-) -> Duration {
-    if let Some(after) = retry_after {
-        if after > MAX_RETRY_AFTER {
-            tracing::warn!(
-                "{}",
-                tr!(
-                    "dispatch-retry-after-capped",
-                    asked = crate::text::human_duration(after),
-                    most = crate::text::human_duration(MAX_RETRY_AFTER)
-                )
-            );
-        }
-        return after.min(MAX_RETRY_AFTER);
-    }
-    let step = retry
-        .base_delay
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(retry.max_delay);
-    let half = step / 2;
-    half + half.mul_f64(fastrand::f64())
 }
 
 fn outcome(job: &Job, status: Status, reply: &Reply, attempts: u32, started: Instant) -> Outcome {
@@ -643,9 +203,7 @@ async fn prefetch(shared: &Shared, ts: &TokenState, wanted: bool) -> Option<Job>
     match shared.recorder.intent_async(&job, true).await {
         Ok(()) => Some(job),
         Err(e) => {
-            shared.stop_with(StopReason::RecordFailed {
-                message: e.to_string(),
-            });
+            shared.record_failed(&e);
             // Recorded `not_sent` with the rest of the queue at the end of the run.
             shared.push_front(job);
             None
@@ -701,9 +259,41 @@ async fn send_and_take_next(
     sent
 }
 
-/// Takes one row through its attempts with one token. A state machine (wait for the
-/// limiter, the contact window, the intent, the attempt, then act on the answer), kept
-/// whole because it reads best in one piece.
+/// What comes of a row's turn: a wait before its next attempt, or the end of its
+/// time with this worker.
+enum Step {
+    /// Look again from the top: the stop, the contact window, the token.
+    Again,
+    /// Try again after this wait.
+    Retry(Duration),
+    /// Recorded: the worker takes its next row.
+    Done,
+    /// The token cannot be used: the row goes back for another token.
+    Requeue,
+    /// The run is stopping and this row was certainly not delivered: `not_sent`.
+    Stop,
+}
+
+/// A row on its way through its attempts with one token.
+struct Row {
+    job: Job,
+    /// Its intent is on disk.
+    intended: bool,
+    /// An intent written ahead (see `prefetch`) needs its `leaving` mark before the
+    /// first request leaves.
+    mark_leaving: bool,
+    started: Instant,
+    attempts: u32,
+    /// Attempts turned away for load (see `Throttle`), which do not count against
+    /// `max_attempts`, and when the first of them came.
+    free_attempts: u32,
+    busy_since: Option<Instant>,
+    /// The answer the row is recorded with if the run stops before the next one.
+    last: Reply,
+}
+
+/// Takes one row through its attempts with one token: wait for its turn (`Row::ready`),
+/// send, act on the answer (`Row::settle`), until the answer settles it.
 async fn send_row(
     shared: &Shared,
     ts: &TokenState,
@@ -711,150 +301,117 @@ async fn send_row(
     ahead: bool,
     next: &mut Option<Job>,
 ) -> Flow {
-    // An intent written ahead (see `prefetch`) needs its `leaving` mark before the
-    // first request leaves.
-    let (mut intended, mut mark_leaving) = (ahead, ahead);
-    let mut started = Instant::now();
-    let mut attempts = 0u32;
-    // Attempts turned away for load (see `Throttle`), which do not count against
-    // `max_attempts`, and when the first of them came.
-    let (mut free_attempts, mut busy_since) = (0u32, None::<Instant>);
-    let mut last = Reply::default();
+    let mut row = Row {
+        job,
+        intended: ahead,
+        mark_leaving: ahead,
+        started: Instant::now(),
+        attempts: 0,
+        free_attempts: 0,
+        busy_since: None,
+        last: Reply::default(),
+    };
     loop {
+        let step = match row.ready(shared, ts).await {
+            ControlFlow::Break(step) => step,
+            ControlFlow::Continue(()) => {
+                row.attempts += 1;
+                let sent = send_and_take_next(shared, ts, &row.job, next).await;
+                row.settle(shared, ts, sent, next).await
+            }
+        };
+        match step {
+            Step::Again => {}
+            Step::Retry(wait) => {
+                if !shared.unless_stopped(tokio::time::sleep(wait)).await {
+                    return row.stopped(shared);
+                }
+            }
+            Step::Done => return Flow::Next,
+            Step::Requeue => return Flow::Requeue(Box::new(row.job)),
+            Step::Stop => return row.stopped(shared),
+        }
+    }
+}
+
+impl Row {
+    /// Waits until the next attempt may leave: the contact window open, the intent on
+    /// disk, the token's pace; `Continue` when it may leave now.
+    async fn ready(&mut self, shared: &Shared, ts: &TokenState) -> ControlFlow<Step> {
         if shared.stop.is_cancelled() {
-            return stopped(shared, job, &last, attempts, started);
+            return ControlFlow::Break(Step::Stop);
         }
         if let Some(hours) = &shared.hours
             && let GateState::Closed { next_open } = hours.gate.check()
         {
             if !hours.wait {
                 shared.stop_with(StopReason::WindowClosed { next_open });
-                return stopped(shared, job, &last, attempts, started);
+                return ControlFlow::Break(Step::Stop);
             }
             if !wait_for_window(shared, hours, next_open).await {
-                return stopped(shared, job, &last, attempts, started);
+                return ControlFlow::Break(Step::Stop);
             }
-            if attempts == 0 {
-                started = Instant::now();
+            if self.attempts == 0 {
+                self.started = Instant::now();
             }
-            continue;
+            return ControlFlow::Break(Step::Again);
         }
         if ts.retired().is_some() {
-            return Flow::Requeue(Box::new(job));
+            return ControlFlow::Break(Step::Requeue);
         }
         // The intent is made durable before the limiter's wait, not after it: its sync
         // then overlaps the wait, and a slow sync cannot bunch requests up at the server
         // (a permit taken, then held back by the sync, then sent right before the next).
         // A kill during the wait leaves the row `unknown`, never sent twice.
-        if !intended {
-            if let Err(e) = shared.recorder.intent_async(&job, false).await {
-                shared.stop_with(StopReason::RecordFailed {
-                    message: e.to_string(),
-                });
-                return stopped(shared, job, &last, attempts, started);
+        if !self.intended {
+            if let Err(e) = shared.recorder.intent_async(&self.job, false).await {
+                shared.record_failed(&e);
+                return ControlFlow::Break(Step::Stop);
             }
-            intended = true;
+            self.intended = true;
         }
-        if let Some(limiter) = &ts.limiter {
-            tokio::select! {
-                biased;
-                () = shared.stop.cancelled() => {
-                    return stopped(shared, job, &last, attempts, started);
-                }
-                () = limiter.until_ready() => {}
-            }
+        if let Some(limiter) = &ts.limiter
+            && !shared.unless_stopped(limiter.until_ready()).await
+        {
+            return ControlFlow::Break(Step::Stop);
         }
         let slower = ts.slow().reserve(Instant::now());
-        if let Some(at) = slower {
-            tokio::select! {
-                biased;
-                () = shared.stop.cancelled() => {
-                    return stopped(shared, job, &last, attempts, started);
-                }
-                () = tokio::time::sleep_until(at.into()) => {}
-            }
+        if let Some(at) = slower
+            && !shared
+                .unless_stopped(tokio::time::sleep_until(at.into()))
+                .await
+        {
+            return ControlFlow::Break(Step::Stop);
         }
         // The window may have closed, the run stopped or the token been retired during
         // the wait: check again before the request leaves.
         if shared.window_closed() || shared.stop.is_cancelled() || ts.retired().is_some() {
-            continue;
+            return ControlFlow::Break(Step::Again);
         }
-        if std::mem::take(&mut mark_leaving)
-            && let Err(e) = shared.recorder.leaving(&job)
+        if std::mem::take(&mut self.mark_leaving)
+            && let Err(e) = shared.recorder.leaving(&self.job)
         {
-            shared.stop_with(StopReason::RecordFailed {
-                message: e.to_string(),
-            });
-            return stopped(shared, job, &last, attempts, started);
+            shared.record_failed(&e);
+            return ControlFlow::Break(Step::Stop);
         }
-        attempts += 1;
-        let sent_at = Instant::now();
-        let sent = send_and_take_next(shared, ts, &job, next).await;
-        let answer = match sent {
-            Sent::Answer(answer) => answer,
-            Sent::TimedOut {
-                reply,
-                mut request,
-                sent_at,
-            } => {
-                ts.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    row = job.shown,
-                    "{}",
-                    tr!(
-                        "dispatch-timeout",
-                        row = job.shown,
-                        timeout = crate::text::human_duration(shared.client.timeout())
-                    )
-                );
-                shared.record(
-                    outcome(&job, Status::Unknown, &reply, attempts, started),
-                    &job.key,
-                );
-                hold_slot(shared, &job, &mut request, sent_at, attempts, started).await;
-                shared.stop_if_down();
-                return Flow::Next;
-            }
-        };
-        match answer {
-            Answer::Accepted(ref reply) | Answer::Refused(ref reply) => {
-                // The server answered for this row: the service is up.
-                ts.failures.store(0, Ordering::Relaxed);
-                ts.slow().win_back();
-                let status = if matches!(answer, Answer::Accepted(_)) {
-                    Status::Sent
-                } else {
-                    Status::Failed
-                };
-                shared.record(outcome(&job, status, reply, attempts, started), &job.key);
-                return Flow::Next;
-            }
+        ControlFlow::Continue(())
+    }
+
+    /// Acts on an attempt's answer: records the row's outcome, or says how long to
+    /// wait before the next attempt.
+    async fn settle(
+        &mut self,
+        shared: &Shared,
+        ts: &TokenState,
+        sent: Sent,
+        next: &mut Option<Job>,
+    ) -> Step {
+        match sent.answer {
+            Answer::Accepted(reply) => self.answered(shared, ts, Status::Sent, &reply),
+            Answer::Refused(reply) => self.answered(shared, ts, Status::Failed, &reply),
             Answer::Unknown(reply) => {
-                ts.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    row = job.shown,
-                    "{}",
-                    tr!(
-                        "dispatch-maybe-delivered",
-                        row = job.shown,
-                        error = reply.error,
-                        msg = reply.msg
-                    )
-                );
-                shared.record(
-                    outcome(&job, Status::Unknown, &reply, attempts, started),
-                    &job.key,
-                );
-                if from_gateway(&reply) {
-                    // The API may still be working on it: its slot stays taken, as for
-                    // the tool's own timeout, and the row taken ahead goes to others.
-                    if let Some(ahead) = next.take() {
-                        shared.push_front(ahead);
-                    }
-                    keep_slot(shared, sent_at).await;
-                }
-                shared.stop_if_down();
-                return Flow::Next;
+                self.unknown(shared, ts, reply, sent.running, sent.sent_at, next)
+                    .await
             }
             Answer::TokenRejected(problem, reply) => {
                 let mut retired = ts.retired.lock().unwrap_or_else(PoisonError::into_inner);
@@ -873,254 +430,163 @@ async fn send_row(
                     );
                     *retired = Some(problem);
                 }
-                return Flow::Requeue(Box::new(job));
+                Step::Requeue
             }
             Answer::ApiNotFound(reply) => {
                 shared.stop_with(StopReason::ApiNotFound {
                     msg: reply.msg.clone(),
                 });
-                return stopped(shared, job, &reply, attempts, started);
+                self.last = reply;
+                Step::Stop
             }
             Answer::Setting(problem, reply) => {
-                // Certainly not sent, and no other row would get through: stop, `not_sent`.
+                // Certainly not sent, and no other row would get through: stop, `not_sent`
+                // (with the answer before this one, if any: this one is not the server's).
                 shared.stop_with(StopReason::Setting {
                     problem,
                     origin: shared.client.origin().to_owned(),
                     detail: reply.msg,
                 });
-                return stopped(shared, job, &last, attempts, started);
+                Step::Stop
             }
             Answer::Redirected(reply) => {
                 shared.stop_with(StopReason::Redirected {
                     status: reply.http_status,
                     msg: reply.msg.clone(),
                 });
-                return stopped(shared, job, &reply, attempts, started);
+                self.last = reply;
+                Step::Stop
             }
             Answer::Transient { reply, retry_after } => {
-                ts.failures.fetch_add(1, Ordering::Relaxed);
-                if shared.stop_if_down() {
-                    return stopped(shared, job, &reply, attempts, started);
-                }
-                let throttled = throttle(&reply);
-                if throttled == Some(Throttle::TooMany) {
-                    let rate = ts.slow().halve();
-                    tracing::debug!(
-                        "{}",
-                        tr!(
-                            "dispatch-slowing-down",
-                            token = ts.token.to_string(),
-                            rate = format!("{rate:.2}")
-                        )
-                    );
-                }
-                // A refusal for load costs no attempt while the row has been waiting
-                // less than `BUSY_PATIENCE`: a slot frees within the API's own limit.
-                if throttled.is_some()
-                    && busy_since.get_or_insert_with(Instant::now).elapsed() < BUSY_PATIENCE
-                {
-                    free_attempts += 1;
-                }
-                if attempts - free_attempts >= shared.retry.max_attempts {
-                    let mut o = outcome(&job, Status::Failed, &reply, attempts, started);
-                    o.msg = tr_en!("msg-gave-up", msg = o.msg, attempts = attempts)
-                        .trim_start()
-                        .to_owned();
-                    shared.record(o, &job.key);
-                    return Flow::Next;
-                }
-                let wait = backoff(&shared.retry, attempts, retry_after);
-                tracing::debug!(
-                    row = job.shown,
-                    attempt = attempts,
-                    ?wait,
-                    "retrying: {} {}",
-                    reply.error,
-                    reply.msg
-                );
-                last = reply;
-                tokio::select! {
-                    biased;
-                    () = shared.stop.cancelled() => {
-                        return stopped(shared, job, &last, attempts, started);
-                    }
-                    () = tokio::time::sleep(wait) => {}
-                }
+                self.transient(shared, ts, reply, retry_after)
             }
         }
     }
-}
 
-/// What `timed_send` came to: the answer, or a request still running at the server.
-enum Sent {
-    Answer(Answer),
-    TimedOut {
+    /// The server answered for this row (accepted or refused): the service is up.
+    fn answered(&self, shared: &Shared, ts: &TokenState, status: Status, reply: &Reply) -> Step {
+        ts.failures.store(0, Ordering::Relaxed);
+        ts.slow().win_back();
+        shared.record(self.outcome(status, reply), &self.job.key);
+        Step::Done
+    }
+
+    /// An answer after which the row may have been delivered: `unknown`, never sent
+    /// again. While the server may still be working on the request (the tool's own
+    /// timeout, a gateway's 502 or 504), the worker keeps the token's slot.
+    async fn unknown(
+        &self,
+        shared: &Shared,
+        ts: &TokenState,
         reply: Reply,
-        request: tokio::task::JoinHandle<Answer>,
+        running: Option<tokio::task::JoinHandle<Answer>>,
         sent_at: Instant,
-    },
-}
-
-/// Sends one attempt, waiting at most the client's timeout for the answer. On a timeout
-/// the request is not dropped but keeps its connection in a task of its own: the server
-/// may still be working on it, and `hold_slot` listens for its end.
-async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> Sent {
-    let sent_at = Instant::now();
-    let client = shared.client.clone();
-    let (token, sent_job) = (ts.token.clone(), job.clone());
-    // Polled here, in the worker, as any request; only one that outlives the timeout
-    // is moved, already started, into a task of its own.
-    let mut request = Box::pin(async move { client.send(&token, &sent_job).await });
-    match tokio::time::timeout(shared.client.timeout(), &mut request).await {
-        Ok(answer) => Sent::Answer(answer),
-        Err(_) => Sent::TimedOut {
-            reply: Reply {
-                // A row's `msg`: English in every language, its duration included
-                // (`tr_en!` formats its values in English too).
-                msg: tr_en!(
-                    "msg-no-answer-within",
-                    timeout = crate::text::human_duration(shared.client.timeout())
-                ),
-                ..Reply::from(crate::send::api::AnswerError::Timeout)
-            },
-            request: tokio::spawn(request),
-            sent_at,
-        },
-    }
-}
-
-/// Keeps a timed-out request's token slot taken until the server is done with it: its
-/// answer arrives, or `API_CALL_LIMIT` has passed since it was sent. Returns early when
-/// the run has nothing left to send or is stopping, since no request would use the slot.
-/// A late answer that settles the row (accepted or refused) replaces its `unknown`.
-async fn hold_slot(
-    shared: &Shared,
-    job: &Job,
-    request: &mut tokio::task::JoinHandle<Answer>,
-    sent_at: Instant,
-    attempts: u32,
-    started: Instant,
-) {
-    let until = tokio::time::Instant::from_std(sent_at + API_CALL_LIMIT);
-    let answer = loop {
-        let changed = shared.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        if shared.unfinished.load(Ordering::Acquire) == 0 || shared.stop.is_cancelled() {
-            request.abort();
-            return;
-        }
-        tokio::select! {
-            biased;
-            done = &mut *request => break done.ok(),
-            () = tokio::time::sleep_until(until) => {
-                request.abort();
-                tracing::warn!(
-                    row = job.shown,
-                    "{}",
-                    tr!(
-                        "dispatch-abandoned",
-                        row = job.shown,
-                        limit = crate::text::human_duration(API_CALL_LIMIT)
-                    )
-                );
-                return;
-            }
-            () = shared.stop.cancelled() => {}
-            () = changed => {}
-        }
-    };
-    let (status, reply) = match answer {
-        Some(Answer::Accepted(reply)) => (Status::Sent, reply),
-        Some(Answer::Refused(reply)) => (Status::Failed, reply),
-        // Anything else does not settle whether it was delivered: it stays unknown.
-        _ => return,
-    };
-    let mut o = outcome(job, status, &reply, attempts, started);
-    o.msg = tr_en!("msg-answered-late", msg = o.msg)
-        .trim_start()
-        .to_owned();
-    tracing::info!(
-        row = job.shown,
-        "{}",
-        tr!(
-            "dispatch-late-answer",
-            row = job.shown,
-            status = status.as_str()
-        )
-    );
-    if let Err(e) = shared.recorder.record(o, Some(&job.key)) {
-        shared.stop_with(StopReason::RecordFailed {
-            message: e.to_string(),
-        });
-    }
-}
-
-/// Keeps this worker's token slot taken until `API_CALL_LIMIT` after `sent_at`, for a
-/// request a gateway gave up on while the API may still be working on it. Returns early
-/// when the run has nothing left to send or is stopping, since no request would use it.
-async fn keep_slot(shared: &Shared, sent_at: Instant) {
-    let until = tokio::time::Instant::from_std(sent_at + API_CALL_LIMIT);
-    loop {
-        let changed = shared.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        if shared.unfinished.load(Ordering::Acquire) == 0 || shared.stop.is_cancelled() {
-            return;
-        }
-        tokio::select! {
-            biased;
-            () = tokio::time::sleep_until(until) => return,
-            () = shared.stop.cancelled() => return,
-            () = changed => {}
-        }
-    }
-}
-
-/// Sleeps until the contact window opens. False if the run stopped meanwhile (Ctrl-C,
-/// another worker's stop, or a window that never opens).
-async fn wait_for_window(
-    shared: &Shared,
-    hours: &Hours,
-    mut next_open: Option<jiff::ZonedDateTime>,
-) -> bool {
-    loop {
-        let Some(opens) = next_open else {
-            shared.stop_with(StopReason::WindowClosed { next_open: None });
-            return false;
+        next: &mut Option<Job>,
+    ) -> Step {
+        ts.failures.fetch_add(1, Ordering::Relaxed);
+        let (row, timeout) = (self.job.shown, shared.client.timeout());
+        let warning = match running {
+            Some(_) => tr!(
+                "dispatch-timeout",
+                row = row,
+                timeout = crate::text::human_duration(timeout)
+            ),
+            None => tr!(
+                "dispatch-maybe-delivered",
+                row = row,
+                error = reply.error,
+                msg = reply.msg
+            ),
         };
-        shared.announce_wait(&opens);
-        let until = hours.gate.now().duration_until(opens.timestamp());
-        let nap = Duration::try_from(until)
-            .unwrap_or_default()
-            .clamp(Duration::from_millis(10), MAX_WINDOW_NAP);
-        tokio::select! {
-            biased;
-            () = shared.stop.cancelled() => return false,
-            () = tokio::time::sleep(nap) => {}
-        }
-        match hours.gate.check() {
-            GateState::Open => {
-                shared.window_reopened();
-                return true;
+        tracing::warn!(row = row, "{}", warning);
+        shared.record(self.outcome(Status::Unknown, &reply), &self.job.key);
+        if let Some(mut request) = running {
+            // The server may still answer: the slot stays taken until it does.
+            let (job, attempts, started) = (&self.job, self.attempts, self.started);
+            hold_slot(shared, job, &mut request, sent_at, attempts, started).await;
+        } else if from_gateway(&reply) {
+            // The API may still be working on it: its slot stays taken, as for
+            // the tool's own timeout, and the row taken ahead goes to others.
+            if let Some(ahead) = next.take() {
+                shared.push_front(ahead);
             }
-            GateState::Closed { next_open: n } => next_open = n,
+            keep_slot(shared, sent_at).await;
         }
+        shared.stop_if_down();
+        Step::Done
     }
-}
 
-/// The run is stopping and this row was certainly not delivered: `not_sent`.
-fn stopped(shared: &Shared, job: Job, last: &Reply, attempts: u32, started: Instant) -> Flow {
-    let mut o = outcome(&job, Status::NotSent, last, attempts, started);
-    // Earlier attempts (if any) were refused in ways that prove no delivery; keep what
-    // the server said last, after why the row was not tried again.
-    o.msg = match (o.msg.is_empty(), o.error.is_empty()) {
-        (true, true) => stop_msg(shared),
-        (true, false) => format!("{} (last answer: {})", stop_msg(shared), o.error),
-        (false, _) => format!("{} (last answer: {})", stop_msg(shared), o.msg),
-    };
-    shared.record(o, &job.key);
-    Flow::Stop
+    /// An answer that proves the row was not delivered: retried after a wait, unless
+    /// its attempts are spent (then `failed`) or the service is down.
+    fn transient(
+        &mut self,
+        shared: &Shared,
+        ts: &TokenState,
+        reply: Reply,
+        retry_after: Option<Duration>,
+    ) -> Step {
+        ts.failures.fetch_add(1, Ordering::Relaxed);
+        if shared.stop_if_down() {
+            self.last = reply;
+            return Step::Stop;
+        }
+        let throttled = throttle(&reply);
+        if throttled == Some(Throttle::TooMany) {
+            let rate = ts.slow().halve();
+            tracing::debug!(
+                "{}",
+                tr!(
+                    "dispatch-slowing-down",
+                    token = ts.token.to_string(),
+                    rate = format!("{rate:.2}")
+                )
+            );
+        }
+        // A refusal for load costs no attempt while the row has been waiting
+        // less than `BUSY_PATIENCE`: a slot frees within the API's own limit.
+        if throttled.is_some()
+            && self.busy_since.get_or_insert_with(Instant::now).elapsed() < BUSY_PATIENCE
+        {
+            self.free_attempts += 1;
+        }
+        if self.attempts - self.free_attempts >= shared.retry.max_attempts {
+            let mut o = self.outcome(Status::Failed, &reply);
+            o.msg = tr_en!("msg-gave-up", msg = o.msg, attempts = self.attempts)
+                .trim_start()
+                .to_owned();
+            shared.record(o, &self.job.key);
+            return Step::Done;
+        }
+        let wait = backoff(&shared.retry, self.attempts, retry_after);
+        tracing::debug!(
+            row = self.job.shown,
+            attempt = self.attempts,
+            ?wait,
+            "retrying: {} {}",
+            reply.error,
+            reply.msg
+        );
+        self.last = reply;
+        Step::Retry(wait)
+    }
+
+    fn outcome(&self, status: Status, reply: &Reply) -> Outcome {
+        outcome(&self.job, status, reply, self.attempts, self.started)
+    }
+
+    /// The run is stopping and this row was certainly not delivered: `not_sent`.
+    fn stopped(self, shared: &Shared) -> Flow {
+        let mut o = self.outcome(Status::NotSent, &self.last);
+        // Earlier attempts (if any) were refused in ways that prove no delivery; keep what
+        // the server said last, after why the row was not tried again.
+        o.msg = match (o.msg.is_empty(), o.error.is_empty()) {
+            (true, true) => stop_msg(shared),
+            (true, false) => format!("{} (last answer: {})", stop_msg(shared), o.error),
+            (false, _) => format!("{} (last answer: {})", stop_msg(shared), o.msg),
+        };
+        shared.record(o, &self.job.key);
+        Flow::Stop
+    }
 }
 
 fn stop_msg(shared: &Shared) -> String {
@@ -1204,104 +670,4 @@ pub(crate) async fn run(
         );
     }
     shared.reason()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let retry = RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(300),
-            max_consecutive_failures: 20,
-        };
-        for _ in 0..100 {
-            let first = backoff(&retry, 1, None);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-            let second = backoff(&retry, 2, None);
-            assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
-            let capped = backoff(&retry, 30, None);
-            assert!(capped >= Duration::from_millis(150) && capped <= Duration::from_millis(300));
-        }
-        assert_eq!(
-            backoff(&retry, 1, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            backoff(&retry, 1, Some(Duration::from_secs(86_400))),
-            MAX_RETRY_AFTER
-        );
-    }
-
-    #[test]
-    fn a_429_halves_the_pace_and_answers_win_it_back_slowly() {
-        let mut slow = SlowDown::new(10.0);
-        let t0 = Instant::now();
-        assert_eq!(slow.reserve(t0), None, "not slowed down: the limiter alone");
-        assert_eq!(slow.halve(), 5.0);
-        assert_eq!(slow.halve(), 2.5);
-        // At 2.5/s, requests leave 0.404 s apart (with the 1% margin).
-        assert_eq!(slow.reserve(t0), Some(t0));
-        let second = slow.reserve(t0).unwrap();
-        assert_eq!(second - t0, Duration::from_secs_f64(RATE_MARGIN / 2.5));
-        for _ in 0..100 {
-            slow.halve();
-        }
-        assert!(
-            (slow.rate * slow.factor - MIN_SLOW_RATE).abs() < 1e-9,
-            "a floor"
-        );
-        // From the floor back to the full rate takes twenty answers.
-        for _ in 0..19 {
-            slow.win_back();
-        }
-        assert!(slow.factor < 1.0);
-        slow.win_back();
-        assert_eq!(slow.reserve(t0), None);
-    }
-
-    #[test]
-    fn limiter_handles_extreme_rates() {
-        assert!(limiter(10.0).is_some());
-        assert!(limiter(0.5).is_some());
-        assert!(limiter(1e12).is_none());
-    }
-
-    #[test]
-    fn no_one_second_window_sees_more_than_rate_requests() {
-        use governor::clock::FakeRelativeClock;
-        for rate in [1.0, 5.0, 7.0, 50.0] {
-            let clock = FakeRelativeClock::default();
-            let limiter = RateLimiter::direct_with_clock(quota(rate).unwrap(), clock.clone());
-            // Take every request as early as the limiter allows, in 0.1 ms steps.
-            let mut sent = Vec::new();
-            let step = Duration::from_micros(100);
-            let mut now = Duration::ZERO;
-            while now < Duration::from_secs(5) {
-                if limiter.check().is_ok() {
-                    sent.push(now);
-                } else {
-                    clock.advance(step);
-                    now += step;
-                }
-            }
-            // Every closed window [t, t + 1 s] starting at a request.
-            for (i, start) in sent.iter().enumerate() {
-                let in_window = sent[i..]
-                    .iter()
-                    .take_while(|&&t| t <= *start + Duration::from_secs(1))
-                    .count();
-                assert!(
-                    in_window <= rate as usize,
-                    "rate {rate}: {in_window} in a window"
-                );
-            }
-            // And it still sends at (nearly) the rate: 1% below it.
-            let expected = (5.0 * rate / RATE_MARGIN) as usize;
-            assert!(sent.len() >= expected, "rate {rate}: {} sent", sent.len());
-        }
-    }
 }

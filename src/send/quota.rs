@@ -153,34 +153,26 @@ pub(crate) fn rows_to_send(
         return Ok(rows);
     };
     let fits = usize::try_from(left).unwrap_or(usize::MAX);
+    let tokens = fitted.tokens.len();
     if rows <= fits {
-        tracing::info!(
-            "{}",
-            tr!(
-                "quota-enough",
-                left = left,
-                tokens = fitted.tokens.len(),
-                rows = rows
-            )
-        );
+        let enough = tr!("quota-enough", left = left, tokens = tokens, rows = rows);
+        tracing::info!("{enough}");
         Ok(rows)
     } else if partial {
-        tracing::warn!(
-            "{}",
-            tr!(
-                "quota-partial",
-                left = left,
-                tokens = fitted.tokens.len(),
-                fits = fits,
-                rows = rows
-            )
+        let some = tr!(
+            "quota-partial",
+            left = left,
+            tokens = tokens,
+            fits = fits,
+            rows = rows
         );
+        tracing::warn!("{some}");
         Ok(fits)
     } else {
         Err(QuotaError::TooSmall {
             rows,
             fits: left,
-            tokens: fitted.tokens.len(),
+            tokens,
         })
     }
 }

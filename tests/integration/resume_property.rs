@@ -224,9 +224,10 @@ fn one_sequence(seed: u64) {
     // Whether each campaign has had a run (its first run is not a resume).
     let mut started = [false, false];
     let runs = 3 + rng.below(4);
-    // Whether the last run ended with no request in flight (so every attempted row has a
-    // results line). A journal cut after a kill could lose the only record of a request
-    // that was in flight, which nothing else knows: damage is only done after clean runs.
+    // Whether the first list's last run ended with no request in flight (so every
+    // attempted row has a results line). A journal cut after a kill could lose the only
+    // record of a request that was in flight, which nothing else knows: its journal is
+    // only damaged after a clean run of its own (one of the other list says nothing of it).
     let mut clean_last = false;
     // At most one reconcile a sequence: a second within 5 minutes would wait (Wolkvox's rule).
     let mut reconciled = false;
@@ -370,7 +371,9 @@ fn one_sequence(seed: u64) {
                 _ => "not interrupted",
             }
         );
-        clean_last = !killed && !double_int;
+        if !second {
+            clean_last = !killed && !double_int;
+        }
         let new_requests: Vec<Received> = fake.send_requests()[requests_before..].to_vec();
         println!(
             "{context}\n  before: {before:?}\n  sent: {:?}",

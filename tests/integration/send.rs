@@ -92,13 +92,20 @@ fn assert_nothing_sent_rest_not_sent(results: &[HashMap<String, String>], sends:
     }
 }
 
+/// A config with a fast back-off: `[api]` lines, then `[retry]` lines.
+macro_rules! fast_retry {
+    ($api:literal, $retry:literal) => {
+        concat!(
+            "[api]\nconnector_id = \"1\"\n",
+            $api,
+            "\n[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n",
+            $retry
+        )
+    };
+}
+
 fn retry_fast_config(dir: &Path, extra: &str) -> std::path::PathBuf {
-    write_config(
-        dir,
-        &format!(
-            "[api]\nconnector_id = \"1\"\n\n[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n{extra}"
-        ),
-    )
+    write_config(dir, &format!("{}{extra}", fast_retry!("", "")))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -902,231 +909,301 @@ fn server_must_be_letters_and_digits() {
 // ---------------------------------------------------------------------------------------
 // Answers and what they mean.
 
-#[test]
-fn body_code_as_a_string_counts_as_sent() {
-    let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(&[("573001234567", "Hola"), ("593991234567", "Hola")], "1"),
-    );
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.api == API_SEND_MESSAGE).then(|| {
-            Reply::json(
-                202,
-                json!({"code": "202", "error": null, "msg": "Message has been sent successfully"}),
-            )
-        })
-    }));
-    run(send_cmd(&input, &fake, TOKEN)).expect_code(0);
-    let results = read_results(&default_results_path(&input));
-    for line in &results {
-        assert_eq!(line["status"], "sent", "{line:?}");
-        assert_eq!(line["http_status"], "202");
-        assert_eq!(line["code"], "202");
+/// One kind of answer from the fake to a row, and what that row must come to. Every
+/// case runs the real binary on its list and checks the same things: the exit code,
+/// every row's status, the named fields of the answered rows, how many requests each
+/// named telephone got (a row that may have been delivered is never sent again), and,
+/// where the case says so, that the rows recorded `sent` are exactly what the fake
+/// delivered, once each.
+struct Answered {
+    /// The list's telephones, in row order (each row's message is "Hola").
+    phones: &'static [&'static str],
+    /// The config file (`None`: no `--config`).
+    config: Option<&'static str>,
+    /// What the fake answers instead of its normal answer (`None`: normal).
+    answer: fn(&RequestInfo) -> Option<Reply>,
+    exit: i32,
+    /// Every row's status, in row order.
+    statuses: &'static [&'static str],
+    /// Fields of the results: (row, column, value).
+    fields: &'static [(u64, &'static str, &'static str)],
+    /// Requests the fake received for a telephone: (telephone, count).
+    requests: &'static [(&'static str, usize)],
+    /// The rows recorded `sent` are exactly what the fake delivered, once each.
+    sent_is_delivered: bool,
+    /// The run ends within this (a timeout that must have been applied).
+    within: Option<Duration>,
+}
+
+impl Default for Answered {
+    /// No list, no config, the fake's normal answers, and nothing to check beyond them.
+    fn default() -> Self {
+        Self {
+            phones: &[],
+            config: None,
+            answer: |_| None,
+            exit: 0,
+            statuses: &[],
+            fields: &[],
+            requests: &[],
+            sent_is_delivered: false,
+            within: None,
+        }
     }
-    assert_sent_matches_delivered(&results, &fake);
 }
 
-#[test]
-fn http_200_with_body_code_400_is_failed() {
+fn check_answered(case: Answered) {
     let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(&[("573001234567", "Hola"), ("593991234567", "Hola")], "1"),
-    );
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.telephone.as_deref() == Some("593991234567")).then(|| {
-            Reply::json(
-                200,
-                json!({"code": 400, "error": "BAD REQUEST", "msg": MSG_PARAMETERS_REQUIRED}),
-            )
-        })
-    }));
-    run(send_cmd(&input, &fake, TOKEN)).expect_code(1);
-    let results = read_results(&default_results_path(&input));
-    assert_eq!(row(&results, 1)["status"], "sent");
-    let failed = row(&results, 2);
-    assert_eq!(failed["status"], "failed", "{failed:?}");
-    assert_eq!(failed["http_status"], "200");
-    assert_eq!(failed["code"], "400");
-    assert_eq!(failed["msg"], MSG_PARAMETERS_REQUIRED);
-    assert_eq!(failed["error"], "BAD REQUEST");
-    assert_sent_matches_delivered(&results, &fake);
-}
-
-#[test]
-fn api_does_not_exist_stops_the_run_with_exit_3() {
-    let dir = temp_dir();
-    let tels = colombian_mobiles(10);
-    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Hola")).collect();
+    let rows: Vec<(&str, &str)> = case.phones.iter().map(|&t| (t, "Hola")).collect();
     let input = write_csv(dir.path(), "contacts.csv", &contacts_csv(&rows, "1"));
-    let fake = FakeWolkvox::start(
-        Behavior::ok().hook(|req| (req.api == API_SEND_MESSAGE).then(Reply::api_does_not_exist)),
-    );
-    run(send_cmd(&input, &fake, TOKEN)).expect_code(3);
-    let sends = fake.send_requests();
-    assert!(
-        sends.len() <= 2,
-        "the run stops at the first answer, got {} sends",
-        sends.len()
-    );
-    let results = read_results(&default_results_path(&input));
-    assert_rows_sorted_and_complete(&results, 10);
-    assert_nothing_sent_rest_not_sent(&results, &sends);
-}
-
-#[test]
-fn a_429_with_retry_after_is_retried_and_sent_once() {
-    let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(&[("573001234567", "Hola"), ("593991234567", "Hola")], "1"),
-    );
-    let config = retry_fast_config(dir.path(), "");
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.telephone.as_deref() == Some("593991234567") && req.attempt == 0)
-            .then(|| Reply::too_many_requests(0))
-    }));
+    let fake = FakeWolkvox::start(Behavior::ok().hook(case.answer));
     let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(0);
-    let results = read_results(&default_results_path(&input));
-    let line = row(&results, 2);
-    assert_eq!(line["status"], "sent");
-    assert_eq!(line["attempts"], "2");
-    assert_eq!(fake.requests_for("593991234567").len(), 2);
-    assert_sent_matches_delivered(&results, &fake);
-}
-
-#[test]
-fn a_simultaneous_requests_refusal_is_retried_and_sent_once() {
-    let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(&[("573001234567", "Hola"), ("593991234567", "Hola")], "1"),
-    );
-    let config = retry_fast_config(dir.path(), "");
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.telephone.as_deref() == Some("573001234567") && req.attempt == 0)
-            .then(Reply::simultaneous_limit)
-    }));
-    let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(0);
-    let results = read_results(&default_results_path(&input));
-    let line = row(&results, 1);
-    assert_eq!(line["status"], "sent");
-    assert_eq!(line["attempts"], "2");
-    assert_eq!(fake.requests_for("573001234567").len(), 2);
-    assert_sent_matches_delivered(&results, &fake);
-}
-
-#[test]
-fn a_dropped_connection_is_unknown_and_never_resent() {
-    let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(
-            &[
-                ("573001234567", "Hola"),
-                ("593991234567", "Hola"),
-                ("34612345678", "Hola"),
-            ],
-            "1",
-        ),
-    );
-    let config = retry_fast_config(dir.path(), "");
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.telephone.as_deref() == Some("593991234567")).then_some(Reply::DropConnection)
-    }));
-    let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(1);
-    let results = read_results(&default_results_path(&input));
-    assert_eq!(row(&results, 1)["status"], "sent");
-    assert_eq!(row(&results, 2)["status"], "unknown");
-    assert_eq!(row(&results, 3)["status"], "sent");
-    assert_eq!(
-        fake.requests_for("593991234567").len(),
-        1,
-        "a request that may have been delivered must not be sent again"
-    );
-}
-
-#[test]
-fn a_timeout_is_unknown_and_never_resent() {
-    let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(&[("573001234567", "Hola"), ("593991234567", "Hola")], "1"),
-    );
-    let config = write_config(
-        dir.path(),
-        "[api]\nconnector_id = \"1\"\ntimeout = \"1s\"\n\n[retry]\nbase_delay = \"10ms\"\nmax_delay = \"50ms\"\n",
-    );
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.telephone.as_deref() == Some("593991234567"))
-            .then_some(Reply::Hang(Duration::from_secs(5)))
-    }));
+    if let Some(config) = case.config {
+        c.arg("--config").arg(write_config(dir.path(), config));
+    }
     let started = std::time::Instant::now();
-    let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(1);
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "the 1s timeout was not applied"
-    );
+    run(c).expect_code(case.exit);
+    if let Some(within) = case.within {
+        assert!(
+            started.elapsed() < within,
+            "the run took {:?}: the timeout was not applied",
+            started.elapsed()
+        );
+    }
     let results = read_results(&default_results_path(&input));
-    assert_eq!(row(&results, 1)["status"], "sent");
-    assert_eq!(row(&results, 2)["status"], "unknown");
-    assert_eq!(fake.requests_for("593991234567").len(), 1);
+    let statuses: Vec<&str> = (1..=case.phones.len() as u64)
+        .map(|n| row(&results, n)["status"].as_str())
+        .collect();
+    assert_eq!(statuses, case.statuses, "statuses by row: {results:?}");
+    for &(n, column, value) in case.fields {
+        let line = row(&results, n);
+        assert_eq!(line[column], value, "row {n}, column {column}: {line:?}");
+    }
+    for &(telephone, count) in case.requests {
+        assert_eq!(
+            fake.requests_for(telephone).len(),
+            count,
+            "requests for {telephone} (a request that may have been delivered must not be sent again)"
+        );
+    }
+    if case.sent_is_delivered {
+        assert_sent_matches_delivered(&results, &fake);
+    }
 }
 
-#[test]
-fn an_unreadable_2xx_answer_is_unknown_and_never_resent() {
-    let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(
-            &[
-                ("573001234567", "Hola"),
-                ("593991234567", "Hola"),
-                ("34612345678", "Hola"),
-            ],
-            "1",
-        ),
-    );
-    let config = retry_fast_config(dir.path(), "");
-    let huge = vec![b'<'; 3 * 1024 * 1024];
-    let fake = FakeWolkvox::start(
-        Behavior::ok().hook(move |req| match req.telephone.as_deref() {
+/// One test per case, each with its own name and failure message: `cases!(check {
+/// name: case; ... })` makes `#[test] fn name() { check(case) }`.
+macro_rules! cases {
+    ($check:ident { $($(#[$doc:meta])* $name:ident: $case:expr;)+ }) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                $check($case);
+            }
+        )+
+    };
+}
+
+cases!(check_answered {
+    body_code_as_a_string_counts_as_sent: Answered {
+        phones: &["573001234567", "593991234567"],
+        answer: |req| {
+            (req.api == API_SEND_MESSAGE).then(|| {
+                Reply::json(
+                    202,
+                    json!({"code": "202", "error": null, "msg": "Message has been sent successfully"}),
+                )
+            })
+        },
+        exit: 0,
+        statuses: &["sent", "sent"],
+        fields: &[
+            (1, "http_status", "202"),
+            (1, "code", "202"),
+            (2, "http_status", "202"),
+            (2, "code", "202"),
+        ],
+        sent_is_delivered: true,
+        ..Answered::default()
+    };
+
+    http_200_with_body_code_400_is_failed: Answered {
+        phones: &["573001234567", "593991234567"],
+        answer: |req| {
+            (req.telephone.as_deref() == Some("593991234567")).then(|| {
+                Reply::json(
+                    200,
+                    json!({"code": 400, "error": "BAD REQUEST", "msg": MSG_PARAMETERS_REQUIRED}),
+                )
+            })
+        },
+        exit: 1,
+        statuses: &["sent", "failed"],
+        fields: &[
+            (2, "http_status", "200"),
+            (2, "code", "400"),
+            (2, "msg", MSG_PARAMETERS_REQUIRED),
+            (2, "error", "BAD REQUEST"),
+        ],
+        sent_is_delivered: true,
+        ..Answered::default()
+    };
+
+    a_429_with_retry_after_is_retried_and_sent_once: Answered {
+        phones: &["573001234567", "593991234567"],
+        config: Some(fast_retry!("", "")),
+        answer: |req| {
+            (req.telephone.as_deref() == Some("593991234567") && req.attempt == 0)
+                .then(|| Reply::too_many_requests(0))
+        },
+        exit: 0,
+        statuses: &["sent", "sent"],
+        fields: &[(2, "attempts", "2")],
+        requests: &[("593991234567", 2)],
+        sent_is_delivered: true,
+        ..Answered::default()
+    };
+
+    a_simultaneous_requests_refusal_is_retried_and_sent_once: Answered {
+        phones: &["573001234567", "593991234567"],
+        config: Some(fast_retry!("", "")),
+        answer: |req| {
+            (req.telephone.as_deref() == Some("573001234567") && req.attempt == 0)
+                .then(Reply::simultaneous_limit)
+        },
+        exit: 0,
+        statuses: &["sent", "sent"],
+        fields: &[(1, "attempts", "2")],
+        requests: &[("573001234567", 2)],
+        sent_is_delivered: true,
+        ..Answered::default()
+    };
+
+    a_dropped_connection_is_unknown_and_never_resent: Answered {
+        phones: &["573001234567", "593991234567", "34612345678"],
+        config: Some(fast_retry!("", "")),
+        answer: |req| {
+            (req.telephone.as_deref() == Some("593991234567")).then_some(Reply::DropConnection)
+        },
+        exit: 1,
+        statuses: &["sent", "unknown", "sent"],
+        requests: &[("593991234567", 1)],
+        ..Answered::default()
+    };
+
+    a_timeout_is_unknown_and_never_resent: Answered {
+        phones: &["573001234567", "593991234567"],
+        config: Some(fast_retry!("timeout = \"1s\"\n", "")),
+        answer: |req| {
+            (req.telephone.as_deref() == Some("593991234567"))
+                .then_some(Reply::Hang(Duration::from_secs(5)))
+        },
+        exit: 1,
+        statuses: &["sent", "unknown"],
+        requests: &[("593991234567", 1)],
+        within: Some(Duration::from_secs(4)),
+        ..Answered::default()
+    };
+
+    /// Wolkvox said 2xx: the message may well have gone out, so the row is `unknown`
+    /// (never `failed`, which `--resume --retry-failed` would send again).
+    an_unreadable_2xx_answer_is_unknown_and_never_resent: Answered {
+        phones: &["573001234567", "593991234567", "34612345678"],
+        config: Some(fast_retry!("", "")),
+        answer: |req| match req.telephone.as_deref() {
             Some("593991234567") => {
                 Some(Reply::raw(200, "text/html", "<html><body>OK</body></html>"))
             }
-            Some("34612345678") => Some(Reply::raw(201, "application/json", huge.clone())),
+            Some("34612345678") => Some(Reply::raw(
+                201,
+                "application/json",
+                vec![b'<'; 3 * 1024 * 1024],
+            )),
             _ => None,
-        }),
-    );
-    let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(1);
-    let results = read_results(&default_results_path(&input));
-    // Wolkvox said 2xx: the message may well have gone out, so the row is `unknown`
-    // (never `failed`, which `--resume --retry-failed` would send again).
-    let statuses: Vec<&str> = (1..=3)
-        .map(|n| row(&results, n)["status"].as_str())
-        .collect();
-    assert_eq!(statuses, ["sent", "unknown", "unknown"], "{results:?}");
-    assert_eq!(fake.requests_for("593991234567").len(), 1);
-    assert_eq!(fake.requests_for("34612345678").len(), 1);
+        },
+        exit: 1,
+        statuses: &["sent", "unknown", "unknown"],
+        requests: &[("593991234567", 1), ("34612345678", 1)],
+        ..Answered::default()
+    };
+
+    /// An undocumented 403 (maintenance): retried, and each try spends an attempt. (A
+    /// "simultaneous requests" refusal waits for a slot instead: see
+    /// networks::simultaneous_requests_refusals_wait_for_a_slot_without_spending_attempts.)
+    retries_stop_at_max_attempts_and_the_row_fails: Answered {
+        phones: &["573001234567", "593991234567"],
+        config: Some(fast_retry!("", "max_attempts = 3\n")),
+        answer: |req| {
+            (req.telephone.as_deref() == Some("593991234567"))
+                .then(|| Reply::api_error(403, "FORBIDDEN", "SERVER UNDER MAINTENANCE"))
+        },
+        exit: 1,
+        statuses: &["sent", "failed"],
+        fields: &[(2, "attempts", "3"), (2, "http_status", "403")],
+        requests: &[("593991234567", 3)],
+        ..Answered::default()
+    };
+});
+
+/// An answer that stops the whole run: exit 3 after a few requests, and every row
+/// accounted for (none `sent`, every row the fake never saw `not_sent`).
+struct Stops {
+    /// Rows in the list (Colombian mobiles, each with "Hola").
+    rows: usize,
+    /// The config file (`None`: no `--config`).
+    config: Option<&'static str>,
+    /// What the fake answers instead of its normal answer.
+    answer: fn(&RequestInfo) -> Option<Reply>,
+    /// How many sends may go out before the run stops, and why that many.
+    sends: std::ops::RangeInclusive<usize>,
+    why: &'static str,
 }
+
+fn check_stops(case: Stops) {
+    let dir = temp_dir();
+    let tels = colombian_mobiles(case.rows);
+    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Hola")).collect();
+    let input = write_csv(dir.path(), "contacts.csv", &contacts_csv(&rows, "1"));
+    let fake = FakeWolkvox::start(Behavior::ok().hook(case.answer));
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    if let Some(config) = case.config {
+        c.arg("--config").arg(write_config(dir.path(), config));
+    }
+    run(c).expect_code(3);
+    let sends = fake.send_requests();
+    assert!(
+        case.sends.contains(&sends.len()),
+        "{}, got {} sends",
+        case.why,
+        sends.len()
+    );
+    let results = read_results(&default_results_path(&input));
+    assert_rows_sorted_and_complete(&results, case.rows);
+    assert_nothing_sent_rest_not_sent(&results, &sends);
+}
+
+cases!(check_stops {
+    api_does_not_exist_stops_the_run_with_exit_3: Stops {
+        rows: 10,
+        config: None,
+        answer: |req| (req.api == API_SEND_MESSAGE).then(Reply::api_does_not_exist),
+        sends: 0..=2,
+        why: "the run stops at the first answer",
+    };
+
+    /// An undocumented 403 (maintenance): transient, never a delivery.
+    consecutive_failures_stop_the_run_with_exit_3: Stops {
+        rows: 20,
+        config: Some(fast_retry!("", "max_attempts = 1\nmax_consecutive_failures = 3\n")),
+        answer: |req| {
+            (req.api == API_SEND_MESSAGE)
+                .then(|| Reply::api_error(403, "FORBIDDEN", "SERVER UNDER MAINTENANCE"))
+        },
+        sends: 3..=6,
+        why: "stops after 3 failures in a row (plus what was in flight)",
+    };
+});
 
 // ---------------------------------------------------------------------------------------
 // Concurrency.
@@ -1288,63 +1365,6 @@ fn resume_does_not_resend_unknown_rows() {
 
 // ---------------------------------------------------------------------------------------
 // Retries that run out, a service that is down, interruption.
-
-#[test]
-fn retries_stop_at_max_attempts_and_the_row_fails() {
-    let dir = temp_dir();
-    let input = write_csv(
-        dir.path(),
-        "contacts.csv",
-        &contacts_csv(&[("573001234567", "Hola"), ("593991234567", "Hola")], "1"),
-    );
-    let config = retry_fast_config(dir.path(), "max_attempts = 3\n");
-    // An undocumented 403 (maintenance): retried, and each try spends an attempt. (A
-    // "simultaneous requests" refusal waits for a slot instead: see
-    // networks::simultaneous_requests_refusals_wait_for_a_slot_without_spending_attempts.)
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.telephone.as_deref() == Some("593991234567"))
-            .then(|| Reply::api_error(403, "FORBIDDEN", "SERVER UNDER MAINTENANCE"))
-    }));
-    let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(1);
-    let results = read_results(&default_results_path(&input));
-    assert_eq!(row(&results, 1)["status"], "sent");
-    let line = row(&results, 2);
-    assert_eq!(line["status"], "failed", "{line:?}");
-    assert_eq!(line["attempts"], "3");
-    assert_eq!(line["http_status"], "403");
-    assert_eq!(fake.requests_for("593991234567").len(), 3);
-}
-
-#[test]
-fn consecutive_failures_stop_the_run_with_exit_3() {
-    let dir = temp_dir();
-    let tels = colombian_mobiles(20);
-    let rows: Vec<(&str, &str)> = tels.iter().map(|t| (t.as_str(), "Hola")).collect();
-    let input = write_csv(dir.path(), "contacts.csv", &contacts_csv(&rows, "1"));
-    let config = retry_fast_config(
-        dir.path(),
-        "max_attempts = 1\nmax_consecutive_failures = 3\n",
-    );
-    // An undocumented 403 (maintenance): transient, never a delivery.
-    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
-        (req.api == API_SEND_MESSAGE)
-            .then(|| Reply::api_error(403, "FORBIDDEN", "SERVER UNDER MAINTENANCE"))
-    }));
-    let mut c = send_cmd(&input, &fake, TOKEN);
-    c.arg("--config").arg(&config);
-    run(c).expect_code(3);
-    let sends = fake.send_requests();
-    assert!(
-        (3..=6).contains(&sends.len()),
-        "stops after 3 failures in a row (plus what was in flight), got {}",
-        sends.len()
-    );
-    let results = read_results(&default_results_path(&input));
-    assert_rows_sorted_and_complete(&results, 20);
-    assert_nothing_sent_rest_not_sent(&results, &sends);
-}
 
 #[test]
 fn an_unreachable_endpoint_stops_without_sending() {
