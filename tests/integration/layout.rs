@@ -7,12 +7,15 @@
 //! modules is an edge; the crate root (`lib.rs`, which declares every stage and holds
 //! `run`, `Exit` and `Error`) and `main.rs` are left out. A unit-test module is a `mod`
 //! under `#[cfg(test)]` (a `mod tests;` or a `mod tests { ... }` block); a `#[cfg(test)]`
-//! on any other item (a helper for tests) does not hide the code after it.
+//! on any other item (a helper for tests) does not hide the code after it. The file of a
+//! unit-test module (`validate/tests.rs`, declared `#[cfg(test)] mod tests;` in
+//! `validate/mod.rs`) and every file below it are left out too: they carry no marker
+//! themselves, only their parent says they are tests.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read src") {
         let path = entry.expect("entry").path();
         if path.is_dir() {
@@ -68,8 +71,8 @@ fn without_test_modules(text: &str) -> String {
     let mut rest = text;
     while let Some(at) = rest.find(MARK) {
         let after = &rest[at + MARK.len()..];
-        match test_module_len(after) {
-            Some(len) => {
+        match test_module(after) {
+            Some((len, _)) => {
                 out.push_str(&rest[..at]);
                 rest = &after[len..];
             }
@@ -84,8 +87,9 @@ fn without_test_modules(text: &str) -> String {
 }
 
 /// If `text` (what follows a `#[cfg(test)]`) starts with a module, possibly after blanks,
-/// comments and attributes: how many bytes the module takes, to its `;` or closing `}`.
-fn test_module_len(text: &str) -> Option<usize> {
+/// comments and attributes: how many bytes the module takes, to its `;` or closing `}`,
+/// and its name.
+fn test_module(text: &str) -> Option<(usize, &str)> {
     let mut at = skip_trivia(text, 0);
     while text[at..].starts_with("#[") {
         at = skip_trivia(text, matching(text, at + 1)? + 1);
@@ -100,10 +104,56 @@ fn test_module_len(text: &str) -> Option<usize> {
         return None;
     }
     let body = text[name_at..].find([';', '{'])? + name_at;
+    let name = text[name_at..body].trim();
     if text.as_bytes()[body] == b';' {
-        return Some(body + 1);
+        return Some((body + 1, name));
     }
-    matching(text, body).map(|close| close + 1)
+    matching(text, body).map(|close| (close + 1, name))
+}
+
+/// The unit-test modules `text` declares, by name: each `#[cfg(test)]` followed by a
+/// `mod name;` or a `mod name { ... }`.
+fn test_module_names(text: &str) -> Vec<String> {
+    const MARK: &str = "#[cfg(test)]";
+    text.match_indices(MARK)
+        .filter_map(|(at, _)| test_module(&text[at + MARK.len()..]))
+        .map(|(_, name)| name.to_owned())
+        .collect()
+}
+
+/// A source file's module path, as a path under `src/` without `.rs`: `validate/mod.rs`
+/// is `validate`, `send/window.rs` is `send/window`, `lib.rs` is the root (empty).
+fn module_path(src: &Path, file: &Path) -> PathBuf {
+    let rel = file
+        .strip_prefix(src)
+        .expect("under src")
+        .with_extension("");
+    match rel.file_name().and_then(|n| n.to_str()) {
+        Some("mod" | "lib" | "main") => rel.parent().map(Path::to_path_buf).unwrap_or_default(),
+        _ => rel,
+    }
+}
+
+/// The module paths (as [`module_path`] gives them) of the unit-test modules the files
+/// declare: `#[cfg(test)] mod tests;` in `send/window.rs` is `send/window/tests`. A file
+/// whose module path is one of these, or below one (a `mod helper;` inside a
+/// `#[cfg(test)] mod tests { ... }`), is test code.
+fn test_module_paths(src: &Path, files: &[(PathBuf, String)]) -> BTreeSet<PathBuf> {
+    files
+        .iter()
+        .flat_map(|(file, text)| {
+            let parent = module_path(src, file);
+            test_module_names(text)
+                .into_iter()
+                .map(move |name| parent.join(name))
+        })
+        .collect()
+}
+
+/// Whether `file` is a unit-test module's file, or a file below one.
+fn is_test_file(src: &Path, file: &Path, test_modules: &BTreeSet<PathBuf>) -> bool {
+    let path = module_path(src, file);
+    test_modules.iter().any(|t| path.starts_with(t))
 }
 
 /// The index just past blanks and comments from `at`.
@@ -194,14 +244,21 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         }
         stages.entry(name).or_default();
     }
-    for file in &files {
+    let files: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).expect("read source");
+            (file, text)
+        })
+        .collect();
+    let test_modules = test_module_paths(&src, &files);
+    for (file, text) in &files {
         let from = stage(&src, file);
-        if !stages.contains_key(&from) {
+        // Unit tests may reach anywhere; only the code itself counts.
+        if !stages.contains_key(&from) || is_test_file(&src, file, &test_modules) {
             continue;
         }
-        let text = std::fs::read_to_string(file).expect("read source");
-        // Unit tests may reach anywhere; only the code itself counts.
-        let code = without_test_modules(&text);
+        let code = without_test_modules(text);
         let targets: BTreeSet<String> = crate_paths(&code)
             .into_iter()
             .filter(|t| *t != from && stages.contains_key(t))
@@ -325,4 +382,48 @@ fn the_scanner_reads_past_a_test_helper_and_skips_only_test_modules() {
     // Before: everything after the first `#[cfg(test)]` was left out.
     let old = planted.split("#[cfg(test)]").next().unwrap_or_default();
     assert_eq!(crate_paths(old).into_iter().collect::<Vec<_>>(), ["input"]);
+}
+
+#[test]
+fn the_scanner_skips_the_files_of_unit_test_modules() {
+    // `validate/tests.rs` has no marker of its own: `validate/mod.rs` declares it under
+    // `#[cfg(test)]`. It was read as production code (its `crate::send` was an edge).
+    let src = Path::new("/x/src");
+    let files: Vec<(PathBuf, String)> = [
+        ("validate/mod.rs", "mod phone;\n#[cfg(test)]\nmod tests;\n"),
+        (
+            "send/window.rs",
+            "#[cfg(test)]\n#[allow(clippy::all)]\nmod tests;\n",
+        ),
+        ("plan.rs", "#[cfg(test)]\nmod tests {\n    mod cases;\n}\n"),
+        ("lib.rs", "pub mod plan;\n#[cfg(test)]\nmod root_tests;\n"),
+        ("config/mod.rs", "#[cfg(test)]\nfn helper() {}\nmod file;\n"),
+    ]
+    .into_iter()
+    .map(|(rel, text)| (src.join(rel), text.to_owned()))
+    .collect();
+    let tests = test_module_paths(src, &files);
+    let skipped = |rel: &str| is_test_file(src, &src.join(rel), &tests);
+    for test_file in [
+        "validate/tests.rs",
+        "validate/tests/mod.rs",
+        "validate/tests/more.rs",
+        "send/window/tests.rs",
+        "plan/tests/cases.rs",
+        "root_tests.rs",
+    ] {
+        assert!(skipped(test_file), "{test_file} is test code: {tests:?}");
+    }
+    for code in [
+        "validate/mod.rs",
+        "validate/phone.rs",
+        "validate/tests_of_phones.rs",
+        "send/window.rs",
+        "send/window/gate.rs",
+        "plan.rs",
+        "config/file.rs",
+        "config/helper.rs",
+    ] {
+        assert!(!skipped(code), "{code} is code: {tests:?}");
+    }
 }
