@@ -37,8 +37,9 @@ held) keeps that `sent` / `unknown` outcome; what this run decided goes in `msg`
 
 use std::collections::{HashMap, HashSet};
 
-use crate::journal::{Outcome, Prior, Status};
+use crate::journal::Prior;
 use crate::ledger::{self, Cap, Entry, Seen};
+use crate::outcome::{Outcome, Status};
 use crate::validate::{Job, Problem, Verdict};
 
 /// The `--resume` flags (and `--dry-run`) that change the decisions.

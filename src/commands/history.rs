@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{HistoryArgs, HistoryFormat};
 use crate::config;
-use crate::journal::{self, Prior, Status};
+use crate::journal::{self, Prior};
 use crate::ledger::{self, Entry, Mark};
+use crate::outcome::Status;
 use crate::{Error, Exit, tr};
 
 /// What `history` was asked that cannot be done.

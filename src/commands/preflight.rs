@@ -5,7 +5,7 @@ address are at hand (they need neither, so they say when they skipped it).
 */
 
 use crate::Error;
-pub(crate) use crate::config::PreflightCheck;
+use crate::config::PreflightCheck;
 use crate::send::api;
 use crate::send::templates::{self, Checked, Uses};
 use crate::send::token::{self, Token, TokenError};

@@ -19,7 +19,8 @@ use jiff::Timestamp;
 
 use crate::cli::ReconcileArgs;
 use crate::config::{self, ReconcileSettings};
-use crate::journal::{self, Outcome, Recorder, Status, Unsettled};
+use crate::journal::{self, Recorder, Unsettled};
+use crate::outcome::{self, Outcome, Status};
 use crate::progress::Progress;
 use crate::reconcile::{self as evidence, Attempt, Evidence, Phones, REPORT_API, Settlement};
 use crate::report;
@@ -308,7 +309,7 @@ fn gather(
         // The report can list nothing later than the moment it is asked for.
         let asked = Timestamp::now();
         let answer = runtime.block_on(client.cdr_3(token, &ini, &end));
-        recorder.note_query(REPORT_API, &journal::now())?;
+        recorder.note_query(REPORT_API, &outcome::now())?;
         let (status, body) = answer.map_err(|why| evidence::ReportError::Unreadable { why })?;
         let answer = evidence::answer::parse(status, &body)?;
         found.add(answer, asked.min(to), phones);
@@ -392,7 +393,7 @@ fn rewrite_workbook(
             &list,
             &settings.results,
             counts,
-            &[(crate::tr!("workbook-reconciled"), journal::now())],
+            &[(crate::tr!("workbook-reconciled"), outcome::now())],
         );
         super::workbook::write(
             &path,

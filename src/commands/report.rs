@@ -7,7 +7,8 @@ use std::io::Write;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::input;
-use crate::journal::{self, Status};
+use crate::journal;
+use crate::outcome::Status;
 use crate::report::analysis::{Report, build, render};
 use crate::{Error, Exit};
 use crate::{i18n, tr};

@@ -14,11 +14,12 @@ use crate::commands::preflight;
 use crate::config::{self, ConfigError};
 use crate::progress::Progress;
 use crate::report;
-use crate::send::api::{self, Answer};
+use crate::send::api;
 use crate::send::templates::Uses;
 use crate::send::token;
 use crate::tr;
 use crate::validate::{self, Job, Verdict};
+use crate::wolkvox::Answer;
 use crate::{Error, Exit};
 
 pub(crate) fn run(args: &SendArgs, phone: &str) -> Result<Exit, Error> {

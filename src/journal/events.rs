@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Outcome, RunInfo};
+use super::RunInfo;
+use crate::outcome::Outcome;
 use crate::tr;
 
 /// Intents written ahead (while the worker's previous request was in flight) whose

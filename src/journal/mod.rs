@@ -53,16 +53,14 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+use crate::atomic::tmp_path;
+use crate::outcome::Status;
 pub(crate) use naming::journal_path;
-use naming::tmp_path;
 pub(crate) use prior::{JournalView, Prior, Unsettled, journal_view};
 pub(crate) use recorder::{Recorder, RecorderOptions};
 pub(crate) use results::{neutralize, read, read_each};
 pub(crate) use run::{RunInfo, boot_id};
 
-// The vocabulary of outcomes lives in its own leaf; stages that record or read results
-// through the journal may keep naming it from here.
-pub(crate) use crate::outcome::{Outcome, Status, now};
 use crate::tr;
 
 #[derive(Debug, thiserror::Error)]

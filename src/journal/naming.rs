@@ -73,9 +73,6 @@ pub(crate) fn input_for(results: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The temporary file the final rewrite goes through.
-pub(crate) use crate::atomic::tmp_path;
-
 /// The journal of a results file.
 pub(crate) fn journal_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_owned();

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use super::events::{AheadIntents, Event, parse_line};
 use super::run::{RunInfo, boot_id};
-use super::{Outcome, ResultsError, Status, journal_path, read};
+use super::{ResultsError, journal_path, read};
+use crate::outcome::{Outcome, Status};
 use crate::tr;
 
 /// What earlier runs recorded, by content key.

@@ -14,7 +14,8 @@ use super::events::{Event, checksum};
 use super::prior::Prior;
 use super::results::{COLUMNS, count_finals, csv_error, finals, read, rewrite, write_row};
 use super::run::RunInfo;
-use super::{Outcome, ResultsError, Status, commit, journal_path, write_error};
+use super::{ResultsError, commit, journal_path, write_error};
+use crate::outcome::{Outcome, Status};
 use crate::validate::Job;
 
 /// How the recorder should open its files.

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use super::{Outcome, ResultsError, Status};
+use super::ResultsError;
+use crate::outcome::{Outcome, Status};
 
 /// The results file's columns, in order. Scripts depend on them.
 pub(crate) const COLUMNS: [&str; 10] = [

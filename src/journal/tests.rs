@@ -8,6 +8,7 @@ use std::fs::File;
 use super::events::{LineDamage, parse_line};
 use super::results::COLUMNS;
 use super::*;
+use crate::outcome::{Outcome, Status};
 use crate::validate::Job;
 
 fn job(row: u64, key: &str) -> Job {

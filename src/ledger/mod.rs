@@ -301,7 +301,7 @@ fn canonical(path: &Path) -> String {
 /// (rule 2's exemption). An entry of the campaign the journal does not know (results
 /// moved away, a journal restored from an older copy) is a repeat like any other.
 pub(crate) fn known_keys(prior: &crate::journal::Prior) -> HashSet<String> {
-    use crate::journal::Status;
+    use crate::outcome::Status;
     let mut known = HashSet::new();
     for (key, o) in &prior.done {
         if matches!(o.status, Status::Sent | Status::Unknown | Status::Failed) {
@@ -382,7 +382,7 @@ impl Settings {
 
 /// What `prior` (a campaign's journal) says became of its messages.
 pub(crate) fn settled_from(prior: &crate::journal::Prior) -> Settled {
-    use crate::journal::Status;
+    use crate::outcome::Status;
     let mut settled = Settled::default();
     for (key, o) in &prior.done {
         let mark = match o.status {
@@ -420,7 +420,7 @@ pub(crate) fn seeds_from<'a>(
     campaign: &Campaign,
     job: impl Fn(&str) -> Option<&'a crate::validate::Job>,
 ) -> Vec<Entry> {
-    use crate::journal::Status;
+    use crate::outcome::Status;
     let at_now = now();
     let entry = |key: &str, telephone: &str, row: u64, mark: Mark, at: i64| {
         let key = base_key(key);
@@ -490,9 +490,9 @@ pub(crate) fn entry_for(job: &crate::validate::Job, campaign: &Campaign, at: i64
 pub(crate) fn reconciled(
     settings: Option<&Settings>,
     results: &Path,
-    settled: &[(String, crate::journal::Status)],
+    settled: &[(String, crate::outcome::Status)],
 ) {
-    use crate::journal::Status;
+    use crate::outcome::Status;
     let Some(settings) = settings else {
         return;
     };

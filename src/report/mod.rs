@@ -66,7 +66,7 @@ impl<'a> MakeWriter<'a> for BarWriter {
 /// `--quiet`). Calling it twice (tests calling `run` in-process) keeps the first.
 pub(crate) fn init_logging(json: bool, quiet: bool, progress: &Progress) {
     // The TLS libraries log every refused certificate at ERROR; the run says it once,
-    // with what to do (see `api::SettingProblem`).
+    // with what to do (see `wolkvox::SettingProblem`).
     let default = if quiet {
         "warn,rustls=off,rustls_platform_verifier=off"
     } else {

@@ -21,11 +21,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use crate::send::token::Token;
 use crate::tr;
 use crate::validate::{Job, Message};
-use crate::wolkvox::{excerpt, parse_token_info};
-// What the answers mean is Wolkvox's vocabulary; the sender's modules name it from here.
-pub(crate) use crate::wolkvox::{
-    Answer, AnswerError, Reply, SettingProblem, Throttle, TokenInfo, TokenProblem, classify,
-    fix_for, from_gateway, throttle,
+use crate::wolkvox::{
+    Answer, AnswerError, Reply, SettingProblem, TokenInfo, TokenProblem, classify, excerpt,
+    parse_token_info,
 };
 
 /// Bodies longer than this are cut: a real answer is a few hundred bytes.

@@ -9,7 +9,7 @@ queue, so several tokens share the list and a row refused because of its
 token goes back to the front for the others.
 
 A row is retried only when the answer proves it was not delivered (see
-`api::Answer::Transient`); a request that may have been delivered is recorded
+`wolkvox::Answer::Transient`); a request that may have been delivered is recorded
 `unknown` and never sent again here.
 
 The limit of 2 requests per token holds at the server, not only in this
@@ -21,7 +21,7 @@ outcome (`sent` or `failed`), which only ever replaces that `unknown`. A
 gateway's 502 or 504 is held the same way (the gateway gave up, the API may
 still be working): the worker keeps the slot until 60 s after the request
 left. When no row is left to send, nothing is waited for. A refusal for load
-(403 "simultaneous requests", 429; see `api::Throttle`) waits for a slot or a
+(403 "simultaneous requests", 429; see `wolkvox::Throttle`) waits for a slot or a
 slower pace without spending the row's attempts, for up to `BUSY_PATIENCE`;
 each 429 also halves its token's pace (`SlowDown`), and every answer that gets
 through wins a twentieth of the rate back. The run stops early on a signal, when no
@@ -54,12 +54,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::journal::{Outcome, Recorder, Status, now};
+use crate::journal::Recorder;
+use crate::outcome::{Outcome, Status, now};
 use crate::progress::Progress;
-use crate::send::api::{Answer, Client, Reply, Throttle, TokenProblem, from_gateway, throttle};
+use crate::send::api::Client;
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState};
 use crate::validate::Job;
+use crate::wolkvox::{Answer, Reply, Throttle, TokenProblem, from_gateway, throttle};
 use crate::{tr, tr_en};
 use pace::{SlowDown, backoff, limiter};
 use pool::{Refusals, Shared, TokenState, wait_for_window};

@@ -14,9 +14,10 @@ past (an untrusted certificate, a proxy that refuses: `setting`) stops the run
 before any row is tried.
 */
 
-use crate::send::api::{Client, SettingProblem, TokenInfo, TokenProblem};
+use crate::send::api::Client;
 use crate::send::token::Token;
 use crate::tr;
+use crate::wolkvox::{SettingProblem, TokenInfo, TokenProblem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {

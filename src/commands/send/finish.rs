@@ -12,7 +12,8 @@ use crate::Exit;
 use crate::cli;
 use crate::commands::list::*;
 use crate::config::SendSettings;
-use crate::journal::{self, Status};
+use crate::journal;
+use crate::outcome::{Status, now};
 use crate::report::{Summary, SummaryJson};
 use crate::text::human_duration;
 use crate::tr;
@@ -101,7 +102,7 @@ pub(super) fn print_summary(
         exit_code: exit.code(),
         dry_run: settings.dry_run,
         started_at,
-        finished_at: &journal::now(),
+        finished_at: &now(),
         error: None,
     };
     let text = if settings.log_format == cli::LogFormat::Json {
@@ -139,7 +140,7 @@ pub(super) fn write_workbook(
     };
     let mut extra = vec![
         (tr!("workbook-started"), local(started_at)),
-        (tr!("workbook-finished"), local(&journal::now())),
+        (tr!("workbook-finished"), local(&now())),
     ];
     if settings.dry_run {
         extra.push((tr!("workbook-dry-run"), tr!("workbook-nothing-sent")));

@@ -7,7 +7,8 @@ Rows a run leaves for a later `--resume` on purpose: beyond today's quota
 use crate::Error;
 use crate::config::SendSettings;
 use crate::i18n;
-use crate::journal::{Outcome, Recorder, Status};
+use crate::journal::Recorder;
+use crate::outcome::{Outcome, Status};
 use crate::send::{self, api, dispatch, quota};
 use crate::tr_en;
 

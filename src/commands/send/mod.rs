@@ -17,8 +17,9 @@ use crate::cli::{self, SendArgs};
 use crate::commands::preflight;
 use crate::config::{self, SendSettings};
 use crate::i18n::{self, Localized};
-use crate::journal::{self, Outcome, Recorder, Status};
+use crate::journal::{self, Recorder};
 use crate::ledger;
+use crate::outcome::{Outcome, Status, now};
 use crate::progress::Progress;
 use crate::report::{self, Summary, SummaryJson};
 use crate::send::templates::Uses;
@@ -43,7 +44,7 @@ use signals::watch_signals;
 /// Runs `send`; a run that never got to a summary still writes `--summary-json`, with
 /// the error and exit code 2.
 pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
-    let started_at = journal::now();
+    let started_at = now();
     crate::validate::phone::preload();
     let result = send_command(args, &started_at);
     // A summary that would overwrite another file of the run is not written at all
@@ -74,7 +75,7 @@ pub(crate) fn run(args: &SendArgs) -> Result<Exit, Error> {
                 exit_code: e.exit().code(),
                 dry_run: args.dry_run,
                 started_at: &started_at,
-                finished_at: &journal::now(),
+                finished_at: &now(),
                 error: Some(i18n::with_lang(i18n::Lang::En, || e.to_string())),
             },
         );
@@ -358,7 +359,7 @@ fn open_run(args: &SendArgs, started_at: &str) -> Result<OpenRun, Error> {
 /// sent, and the summary estimates how long sending would take.
 fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
     let uses = template_uses(&run.plan.jobs);
-    let check = preflight::PreflightCheck {
+    let check = config::PreflightCheck {
         origin: run.settings.origin.clone(),
         timeout: run.settings.timeout,
         templates: run.settings.template_check,

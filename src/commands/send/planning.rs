@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use crate::Error;
 use crate::config::SendSettings;
-use crate::journal::{self, Prior, Recorder, Status};
+use crate::journal::{self, Prior, Recorder};
 use crate::ledger;
+use crate::outcome::Status;
 use crate::plan;
 use crate::tr;
 use crate::validate::{Job, Verdict};

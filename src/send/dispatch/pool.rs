@@ -20,13 +20,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::pace::{RetryPolicy, SlowDown};
 use super::{Hours, StopReason};
-use crate::journal::{Outcome, Recorder, Status};
+use crate::journal::Recorder;
+use crate::outcome::{Outcome, Status};
 use crate::progress::{Progress, Tally};
-use crate::send::api::{Client, TokenProblem};
+use crate::send::api::Client;
 use crate::send::token::Token;
 use crate::send::window::{GateState, show};
 use crate::tr;
 use crate::validate::Job;
+use crate::wolkvox::TokenProblem;
 
 /// While waiting for the contact window, the clock is read again at least this often
 /// (a suspended laptop or a corrected clock must not make the wait overshoot).

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use super::outcome;
 use super::pool::{Shared, TokenState};
-use crate::journal::Status;
-use crate::send::api::{Answer, Reply};
+use crate::outcome::Status;
 use crate::tr;
 use crate::tr_en;
 use crate::validate::Job;
+use crate::wolkvox::{Answer, Reply};
 
 /// The API's own limit for one call: after this long the server has given up on a
 /// request, so a timed-out request's slot is free again.
@@ -58,7 +58,7 @@ pub(super) async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> S
                     "msg-no-answer-within",
                     timeout = crate::text::human_duration(shared.client.timeout())
                 ),
-                ..Reply::from(crate::send::api::AnswerError::Timeout)
+                ..Reply::from(crate::wolkvox::AnswerError::Timeout)
             }),
             running: Some(tokio::spawn(request)),
             sent_at,

@@ -4,8 +4,8 @@ says (`Display`, in the interface's language) and what the rows left `not_sent` 
 in their `msg` (English, like every `msg` of the results file).
 */
 
-use crate::send::api::SettingProblem;
 use crate::send::window::show;
+use crate::wolkvox::SettingProblem;
 use crate::{tr, tr_en};
 
 /// Why a run stopped before every row was attempted.
@@ -112,7 +112,7 @@ impl std::fmt::Display for StopReason {
                     "stop-same-refusal",
                     rows = *rows,
                     answer = answer,
-                    fix = crate::send::api::fix_for(msg)
+                    fix = crate::wolkvox::fix_for(msg)
                         .unwrap_or_else(|| tr!("stop-same-refusal-fix"))
                 ))
             }
