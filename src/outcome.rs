@@ -5,11 +5,20 @@ and the `Outcome` a results line records. `journal` writes and reads them, `send
 them, `plan`, `report`, `reconcile` and the ledger read them; none of those need the
 others to speak of a row.
 
-A leaf: it uses `i18n` (a status's meaning in words) and nothing else of the crate.
+An outcome's `error` and `msg` are English in the results file (programs read them);
+the journal also records which of them are the tool's own words, by message id and
+arguments (`Told`), so a person reads those in their language from the catalogue and
+the server's words as the server said them (`error_shown`, `msg_shown`). Outcomes of
+earlier versions, and rows whose journal is gone, have no `Told`: their texts are read
+back from the English (`i18n::shown`).
+
+A leaf: it uses `i18n` (a status's meaning in words, the tool's texts) and nothing else
+of the crate.
 */
 
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::{Arg, Said};
 use crate::tr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -133,6 +142,53 @@ pub(crate) struct Outcome {
     pub(crate) attempts: u32,
     pub(crate) elapsed_ms: u64,
     pub(crate) finished_at: String,
+    /// Whose words `error` and `msg` are (the journal's, not a results column).
+    #[serde(default, skip_serializing_if = "Told::is_empty")]
+    pub(crate) told: Told,
+}
+
+/// Whose words an outcome's `error` and `msg` are: `None` when not known (an earlier
+/// version's outcome, or a text the tool made without a message id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Told {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<Source>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) msg: Option<Source>,
+}
+
+impl Told {
+    fn is_empty(&self) -> bool {
+        self.error.is_none() && self.msg.is_none()
+    }
+}
+
+/// Who said a text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Source {
+    /// The tool: this catalogue message.
+    Tool(Box<Said>),
+    /// The server (or the HTTP stack): its words, never read as the tool's.
+    Server,
+}
+
+impl Source {
+    /// The tool's text `said`, or the server's when there is none.
+    pub(crate) fn of(said: Option<&Said>) -> Source {
+        said.map_or(Source::Server, |s| Source::Tool(Box::new(s.clone())))
+    }
+}
+
+/// `text` (an `error` or a `msg` as recorded) as shown to a person, knowing who said it.
+/// The tool's text is shown from its id only when it still reads as recorded (a text
+/// changed after its id was noted is read back from the English instead).
+pub(crate) fn shown(text: &str, source: Option<&Source>) -> String {
+    match source {
+        Some(Source::Tool(said)) if said.reads(text) => said.shown().trim_start().to_owned(),
+        Some(Source::Server) => crate::i18n::value_shown(text),
+        _ => crate::i18n::shown(text),
+    }
 }
 
 impl Outcome {
@@ -149,7 +205,42 @@ impl Outcome {
             attempts: 0,
             elapsed_ms: 0,
             finished_at: now(),
+            told: Told::default(),
         }
+    }
+
+    /// A local outcome whose `msg` is the tool's text `said`.
+    pub(crate) fn local_said(row: u64, telephone: &str, status: Status, said: Said) -> Self {
+        let mut o = Outcome::local(row, telephone, status, String::new());
+        o.say(said);
+        o
+    }
+
+    /// Sets `msg` to the tool's text `said` (in English, as recorded).
+    pub(crate) fn say(&mut self, said: Said) {
+        self.msg = said.english().trim_start().to_owned();
+        self.told.msg = Some(Source::Tool(Box::new(said)));
+    }
+
+    /// `msg` as an argument of another of the tool's texts: the tool's own text when it
+    /// is known to be one, otherwise the words as they are (read back from the English
+    /// when not known whose they are).
+    pub(crate) fn msg_arg(&self) -> Arg {
+        match &self.told.msg {
+            Some(Source::Tool(said)) if said.reads(&self.msg) => Arg::Said(said.clone()),
+            Some(Source::Server) => Arg::Text(self.msg.clone()),
+            _ => Arg::Recorded(self.msg.clone()),
+        }
+    }
+
+    /// `error` in the language printed now (see `Told`).
+    pub(crate) fn error_shown(&self) -> String {
+        shown(&self.error, self.told.error.as_ref())
+    }
+
+    /// `msg` in the language printed now (see `Told`).
+    pub(crate) fn msg_shown(&self) -> String {
+        shown(&self.msg, self.told.msg.as_ref())
     }
 }
 

@@ -37,6 +37,7 @@ held) keeps that `sent` / `unknown` outcome; what this run decided goes in `msg`
 
 use std::collections::{HashMap, HashSet};
 
+use crate::i18n::Arg;
 use crate::journal::Prior;
 use crate::ledger::{self, Cap, Entry, Seen};
 use crate::outcome::{Outcome, Status};
@@ -167,11 +168,11 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if let Some(telephone) = prior.intent_telephone(key) {
-                let o = Outcome::local(
+                let o = Outcome::local_said(
                     row,
                     telephone,
                     Status::Unknown,
-                    crate::tr_en!("msg-interrupted-earlier", row = row),
+                    crate::said!("msg-interrupted-earlier", row = row),
                 );
                 orphans.entry(telephone.to_owned()).or_default().push(o);
             }
@@ -345,9 +346,9 @@ impl<'a> Planner<'a> {
             && let Some(earlier) = self.take_orphan(&o.telephone.clone(), invalid_row)
             && !self.flags.dry_run
         {
-            let (row, now) = (o.row, o.msg.clone());
+            let (row, now) = (o.row, o.msg_arg());
             decision.carried = Some(earlier.status);
-            decision.record = Some((kept(earlier, row, &now), None));
+            decision.record = Some((kept(earlier, row, now), None));
         }
         decision
     }
@@ -385,7 +386,7 @@ impl<'a> Planner<'a> {
                         ..Decision::default()
                     };
                 }
-                return Decision::keep(earlier, row, &now);
+                return Decision::keep(earlier, row, Arg::Recorded(now));
             }
         }
         let decision = self.ledger_rules(decision);
@@ -429,7 +430,7 @@ impl<'a> Planner<'a> {
         let o = Outcome::local(job.row, &job.telephone, Status::Held, hold.english(&tz));
         match decision.earlier {
             // A retry held: what it had stays (statuses only move forward).
-            Some(earlier) => Decision::keep(earlier, o.row, &o.msg),
+            Some(earlier) => Decision::keep(earlier, o.row, o.msg_arg()),
             None => Decision {
                 record: Some((o, None)),
                 ..Decision::default()
@@ -455,10 +456,11 @@ fn planned_entry(job: &Job, now: i64) -> Entry {
 }
 
 /// `earlier`, kept as row `row`'s outcome, with what this run decided in its `msg`.
-fn kept(earlier: Outcome, row: u64, now: &str) -> Outcome {
+fn kept(earlier: Outcome, row: u64, now: Arg) -> Outcome {
     let mut o = earlier;
     o.row = row;
-    o.msg = crate::tr_en!("msg-kept", earlier = o.msg.as_str(), now = now);
+    let earlier = o.msg_arg();
+    o.say(crate::said!("msg-kept", earlier = earlier, now = now));
     o
 }
 
@@ -480,7 +482,7 @@ pub(crate) struct Decision {
 impl Decision {
     /// Skips the row, keeping `earlier` as its outcome with what this run decided in
     /// its `msg` (statuses only move forward).
-    fn keep(earlier: Outcome, row: u64, now: &str) -> Decision {
+    fn keep(earlier: Outcome, row: u64, now: Arg) -> Decision {
         Decision {
             carried: Some(earlier.status),
             record: Some((kept(earlier, row, now), None)),
@@ -547,11 +549,11 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
             ..
         } => Decision {
             record: Some((
-                Outcome::local(
+                Outcome::local_said(
                     row,
                     &telephone,
                     Status::Duplicate,
-                    crate::tr_en!("msg-duplicate", row = of_row),
+                    crate::said!("msg-duplicate", row = of_row),
                 ),
                 None,
             )),
@@ -584,11 +586,11 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                     ..Decision::default()
                 }
             } else if let Some(&then) = prior.interrupted.get(&key) {
-                let o = Outcome::local(
+                let o = Outcome::local_said(
                     row,
                     &telephone,
                     Status::Unknown,
-                    crate::tr_en!(
+                    crate::said!(
                         "msg-interrupted-then-opted-out",
                         row = then,
                         list = list.display()
@@ -600,11 +602,11 @@ pub(crate) fn decide(verdict: Verdict, prior: &Prior, flags: Flags) -> Decision 
                     ..Decision::default()
                 }
             } else {
-                let o = Outcome::local(
+                let o = Outcome::local_said(
                     row,
                     &telephone,
                     Status::Suppressed,
-                    crate::tr_en!("msg-opted-out", list = list.display()),
+                    crate::said!("msg-opted-out", list = list.display()),
                 );
                 Decision {
                     record: Some((o, Some(key))),
@@ -627,10 +629,10 @@ fn lookup<'a, V>(map: &'a std::collections::HashMap<String, V>, job: &Job) -> Op
 /// A valid row in a real run: send it, or carry what an earlier run recorded.
 fn decide_valid(job: Job, prior: &Prior, flags: Flags) -> Decision {
     if let Some(&then) = lookup(&prior.interrupted, &job) {
-        let stopped = crate::tr_en!("msg-interrupted-earlier", row = then);
+        let stopped = crate::said!("msg-interrupted-earlier", row = then);
         return if flags.retry_unknown {
             Decision {
-                earlier: Some(Outcome::local(
+                earlier: Some(Outcome::local_said(
                     job.row,
                     &job.telephone,
                     Status::Unknown,
@@ -640,11 +642,11 @@ fn decide_valid(job: Job, prior: &Prior, flags: Flags) -> Decision {
                 ..Decision::default()
             }
         } else {
-            let o = Outcome::local(
+            let o = Outcome::local_said(
                 job.row,
                 &job.telephone,
                 Status::Unknown,
-                crate::tr_en!("msg-retry-unknown-sends", stopped = stopped),
+                crate::said!("msg-retry-unknown-sends", stopped = stopped),
             );
             Decision {
                 record: Some((o, Some(job.key))),

@@ -329,7 +329,7 @@ fn settled_outcome(
     let (status, msg) = match settlement {
         Settlement::Sent { date } => (
             Status::Sent,
-            crate::tr_en!(
+            crate::said!(
                 "msg-confirmed-sent",
                 api = REPORT_API,
                 date = date,
@@ -338,7 +338,7 @@ fn settled_outcome(
         ),
         Settlement::NotSent => (
             Status::NotSent,
-            crate::tr_en!(
+            crate::said!(
                 "msg-absent-from-report",
                 api = REPORT_API,
                 until = evidence
@@ -353,7 +353,7 @@ fn settled_outcome(
         ),
         // A request cut off by a kill has no outcome yet, and the results file may say
         // `not_sent` (a second Ctrl-C): record what it is, `unknown`, so the file says so.
-        _ if row.outcome.is_none() => (Status::Unknown, crate::tr_en!("msg-in-flight-reconcile")),
+        _ if row.outcome.is_none() => (Status::Unknown, crate::said!("msg-in-flight-reconcile")),
         _ => return None,
     };
     let mut outcome = row.outcome.clone().unwrap_or_else(|| {
@@ -362,7 +362,7 @@ fn settled_outcome(
         o
     });
     outcome.status = status;
-    outcome.msg = msg;
+    outcome.say(msg);
     outcome.finished_at = checked;
     Some(outcome)
 }

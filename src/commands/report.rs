@@ -17,7 +17,10 @@ use crate::{i18n, tr};
 /// (the report itself worked); 2 if the file cannot be read.
 pub(crate) fn run(args: &ReportArgs) -> Result<Exit, Error> {
     crate::report::init_logging(false, false, &crate::progress::Progress::hidden());
-    let outcomes = journal::read(&args.results)?;
+    let mut outcomes = journal::read(&args.results)?;
+    // Whose words each row's texts are, for people (results of earlier versions: none).
+    let told = journal::told_index(&args.results);
+    outcomes.iter_mut().for_each(|o| told.attach(o));
     let journal = journal::journal_view(&args.results).unwrap_or_default();
     // The list, found once, and checked with the results against the outputs before
     // anything is written.

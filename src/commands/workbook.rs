@@ -131,7 +131,10 @@ fn source_row(record: input::Record) -> SourceRow {
 /// The last outcome of each row of `results`.
 fn last_outcomes(results: &Path) -> Result<BTreeMap<u64, Outcome>, Error> {
     let mut outcomes: BTreeMap<u64, Outcome> = BTreeMap::new();
-    journal::read_each(results, |o| {
+    // Whose words each row's texts are, for people (results of earlier versions: none).
+    let told = journal::told_index(results);
+    journal::read_each(results, |mut o| {
+        told.attach(&mut o);
         outcomes.insert(o.row, o);
     })?;
     Ok(outcomes)

@@ -6,10 +6,15 @@ and every line written for a person, looked up by id in the Fluent catalogues
 
 What a program reads is never translated: results columns and statuses, JSON keys
 and values, exit codes, config keys and flag names. What the results file records in
-words (a row's `msg`, an invalid row's reasons) is written in English with `tr_en!`,
-and `shown` (in `recorded`) turns it back into the reader's language for `report` and
-the workbook, matching it against the English patterns it was made from. Numbers with decimals are
-formatted here (`decimal`), so Spanish gets a decimal comma.
+words (a row's `msg` and `error`) is written in English; the journal also records the
+tool's own texts as a message id with its arguments (`said!`, a `Said`), so `report`
+and the workbook show them in the reader's language from the catalogue, and the
+server's words as it said them (`value_shown`: only Wolkvox's fixed vocabulary is
+translated). Results of earlier versions, rows without a journal entry and texts still
+made without an id (an invalid row's reasons, a stopped run's `not sent: ...`) are
+read back by `shown` (in `recorded`), matching the English against the patterns it was
+made from. Numbers with decimals are formatted here (`decimal`), so Spanish gets a
+decimal comma.
 
 A leaf: every stage may use it, it uses none of them.
 */
@@ -23,8 +28,10 @@ use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
 pub(crate) mod clap_help;
 mod recorded;
+mod said;
 mod when;
-pub(crate) use recorded::shown;
+pub(crate) use recorded::{shown, value_shown};
+pub(crate) use said::{Arg, Said, ToSaid};
 pub(crate) use when::{when, when_recorded, zone_note};
 
 /// The catalogues, as shipped.
@@ -293,6 +300,27 @@ pub(crate) fn io_error(e: &std::io::Error) -> String {
 /// the two complete); one missing from both prints its id.
 pub(crate) fn message(id: &str, args: &[(&str, FluentValue<'static>)]) -> String {
     message_in(current(), id, args)
+}
+
+/// `message_in` for a message named by data (a journal's): `None` when the catalogue has
+/// no message `id` or `args` do not fill it, never a panic.
+pub(crate) fn message_checked(
+    lang: Lang,
+    id: &str,
+    args: &[(&str, FluentValue<'static>)],
+) -> Option<String> {
+    let bundle = match lang {
+        Lang::Es => &CATALOGUES.es,
+        Lang::En => &CATALOGUES.en,
+    };
+    let pattern = bundle.get_message(id)?.value()?;
+    let mut fluent_args = FluentArgs::new();
+    for (name, value) in args {
+        fluent_args.set(*name, value.clone());
+    }
+    let mut errors = Vec::new();
+    let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
+    errors.is_empty().then(|| text.into_owned())
 }
 
 pub(crate) fn message_in(lang: Lang, id: &str, args: &[(&str, FluentValue<'static>)]) -> String {

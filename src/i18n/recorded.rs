@@ -4,8 +4,10 @@ invalid row's reasons are written in English (`tr_en!`), which programs read; `s
 gives them to a person in the current language by matching them against the English
 patterns of the catalogue messages they were made from (`msg-*`, `row-*`, `phone-*`,
 `connector-*`), nested messages included. It reads results written by this version and
-by earlier ones alike; texts the tool has as typed values (an answer's `AnswerError`)
-are rendered from the catalogue directly, without coming here.
+by earlier ones alike. Texts whose message id the journal recorded (`said`) are
+rendered from the catalogue instead, and never come here: the fallback for results of
+earlier versions, rows whose journal is gone, and texts the tool still makes without
+an id.
 */
 
 use std::sync::LazyLock;
@@ -178,4 +180,22 @@ fn problems(text: &str) -> Option<String> {
         };
         Some(format!("{column}: {reason}{tail}"))
     })
+}
+
+/// Words that are not the tool's own (the server's `error` or `msg`, a value inside one
+/// of the tool's texts), as shown to a person: as they are, except Wolkvox's fixed
+/// vocabulary (`msg-wolkvox-*`, its documented answers) and a recorded local time's
+/// weekday, which are in the current language. Never read as one of the tool's texts,
+/// whatever they say.
+pub(crate) fn value_shown(text: &str) -> String {
+    if current() == Lang::En || text.is_empty() {
+        return text.to_owned();
+    }
+    RECORDED
+        .iter()
+        .filter(|(id, _)| id.starts_with("msg-wolkvox-"))
+        .find(|(_, pattern)| matches!(pattern.as_slice(), [Piece::Text(t)] if t == text))
+        .map(|(id, _)| message(id, &[]))
+        .or_else(|| weekday(text))
+        .unwrap_or_else(|| text.to_owned())
 }

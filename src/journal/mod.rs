@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic::tmp_path;
 use crate::outcome::Status;
 pub(crate) use naming::journal_path;
-pub(crate) use prior::{JournalView, Prior, Unsettled, journal_view};
+pub(crate) use prior::{JournalView, Prior, Unsettled, journal_view, told_index};
 pub(crate) use recorder::{Recorder, RecorderOptions};
 pub(crate) use results::{neutralize, read, read_each};
 pub(crate) use run::{RunInfo, boot_id};

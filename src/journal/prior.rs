@@ -12,7 +12,7 @@ use std::path::Path;
 use super::events::{AheadIntents, Event, parse_line};
 use super::run::{RunInfo, boot_id};
 use super::{ResultsError, journal_path, read};
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{Outcome, Status, Told};
 use crate::tr;
 
 /// What earlier runs recorded, by content key.
@@ -343,4 +343,61 @@ pub(crate) fn journal_view(results: &Path) -> Option<JournalView> {
         in_flight,
         went_out,
     })
+}
+
+/// Whose words each row's `error` and `msg` are, as the journal beside a results file
+/// records them (`outcome::Told`), for showing a results file to a person: by row, with
+/// a fingerprint of the outcome they were recorded with, so a results line is given the
+/// words of its own outcome only.
+#[derive(Debug, Default)]
+pub(crate) struct ToldIndex {
+    by_row: HashMap<u64, (u64, Told)>,
+}
+
+impl ToldIndex {
+    /// Gives `o` (read from the results file) whose words its texts are, when the journal
+    /// recorded them with this very outcome; otherwise `o` is left as it is (its texts
+    /// are then read back from the English).
+    pub(crate) fn attach(&self, o: &mut Outcome) {
+        if let Some((print, told)) = self.by_row.get(&o.row)
+            && *print == fingerprint(o)
+        {
+            o.told = told.clone();
+        }
+    }
+}
+
+/// What identifies an outcome's line: a results line and the journal's `done` event
+/// written from the same outcome have the same.
+fn fingerprint(o: &Outcome) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        &o.telephone,
+        o.status,
+        &o.code,
+        &o.error,
+        &o.msg,
+        &o.finished_at,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Reads whose words the outcomes are from the journal beside `results` (empty when
+/// there is none, or it records none: an earlier version's). Damaged lines are skipped:
+/// this only chooses how a text is shown.
+pub(crate) fn told_index(results: &Path) -> ToldIndex {
+    let mut index = ToldIndex::default();
+    let Ok(file) = File::open(journal_path(results)) else {
+        return index;
+    };
+    for line in BufReader::new(file).split(b'\n') {
+        let Ok(line) = line else { break };
+        if let Ok(Event::Done { outcome, .. }) = parse_line(&line) {
+            let print = fingerprint(&outcome);
+            index.by_row.insert(outcome.row, (print, outcome.told));
+        }
+    }
+    index
 }

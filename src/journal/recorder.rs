@@ -409,9 +409,11 @@ impl Recorder {
         let mut kept = earlier.clone();
         kept.row = outcome.row;
         // English, as every `msg` of the results file (`report` shows it translated).
-        kept.msg = crate::tr_en!("msg-retried", earlier = earlier.msg, msg = outcome.msg)
-            .trim_start()
-            .to_owned();
+        kept.say(crate::said!(
+            "msg-retried",
+            earlier = earlier.msg_arg(),
+            msg = outcome.msg_arg()
+        ));
         kept.attempts = earlier.attempts.saturating_add(outcome.attempts);
         kept
     }

@@ -407,3 +407,58 @@ fn the_resume_command_keeps_every_flag_but_the_retry_ones() {
         "wolkvox-dispatch send l.csv --rate 5 --results 'out/my list.results.csv' --resume"
     );
 }
+
+#[test]
+fn the_journal_says_whose_words_a_results_line_holds_and_only_for_that_line() {
+    use crate::outcome::{Source, Told};
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.csv");
+    let (rec, _) = open(dir.path(), false, false).unwrap();
+    // Row 1: the tool's words; row 2: the server's words, which read like the tool's.
+    let tool = Outcome::local_said(
+        1,
+        "573001112233",
+        Status::NotSent,
+        crate::said!("msg-partial"),
+    );
+    let mut server = Outcome::local(2, "573004445566", Status::Failed, "Connector not found");
+    server.error = "response is not JSON".into();
+    server.told = Told {
+        error: Some(Source::Server),
+        msg: Some(Source::Server),
+    };
+    rec.record(tool.clone(), Some("k1")).unwrap();
+    rec.record(server.clone(), Some("k2")).unwrap();
+    rec.finish().unwrap();
+
+    let index = told_index(&results);
+    let lines = read(&results).unwrap();
+    assert!(
+        lines.iter().all(|o| o.told == Told::default()),
+        "not a column"
+    );
+    for (mut o, expected) in lines.into_iter().zip([&tool, &server]) {
+        index.attach(&mut o);
+        assert_eq!(&o, expected);
+    }
+    let es = |o: &Outcome| {
+        crate::i18n::with_lang(crate::i18n::Lang::Es, || (o.error_shown(), o.msg_shown()))
+    };
+    assert_eq!(es(&server).0, "response is not JSON");
+    assert_ne!(es(&tool).1, tool.msg, "the tool's words are Spanish");
+
+    // A line that is not the one the journal recorded for its row gets nothing.
+    let mut other = server.clone();
+    other.msg = "another answer".into();
+    other.told = Told::default();
+    index.attach(&mut other);
+    assert_eq!(other.told, Told::default());
+    // Without the journal, or with an earlier version's, nothing is known: the English
+    // is read back as before.
+    std::fs::remove_file(journal_path(&results)).unwrap();
+    let mut alone = server.clone();
+    alone.told = Told::default();
+    told_index(&results).attach(&mut alone);
+    assert_eq!(alone.told, Told::default());
+    assert_eq!(es(&alone).0, "la respuesta no es JSON", "the old reading");
+}

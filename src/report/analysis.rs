@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::journal;
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{Outcome, Status, Told};
 use crate::text::quote;
 use crate::tr;
 
@@ -41,6 +41,9 @@ pub(crate) struct Group {
     pub(crate) msg: String,
     /// The `error` of the group's first row (Wolkvox's `error`, or the tool's reason).
     pub(crate) error: String,
+    /// Whose words the first row's `error` and `msg` are (from the journal): for people.
+    #[serde(skip)]
+    pub(crate) told: Told,
     pub(crate) count: u64,
     /// How many of them are `failed` and how many `unknown` (failure groups only).
     pub(crate) failed: u64,
@@ -230,11 +233,11 @@ fn add_in_flight(latest: &mut BTreeMap<u64, Outcome>, journal: &journal::Journal
             .get(row)
             .is_none_or(|o| matches!(o.status, Status::NotSent))
         {
-            let mut o = Outcome::local(
+            let mut o = Outcome::local_said(
                 *row,
                 telephone,
                 Status::Unknown,
-                crate::tr_en!("msg-in-flight-journal"),
+                crate::said!("msg-in-flight-journal"),
             );
             o.attempts = 1;
             // Not an answer: left out of the first/last answer times.
@@ -322,6 +325,7 @@ fn groups<'a>(outcomes: impl Iterator<Item = &'a Outcome>, by_code: bool) -> Vec
                 code,
                 msg: o.msg.clone(),
                 error: o.error.clone(),
+                told: o.told.clone(),
                 count: 0,
                 failed: 0,
                 unknown: 0,

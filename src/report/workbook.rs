@@ -277,13 +277,14 @@ fn reason_with(o: &Outcome, numbers: Option<&RowNumbers>) -> String {
     if o.status == Status::DryRun {
         return String::new();
     }
-    let mut reason = [o.error.as_str(), o.msg.as_str()]
+    let shown = [(&o.error, o.error_shown()), (&o.msg, o.msg_shown())];
+    let mut reason = shown
         .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| {
+        .filter(|(p, _)| !p.is_empty())
+        .map(|(p, shown)| {
             numbers
                 .and_then(|n| duplicate_reason(p, n))
-                .unwrap_or_else(|| crate::i18n::shown(p))
+                .unwrap_or_else(|| shown.clone())
         })
         .collect::<Vec<_>>()
         .join(": ");

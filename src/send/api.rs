@@ -375,10 +375,10 @@ impl Client {
         }
         match classify(status, &body, after) {
             Answer::Redirected(mut reply) => {
-                reply.msg = match location {
-                    Some(to) => crate::tr_en!("msg-answer-redirected-to", location = to),
-                    None => crate::tr_en!("msg-answer-redirected-nowhere"),
-                };
+                reply.say(match location {
+                    Some(to) => crate::said!("msg-answer-redirected-to", location = to),
+                    None => crate::said!("msg-answer-redirected-nowhere"),
+                });
                 Answer::Redirected(reply)
             }
             other => other,

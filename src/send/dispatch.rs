@@ -55,14 +55,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::Recorder;
-use crate::outcome::{Outcome, Status, now};
+use crate::outcome::{Outcome, Source, Status, Told, now};
 use crate::progress::Progress;
 use crate::send::api::Client;
 use crate::send::token::Token;
 use crate::send::window::{Gate, GateState};
+use crate::tr;
 use crate::validate::Job;
-use crate::wolkvox::{Answer, Reply, Throttle, TokenProblem, from_gateway, throttle};
-use crate::{tr, tr_en};
+use crate::wolkvox::{Answer, AnswerError, Reply, Throttle, TokenProblem, from_gateway, throttle};
 use pace::{SlowDown, backoff, limiter};
 use pool::{Refusals, Shared, TokenState, wait_for_window};
 use slot::{API_CALL_LIMIT, Sent, hold_slot, keep_slot, timed_send};
@@ -117,6 +117,12 @@ fn outcome(job: &Job, status: Status, reply: &Reply, attempts: u32, started: Ins
         attempts,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         finished_at: now(),
+        told: Told {
+            error: Some(Source::of(
+                reply.problem.as_ref().map(AnswerError::said).as_ref(),
+            )),
+            msg: Some(Source::of(reply.msg_said.as_ref())),
+        },
     }
 }
 
@@ -553,9 +559,11 @@ impl Row {
         }
         if self.attempts - self.free_attempts >= shared.retry.max_attempts {
             let mut o = self.outcome(Status::Failed, &reply);
-            o.msg = tr_en!("msg-gave-up", msg = o.msg, attempts = self.attempts)
-                .trim_start()
-                .to_owned();
+            o.say(crate::said!(
+                "msg-gave-up",
+                msg = o.msg_arg(),
+                attempts = self.attempts
+            ));
             shared.record(o, &self.job.key);
             return Step::Done;
         }
@@ -586,6 +594,8 @@ impl Row {
             (true, false) => format!("{} (last answer: {})", stop_msg(shared), o.error),
             (false, _) => format!("{} (last answer: {})", stop_msg(shared), o.msg),
         };
+        // Why the run stopped is not recorded by id yet: read back from the English.
+        o.told.msg = None;
         shared.record(o, &self.job.key);
         Flow::Stop
     }

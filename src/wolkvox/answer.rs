@@ -21,7 +21,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::excerpt;
-use crate::tr;
+use crate::i18n::Said;
+use crate::{said, tr};
 
 /// What the server said, as recorded in the results file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub(crate) struct Reply {
     /// What the tool found wrong with the answer (or with getting one), when it is the
     /// tool that says it rather than the server: what decisions look at, never `error`.
     pub(crate) problem: Option<AnswerError>,
+    /// `msg` when the tool wrote it (a redirect's `Location`, a timeout), by message id.
+    pub(crate) msg_said: Option<Said>,
 }
 
 impl Reply {
@@ -44,6 +47,12 @@ impl Reply {
         self.problem
             .as_ref()
             .map_or_else(|| self.error.clone(), AnswerError::text)
+    }
+
+    /// Sets `msg` to the tool's text `said` (in English, as the results file keeps it).
+    pub(crate) fn say(&mut self, said: Said) {
+        self.msg = said.english();
+        self.msg_said = Some(said);
     }
 
     /// Records `problem` as the reply's `error` (in English, as the results file keeps it).
@@ -90,29 +99,34 @@ pub(crate) enum AnswerError {
 }
 
 impl AnswerError {
+    /// The catalogue message that says it, with its arguments (what the journal records).
+    pub(crate) fn said(&self) -> Said {
+        match self {
+            AnswerError::NotJson => said!("msg-answer-not-json"),
+            AnswerError::Redirect { status } => said!("msg-answer-redirect", status = *status),
+            AnswerError::SaysTaken { status, code } => {
+                said!("msg-answer-says-taken", status = *status, code = code)
+            }
+            AnswerError::NoCode => said!("msg-answer-no-code"),
+            AnswerError::ServerError { status } => {
+                said!("msg-answer-server-error", status = *status)
+            }
+            AnswerError::TokenHeader => said!("msg-answer-token-header"),
+            AnswerError::LostWhileReading => said!("msg-answer-connection-lost"),
+            AnswerError::ConnectFailed => said!("msg-answer-connect-failed"),
+            AnswerError::Timeout => said!("msg-answer-timeout"),
+            AnswerError::ConnectionLost => said!("msg-answer-dropped"),
+        }
+    }
+
     /// In the language printed now.
     pub(crate) fn text(&self) -> String {
-        match self {
-            AnswerError::NotJson => tr!("msg-answer-not-json"),
-            AnswerError::Redirect { status } => tr!("msg-answer-redirect", status = *status),
-            AnswerError::SaysTaken { status, code } => {
-                tr!("msg-answer-says-taken", status = *status, code = code)
-            }
-            AnswerError::NoCode => tr!("msg-answer-no-code"),
-            AnswerError::ServerError { status } => {
-                tr!("msg-answer-server-error", status = *status)
-            }
-            AnswerError::TokenHeader => tr!("msg-answer-token-header"),
-            AnswerError::LostWhileReading => tr!("msg-answer-connection-lost"),
-            AnswerError::ConnectFailed => tr!("msg-answer-connect-failed"),
-            AnswerError::Timeout => tr!("msg-answer-timeout"),
-            AnswerError::ConnectionLost => tr!("msg-answer-dropped"),
-        }
+        self.said().shown()
     }
 
     /// In English, as the results file records it (programs read it).
     pub(crate) fn recorded(&self) -> String {
-        crate::i18n::with_lang(crate::i18n::Lang::En, || self.text())
+        self.said().english()
     }
 }
 
@@ -487,6 +501,7 @@ mod tests {
                     error: "response is not JSON".into(),
                     msg: String::new(),
                     problem: Some(AnswerError::NotJson),
+                    msg_said: None,
                 },
                 retry_after: Some(Duration::from_secs(2))
             }

@@ -609,3 +609,86 @@ fn errors_warnings_and_stops_are_spanish() {
         out.stdout
     );
 }
+
+/// A server whose own `error` reads exactly like one of the tool's English texts
+/// ("response is not JSON") is quoted as it said it, in `report` and in the workbook:
+/// only the tool's own words are shown in Spanish (the journal records them by message
+/// id); the same text said by the tool, on another row, is Spanish.
+#[test]
+fn a_servers_words_that_read_like_the_tools_are_kept_in_spanish_output() {
+    let dir = temp_dir();
+    let input = write_csv(
+        dir.path(),
+        "contactos.csv",
+        "telephone,message,connector_id\n\
+         +57 300 111 2233,Hola,conn-1\n\
+         +57 300 444 5566,Hola,conn-1\n",
+    );
+    let fake = FakeWolkvox::start(Behavior::ok().hook(|req| {
+        match req.telephone.as_deref() {
+            // The server's own words, which happen to be the tool's English.
+            Some(t) if t.ends_with("1112233") => Some(Reply::api_error(
+                400,
+                "response is not JSON",
+                "Connector not found",
+            )),
+            // An answer that is not JSON: the tool says so.
+            Some(_) => Some(Reply::raw(400, "text/html", "<html>bad gateway</html>")),
+            None => None,
+        }
+    }));
+    let mut c = send_cmd(&input, &fake, TOKEN);
+    c.envs(SPANISH.iter().copied());
+    run(c).expect_code(1);
+    let results = default_results_path(&input);
+    let rows = read_results(&results);
+    assert_eq!(row(&rows, 1)["error"], "response is not JSON", "{rows:?}");
+    assert_eq!(row(&rows, 2)["error"], "response is not JSON", "{rows:?}");
+
+    let mut c = spanish_cmd();
+    c.arg("report").arg(&results);
+    let out = run(c);
+    out.expect_code(0);
+    let line = |needle: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}: {}", out.stdout))
+            .to_owned()
+    };
+    let servers = line("Connector not found");
+    assert!(servers.contains("response is not JSON"), "{}", out.stdout);
+    assert!(
+        !servers.contains("la respuesta no es JSON"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("la respuesta no es JSON"),
+        "the tool's own words are Spanish: {}",
+        out.stdout
+    );
+
+    use calamine::Reader;
+    let mut book = calamine::open_workbook_auto(results.with_extension("xlsx")).expect("workbook");
+    let name = book.sheet_names().first().cloned().expect("a sheet");
+    let sheet = book.worksheet_range(&name).expect("rows sheet");
+    let cells: Vec<String> = sheet
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect();
+    let first = cells
+        .iter()
+        .find(|l| l.contains("Connector not found"))
+        .unwrap_or_else(|| panic!("no row of the server's refusal: {cells:#?}"));
+    assert!(first.contains("response is not JSON"), "{cells:#?}");
+    assert!(
+        cells.iter().any(|l| l.contains("la respuesta no es JSON")),
+        "{cells:#?}"
+    );
+}

@@ -10,7 +10,6 @@ use crate::i18n;
 use crate::journal::Recorder;
 use crate::outcome::{Outcome, Status};
 use crate::send::{self, api, dispatch, quota};
-use crate::tr_en;
 
 use super::planning::Plan;
 use super::refuse;
@@ -57,11 +56,20 @@ pub(super) fn fit_quota(
         Err(e) => {
             // The rows' `msg` is English, like the whole results file.
             let why = i18n::with_lang(i18n::Lang::En, || e.to_string());
-            refuse(recorder, std::mem::take(&mut plan.jobs), &why)?;
+            refuse(
+                recorder,
+                std::mem::take(&mut plan.jobs),
+                i18n::Arg::Recorded(why),
+            )?;
             return Err(e.into());
         }
     };
-    let cut = hold_back(&recorder, plan, Some(n as u64), &tr_en!("msg-partial"))?;
+    let cut = hold_back(
+        &recorder,
+        plan,
+        Some(n as u64),
+        &crate::said!("msg-partial"),
+    )?;
     Ok((fitted.tokens, cut, recorder, None))
 }
 
@@ -87,7 +95,7 @@ pub(super) fn hold_back(
     recorder: &Recorder,
     plan: &mut Plan,
     keep: Option<u64>,
-    msg: &str,
+    msg: &i18n::Said,
 ) -> Result<HeldRows, Error> {
     let Some(keep) = keep.and_then(|k| usize::try_from(k).ok()) else {
         return Ok(HeldRows::default());
@@ -104,7 +112,7 @@ pub(super) fn hold_back(
             _ => {}
         }
         recorder.record(
-            Outcome::local(job.row, &job.telephone, Status::NotSent, msg),
+            Outcome::local_said(job.row, &job.telephone, Status::NotSent, msg.clone()),
             Some(&job.key),
         )?;
     }

@@ -16,6 +16,7 @@ use super::list::*;
 use crate::cli::{self, SendArgs};
 use crate::commands::preflight;
 use crate::config::{self, SendSettings};
+use crate::i18n::Arg;
 use crate::i18n::{self, Localized};
 use crate::journal::{self, Recorder};
 use crate::ledger;
@@ -24,9 +25,9 @@ use crate::progress::Progress;
 use crate::report::{self, Summary, SummaryJson};
 use crate::send::templates::Uses;
 use crate::send::{self, api, dispatch};
+use crate::tr;
 use crate::validate::Job;
 use crate::{Error, Exit};
-use crate::{tr, tr_en};
 
 mod finish;
 mod held;
@@ -370,7 +371,7 @@ fn dry_run(run: OpenRun, started_at: &str) -> Result<Exit, Error> {
             refuse(
                 run.recorder,
                 run.plan.jobs,
-                &tr_en!("msg-templates-refused"),
+                Arg::Said(Box::new(crate::said!("msg-templates-refused"))),
             )?;
             return Err(e);
         }
@@ -466,7 +467,7 @@ fn send_rows(run: OpenRun, started_at: &str, watch: Option<LedgerProbe>) -> Resu
         refuse(
             recorder,
             std::mem::take(&mut plan.jobs),
-            &tr_en!("msg-templates-refused"),
+            Arg::Said(Box::new(crate::said!("msg-templates-refused"))),
         )?;
         return Err(e.into());
     }
@@ -474,7 +475,7 @@ fn send_rows(run: OpenRun, started_at: &str, watch: Option<LedgerProbe>) -> Resu
         &recorder,
         &mut plan,
         settings.limit,
-        &tr_en!("msg-pilot", limit = settings.limit.unwrap_or_default()),
+        &crate::said!("msg-pilot", limit = settings.limit.unwrap_or_default()),
     )?;
     let (tokens, cut, recorder, early) =
         fit_quota(&runtime, &client, tokens, &mut plan, recorder, &settings)?;
@@ -678,14 +679,14 @@ fn stop_text(
 
 /// A run refused before any request: a new run leaves no files behind (the same
 /// command can be run again); a resumed one records the rows `not_sent`.
-fn refuse(recorder: Recorder, jobs: Vec<Job>, why: &str) -> Result<(), Error> {
+fn refuse(recorder: Recorder, jobs: Vec<Job>, why: Arg) -> Result<(), Error> {
     if recorder.is_new() {
         return Ok(recorder.discard()?);
     }
-    let msg = tr_en!("msg-not-sent-because", why = why);
+    let msg = crate::said!("msg-not-sent-because", why = why);
     for job in jobs {
         recorder.record(
-            Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+            Outcome::local_said(job.row, &job.telephone, Status::NotSent, msg.clone()),
             Some(&job.key),
         )?;
     }

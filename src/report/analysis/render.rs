@@ -21,6 +21,18 @@ fn row_list(rows: &[u64], count: u64) -> String {
     text
 }
 
+impl Group {
+    /// The first row's `error` in the language printed now (see `outcome::Told`).
+    fn error_shown(&self) -> String {
+        crate::outcome::shown(&self.error, self.told.error.as_ref())
+    }
+
+    /// The group's `msg` in the language printed now.
+    fn msg_shown(&self) -> String {
+        crate::outcome::shown(&self.msg, self.told.msg.as_ref())
+    }
+}
+
 /// The report for people.
 pub(crate) fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -110,7 +122,7 @@ fn render_groups(r: &Report, out: &mut String) {
             } else {
                 tr!("report-code", code = g.code)
             };
-            let (error, msg) = (crate::i18n::shown(&g.error), crate::i18n::shown(&g.msg));
+            let (error, msg) = (g.error_shown(), g.msg_shown());
             let what = match (error.is_empty(), msg.is_empty()) {
                 (false, false) => format!("{error}: {msg}"),
                 (true, _) => msg,
@@ -138,7 +150,7 @@ fn render_groups(r: &Report, out: &mut String) {
                 out.push_str(&format!(
                     "  {:>8}  {}  [{}]\n",
                     g.count,
-                    crate::i18n::shown(&g.msg),
+                    g.msg_shown(),
                     tr!("report-rows", rows = rows(g))
                 ));
             }

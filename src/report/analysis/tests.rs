@@ -30,6 +30,7 @@ fn o(row: u64, status: Status, code: &str, msg: &str, at: &str) -> Outcome {
         )),
         elapsed_ms: 5,
         finished_at: at.into(),
+        told: Default::default(),
     }
 }
 

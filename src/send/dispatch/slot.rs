@@ -17,7 +17,6 @@ use super::outcome;
 use super::pool::{Shared, TokenState};
 use crate::outcome::Status;
 use crate::tr;
-use crate::tr_en;
 use crate::validate::Job;
 use crate::wolkvox::{Answer, Reply};
 
@@ -51,14 +50,14 @@ pub(super) async fn timed_send(shared: &Shared, ts: &TokenState, job: &Job) -> S
             sent_at,
         },
         Err(_) => Sent {
-            answer: Answer::Unknown(Reply {
-                // A row's `msg`: English in every language, its duration included
-                // (`tr_en!` formats its values in English too).
-                msg: tr_en!(
+            answer: Answer::Unknown({
+                let mut reply = Reply::from(crate::wolkvox::AnswerError::Timeout);
+                // A row's `msg`: English in the results file, its duration included.
+                reply.say(crate::said!(
                     "msg-no-answer-within",
                     timeout = crate::text::human_duration(shared.client.timeout())
-                ),
-                ..Reply::from(crate::wolkvox::AnswerError::Timeout)
+                ));
+                reply
             }),
             running: Some(tokio::spawn(request)),
             sent_at,
@@ -131,9 +130,7 @@ pub(super) async fn hold_slot(
         _ => return,
     };
     let mut o = outcome(job, status, &reply, attempts, started);
-    o.msg = tr_en!("msg-answered-late", msg = o.msg)
-        .trim_start()
-        .to_owned();
+    o.say(crate::said!("msg-answered-late", msg = o.msg_arg()));
     let late = tr!(
         "dispatch-late-answer",
         row = job.shown,
