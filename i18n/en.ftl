@@ -893,6 +893,8 @@ journal-line-no-checksum = no checksum
 journal-line-checksum-mismatch = checksum mismatch
 journal-line-not-an-event = not an event: { $why }
 msg-retried = { $earlier } (retried: { $msg })
+msg-stopped-last-answer = { $why } (last answer: { $answer })
+stop-not-sent = not sent
 # issue 32
 ledger-url-not-postgres = it is not a PostgreSQL url: write postgres://USER@HOST[:PORT]/DATABASE (add ?sslmode=require for TLS)
 ledger-url-invalid = it is not a valid PostgreSQL url ({ $error }): write postgres://USER@HOST[:PORT]/DATABASE

@@ -920,6 +920,8 @@ journal-line-no-checksum = sin suma de control
 journal-line-checksum-mismatch = la suma de control no coincide
 journal-line-not-an-event = no es un evento: { $why }
 msg-retried = { $earlier } (reintentada: { $msg })
+msg-stopped-last-answer = { $why } (última respuesta: { $answer })
+stop-not-sent = no enviado
 # issue 32
 ledger-url-not-postgres = no es una url de PostgreSQL: escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE (añada ?sslmode=require para TLS)
 ledger-url-invalid = no es una url de PostgreSQL válida ({ $error }): escriba postgres://USUARIO@SERVIDOR[:PUERTO]/BASE

@@ -226,11 +226,12 @@ impl Outcome {
     /// is known to be one, otherwise the words as they are (read back from the English
     /// when not known whose they are).
     pub(crate) fn msg_arg(&self) -> Arg {
-        match &self.told.msg {
-            Some(Source::Tool(said)) if said.reads(&self.msg) => Arg::Said(said.clone()),
-            Some(Source::Server) => Arg::Text(self.msg.clone()),
-            _ => Arg::Recorded(self.msg.clone()),
-        }
+        arg(&self.msg, self.told.msg.as_ref())
+    }
+
+    /// `error` as an argument of another of the tool's texts (see `msg_arg`).
+    pub(crate) fn error_arg(&self) -> Arg {
+        arg(&self.error, self.told.error.as_ref())
     }
 
     /// `error` in the language printed now (see `Told`).
@@ -241,6 +242,16 @@ impl Outcome {
     /// `msg` in the language printed now (see `Told`).
     pub(crate) fn msg_shown(&self) -> String {
         shown(&self.msg, self.told.msg.as_ref())
+    }
+}
+
+/// `text` (an `error` or a `msg` as recorded) as an argument of another of the tool's
+/// texts, knowing who said it.
+fn arg(text: &str, source: Option<&Source>) -> Arg {
+    match source {
+        Some(Source::Tool(said)) if said.reads(text) => Arg::Said(said.clone()),
+        Some(Source::Server) => Arg::Text(text.to_owned()),
+        _ => Arg::Recorded(text.to_owned()),
     }
 }
 

@@ -37,7 +37,7 @@ held) keeps that `sent` / `unknown` outcome; what this run decided goes in `msg`
 
 use std::collections::{HashMap, HashSet};
 
-use crate::i18n::Arg;
+use crate::i18n::{Arg, Said};
 use crate::journal::Prior;
 use crate::ledger::{self, Cap, Entry, Seen};
 use crate::outcome::{Outcome, Status};
@@ -76,37 +76,58 @@ pub(crate) enum Hold {
 }
 
 impl Hold {
-    /// The `msg` (English, like the whole results file).
-    pub(crate) fn english(&self, tz: &jiff::tz::TimeZone) -> String {
-        crate::i18n::with_lang(crate::i18n::Lang::En, || self.text(tz))
-    }
-
     /// The reason in the current language.
     pub(crate) fn text(&self, tz: &jiff::tz::TimeZone) -> String {
+        self.said(tz).shown()
+    }
+
+    /// The reason as the tool's text (its `english()` is the `msg` of the results file): its values (a local time, a status, a results
+    /// file, a row, a count) the same in every language, the cap's period a text of its
+    /// own, so each is shown in the reader's language without reading English back.
+    pub(crate) fn said(&self, tz: &jiff::tz::TimeZone) -> Said {
         match self {
             // A claim of a run that did not finish is not "went to this number".
-            Hold::Repeat(e) if e.mark == ledger::Mark::Pending => crate::tr!(
+            Hold::Repeat(e) if e.mark == ledger::Mark::Pending => crate::said!(
                 "msg-held-claimed",
                 when = ledger::local_time(e.at, tz),
                 results = e.campaign.as_str(),
                 row = e.row
             ),
-            Hold::Repeat(e) => crate::tr!(
+            Hold::Repeat(e) => crate::said!(
                 "msg-held-repeat",
                 when = ledger::local_time(e.at, tz),
                 status = e.mark.as_str(),
                 results = e.campaign.as_str(),
                 row = e.row
             ),
-            Hold::Cap { count, cap, last } => crate::tr!(
+            Hold::Cap { count, cap, last } => crate::said!(
                 "msg-held-cap",
                 count = *count,
-                per = ledger::period_words(cap.per),
+                per = period(cap.per),
                 when = ledger::local_time(last.at, tz),
                 results = last.campaign.as_str()
             ),
         }
     }
+}
+
+/// A cap's period for people ("1 day", "12 hours", "90 minutes"), the units of
+/// `ledger::period_words`, as the tool's text, shown in the reader's language; a period
+/// in none of those units as `period_words` writes it (digits and unit symbols).
+fn period(per: std::time::Duration) -> Arg {
+    let secs = per.as_secs();
+    let said = if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        crate::said!("ledger-period-days", n = secs / 86_400)
+    } else if secs >= 3_600 && secs.is_multiple_of(3_600) {
+        crate::said!("ledger-period-hours", n = secs / 3_600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        crate::said!("ledger-period-minutes", n = secs / 60)
+    } else {
+        return Arg::Text(crate::i18n::with_lang(crate::i18n::Lang::En, || {
+            ledger::period_words(per)
+        }));
+    };
+    Arg::Said(Box::new(said))
 }
 
 /// The decisions of one run, with what they need beyond a row's own key: this
@@ -427,7 +448,7 @@ impl<'a> Planner<'a> {
             .as_ref()
             .map(|v| v.tz.clone())
             .unwrap_or(jiff::tz::TimeZone::UTC);
-        let o = Outcome::local(job.row, &job.telephone, Status::Held, hold.english(&tz));
+        let o = Outcome::local_said(job.row, &job.telephone, Status::Held, hold.said(&tz));
         match decision.earlier {
             // A retry held: what it had stays (statuses only move forward).
             Some(earlier) => Decision::keep(earlier, o.row, o.msg_arg()),

@@ -113,7 +113,25 @@ pub(crate) fn shown(recorded: &str) -> String {
     translated(recorded)
         .or_else(|| problems(recorded))
         .or_else(|| weekday(recorded))
+        .or_else(|| period(recorded))
         .unwrap_or_else(|| recorded.to_owned())
+}
+
+/// A recorded period of the send ledger's cap (`1 day`, `12 hours`, `90 minutes`, a
+/// value of `msg-held-cap`) in the current language.
+fn period(text: &str) -> Option<String> {
+    const UNITS: [&str; 3] = [
+        "ledger-period-days",
+        "ledger-period-hours",
+        "ledger-period-minutes",
+    ];
+    let (count, _) = text.split_once(' ')?;
+    let n: u64 = count.parse().ok()?;
+    let args = [("n", FluentValue::from(n))];
+    UNITS
+        .iter()
+        .find(|id| message_in(Lang::En, id, &args) == text)
+        .map(|id| message(id, &args))
 }
 
 /// A recorded local time, `Wed 2026-12-02 00:00 -05 (America/Bogota)`, with the

@@ -328,3 +328,27 @@ fn shown_takes_any_mix_of_pattern_pieces() {
     }
     assert_eq!(checked, 4096);
 }
+
+/// Held rows are recorded without a journal entry (they have no key), so their reason
+/// is read back from the English: the cap's period too.
+#[test]
+fn a_recorded_cap_period_is_shown_in_the_current_language() {
+    let recorded = "held: this number already got 2 messages within 1 day ([ledger] \
+                    max_per_phone), the last on 2026-12-02 08:00 UTC (results a.csv); \
+                    --allow-repeat sends it";
+    let es = with_lang(Lang::Es, || shown(recorded));
+    assert!(es.starts_with("retenida: "), "{es}");
+    assert!(es.contains(" en 1 día "), "{es}");
+    assert!(!es.contains("day"), "{es}");
+    for (english, spanish) in [
+        ("2 days", "2 días"),
+        ("12 hours", "12 horas"),
+        ("90 minutes", "90 minutos"),
+        // Not a period of the catalogue: as it is.
+        ("1 min 30 s", "1 min 30 s"),
+        ("1 week", "1 week"),
+        ("x day", "x day"),
+    ] {
+        assert_eq!(with_lang(Lang::Es, || shown(english)), spanish);
+    }
+}

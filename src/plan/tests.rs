@@ -407,3 +407,83 @@ fn rule_4_the_cap_counts_the_ledger_and_this_plan() {
     assert!(msg.contains("max_per_phone"), "{msg}");
     assert_eq!(refused, None, "the cap is not rule 3");
 }
+
+/// A held row's reason is the tool's text: recorded in the English the results file
+/// always had, shown in Spanish from its id (the cap's period included), and read back
+/// from the journal's JSON as it was.
+#[test]
+fn a_held_rows_reason_is_english_when_recorded_and_spanish_from_its_id() {
+    use crate::i18n::{Lang, with_lang};
+    let tz = jiff::tz::TimeZone::UTC;
+    let last = entry("other", "573001234561", 1_764_000_000);
+    let cap = Hold::Cap {
+        count: 2,
+        cap: Cap {
+            count: 2,
+            per: std::time::Duration::from_secs(86_400),
+        },
+        last: last.clone(),
+    };
+    let repeat = Hold::Repeat(last.clone());
+    let claimed = Hold::Repeat(Entry {
+        mark: ledger::Mark::Pending,
+        ..last
+    });
+    let when = ledger::local_time(1_764_000_000, &tz);
+    // Made in Spanish, recorded in English all the same.
+    let said = with_lang(Lang::Es, || cap.said(&tz));
+    assert_eq!(
+        said.english(),
+        crate::tr_en!(
+            "msg-held-cap",
+            count = 2,
+            per = crate::tr_en!("ledger-period-days", n = 1),
+            when = when.as_str(),
+            results = "/other.results.csv"
+        )
+    );
+    let es = with_lang(Lang::Es, || said.shown());
+    assert!(es.contains("en 1 día"), "{es}");
+    assert!(!es.contains("day"), "{es}");
+    assert_eq!(es, with_lang(Lang::Es, || cap.text(&tz)));
+    let english = with_lang(Lang::Es, || repeat.said(&tz)).english();
+    assert_eq!(
+        english,
+        crate::tr_en!(
+            "msg-held-repeat",
+            when = when.as_str(),
+            status = "sent",
+            results = "/other.results.csv",
+            row = 7
+        )
+    );
+    assert!(english.starts_with("held: the same message"), "{english}");
+    assert!(
+        claimed.said(&tz).english().contains("was claimed on"),
+        "{}",
+        claimed.said(&tz).english()
+    );
+    for hold in [cap, repeat, claimed] {
+        let said = hold.said(&tz);
+        let json = serde_json::to_string(&said).unwrap_or_default();
+        assert_eq!(
+            serde_json::from_str::<crate::i18n::Said>(&json).ok(),
+            Some(said),
+            "{json}"
+        );
+    }
+}
+
+/// A cap's period in none of the catalogue's units is a value, the same in every
+/// language.
+#[test]
+fn a_cap_period_of_odd_seconds_is_a_value() {
+    use crate::i18n::{Lang, with_lang};
+    let arg = with_lang(Lang::Es, || period(std::time::Duration::from_secs(90)));
+    assert_eq!(arg, Arg::Text("1 min 30 s".into()));
+    let Arg::Said(hours) = period(std::time::Duration::from_secs(7_200)) else {
+        panic!("hours are the tool's text");
+    };
+    assert_eq!(hours.english(), "2 hours");
+    assert_eq!(with_lang(Lang::Es, || hours.shown()), "2 horas");
+}

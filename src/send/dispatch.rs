@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::i18n::Said;
 use crate::journal::Recorder;
 use crate::outcome::{Outcome, Source, Status, Told, now};
 use crate::progress::Progress;
@@ -589,24 +590,26 @@ impl Row {
         let mut o = self.outcome(Status::NotSent, &self.last);
         // Earlier attempts (if any) were refused in ways that prove no delivery; keep what
         // the server said last, after why the row was not tried again.
-        o.msg = match (o.msg.is_empty(), o.error.is_empty()) {
-            (true, true) => stop_msg(shared),
-            (true, false) => format!("{} (last answer: {})", stop_msg(shared), o.error),
-            (false, _) => format!("{} (last answer: {})", stop_msg(shared), o.msg),
+        let why = stop_msg(shared);
+        let answer = match (o.msg.is_empty(), o.error.is_empty()) {
+            (true, true) => None,
+            (true, false) => Some(o.error_arg()),
+            (false, _) => Some(o.msg_arg()),
         };
-        // Why the run stopped is not recorded by id yet: read back from the English.
-        o.told.msg = None;
+        o.say(match answer {
+            None => why,
+            Some(answer) => crate::said!("msg-stopped-last-answer", why = why, answer = answer),
+        });
         shared.record(o, &self.job.key);
         Flow::Stop
     }
 }
 
-fn stop_msg(shared: &Shared) -> String {
+fn stop_msg(shared: &Shared) -> Said {
     shared
         .reason()
         .as_ref()
-        .map(StopReason::not_sent_msg)
-        .unwrap_or_else(|| "not sent".into())
+        .map_or_else(|| crate::said!("stop-not-sent"), StopReason::not_sent_msg)
 }
 
 /// Sends every job and records every outcome. Returns why the run stopped early, if it did.
@@ -677,7 +680,7 @@ pub(crate) async fn run(
     let msg = stop_msg(&shared);
     for job in left {
         shared.record(
-            Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+            Outcome::local_said(job.row, &job.telephone, Status::NotSent, msg.clone()),
             &job.key,
         );
     }

@@ -207,14 +207,14 @@ impl SettingProblem {
     }
 
     /// The row's `msg` (English, like every `msg` of the results file).
-    pub(crate) fn not_sent_msg(self) -> String {
+    pub(crate) fn not_sent_msg(self) -> crate::i18n::Said {
         match self {
-            SettingProblem::Certificate => crate::tr_en!("msg-setting-certificate"),
-            SettingProblem::CertificateName => crate::tr_en!("msg-setting-certificate-name"),
-            SettingProblem::ProxyAuth => crate::tr_en!("msg-setting-proxy-auth"),
-            SettingProblem::ProxyRefused => crate::tr_en!("msg-setting-proxy-refused"),
-            SettingProblem::ProxyUnreachable => crate::tr_en!("msg-setting-proxy-unreachable"),
-            SettingProblem::UnknownHost => crate::tr_en!("msg-setting-unknown-host"),
+            SettingProblem::Certificate => crate::said!("msg-setting-certificate"),
+            SettingProblem::CertificateName => crate::said!("msg-setting-certificate-name"),
+            SettingProblem::ProxyAuth => crate::said!("msg-setting-proxy-auth"),
+            SettingProblem::ProxyRefused => crate::said!("msg-setting-proxy-refused"),
+            SettingProblem::ProxyUnreachable => crate::said!("msg-setting-proxy-unreachable"),
+            SettingProblem::UnknownHost => crate::said!("msg-setting-unknown-host"),
         }
     }
 }

@@ -692,3 +692,116 @@ fn a_servers_words_that_read_like_the_tools_are_kept_in_spanish_output() {
         "{cells:#?}"
     );
 }
+
+/// The rows' sheet of the workbook next to `results`, one line a row (cells joined).
+fn workbook_lines(results: &Path) -> Vec<String> {
+    use calamine::Reader;
+    let mut book = calamine::open_workbook_auto(results.with_extension("xlsx")).expect("workbook");
+    let name = book.sheet_names().first().cloned().expect("a sheet");
+    let sheet = book.worksheet_range(&name).expect("rows sheet");
+    sheet
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
+}
+
+/// A run stopped because the service looked down: the rows it left `not_sent` say why
+/// and what the server answered last. In Spanish (the workbook of a Spanish run, and
+/// `report` in Spanish) both the reason and "last answer" are Spanish, the server's
+/// words as it said them; the results file keeps the English.
+#[test]
+fn rows_a_stopped_run_left_unsent_say_why_in_spanish() {
+    let marks = EnglishMarks::load();
+    let dir = temp_dir();
+    let input = list(dir.path(), 6);
+    // More attempts per row than failures in a row: rows are mid-retry when it stops.
+    let config = write_config(
+        dir.path(),
+        "[api]\nconnector_id = \"1\"\n\n[retry]\nbase_delay = \"10ms\"\nmax_delay = \"40ms\"\n\
+         max_attempts = 9\nmax_consecutive_failures = 4\n",
+    );
+    let down = FakeWolkvox::start(
+        Behavior::ok().hook(|_| Some(Reply::api_error(503, "SERVICE UNAVAILABLE", "caído hoy"))),
+    );
+    let mut c = send_cmd(&input, &down, TOKEN);
+    c.envs(SPANISH.iter().copied()).arg("--config").arg(&config);
+    run(c).expect_code(3);
+    let results = default_results_path(&input);
+    let rows = read_results(&results);
+    assert!(
+        rows.iter()
+            .any(|r| r["msg"] == "not sent: the service looked down (last answer: caído hoy)"),
+        "the results file keeps the English: {rows:?}"
+    );
+
+    let cells = workbook_lines(&results);
+    let stopped: Vec<&String> = cells.iter().filter(|l| l.contains("caído hoy")).collect();
+    assert!(!stopped.is_empty(), "{cells:#?}");
+    for line in &stopped {
+        assert!(
+            line.contains("no enviado: el servicio parecía caído"),
+            "{cells:#?}"
+        );
+    }
+    marks.assert_spanish("workbook of a stopped run", &cells.join("\n"));
+
+    let mut c = spanish_cmd();
+    c.arg("report").arg(&results);
+    let out = run(c);
+    out.expect_code(0);
+    marks.assert_spanish(
+        "report of a stopped run",
+        &format!("{}{}", out.stdout, out.stderr),
+    );
+}
+
+/// Rows held by the send ledger's frequency cap: in Spanish output the period ("1 day")
+/// and the rest of the reason are Spanish; the results file keeps the English.
+#[test]
+fn rows_held_by_the_cap_say_why_in_spanish() {
+    let marks = EnglishMarks::load();
+    let dir = temp_dir();
+    let tel = colombian_mobiles(1).remove(0);
+    let config = write_config(
+        dir.path(),
+        "[api]\nconnector_id = \"1\"\n[ledger]\nmax_per_phone = \"1/24h\"\n",
+    );
+    let fake = FakeWolkvox::start(Behavior::ok());
+    let mut last = None;
+    for (i, text) in ["uno", "dos"].iter().enumerate() {
+        let list = write_csv(
+            dir.path(),
+            &format!("l{i}.csv"),
+            &contacts_csv(&[(tel.as_str(), text)], "1"),
+        );
+        let mut c = send_cmd(&list, &fake, TOKEN);
+        c.envs(SPANISH.iter().copied()).arg("--config").arg(&config);
+        run(c).expect_code(if i == 0 { 0 } else { 4 });
+        last = Some(list);
+    }
+    let results = default_results_path(&last.expect("two lists"));
+    let rows = read_results(&results);
+    assert_eq!(rows[0]["status"], "held", "{rows:?}");
+    assert!(rows[0]["msg"].contains("within 1 day"), "{rows:?}");
+
+    let cells = workbook_lines(&results);
+    assert!(
+        cells.iter().any(|l| l.contains("mensajes en 1 día")),
+        "{cells:#?}"
+    );
+    marks.assert_spanish("workbook of held rows", &cells.join("\n"));
+
+    let mut c = spanish_cmd();
+    c.arg("report").arg(&results);
+    let out = run(c);
+    out.expect_code(0);
+    marks.assert_spanish(
+        "report of held rows",
+        &format!("{}{}", out.stdout, out.stderr),
+    );
+}

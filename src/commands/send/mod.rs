@@ -489,7 +489,7 @@ fn send_rows(run: OpenRun, started_at: &str, watch: Option<LedgerProbe>) -> Resu
             let msg = reason.not_sent_msg();
             for job in &jobs {
                 recorder.record(
-                    Outcome::local(job.row, &job.telephone, Status::NotSent, msg.clone()),
+                    Outcome::local_said(job.row, &job.telephone, Status::NotSent, msg.clone()),
                     Some(&job.key),
                 )?;
             }

@@ -4,9 +4,10 @@ says (`Display`, in the interface's language) and what the rows left `not_sent` 
 in their `msg` (English, like every `msg` of the results file).
 */
 
+use crate::i18n::{Lang, Said, with_lang};
 use crate::send::window::show;
 use crate::wolkvox::SettingProblem;
-use crate::{tr, tr_en};
+use crate::{said, tr};
 
 /// Why a run stopped before every row was attempted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,22 +47,25 @@ pub(crate) enum StopReason {
 }
 
 impl StopReason {
-    /// What the `not_sent` rows say in their `msg`: English, like every `msg` of the
-    /// results file (programs read it), whatever the language of the interface.
-    pub(crate) fn not_sent_msg(&self) -> String {
+    /// What the `not_sent` rows say in their `msg`: recorded in English, like every `msg`
+    /// of the results file (programs read it), whatever the language of the interface.
+    pub(crate) fn not_sent_msg(&self) -> Said {
         match self {
-            StopReason::Interrupted => tr_en!("msg-interrupted"),
-            StopReason::NoTokens { quota_spent: true } => tr_en!("msg-quota-spent"),
-            StopReason::NoTokens { quota_spent: false } => tr_en!("msg-tokens-refused"),
-            StopReason::ApiNotFound { .. } => tr_en!("msg-api-not-found"),
-            StopReason::Redirected { .. } => tr_en!("msg-redirected"),
-            StopReason::ServiceDown { .. } => tr_en!("msg-service-down"),
-            StopReason::RecordFailed { .. } => tr_en!("msg-record-failed"),
+            StopReason::Interrupted => said!("msg-interrupted"),
+            StopReason::NoTokens { quota_spent: true } => said!("msg-quota-spent"),
+            StopReason::NoTokens { quota_spent: false } => said!("msg-tokens-refused"),
+            StopReason::ApiNotFound { .. } => said!("msg-api-not-found"),
+            StopReason::Redirected { .. } => said!("msg-redirected"),
+            StopReason::ServiceDown { .. } => said!("msg-service-down"),
+            StopReason::RecordFailed { .. } => said!("msg-record-failed"),
             StopReason::WindowClosed {
                 next_open: Some(at),
-            } => tr_en!("msg-window-closed", opens = show(at)),
-            StopReason::WindowClosed { next_open: None } => tr_en!("msg-window-never"),
-            StopReason::SameRefusal { rows, .. } => tr_en!("msg-same-refusal", rows = *rows),
+            } => said!(
+                "msg-window-closed",
+                opens = with_lang(Lang::En, || show(at))
+            ),
+            StopReason::WindowClosed { next_open: None } => said!("msg-window-never"),
+            StopReason::SameRefusal { rows, .. } => said!("msg-same-refusal", rows = *rows),
             StopReason::Setting { problem, .. } => problem.not_sent_msg(),
         }
     }
@@ -117,5 +121,74 @@ impl std::fmt::Display for StopReason {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Why a run stopped, as the rows it left `not_sent` record it: the English
+    /// `tr_en!` gave (the results file is a contract), made in whatever language, and
+    /// shown in Spanish from the id.
+    #[test]
+    fn the_not_sent_msg_is_the_english_of_before_and_spanish_from_its_id() {
+        let at = jiff::civil::date(2026, 12, 2)
+            .at(8, 0, 0, 0)
+            .in_tz("America/Bogota")
+            .expect("a zone");
+        let reasons = [
+            (StopReason::Interrupted, crate::tr_en!("msg-interrupted")),
+            (
+                StopReason::NoTokens { quota_spent: true },
+                crate::tr_en!("msg-quota-spent"),
+            ),
+            (
+                StopReason::ServiceDown { failures: 4 },
+                crate::tr_en!("msg-service-down"),
+            ),
+            (
+                StopReason::WindowClosed {
+                    next_open: Some(at.clone()),
+                },
+                crate::tr_en!("msg-window-closed", opens = show(&at)),
+            ),
+            (
+                StopReason::SameRefusal {
+                    rows: 3,
+                    code: "400".into(),
+                    error: "x".into(),
+                    msg: "y".into(),
+                },
+                crate::tr_en!("msg-same-refusal", rows = 3),
+            ),
+            (
+                StopReason::Setting {
+                    problem: SettingProblem::UnknownHost,
+                    origin: "https://x".into(),
+                    detail: String::new(),
+                },
+                crate::tr_en!("msg-setting-unknown-host"),
+            ),
+        ];
+        for (reason, english) in reasons {
+            let said = with_lang(Lang::Es, || reason.not_sent_msg());
+            assert_eq!(said.english(), english, "{reason:?}");
+            let es = with_lang(Lang::Es, || said.shown());
+            assert!(es.starts_with("no enviado: "), "{es}");
+            assert!(!es.contains("not sent"), "{es}");
+        }
+        // The weekday of when the window opens again, in the reader's language.
+        let closed = StopReason::WindowClosed {
+            next_open: Some(at),
+        }
+        .not_sent_msg();
+        assert!(
+            closed.english().contains("again Wed 2026"),
+            "{}",
+            closed.english()
+        );
+        let es = with_lang(Lang::Es, || closed.shown());
+        assert!(es.contains("miércoles 2026"), "{es}");
     }
 }
