@@ -279,4 +279,25 @@ mod tests {
             );
         }
     }
+
+    /// An outcome's `error` or `msg` inside another of the tool's texts (why a run
+    /// stopped, with the last answer): the server's words stay the server's, the tool's
+    /// its text, and a text not known to be either (or changed since) is read back.
+    #[test]
+    fn error_and_msg_as_arguments_keep_whose_words_they_are() {
+        let mut o = Outcome::local(1, "573001234561", Status::NotSent, "");
+        o.error = "response is not JSON".into();
+        o.told.error = Some(Source::Server);
+        assert_eq!(o.error_arg(), Arg::Text("response is not JSON".into()));
+        o.told.error = Some(Source::Tool(Box::new(crate::said!("msg-answer-timeout"))));
+        assert_eq!(o.error_arg(), Arg::Recorded("response is not JSON".into()));
+        o.error = "timeout".into();
+        assert!(matches!(o.error_arg(), Arg::Said(_)));
+        o.told.error = None;
+        assert_eq!(o.error_arg(), Arg::Recorded("timeout".into()));
+        // msg is independent of error.
+        o.msg = "down".into();
+        o.told.msg = Some(Source::Server);
+        assert_eq!(o.msg_arg(), Arg::Text("down".into()));
+    }
 }

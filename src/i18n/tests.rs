@@ -352,3 +352,16 @@ fn a_recorded_cap_period_is_shown_in_the_current_language() {
         assert_eq!(with_lang(Lang::Es, || shown(english)), spanish);
     }
 }
+
+/// A stopped run's row as earlier versions recorded it (no id in the journal): read back
+/// whole, the reason and "last answer" in the current language, the answer as it is.
+#[test]
+fn a_recorded_last_answer_is_shown_in_the_current_language() {
+    let es = with_lang(Lang::Es, || {
+        shown("not sent: the service looked down (last answer: SERVICE UNAVAILABLE)")
+    });
+    assert_eq!(
+        es,
+        "no enviado: el servicio parecía caído (última respuesta: SERVICE UNAVAILABLE)"
+    );
+}
