@@ -81,9 +81,10 @@ impl Hold {
         self.said(tz).shown()
     }
 
-    /// The reason as the tool's text (its `english()` is the `msg` of the results file): its values (a local time, a status, a results
-    /// file, a row, a count) the same in every language, the cap's period a text of its
-    /// own, so each is shown in the reader's language without reading English back.
+    /// The reason as the tool's text (its `english()` is the results file's `msg`): its
+    /// values (a local time, a status, a results file, a row, a count) the same in every
+    /// language, the cap's period a text of its own, so it is shown in the reader's
+    /// language without reading English back.
     pub(crate) fn said(&self, tz: &jiff::tz::TimeZone) -> Said {
         match self {
             // A claim of a run that did not finish is not "went to this number".
